@@ -1,0 +1,41 @@
+//! One billed amount for a subscription, period and charge key, at all three prices.
+
+use sea_orm::entity::prelude::*;
+
+use crate::DbDecimal;
+use crate::enums::ChargeKind;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "charges")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub subscription_id: i64,
+    pub customer_id: i64,
+    pub reseller_id: i64,
+    pub vendor_id: i64,
+    pub offer_id: i64,
+    pub billing_run_id: Option<i64>,
+    pub period: String,
+    pub kind: ChargeKind,
+    pub charge_key: String,
+    pub description: String,
+    pub quantity: DbDecimal,
+    pub days_used: Option<i32>,
+    pub days_in_period: Option<i32>,
+    pub service_start: DateTimeUtc,
+    pub service_end: DateTimeUtc,
+    pub currency: String,
+    pub unit_cost: DbDecimal,
+    pub unit_wholesale: DbDecimal,
+    pub unit_retail: DbDecimal,
+    pub amount_cost: DbDecimal,
+    pub amount_wholesale: DbDecimal,
+    pub amount_retail: DbDecimal,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,29 @@
+//! One recorded change of a subscription; billing prorates from this history.
+
+use sea_orm::entity::prelude::*;
+
+use crate::enums::Role;
+use crate::enums::SubscriptionChangeKind;
+use crate::enums::SubscriptionStatus;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "subscription_changes")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub subscription_id: i64,
+    pub kind: SubscriptionChangeKind,
+    pub actor_user_id: Option<i64>,
+    pub actor_role: Role,
+    pub quantity_before: i32,
+    pub quantity_after: i32,
+    pub status_before: SubscriptionStatus,
+    pub status_after: SubscriptionStatus,
+    pub idempotency_key: Option<String>,
+    pub occurred_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

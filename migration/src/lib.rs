@@ -1,0 +1,36 @@
+//! Schema migrations for Switchyard: append-only history, one change per file.
+//!
+//! Migrations are frozen: they never import the `entity` crate, so a later change to an
+//! entity cannot silently rewrite history. The initial schema is written as portable DDL
+//! with a few type placeholders (see [`ddl`]) because two column types differ per backend:
+//! money is exact `NUMERIC` on PostgreSQL but `TEXT` on SQLite (SQLite has no exact decimal
+//! type, and a `REAL` column goes through `f64`).
+
+pub use sea_orm_migration::prelude::*;
+
+mod ddl;
+mod m20261125_000001_create_catalog;
+mod m20261125_000002_create_parties;
+mod m20261125_000003_create_orders_and_subscriptions;
+mod m20261125_000004_create_provisioning_jobs;
+mod m20261125_000005_create_billing;
+mod m20261125_000006_create_usage_and_reconciliation;
+mod m20261125_000007_create_events_webhooks_audit;
+
+/// The ordered list of every migration.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261125_000001_create_catalog::Migration),
+            Box::new(m20261125_000002_create_parties::Migration),
+            Box::new(m20261125_000003_create_orders_and_subscriptions::Migration),
+            Box::new(m20261125_000004_create_provisioning_jobs::Migration),
+            Box::new(m20261125_000005_create_billing::Migration),
+            Box::new(m20261125_000006_create_usage_and_reconciliation::Migration),
+            Box::new(m20261125_000007_create_events_webhooks_audit::Migration),
+        ]
+    }
+}

@@ -1,0 +1,153 @@
+//! JWT bearer tokens: issuing (login, the `token` command) and verifying.
+//!
+//! One algorithm is pinned; `exp`, `iss`, `aud` and `sub` are required and checked, `nbf`
+//! too when present, with a small leeway. The tenant comes only from verified claims.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{AuthConfig, DEV_JWT_SECRET, JwtAlgorithm};
+use crate::domain::{Actor, Error, Role};
+
+/// The claims Switchyard signs and expects.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// `user:<id>` for a user, `cli` for a development token.
+    pub sub: String,
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Expiry (seconds since the epoch).
+    pub exp: i64,
+    /// Not valid before (seconds since the epoch).
+    pub nbf: i64,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// The role the bearer acts in.
+    pub role: Role,
+    /// The bearer's organization (see `domain::actor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<i64>,
+}
+
+/// A verified token: who it is for and when it stops being valid.
+#[derive(Clone, Debug)]
+pub struct VerifiedToken {
+    /// The caller.
+    pub actor: Actor,
+    /// Expiry, in seconds since the epoch.
+    pub expires_at: i64,
+}
+
+/// Keys and rules for issuing and verifying tokens; built once at start-up.
+pub struct AuthKeys {
+    algorithm: Algorithm,
+    encoding: Option<EncodingKey>,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    /// Lifetime of tokens issued by login.
+    pub login_token_ttl: Duration,
+}
+
+impl AuthKeys {
+    /// Builds the keys from configuration; fails on unreadable or invalid key files.
+    pub fn from_config(config: &AuthConfig) -> Result<Self, String> {
+        let (algorithm, encoding, decoding) = match config.jwt_algorithm {
+            JwtAlgorithm::Hs256 => {
+                let secret = config.jwt_secret.as_deref().unwrap_or(DEV_JWT_SECRET);
+                if secret.len() < 32 {
+                    return Err("the JWT secret must be at least 32 bytes".into());
+                }
+                (
+                    Algorithm::HS256,
+                    Some(EncodingKey::from_secret(secret.as_bytes())),
+                    DecodingKey::from_secret(secret.as_bytes()),
+                )
+            }
+            kind @ (JwtAlgorithm::Rs256 | JwtAlgorithm::EdDsa) => {
+                let public = read(config.jwt_public_key_file.as_ref(), "--jwt-public-key-file")?;
+                let private = match config.jwt_private_key_file.as_ref() {
+                    Some(path) => Some(read(Some(path), "--jwt-private-key-file")?),
+                    None => None,
+                };
+                if kind == JwtAlgorithm::Rs256 {
+                    (
+                        Algorithm::RS256,
+                        private.map(|p| EncodingKey::from_rsa_pem(&p)).transpose().map_err(|e| e.to_string())?,
+                        DecodingKey::from_rsa_pem(&public).map_err(|e| e.to_string())?,
+                    )
+                } else {
+                    (
+                        Algorithm::EdDSA,
+                        private.map(|p| EncodingKey::from_ed_pem(&p)).transpose().map_err(|e| e.to_string())?,
+                        DecodingKey::from_ed_pem(&public).map_err(|e| e.to_string())?,
+                    )
+                }
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_issuer(&[&config.jwt_issuer]);
+        validation.set_audience(&[&config.jwt_audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = config.jwt_leeway_seconds;
+        Ok(Self {
+            algorithm,
+            encoding,
+            decoding,
+            validation,
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+            login_token_ttl: config.login_token_ttl,
+        })
+    }
+
+    /// Signs a token for `actor`, valid for `ttl`.
+    pub fn issue(&self, actor: &Actor, ttl: Duration) -> Result<String, Error> {
+        let encoding =
+            self.encoding.as_ref().ok_or_else(|| Error::internal("no private key is configured to sign tokens"))?;
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            sub: actor.user_id.map_or_else(|| "cli".to_owned(), |id| format!("user:{id}")),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            nbf: now,
+            iat: now,
+            role: actor.role,
+            org: actor.organization_id,
+        };
+        encode(&Header::new(self.algorithm), &claims, encoding).map_err(Error::internal)
+    }
+
+    /// Verifies a bearer token; any failure is Unauthenticated.
+    pub fn verify(&self, token: &str) -> Result<VerifiedToken, Error> {
+        let data = decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| {
+            tracing::debug!(%error, "token refused");
+            Error::Unauthenticated
+        })?;
+        let claims = data.claims;
+        let user_id = match claims.sub.as_str() {
+            "cli" => None,
+            sub => Some(sub.strip_prefix("user:").and_then(|id| id.parse().ok()).ok_or(Error::Unauthenticated)?),
+        };
+        if claims.role != Role::Operator && claims.org.is_none() {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(VerifiedToken {
+            actor: Actor { user_id, role: claims.role, organization_id: claims.org },
+            expires_at: claims.exp,
+        })
+    }
+}
+
+fn read(path: Option<&std::path::PathBuf>, flag: &str) -> Result<Vec<u8>, String> {
+    let path = path.ok_or_else(|| format!("{flag} is required for this algorithm"))?;
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}

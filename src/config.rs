@@ -1,0 +1,147 @@
+//! The one typed configuration, read from flags and `SWITCHYARD_*` environment variables.
+//! Every setting is documented where it is declared; `switchyard serve --help` lists them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// The development signing secret, used when none is configured (a warning is logged).
+pub const DEV_JWT_SECRET: &str = "switchyard-development-secret-do-not-use-in-production";
+
+/// JWT signing algorithms Switchyard accepts (one is pinned per deployment).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with a shared secret (the default).
+    Hs256,
+    /// RSA-SHA256 with a public key (PEM) to verify and optionally a private key to sign.
+    Rs256,
+    /// Ed25519 with a public key (PEM) to verify and optionally a private key to sign.
+    EdDsa,
+}
+
+/// Where the data lives.
+#[derive(Args, Clone, Debug)]
+pub struct DatabaseConfig {
+    /// Database URL (`postgres://…` or `sqlite://…`). Default: a SQLite file in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory of the embedded SQLite database, created if missing.
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Most connections in the pool.
+    #[arg(long, env = "SWITCHYARD_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+/// How tokens are signed and verified.
+#[derive(Args, Clone, Debug)]
+pub struct AuthConfig {
+    /// The pinned JWT algorithm; tokens signed otherwise (or with `alg: none`) are refused.
+    #[arg(long, env = "SWITCHYARD_JWT_ALGORITHM", value_enum, default_value_t = JwtAlgorithm::Hs256)]
+    pub jwt_algorithm: JwtAlgorithm,
+    /// HS256 secret. Defaults to a development secret; set it in production.
+    #[arg(long, env = "SWITCHYARD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// RS256/EdDSA: PEM file of the public key that verifies tokens.
+    #[arg(long, env = "SWITCHYARD_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// RS256/EdDSA: PEM file of the private key that signs tokens (login, `token`).
+    #[arg(long, env = "SWITCHYARD_JWT_PRIVATE_KEY_FILE")]
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// Required `iss` claim.
+    #[arg(long, env = "SWITCHYARD_JWT_ISSUER", default_value = "switchyard")]
+    pub jwt_issuer: String,
+    /// Required `aud` claim.
+    #[arg(long, env = "SWITCHYARD_JWT_AUDIENCE", default_value = "switchyard-api")]
+    pub jwt_audience: String,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[arg(long, env = "SWITCHYARD_JWT_LEEWAY_SECONDS", default_value_t = 30)]
+    pub jwt_leeway_seconds: u64,
+    /// Lifetime of tokens issued by `login` (e.g. `30m`, `8h`).
+    #[arg(long, env = "SWITCHYARD_LOGIN_TOKEN_TTL", default_value = "8h", value_parser = parse_duration)]
+    pub login_token_ttl: Duration,
+}
+
+/// The HTTP server and its abuse limits.
+#[derive(Args, Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[arg(long, env = "SWITCHYARD_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// HTTP worker threads (0 = one per core).
+    #[arg(long, env = "SWITCHYARD_HTTP_WORKERS", default_value_t = 0)]
+    pub http_workers: usize,
+    /// Serve GraphiQL at `/`.
+    #[arg(long, env = "SWITCHYARD_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphiql: bool,
+    /// Answer introspection queries (turn off in production if the schema is private).
+    #[arg(long, env = "SWITCHYARD_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+    /// Deepest query accepted.
+    #[arg(long, env = "SWITCHYARD_MAX_DEPTH", default_value_t = 12)]
+    pub max_depth: usize,
+    /// Highest query complexity accepted (each field costs 1, lists multiply by `first`).
+    #[arg(long, env = "SWITCHYARD_MAX_COMPLEXITY", default_value_t = 50_000)]
+    pub max_complexity: usize,
+    /// Most aliases in one document.
+    #[arg(long, env = "SWITCHYARD_MAX_ALIASES", default_value_t = 30)]
+    pub max_aliases: usize,
+    /// Most directives on one field.
+    #[arg(long, env = "SWITCHYARD_MAX_DIRECTIVES", default_value_t = 4)]
+    pub max_directives: usize,
+    /// Most operations in one batched request.
+    #[arg(long, env = "SWITCHYARD_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+    /// Largest request body, in bytes (larger gets 413).
+    #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 128 * 1024)]
+    pub max_body_bytes: usize,
+    /// How long the catalog snapshot is reused before it is reloaded (`0s` disables caching).
+    /// Writes through this process invalidate it at once; this bounds staleness across processes.
+    #[arg(long, env = "SWITCHYARD_CATALOG_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
+    pub catalog_cache_ttl: Duration,
+}
+
+/// Parses `500ms`, `30s`, `5m`, `8h`, `2d`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: u64 = number.parse().map_err(|_| format!("not a duration: {text:?}"))?;
+    let seconds = match unit {
+        "ms" => return Ok(Duration::from_millis(value)),
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!("unknown duration unit in {text:?} (use ms, s, m, h or d)"));
+        }
+    };
+    Ok(Duration::from_secs(value.saturating_mul(seconds)))
+}
+
+/// A configuration group with every value from its defaults and the environment, as if
+/// no flags were given (for tools and tests).
+pub fn defaults<T: Args>() -> Result<T, clap::Error> {
+    #[derive(clap::Parser)]
+    struct Wrapper<T: Args> {
+        #[command(flatten)]
+        inner: T,
+    }
+    <Wrapper<T> as clap::Parser>::try_parse_from(["switchyard"]).map(|w| w.inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("8h"), Ok(Duration::from_secs(8 * 3600)));
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

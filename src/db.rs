@@ -1,0 +1,43 @@
+//! Connecting to the database (PostgreSQL, or the embedded SQLite default) and migrating it.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+use crate::config::DatabaseConfig;
+
+/// The URL to connect to: the configured one, else a SQLite file in the data directory
+/// (created if missing).
+pub fn database_url(config: &DatabaseConfig) -> Result<String, String> {
+    if let Some(url) = config.database_url.as_deref().filter(|u| !u.is_empty()) {
+        return Ok(url.to_owned());
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    Ok(format!("sqlite://{}/switchyard.db?mode=rwc", config.data_dir.display()))
+}
+
+/// Opens a pool. SQLite runs in WAL mode with a busy timeout, so readers never wait for
+/// the writer and concurrent writers queue instead of failing.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(url.to_owned());
+    options
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true)
+        });
+    Database::connect(options).await
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}

@@ -1,0 +1,219 @@
+//! The in-memory catalog: a read snapshot of vendors, products, offers and their prices.
+//!
+//! Storefronts browse far more than they buy, so catalog reads are served from a snapshot
+//! loaded in a fixed number of statements (one per table) and shared by every request.
+//! Per-reseller price data (explicit wholesale and retail prices, the default markup) is
+//! loaded per reseller on first use. Every catalog or price write in this process calls
+//! [`CatalogCache::invalidate`]; writes made by another process are seen when the snapshot's
+//! time-to-live runs out (`catalog_cache_ttl`; 0 disables the cache).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use entity::{offer, price_point, product, reseller, retail_price, tier, vendor, wholesale_price};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+
+use super::error::Result;
+use super::pricing::DatedPrice;
+
+/// The catalog as one consistent, read-only value.
+#[derive(Debug, Default)]
+pub struct CatalogSnapshot {
+    /// Vendors by id.
+    pub vendors: BTreeMap<i64, vendor::Model>,
+    /// Products by id.
+    pub products: BTreeMap<i64, product::Model>,
+    /// Offers by id.
+    pub offers: BTreeMap<i64, offer::Model>,
+    /// Offer ids of each product, in id order.
+    pub offers_by_product: HashMap<i64, Vec<i64>>,
+    /// Price points of each offer, oldest first.
+    pub price_points: HashMap<i64, Vec<price_point::Model>>,
+    /// Tiers by id.
+    pub tiers: BTreeMap<i64, tier::Model>,
+    /// Explicit tier wholesale prices by (offer, tier, currency), oldest first.
+    pub tier_prices: HashMap<(i64, i64, String), Vec<DatedPrice>>,
+}
+
+/// One reseller's pricing inputs.
+#[derive(Debug)]
+pub struct ResellerPricing {
+    /// The reseller.
+    pub reseller: reseller::Model,
+    /// Explicit wholesale prices for this reseller by (offer, currency), oldest first.
+    pub wholesale: HashMap<(i64, String), Vec<DatedPrice>>,
+    /// Explicit retail prices by (offer, currency), oldest first.
+    pub retail: HashMap<(i64, String), Vec<DatedPrice>>,
+}
+
+impl CatalogSnapshot {
+    /// Loads the whole catalog: seven statements whatever its size.
+    pub async fn load(db: &DatabaseConnection) -> Result<Self> {
+        let vendors = vendor::Entity::find().all(db).await?;
+        let products = product::Entity::find().all(db).await?;
+        let offers = offer::Entity::find().order_by_asc(offer::Column::Id).all(db).await?;
+        let points = price_point::Entity::find().order_by_asc(price_point::Column::EffectiveFrom).all(db).await?;
+        let tiers = tier::Entity::find().all(db).await?;
+        let tier_rows = wholesale_price::Entity::find()
+            .filter(wholesale_price::Column::TierId.is_not_null())
+            .order_by_asc(wholesale_price::Column::EffectiveFrom)
+            .all(db)
+            .await?;
+
+        let mut snapshot = Self {
+            vendors: vendors.into_iter().map(|v| (v.id, v)).collect(),
+            products: products.into_iter().map(|p| (p.id, p)).collect(),
+            tiers: tiers.into_iter().map(|t| (t.id, t)).collect(),
+            ..Self::default()
+        };
+        for offer in offers {
+            snapshot.offers_by_product.entry(offer.product_id).or_default().push(offer.id);
+            snapshot.offers.insert(offer.id, offer);
+        }
+        for point in points {
+            snapshot.price_points.entry(point.offer_id).or_default().push(point);
+        }
+        for row in tier_rows {
+            if let Some(tier_id) = row.tier_id {
+                snapshot
+                    .tier_prices
+                    .entry((row.offer_id, tier_id, row.currency.clone()))
+                    .or_default()
+                    .push(DatedPrice { effective_from: row.effective_from, price: row.price.0 });
+            }
+        }
+        Ok(snapshot)
+    }
+}
+
+impl ResellerPricing {
+    /// Loads one reseller's pricing: three statements. `None` if the reseller does not exist.
+    pub async fn load(db: &DatabaseConnection, reseller_id: i64) -> Result<Option<Self>> {
+        let Some(reseller) = reseller::Entity::find_by_id(reseller_id).one(db).await? else {
+            return Ok(None);
+        };
+        let wholesale_rows = wholesale_price::Entity::find()
+            .filter(wholesale_price::Column::ResellerId.eq(reseller_id))
+            .order_by_asc(wholesale_price::Column::EffectiveFrom)
+            .all(db)
+            .await?;
+        let retail_rows = retail_price::Entity::find()
+            .filter(retail_price::Column::ResellerId.eq(reseller_id))
+            .order_by_asc(retail_price::Column::EffectiveFrom)
+            .all(db)
+            .await?;
+        let mut wholesale: HashMap<(i64, String), Vec<DatedPrice>> = HashMap::new();
+        for row in wholesale_rows {
+            wholesale
+                .entry((row.offer_id, row.currency))
+                .or_default()
+                .push(DatedPrice { effective_from: row.effective_from, price: row.price.0 });
+        }
+        let mut retail: HashMap<(i64, String), Vec<DatedPrice>> = HashMap::new();
+        for row in retail_rows {
+            retail
+                .entry((row.offer_id, row.currency))
+                .or_default()
+                .push(DatedPrice { effective_from: row.effective_from, price: row.price.0 });
+        }
+        Ok(Some(Self { reseller, wholesale, retail }))
+    }
+}
+
+/// The shared cache of the catalog snapshot and of per-reseller pricing.
+///
+/// Reads take a read lock only. A load that raced with an invalidation is used for the
+/// request that made it but not kept: a generation counter tells the two apart.
+#[derive(Debug)]
+pub struct CatalogCache {
+    ttl: Duration,
+    generation: AtomicU64,
+    current: RwLock<Option<Cached<CatalogSnapshot>>>,
+    loading: tokio::sync::Mutex<()>,
+    resellers: RwLock<HashMap<i64, Cached<ResellerPricing>>>,
+}
+
+#[derive(Debug)]
+struct Cached<T> {
+    value: Arc<T>,
+    loaded_at: Instant,
+    generation: u64,
+}
+
+impl<T> Cached<T> {
+    fn fresh(&self, ttl: Duration, generation: u64) -> Option<Arc<T>> {
+        (self.generation == generation && self.loaded_at.elapsed() < ttl).then(|| Arc::clone(&self.value))
+    }
+}
+
+impl CatalogCache {
+    /// A cache whose entries live `ttl`; a zero `ttl` reloads on every request.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            generation: AtomicU64::new(0),
+            current: RwLock::new(None),
+            loading: tokio::sync::Mutex::new(()),
+            resellers: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn cached_snapshot(&self) -> Option<Arc<CatalogSnapshot>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        self.current.read().ok()?.as_ref()?.fresh(self.ttl, generation)
+    }
+
+    /// The current snapshot, loading it (once, for all waiting callers) when stale.
+    pub async fn snapshot(&self, db: &DatabaseConnection) -> Result<Arc<CatalogSnapshot>> {
+        if let Some(snapshot) = self.cached_snapshot() {
+            return Ok(snapshot);
+        }
+        let _loading = self.loading.lock().await;
+        if let Some(snapshot) = self.cached_snapshot() {
+            return Ok(snapshot);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let value = Arc::new(CatalogSnapshot::load(db).await?);
+        if let Ok(mut current) = self.current.write() {
+            *current = Some(Cached { value: Arc::clone(&value), loaded_at: Instant::now(), generation });
+        }
+        Ok(value)
+    }
+
+    /// One reseller's pricing, loading it when stale; `None` if the reseller does not exist.
+    pub async fn reseller_pricing(
+        &self,
+        db: &DatabaseConnection,
+        reseller_id: i64,
+    ) -> Result<Option<Arc<ResellerPricing>>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let cached = self
+            .resellers
+            .read()
+            .ok()
+            .and_then(|map| map.get(&reseller_id).and_then(|entry| entry.fresh(self.ttl, generation)));
+        if let Some(pricing) = cached {
+            return Ok(Some(pricing));
+        }
+        let Some(value) = ResellerPricing::load(db, reseller_id).await?.map(Arc::new) else {
+            return Ok(None);
+        };
+        if let Ok(mut map) = self.resellers.write() {
+            map.insert(reseller_id, Cached { value: Arc::clone(&value), loaded_at: Instant::now(), generation });
+        }
+        Ok(Some(value))
+    }
+
+    /// Drops everything cached; called after every committed catalog or price write.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut current) = self.current.write() {
+            *current = None;
+        }
+        if let Ok(mut map) = self.resellers.write() {
+            map.clear();
+        }
+    }
+}

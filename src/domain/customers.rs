@@ -1,0 +1,358 @@
+//! End customers, their vendor accounts, and the reseller's retail prices.
+//!
+//! Scope: a reseller sees and edits only its own customers and retail prices; a customer
+//! sees only itself; the operator sees all; vendors see none. Another tenant's customer is
+//! reported as NotFound, exactly like a missing one.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use entity::enums::{OrganizationStatus, Role};
+use entity::{DbDecimal, customer, customer_vendor_account, offer, reseller, retail_price, vendor};
+use rust_decimal::Decimal;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Select, Set, TransactionTrait,
+};
+use serde_json::json;
+
+use super::Domain;
+use super::actor::Actor;
+use super::audit;
+use super::error::{Error, Result, map_unique_violation};
+use super::money::{Currency, parse_price, parse_rate};
+use super::pagination::{Page, PageRequest, fetch_page};
+use super::validate;
+
+/// The customers `actor` may see, as a query to narrow further.
+fn scoped(actor: &Actor) -> Result<Select<customer::Entity>> {
+    match actor.role {
+        Role::Operator => Ok(customer::Entity::find()),
+        Role::Reseller => {
+            Ok(customer::Entity::find().filter(customer::Column::ResellerId.eq(actor.reseller_id().unwrap_or(0))))
+        }
+        Role::Customer => {
+            Ok(customer::Entity::find().filter(customer::Column::Id.eq(actor.customer_id().unwrap_or(0))))
+        }
+        Role::Vendor => Err(Error::Forbidden("vendors do not see customers".into())),
+    }
+}
+
+/// Filters for the customer list.
+#[derive(Clone, Debug, Default)]
+pub struct CustomerFilter {
+    /// Only this reseller's customers (operator).
+    pub reseller_id: Option<i64>,
+    /// Case-insensitive substring of the name.
+    pub search: Option<String>,
+}
+
+/// A page of the customers the caller may see.
+pub async fn list_customers(
+    domain: &Domain,
+    actor: &Actor,
+    filter: &CustomerFilter,
+    page: PageRequest,
+) -> Result<Page<customer::Model>> {
+    let mut select = scoped(actor)?;
+    if let Some(reseller_id) = filter.reseller_id {
+        select = select.filter(customer::Column::ResellerId.eq(reseller_id));
+    }
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        select = select.filter(customer::Column::Name.contains(search));
+    }
+    fetch_page(&domain.db, select, customer::Column::Id, page).await
+}
+
+/// A customer the caller may see, else NotFound.
+pub async fn get_customer<C: ConnectionTrait>(db: &C, actor: &Actor, id: i64) -> Result<customer::Model> {
+    scoped(actor)
+        .map_err(|_| Error::NotFound("customer"))?
+        .filter(customer::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("customer"))
+}
+
+/// Customers by id, restricted to those the caller may see (for DataLoaders).
+pub async fn customers_by_ids(domain: &Domain, actor: &Actor, ids: &[i64]) -> Result<HashMap<i64, customer::Model>> {
+    let Ok(select) = scoped(actor) else {
+        return Ok(HashMap::new());
+    };
+    let rows = select.filter(customer::Column::Id.is_in(ids.iter().copied())).all(&domain.db).await?;
+    Ok(rows.into_iter().map(|c| (c.id, c)).collect())
+}
+
+/// Vendor accounts (external ids) of the given customers, which the caller may see.
+pub async fn vendor_accounts_by_customer(
+    domain: &Domain,
+    customer_ids: &[i64],
+) -> Result<HashMap<i64, Vec<customer_vendor_account::Model>>> {
+    let rows = customer_vendor_account::Entity::find()
+        .filter(customer_vendor_account::Column::CustomerId.is_in(customer_ids.iter().copied()))
+        .all(&domain.db)
+        .await?;
+    let mut map: HashMap<i64, Vec<_>> = HashMap::new();
+    for row in rows {
+        map.entry(row.customer_id).or_default().push(row);
+    }
+    Ok(map)
+}
+
+/// A customer's id at one vendor.
+#[derive(Clone, Debug)]
+pub struct VendorAccount {
+    /// The vendor.
+    pub vendor_id: i64,
+    /// The customer's id there (its Microsoft tenant id, say).
+    pub external_id: String,
+}
+
+/// Input of `create_customer`.
+#[derive(Clone, Debug)]
+pub struct NewCustomer {
+    /// The owning reseller: the caller itself for a reseller, required for the operator.
+    pub reseller_id: Option<i64>,
+    /// Display name.
+    pub name: String,
+    /// ISO 3166-1 alpha-2 country.
+    pub country: String,
+    /// The currency it is invoiced in.
+    pub currency: String,
+    /// Its tax rate (0.23 = 23 %).
+    pub tax_rate: Decimal,
+    /// Its ids at vendors.
+    pub vendor_accounts: Vec<VendorAccount>,
+}
+
+/// Changes of `update_customer`.
+#[derive(Clone, Debug, Default)]
+pub struct CustomerChanges {
+    /// New name.
+    pub name: Option<String>,
+    /// New country.
+    pub country: Option<String>,
+    /// New tax rate.
+    pub tax_rate: Option<Decimal>,
+    /// New status.
+    pub status: Option<OrganizationStatus>,
+    /// Vendor accounts to add or replace (per vendor).
+    pub vendor_accounts: Vec<VendorAccount>,
+}
+
+/// The reseller a write acts for: the caller itself, or the one the operator names.
+fn acting_reseller(actor: &Actor, named: Option<i64>) -> Result<i64> {
+    match actor.role {
+        Role::Reseller => {
+            let own = actor.reseller_id().ok_or(Error::Unauthenticated)?;
+            match named {
+                Some(id) if id != own => Err(Error::NotFound("reseller")),
+                _ => Ok(own),
+            }
+        }
+        Role::Operator => named.ok_or_else(|| Error::validation("input.resellerId", "required for the operator")),
+        _ => Err(Error::Forbidden("only resellers and the operator manage customers".into())),
+    }
+}
+
+fn max_tax_rate() -> Decimal {
+    Decimal::ONE
+}
+
+async fn upsert_vendor_accounts<C: ConnectionTrait>(
+    db: &C,
+    customer_id: i64,
+    accounts: Vec<VendorAccount>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for (index, account) in accounts.into_iter().enumerate() {
+        let field = format!("input.vendorAccounts[{index}]");
+        let external_id = validate::code(&account.external_id, 128, &format!("{field}.externalId"))?;
+        vendor::Entity::find_by_id(account.vendor_id)
+            .one(db)
+            .await?
+            .ok_or_else(|| Error::validation(format!("{field}.vendorId"), "no such vendor"))?;
+        customer_vendor_account::Entity::delete_many()
+            .filter(customer_vendor_account::Column::CustomerId.eq(customer_id))
+            .filter(customer_vendor_account::Column::VendorId.eq(account.vendor_id))
+            .exec(db)
+            .await?;
+        customer_vendor_account::ActiveModel {
+            id: NotSet,
+            customer_id: Set(customer_id),
+            vendor_id: Set(account.vendor_id),
+            external_id: Set(external_id),
+            created_at: Set(now),
+        }
+        .insert(db)
+        .await
+        .map_err(|e| {
+            map_unique_violation(
+                e,
+                &[
+                    "uq_customer_vendor_accounts_external",
+                    "customer_vendor_accounts.vendor_id, customer_vendor_accounts.external_id",
+                ],
+                Error::conflict(
+                    "DUPLICATE_EXTERNAL_ID",
+                    format!("{field}.externalId is already used by another customer"),
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Creates a customer for the calling reseller (or, for the operator, the named one).
+pub async fn create_customer(domain: &Domain, actor: &Actor, input: NewCustomer) -> Result<customer::Model> {
+    let reseller_id = acting_reseller(actor, input.reseller_id)?;
+    let name = validate::text(&input.name, 200, "input.name")?;
+    let country = validate::country(&input.country, "input.country")?;
+    let currency = Currency::parse(&input.currency, "input.currency")?;
+    let tax_rate = parse_rate(input.tax_rate, max_tax_rate(), "input.taxRate")?;
+    let now = domain.clock.now();
+    let txn = domain.db.begin().await?;
+    reseller::Entity::find_by_id(reseller_id).one(&txn).await?.ok_or(Error::NotFound("reseller"))?;
+    let customer = customer::ActiveModel {
+        id: NotSet,
+        reseller_id: Set(reseller_id),
+        name: Set(name),
+        country: Set(country),
+        currency: Set(currency.code().to_owned()),
+        tax_rate: Set(DbDecimal(tax_rate)),
+        status: Set(OrganizationStatus::Active),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    upsert_vendor_accounts(&txn, customer.id, input.vendor_accounts, now).await?;
+    audit::record(
+        &txn,
+        actor,
+        "createCustomer",
+        "customer",
+        Some(customer.id),
+        json!({"resellerId": reseller_id}),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(customer)
+}
+
+/// Updates a customer of the caller's.
+pub async fn update_customer(
+    domain: &Domain,
+    actor: &Actor,
+    id: i64,
+    changes: CustomerChanges,
+) -> Result<customer::Model> {
+    actor.require_role(&[Role::Operator, Role::Reseller])?;
+    let now = domain.clock.now();
+    let txn = domain.db.begin().await?;
+    let current = get_customer(&txn, actor, id).await?;
+    let mut model: customer::ActiveModel = current.into();
+    if let Some(name) = changes.name {
+        model.name = Set(validate::text(&name, 200, "input.name")?);
+    }
+    if let Some(country) = changes.country {
+        model.country = Set(validate::country(&country, "input.country")?);
+    }
+    if let Some(tax_rate) = changes.tax_rate {
+        model.tax_rate = Set(DbDecimal(parse_rate(tax_rate, max_tax_rate(), "input.taxRate")?));
+    }
+    if let Some(status) = changes.status {
+        model.status = Set(status);
+    }
+    model.updated_at = Set(now);
+    let customer = model.update(&txn).await?;
+    upsert_vendor_accounts(&txn, id, changes.vendor_accounts, now).await?;
+    audit::record(&txn, actor, "updateCustomer", "customer", Some(id), json!({}), now).await?;
+    txn.commit().await?;
+    Ok(customer)
+}
+
+/// Input of `set_retail_price`.
+#[derive(Clone, Debug)]
+pub struct NewRetailPrice {
+    /// The offer priced.
+    pub offer_id: i64,
+    /// ISO 4217 currency.
+    pub currency: String,
+    /// The unit price to customers.
+    pub price: Decimal,
+    /// When it takes effect; now when absent.
+    pub effective_from: Option<DateTime<Utc>>,
+}
+
+/// Sets the calling reseller's explicit retail price for an offer.
+pub async fn set_retail_price(domain: &Domain, actor: &Actor, input: NewRetailPrice) -> Result<retail_price::Model> {
+    actor.require_role(&[Role::Reseller])?;
+    let reseller_id = actor.reseller_id().ok_or(Error::Unauthenticated)?;
+    let currency = Currency::parse(&input.currency, "input.currency")?;
+    let price = parse_price(input.price, "input.price")?;
+    let now = domain.clock.now();
+    let effective_from = input.effective_from.map(super::clock::truncate_to_micros).unwrap_or(now);
+    let snapshot = domain.catalog.snapshot(&domain.db).await?;
+    super::catalog::get_offer(actor, &snapshot, input.offer_id)?;
+    let txn = domain.db.begin().await?;
+    offer::Entity::find_by_id(input.offer_id).one(&txn).await?.ok_or(Error::NotFound("offer"))?;
+    let row = retail_price::ActiveModel {
+        id: NotSet,
+        reseller_id: Set(reseller_id),
+        offer_id: Set(input.offer_id),
+        currency: Set(currency.code().to_owned()),
+        price: Set(DbDecimal(price)),
+        effective_from: Set(effective_from),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| {
+        map_unique_violation(
+            e,
+            &["uq_retail_prices", "retail_prices.reseller_id"],
+            Error::conflict("DUPLICATE_PRICE", "a retail price for this offer, currency and time exists"),
+        )
+    })?;
+    audit::record(
+        &txn,
+        actor,
+        "setRetailPrice",
+        "offer",
+        Some(input.offer_id),
+        json!({"currency": row.currency, "price": price.to_string()}),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    domain.catalog.invalidate();
+    Ok(row)
+}
+
+/// Sets (or clears, with `None`) the calling reseller's default retail markup over wholesale.
+pub async fn set_retail_markup(domain: &Domain, actor: &Actor, markup: Option<Decimal>) -> Result<reseller::Model> {
+    actor.require_role(&[Role::Reseller])?;
+    let reseller_id = actor.reseller_id().ok_or(Error::Unauthenticated)?;
+    let markup = markup.map(|m| parse_rate(m, Decimal::TEN, "markup")).transpose()?;
+    let now = domain.clock.now();
+    let txn = domain.db.begin().await?;
+    let current = reseller::Entity::find_by_id(reseller_id).one(&txn).await?.ok_or(Error::NotFound("reseller"))?;
+    let mut model: reseller::ActiveModel = current.into();
+    model.default_retail_markup = Set(markup.map(DbDecimal));
+    model.updated_at = Set(now);
+    let reseller = model.update(&txn).await?;
+    audit::record(
+        &txn,
+        actor,
+        "setRetailMarkup",
+        "reseller",
+        Some(reseller_id),
+        json!({"markup": markup.map(|m| m.to_string())}),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    domain.catalog.invalidate();
+    Ok(reseller)
+}

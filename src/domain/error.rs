@@ -1,0 +1,83 @@
+//! The one error type of the domain layer; `graphql::errors` maps it to `extensions.code`.
+
+use sea_orm::{DbErr, SqlErr};
+
+/// Everything a domain operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No credentials, or credentials that could not be verified.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// The caller is authenticated but its role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The object does not exist, or belongs to another tenant (the two are indistinguishable).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with existing state (a duplicate SKU, a reused key).
+    #[error("{message}")]
+    Conflict {
+        /// A machine-readable reason, sent as `extensions.reason`.
+        reason: &'static str,
+        /// What conflicted, for a person.
+        message: String,
+    },
+    /// An input failed validation; `field` is its path in the input (`input.minQuantity`).
+    #[error("{field}: {message}")]
+    Validation {
+        /// Path of the offending input field.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The object's current state does not allow the operation.
+    #[error("{0}")]
+    InvalidTransition(String),
+    /// A fault the caller cannot fix; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] Cause),
+}
+
+/// The boxed cause of an internal error, so `Error` stays small and `Send + Sync`.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The domain's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A validation failure of the input field at `field`.
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation { field: field.into(), message: message.into() }
+    }
+
+    /// A conflict with a machine-readable reason.
+    pub fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict { reason, message: message.into() }
+    }
+
+    /// An internal error from any cause.
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        Self::Internal(cause.into())
+    }
+}
+
+impl From<DbErr> for Error {
+    fn from(error: DbErr) -> Self {
+        Self::Internal(Box::new(error))
+    }
+}
+
+/// Maps a unique-constraint violation to `conflict`, anything else to `Internal`.
+///
+/// Constraint names are matched as substrings of the database's message, which both
+/// PostgreSQL and SQLite include (SQLite names the columns instead, so callers pass both).
+pub fn map_unique_violation(error: DbErr, needles: &[&str], conflict: Error) -> Error {
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(message))
+            if needles.is_empty() || needles.iter().any(|needle| message.contains(needle)) =>
+        {
+            conflict
+        }
+        _ => Error::from(error),
+    }
+}

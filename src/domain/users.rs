@@ -1,0 +1,48 @@
+//! Users and password login. Passwords are stored as argon2id hashes (PHC strings).
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use entity::user;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use super::Domain;
+use super::actor::Actor;
+use super::error::{Error, Result};
+
+/// Hashes a password with argon2id and a random salt.
+pub fn hash_password(password: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| Error::internal(e.to_string()))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
+}
+
+/// Checks an email and password; the user's actor on success, Unauthenticated otherwise.
+pub async fn login(domain: &Domain, email: &str, password: &str) -> Result<(user::Model, Actor)> {
+    let email = email.trim().to_lowercase();
+    let found = user::Entity::find().filter(user::Column::Email.eq(email)).one(&domain.db).await?;
+    let hash = found.as_ref().map(|u| u.password_hash.clone());
+    let password = password.to_owned();
+    // An unknown email still costs one argon2 computation, so timing does not reveal it.
+    let valid = tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => verify_password(&password, &hash),
+        None => hash_password(&password).is_err(),
+    })
+    .await
+    .map_err(Error::internal)?;
+    match found {
+        Some(user) if valid && !user.disabled => {
+            let actor = Actor { user_id: Some(user.id), role: user.role, organization_id: user.organization_id };
+            Ok((user, actor))
+        }
+        _ => Err(Error::Unauthenticated),
+    }
+}

@@ -1,0 +1,87 @@
+//! Turning domain errors into GraphQL errors with `extensions.code`, in one place.
+//!
+//! Codes: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, CONFLICT, INTERNAL.
+//! Internal causes are logged here and replaced by "internal error"; they are never sent.
+
+use async_graphql::{ErrorExtensions, Response, ServerError, Value};
+
+use crate::domain::Error;
+
+/// Converts a domain error to a GraphQL error carrying its code.
+pub fn to_graphql(error: Error) -> async_graphql::Error {
+    let message = error.to_string();
+    match error {
+        Error::Unauthenticated => {
+            async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "UNAUTHENTICATED"))
+        }
+        Error::Forbidden(_) => async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "FORBIDDEN")),
+        Error::NotFound(_) => async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "NOT_FOUND")),
+        Error::Conflict { reason, .. } => async_graphql::Error::new(message).extend_with(|_, e| {
+            e.set("code", "CONFLICT");
+            e.set("reason", reason);
+        }),
+        Error::Validation { field, message: detail } => async_graphql::Error::new(format!("{field}: {detail}"))
+            .extend_with(|_, e| {
+                e.set("code", "BAD_USER_INPUT");
+                e.set("field", field.as_str());
+            }),
+        Error::InvalidTransition(_) => {
+            async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "BAD_USER_INPUT"))
+        }
+        Error::Internal(cause) => {
+            tracing::error!(error = %cause, "internal error");
+            async_graphql::Error::new("internal error").extend_with(|_, e| e.set("code", "INTERNAL"))
+        }
+    }
+}
+
+/// `.gql()` on a domain result: the only way resolvers surface domain errors.
+pub trait ResultExt<T> {
+    /// Maps the error with [`to_graphql`].
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> ResultExt<T> for Result<T, Error> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(to_graphql)
+    }
+}
+
+/// Gives every error in a response a code. Request errors (parse, validation, limits) and
+/// argument coercion failures are BAD_USER_INPUT; any other uncoded error came from a path
+/// that bypassed [`to_graphql`], so its message is logged and hidden as INTERNAL.
+pub fn finalize(response: &mut Response) {
+    for error in &mut response.errors {
+        if error_code(error).is_some() {
+            continue;
+        }
+        // Errors outside any field (no path) are request errors: parse, validation, limits.
+        if error.path.is_empty() || is_input_error(&error.message) {
+            set_code(error, "BAD_USER_INPUT");
+        } else {
+            tracing::error!(message = %error.message, "uncoded resolver error");
+            error.message = "internal error".into();
+            set_code(error, "INTERNAL");
+        }
+    }
+}
+
+/// The `extensions.code` of an error, if set.
+pub fn error_code(error: &ServerError) -> Option<&Value> {
+    error.extensions.as_ref().and_then(|e| e.get("code"))
+}
+
+fn set_code(error: &mut ServerError, code: &str) {
+    error.extensions.get_or_insert_with(Default::default).set("code", code);
+}
+
+fn is_input_error(message: &str) -> bool {
+    message.starts_with("Failed to parse") || message.starts_with("Invalid value")
+}
+
+/// A request-level error with a code, for the HTTP layer.
+pub fn request_error(message: impl Into<String>, code: &str) -> ServerError {
+    let mut error = ServerError::new(message, None);
+    set_code(&mut error, code);
+    error
+}

@@ -1,0 +1,68 @@
+//! DataLoaders, built per request with the caller's scope (never shared across tenants).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use entity::{customer_vendor_account, reseller};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use super::errors::to_graphql;
+use crate::domain::{Actor, Domain, Error, customers};
+
+/// Resellers by id, limited to what the caller may see (operator: all; reseller: itself).
+pub struct ResellerLoader {
+    domain: Arc<Domain>,
+    scope: Option<Actor>,
+}
+
+impl ResellerLoader {
+    /// A loader for one request's caller.
+    pub fn new(domain: Arc<Domain>, scope: Option<Actor>) -> Self {
+        Self { domain, scope }
+    }
+}
+
+impl Loader<i64> for ResellerLoader {
+    type Value = reseller::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let Some(actor) = self.scope.as_ref() else {
+            return Ok(HashMap::new());
+        };
+        let visible: Vec<i64> =
+            keys.iter().copied().filter(|id| actor.is_operator() || actor.reseller_id() == Some(*id)).collect();
+        if visible.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = reseller::Entity::find()
+            .filter(reseller::Column::Id.is_in(visible))
+            .all(&self.domain.db)
+            .await
+            .map_err(|e| to_graphql(Error::from(e)))?;
+        Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+    }
+}
+
+/// Vendor accounts of customers, by customer id. Callers reach a customer only through a
+/// scoped query, so the key itself is already authorized.
+pub struct VendorAccountLoader {
+    domain: Arc<Domain>,
+}
+
+impl VendorAccountLoader {
+    /// A loader for one request.
+    pub fn new(domain: Arc<Domain>) -> Self {
+        Self { domain }
+    }
+}
+
+impl Loader<i64> for VendorAccountLoader {
+    type Value = Vec<customer_vendor_account::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        customers::vendor_accounts_by_customer(&self.domain, keys).await.map_err(to_graphql)
+    }
+}

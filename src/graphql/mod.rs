@@ -1,0 +1,135 @@
+//! The GraphQL API: schema, per-request context, resolvers and their error mapping.
+//!
+//! Resolvers are thin: they parse arguments, call one domain function with the caller's
+//! [`Actor`], and map the result to an output type. Output types are separate from the
+//! entities (`types/`), so a new column never leaks into the schema.
+
+pub mod errors;
+pub mod limits;
+pub mod loaders;
+pub mod mutation;
+pub mod query;
+pub mod scalars;
+pub mod types;
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, EmptySubscription, Schema};
+use entity::customer;
+use tokio::sync::OnceCell;
+
+use crate::auth::AuthKeys;
+use crate::config::ServerConfig;
+use crate::domain::catalog_cache::{CatalogSnapshot, ResellerPricing};
+use crate::domain::{Actor, Domain, Error, customers};
+
+pub use errors::ResultExt;
+
+/// The schema type served at `/graphql`.
+pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+
+/// Builds the schema with its limits; `domain` and `auth` become schema data.
+pub fn build_schema(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKeys>) -> AppSchema {
+    let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription)
+        .data(domain)
+        .data(auth)
+        .limit_depth(config.max_depth)
+        .limit_complexity(config.max_complexity)
+        .limit_directives(config.max_directives)
+        .disable_suggestions()
+        .extension(limits::AliasLimit::new(config.max_aliases));
+    if !config.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
+}
+
+/// The SDL of the schema, as committed in `schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription).finish().sdl()
+}
+
+/// Per-request data: the caller, request-scoped caches and DataLoaders (which carry the
+/// caller's scope, so they are never shared between requests).
+pub struct RequestContext {
+    /// The verified caller, if a token was sent.
+    pub actor: Option<Actor>,
+    snapshot: OnceCell<Arc<CatalogSnapshot>>,
+    own_customer: OnceCell<Option<customer::Model>>,
+    own_pricing: OnceCell<Option<Arc<ResellerPricing>>>,
+    /// Loads resellers by id within the caller's scope.
+    pub resellers: DataLoader<loaders::ResellerLoader>,
+    /// Loads customers' vendor accounts by customer id.
+    pub vendor_accounts: DataLoader<loaders::VendorAccountLoader>,
+}
+
+impl RequestContext {
+    /// A context for one request by `actor`.
+    pub fn new(domain: Arc<Domain>, actor: Option<Actor>) -> Self {
+        let scope = actor.clone();
+        Self {
+            actor,
+            snapshot: OnceCell::new(),
+            own_customer: OnceCell::new(),
+            own_pricing: OnceCell::new(),
+            resellers: DataLoader::new(loaders::ResellerLoader::new(Arc::clone(&domain), scope), tokio::spawn),
+            vendor_accounts: DataLoader::new(loaders::VendorAccountLoader::new(domain), tokio::spawn),
+        }
+    }
+}
+
+/// The domain services.
+pub fn domain<'a>(ctx: &Context<'a>) -> &'a Arc<Domain> {
+    ctx.data_unchecked::<Arc<Domain>>()
+}
+
+/// The request context.
+pub fn request<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestContext> {
+    ctx.data::<RequestContext>().map_err(|_| errors::to_graphql(Error::Unauthenticated))
+}
+
+/// The authenticated caller, or UNAUTHENTICATED.
+pub fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
+    request(ctx)?.actor.as_ref().ok_or_else(|| errors::to_graphql(Error::Unauthenticated))
+}
+
+/// The catalog snapshot for this request: read once, so one request sees one catalog.
+pub async fn snapshot(ctx: &Context<'_>) -> async_graphql::Result<Arc<CatalogSnapshot>> {
+    let domain = domain(ctx);
+    request(ctx)?.snapshot.get_or_try_init(|| async { domain.catalog.snapshot(&domain.db).await }).await.cloned().gql()
+}
+
+/// The customer a CUSTOMER caller acts for.
+pub async fn own_customer(ctx: &Context<'_>) -> async_graphql::Result<Option<customer::Model>> {
+    let domain = domain(ctx);
+    let actor = actor(ctx)?;
+    let Some(customer_id) = actor.customer_id() else {
+        return Ok(None);
+    };
+    request(ctx)?
+        .own_customer
+        .get_or_try_init(|| async { customers::get_customer(&domain.db, actor, customer_id).await.map(Some) })
+        .await
+        .cloned()
+        .gql()
+}
+
+/// The pricing of the caller's own reseller: the reseller itself, or a customer's reseller.
+pub async fn own_pricing(ctx: &Context<'_>) -> async_graphql::Result<Option<Arc<ResellerPricing>>> {
+    let domain = domain(ctx);
+    let actor = actor(ctx)?;
+    let reseller_id = match actor.reseller_id() {
+        Some(id) => Some(id),
+        None => own_customer(ctx).await?.map(|c| c.reseller_id),
+    };
+    let Some(reseller_id) = reseller_id else {
+        return Ok(None);
+    };
+    request(ctx)?
+        .own_pricing
+        .get_or_try_init(|| async { domain.catalog.reseller_pricing(&domain.db, reseller_id).await })
+        .await
+        .cloned()
+        .gql()
+}

@@ -1,0 +1,23 @@
+//! The mutation root, merged from one object per area.
+
+mod auth;
+mod catalog;
+mod customers;
+mod resellers;
+
+use async_graphql::MergedObject;
+
+/// Every mutation.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    auth::AuthMutation,
+    catalog::CatalogMutation,
+    resellers::ResellersMutation,
+    customers::CustomersMutation,
+);
+
+/// Parses an API id argument.
+fn parse_id(id: &async_graphql::ID, field: &str) -> async_graphql::Result<i64> {
+    use crate::graphql::ResultExt;
+    crate::domain::validate::id(id, field).gql()
+}

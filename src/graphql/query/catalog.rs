@@ -1,0 +1,133 @@
+//! Catalog queries: vendors, products, offers.
+
+use async_graphql::{Context, ID, InputObject, Object};
+
+use crate::domain::catalog::{self, OfferFilter, ProductFilter, VendorFilter};
+use crate::domain::pagination::PageRequest;
+use crate::domain::validate;
+use crate::graphql::types::catalog::{Offer, Product, Vendor};
+use crate::graphql::types::enums::{BillingFrequency, CatalogStatus, Term};
+use crate::graphql::types::{PageConnection, connection};
+use crate::graphql::{ResultExt, actor, snapshot};
+
+/// Filters for `products`.
+#[derive(InputObject, Default)]
+pub struct ProductFilterInput {
+    /// Only this vendor's products.
+    pub vendor_id: Option<ID>,
+    /// Case-insensitive text in the name.
+    pub search: Option<String>,
+    /// Only this status.
+    pub status: Option<CatalogStatus>,
+}
+
+/// Filters for `offers`.
+#[derive(InputObject, Default)]
+pub struct OfferFilterInput {
+    /// Only this vendor's offers.
+    pub vendor_id: Option<ID>,
+    /// Only this product's offers.
+    pub product_id: Option<ID>,
+    /// Case-insensitive text in the SKU or name.
+    pub search: Option<String>,
+    /// Only this term.
+    pub term: Option<Term>,
+    /// Only this billing frequency.
+    pub billing_frequency: Option<BillingFrequency>,
+    /// Only this status.
+    pub status: Option<CatalogStatus>,
+}
+
+fn optional_id(id: Option<&ID>, field: &str) -> async_graphql::Result<Option<i64>> {
+    id.map(|id| validate::id(id, field)).transpose().gql()
+}
+
+#[derive(Default)]
+pub struct CatalogQuery;
+
+#[Object]
+impl CatalogQuery {
+    /// Vendors the caller may see.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn vendors(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        search: Option<String>,
+    ) -> async_graphql::Result<PageConnection<Vendor>> {
+        let actor = actor(ctx)?;
+        let page = PageRequest::parse(first, after.as_deref()).gql()?;
+        let snapshot = snapshot(ctx).await?;
+        let page = catalog::list_vendors(actor, &snapshot, &VendorFilter { search }, page);
+        Ok(connection(page, |v| v.id, |v| Vendor(v.clone())))
+    }
+
+    /// One vendor.
+    async fn vendor(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Vendor> {
+        let id = validate::id(&id, "id").gql()?;
+        let snapshot = snapshot(ctx).await?;
+        catalog::get_vendor(actor(ctx)?, &snapshot, id).map(|v| Vendor(v.clone())).gql()
+    }
+
+    /// Products the caller may see.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<ProductFilterInput>,
+    ) -> async_graphql::Result<PageConnection<Product>> {
+        let actor = actor(ctx)?;
+        let page = PageRequest::parse(first, after.as_deref()).gql()?;
+        let filter = filter.unwrap_or_default();
+        let filter = ProductFilter {
+            vendor_id: optional_id(filter.vendor_id.as_ref(), "filter.vendorId")?,
+            search: filter.search,
+            status: filter.status.map(Into::into),
+        };
+        let snapshot = snapshot(ctx).await?;
+        let page = catalog::list_products(actor, &snapshot, &filter, page);
+        Ok(connection(page, |p| p.id, |p| Product(p.clone())))
+    }
+
+    /// One product.
+    async fn product(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Product> {
+        let id = validate::id(&id, "id").gql()?;
+        let snapshot = snapshot(ctx).await?;
+        catalog::get_product(actor(ctx)?, &snapshot, id).map(|p| Product(p.clone())).gql()
+    }
+
+    /// Offers the caller may see.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn offers(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<OfferFilterInput>,
+    ) -> async_graphql::Result<PageConnection<Offer>> {
+        let actor = actor(ctx)?;
+        let page = PageRequest::parse(first, after.as_deref()).gql()?;
+        let filter = filter.unwrap_or_default();
+        let filter = OfferFilter {
+            vendor_id: optional_id(filter.vendor_id.as_ref(), "filter.vendorId")?,
+            product_id: optional_id(filter.product_id.as_ref(), "filter.productId")?,
+            search: filter.search,
+            term: filter.term.map(Into::into),
+            billing_frequency: filter.billing_frequency.map(Into::into),
+            status: filter.status.map(Into::into),
+        };
+        let snapshot = snapshot(ctx).await?;
+        let page = catalog::list_offers(actor, &snapshot, &filter, page);
+        Ok(connection(page, |o| o.id, |o| Offer(o.clone())))
+    }
+
+    /// One offer.
+    async fn offer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Offer> {
+        let id = validate::id(&id, "id").gql()?;
+        let snapshot = snapshot(ctx).await?;
+        catalog::get_offer(actor(ctx)?, &snapshot, id).map(|o| Offer(o.clone())).gql()
+    }
+}

@@ -1,0 +1,10 @@
+//! The query root, merged from one object per area.
+
+mod catalog;
+mod parties;
+
+use async_graphql::MergedObject;
+
+/// Every query.
+#[derive(MergedObject, Default)]
+pub struct Query(catalog::CatalogQuery, parties::PartiesQuery);

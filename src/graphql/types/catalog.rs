@@ -1,0 +1,302 @@
+//! Catalog output types: vendors, products, offers and the prices a caller may see.
+
+use async_graphql::{Context, ID, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use entity::{offer, price_point, product, vendor};
+use rust_decimal::Decimal;
+
+use super::connection::{PageConnection, connection};
+use super::enums::{BillingFrequency, CatalogStatus, ConnectorKind, OrganizationStatus, Term};
+use crate::domain::Error;
+use crate::domain::catalog::{self, OfferPriceView, ProductFilter};
+use crate::domain::money::Currency;
+use crate::domain::pagination::PageRequest;
+use crate::graphql::scalars::DecimalScalar;
+use crate::graphql::{ResultExt, actor, domain, own_customer, own_pricing, snapshot};
+
+/// An exact amount of money.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct Money {
+    /// The amount, as a decimal string.
+    pub amount: DecimalScalar,
+    /// ISO 4217 currency code.
+    pub currency: String,
+}
+
+impl Money {
+    /// An amount in a currency, shown with at least the currency's minor units ("43.20").
+    pub fn new(amount: Decimal, currency: Currency) -> Self {
+        let mut amount = amount.normalize();
+        if amount.scale() < currency.minor_units() {
+            amount.rescale(currency.minor_units());
+        }
+        Self { amount: DecimalScalar(amount), currency: currency.code().to_owned() }
+    }
+}
+
+/// A vendor publishing products.
+pub struct Vendor(pub vendor::Model);
+
+#[Object]
+impl Vendor {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// Unique short code.
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn status(&self) -> OrganizationStatus {
+        self.0.status.into()
+    }
+
+    /// How the vendor is reached: the operator and the vendor itself only.
+    async fn connector_kind(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ConnectorKind>> {
+        Ok(actor(ctx)?.manages_vendor(self.0.id).then_some(self.0.connector_kind.into()))
+    }
+
+    /// The vendor's products the caller may see.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn products(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<PageConnection<Product>> {
+        let actor = actor(ctx)?;
+        let snapshot = snapshot(ctx).await?;
+        let page = PageRequest::parse(first, after.as_deref()).gql()?;
+        let filter = ProductFilter { vendor_id: Some(self.0.id), ..ProductFilter::default() };
+        let page = catalog::list_products(actor, &snapshot, &filter, page);
+        Ok(connection(page, |p| p.id, |p| Product(p.clone())))
+    }
+}
+
+/// A vendor's product; its offers are the sellable SKUs.
+pub struct Product(pub product::Model);
+
+#[Object]
+impl Product {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+
+    async fn status(&self) -> CatalogStatus {
+        self.0.status.into()
+    }
+
+    async fn vendor(&self, ctx: &Context<'_>) -> async_graphql::Result<Vendor> {
+        let snapshot = snapshot(ctx).await?;
+        catalog::get_vendor(actor(ctx)?, &snapshot, self.0.vendor_id).map(|v| Vendor(v.clone())).gql()
+    }
+
+    /// The product's offers the caller may see.
+    #[graphql(complexity = "20 * child_complexity")]
+    async fn offers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Offer>> {
+        let snapshot = snapshot(ctx).await?;
+        Ok(catalog::product_offers(actor(ctx)?, &snapshot, self.0.id).into_iter().map(|o| Offer(o.clone())).collect())
+    }
+}
+
+/// A sellable SKU.
+pub struct Offer(pub offer::Model);
+
+#[Object]
+impl Offer {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    /// The SKU, unique per vendor.
+    async fn sku(&self) -> &str {
+        &self.0.sku
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The unit sold: license, seat, GB…
+    async fn unit(&self) -> &str {
+        &self.0.unit
+    }
+
+    async fn term(&self) -> Term {
+        self.0.term.into()
+    }
+
+    async fn billing_frequency(&self) -> BillingFrequency {
+        self.0.billing_frequency.into()
+    }
+
+    async fn min_quantity(&self) -> i32 {
+        self.0.min_quantity
+    }
+
+    async fn max_quantity(&self) -> i32 {
+        self.0.max_quantity
+    }
+
+    async fn status(&self) -> CatalogStatus {
+        self.0.status.into()
+    }
+
+    /// The meter of the usage-rated component, if the offer has one.
+    async fn usage_meter(&self) -> Option<&str> {
+        self.0.usage_meter.as_deref()
+    }
+
+    async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Product> {
+        let snapshot = snapshot(ctx).await?;
+        catalog::get_product(actor(ctx)?, &snapshot, self.0.product_id).map(|p| Product(p.clone())).gql()
+    }
+
+    async fn vendor(&self, ctx: &Context<'_>) -> async_graphql::Result<Vendor> {
+        let snapshot = snapshot(ctx).await?;
+        catalog::get_vendor(actor(ctx)?, &snapshot, self.0.vendor_id).map(|v| Vendor(v.clone())).gql()
+    }
+
+    /// The prices in force now, one per currency, as the caller may see them. Resellers and
+    /// customers get their own currency by default. The operator may name a reseller to
+    /// see that reseller's wholesale and retail prices.
+    async fn prices(
+        &self,
+        ctx: &Context<'_>,
+        currency: Option<String>,
+        reseller_id: Option<ID>,
+    ) -> async_graphql::Result<Vec<OfferPrice>> {
+        let actor = actor(ctx)?;
+        let domain = domain(ctx);
+        let snapshot = snapshot(ctx).await?;
+        let mut currency = currency.map(|c| Currency::parse(&c, "currency")).transpose().gql()?;
+        let pricing = if actor.is_operator() {
+            match reseller_id {
+                Some(id) => {
+                    let id = crate::domain::validate::id(&id, "resellerId").gql()?;
+                    Some(
+                        domain
+                            .catalog
+                            .reseller_pricing(&domain.db, id)
+                            .await
+                            .gql()?
+                            .ok_or(Error::NotFound("reseller"))
+                            .gql()?,
+                    )
+                }
+                None => None,
+            }
+        } else {
+            let own = own_pricing(ctx).await?;
+            if let (Some(asked), Some(own)) = (reseller_id, own.as_ref())
+                && asked.0 != own.reseller.id.to_string()
+            {
+                return Err(Error::NotFound("reseller")).gql();
+            }
+            if currency.is_none() {
+                let default = match own_customer(ctx).await? {
+                    Some(customer) => Some(customer.currency),
+                    None => own.as_ref().map(|p| p.reseller.currency.clone()),
+                };
+                currency = default.map(|c| Currency::parse(&c, "currency")).transpose().gql()?;
+            }
+            own
+        };
+        let now = domain.clock.now();
+        Ok(catalog::offer_prices(actor, &snapshot, &self.0, pricing.as_deref(), currency, now)
+            .into_iter()
+            .map(OfferPrice)
+            .collect())
+    }
+
+    /// Every dated price point (cost and list): the operator and the offer's vendor only.
+    async fn price_points(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PricePoint>> {
+        if !actor(ctx)?.manages_vendor(self.0.vendor_id) {
+            return Err(Error::Forbidden("only the operator and the vendor see price points".into())).gql();
+        }
+        let snapshot = snapshot(ctx).await?;
+        Ok(snapshot.price_points.get(&self.0.id).into_iter().flatten().cloned().map(PricePoint).collect())
+    }
+}
+
+/// An offer's prices in one currency, as the caller may see them.
+pub struct OfferPrice(pub OfferPriceView);
+
+#[Object]
+impl OfferPrice {
+    async fn currency(&self) -> &str {
+        self.0.currency.code()
+    }
+
+    /// When the vendor's price point in force took effect.
+    async fn effective_from(&self) -> DateTime<Utc> {
+        self.0.effective_from
+    }
+
+    /// Vendor → operator price: the operator and the offer's vendor only.
+    async fn cost(&self) -> Option<Money> {
+        self.0.cost.map(|a| Money::new(a, self.0.currency))
+    }
+
+    /// The vendor's list price (MSRP).
+    async fn list_price(&self) -> Money {
+        Money::new(self.0.list_price, self.0.currency)
+    }
+
+    /// Operator → reseller price: the operator (naming a reseller) and that reseller.
+    async fn wholesale(&self) -> Option<Money> {
+        self.0.wholesale.map(|a| Money::new(a, self.0.currency))
+    }
+
+    /// Reseller → customer price: the reseller and its customers (and the operator).
+    async fn retail(&self) -> Option<Money> {
+        self.0.retail.map(|a| Money::new(a, self.0.currency))
+    }
+}
+
+/// A dated cost and list price of an offer.
+pub struct PricePoint(pub price_point::Model);
+
+#[Object]
+impl PricePoint {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
+
+    async fn cost(&self) -> DecimalScalar {
+        DecimalScalar(self.0.cost.0)
+    }
+
+    async fn list_price(&self) -> DecimalScalar {
+        DecimalScalar(self.0.list_price.0)
+    }
+
+    async fn usage_unit_cost(&self) -> Option<DecimalScalar> {
+        self.0.usage_unit_cost.map(|d| DecimalScalar(d.0))
+    }
+
+    async fn usage_unit_list_price(&self) -> Option<DecimalScalar> {
+        self.0.usage_unit_list_price.map(|d| DecimalScalar(d.0))
+    }
+
+    async fn effective_from(&self) -> DateTime<Utc> {
+        self.0.effective_from
+    }
+}

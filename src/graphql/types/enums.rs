@@ -1,0 +1,58 @@
+//! API enums mirroring the entity enums (the entity crate knows nothing of GraphQL).
+
+use entity::enums as db;
+
+macro_rules! mirror_enum {
+    ($(#[$meta:meta])* $name:ident => $entity:ident { $($variant:ident),+ $(,)? }) => {
+        #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq)]
+        $(#[$meta])*
+        pub enum $name {
+            $(
+                #[allow(missing_docs)]
+                $variant
+            ),+
+        }
+
+        impl From<db::$entity> for $name {
+            fn from(value: db::$entity) -> Self {
+                match value {
+                    $(db::$entity::$variant => Self::$variant),+
+                }
+            }
+        }
+
+        impl From<$name> for db::$entity {
+            fn from(value: $name) -> Self {
+                match value {
+                    $($name::$variant => Self::$variant),+
+                }
+            }
+        }
+    };
+}
+
+mirror_enum!(
+    /// The role a user acts in.
+    Role => Role { Operator, Vendor, Reseller, Customer }
+);
+mirror_enum!(
+    /// Whether a product or offer can be sold.
+    CatalogStatus => CatalogStatus { Active, Retired }
+);
+mirror_enum!(
+    /// Whether an organization is active.
+    OrganizationStatus => OrganizationStatus { Active, Inactive }
+);
+mirror_enum!(
+    /// Commitment term (ISO 8601 durations): one month, one year, three years.
+    #[graphql(rename_items = "UPPERCASE")]
+    Term => Term { P1m, P1y, P3y }
+);
+mirror_enum!(
+    /// How often recurring fees are billed.
+    BillingFrequency => BillingFrequency { Monthly, Annual, Upfront }
+);
+mirror_enum!(
+    /// How Switchyard reaches a vendor's provisioning system.
+    ConnectorKind => ConnectorKind { Sandbox, Http }
+);

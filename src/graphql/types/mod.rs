@@ -1,0 +1,8 @@
+//! GraphQL output types and enums, built from entities with `From`; never entities themselves.
+
+pub mod catalog;
+pub mod connection;
+pub mod enums;
+pub mod parties;
+
+pub use connection::{PageConnection, connection};

@@ -1,0 +1,222 @@
+//! GraphQL over HTTP (the GraphQL-over-HTTP specification).
+//!
+//! - POST with `Content-Type: application/json`; any other type is 415, so a cross-site
+//!   form post cannot run an operation. Bodies over the limit are 413.
+//! - GET runs queries only; a mutation over GET is 405 with `Allow: POST`.
+//! - `application/graphql-response+json` when the client accepts it: a request error
+//!   (unparsable, invalid, over a limit) is then 400; with `application/json` it is 200.
+//! - A bearer token that fails verification is 401 UNAUTHENTICATED; no token means an
+//!   anonymous caller, which every field but `login` refuses.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::{BatchRequest, BatchResponse, Request, ServerError};
+
+use crate::domain::Actor;
+use crate::graphql::RequestContext;
+use crate::graphql::errors::{finalize, request_error};
+use crate::state::AppState;
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// POST /graphql
+pub async fn post(state: web::Data<AppState>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let accepts_graphql_json = accepts_graphql_response(&request);
+    if !is_json(&request) {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "requests must be sent as application/json",
+            "BAD_USER_INPUT",
+            accepts_graphql_json,
+        );
+    }
+    let Ok(actor) = authenticate(&state, &request) else {
+        return unauthorized(&request);
+    };
+    let batch: BatchRequest = match serde_json::from_slice(&body) {
+        Ok(batch) => batch,
+        Err(error) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("the body is not a GraphQL request: {error}"),
+                "BAD_USER_INPUT",
+                accepts_graphql_json,
+            );
+        }
+    };
+    if let BatchRequest::Batch(requests) = &batch
+        && requests.len() > state.config.max_batch
+    {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("too many operations in one batch (limit {})", state.config.max_batch),
+            "BAD_USER_INPUT",
+            accepts_graphql_json,
+        );
+    }
+    let batch = match batch {
+        BatchRequest::Single(single) => BatchRequest::Single(with_context(&state, single, actor)),
+        BatchRequest::Batch(many) => {
+            BatchRequest::Batch(many.into_iter().map(|r| with_context(&state, r, actor.clone())).collect())
+        }
+    };
+    let response = state.schema.execute_batch(batch).await;
+    respond(response, accepts_graphql_json)
+}
+
+/// The query-string parameters of a GET request, named as the specification names them.
+#[derive(serde::Deserialize)]
+pub struct GetParams {
+    #[serde(default)]
+    query: String,
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+    variables: Option<String>,
+}
+
+/// GET /graphql: queries only.
+pub async fn get(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    let accepts_graphql_json = accepts_graphql_response(&request);
+    let bad_request =
+        |message: String| error_response(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT", accepts_graphql_json);
+    let params = match web::Query::<GetParams>::from_query(request.query_string()) {
+        Ok(params) => params.into_inner(),
+        Err(error) => return bad_request(format!("invalid GraphQL GET request: {error}")),
+    };
+    let variables = match params.variables.as_deref().map(serde_json::from_str::<serde_json::Value>).transpose() {
+        Ok(variables) => async_graphql::Variables::from_json(variables.unwrap_or_default()),
+        Err(error) => return bad_request(format!("invalid variables: {error}")),
+    };
+    let mut graphql_request = Request::new(params.query).variables(variables);
+    if let Some(name) = params.operation_name {
+        graphql_request = graphql_request.operation_name(name);
+    }
+    if !is_query_operation(&graphql_request) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only queries may be sent with GET; use POST",
+            "BAD_USER_INPUT",
+            accepts_graphql_json,
+        );
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let Ok(actor) = authenticate(&state, &request) else {
+        return unauthorized(&request);
+    };
+    let graphql_request = with_context(&state, graphql_request, actor);
+    let response = state.schema.execute(graphql_request).await;
+    respond(BatchResponse::Single(response), accepts_graphql_json)
+}
+
+fn with_context(state: &AppState, request: Request, actor: Option<Actor>) -> Request {
+    request.data(RequestContext::new(std::sync::Arc::clone(&state.domain), actor))
+}
+
+/// The caller from the `Authorization: Bearer` header: none without a header, an error
+/// when the header is not a valid bearer token.
+fn authenticate(state: &AppState, request: &HttpRequest) -> Result<Option<Actor>, crate::domain::Error> {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or(crate::domain::Error::Unauthenticated)?;
+    state.auth.verify(token).map(|verified| Some(verified.actor))
+}
+
+fn unauthorized(request: &HttpRequest) -> HttpResponse {
+    let mut response = error_response(
+        StatusCode::UNAUTHORIZED,
+        "invalid or expired token",
+        "UNAUTHENTICATED",
+        accepts_graphql_response(request),
+    );
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+/// Whether the selected operation of a GET request is a query. Unparsable documents count
+/// as queries here so that the schema reports the parse error in the usual way.
+fn is_query_operation(request: &Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return true;
+    };
+    let operation = match (&document.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) => {
+            return ops.values().all(|op| op.node.ty == OperationType::Query);
+        }
+    };
+    operation.is_none_or(|op| op.node.ty == OperationType::Query)
+}
+
+fn is_json(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn accepts_graphql_response(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|media| media.trim().starts_with(GRAPHQL_RESPONSE_JSON)))
+}
+
+fn respond(mut response: BatchResponse, graphql_json: bool) -> HttpResponse {
+    let mut request_error = false;
+    let body = match &mut response {
+        BatchResponse::Single(single) => {
+            finalize(single);
+            request_error = is_request_error(&single.errors);
+            serialize(single, request_error)
+        }
+        BatchResponse::Batch(many) => {
+            let items: Vec<serde_json::Value> = many
+                .iter_mut()
+                .map(|single| {
+                    finalize(single);
+                    serialize(single, is_request_error(&single.errors))
+                })
+                .collect();
+            serde_json::Value::Array(items)
+        }
+    };
+    let status = if graphql_json && request_error { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    let content_type = if graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+    HttpResponse::build(status).content_type(content_type).json(body)
+}
+
+/// A request error stops execution before any field runs: its errors have no path.
+fn is_request_error(errors: &[ServerError]) -> bool {
+    !errors.is_empty() && errors.iter().all(|e| e.path.is_empty())
+}
+
+/// The response as JSON; a request error has no `data` entry at all.
+fn serialize(response: &async_graphql::Response, request_error: bool) -> serde_json::Value {
+    let mut value = serde_json::to_value(response).unwrap_or_else(
+        |_| serde_json::json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]}),
+    );
+    if request_error && let Some(object) = value.as_object_mut() {
+        object.remove("data");
+    }
+    value
+}
+
+fn error_response(status: StatusCode, message: &str, code: &str, graphql_json: bool) -> HttpResponse {
+    let error = request_error(message, code);
+    let body = serde_json::json!({ "errors": [error] });
+    let content_type = if graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+    HttpResponse::build(status).content_type(content_type).json(body)
+}

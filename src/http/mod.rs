@@ -1,0 +1,49 @@
+//! The HTTP layer: routes, GraphQL over HTTP, health checks and GraphiQL.
+//!
+//! This is the only layer that knows actix-web. It authenticates the bearer token, builds
+//! the per-request GraphQL context, and applies the GraphQL-over-HTTP rules.
+
+pub mod graphql;
+mod health;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+
+use crate::state::AppState;
+
+/// Registers every route.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/graphql", web::post().to(graphql::post))
+        .route("/graphql", web::get().to(graphql::get))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/", web::get().to(graphiql));
+}
+
+async fn graphiql(state: web::Data<AppState>) -> HttpResponse {
+    if !state.config.graphiql {
+        return HttpResponse::NotFound().finish();
+    }
+    let page = async_graphql::http::GraphiQLSource::build().endpoint("/graphql").title("Switchyard").finish();
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page)
+}
+
+/// Starts the server on an already bound listener (port 0 in tests).
+pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+    let workers = match state.config.http_workers {
+        0 => std::thread::available_parallelism().map(usize::from).unwrap_or(2),
+        n => n,
+    };
+    let max_body = state.config.max_body_bytes;
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).app_data(web::PayloadConfig::new(max_body)).configure(routes)
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

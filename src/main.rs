@@ -1,0 +1,147 @@
+//! The `switchyard` command: serve, worker-less admin commands, schema export, dev tokens.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use switchyard::config::{AuthConfig, DatabaseConfig, ServerConfig, parse_duration};
+use switchyard::domain::{Actor, Role};
+use switchyard::startup::{self, StartupError};
+use switchyard::{demo, graphql, http};
+
+/// Switchyard: GraphQL billing and provisioning for cloud channel marketplaces.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the GraphQL server.
+    Serve {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        auth: AuthConfig,
+        #[command(flatten)]
+        server: ServerConfig,
+        /// Load the demo data set if the database is empty.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Applies pending database migrations.
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+    /// Loads data into the database.
+    Seed {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        /// Load the demo data set (only into an empty database).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Prints the GraphQL schema (SDL).
+    Schema,
+    /// Prints a development token signed with the configured key.
+    Token {
+        #[command(flatten)]
+        auth: AuthConfig,
+        /// The role to act in.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// The organization: vendor, reseller or customer id (not for the operator).
+        #[arg(long)]
+        org: Option<i64>,
+        /// Lifetime (e.g. 30m, 1h, 7d).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        ttl: Duration,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "operator" => Ok(Role::Operator),
+        "vendor" => Ok(Role::Vendor),
+        "reseller" => Ok(Role::Reseller),
+        "customer" => Ok(Role::Customer),
+        _ => Err("expected operator, vendor, reseller or customer".into()),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm_migration=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<(), StartupError> {
+    match command {
+        Command::Serve { database, auth, server, demo: load_demo } => {
+            let listener = TcpListener::bind(&server.bind)?;
+            let state = startup::build_state(&database, &auth, server).await?;
+            if load_demo && demo::seed_if_empty(&state.domain).await? {
+                tracing::info!("loaded the demo data set; see README.md for its users");
+            }
+            tracing::info!(address = %listener.local_addr()?, "serving GraphQL at /graphql, GraphiQL at /");
+            http::serve(state, listener)?.await?;
+            Ok(())
+        }
+        Command::Migrate { database } => {
+            startup::open_database(&database).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Seed { database, demo: load_demo } => {
+            if !load_demo {
+                return Err("nothing to seed: pass --demo".into());
+            }
+            let connection = startup::open_database(&database).await?;
+            let server = switchyard::config::defaults::<ServerConfig>()?;
+            let domain =
+                startup::domain(connection, std::sync::Arc::new(switchyard::domain::clock::SystemClock), &server);
+            if demo::seed_if_empty(&domain).await? {
+                println!("demo data loaded");
+            } else {
+                println!("the database already has data; nothing loaded");
+            }
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
+        Command::Token { auth, role, org, ttl } => {
+            if role != Role::Operator && org.is_none() {
+                return Err("--org is required for this role".into());
+            }
+            let keys = switchyard::auth::AuthKeys::from_config(&auth)?;
+            let actor = Actor { user_id: None, role, organization_id: if role == Role::Operator { None } else { org } };
+            println!("{}", keys.issue(&actor, ttl)?);
+            Ok(())
+        }
+    }
+}

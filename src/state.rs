@@ -1,0 +1,30 @@
+//! The application state, built once at start-up and shared by every worker and request.
+
+use std::sync::Arc;
+
+use crate::auth::AuthKeys;
+use crate::config::ServerConfig;
+use crate::domain::Domain;
+use crate::graphql::{AppSchema, build_schema};
+
+/// Everything a request needs, built once outside `HttpServer::new`.
+#[derive(Clone)]
+pub struct AppState {
+    /// The domain services (database, clock, catalog cache).
+    pub domain: Arc<Domain>,
+    /// Token keys.
+    pub auth: Arc<AuthKeys>,
+    /// Server settings and limits.
+    pub config: Arc<ServerConfig>,
+    /// The GraphQL schema.
+    pub schema: AppSchema,
+}
+
+impl AppState {
+    /// Builds the state and its schema.
+    pub fn new(domain: Arc<Domain>, auth: Arc<AuthKeys>, config: ServerConfig) -> Self {
+        let config = Arc::new(config);
+        let schema = build_schema(&config, Arc::clone(&domain), Arc::clone(&auth));
+        Self { domain, auth, config, schema }
+    }
+}

@@ -1,0 +1,123 @@
+//! Authentication: JWT negatives (none, expired, wrong key/audience/issuer, future nbf),
+//! anonymous callers, and password login.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use jsonwebtoken::{EncodingKey, Header, encode};
+use sea_orm::{ActiveModelTrait, NotSet, Set};
+use serde_json::{Value, json};
+use switchyard::domain::Role;
+use switchyard::domain::users::hash_password;
+
+use crate::helpers::{TEST_SECRET, TestApp, spawn_app};
+
+fn claims(overrides: Value) -> Value {
+    let now = Utc::now().timestamp();
+    let mut claims = json!({"sub": "cli", "iss": "switchyard", "aud": "switchyard-api", "exp": now + 600,
+                            "nbf": now - 5, "iat": now, "role": "OPERATOR"});
+    for (key, value) in overrides.as_object().unwrap() {
+        if value.is_null() {
+            claims.as_object_mut().unwrap().remove(key);
+        } else {
+            claims[key] = value.clone();
+        }
+    }
+    claims
+}
+
+fn sign(claims: &Value, secret: &str) -> String {
+    encode(&Header::default(), claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+}
+
+async fn status_and_code(app: &TestApp, token: &str) -> (u16, String) {
+    let (status, body) = app.post(Some(token), "{ me { role } }", json!({})).await;
+    (status, body["errors"][0]["extensions"]["code"].as_str().unwrap_or("none").to_owned())
+}
+
+#[tokio::test]
+async fn bad_tokens_are_unauthenticated() {
+    let app = spawn_app().await;
+    let good = sign(&claims(json!({})), TEST_SECRET);
+    let data = app.data(&good, "{ me { role } }", json!({})).await;
+    assert_eq!(data["me"]["role"], "OPERATOR");
+
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims(json!({})).to_string());
+    let unsigned = format!("{header}.{payload}.");
+    let past = Utc::now().timestamp() - 3600;
+    let cases = [
+        ("alg none", unsigned),
+        ("wrong key", sign(&claims(json!({})), "another-secret-another-secret-another-secret")),
+        ("expired", sign(&claims(json!({"exp": past})), TEST_SECRET)),
+        ("wrong audience", sign(&claims(json!({"aud": "someone-else"})), TEST_SECRET)),
+        ("wrong issuer", sign(&claims(json!({"iss": "evil"})), TEST_SECRET)),
+        ("no subject", sign(&claims(json!({"sub": null})), TEST_SECRET)),
+        ("no expiry", sign(&claims(json!({"exp": null})), TEST_SECRET)),
+        ("not yet valid", sign(&claims(json!({"nbf": Utc::now().timestamp() + 3600})), TEST_SECRET)),
+        ("reseller without organization", sign(&claims(json!({"role": "RESELLER"})), TEST_SECRET)),
+        ("garbage", "not.a.token".to_owned()),
+    ];
+    for (name, token) in cases {
+        assert_eq!(status_and_code(&app, &token).await, (401, "UNAUTHENTICATED".to_owned()), "{name}");
+    }
+    // A token signed with HS512 is refused even with the right secret: the algorithm is pinned.
+    let hs512 = encode(
+        &Header::new(jsonwebtoken::Algorithm::HS512),
+        &claims(json!({})),
+        &EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(status_and_code(&app, &hs512).await.0, 401);
+}
+
+#[tokio::test]
+async fn anonymous_callers_get_unauthenticated() {
+    let app = spawn_app().await;
+    for query in [
+        "{ me { role } }",
+        "{ offers { totalCount } }",
+        "{ customers { totalCount } }",
+        r#"mutation { createTier(input: {name: "x", markup: "0.1"}) { id } }"#,
+    ] {
+        let (status, body) = app.post(None, query, json!({})).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{query}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn login_issues_a_token_for_the_users_role() {
+    let app = spawn_app().await;
+    let fixture = crate::helpers::Fixture::build(&app).await;
+    let now = Utc::now();
+    entity::user::ActiveModel {
+        id: NotSet,
+        email: Set("rita@reseller.test".into()),
+        display_name: Set("Rita".into()),
+        password_hash: Set(hash_password("correct horse battery staple").unwrap()),
+        role: Set(Role::Reseller),
+        organization_id: Set(Some(fixture.reseller_a)),
+        disabled: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&app.domain.db)
+    .await
+    .unwrap();
+    let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token me { role organizationId userId } } }";
+    let (_, body) =
+        app.post(None, login, json!({"e": "Rita@Reseller.test", "p": "correct horse battery staple"})).await;
+    let token = body["data"]["login"]["token"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned();
+    assert_eq!(body["data"]["login"]["me"]["role"], "RESELLER");
+    let data = app.data(&token, "{ me { role organizationId } customers { totalCount } }", json!({})).await;
+    assert_eq!(data["me"]["organizationId"], fixture.reseller_a.to_string());
+    assert_eq!(data["customers"]["totalCount"], 1);
+
+    for (email, password) in [("rita@reseller.test", "wrong"), ("nobody@reseller.test", "correct horse battery staple")]
+    {
+        let (_, body) = app.post(None, login, json!({"e": email, "p": password})).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+        assert_eq!(body["data"], Value::Null);
+    }
+}

@@ -1,0 +1,323 @@
+//! Spawning the app on a fresh database, minting tokens, sending GraphQL, and a fixture.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use rust_decimal::Decimal;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde_json::{Value, json};
+use switchyard::auth::AuthKeys;
+use switchyard::config::{self, AuthConfig, ServerConfig};
+use switchyard::domain::catalog::{self, NewOffer, NewPricePoint, NewProduct, NewVendor};
+use switchyard::domain::clock::ManualClock;
+use switchyard::domain::customers::{self, NewCustomer, VendorAccount};
+use switchyard::domain::resellers::{self, NewReseller};
+use switchyard::domain::{Actor, Domain, Role};
+use switchyard::state::AppState;
+use switchyard::{db, http, startup};
+
+/// The HS256 secret test tokens are signed with.
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+/// A running app on its own database.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    pub domain: Arc<Domain>,
+    pub clock: Arc<ManualClock>,
+    /// SQL statements executed since the app started (or since `reset_statements`).
+    pub statements: Arc<AtomicUsize>,
+    _database: TestDatabase,
+}
+
+/// Test auth settings: HS256 with [`TEST_SECRET`].
+pub fn auth_config() -> AuthConfig {
+    let mut auth: AuthConfig = config::defaults().expect("auth defaults");
+    auth.jwt_secret = Some(TEST_SECRET.into());
+    auth.jwt_algorithm = config::JwtAlgorithm::Hs256;
+    auth.jwt_issuer = "switchyard".into();
+    auth.jwt_audience = "switchyard-api".into();
+    auth
+}
+
+/// Spawns the app with default settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns the app after adjusting its server settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    let mut server: ServerConfig = config::defaults().expect("server defaults");
+    server.http_workers = 2;
+    server.bind = "127.0.0.1:0".into();
+    adjust(&mut server);
+    let database = TestDatabase::create().await;
+    let mut connection = db::connect(&database.url, 8).await.expect("connect");
+    let statements = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&statements);
+    connection.set_metric_callback(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    db::migrate(&connection).await.expect("migrate");
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()));
+    let domain = startup::domain(connection, clock.clone(), &server);
+    let keys = Arc::new(AuthKeys::from_config(&auth_config()).expect("keys"));
+    let state = AppState::new(Arc::clone(&domain), keys, server);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let running = http::serve(state.clone(), listener).expect("serve");
+    tokio::spawn(running);
+    TestApp {
+        address,
+        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+        state,
+        domain,
+        clock,
+        statements,
+        _database: database,
+    }
+}
+
+impl TestApp {
+    /// A token for `role` acting for `org`.
+    pub fn token(&self, role: Role, org: Option<i64>) -> String {
+        self.state.auth.issue(&Actor { user_id: None, role, organization_id: org }, Duration::from_secs(3600)).unwrap()
+    }
+
+    pub fn operator(&self) -> String {
+        self.token(Role::Operator, None)
+    }
+
+    /// POSTs a GraphQL document; returns the status and the JSON body.
+    pub async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(format!("{}/graphql", self.address))
+            .json(&json!({"query": query, "variables": variables}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("json body"))
+    }
+
+    /// POSTs a GraphQL document and expects `data` without errors.
+    pub async fn data(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(Some(token), query, variables).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// POSTs a GraphQL document and returns the `extensions.code` of its first error.
+    pub async fn error_code(&self, token: Option<&str>, query: &str, variables: Value) -> String {
+        let (_, body) = self.post(token, query, variables).await;
+        body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}")).to_owned()
+    }
+
+    pub fn reset_statements(&self) {
+        self.statements.store(0, Ordering::SeqCst);
+    }
+
+    pub fn statement_count(&self) -> usize {
+        self.statements.load(Ordering::SeqCst)
+    }
+}
+
+/// A database only this test uses: a temporary SQLite file, or a fresh PostgreSQL
+/// database when `DATABASE_URL` points at PostgreSQL. Removed when dropped.
+pub struct TestDatabase {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+fn unique_name() -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!("sy_test_{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst), rand::random::<u32>())
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let name = unique_name();
+        match std::env::var("DATABASE_URL") {
+            Ok(admin_url) if admin_url.starts_with("postgres") => {
+                let admin: DatabaseConnection = db::connect(&admin_url, 1).await.expect("connect admin");
+                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create database");
+                admin.close().await.ok();
+                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+                Self { url: format!("{base}/{name}"), cleanup: Cleanup::Postgres { admin_url, name } }
+            }
+            _ => {
+                let path = std::env::temp_dir().join(format!("{name}.db"));
+                Self { url: format!("sqlite://{}?mode=rwc", path.display()), cleanup: Cleanup::File(path) }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::File(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                    runtime.block_on(async {
+                        if let Ok(admin) = db::connect(&admin_url, 1).await {
+                            let _ =
+                                admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                            admin.close().await.ok();
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// Two vendors, a product each with offers priced in USD and EUR, two tiers, two resellers
+/// with a customer each.
+pub struct Fixture {
+    pub vendor_a: i64,
+    pub vendor_b: i64,
+    pub product_a: i64,
+    pub product_b: i64,
+    /// Offers of product A (P1Y monthly, P1M monthly, P3Y annual).
+    pub offers_a: Vec<i64>,
+    pub offer_b: i64,
+    pub retired_offer: i64,
+    pub tier_gold: i64,
+    pub reseller_a: i64,
+    pub reseller_b: i64,
+    pub customer_a: i64,
+    pub customer_b: i64,
+}
+
+pub fn dec(text: &str) -> Decimal {
+    text.parse().unwrap()
+}
+
+impl Fixture {
+    pub async fn build(app: &TestApp) -> Self {
+        let domain = &app.domain;
+        let op = Actor::system();
+        let vendor = |code: &str| NewVendor {
+            code: code.into(),
+            name: code.to_uppercase(),
+            connector_kind: entity::enums::ConnectorKind::Sandbox,
+            connector_settings: None,
+        };
+        let vendor_a = catalog::create_vendor(domain, &op, vendor("vendor-a")).await.unwrap().id;
+        let vendor_b = catalog::create_vendor(domain, &op, vendor("vendor-b")).await.unwrap().id;
+        let product = |vendor_id, name: &str| NewProduct { vendor_id, name: name.into(), description: None };
+        let product_a = catalog::create_product(domain, &op, product(vendor_a, "Suite A")).await.unwrap().id;
+        let product_b = catalog::create_product(domain, &op, product(vendor_b, "Suite B")).await.unwrap().id;
+        use entity::enums::{BillingFrequency as F, Term as T};
+        let offer = |product_id, sku: &str, term, frequency| NewOffer {
+            product_id,
+            sku: sku.into(),
+            name: format!("Offer {sku}"),
+            unit: "license".into(),
+            term,
+            billing_frequency: frequency,
+            min_quantity: 1,
+            max_quantity: 300,
+            usage_meter: None,
+        };
+        let mut offers_a = Vec::new();
+        for (sku, term, frequency) in
+            [("A-P1Y-M", T::P1y, F::Monthly), ("A-P1M-M", T::P1m, F::Monthly), ("A-P3Y-A", T::P3y, F::Annual)]
+        {
+            offers_a.push(catalog::create_offer(domain, &op, offer(product_a, sku, term, frequency)).await.unwrap().id);
+        }
+        let offer_b =
+            catalog::create_offer(domain, &op, offer(product_b, "B-P1Y-M", T::P1y, F::Monthly)).await.unwrap().id;
+        let retired_offer =
+            catalog::create_offer(domain, &op, offer(product_a, "A-OLD", T::P1y, F::Monthly)).await.unwrap().id;
+        catalog::update_offer(
+            domain,
+            &op,
+            retired_offer,
+            catalog::OfferChanges { status: Some(entity::enums::CatalogStatus::Retired), ..Default::default() },
+        )
+        .await
+        .unwrap();
+        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        for offer_id in offers_a.iter().copied().chain([offer_b, retired_offer]) {
+            for (currency, cost, list) in [("USD", "8.00", "10.00"), ("EUR", "7.40", "9.20")] {
+                catalog::add_price_point(
+                    domain,
+                    &op,
+                    NewPricePoint {
+                        offer_id,
+                        currency: currency.into(),
+                        cost: dec(cost),
+                        list_price: dec(list),
+                        usage_unit_cost: None,
+                        usage_unit_list_price: None,
+                        effective_from: Some(start),
+                    },
+                )
+                .await
+                .unwrap();
+            }
+        }
+        let tier_gold = resellers::create_tier(domain, &op, "Gold", dec("0.15")).await.unwrap().id;
+        let reseller = |name: &str, currency: &str, prefix: &str| NewReseller {
+            name: name.into(),
+            tier_id: tier_gold,
+            currency: currency.into(),
+            external_partner_id: None,
+            invoice_prefix: prefix.into(),
+        };
+        let reseller_a =
+            resellers::create_reseller(domain, &op, reseller("Reseller A", "USD", "RSLA")).await.unwrap().id;
+        let reseller_b =
+            resellers::create_reseller(domain, &op, reseller("Reseller B", "EUR", "RSLB")).await.unwrap().id;
+        let customer = |reseller_id, name: &str, currency: &str| NewCustomer {
+            reseller_id: Some(reseller_id),
+            name: name.into(),
+            country: "DE".into(),
+            currency: currency.into(),
+            tax_rate: dec("0.19"),
+            vendor_accounts: vec![VendorAccount {
+                vendor_id: vendor_a,
+                external_id: format!("tenant-{}", name.replace(' ', "-")),
+            }],
+        };
+        let customer_a =
+            customers::create_customer(domain, &op, customer(reseller_a, "Customer A", "USD")).await.unwrap().id;
+        let customer_b =
+            customers::create_customer(domain, &op, customer(reseller_b, "Customer B", "EUR")).await.unwrap().id;
+        Self {
+            vendor_a,
+            vendor_b,
+            product_a,
+            product_b,
+            offers_a,
+            offer_b,
+            retired_offer,
+            tier_gold,
+            reseller_a,
+            reseller_b,
+            customer_a,
+            customer_b,
+        }
+    }
+}

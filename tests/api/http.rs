@@ -1,0 +1,186 @@
+//! GraphQL over HTTP: methods, content types, status codes, limits and probes.
+
+use serde_json::{Value, json};
+use switchyard::domain::Role;
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn get_runs_queries_but_refuses_mutations() {
+    let app = spawn_app().await;
+    let token = app.token(Role::Operator, None);
+    let url = format!("{}/graphql", app.address);
+    let response =
+        app.client.get(&url).query(&[("query", "{ me { role } }")]).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["data"]["me"]["role"], "OPERATOR");
+
+    let mutation = r#"mutation { createTier(input: {name: "x", markup: "0.1"}) { id } }"#;
+    let response = app.client.get(&url).query(&[("query", mutation)]).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "POST");
+    // Nothing was written.
+    let data = app.data(&token, "{ tiers { name } }", json!({})).await;
+    assert_eq!(data["tiers"], json!([]));
+    // A named mutation inside a multi-operation document is refused too.
+    let document = "query Q { me { role } } mutation M { createTier(input: {name: \"y\", markup: \"0.1\"}) { id } }";
+    let response = app
+        .client
+        .get(&url)
+        .query(&[("query", document), ("operationName", "M")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+}
+
+#[tokio::test]
+async fn only_json_bodies_are_accepted() {
+    let app = spawn_app().await;
+    let url = format!("{}/graphql", app.address);
+    let token = app.operator();
+    for content_type in ["application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"] {
+        let response = app
+            .client
+            .post(&url)
+            .header("content-type", content_type)
+            .bearer_auth(&token)
+            .body(r#"{"query":"mutation { createTier(input: {name: \"f\", markup: \"0.1\"}) { id } }"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415, "{content_type}");
+    }
+    let response =
+        app.client.post(&url).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test]
+async fn status_codes_follow_the_accepted_media_type() {
+    let app = spawn_app().await;
+    let url = format!("{}/graphql", app.address);
+    let token = app.operator();
+    let invalid = json!({"query": "{ noSuchField }"});
+    let response = app
+        .client
+        .post(&url)
+        .header("accept", "application/graphql-response+json")
+        .bearer_auth(&token)
+        .json(&invalid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["content-type"], "application/graphql-response+json");
+    let body: Value = response.json().await.unwrap();
+    assert!(body.get("data").is_none(), "a request error has no data entry: {body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert!(!body["errors"][0]["message"].as_str().unwrap().contains("Did you mean"), "suggestions are off");
+
+    let response = app
+        .client
+        .post(&url)
+        .header("accept", "application/json")
+        .bearer_auth(&token)
+        .json(&invalid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+
+    // A field error is still 200 with graphql-response+json: the request was valid.
+    let response = app
+        .client
+        .post(&url)
+        .header("accept", "application/graphql-response+json")
+        .bearer_auth(&token)
+        .json(&json!({"query": "{ customer(id: \"12345\") { name } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn abuse_limits_refuse_oversized_requests() {
+    let app = spawn_app().await;
+    let url = format!("{}/graphql", app.address);
+    let token = app.operator();
+
+    let big = "x".repeat(129 * 1024);
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({"query": format!("{{ me {{ role }} }} # {big}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    let deep = "{ products { edges { node { vendor { products { edges { node { vendor { products { edges { node { vendor { name } } } } } } } } } } } } }";
+    let (_, body) = app.post(Some(&token), deep, json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("nested too deep"), "{body}");
+
+    let aliases: String = (0..31).map(|i| format!("a{i}: me {{ role }} ")).collect();
+    let (_, body) = app.post(Some(&token), &format!("{{ {aliases} }}"), json!({})).await;
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("too many aliases"), "{body}");
+
+    let complex = "{ products(first: 100) { edges { node { offers { product { offers { prices { listPrice { amount } retail { amount } wholesale { amount } cost { amount } } } } } } } } }";
+    let (_, body) = app.post(Some(&token), complex, json!({})).await;
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("too complex"), "{body}");
+
+    let directives =
+        "{ me @include(if: true) @include(if: true) @skip(if: false) @skip(if: false) @include(if: true) { role } }";
+    let (_, body) = app.post(Some(&token), directives, json!({})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+
+    let batch: Vec<Value> = (0..11).map(|_| json!({"query": "{ me { role } }"})).collect();
+    let response = app.client.post(&url).bearer_auth(&token).json(&batch).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let batch: Vec<Value> = (0..3).map(|_| json!({"query": "{ me { role } }"})).collect();
+    let response = app.client.post(&url).bearer_auth(&token).json(&batch).send().await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body.as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn introspection_can_be_turned_off() {
+    let query = "{ __schema { queryType { name } } }";
+    let app = spawn_app().await;
+    let data = app.data(&app.operator(), query, json!({})).await;
+    assert_eq!(data["__schema"]["queryType"]["name"], "Query");
+    let closed = spawn_app_with(|config| config.introspection = false).await;
+    let (_, body) = closed.post(Some(&closed.operator()), query, json!({})).await;
+    assert_eq!(body["data"]["__schema"], Value::Null, "{body}");
+}
+
+#[tokio::test]
+async fn probes_and_graphiql_answer() {
+    let app = spawn_app().await;
+    for (path, expected) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let response = app.client.get(format!("{}{path}", app.address)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), expected);
+    }
+    let page = app.client.get(format!("{}/", app.address)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("graphiql"));
+    let closed = spawn_app_with(|config| config.graphiql = false).await;
+    let page = closed.client.get(format!("{}/", closed.address)).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+}
+
+#[tokio::test]
+async fn schema_graphql_is_current() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap_or_default();
+    assert!(
+        committed == switchyard::graphql::sdl(),
+        "schema.graphql is stale: run `cargo run -- schema > schema.graphql`"
+    );
+}

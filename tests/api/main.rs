@@ -1,0 +1,11 @@
+//! Integration tests: the real server on a random port, a fresh database per test, real
+//! GraphQL documents over HTTP. SQLite by default; PostgreSQL when `DATABASE_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod helpers;
+
+mod auth;
+mod catalog;
+mod http;
+mod storage;
+mod tenancy;
