@@ -100,6 +100,9 @@ pub struct ServerConfig {
     /// Writes through this process invalidate it at once; this bounds staleness across processes.
     #[arg(long, env = "SWITCHYARD_CATALOG_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
     pub catalog_cache_ttl: Duration,
+    /// Also cache whole responses of catalog queries per caller (see `http::response_cache`).
+    #[arg(long, env = "SWITCHYARD_RESPONSE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub response_cache: bool,
 }
 
 /// Parses `500ms`, `30s`, `5m`, `8h`, `2d`, or a bare number of seconds.

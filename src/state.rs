@@ -6,6 +6,7 @@ use crate::auth::AuthKeys;
 use crate::config::ServerConfig;
 use crate::domain::Domain;
 use crate::graphql::{AppSchema, build_schema};
+use crate::http::response_cache::ResponseCache;
 
 /// Everything a request needs, built once outside `HttpServer::new`.
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// The GraphQL schema.
     pub schema: AppSchema,
+    /// Whole responses of catalog queries.
+    pub response_cache: Arc<ResponseCache>,
 }
 
 impl AppState {
@@ -25,6 +28,6 @@ impl AppState {
     pub fn new(domain: Arc<Domain>, auth: Arc<AuthKeys>, config: ServerConfig) -> Self {
         let config = Arc::new(config);
         let schema = build_schema(&config, Arc::clone(&domain), Arc::clone(&auth));
-        Self { domain, auth, config, schema }
+        Self { domain, auth, config, schema, response_cache: Arc::new(ResponseCache::default()) }
     }
 }

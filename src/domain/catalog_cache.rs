@@ -7,13 +7,14 @@
 //! [`CatalogCache::invalidate`]; writes made by another process are seen when the snapshot's
 //! time-to-live runs out (`catalog_cache_ttl`; 0 disables the cache).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use entity::{offer, price_point, product, reseller, retail_price, tier, vendor, wholesale_price};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::error::Result;
 use super::pricing::DatedPrice;
@@ -35,6 +36,9 @@ pub struct CatalogSnapshot {
     pub tiers: BTreeMap<i64, tier::Model>,
     /// Explicit tier wholesale prices by (offer, tier, currency), oldest first.
     pub tier_prices: HashMap<(i64, i64, String), Vec<DatedPrice>>,
+    /// Every distinct time at which some price (cost, list, wholesale or retail, for any
+    /// reseller) takes effect: a price view computed now stays right until the next one.
+    pub price_change_times: BTreeSet<DateTime<Utc>>,
 }
 
 /// One reseller's pricing inputs.
@@ -49,7 +53,12 @@ pub struct ResellerPricing {
 }
 
 impl CatalogSnapshot {
-    /// Loads the whole catalog: seven statements whatever its size.
+    /// The first time after `at` at which a price takes effect, if any.
+    pub fn next_price_change_after(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.price_change_times.range((std::ops::Bound::Excluded(at), std::ops::Bound::Unbounded)).next().copied()
+    }
+
+    /// Loads the whole catalog: eight statements whatever its size.
     pub async fn load(db: &DatabaseConnection) -> Result<Self> {
         let vendors = vendor::Entity::find().all(db).await?;
         let products = product::Entity::find().all(db).await?;
@@ -59,6 +68,22 @@ impl CatalogSnapshot {
         let tier_rows = wholesale_price::Entity::find()
             .filter(wholesale_price::Column::TierId.is_not_null())
             .order_by_asc(wholesale_price::Column::EffectiveFrom)
+            .all(db)
+            .await?;
+
+        let reseller_price_times: Vec<DateTime<Utc>> = wholesale_price::Entity::find()
+            .select_only()
+            .column(wholesale_price::Column::EffectiveFrom)
+            .filter(wholesale_price::Column::ResellerId.is_not_null())
+            .distinct()
+            .into_tuple()
+            .all(db)
+            .await?;
+        let retail_times: Vec<DateTime<Utc>> = retail_price::Entity::find()
+            .select_only()
+            .column(retail_price::Column::EffectiveFrom)
+            .distinct()
+            .into_tuple()
             .all(db)
             .await?;
 
@@ -72,10 +97,14 @@ impl CatalogSnapshot {
             snapshot.offers_by_product.entry(offer.product_id).or_default().push(offer.id);
             snapshot.offers.insert(offer.id, offer);
         }
+        snapshot.price_change_times.extend(reseller_price_times);
+        snapshot.price_change_times.extend(retail_times);
         for point in points {
+            snapshot.price_change_times.insert(point.effective_from);
             snapshot.price_points.entry(point.offer_id).or_default().push(point);
         }
         for row in tier_rows {
+            snapshot.price_change_times.insert(row.effective_from);
             if let Some(tier_id) = row.tier_id {
                 snapshot
                     .tier_prices
@@ -158,6 +187,16 @@ impl CatalogCache {
             loading: tokio::sync::Mutex::new(()),
             resellers: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Bumped by every invalidation; anything derived from the catalog records it.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// How long cached catalog data may be reused (zero: not at all).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     fn cached_snapshot(&self) -> Option<Arc<CatalogSnapshot>> {

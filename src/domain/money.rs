@@ -190,3 +190,82 @@ pub fn parse_rate(value: Decimal, max: Decimal, field: &str) -> Result<Decimal> 
 fn max_storable() -> Decimal {
     Decimal::new(999_999_999_999_999_999, 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    fn usd() -> Currency {
+        Currency::parse("USD", "currency").unwrap_or_else(|_| unreachable!())
+    }
+
+    #[test]
+    fn rounds_half_away_from_zero_to_minor_units() {
+        let jpy = Currency::parse("JPY", "c").unwrap_or_else(|_| unreachable!());
+        let kwd = Currency::parse("KWD", "c").unwrap_or_else(|_| unreachable!());
+        assert_eq!(round_to_minor_units(dec!(3.685), usd()), dec!(3.69));
+        assert_eq!(round_to_minor_units(dec!(-3.685), usd()), dec!(-3.69));
+        assert_eq!(round_to_minor_units(dec!(0.067) * dec!(55), usd()), dec!(3.69));
+        assert_eq!(round_to_minor_units(dec!(3.684999), usd()), dec!(3.68));
+        assert_eq!(round_to_minor_units(dec!(100.5), jpy), dec!(101));
+        assert_eq!(round_to_minor_units(dec!(1.2345), kwd), dec!(1.235));
+    }
+
+    #[test]
+    fn money_refuses_to_mix_currencies() {
+        let eur = Currency::parse("EUR", "c").unwrap_or_else(|_| unreachable!());
+        assert!(Money::new(dec!(1), usd()).checked_add(Money::new(dec!(1), eur)).is_err());
+        assert_eq!(
+            (Money::new(dec!(1.10), usd()) + Money::new(dec!(2.205), usd())).ok(),
+            Some(Money::new(dec!(3.305), usd()))
+        );
+    }
+
+    #[test]
+    fn currency_codes_are_checked() {
+        assert!(Currency::parse("XYZ", "input.currency").is_err());
+        assert!(Currency::parse("usd", "input.currency").is_err());
+        assert_eq!(usd().code(), "USD");
+        assert_eq!(usd().minor_units(), 2);
+    }
+
+    #[test]
+    fn prices_and_rates_are_parsed_strictly() {
+        assert_eq!(parse_price(dec!(4.300), "p").ok(), Some(dec!(4.3)));
+        assert!(parse_price(dec!(-0.01), "p").is_err());
+        assert!(parse_price(dec!(0.0000001), "p").is_err());
+        assert!(parse_price(dec!(1000000000000000000), "p").is_err());
+        assert!(parse_rate(dec!(0.23), Decimal::ONE, "r").is_ok());
+        assert!(parse_rate(dec!(1.5), Decimal::ONE, "r").is_err());
+    }
+
+    fn amount() -> impl Strategy<Value = Decimal> {
+        (-1_000_000_000_000_i64..1_000_000_000_000, 0_u32..=6).prop_map(|(n, scale)| Decimal::new(n, scale))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn addition_is_exact(a in amount(), b in amount()) {
+            let sum = Money::new(a, usd()).checked_add(Money::new(b, usd())).unwrap_or_else(|_| unreachable!());
+            prop_assert_eq!(sum.checked_sub(Money::new(b, usd())).map(|m| m.amount).ok(), Some(a));
+        }
+
+        #[test]
+        fn rounding_is_idempotent_and_within_half_a_cent(a in amount()) {
+            let rounded = round_to_minor_units(a, usd());
+            prop_assert_eq!(round_to_minor_units(rounded, usd()), rounded);
+            prop_assert!((rounded - a).abs() <= dec!(0.005));
+            prop_assert!(rounded.scale() <= 2);
+        }
+
+        #[test]
+        fn rounding_is_symmetric_around_zero(a in amount()) {
+            prop_assert_eq!(round_to_minor_units(-a, usd()), -round_to_minor_units(a, usd()));
+        }
+    }
+}

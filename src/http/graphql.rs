@@ -10,6 +10,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, BatchResponse, Request, ServerError};
@@ -17,6 +18,7 @@ use async_graphql::{BatchRequest, BatchResponse, Request, ServerError};
 use crate::domain::Actor;
 use crate::graphql::RequestContext;
 use crate::graphql::errors::{finalize, request_error};
+use crate::http::response_cache::CacheKey;
 use crate::state::AppState;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -56,6 +58,12 @@ pub async fn post(state: web::Data<AppState>, request: HttpRequest, body: web::B
             accepts_graphql_json,
         );
     }
+    if let BatchRequest::Single(single) = &batch
+        && state.config.response_cache
+        && let Some(key) = CacheKey::for_request(actor.as_ref(), single)
+    {
+        return cached_catalog_query(&state, key, batch, actor, accepts_graphql_json).await;
+    }
     let batch = match batch {
         BatchRequest::Single(single) => BatchRequest::Single(with_context(&state, single, actor)),
         BatchRequest::Batch(many) => {
@@ -64,6 +72,37 @@ pub async fn post(state: web::Data<AppState>, request: HttpRequest, body: web::B
     };
     let response = state.schema.execute_batch(batch).await;
     respond(response, accepts_graphql_json)
+}
+
+/// Serves a single request through the response cache when it is a catalog query.
+async fn cached_catalog_query(
+    state: &AppState,
+    key: CacheKey,
+    batch: BatchRequest,
+    actor: Option<Actor>,
+    graphql_json: bool,
+) -> HttpResponse {
+    let content_type = if graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+    if let Some(body) = state.response_cache.get(&key, &state.domain) {
+        return HttpResponse::Ok().content_type(content_type).body(body);
+    }
+    let BatchRequest::Single(request) = batch else { return HttpResponse::InternalServerError().finish() };
+    let generation = state.domain.catalog.generation();
+    let computed_at = state.domain.clock.now();
+    let mut response = state.schema.execute(with_context(state, request, actor)).await;
+    finalize(&mut response);
+    let request_error = is_request_error(&response.errors);
+    let cacheable = !state.domain.catalog.ttl().is_zero() && response.errors.is_empty() && key.is_catalog_query();
+    let body = match serde_json::to_vec(&serialize(&response, request_error)) {
+        Ok(body) => Bytes::from(body),
+        Err(_) => return HttpResponse::InternalServerError().finish(),
+    };
+    if cacheable && let Ok(snapshot) = state.domain.catalog.snapshot(&state.domain.db).await {
+        let valid_until = snapshot.next_price_change_after(computed_at);
+        state.response_cache.put(key, body.clone(), generation, valid_until, &state.domain);
+    }
+    let status = if graphql_json && request_error { StatusCode::BAD_REQUEST } else { StatusCode::OK };
+    HttpResponse::build(status).content_type(content_type).body(body)
 }
 
 /// The query-string parameters of a GET request, named as the specification names them.

@@ -5,6 +5,7 @@
 
 pub mod graphql;
 mod health;
+pub mod response_cache;
 
 use std::net::TcpListener;
 

@@ -1,0 +1,176 @@
+//! Catalog read throughput through real HTTP: a 50-offer page with a reseller's prices.
+//!
+//! Run with `cargo bench --bench catalog_http`. It starts the server in this process on
+//! the demo data set (one HTTP worker, so the figure is per core; the load generator runs
+//! on the other core), then sends the same GraphQL page request from concurrent clients
+//! and prints requests per second and p50/p99 latency. It measures SQLite (a temporary
+//! file) and PostgreSQL (a temporary database on `BENCH_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; skipped if unreachable), each with the
+//! caches on (the default), with only the catalog snapshot cached, and with no cache.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+use switchyard::auth::AuthKeys;
+use switchyard::config::{self, AuthConfig, ServerConfig};
+use switchyard::domain::clock::SystemClock;
+use switchyard::domain::{Actor, Role};
+use switchyard::state::AppState;
+use switchyard::{db, demo, http, startup};
+
+const QUERY: &str = "{ offers(first: 50) { totalCount edges { node { id sku name term billingFrequency \
+    prices { currency listPrice { amount } wholesale { amount } retail { amount } } } } } }";
+const CLIENTS: usize = 16;
+const WARMUP: usize = 500;
+const REQUESTS: usize = 20_000;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let sqlite = std::env::temp_dir().join(format!("switchyard-bench-{}.db", std::process::id()));
+        let sqlite_url = format!("sqlite://{}?mode=rwc", sqlite.display());
+        for cache in [Cache::Responses, Cache::Snapshot, Cache::Off] {
+            run("SQLite", &sqlite_url, cache).await;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", sqlite.display()));
+        }
+        let admin_url = std::env::var("BENCH_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        match db::connect(&admin_url, 1).await {
+            Ok(admin) => {
+                let name = format!("switchyard_bench_{}", std::process::id());
+                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+                let url = format!("{base}/{name}");
+                for cache in [Cache::Responses, Cache::Snapshot, Cache::Off] {
+                    run("PostgreSQL", &url, cache).await;
+                }
+                admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+            }
+            Err(error) => println!("PostgreSQL skipped: {error}"),
+        }
+    });
+}
+
+/// Which caches are on.
+#[derive(Clone, Copy, PartialEq)]
+enum Cache {
+    /// The defaults: catalog snapshot and whole-response cache.
+    Responses,
+    /// The catalog snapshot only: every request executes GraphQL.
+    Snapshot,
+    /// Nothing cached: every request reads the catalog from the database.
+    Off,
+}
+
+async fn run(backend: &str, url: &str, cache: Cache) {
+    let connection = db::connect(url, 8).await.unwrap();
+    db::migrate(&connection).await.unwrap();
+    let mut server: ServerConfig = config::defaults().unwrap();
+    server.http_workers = 1;
+    server.response_cache = cache == Cache::Responses;
+    if cache == Cache::Off {
+        server.catalog_cache_ttl = Duration::ZERO;
+    }
+    let domain = startup::domain(connection, Arc::new(SystemClock), &server);
+    demo::seed_if_empty(&domain).await.unwrap();
+    let mut auth: AuthConfig = config::defaults().unwrap();
+    auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret-00".into());
+    let keys = Arc::new(AuthKeys::from_config(&auth).unwrap());
+    let token = keys
+        .issue(&Actor { user_id: None, role: Role::Reseller, organization_id: Some(1) }, Duration::from_secs(3600))
+        .unwrap();
+    let state = AppState::new(domain, keys, server);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    let running = http::serve(state, listener).unwrap();
+    let handle = running.handle();
+    tokio::spawn(running);
+
+    let client = reqwest::Client::new();
+    let body = serde_json::to_vec(&json!({"query": QUERY})).unwrap();
+    let check: serde_json::Value = client
+        .post(&url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let edges = check["data"]["offers"]["edges"].as_array().map_or(0, Vec::len);
+    assert_eq!(edges, 50, "{check}");
+    assert!(check["data"]["offers"]["edges"][0]["node"]["prices"][0]["wholesale"]["amount"].is_string());
+
+    let expected_length = serde_json::to_vec(&check).unwrap().len();
+    let requests = match cache {
+        Cache::Responses => REQUESTS * 5,
+        Cache::Snapshot => REQUESTS,
+        Cache::Off => REQUESTS / 10,
+    };
+    load(&client, &url, &token, &body, WARMUP, expected_length).await;
+    let started = Instant::now();
+    let mut latencies = load(&client, &url, &token, &body, requests, expected_length).await;
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let percentile = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "{backend:<10} {:<22} {:>6} requests  {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({expected_length} bytes each)",
+        match cache {
+            Cache::Responses => "response+catalog cache",
+            Cache::Snapshot => "catalog cache only",
+            Cache::Off => "no cache",
+        },
+        requests,
+        requests as f64 / elapsed.as_secs_f64(),
+        percentile(0.50).as_secs_f64() * 1000.0,
+        percentile(0.99).as_secs_f64() * 1000.0,
+    );
+    handle.stop(true).await;
+}
+
+/// Sends `total` requests from [`CLIENTS`] concurrent clients; returns each latency.
+async fn load(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &[u8],
+    total: usize,
+    expected_length: usize,
+) -> Vec<Duration> {
+    let per_client = total / CLIENTS;
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let (client, url, token, body) = (client.clone(), url.to_owned(), token.to_owned(), body.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                let started = Instant::now();
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success());
+                assert_eq!(response.bytes().await.unwrap().len(), expected_length);
+                latencies.push(started.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
+}

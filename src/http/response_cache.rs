@@ -1,0 +1,118 @@
+//! A cache of whole GraphQL responses for catalog reads, the storefronts' hottest path.
+//!
+//! Only single queries by a vendor, reseller or customer whose root fields are all catalog
+//! fields (`offers`, `products`, `vendors` and their lookups) are cached, keyed by the caller's
+//! role and organization, the document, the variables and the operation name. Catalog types
+//! lead only to catalog data and to the caller's own prices, so such a response depends on
+//! nothing else. An entry is used while all of these hold:
+//! - the catalog generation is unchanged (every catalog or price write bumps it);
+//! - it is younger than the catalog cache TTL (bounds staleness across processes);
+//! - no price has taken effect since it was computed (`next_price_change_after`).
+//!
+//! A TTL of zero disables this cache along with the catalog cache.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Instant;
+
+use actix_web::web::Bytes;
+use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Actor, Domain, Role};
+
+/// Root fields whose results depend only on the catalog and the caller's prices.
+const CATALOG_ROOT_FIELDS: [&str; 7] = ["offers", "offer", "products", "product", "vendors", "vendor", "__typename"];
+/// Entries kept at most; the cache is emptied when it would grow past this.
+const MAX_ENTRIES: usize = 4096;
+
+/// What a cached response is for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    role: Role,
+    organization_id: Option<i64>,
+    query: String,
+    variables: String,
+    operation_name: Option<String>,
+}
+
+impl CacheKey {
+    /// The key of a request, if its caller's responses may be cached at all.
+    pub fn for_request(actor: Option<&Actor>, request: &async_graphql::Request) -> Option<Self> {
+        let actor = actor.filter(|a| a.role != Role::Operator)?;
+        Some(Self {
+            role: actor.role,
+            organization_id: actor.organization_id,
+            query: request.query.clone(),
+            variables: serde_json::to_string(&request.variables).ok()?,
+            operation_name: request.operation_name.clone(),
+        })
+    }
+
+    /// Whether the document's selected operation is a query over catalog root fields only.
+    pub fn is_catalog_query(&self) -> bool {
+        let Ok(document) = async_graphql::parser::parse_query(&self.query) else { return false };
+        let operation = match (&document.operations, self.operation_name.as_deref()) {
+            (DocumentOperations::Single(op), _) => op,
+            (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+                Some(op) => op,
+                None => return false,
+            },
+            (DocumentOperations::Multiple(_), None) => return false,
+        };
+        operation.node.ty == OperationType::Query
+            && operation.node.selection_set.node.items.iter().all(|item| match &item.node {
+                Selection::Field(field) => CATALOG_ROOT_FIELDS.contains(&field.node.name.node.as_str()),
+                _ => false,
+            })
+    }
+}
+
+struct Entry {
+    body: Bytes,
+    generation: u64,
+    stored_at: Instant,
+    valid_until: Option<DateTime<Utc>>,
+}
+
+/// The response cache; see the module documentation for when entries are used.
+#[derive(Default)]
+pub struct ResponseCache {
+    entries: RwLock<HashMap<CacheKey, Entry>>,
+}
+
+impl ResponseCache {
+    /// A cached body for `key`, if still valid.
+    pub fn get(&self, key: &CacheKey, domain: &Domain) -> Option<Bytes> {
+        let ttl = domain.catalog.ttl();
+        if ttl.is_zero() {
+            return None;
+        }
+        let entries = self.entries.read().ok()?;
+        let entry = entries.get(key)?;
+        let fresh = entry.generation == domain.catalog.generation()
+            && entry.stored_at.elapsed() < ttl
+            && entry.valid_until.is_none_or(|until| domain.clock.now() < until);
+        fresh.then(|| entry.body.clone())
+    }
+
+    /// Stores a body computed at catalog `generation`, valid until the next price change.
+    pub fn put(
+        &self,
+        key: CacheKey,
+        body: Bytes,
+        generation: u64,
+        valid_until: Option<DateTime<Utc>>,
+        domain: &Domain,
+    ) {
+        if domain.catalog.ttl().is_zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(key, Entry { body, generation, stored_at: Instant::now(), valid_until });
+        }
+    }
+}
