@@ -121,3 +121,27 @@ async fn login_issues_a_token_for_the_users_role() {
         assert_eq!(body["data"], Value::Null);
     }
 }
+
+#[tokio::test]
+async fn eddsa_keys_sign_and_verify_tokens() {
+    use switchyard::auth::AuthKeys;
+    use switchyard::config::JwtAlgorithm;
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut config = crate::helpers::auth_config();
+    config.jwt_algorithm = JwtAlgorithm::EdDsa;
+    config.jwt_public_key_file = Some(fixtures.join("ed25519-public.pem"));
+    config.jwt_private_key_file = Some(fixtures.join("ed25519-private.pem"));
+    let keys = AuthKeys::from_config(&config).unwrap();
+    let actor = switchyard::domain::Actor { user_id: Some(7), role: Role::Vendor, organization_id: Some(3) };
+    let token = keys.issue(&actor, std::time::Duration::from_secs(60)).unwrap();
+    assert_eq!(keys.verify(&token).unwrap().actor, actor);
+    // An HS256 token is refused by an EdDSA deployment, even one signed with its public key bytes.
+    let public = std::fs::read(fixtures.join("ed25519-public.pem")).unwrap();
+    let forged = encode(&Header::default(), &claims(json!({})), &EncodingKey::from_secret(&public)).unwrap();
+    assert!(keys.verify(&forged).is_err());
+    // Verification alone needs no private key; issuing then fails cleanly.
+    config.jwt_private_key_file = None;
+    let verify_only = AuthKeys::from_config(&config).unwrap();
+    assert!(verify_only.verify(&token).is_ok());
+    assert!(verify_only.issue(&actor, std::time::Duration::from_secs(60)).is_err());
+}
