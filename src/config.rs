@@ -100,9 +100,47 @@ pub struct ServerConfig {
     /// Writes through this process invalidate it at once; this bounds staleness across processes.
     #[arg(long, env = "SWITCHYARD_CATALOG_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
     pub catalog_cache_ttl: Duration,
+    /// How long a WebSocket client has to send `connection_init` (then: close 4408).
+    #[arg(long, env = "SWITCHYARD_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub ws_init_timeout: Duration,
+    /// Most live subscriptions on one WebSocket connection.
+    #[arg(long, env = "SWITCHYARD_WS_MAX_SUBSCRIPTIONS", default_value_t = 20)]
+    pub ws_max_subscriptions: usize,
+    /// Events buffered per live subscriber before it lags (and misses the oldest).
+    #[arg(long, env = "SWITCHYARD_EVENT_BUFFER", default_value_t = 1024)]
+    pub event_buffer: usize,
     /// Also cache whole responses of catalog queries per caller (see `http::response_cache`).
     #[arg(long, env = "SWITCHYARD_RESPONSE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     pub response_cache: bool,
+}
+
+/// The provisioning engine: workers, leases, retries.
+#[derive(Args, Clone, Debug)]
+pub struct ProvisioningConfig {
+    /// Provisioning workers run inside this process (0: none; run `switchyard worker` instead).
+    #[arg(long, env = "SWITCHYARD_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+    /// How long a claimed job stays leased to its worker; an expired lease is claimed again.
+    #[arg(long, env = "SWITCHYARD_JOB_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub job_lease: Duration,
+    /// Attempts before a job is DEAD and waits for an operator.
+    #[arg(long, env = "SWITCHYARD_JOB_MAX_ATTEMPTS", default_value_t = 8)]
+    pub job_max_attempts: i32,
+    /// First retry delay; each retry doubles it (with jitter) up to `job_backoff_max`.
+    #[arg(long, env = "SWITCHYARD_JOB_BACKOFF", default_value = "2s", value_parser = parse_duration)]
+    pub job_backoff: Duration,
+    /// Longest retry delay.
+    #[arg(long, env = "SWITCHYARD_JOB_BACKOFF_MAX", default_value = "10m", value_parser = parse_duration)]
+    pub job_backoff_max: Duration,
+    /// How often an idle worker looks for due jobs (new jobs in this process wake it at once).
+    #[arg(long, env = "SWITCHYARD_WORKER_POLL", default_value = "500ms", value_parser = parse_duration)]
+    pub worker_poll: Duration,
+    /// Timeout of one call to a vendor's HTTP endpoint.
+    #[arg(long, env = "SWITCHYARD_VENDOR_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub vendor_timeout: Duration,
+    /// How often the scheduler renews or expires subscriptions whose term has ended.
+    #[arg(long, env = "SWITCHYARD_RENEWAL_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub renewal_interval: Duration,
 }
 
 /// Parses `500ms`, `30s`, `5m`, `8h`, `2d`, or a bare number of seconds.

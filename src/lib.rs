@@ -9,5 +9,6 @@ pub mod demo;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod provisioning;
 pub mod startup;
 pub mod state;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use switchyard::config::{AuthConfig, DatabaseConfig, ServerConfig, parse_duration};
+use switchyard::config::{AuthConfig, DatabaseConfig, ProvisioningConfig, ServerConfig, parse_duration};
+use switchyard::domain::clock::SystemClock;
 use switchyard::domain::{Actor, Role};
 use switchyard::startup::{self, StartupError};
 use switchyard::{demo, graphql, http};
@@ -28,9 +29,18 @@ enum Command {
         auth: AuthConfig,
         #[command(flatten)]
         server: ServerConfig,
+        #[command(flatten)]
+        provisioning: ProvisioningConfig,
         /// Load the demo data set if the database is empty.
         #[arg(long)]
         demo: bool,
+    },
+    /// Runs provisioning workers and the renewal scheduler without the HTTP server.
+    Worker {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        provisioning: ProvisioningConfig,
     },
     /// Applies pending database migrations.
     Migrate {
@@ -100,14 +110,27 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), StartupError> {
     match command {
-        Command::Serve { database, auth, server, demo: load_demo } => {
+        Command::Serve { database, auth, server, provisioning, demo: load_demo } => {
             let listener = TcpListener::bind(&server.bind)?;
-            let state = startup::build_state(&database, &auth, server).await?;
+            let state = startup::build_state(&database, &auth, server, &provisioning).await?;
             if load_demo && demo::seed_if_empty(&state.domain).await? {
                 tracing::info!("loaded the demo data set; see README.md for its users");
             }
-            tracing::info!(address = %listener.local_addr()?, "serving GraphQL at /graphql, GraphiQL at /");
+            let _workers = switchyard::provisioning::worker::start(std::sync::Arc::clone(&state.domain), &provisioning);
+            tracing::info!(address = %listener.local_addr()?, workers = provisioning.workers, "serving GraphQL at /graphql, GraphiQL at /");
             http::serve(state, listener)?.await?;
+            Ok(())
+        }
+        Command::Worker { database, provisioning } => {
+            if provisioning.workers == 0 {
+                return Err("--workers must be at least 1".into());
+            }
+            let connection = startup::open_database(&database).await?;
+            let server = switchyard::config::defaults::<ServerConfig>()?;
+            let domain = startup::domain(connection, std::sync::Arc::new(SystemClock), &server, &provisioning);
+            let _workers = switchyard::provisioning::worker::start(domain, &provisioning);
+            tracing::info!(workers = provisioning.workers, "provisioning workers running");
+            tokio::signal::ctrl_c().await?;
             Ok(())
         }
         Command::Migrate { database } => {
@@ -121,8 +144,8 @@ async fn run(command: Command) -> Result<(), StartupError> {
             }
             let connection = startup::open_database(&database).await?;
             let server = switchyard::config::defaults::<ServerConfig>()?;
-            let domain =
-                startup::domain(connection, std::sync::Arc::new(switchyard::domain::clock::SystemClock), &server);
+            let provisioning = switchyard::config::defaults::<ProvisioningConfig>()?;
+            let domain = startup::domain(connection, std::sync::Arc::new(SystemClock), &server, &provisioning);
             if demo::seed_if_empty(&domain).await? {
                 println!("demo data loaded");
             } else {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use entity::enums::{BillingFrequency, CatalogStatus, ConnectorKind, OrganizationStatus, Term};
 use entity::{DbDecimal, offer, price_point, product, vendor};
 use rust_decimal::Decimal;
-use sea_orm::{ActiveModelTrait, EntityTrait, NotSet, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, NotSet, Set};
 use serde_json::json;
 
 use super::Domain;
@@ -311,7 +311,7 @@ pub async fn create_vendor(domain: &Domain, actor: &Actor, input: NewVendor) -> 
     let name = validate::text(&input.name, 200, "input.name")?;
     let settings = connector_settings(input.connector_settings, "input.connectorSettings")?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     let vendor = vendor::ActiveModel {
         id: NotSet,
         code: Set(code.clone()),
@@ -341,7 +341,7 @@ pub async fn create_vendor(domain: &Domain, actor: &Actor, input: NewVendor) -> 
 pub async fn update_vendor(domain: &Domain, actor: &Actor, id: i64, changes: VendorChanges) -> Result<vendor::Model> {
     actor.require_operator()?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     let current = vendor::Entity::find_by_id(id).one(&txn).await?.ok_or(Error::NotFound("vendor"))?;
     let mut model: vendor::ActiveModel = current.into();
     if let Some(name) = changes.name {
@@ -401,7 +401,7 @@ pub async fn create_product(domain: &Domain, actor: &Actor, input: NewProduct) -
         return Err(Error::validation("input.description", "at most 4000 characters"));
     }
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     vendor::Entity::find_by_id(input.vendor_id).one(&txn).await?.ok_or(Error::NotFound("vendor"))?;
     let product = product::ActiveModel {
         id: NotSet,
@@ -438,7 +438,7 @@ pub async fn update_product(
 ) -> Result<product::Model> {
     actor.require_role(&[entity::enums::Role::Operator, entity::enums::Role::Vendor])?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     let current = product::Entity::find_by_id(id)
         .one(&txn)
         .await?
@@ -534,7 +534,7 @@ pub async fn create_offer(domain: &Domain, actor: &Actor, input: NewOffer) -> Re
     check_term_frequency(input.term, input.billing_frequency)?;
     let usage_meter = input.usage_meter.map(|m| validate::code(&m, 100, "input.usageMeter")).transpose()?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     let product = product::Entity::find_by_id(input.product_id)
         .one(&txn)
         .await?
@@ -575,7 +575,7 @@ pub async fn create_offer(domain: &Domain, actor: &Actor, input: NewOffer) -> Re
 pub async fn update_offer(domain: &Domain, actor: &Actor, id: i64, changes: OfferChanges) -> Result<offer::Model> {
     actor.require_role(&[entity::enums::Role::Operator, entity::enums::Role::Vendor])?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     let current = offer::Entity::find_by_id(id)
         .one(&txn)
         .await?
@@ -641,7 +641,7 @@ pub async fn add_price_point(domain: &Domain, actor: &Actor, input: NewPricePoin
         input.usage_unit_list_price.map(|p| parse_price(p, "input.usageUnitListPrice")).transpose()?;
     let now = domain.clock.now();
     let effective_from = input.effective_from.map(super::clock::truncate_to_micros).unwrap_or(now);
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     offer::Entity::find_by_id(input.offer_id)
         .one(&txn)
         .await?

@@ -11,7 +11,7 @@ use entity::enums::{OrganizationStatus, Role};
 use entity::{DbDecimal, customer, customer_vendor_account, offer, reseller, retail_price, vendor};
 use rust_decimal::Decimal;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Select, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Select, Set,
 };
 use serde_json::json;
 
@@ -210,7 +210,7 @@ pub async fn create_customer(domain: &Domain, actor: &Actor, input: NewCustomer)
     let currency = Currency::parse(&input.currency, "input.currency")?;
     let tax_rate = parse_rate(input.tax_rate, max_tax_rate(), "input.taxRate")?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     reseller::Entity::find_by_id(reseller_id).one(&txn).await?.ok_or(Error::NotFound("reseller"))?;
     let customer = customer::ActiveModel {
         id: NotSet,
@@ -249,7 +249,7 @@ pub async fn update_customer(
 ) -> Result<customer::Model> {
     actor.require_role(&[Role::Operator, Role::Reseller])?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     let current = get_customer(&txn, actor, id).await?;
     let mut model: customer::ActiveModel = current.into();
     if let Some(name) = changes.name {
@@ -295,7 +295,7 @@ pub async fn set_retail_price(domain: &Domain, actor: &Actor, input: NewRetailPr
     let effective_from = input.effective_from.map(super::clock::truncate_to_micros).unwrap_or(now);
     let snapshot = domain.catalog.snapshot(&domain.db).await?;
     super::catalog::get_offer(actor, &snapshot, input.offer_id)?;
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     offer::Entity::find_by_id(input.offer_id).one(&txn).await?.ok_or(Error::NotFound("offer"))?;
     let row = retail_price::ActiveModel {
         id: NotSet,
@@ -336,7 +336,7 @@ pub async fn set_retail_markup(domain: &Domain, actor: &Actor, markup: Option<De
     let reseller_id = actor.reseller_id().ok_or(Error::Unauthenticated)?;
     let markup = markup.map(|m| parse_rate(m, Decimal::TEN, "markup")).transpose()?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     let current = reseller::Entity::find_by_id(reseller_id).one(&txn).await?.ok_or(Error::NotFound("reseller"))?;
     let mut model: reseller::ActiveModel = current.into();
     model.default_retail_markup = Set(markup.map(DbDecimal));

@@ -12,6 +12,11 @@ pub mod catalog_cache;
 pub mod clock;
 pub mod customers;
 pub mod error;
+pub mod events;
+pub mod lifecycle;
+pub mod orders;
+pub mod provisioning;
+pub mod subscriptions;
 pub mod money;
 pub mod pagination;
 pub mod pricing;
@@ -26,7 +31,7 @@ use sea_orm::DatabaseConnection;
 pub use actor::{Actor, Role};
 pub use error::{Error, Result};
 
-/// What every domain operation runs against: the database, the clock and the catalog cache.
+/// What every domain operation runs against.
 pub struct Domain {
     /// The connection pool.
     pub db: DatabaseConnection,
@@ -34,4 +39,20 @@ pub struct Domain {
     pub clock: Arc<dyn clock::Clock>,
     /// The shared catalog read cache.
     pub catalog: catalog_cache::CatalogCache,
+    /// Where committed events go.
+    pub events: Arc<events::EventBus>,
+    /// Retry and lease rules of provisioning jobs.
+    pub jobs: provisioning::JobSettings,
+    /// Wakes this process's idle workers when a transaction enqueued jobs.
+    pub job_wakeup: tokio::sync::Notify,
+}
+
+/// Begins a transaction that writes. On SQLite it takes the write lock up front
+/// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes waits for a
+/// concurrent writer instead of failing when it upgrades its lock.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    let options =
+        TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+    Ok(db.begin_with_options(options).await?)
 }

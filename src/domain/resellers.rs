@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use entity::enums::{OrganizationStatus, Role};
 use entity::{DbDecimal, offer, reseller, tier, wholesale_price};
 use rust_decimal::Decimal;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set};
 use serde_json::json;
 
 use super::Domain;
@@ -36,7 +36,7 @@ pub async fn create_tier(domain: &Domain, actor: &Actor, name: &str, markup: Dec
     let name = validate::text(name, 100, "input.name")?;
     let markup = parse_rate(markup, max_markup(), "input.markup")?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     let tier = tier::ActiveModel {
         id: NotSet,
         name: Set(name.clone()),
@@ -69,7 +69,7 @@ pub async fn update_tier(
 ) -> Result<tier::Model> {
     actor.require_operator()?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     let current = tier::Entity::find_by_id(id).one(&txn).await?.ok_or(Error::NotFound("tier"))?;
     let mut model: tier::ActiveModel = current.into();
     if let Some(name) = name {
@@ -169,7 +169,7 @@ pub async fn create_reseller(domain: &Domain, actor: &Actor, input: NewReseller)
         input.external_partner_id.map(|p| validate::code(&p, 64, "input.externalPartnerId")).transpose()?;
     let prefix = invoice_prefix(&input.invoice_prefix)?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     tier::Entity::find_by_id(input.tier_id)
         .one(&txn)
         .await?
@@ -213,7 +213,7 @@ pub async fn update_reseller(
 ) -> Result<reseller::Model> {
     actor.require_operator()?;
     let now = domain.clock.now();
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     let current = reseller::Entity::find_by_id(id).one(&txn).await?.ok_or(Error::NotFound("reseller"))?;
     let mut model: reseller::ActiveModel = current.into();
     if let Some(name) = changes.name {
@@ -278,7 +278,7 @@ pub async fn set_wholesale_price(
     let price = parse_price(input.price, "input.price")?;
     let now = domain.clock.now();
     let effective_from = input.effective_from.map(super::clock::truncate_to_micros).unwrap_or(now);
-    let txn = domain.db.begin().await?;
+    let txn = super::begin_write(&domain.db).await?;
     offer::Entity::find_by_id(input.offer_id).one(&txn).await?.ok_or(Error::NotFound("offer"))?;
     let (reseller_id, tier_id) = match input.target {
         WholesaleTarget::Reseller(id) => {

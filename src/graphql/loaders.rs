@@ -66,3 +66,76 @@ impl Loader<i64> for VendorAccountLoader {
         customers::vendor_accounts_by_customer(&self.domain, keys).await.map_err(to_graphql)
     }
 }
+
+/// Order lines by order id (orders were scoped already).
+pub struct OrderLinesLoader {
+    domain: Arc<Domain>,
+}
+
+impl OrderLinesLoader {
+    /// A loader for one request.
+    pub fn new(domain: Arc<Domain>) -> Self {
+        Self { domain }
+    }
+}
+
+impl Loader<i64> for OrderLinesLoader {
+    type Value = Vec<entity::order_line::Model>;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let lines = crate::domain::orders::order_lines(&self.domain, keys).await.map_err(to_graphql)?;
+        let mut map: HashMap<i64, Self::Value> = HashMap::new();
+        for line in lines {
+            map.entry(line.order_id).or_default().push(line);
+        }
+        Ok(map)
+    }
+}
+
+/// Subscriptions by id, within the caller's scope.
+pub struct SubscriptionLoader {
+    domain: Arc<Domain>,
+    scope: Option<Actor>,
+}
+
+impl SubscriptionLoader {
+    /// A loader for one request's caller.
+    pub fn new(domain: Arc<Domain>, scope: Option<Actor>) -> Self {
+        Self { domain, scope }
+    }
+}
+
+impl Loader<i64> for SubscriptionLoader {
+    type Value = entity::subscription::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let Some(actor) = self.scope.as_ref() else { return Ok(HashMap::new()) };
+        let rows = crate::domain::subscriptions::subscriptions_by_ids(&self.domain, actor, keys).await.map_err(to_graphql)?;
+        Ok(rows.into_iter().map(|s| (s.id, s)).collect())
+    }
+}
+
+/// Customers by id, within the caller's scope.
+pub struct CustomerLoader {
+    domain: Arc<Domain>,
+    scope: Option<Actor>,
+}
+
+impl CustomerLoader {
+    /// A loader for one request's caller.
+    pub fn new(domain: Arc<Domain>, scope: Option<Actor>) -> Self {
+        Self { domain, scope }
+    }
+}
+
+impl Loader<i64> for CustomerLoader {
+    type Value = entity::customer::Model;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let Some(actor) = self.scope.as_ref() else { return Ok(HashMap::new()) };
+        customers::customers_by_ids(&self.domain, actor, keys).await.map_err(to_graphql)
+    }
+}

@@ -10,12 +10,13 @@ pub mod loaders;
 pub mod mutation;
 pub mod query;
 pub mod scalars;
+pub mod subscription;
 pub mod types;
 
 use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, EmptySubscription, Schema};
+use async_graphql::{Context, Schema};
 use entity::customer;
 use tokio::sync::OnceCell;
 
@@ -27,11 +28,11 @@ use crate::domain::{Actor, Domain, Error, customers};
 pub use errors::ResultExt;
 
 /// The schema type served at `/graphql`.
-pub type AppSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
+pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::SubscriptionRoot>;
 
 /// Builds the schema with its limits; `domain` and `auth` become schema data.
 pub fn build_schema(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKeys>) -> AppSchema {
-    let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription)
+    let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::SubscriptionRoot)
         .data(domain)
         .data(auth)
         .limit_depth(config.max_depth)
@@ -47,7 +48,7 @@ pub fn build_schema(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKe
 
 /// The SDL of the schema, as committed in `schema.graphql`.
 pub fn sdl() -> String {
-    Schema::build(query::Query::default(), mutation::Mutation::default(), EmptySubscription).finish().sdl()
+    Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::SubscriptionRoot).finish().sdl()
 }
 
 /// Per-request data: the caller, request-scoped caches and DataLoaders (which carry the
@@ -62,6 +63,12 @@ pub struct RequestContext {
     pub resellers: DataLoader<loaders::ResellerLoader>,
     /// Loads customers' vendor accounts by customer id.
     pub vendor_accounts: DataLoader<loaders::VendorAccountLoader>,
+    /// Loads order lines by order id.
+    pub order_lines: DataLoader<loaders::OrderLinesLoader>,
+    /// Loads subscriptions by id within the caller's scope.
+    pub subscriptions: DataLoader<loaders::SubscriptionLoader>,
+    /// Loads customers by id within the caller's scope.
+    pub customers: DataLoader<loaders::CustomerLoader>,
 }
 
 impl RequestContext {
@@ -73,8 +80,14 @@ impl RequestContext {
             snapshot: OnceCell::new(),
             own_customer: OnceCell::new(),
             own_pricing: OnceCell::new(),
-            resellers: DataLoader::new(loaders::ResellerLoader::new(Arc::clone(&domain), scope), tokio::spawn),
-            vendor_accounts: DataLoader::new(loaders::VendorAccountLoader::new(domain), tokio::spawn),
+            resellers: DataLoader::new(loaders::ResellerLoader::new(Arc::clone(&domain), scope.clone()), tokio::spawn),
+            vendor_accounts: DataLoader::new(loaders::VendorAccountLoader::new(Arc::clone(&domain)), tokio::spawn),
+            order_lines: DataLoader::new(loaders::OrderLinesLoader::new(Arc::clone(&domain)), tokio::spawn),
+            subscriptions: DataLoader::new(
+                loaders::SubscriptionLoader::new(Arc::clone(&domain), scope.clone()),
+                tokio::spawn,
+            ),
+            customers: DataLoader::new(loaders::CustomerLoader::new(domain, scope), tokio::spawn),
         }
     }
 }

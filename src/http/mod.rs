@@ -6,6 +6,7 @@
 pub mod graphql;
 mod health;
 pub mod response_cache;
+pub mod ws;
 
 use std::net::TcpListener;
 
@@ -18,6 +19,7 @@ use crate::state::AppState;
 pub fn routes(config: &mut web::ServiceConfig) {
     config
         .route("/graphql", web::post().to(graphql::post))
+        .route("/graphql", web::get().guard(actix_web::guard::Header("upgrade", "websocket")).to(ws::upgrade))
         .route("/graphql", web::get().to(graphql::get))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))

@@ -3,6 +3,7 @@
 mod auth;
 mod catalog;
 mod customers;
+mod orders;
 mod resellers;
 
 use async_graphql::MergedObject;
@@ -14,6 +15,7 @@ pub struct Mutation(
     catalog::CatalogMutation,
     resellers::ResellersMutation,
     customers::CustomersMutation,
+    orders::OrdersMutation,
 );
 
 /// Parses an API id argument.

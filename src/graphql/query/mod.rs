@@ -1,10 +1,11 @@
 //! The query root, merged from one object per area.
 
 mod catalog;
+pub mod orders;
 mod parties;
 
 use async_graphql::MergedObject;
 
 /// Every query.
 #[derive(MergedObject, Default)]
-pub struct Query(catalog::CatalogQuery, parties::PartiesQuery);
+pub struct Query(catalog::CatalogQuery, parties::PartiesQuery, orders::OrdersQuery);

@@ -56,3 +56,30 @@ mirror_enum!(
     /// How Switchyard reaches a vendor's provisioning system.
     ConnectorKind => ConnectorKind { Sandbox, Http }
 );
+mirror_enum!(
+    /// An order's status, derived from its lines.
+    OrderStatus => OrderStatus { Processing, Completed, PartiallyFailed, Failed }
+);
+mirror_enum!(
+    /// An order line's provisioning status.
+    OrderLineStatus => OrderLineStatus { Pending, Provisioning, Succeeded, Failed }
+);
+mirror_enum!(
+    /// Subscription lifecycle states.
+    SubscriptionStatus => SubscriptionStatus { Pending, Provisioning, Active, Suspended, Cancelled, Expired, Failed }
+);
+mirror_enum!(
+    /// What a recorded subscription change was.
+    SubscriptionChangeKind => SubscriptionChangeKind {
+        Purchase, Provisioned, ProvisioningFailed, QuantityIncrease, QuantityDecrease, Suspend, Resume, Cancel,
+        Renew, Expire, AutoRenewChanged
+    }
+);
+mirror_enum!(
+    /// The vendor action of a provisioning job.
+    ProvisioningAction => ProvisioningAction { Purchase, ChangeQuantity, Suspend, Resume, Cancel, Renew }
+);
+mirror_enum!(
+    /// A provisioning job's state.
+    JobStatus => JobStatus { Queued, Running, Succeeded, Failed, Inquire, Dead }
+);

@@ -1,0 +1,536 @@
+//! Orders: quoting, placing (idempotently), and deriving an order's status from its lines.
+//!
+//! `place_order` writes the order, its lines, one PENDING subscription per line (with its
+//! purchase seat batch and change record), one provisioning job per line, and the events,
+//! all in one transaction: no order without its jobs, no job without its order.
+//!
+//! Idempotency follows the Stripe model: the same key from the same reseller with the same
+//! input returns the original order (marked as a replay); the same key with another input is
+//! CONFLICT (IDEMPOTENCY_KEY_REUSED); another reseller's identical key is unrelated. The
+//! unique index on (reseller, key) decides races; the loser reads the winner's order.
+
+use chrono::{DateTime, Duration, Months, Utc};
+use entity::enums::{
+    CatalogStatus, JobStatus, OrderLineStatus, OrderStatus, ProvisioningAction, Role, SeatBatchSource,
+    SubscriptionChangeKind, SubscriptionStatus, Term,
+};
+use entity::{customer, customer_vendor_account, offer, order, order_line, DbDecimal};
+use rust_decimal::Decimal;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet, QueryFilter,
+    QueryOrder, Set,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::actor::Actor;
+use super::catalog::{self, resolve_reseller_prices};
+use super::customers::get_customer;
+use super::error::{map_unique_violation, Error, Result};
+use super::events::{DomainEvent, EventKind};
+use super::money::{round_to_minor_units, Currency};
+use super::pricing::in_force;
+use super::provisioning::{self, NewJob};
+use super::{audit, Domain};
+
+/// Most lines in one order.
+pub const MAX_LINES: usize = 100;
+/// The window after a purchase or renewal in which seats may be removed or the
+/// subscription cancelled: 168 hours.
+pub fn change_window() -> Duration {
+    Duration::hours(168)
+}
+
+/// One requested line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderLineInput {
+    /// The offer.
+    pub offer_id: i64,
+    /// Seats or units.
+    pub quantity: i32,
+}
+
+/// What a caller orders.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderInput {
+    /// The customer it is for.
+    pub customer_id: i64,
+    /// The lines.
+    pub lines: Vec<OrderLineInput>,
+    /// The buyer's purchase-order number.
+    pub po_number: Option<String>,
+}
+
+/// A priced line: the three unit prices of the cascade and the line amounts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PricedLine {
+    /// 1-based position.
+    pub line_number: i32,
+    /// The offer.
+    pub offer: offer::Model,
+    /// Seats or units.
+    pub quantity: i32,
+    /// Vendor → operator unit price.
+    pub unit_cost: Decimal,
+    /// Operator → reseller unit price.
+    pub unit_wholesale: Decimal,
+    /// Reseller → customer unit price.
+    pub unit_retail: Decimal,
+    /// Unit cost × quantity, rounded to minor units.
+    pub amount_cost: Decimal,
+    /// Unit wholesale × quantity, rounded.
+    pub amount_wholesale: Decimal,
+    /// Unit retail × quantity, rounded.
+    pub amount_retail: Decimal,
+}
+
+/// A priced order, written or not.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quote {
+    /// The customer.
+    pub customer: customer::Model,
+    /// The currency of every amount (the customer's).
+    pub currency: Currency,
+    /// The lines.
+    pub lines: Vec<PricedLine>,
+    /// Sum of line costs.
+    pub total_cost: Decimal,
+    /// Sum of line wholesale amounts.
+    pub total_wholesale: Decimal,
+    /// Sum of line retail amounts.
+    pub total_retail: Decimal,
+}
+
+/// The result of `place_order`.
+#[derive(Clone, Debug)]
+pub struct PlacedOrder {
+    /// The order (the original one on a replay).
+    pub order: order::Model,
+    /// Whether this call replayed an earlier one with the same key.
+    pub replayed: bool,
+}
+
+/// Refuses callers who do not order: only resellers, and customers for themselves.
+fn require_buyer(actor: &Actor) -> Result<()> {
+    actor.require_role(&[Role::Reseller, Role::Customer])
+}
+
+/// Prices `input` for `actor` now, checking everything `place_order` checks.
+pub async fn quote_order(domain: &Domain, actor: &Actor, input: &OrderInput) -> Result<Quote> {
+    require_buyer(actor)?;
+    price(domain, actor, input, domain.clock.now()).await
+}
+
+async fn price(domain: &Domain, actor: &Actor, input: &OrderInput, at: DateTime<Utc>) -> Result<Quote> {
+    if input.lines.is_empty() {
+        return Err(Error::validation("input.lines", "an order needs at least one line"));
+    }
+    if input.lines.len() > MAX_LINES {
+        return Err(Error::validation("input.lines", format!("at most {MAX_LINES} lines")));
+    }
+    if let Some(po) = &input.po_number {
+        super::validate::text(po, 100, "input.poNumber")?;
+    }
+    let customer = get_customer(&domain.db, actor, input.customer_id).await?;
+    if customer.status != entity::enums::OrganizationStatus::Active {
+        return Err(Error::InvalidTransition("the customer is inactive".into()));
+    }
+    let currency = Currency::parse(&customer.currency, "input.customerId")?;
+    let snapshot = domain.catalog.snapshot(&domain.db).await?;
+    let pricing =
+        domain.catalog.reseller_pricing(&domain.db, customer.reseller_id).await?.ok_or(Error::NotFound("reseller"))?;
+    let mut lines = Vec::with_capacity(input.lines.len());
+    for (index, line) in input.lines.iter().enumerate() {
+        let field = |name: &str| format!("input.lines[{index}].{name}");
+        let offer = catalog::get_offer(actor, &snapshot, line.offer_id)
+            .map_err(|_| Error::validation(field("offerId"), "no such offer"))?;
+        if offer.status != CatalogStatus::Active {
+            return Err(Error::validation(field("offerId"), "the offer is retired"));
+        }
+        if line.quantity < offer.min_quantity.max(1) || line.quantity > offer.max_quantity {
+            return Err(Error::validation(
+                field("quantity"),
+                format!("must be between {} and {}", offer.min_quantity.max(1), offer.max_quantity),
+            ));
+        }
+        let points: Vec<_> = snapshot
+            .price_points
+            .get(&offer.id)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.currency == currency.code())
+            .collect();
+        let point = in_force(&points, at)
+            .ok_or_else(|| Error::validation(field("offerId"), format!("the offer has no {currency} price")))?;
+        let (unit_wholesale, unit_retail) = resolve_reseller_prices(&snapshot, offer, point, &pricing, at);
+        let quantity = Decimal::from(line.quantity);
+        lines.push(PricedLine {
+            line_number: i32::try_from(index + 1).unwrap_or(i32::MAX),
+            offer: offer.clone(),
+            quantity: line.quantity,
+            unit_cost: point.cost.0,
+            unit_wholesale,
+            unit_retail,
+            amount_cost: round_to_minor_units(point.cost.0 * quantity, currency),
+            amount_wholesale: round_to_minor_units(unit_wholesale * quantity, currency),
+            amount_retail: round_to_minor_units(unit_retail * quantity, currency),
+        });
+    }
+    Ok(Quote {
+        total_cost: lines.iter().map(|l| l.amount_cost).sum(),
+        total_wholesale: lines.iter().map(|l| l.amount_wholesale).sum(),
+        total_retail: lines.iter().map(|l| l.amount_retail).sum(),
+        customer,
+        currency,
+        lines,
+    })
+}
+
+/// The SHA-256 of the canonical input, to tell a replay from a reused key.
+pub fn request_hash(input: &OrderInput) -> String {
+    let canonical = json!({
+        "customerId": input.customer_id,
+        "lines": input.lines.iter().map(|l| json!([l.offer_id, l.quantity])).collect::<Vec<_>>(),
+        "poNumber": input.po_number,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+/// When a term that starts at `start` ends.
+pub fn term_end(term: Term, start: DateTime<Utc>) -> DateTime<Utc> {
+    let months = match term {
+        Term::P1m => 1,
+        Term::P1y => 12,
+        Term::P3y => 36,
+    };
+    start.checked_add_months(Months::new(months)).unwrap_or(start)
+}
+
+async fn find_by_key<C: ConnectionTrait>(db: &C, reseller_id: i64, key: &str) -> Result<Option<order::Model>> {
+    Ok(order::Entity::find()
+        .filter(order::Column::ResellerId.eq(reseller_id))
+        .filter(order::Column::IdempotencyKey.eq(key))
+        .one(db)
+        .await?)
+}
+
+fn replay_or_conflict(existing: order::Model, hash: &str) -> Result<PlacedOrder> {
+    if existing.request_hash == hash {
+        Ok(PlacedOrder { order: existing, replayed: true })
+    } else {
+        Err(Error::conflict("IDEMPOTENCY_KEY_REUSED", "this idempotency key was used for a different order"))
+    }
+}
+
+/// Places an order: see the module documentation.
+pub async fn place_order(domain: &Domain, actor: &Actor, input: OrderInput, idempotency_key: &str) -> Result<PlacedOrder> {
+    require_buyer(actor)?;
+    let key = super::validate::text(idempotency_key, 255, "idempotencyKey")?;
+    let hash = request_hash(&input);
+    let now = domain.clock.now();
+    let quote = price(domain, actor, &input, now).await?;
+    let reseller_id = quote.customer.reseller_id;
+    if let Some(existing) = find_by_key(&domain.db, reseller_id, &key).await? {
+        return replay_or_conflict(existing, &hash);
+    }
+    let txn = super::begin_write(&domain.db).await?;
+    let inserted = order::ActiveModel {
+        id: NotSet,
+        reseller_id: Set(reseller_id),
+        customer_id: Set(quote.customer.id),
+        placed_by_user_id: Set(actor.user_id),
+        idempotency_key: Set(key.clone()),
+        request_hash: Set(hash.clone()),
+        po_number: Set(input.po_number.clone()),
+        status: Set(OrderStatus::Processing),
+        currency: Set(quote.currency.code().to_owned()),
+        total_cost: Set(DbDecimal(quote.total_cost)),
+        total_wholesale: Set(DbDecimal(quote.total_wholesale)),
+        total_retail: Set(DbDecimal(quote.total_retail)),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await;
+    let order = match inserted {
+        Ok(order) => order,
+        Err(error) => {
+            let conflict = map_unique_violation(
+                error,
+                &["uq_orders_reseller_idempotency_key", "orders.reseller_id, orders.idempotency_key"],
+                Error::conflict("IDEMPOTENCY_KEY_RACE", "raced"),
+            );
+            txn.rollback().await.ok();
+            return match conflict {
+                Error::Conflict { reason: "IDEMPOTENCY_KEY_RACE", .. } => {
+                    let existing = find_by_key(&domain.db, reseller_id, &key).await?.ok_or(Error::NotFound("order"))?;
+                    replay_or_conflict(existing, &hash)
+                }
+                other => Err(other),
+            };
+        }
+    };
+    let mut events = vec![DomainEvent {
+        reseller_id: Some(reseller_id),
+        customer_id: Some(quote.customer.id),
+        order_id: Some(order.id),
+        ..DomainEvent::new(EventKind::OrderPlaced, "PROCESSING", now)
+    }];
+    for line in &quote.lines {
+        events.extend(write_line(domain, &txn, actor, &quote, &order, line, now).await?);
+    }
+    audit::record(&txn, actor, "placeOrder", "order", Some(order.id), json!({"lines": quote.lines.len()}), now).await?;
+    for event in &events {
+        domain.events.record(&txn, event).await?;
+    }
+    txn.commit().await?;
+    domain.events.after_commit(events);
+    domain.job_wakeup.notify_waiters();
+    Ok(PlacedOrder { order, replayed: false })
+}
+
+/// Writes one line: the line, its subscription, seat batch, change record and job.
+async fn write_line(
+    domain: &Domain,
+    txn: &DatabaseTransaction,
+    actor: &Actor,
+    quote: &Quote,
+    order: &order::Model,
+    line: &PricedLine,
+    now: DateTime<Utc>,
+) -> Result<Vec<DomainEvent>> {
+    let offer = &line.offer;
+    let subscription = entity::subscription::ActiveModel {
+        id: NotSet,
+        customer_id: Set(quote.customer.id),
+        reseller_id: Set(quote.customer.reseller_id),
+        vendor_id: Set(offer.vendor_id),
+        offer_id: Set(offer.id),
+        order_id: Set(Some(order.id)),
+        quantity: Set(line.quantity),
+        status: Set(SubscriptionStatus::Pending),
+        term: Set(offer.term),
+        billing_frequency: Set(offer.billing_frequency),
+        term_start: Set(Some(now)),
+        term_end: Set(Some(term_end(offer.term, now))),
+        auto_renew: Set(true),
+        vendor_reference: Set(None),
+        update_count: Set(0),
+        currency: Set(quote.currency.code().to_owned()),
+        unit_cost: Set(DbDecimal(line.unit_cost)),
+        unit_wholesale: Set(DbDecimal(line.unit_wholesale)),
+        unit_retail: Set(DbDecimal(line.unit_retail)),
+        prices_locked_at: Set(now),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    order_line::ActiveModel {
+        id: NotSet,
+        order_id: Set(order.id),
+        line_number: Set(line.line_number),
+        offer_id: Set(offer.id),
+        subscription_id: Set(Some(subscription.id)),
+        quantity: Set(line.quantity),
+        currency: Set(quote.currency.code().to_owned()),
+        unit_cost: Set(DbDecimal(line.unit_cost)),
+        unit_wholesale: Set(DbDecimal(line.unit_wholesale)),
+        unit_retail: Set(DbDecimal(line.unit_retail)),
+        status: Set(OrderLineStatus::Pending),
+        created_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    super::subscriptions::add_seat_batch(txn, subscription.id, SeatBatchSource::Purchase, line.quantity, now).await?;
+    super::subscriptions::record_change(
+        txn,
+        &subscription,
+        actor,
+        SubscriptionChangeKind::Purchase,
+        (0, line.quantity),
+        (SubscriptionStatus::Pending, SubscriptionStatus::Pending),
+        None,
+        now,
+    )
+    .await?;
+    let external_id = customer_vendor_account::Entity::find()
+        .filter(customer_vendor_account::Column::CustomerId.eq(quote.customer.id))
+        .filter(customer_vendor_account::Column::VendorId.eq(offer.vendor_id))
+        .one(txn)
+        .await?
+        .map(|a| a.external_id);
+    let job = provisioning::enqueue(
+        domain,
+        txn,
+        NewJob {
+            subscription: &subscription,
+            action: ProvisioningAction::Purchase,
+            payload: json!({"sku": offer.sku, "quantity": line.quantity, "customerExternalId": external_id,
+                            "term": subscription.term, "billingFrequency": subscription.billing_frequency}),
+        },
+        now,
+    )
+    .await?;
+    Ok(vec![DomainEvent {
+        vendor_id: Some(offer.vendor_id),
+        reseller_id: Some(subscription.reseller_id),
+        customer_id: Some(subscription.customer_id),
+        order_id: Some(order.id),
+        subscription_id: Some(subscription.id),
+        job_id: Some(job.id),
+        quantity: Some(subscription.quantity),
+        ..DomainEvent::new(EventKind::ProvisioningStatusChanged, "PENDING", now)
+    }])
+}
+
+/// The status an order derives from its lines' statuses.
+pub fn derive_status(lines: &[OrderLineStatus]) -> OrderStatus {
+    let done = |s: &&OrderLineStatus| matches!(s, OrderLineStatus::Succeeded | OrderLineStatus::Failed);
+    if lines.is_empty() || !lines.iter().all(|s| done(&s)) {
+        OrderStatus::Processing
+    } else if lines.iter().all(|s| *s == OrderLineStatus::Succeeded) {
+        OrderStatus::Completed
+    } else if lines.iter().all(|s| *s == OrderLineStatus::Failed) {
+        OrderStatus::Failed
+    } else {
+        OrderStatus::PartiallyFailed
+    }
+}
+
+/// Sets the line of `subscription_id` to `status` and re-derives its order's status; the
+/// order event when it changed.
+pub async fn update_line_status(
+    txn: &DatabaseTransaction,
+    order_id: i64,
+    subscription_id: i64,
+    status: OrderLineStatus,
+    now: DateTime<Utc>,
+) -> Result<Option<DomainEvent>> {
+    let lines = order_line::Entity::find()
+        .filter(order_line::Column::OrderId.eq(order_id))
+        .order_by_asc(order_line::Column::LineNumber)
+        .all(txn)
+        .await?;
+    let mut statuses = Vec::with_capacity(lines.len());
+    for line in lines {
+        if line.subscription_id == Some(subscription_id) && line.status != status {
+            let mut model: order_line::ActiveModel = line.into();
+            model.status = Set(status);
+            model.update(txn).await?;
+            statuses.push(status);
+        } else {
+            statuses.push(line.status);
+        }
+    }
+    let order = order::Entity::find_by_id(order_id).one(txn).await?.ok_or(Error::NotFound("order"))?;
+    let derived = derive_status(&statuses);
+    if derived == order.status {
+        return Ok(None);
+    }
+    let (reseller_id, customer_id) = (order.reseller_id, order.customer_id);
+    let mut model: order::ActiveModel = order.into();
+    model.status = Set(derived);
+    model.updated_at = Set(now);
+    model.update(txn).await?;
+    Ok(Some(DomainEvent {
+        reseller_id: Some(reseller_id),
+        customer_id: Some(customer_id),
+        order_id: Some(order_id),
+        ..DomainEvent::new(EventKind::OrderStatusChanged, order_status_name(derived), now)
+    }))
+}
+
+/// The order status's name as the API spells it.
+pub fn order_status_name(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::Processing => "PROCESSING",
+        OrderStatus::Completed => "COMPLETED",
+        OrderStatus::PartiallyFailed => "PARTIALLY_FAILED",
+        OrderStatus::Failed => "FAILED",
+    }
+}
+
+/// An order the caller may see (operator: any; reseller: its own; customer: its own).
+pub async fn get_order(domain: &Domain, actor: &Actor, id: i64) -> Result<order::Model> {
+    let order = order::Entity::find_by_id(id).one(&domain.db).await?.ok_or(Error::NotFound("order"))?;
+    if can_see(actor, &order) { Ok(order) } else { Err(Error::NotFound("order")) }
+}
+
+fn can_see(actor: &Actor, order: &order::Model) -> bool {
+    actor.is_operator() || actor.reseller_id() == Some(order.reseller_id) || actor.customer_id() == Some(order.customer_id)
+}
+
+/// A page of the orders the caller may see, newest last.
+pub async fn list_orders(
+    domain: &Domain,
+    actor: &Actor,
+    customer_id: Option<i64>,
+    page: super::pagination::PageRequest,
+) -> Result<super::pagination::Page<order::Model>> {
+    let mut select = match actor.role {
+        Role::Operator => order::Entity::find(),
+        Role::Reseller => order::Entity::find().filter(order::Column::ResellerId.eq(actor.reseller_id().unwrap_or(0))),
+        Role::Customer => order::Entity::find().filter(order::Column::CustomerId.eq(actor.customer_id().unwrap_or(0))),
+        Role::Vendor => return Err(Error::Forbidden("vendors do not see orders".into())),
+    };
+    if let Some(customer_id) = customer_id {
+        select = select.filter(order::Column::CustomerId.eq(customer_id));
+    }
+    super::pagination::fetch_page(&domain.db, select, order::Column::Id, page).await
+}
+
+/// The lines of an order (the caller has already been allowed to see the order).
+pub async fn order_lines(domain: &Domain, order_ids: &[i64]) -> Result<Vec<order_line::Model>> {
+    Ok(order_line::Entity::find()
+        .filter(order_line::Column::OrderId.is_in(order_ids.iter().copied()))
+        .order_by_asc(order_line::Column::LineNumber)
+        .all(&domain.db)
+        .await?)
+}
+
+/// Whether a job status means the line is done.
+pub fn line_status_for(job: JobStatus) -> Option<OrderLineStatus> {
+    match job {
+        JobStatus::Running => Some(OrderLineStatus::Provisioning),
+        JobStatus::Succeeded => Some(OrderLineStatus::Succeeded),
+        JobStatus::Failed | JobStatus::Dead => Some(OrderLineStatus::Failed),
+        JobStatus::Queued | JobStatus::Inquire => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OrderLineStatus as L;
+
+    #[test]
+    fn order_status_derives_from_lines() {
+        assert_eq!(derive_status(&[L::Pending, L::Succeeded]), OrderStatus::Processing);
+        assert_eq!(derive_status(&[L::Provisioning]), OrderStatus::Processing);
+        assert_eq!(derive_status(&[L::Succeeded, L::Succeeded]), OrderStatus::Completed);
+        assert_eq!(derive_status(&[L::Failed, L::Failed]), OrderStatus::Failed);
+        assert_eq!(derive_status(&[L::Succeeded, L::Failed]), OrderStatus::PartiallyFailed);
+    }
+
+    #[test]
+    fn terms_end_on_the_same_day_or_the_month_end() {
+        let at = |y, m, d| chrono::TimeZone::with_ymd_and_hms(&Utc, y, m, d, 10, 0, 0).single().unwrap_or_default();
+        assert_eq!(term_end(Term::P1m, at(2026, 1, 31)), at(2026, 2, 28));
+        assert_eq!(term_end(Term::P1y, at(2024, 2, 29)), at(2025, 2, 28));
+        assert_eq!(term_end(Term::P3y, at(2023, 8, 1)), at(2026, 8, 1));
+    }
+
+    #[test]
+    fn the_request_hash_depends_on_every_input() {
+        let input = OrderInput { customer_id: 1, lines: vec![OrderLineInput { offer_id: 2, quantity: 3 }], po_number: None };
+        let mut other = input.clone();
+        other.lines[0].quantity = 4;
+        assert_eq!(request_hash(&input), request_hash(&input.clone()));
+        assert_ne!(request_hash(&input), request_hash(&other));
+        other = input.clone();
+        other.po_number = Some("PO-1".into());
+        assert_ne!(request_hash(&input), request_hash(&other));
+    }
+}

@@ -1,0 +1,485 @@
+//! The subscription lifecycle: quantity changes, suspend/resume, cancel, auto-renew, and
+//! the renewal step at term end — each recorded in the change history billing prorates
+//! from, and each change that touches the vendor enqueued as a provisioning job in the same
+//! transaction.
+//!
+//! The 168 h rules are measured with the domain clock: seats may be removed only from
+//! batches added within the last 168 h (each batch has its own window; the newest go
+//! first), and a subscription may be cancelled only within 168 h of its purchase or last
+//! renewal. A change made exactly 168 h after is still inside; one second later is not.
+
+use chrono::{DateTime, Utc};
+use entity::enums::{ProvisioningAction, Role, SeatBatchSource, SubscriptionChangeKind, SubscriptionStatus};
+use entity::{customer_vendor_account, offer, seat_batch, subscription, subscription_change, DbDecimal};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet, QueryFilter,
+    QueryOrder, Select, Set,
+};
+use serde_json::json;
+
+use super::actor::Actor;
+use super::error::{map_unique_violation, Error, Result};
+use super::events::{DomainEvent, EventKind};
+use super::lifecycle::{next_status, status_name, Transition};
+use super::orders::{change_window, term_end};
+use super::pagination::{fetch_page, Page, PageRequest};
+use super::provisioning::{self, NewJob};
+use super::{audit, Domain};
+
+/// Microsoft refuses updates to a subscription changed more than this many times.
+pub const UPDATE_LIMIT: i32 = 1200;
+
+/// The subscriptions `actor` may see.
+fn scoped(actor: &Actor) -> Select<subscription::Entity> {
+    let find = subscription::Entity::find();
+    let org = actor.organization_id.unwrap_or(0);
+    match actor.role {
+        Role::Operator => find,
+        Role::Vendor => find.filter(subscription::Column::VendorId.eq(org)),
+        Role::Reseller => find.filter(subscription::Column::ResellerId.eq(org)),
+        Role::Customer => find.filter(subscription::Column::CustomerId.eq(org)),
+    }
+}
+
+/// A subscription the caller may see, else NotFound.
+pub async fn get_subscription<C: ConnectionTrait>(db: &C, actor: &Actor, id: i64) -> Result<subscription::Model> {
+    scoped(actor).filter(subscription::Column::Id.eq(id)).one(db).await?.ok_or(Error::NotFound("subscription"))
+}
+
+/// Filters for the subscription list.
+#[derive(Clone, Debug, Default)]
+pub struct SubscriptionFilter {
+    /// Only this customer's.
+    pub customer_id: Option<i64>,
+    /// Only this order's.
+    pub order_id: Option<i64>,
+    /// Only this status.
+    pub status: Option<SubscriptionStatus>,
+}
+
+/// A page of the subscriptions the caller may see.
+pub async fn list_subscriptions(
+    domain: &Domain,
+    actor: &Actor,
+    filter: &SubscriptionFilter,
+    page: PageRequest,
+) -> Result<Page<subscription::Model>> {
+    let mut select = scoped(actor);
+    if let Some(id) = filter.customer_id {
+        select = select.filter(subscription::Column::CustomerId.eq(id));
+    }
+    if let Some(id) = filter.order_id {
+        select = select.filter(subscription::Column::OrderId.eq(id));
+    }
+    if let Some(status) = filter.status {
+        select = select.filter(subscription::Column::Status.eq(status));
+    }
+    fetch_page(&domain.db, select, subscription::Column::Id, page).await
+}
+
+/// Subscriptions of the given orders (for DataLoaders; orders were scoped already).
+pub async fn subscriptions_by_ids(domain: &Domain, actor: &Actor, ids: &[i64]) -> Result<Vec<subscription::Model>> {
+    Ok(scoped(actor).filter(subscription::Column::Id.is_in(ids.iter().copied())).all(&domain.db).await?)
+}
+
+/// Adds a batch of seats with its own 168 h window.
+pub async fn add_seat_batch<C: ConnectionTrait>(
+    db: &C,
+    subscription_id: i64,
+    source: SeatBatchSource,
+    quantity: i32,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    seat_batch::ActiveModel {
+        id: NotSet,
+        subscription_id: Set(subscription_id),
+        source: Set(source),
+        quantity: Set(quantity),
+        remaining: Set(quantity),
+        added_at: Set(at),
+        window_ends_at: Set(at + change_window()),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Records one change in the history (with its idempotency key, unique per subscription).
+#[expect(clippy::too_many_arguments, reason = "one column each; a struct would only rename them")]
+pub async fn record_change<C: ConnectionTrait>(
+    db: &C,
+    subscription: &subscription::Model,
+    actor: &Actor,
+    kind: SubscriptionChangeKind,
+    quantity: (i32, i32),
+    status: (SubscriptionStatus, SubscriptionStatus),
+    idempotency_key: Option<String>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    subscription_change::ActiveModel {
+        id: NotSet,
+        subscription_id: Set(subscription.id),
+        kind: Set(kind),
+        actor_user_id: Set(actor.user_id),
+        actor_role: Set(actor.role),
+        quantity_before: Set(quantity.0),
+        quantity_after: Set(quantity.1),
+        status_before: Set(status.0),
+        status_after: Set(status.1),
+        idempotency_key: Set(idempotency_key),
+        occurred_at: Set(at),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        map_unique_violation(
+            e,
+            &["uq_subscription_changes_idempotency_key", "subscription_changes.subscription_id"],
+            Error::conflict("IDEMPOTENCY_KEY_RACE", "raced"),
+        )
+    })?;
+    Ok(())
+}
+
+/// The event announcing a subscription's new state.
+pub fn changed_event(subscription: &subscription::Model, at: DateTime<Utc>) -> DomainEvent {
+    DomainEvent {
+        vendor_id: Some(subscription.vendor_id),
+        reseller_id: Some(subscription.reseller_id),
+        customer_id: Some(subscription.customer_id),
+        order_id: subscription.order_id,
+        subscription_id: Some(subscription.id),
+        quantity: Some(subscription.quantity),
+        ..DomainEvent::new(EventKind::SubscriptionChanged, status_name(subscription.status), at)
+    }
+}
+
+/// A lifecycle change a caller asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Set the seat count.
+    Quantity(i32),
+    /// Suspend.
+    Suspend,
+    /// Resume.
+    Resume,
+    /// Cancel.
+    Cancel,
+    /// Turn auto-renew on or off.
+    AutoRenew(bool),
+}
+
+/// The result of a lifecycle change.
+#[derive(Clone, Debug)]
+pub struct Changed {
+    /// The subscription after the change.
+    pub subscription: subscription::Model,
+    /// Whether this replayed an earlier call with the same idempotency key.
+    pub replayed: bool,
+    /// Warnings for the caller (the vendor's update limit approaching, say).
+    pub warnings: Vec<String>,
+}
+
+/// Applies `change` to a subscription the caller may manage, idempotently per key.
+pub async fn change_subscription(
+    domain: &Domain,
+    actor: &Actor,
+    id: i64,
+    change: Change,
+    idempotency_key: &str,
+) -> Result<Changed> {
+    actor.require_role(&[Role::Operator, Role::Reseller, Role::Customer])?;
+    let key = super::validate::text(idempotency_key, 255, "idempotencyKey")?;
+    let now = domain.clock.now();
+    let txn = super::begin_write(&domain.db).await?;
+    let current = get_subscription(&txn, actor, id).await?;
+    let previous = subscription_change::Entity::find()
+        .filter(subscription_change::Column::SubscriptionId.eq(id))
+        .filter(subscription_change::Column::IdempotencyKey.eq(key.clone()))
+        .one(&txn)
+        .await?;
+    if previous.is_some() {
+        txn.rollback().await.ok();
+        return Ok(Changed { subscription: current, replayed: true, warnings: Vec::new() });
+    }
+    if current.update_count >= UPDATE_LIMIT {
+        return Err(Error::InvalidTransition(format!(
+            "the subscription has been updated {} times; the vendor refuses more than {UPDATE_LIMIT}",
+            current.update_count
+        )));
+    }
+    let (kind, updated, action) = apply(&txn, &current, change, now).await?;
+    record_change(
+        &txn,
+        &updated,
+        actor,
+        kind,
+        (current.quantity, updated.quantity),
+        (current.status, updated.status),
+        Some(key),
+        now,
+    )
+    .await?;
+    let mut events = vec![changed_event(&updated, now)];
+    if let Some(action) = action {
+        let job = enqueue_change(domain, &txn, &updated, action, now).await?;
+        events.push(DomainEvent {
+            vendor_id: Some(updated.vendor_id),
+            reseller_id: Some(updated.reseller_id),
+            customer_id: Some(updated.customer_id),
+            subscription_id: Some(updated.id),
+            job_id: Some(job.id),
+            quantity: Some(updated.quantity),
+            ..DomainEvent::new(EventKind::ProvisioningStatusChanged, "QUEUED", now)
+        });
+    }
+    audit::record(&txn, actor, change_action_name(change), "subscription", Some(id), json!({"quantity": updated.quantity}), now)
+        .await?;
+    for event in &events {
+        domain.events.record(&txn, event).await?;
+    }
+    txn.commit().await?;
+    domain.events.after_commit(events);
+    domain.job_wakeup.notify_waiters();
+    let mut warnings = Vec::new();
+    if updated.update_count >= UPDATE_LIMIT - 100 {
+        warnings.push(format!(
+            "this subscription has been updated {} times; the vendor refuses updates after {UPDATE_LIMIT}",
+            updated.update_count
+        ));
+        tracing::warn!(subscription = id, updates = updated.update_count, "subscription near the vendor's update limit");
+    }
+    Ok(Changed { subscription: updated, replayed: false, warnings })
+}
+
+fn change_action_name(change: Change) -> &'static str {
+    match change {
+        Change::Quantity(_) => "changeSubscriptionQuantity",
+        Change::Suspend => "suspendSubscription",
+        Change::Resume => "resumeSubscription",
+        Change::Cancel => "cancelSubscription",
+        Change::AutoRenew(_) => "setAutoRenew",
+    }
+}
+
+/// Checks and applies one change; returns the history kind, the updated row and the vendor
+/// action to enqueue, if any.
+async fn apply(
+    txn: &DatabaseTransaction,
+    current: &subscription::Model,
+    change: Change,
+    now: DateTime<Utc>,
+) -> Result<(SubscriptionChangeKind, subscription::Model, Option<ProvisioningAction>)> {
+    let mut model: subscription::ActiveModel = current.clone().into();
+    let (kind, action) = match change {
+        Change::Quantity(quantity) => {
+            next_status(current.status, Transition::ChangeQuantity)?;
+            let offer = offer::Entity::find_by_id(current.offer_id).one(txn).await?.ok_or(Error::NotFound("offer"))?;
+            if quantity < offer.min_quantity.max(1) || quantity > offer.max_quantity {
+                return Err(Error::validation(
+                    "quantity",
+                    format!("must be between {} and {}", offer.min_quantity.max(1), offer.max_quantity),
+                ));
+            }
+            if quantity == current.quantity {
+                return Err(Error::validation("quantity", "is the current quantity"));
+            }
+            model.quantity = Set(quantity);
+            if quantity > current.quantity {
+                add_seat_batch(txn, current.id, SeatBatchSource::Increase, quantity - current.quantity, now).await?;
+                (SubscriptionChangeKind::QuantityIncrease, Some(ProvisioningAction::ChangeQuantity))
+            } else {
+                remove_seats(txn, current.id, current.quantity - quantity, now).await?;
+                (SubscriptionChangeKind::QuantityDecrease, Some(ProvisioningAction::ChangeQuantity))
+            }
+        }
+        Change::Suspend => {
+            model.status = Set(next_status(current.status, Transition::Suspend)?);
+            (SubscriptionChangeKind::Suspend, Some(ProvisioningAction::Suspend))
+        }
+        Change::Resume => {
+            model.status = Set(next_status(current.status, Transition::Resume)?);
+            (SubscriptionChangeKind::Resume, Some(ProvisioningAction::Resume))
+        }
+        Change::Cancel => {
+            let status = next_status(current.status, Transition::Cancel)?;
+            let window_end = current.term_start.unwrap_or(current.created_at) + change_window();
+            if now > window_end {
+                return Err(Error::InvalidTransition(format!(
+                    "cancellation is only possible within 168 hours of purchase or renewal (until {window_end})"
+                )));
+            }
+            model.status = Set(status);
+            (SubscriptionChangeKind::Cancel, Some(ProvisioningAction::Cancel))
+        }
+        Change::AutoRenew(on) => {
+            next_status(current.status, Transition::SetAutoRenew)?;
+            model.auto_renew = Set(on);
+            (SubscriptionChangeKind::AutoRenewChanged, None)
+        }
+    };
+    model.update_count = Set(current.update_count + 1);
+    model.version = Set(current.version + 1);
+    model.updated_at = Set(now);
+    Ok((kind, model.update(txn).await?, action))
+}
+
+/// Removes `count` seats from batches still inside their window, newest first; refuses
+/// when fewer removable seats remain.
+async fn remove_seats(txn: &DatabaseTransaction, subscription_id: i64, count: i32, now: DateTime<Utc>) -> Result<()> {
+    let batches = seat_batch::Entity::find()
+        .filter(seat_batch::Column::SubscriptionId.eq(subscription_id))
+        .filter(seat_batch::Column::Remaining.gt(0))
+        .order_by_desc(seat_batch::Column::AddedAt)
+        .order_by_desc(seat_batch::Column::Id)
+        .all(txn)
+        .await?;
+    let open: Vec<_> = batches.into_iter().filter(|b| now <= b.window_ends_at).collect();
+    let removable: i32 = open.iter().map(|b| b.remaining).sum();
+    if removable < count {
+        return Err(Error::InvalidTransition(format!(
+            "only {removable} seat(s) were added within the last 168 hours and can be removed; {count} asked"
+        )));
+    }
+    let mut left = count;
+    for batch in open {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(batch.remaining);
+        left -= take;
+        let remaining = batch.remaining - take;
+        let mut model: seat_batch::ActiveModel = batch.into();
+        model.remaining = Set(remaining);
+        model.update(txn).await?;
+    }
+    Ok(())
+}
+
+async fn enqueue_change(
+    domain: &Domain,
+    txn: &DatabaseTransaction,
+    subscription: &subscription::Model,
+    action: ProvisioningAction,
+    now: DateTime<Utc>,
+) -> Result<entity::provisioning_job::Model> {
+    let external_id = customer_vendor_account::Entity::find()
+        .filter(customer_vendor_account::Column::CustomerId.eq(subscription.customer_id))
+        .filter(customer_vendor_account::Column::VendorId.eq(subscription.vendor_id))
+        .one(txn)
+        .await?
+        .map(|a| a.external_id);
+    provisioning::enqueue(
+        domain,
+        txn,
+        NewJob {
+            subscription,
+            action,
+            payload: json!({"vendorReference": subscription.vendor_reference, "quantity": subscription.quantity,
+                            "customerExternalId": external_id}),
+        },
+        now,
+    )
+    .await
+}
+
+/// Renews or expires every subscription whose term has ended by now: auto-renew ones get a
+/// new term at the prices in force now, new 168 h windows and a RENEW job; the rest expire.
+/// Returns how many were renewed and expired.
+pub async fn renew_due(domain: &Domain) -> Result<(usize, usize)> {
+    let now = domain.clock.now();
+    let due = subscription::Entity::find()
+        .filter(subscription::Column::Status.is_in([SubscriptionStatus::Active, SubscriptionStatus::Suspended]))
+        .filter(subscription::Column::TermEnd.lte(now))
+        .all(&domain.db)
+        .await?;
+    let (mut renewed, mut expired) = (0, 0);
+    for subscription in due {
+        if renew_one(domain, subscription.id, now).await? {
+            renewed += 1;
+        } else {
+            expired += 1;
+        }
+    }
+    Ok((renewed, expired))
+}
+
+async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<bool> {
+    let system = Actor::system();
+    let txn = super::begin_write(&domain.db).await?;
+    let Some(current) = subscription::Entity::find_by_id(id).one(&txn).await? else { return Ok(false) };
+    let Some(ended) = current.term_end.filter(|end| *end <= now) else { return Ok(false) };
+    let mut model: subscription::ActiveModel = current.clone().into();
+    let mut events = Vec::new();
+    let renewed = current.auto_renew;
+    if renewed {
+        next_status(current.status, Transition::Renew)?;
+        let prices = renewal_prices(domain, &current, ended).await?;
+        model.term_start = Set(Some(ended));
+        model.term_end = Set(Some(term_end(current.term, ended)));
+        if let Some((cost, wholesale, retail)) = prices {
+            model.unit_cost = Set(DbDecimal(cost));
+            model.unit_wholesale = Set(DbDecimal(wholesale));
+            model.unit_retail = Set(DbDecimal(retail));
+        }
+        model.prices_locked_at = Set(ended);
+    } else {
+        model.status = Set(next_status(current.status, Transition::Expire)?);
+    }
+    model.update_count = Set(current.update_count + 1);
+    model.version = Set(current.version + 1);
+    model.updated_at = Set(now);
+    let updated = model.update(&txn).await?;
+    let kind = if renewed { SubscriptionChangeKind::Renew } else { SubscriptionChangeKind::Expire };
+    record_change(&txn, &updated, &system, kind, (current.quantity, updated.quantity), (current.status, updated.status), None, now)
+        .await?;
+    if renewed {
+        seat_batch::Entity::update_many()
+            .col_expr(seat_batch::Column::Remaining, sea_orm::sea_query::Expr::value(0))
+            .filter(seat_batch::Column::SubscriptionId.eq(id))
+            .exec(&txn)
+            .await?;
+        add_seat_batch(&txn, id, SeatBatchSource::Renewal, updated.quantity, ended).await?;
+        enqueue_change(domain, &txn, &updated, ProvisioningAction::Renew, now).await?;
+    }
+    events.push(changed_event(&updated, now));
+    for event in &events {
+        domain.events.record(&txn, event).await?;
+    }
+    txn.commit().await?;
+    domain.events.after_commit(events);
+    domain.job_wakeup.notify_waiters();
+    Ok(renewed)
+}
+
+/// The prices in force at `at` for a subscription's offer, customer currency and reseller.
+async fn renewal_prices(
+    domain: &Domain,
+    subscription: &subscription::Model,
+    at: DateTime<Utc>,
+) -> Result<Option<(rust_decimal::Decimal, rust_decimal::Decimal, rust_decimal::Decimal)>> {
+    let snapshot = domain.catalog.snapshot(&domain.db).await?;
+    let Some(pricing) = domain.catalog.reseller_pricing(&domain.db, subscription.reseller_id).await? else {
+        return Ok(None);
+    };
+    let Some(offer) = snapshot.offers.get(&subscription.offer_id) else { return Ok(None) };
+    let points: Vec<_> = snapshot
+        .price_points
+        .get(&offer.id)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.currency == subscription.currency)
+        .collect();
+    let Some(point) = super::pricing::in_force(&points, at) else { return Ok(None) };
+    let (wholesale, retail) = super::catalog::resolve_reseller_prices(&snapshot, offer, point, &pricing, at);
+    Ok(Some((point.cost.0, wholesale, retail)))
+}
+
+/// The change history of a subscription (the caller may see the subscription).
+pub async fn history(domain: &Domain, subscription_id: i64) -> Result<Vec<subscription_change::Model>> {
+    Ok(subscription_change::Entity::find()
+        .filter(subscription_change::Column::SubscriptionId.eq(subscription_id))
+        .order_by_asc(subscription_change::Column::Id)
+        .all(&domain.db)
+        .await?)
+}

@@ -1,0 +1,137 @@
+//! Queries for quotes, orders, subscriptions and provisioning jobs.
+
+use async_graphql::{Context, InputObject, Object, ID};
+
+use crate::domain::orders::{self, OrderInput, OrderLineInput};
+use crate::domain::pagination::PageRequest;
+use crate::domain::subscriptions::{self, SubscriptionFilter};
+use crate::domain::{provisioning, validate};
+use crate::graphql::types::enums::{JobStatus, SubscriptionStatus};
+use crate::graphql::types::orders::{Order, ProvisioningJob, Quote, Subscription};
+use crate::graphql::types::{connection, PageConnection};
+use crate::graphql::{actor, domain, ResultExt};
+
+/// One line to order.
+#[derive(InputObject)]
+pub struct OrderLineInputObject {
+    pub offer_id: ID,
+    pub quantity: i32,
+}
+
+/// What to order (or quote).
+#[derive(InputObject)]
+pub struct PlaceOrderInput {
+    pub customer_id: ID,
+    pub lines: Vec<OrderLineInputObject>,
+    /// The buyer's purchase-order number.
+    pub po_number: Option<String>,
+}
+
+impl PlaceOrderInput {
+    /// The domain input, with ids parsed.
+    pub fn parse(self) -> async_graphql::Result<OrderInput> {
+        let lines = self
+            .lines
+            .into_iter()
+            .enumerate()
+            .map(|(index, line)| {
+                Ok(OrderLineInput {
+                    offer_id: validate::id(&line.offer_id, &format!("input.lines[{index}].offerId")).gql()?,
+                    quantity: line.quantity,
+                })
+            })
+            .collect::<async_graphql::Result<Vec<_>>>()?;
+        Ok(OrderInput {
+            customer_id: validate::id(&self.customer_id, "input.customerId").gql()?,
+            lines,
+            po_number: self.po_number,
+        })
+    }
+}
+
+/// Filters for `subscriptions`.
+#[derive(InputObject, Default)]
+pub struct SubscriptionFilterInput {
+    pub customer_id: Option<ID>,
+    pub order_id: Option<ID>,
+    pub status: Option<SubscriptionStatus>,
+}
+
+#[derive(Default)]
+pub struct OrdersQuery;
+
+#[Object]
+impl OrdersQuery {
+    /// Prices an order exactly as `placeOrder` would, without writing anything.
+    async fn quote_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> async_graphql::Result<Quote> {
+        let actor = actor(ctx)?;
+        let input = input.parse()?;
+        let quote = orders::quote_order(domain(ctx), actor, &input).await.gql()?;
+        Ok(Quote::view(actor, quote))
+    }
+
+    /// Orders the caller may see.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn orders(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        customer_id: Option<ID>,
+    ) -> async_graphql::Result<PageConnection<Order>> {
+        let page = PageRequest::parse(first, after.as_deref()).gql()?;
+        let customer_id = customer_id.map(|id| validate::id(&id, "customerId")).transpose().gql()?;
+        let page = orders::list_orders(domain(ctx), actor(ctx)?, customer_id, page).await.gql()?;
+        Ok(connection(page, |o| o.id, Order))
+    }
+
+    /// One order.
+    async fn order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Order> {
+        let id = validate::id(&id, "id").gql()?;
+        orders::get_order(domain(ctx), actor(ctx)?, id).await.map(Order).gql()
+    }
+
+    /// Subscriptions the caller may see (a vendor: those to its offers).
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn subscriptions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<SubscriptionFilterInput>,
+    ) -> async_graphql::Result<PageConnection<Subscription>> {
+        let page = PageRequest::parse(first, after.as_deref()).gql()?;
+        let filter = filter.unwrap_or_default();
+        let filter = SubscriptionFilter {
+            customer_id: filter.customer_id.map(|id| validate::id(&id, "filter.customerId")).transpose().gql()?,
+            order_id: filter.order_id.map(|id| validate::id(&id, "filter.orderId")).transpose().gql()?,
+            status: filter.status.map(Into::into),
+        };
+        let page = subscriptions::list_subscriptions(domain(ctx), actor(ctx)?, &filter, page).await.gql()?;
+        Ok(connection(page, |s| s.id, Subscription))
+    }
+
+    /// One subscription.
+    async fn subscription(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Subscription> {
+        let id = validate::id(&id, "id").gql()?;
+        subscriptions::get_subscription(&domain(ctx).db, actor(ctx)?, id).await.map(Subscription).gql()
+    }
+
+    /// Provisioning jobs the caller may see; operators watch DEAD ones here.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn provisioning_jobs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        status: Option<JobStatus>,
+        subscription_id: Option<ID>,
+    ) -> async_graphql::Result<PageConnection<ProvisioningJob>> {
+        let page = PageRequest::parse(first, after.as_deref()).gql()?;
+        let subscription_id = subscription_id.map(|id| validate::id(&id, "subscriptionId")).transpose().gql()?;
+        let page = provisioning::list_jobs(domain(ctx), actor(ctx)?, status.map(Into::into), subscription_id, page)
+            .await
+            .gql()?;
+        Ok(connection(page, |j| j.id, ProvisioningJob))
+    }
+}

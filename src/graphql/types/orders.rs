@@ -1,0 +1,339 @@
+//! Output types for orders, subscriptions and provisioning jobs.
+//!
+//! Price visibility follows the catalog's: cost for the operator only, wholesale for the
+//! operator and the reseller, retail for everyone who may see the object.
+
+use async_graphql::{Context, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use entity::{order, order_line, provisioning_job, subscription, subscription_change};
+use rust_decimal::Decimal;
+
+use super::catalog::{Money, Offer};
+use super::enums::{
+    BillingFrequency, JobStatus, OrderLineStatus, OrderStatus, ProvisioningAction, Role, SubscriptionChangeKind,
+    SubscriptionStatus, Term,
+};
+use super::parties::Customer;
+use crate::domain::money::Currency;
+use crate::domain::Actor;
+use crate::graphql::{actor, domain, request, snapshot, ResultExt};
+
+fn money(amount: Decimal, currency: &str) -> Option<Money> {
+    Currency::parse(currency, "currency").ok().map(|c| Money::new(amount, c))
+}
+
+fn sees_cost(actor: &Actor) -> bool {
+    actor.is_operator()
+}
+
+fn sees_wholesale(actor: &Actor) -> bool {
+    actor.is_operator() || actor.reseller_id().is_some()
+}
+
+/// The offer of an order line or subscription. Ordered offers stay visible to whoever may
+/// see the order or subscription, even after the offer is retired.
+async fn offer(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Offer>> {
+    let snapshot = snapshot(ctx).await?;
+    Ok(snapshot.offers.get(&id).cloned().map(Offer))
+}
+
+/// An order.
+pub struct Order(pub order::Model);
+
+#[Object]
+impl Order {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn status(&self) -> OrderStatus {
+        self.0.status.into()
+    }
+
+    async fn po_number(&self) -> Option<&str> {
+        self.0.po_number.as_deref()
+    }
+
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
+
+    /// Sum of line costs: the operator only.
+    async fn total_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        Ok(sees_cost(actor(ctx)?).then(|| money(self.0.total_cost.0, &self.0.currency)).flatten())
+    }
+
+    /// Sum of line wholesale amounts: the operator and the reseller.
+    async fn total_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        Ok(sees_wholesale(actor(ctx)?).then(|| money(self.0.total_wholesale.0, &self.0.currency)).flatten())
+    }
+
+    /// Sum of line retail amounts.
+    async fn total_retail(&self) -> Option<Money> {
+        money(self.0.total_retail.0, &self.0.currency)
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Customer>> {
+        Ok(request(ctx)?.customers.load_one(self.0.customer_id).await?.map(Customer))
+    }
+
+    async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderLine>> {
+        let lines = request(ctx)?.order_lines.load_one(self.0.id).await?.unwrap_or_default();
+        Ok(lines.into_iter().map(OrderLine).collect())
+    }
+}
+
+/// One line of an order, with the prices it used.
+pub struct OrderLine(pub order_line::Model);
+
+#[Object]
+impl OrderLine {
+    async fn line_number(&self) -> i32 {
+        self.0.line_number
+    }
+
+    async fn quantity(&self) -> i32 {
+        self.0.quantity
+    }
+
+    async fn status(&self) -> OrderLineStatus {
+        self.0.status.into()
+    }
+
+    async fn offer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Offer>> {
+        offer(ctx, self.0.offer_id).await
+    }
+
+    async fn unit_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        Ok(sees_cost(actor(ctx)?).then(|| money(self.0.unit_cost.0, &self.0.currency)).flatten())
+    }
+
+    async fn unit_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        Ok(sees_wholesale(actor(ctx)?).then(|| money(self.0.unit_wholesale.0, &self.0.currency)).flatten())
+    }
+
+    async fn unit_retail(&self) -> Option<Money> {
+        money(self.0.unit_retail.0, &self.0.currency)
+    }
+
+    async fn subscription(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Subscription>> {
+        let Some(id) = self.0.subscription_id else { return Ok(None) };
+        Ok(request(ctx)?.subscriptions.load_one(id).await?.map(Subscription))
+    }
+}
+
+/// A customer's subscription to an offer.
+pub struct Subscription(pub subscription::Model);
+
+#[Object]
+impl Subscription {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn status(&self) -> SubscriptionStatus {
+        self.0.status.into()
+    }
+
+    async fn quantity(&self) -> i32 {
+        self.0.quantity
+    }
+
+    async fn term(&self) -> Term {
+        self.0.term.into()
+    }
+
+    async fn billing_frequency(&self) -> BillingFrequency {
+        self.0.billing_frequency.into()
+    }
+
+    async fn term_start(&self) -> Option<DateTime<Utc>> {
+        self.0.term_start
+    }
+
+    async fn term_end(&self) -> Option<DateTime<Utc>> {
+        self.0.term_end
+    }
+
+    async fn auto_renew(&self) -> bool {
+        self.0.auto_renew
+    }
+
+    /// The vendor's id for this subscription, once provisioned.
+    async fn vendor_reference(&self) -> Option<&str> {
+        self.0.vendor_reference.as_deref()
+    }
+
+    /// Changes so far (the vendor refuses more than 1,200).
+    async fn update_count(&self) -> i32 {
+        self.0.update_count
+    }
+
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
+
+    /// Locked unit cost: the operator only.
+    async fn unit_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        Ok(sees_cost(actor(ctx)?).then(|| money(self.0.unit_cost.0, &self.0.currency)).flatten())
+    }
+
+    /// Locked unit wholesale price: the operator and the reseller.
+    async fn unit_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        Ok(sees_wholesale(actor(ctx)?).then(|| money(self.0.unit_wholesale.0, &self.0.currency)).flatten())
+    }
+
+    /// Locked unit retail price (vendors do not see it).
+    async fn unit_retail(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        Ok((actor(ctx)?.vendor_id().is_none()).then(|| money(self.0.unit_retail.0, &self.0.currency)).flatten())
+    }
+
+    async fn offer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Offer>> {
+        offer(ctx, self.0.offer_id).await
+    }
+
+    async fn order_id(&self) -> Option<ID> {
+        self.0.order_id.map(|id| ID(id.to_string()))
+    }
+
+    async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Customer>> {
+        Ok(request(ctx)?.customers.load_one(self.0.customer_id).await?.map(Customer))
+    }
+
+    /// Every recorded change, oldest first.
+    async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SubscriptionChange>> {
+        let rows = crate::domain::subscriptions::history(domain(ctx), self.0.id).await.gql()?;
+        Ok(rows.into_iter().map(SubscriptionChange).collect())
+    }
+}
+
+/// One recorded change of a subscription.
+pub struct SubscriptionChange(pub subscription_change::Model);
+
+#[Object]
+impl SubscriptionChange {
+    async fn kind(&self) -> SubscriptionChangeKind {
+        self.0.kind.into()
+    }
+    async fn actor_role(&self) -> Role {
+        self.0.actor_role.into()
+    }
+    async fn quantity_before(&self) -> i32 {
+        self.0.quantity_before
+    }
+    async fn quantity_after(&self) -> i32 {
+        self.0.quantity_after
+    }
+    async fn status_before(&self) -> SubscriptionStatus {
+        self.0.status_before.into()
+    }
+    async fn status_after(&self) -> SubscriptionStatus {
+        self.0.status_after.into()
+    }
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+}
+
+/// A provisioning job.
+pub struct ProvisioningJob(pub provisioning_job::Model);
+
+#[Object]
+impl ProvisioningJob {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn action(&self) -> ProvisioningAction {
+        self.0.action.into()
+    }
+    async fn status(&self) -> JobStatus {
+        self.0.status.into()
+    }
+    async fn subscription_id(&self) -> ID {
+        ID(self.0.subscription_id.to_string())
+    }
+    async fn order_id(&self) -> Option<ID> {
+        self.0.order_id.map(|id| ID(id.to_string()))
+    }
+    /// Sent to the vendor on every attempt of this job, for deduplication.
+    async fn request_id(&self) -> &str {
+        &self.0.request_id
+    }
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    async fn max_attempts(&self) -> i32 {
+        self.0.max_attempts
+    }
+    /// When the next attempt may run.
+    async fn run_after(&self) -> DateTime<Utc> {
+        self.0.run_after
+    }
+    /// The last failure, as the vendor or the connector reported it.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+}
+
+/// A priced line of a quote.
+#[derive(SimpleObject)]
+pub struct QuoteLine {
+    pub line_number: i32,
+    pub offer_id: ID,
+    pub sku: String,
+    pub quantity: i32,
+    /// The operator only (never set for resellers and customers).
+    pub unit_cost: Option<Money>,
+    /// The reseller's price (not shown to customers).
+    pub unit_wholesale: Option<Money>,
+    pub unit_retail: Money,
+    pub amount_wholesale: Option<Money>,
+    pub amount_retail: Money,
+}
+
+/// Priced lines and totals, as `placeOrder` would write them.
+#[derive(SimpleObject)]
+pub struct Quote {
+    pub currency: String,
+    pub lines: Vec<QuoteLine>,
+    pub total_wholesale: Option<Money>,
+    pub total_retail: Money,
+}
+
+impl Quote {
+    /// The caller's view of a domain quote.
+    pub fn view(actor: &Actor, quote: crate::domain::orders::Quote) -> Self {
+        let currency = quote.currency;
+        let wholesale = sees_wholesale(actor);
+        Self {
+            currency: currency.code().to_owned(),
+            total_wholesale: wholesale.then(|| Money::new(quote.total_wholesale, currency)),
+            total_retail: Money::new(quote.total_retail, currency),
+            lines: quote
+                .lines
+                .into_iter()
+                .map(|line| QuoteLine {
+                    line_number: line.line_number,
+                    offer_id: ID(line.offer.id.to_string()),
+                    sku: line.offer.sku,
+                    quantity: line.quantity,
+                    unit_cost: sees_cost(actor).then(|| Money::new(line.unit_cost, currency)),
+                    unit_wholesale: wholesale.then(|| Money::new(line.unit_wholesale, currency)),
+                    unit_retail: Money::new(line.unit_retail, currency),
+                    amount_wholesale: wholesale.then(|| Money::new(line.amount_wholesale, currency)),
+                    amount_retail: Money::new(line.amount_retail, currency),
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! GraphQL subscriptions over WebSocket at `/graphql`: the `graphql-transport-ws` protocol,
+//! and the legacy `graphql-ws` (subscriptions-transport-ws) one.
+//!
+//! The token travels in `connection_init` (`{"authorization": "Bearer …"}`); streams are
+//! scoped by it exactly like queries. Close codes (graphql-transport-ws):
+//! - 4400 a message that is not valid for the protocol;
+//! - 4401 `subscribe` before the connection was acknowledged;
+//! - 4403 a missing or invalid token, and when the token expires (streams end then);
+//! - 4408 no `connection_init` within the init timeout;
+//! - 4409 a second `subscribe` with an id still in use;
+//! - 4429 a second `connection_init`.
+//! A connection holds at most `max_subscriptions` streams; more get an `error` message.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{CloseCode, CloseReason, Message, Session};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::auth::VerifiedToken;
+use crate::graphql::errors::finalize;
+use crate::graphql::RequestContext;
+use crate::state::AppState;
+
+/// The modern protocol.
+pub const TRANSPORT_WS: &str = "graphql-transport-ws";
+/// The legacy protocol.
+pub const LEGACY_WS: &str = "graphql-ws";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    TransportWs,
+    Legacy,
+}
+
+/// GET /graphql with `Upgrade: websocket`.
+pub async fn upgrade(state: web::Data<AppState>, request: HttpRequest, body: web::Payload) -> actix_web::Result<HttpResponse> {
+    let (response, session, messages) = actix_ws::handle_with_protocols(&request, body, &[TRANSPORT_WS, LEGACY_WS])?;
+    let protocol = match response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()) {
+        Some(LEGACY_WS) => Protocol::Legacy,
+        _ => Protocol::TransportWs,
+    };
+    actix_web::rt::spawn(run(state.into_inner(), protocol, session, messages));
+    Ok(response)
+}
+
+fn close(code: u16, description: &str) -> Option<CloseReason> {
+    Some(CloseReason { code: CloseCode::Other(code), description: Some(description.to_owned()) })
+}
+
+/// Sends a JSON message; false when the peer is gone.
+async fn send(session: &mut Session, message: Value) -> bool {
+    session.text(message.to_string()).await.is_ok()
+}
+
+async fn run(state: std::sync::Arc<AppState>, protocol: Protocol, mut session: Session, mut messages: actix_ws::MessageStream) {
+    let init_timeout = state.config.ws_init_timeout;
+    let mut token: Option<VerifiedToken> = None;
+    let mut streams: HashMap<String, actix_web::rt::task::JoinHandle<()>> = HashMap::new();
+    let (finished_tx, mut finished_rx) = mpsc::channel::<String>(64);
+    let init_deadline = tokio::time::Instant::now() + init_timeout;
+    let far_future = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let reason = loop {
+        let expiry = token.as_ref().map_or(far_future, |t| expiry_instant(t.expires_at));
+        let deadline = if token.is_none() { init_deadline } else { expiry };
+        let message = tokio::select! {
+            message = messages.next() => message,
+            Some(id) = finished_rx.recv() => {
+                streams.remove(&id);
+                continue;
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                if token.is_none() {
+                    break close(4408, "Connection initialisation timeout");
+                }
+                for id in streams.keys() {
+                    send(&mut session, complete_message(protocol, id)).await;
+                }
+                break close(4403, "Forbidden: the token expired");
+            }
+        };
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Ping(bytes))) => {
+                let _ = session.pong(&bytes).await;
+                continue;
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+            Some(Ok(_)) => continue,
+        };
+        let Ok(value) = serde_json::from_str::<Value>(&text) else { break close(4400, "Invalid message") };
+        let kind = value["type"].as_str().unwrap_or_default();
+        let id = value["id"].as_str().map(str::to_owned);
+        match (protocol, kind) {
+            (_, "connection_init") => {
+                if token.is_some() {
+                    break close(4429, "Too many initialisation requests");
+                }
+                match authenticate(&state, &value["payload"]) {
+                    Some(verified) => {
+                        token = Some(verified);
+                        if !send(&mut session, json!({"type": "connection_ack"})).await {
+                            break None;
+                        }
+                    }
+                    None => {
+                        if protocol == Protocol::Legacy {
+                            send(&mut session, json!({"type": "connection_error", "payload": {"message": "Forbidden"}})).await;
+                        }
+                        break close(4403, "Forbidden");
+                    }
+                }
+            }
+            (Protocol::TransportWs, "ping") => {
+                send(&mut session, json!({"type": "pong"})).await;
+            }
+            (Protocol::TransportWs, "pong") => {}
+            (Protocol::TransportWs, "subscribe") | (Protocol::Legacy, "start") => {
+                let Some(verified) = token.as_ref() else {
+                    break close(4401, "Unauthorized");
+                };
+                let Some(id) = id else { break close(4400, "Invalid message: missing id") };
+                if streams.contains_key(&id) {
+                    if protocol == Protocol::Legacy {
+                        continue;
+                    }
+                    break close(4409, &format!("Subscriber for {id} already exists"));
+                }
+                if streams.len() >= state.config.ws_max_subscriptions {
+                    let error = json!([{"message": "too many subscriptions on this connection", "extensions": {"code": "BAD_USER_INPUT"}}]);
+                    send(&mut session, json!({"type": "error", "id": id, "payload": error})).await;
+                    continue;
+                }
+                let Ok(request) = serde_json::from_value::<async_graphql::Request>(value["payload"].clone()) else {
+                    break close(4400, "Invalid message: bad payload");
+                };
+                let request = request.data(RequestContext::new(std::sync::Arc::clone(&state.domain), Some(verified.actor.clone())));
+                let handle = actix_web::rt::spawn(run_stream(
+                    state.schema.clone(),
+                    request,
+                    protocol,
+                    id.clone(),
+                    session.clone(),
+                    finished_tx.clone(),
+                ));
+                streams.insert(id, handle);
+            }
+            (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
+                if let Some(handle) = id.as_ref().and_then(|id| streams.remove(id)) {
+                    handle.abort();
+                    if protocol == Protocol::Legacy {
+                        if let Some(id) = &id {
+                            send(&mut session, complete_message(protocol, id)).await;
+                        }
+                    }
+                }
+            }
+            (Protocol::Legacy, "connection_terminate") => break None,
+            _ => break close(4400, &format!("Invalid message type {kind:?}")),
+        }
+    };
+    for handle in streams.values() {
+        handle.abort();
+    }
+    let _ = session.close(reason).await;
+}
+
+fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
+    let remaining = expires_at.saturating_sub(chrono::Utc::now().timestamp());
+    tokio::time::Instant::now() + Duration::from_secs(u64::try_from(remaining).unwrap_or(0))
+}
+
+fn complete_message(protocol: Protocol, id: &str) -> Value {
+    match protocol {
+        Protocol::TransportWs | Protocol::Legacy => json!({"type": "complete", "id": id}),
+    }
+}
+
+/// The token in a `connection_init` payload: `authorization` (or `Authorization`) as
+/// `Bearer <jwt>`, or `token`.
+fn authenticate(state: &AppState, payload: &Value) -> Option<VerifiedToken> {
+    let raw = payload["authorization"]
+        .as_str()
+        .or_else(|| payload["Authorization"].as_str())
+        .or_else(|| payload["token"].as_str())?;
+    let token = raw.strip_prefix("Bearer ").or_else(|| raw.strip_prefix("bearer ")).unwrap_or(raw).trim();
+    state.auth.verify(token).ok()
+}
+
+async fn run_stream(
+    schema: crate::graphql::AppSchema,
+    request: async_graphql::Request,
+    protocol: Protocol,
+    id: String,
+    mut session: Session,
+    finished: mpsc::Sender<String>,
+) {
+    let mut responses = schema.execute_stream(request);
+    let mut first = true;
+    while let Some(mut response) = responses.next().await {
+        finalize(&mut response);
+        // A subscription refused before it started (validation, NOT_FOUND) is an `error`.
+        let refused = first && response.data == async_graphql::Value::Null && !response.errors.is_empty();
+        first = false;
+        let message = if refused && protocol == Protocol::TransportWs {
+            json!({"type": "error", "id": id, "payload": response.errors})
+        } else {
+            let kind = if protocol == Protocol::Legacy { "data" } else { "next" };
+            json!({"type": kind, "id": id, "payload": response})
+        };
+        if !send(&mut session, message).await {
+            return;
+        }
+        if refused && protocol == Protocol::TransportWs {
+            let _ = finished.send(id).await;
+            return;
+        }
+    }
+    send(&mut session, complete_message(protocol, &id)).await;
+    let _ = finished.send(id).await;
+}
