@@ -10,9 +10,7 @@ use chrono::{DateTime, Utc};
 use entity::enums::{OrganizationStatus, Role};
 use entity::{DbDecimal, customer, customer_vendor_account, offer, reseller, retail_price, vendor};
 use rust_decimal::Decimal;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Select, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Select, Set};
 use serde_json::json;
 
 use super::Domain;

@@ -14,13 +14,13 @@ pub mod customers;
 pub mod error;
 pub mod events;
 pub mod lifecycle;
-pub mod orders;
-pub mod provisioning;
-pub mod subscriptions;
 pub mod money;
+pub mod orders;
 pub mod pagination;
 pub mod pricing;
+pub mod provisioning;
 pub mod resellers;
+pub mod subscriptions;
 pub mod users;
 pub mod validate;
 

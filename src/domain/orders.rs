@@ -14,11 +14,11 @@ use entity::enums::{
     CatalogStatus, JobStatus, OrderLineStatus, OrderStatus, ProvisioningAction, Role, SeatBatchSource,
     SubscriptionChangeKind, SubscriptionStatus, Term,
 };
-use entity::{customer, customer_vendor_account, offer, order, order_line, DbDecimal};
+use entity::{DbDecimal, customer, customer_vendor_account, offer, order, order_line};
 use rust_decimal::Decimal;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet, QueryFilter,
-    QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -26,12 +26,12 @@ use sha2::{Digest, Sha256};
 use super::actor::Actor;
 use super::catalog::{self, resolve_reseller_prices};
 use super::customers::get_customer;
-use super::error::{map_unique_violation, Error, Result};
+use super::error::{Error, Result, map_unique_violation};
 use super::events::{DomainEvent, EventKind};
-use super::money::{round_to_minor_units, Currency};
+use super::money::{Currency, round_to_minor_units};
 use super::pricing::in_force;
 use super::provisioning::{self, NewJob};
-use super::{audit, Domain};
+use super::{Domain, audit};
 
 /// Most lines in one order.
 pub const MAX_LINES: usize = 100;
@@ -223,7 +223,12 @@ fn replay_or_conflict(existing: order::Model, hash: &str) -> Result<PlacedOrder>
 }
 
 /// Places an order: see the module documentation.
-pub async fn place_order(domain: &Domain, actor: &Actor, input: OrderInput, idempotency_key: &str) -> Result<PlacedOrder> {
+pub async fn place_order(
+    domain: &Domain,
+    actor: &Actor,
+    input: OrderInput,
+    idempotency_key: &str,
+) -> Result<PlacedOrder> {
     require_buyer(actor)?;
     let key = super::validate::text(idempotency_key, 255, "idempotencyKey")?;
     let hash = request_hash(&input);
@@ -408,6 +413,13 @@ pub async fn update_line_status(
     status: OrderLineStatus,
     now: DateTime<Utc>,
 ) -> Result<Option<DomainEvent>> {
+    // Lock the order first: two workers finishing two lines at once must not both derive
+    // the status from a view that misses the other's line (SQLite serializes writers anyway).
+    let mut find_order = order::Entity::find_by_id(order_id);
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        find_order = find_order.lock_exclusive();
+    }
+    let order = find_order.one(txn).await?.ok_or(Error::NotFound("order"))?;
     let lines = order_line::Entity::find()
         .filter(order_line::Column::OrderId.eq(order_id))
         .order_by_asc(order_line::Column::LineNumber)
@@ -424,7 +436,6 @@ pub async fn update_line_status(
             statuses.push(line.status);
         }
     }
-    let order = order::Entity::find_by_id(order_id).one(txn).await?.ok_or(Error::NotFound("order"))?;
     let derived = derive_status(&statuses);
     if derived == order.status {
         return Ok(None);
@@ -459,7 +470,9 @@ pub async fn get_order(domain: &Domain, actor: &Actor, id: i64) -> Result<order:
 }
 
 fn can_see(actor: &Actor, order: &order::Model) -> bool {
-    actor.is_operator() || actor.reseller_id() == Some(order.reseller_id) || actor.customer_id() == Some(order.customer_id)
+    actor.is_operator()
+        || actor.reseller_id() == Some(order.reseller_id)
+        || actor.customer_id() == Some(order.customer_id)
 }
 
 /// A page of the orders the caller may see, newest last.
@@ -524,7 +537,8 @@ mod tests {
 
     #[test]
     fn the_request_hash_depends_on_every_input() {
-        let input = OrderInput { customer_id: 1, lines: vec![OrderLineInput { offer_id: 2, quantity: 3 }], po_number: None };
+        let input =
+            OrderInput { customer_id: 1, lines: vec![OrderLineInput { offer_id: 2, quantity: 3 }], po_number: None };
         let mut other = input.clone();
         other.lines[0].quantity = 4;
         assert_eq!(request_hash(&input), request_hash(&input.clone()));

@@ -22,8 +22,8 @@ use serde_json::json;
 use super::actor::Actor;
 use super::error::{Error, Result};
 use super::events::{DomainEvent, EventKind};
-use super::lifecycle::{next_status, status_name, Transition};
-use super::{audit, orders, subscriptions, Domain};
+use super::lifecycle::{Transition, next_status, status_name};
+use super::{Domain, audit, orders, subscriptions};
 
 /// Lease and retry rules.
 #[derive(Clone, Debug)]
@@ -170,7 +170,9 @@ pub async fn complete_job(domain: &Domain, claimed: &ClaimedJob, outcome: Outcom
     let now = domain.clock.now();
     let job = &claimed.job;
     let (status, run_after, error, reference) = match &outcome {
-        Outcome::Succeeded { vendor_reference } => (JobStatus::Succeeded, job.run_after, None, vendor_reference.clone()),
+        Outcome::Succeeded { vendor_reference } => {
+            (JobStatus::Succeeded, job.run_after, None, vendor_reference.clone())
+        }
         Outcome::Transient { error, retry_after } if job.attempts < job.max_attempts => {
             let delay = retry_after.unwrap_or_else(|| backoff_delay(&domain.jobs, job.attempts));
             let delay = Duration::from_std(delay).unwrap_or(Duration::seconds(60));
@@ -190,10 +192,7 @@ pub async fn complete_job(domain: &Domain, claimed: &ClaimedJob, outcome: Outcom
         .col_expr(provisioning_job::Column::LockedUntil, sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(provisioning_job::Column::LeaseToken, sea_orm::sea_query::Expr::value(Option::<String>::None))
         .col_expr(provisioning_job::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
-        .col_expr(
-            provisioning_job::Column::FinishedAt,
-            sea_orm::sea_query::Expr::value(finished.then_some(now)),
-        )
+        .col_expr(provisioning_job::Column::FinishedAt, sea_orm::sea_query::Expr::value(finished.then_some(now)))
         .filter(provisioning_job::Column::Id.eq(job.id))
         .filter(provisioning_job::Column::Status.eq(JobStatus::Running))
         .filter(provisioning_job::Column::LeaseToken.eq(claimed.lease_token.clone()))
@@ -246,7 +245,8 @@ async fn apply_to_subscription(
     error: Option<String>,
     now: DateTime<Utc>,
 ) -> Result<Vec<DomainEvent>> {
-    let current = subscription::Entity::find_by_id(job.subscription_id).one(txn).await?.ok_or(Error::NotFound("subscription"))?;
+    let current =
+        subscription::Entity::find_by_id(job.subscription_id).one(txn).await?.ok_or(Error::NotFound("subscription"))?;
     let is_purchase = job.action == ProvisioningAction::Purchase;
     let transition = match (is_purchase, status) {
         (true, JobStatus::Running) if current.status != SubscriptionStatus::Provisioning => {
@@ -278,8 +278,17 @@ async fn apply_to_subscription(
             };
             if after != SubscriptionStatus::Provisioning {
                 let system = Actor::system();
-                subscriptions::record_change(txn, &updated, &system, kind, (updated.quantity, updated.quantity), (before, after), None, now)
-                    .await?;
+                subscriptions::record_change(
+                    txn,
+                    &updated,
+                    &system,
+                    kind,
+                    (updated.quantity, updated.quantity),
+                    (before, after),
+                    None,
+                    now,
+                )
+                .await?;
             }
             events.push(subscriptions::changed_event(&updated, now));
         }
@@ -322,7 +331,8 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: i64) -> Result<pr
     actor.require_operator()?;
     let now = domain.clock.now();
     let txn = super::begin_write(&domain.db).await?;
-    let job = provisioning_job::Entity::find_by_id(job_id).one(&txn).await?.ok_or(Error::NotFound("provisioning job"))?;
+    let job =
+        provisioning_job::Entity::find_by_id(job_id).one(&txn).await?.ok_or(Error::NotFound("provisioning job"))?;
     if !matches!(job.status, JobStatus::Failed | JobStatus::Dead) {
         return Err(Error::InvalidTransition(format!(
             "only FAILED or DEAD jobs can be retried; this one is {}",
@@ -331,7 +341,10 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: i64) -> Result<pr
     }
     let mut events = Vec::new();
     if job.action == ProvisioningAction::Purchase {
-        let sub = subscription::Entity::find_by_id(job.subscription_id).one(&txn).await?.ok_or(Error::NotFound("subscription"))?;
+        let sub = subscription::Entity::find_by_id(job.subscription_id)
+            .one(&txn)
+            .await?
+            .ok_or(Error::NotFound("subscription"))?;
         if sub.status == SubscriptionStatus::Failed {
             let mut model: subscription::ActiveModel = sub.into();
             model.status = Set(next_status(SubscriptionStatus::Failed, Transition::RetryProvisioning)?);
@@ -339,7 +352,9 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: i64) -> Result<pr
             let updated = model.update(&txn).await?;
             events.push(subscriptions::changed_event(&updated, now));
             if let Some(order_id) = job.order_id {
-                if let Some(event) = orders::update_line_status(&txn, order_id, updated.id, OrderLineStatus::Pending, now).await? {
+                if let Some(event) =
+                    orders::update_line_status(&txn, order_id, updated.id, OrderLineStatus::Pending, now).await?
+                {
                     events.push(event);
                 }
             }
@@ -376,7 +391,11 @@ pub async fn list_jobs(
         Role::Operator => {}
         Role::Vendor => select = select.filter(provisioning_job::Column::VendorId.eq(actor.vendor_id().unwrap_or(0))),
         Role::Reseller | Role::Customer => {
-            let column = if actor.role == Role::Reseller { subscription::Column::ResellerId } else { subscription::Column::CustomerId };
+            let column = if actor.role == Role::Reseller {
+                subscription::Column::ResellerId
+            } else {
+                subscription::Column::CustomerId
+            };
             let ids = subscription::Entity::find()
                 .filter(column.eq(actor.organization_id.unwrap_or(0)))
                 .select_only()

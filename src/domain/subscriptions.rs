@@ -10,21 +10,21 @@
 
 use chrono::{DateTime, Utc};
 use entity::enums::{ProvisioningAction, Role, SeatBatchSource, SubscriptionChangeKind, SubscriptionStatus};
-use entity::{customer_vendor_account, offer, seat_batch, subscription, subscription_change, DbDecimal};
+use entity::{DbDecimal, customer_vendor_account, offer, seat_batch, subscription, subscription_change};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet, QueryFilter,
-    QueryOrder, Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet, QueryFilter, QueryOrder,
+    Select, Set,
 };
 use serde_json::json;
 
 use super::actor::Actor;
-use super::error::{map_unique_violation, Error, Result};
+use super::error::{Error, Result, map_unique_violation};
 use super::events::{DomainEvent, EventKind};
-use super::lifecycle::{next_status, status_name, Transition};
+use super::lifecycle::{Transition, next_status, status_name};
 use super::orders::{change_window, term_end};
-use super::pagination::{fetch_page, Page, PageRequest};
+use super::pagination::{Page, PageRequest, fetch_page};
 use super::provisioning::{self, NewJob};
-use super::{audit, Domain};
+use super::{Domain, audit};
 
 /// Microsoft refuses updates to a subscription changed more than this many times.
 pub const UPDATE_LIMIT: i32 = 1200;
@@ -233,8 +233,16 @@ pub async fn change_subscription(
             ..DomainEvent::new(EventKind::ProvisioningStatusChanged, "QUEUED", now)
         });
     }
-    audit::record(&txn, actor, change_action_name(change), "subscription", Some(id), json!({"quantity": updated.quantity}), now)
-        .await?;
+    audit::record(
+        &txn,
+        actor,
+        change_action_name(change),
+        "subscription",
+        Some(id),
+        json!({"quantity": updated.quantity}),
+        now,
+    )
+    .await?;
     for event in &events {
         domain.events.record(&txn, event).await?;
     }
@@ -247,7 +255,11 @@ pub async fn change_subscription(
             "this subscription has been updated {} times; the vendor refuses updates after {UPDATE_LIMIT}",
             updated.update_count
         ));
-        tracing::warn!(subscription = id, updates = updated.update_count, "subscription near the vendor's update limit");
+        tracing::warn!(
+            subscription = id,
+            updates = updated.update_count,
+            "subscription near the vendor's update limit"
+        );
     }
     Ok(Changed { subscription: updated, replayed: false, warnings })
 }
@@ -431,8 +443,17 @@ async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<bool>
     model.updated_at = Set(now);
     let updated = model.update(&txn).await?;
     let kind = if renewed { SubscriptionChangeKind::Renew } else { SubscriptionChangeKind::Expire };
-    record_change(&txn, &updated, &system, kind, (current.quantity, updated.quantity), (current.status, updated.status), None, now)
-        .await?;
+    record_change(
+        &txn,
+        &updated,
+        &system,
+        kind,
+        (current.quantity, updated.quantity),
+        (current.status, updated.status),
+        None,
+        now,
+    )
+    .await?;
     if renewed {
         seat_batch::Entity::update_many()
             .col_expr(seat_batch::Column::Remaining, sea_orm::sea_query::Expr::value(0))

@@ -112,7 +112,8 @@ impl Loader<i64> for SubscriptionLoader {
 
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let Some(actor) = self.scope.as_ref() else { return Ok(HashMap::new()) };
-        let rows = crate::domain::subscriptions::subscriptions_by_ids(&self.domain, actor, keys).await.map_err(to_graphql)?;
+        let rows =
+            crate::domain::subscriptions::subscriptions_by_ids(&self.domain, actor, keys).await.map_err(to_graphql)?;
         Ok(rows.into_iter().map(|s| (s.id, s)).collect())
     }
 }

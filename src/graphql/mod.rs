@@ -32,14 +32,15 @@ pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::Subs
 
 /// Builds the schema with its limits; `domain` and `auth` become schema data.
 pub fn build_schema(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKeys>) -> AppSchema {
-    let mut builder = Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::SubscriptionRoot)
-        .data(domain)
-        .data(auth)
-        .limit_depth(config.max_depth)
-        .limit_complexity(config.max_complexity)
-        .limit_directives(config.max_directives)
-        .disable_suggestions()
-        .extension(limits::AliasLimit::new(config.max_aliases));
+    let mut builder =
+        Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::SubscriptionRoot)
+            .data(domain)
+            .data(auth)
+            .limit_depth(config.max_depth)
+            .limit_complexity(config.max_complexity)
+            .limit_directives(config.max_directives)
+            .disable_suggestions()
+            .extension(limits::AliasLimit::new(config.max_aliases));
     if !config.introspection {
         builder = builder.disable_introspection();
     }

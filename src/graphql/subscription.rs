@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, SimpleObject, Subscription, ID};
+use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::domain::events::{DomainEvent, EventKind};
-use crate::domain::{catalog, customers, orders, Actor, Error, Role};
-use crate::graphql::{actor, domain, snapshot, ResultExt};
+use crate::domain::{Actor, Error, Role, catalog, customers, orders};
+use crate::graphql::{ResultExt, actor, domain, snapshot};
 
 /// What a live event is about.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +105,9 @@ fn events(
                         return Some((LiveEvent::from(event.as_ref()), receiver));
                     }
                     Ok(_) => {}
-                    Err(RecvError::Lagged(missed)) => tracing::warn!(missed, "a live subscriber lagged and skipped events"),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "a live subscriber lagged and skipped events")
+                    }
                     Err(RecvError::Closed) => return None,
                 }
             }
@@ -163,12 +165,17 @@ impl SubscriptionRoot {
     }
 
     /// Status changes of one order.
-    async fn order_status(&self, ctx: &Context<'_>, order_id: ID) -> async_graphql::Result<impl Stream<Item = LiveEvent>> {
+    async fn order_status(
+        &self,
+        ctx: &Context<'_>,
+        order_id: ID,
+    ) -> async_graphql::Result<impl Stream<Item = LiveEvent>> {
         let actor = actor(ctx)?.clone();
         let order_id = parse(&order_id, "orderId")?;
         orders::get_order(domain(ctx), &actor, order_id).await.gql()?;
         Ok(events(ctx, actor, move |event| {
-            matches!(event.kind, EventKind::OrderPlaced | EventKind::OrderStatusChanged) && event.order_id == Some(order_id)
+            matches!(event.kind, EventKind::OrderPlaced | EventKind::OrderStatusChanged)
+                && event.order_id == Some(order_id)
         }))
     }
 

@@ -14,15 +14,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse, web};
 use actix_ws::{CloseCode, CloseReason, Message, Session};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::auth::VerifiedToken;
-use crate::graphql::errors::finalize;
 use crate::graphql::RequestContext;
+use crate::graphql::errors::finalize;
 use crate::state::AppState;
 
 /// The modern protocol.
@@ -37,7 +37,11 @@ enum Protocol {
 }
 
 /// GET /graphql with `Upgrade: websocket`.
-pub async fn upgrade(state: web::Data<AppState>, request: HttpRequest, body: web::Payload) -> actix_web::Result<HttpResponse> {
+pub async fn upgrade(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Payload,
+) -> actix_web::Result<HttpResponse> {
     let (response, session, messages) = actix_ws::handle_with_protocols(&request, body, &[TRANSPORT_WS, LEGACY_WS])?;
     let protocol = match response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()) {
         Some(LEGACY_WS) => Protocol::Legacy,
@@ -56,7 +60,12 @@ async fn send(session: &mut Session, message: Value) -> bool {
     session.text(message.to_string()).await.is_ok()
 }
 
-async fn run(state: std::sync::Arc<AppState>, protocol: Protocol, mut session: Session, mut messages: actix_ws::MessageStream) {
+async fn run(
+    state: std::sync::Arc<AppState>,
+    protocol: Protocol,
+    mut session: Session,
+    mut messages: actix_ws::MessageStream,
+) {
     let init_timeout = state.config.ws_init_timeout;
     let mut token: Option<VerifiedToken> = None;
     let mut streams: HashMap<String, actix_web::rt::task::JoinHandle<()>> = HashMap::new();
@@ -108,7 +117,11 @@ async fn run(state: std::sync::Arc<AppState>, protocol: Protocol, mut session: S
                     }
                     None => {
                         if protocol == Protocol::Legacy {
-                            send(&mut session, json!({"type": "connection_error", "payload": {"message": "Forbidden"}})).await;
+                            send(
+                                &mut session,
+                                json!({"type": "connection_error", "payload": {"message": "Forbidden"}}),
+                            )
+                            .await;
                         }
                         break close(4403, "Forbidden");
                     }
@@ -137,7 +150,8 @@ async fn run(state: std::sync::Arc<AppState>, protocol: Protocol, mut session: S
                 let Ok(request) = serde_json::from_value::<async_graphql::Request>(value["payload"].clone()) else {
                     break close(4400, "Invalid message: bad payload");
                 };
-                let request = request.data(RequestContext::new(std::sync::Arc::clone(&state.domain), Some(verified.actor.clone())));
+                let request = request
+                    .data(RequestContext::new(std::sync::Arc::clone(&state.domain), Some(verified.actor.clone())));
                 let handle = actix_web::rt::spawn(run_stream(
                     state.schema.clone(),
                     request,

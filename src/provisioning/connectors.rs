@@ -199,7 +199,9 @@ impl HttpConnector {
             Err(error) if error.is_timeout() => {
                 return Outcome::Transient { error: "the vendor did not answer in time".into(), retry_after: None };
             }
-            Err(error) => return Outcome::Transient { error: format!("cannot reach the vendor: {error}"), retry_after: None },
+            Err(error) => {
+                return Outcome::Transient { error: format!("cannot reach the vendor: {error}"), retry_after: None };
+            }
         };
         let status = response.status();
         let retry_after = response

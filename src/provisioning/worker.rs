@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::connectors::{connector_for, execute, VendorRequest};
+use super::connectors::{VendorRequest, connector_for, execute};
 use crate::config::ProvisioningConfig;
-use crate::domain::provisioning::{claim_next_job, complete_job, mark_started, Outcome};
-use crate::domain::{subscriptions, Domain};
+use crate::domain::provisioning::{Outcome, claim_next_job, complete_job, mark_started};
+use crate::domain::{Domain, subscriptions};
 
 /// Running workers and the scheduler; aborted when dropped.
 pub struct Workers {

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 use switchyard::auth::AuthKeys;
-use switchyard::config::{self, AuthConfig, ServerConfig};
+use switchyard::config::{self, AuthConfig, ProvisioningConfig, ServerConfig};
 use switchyard::domain::catalog::{self, NewOffer, NewPricePoint, NewProduct, NewVendor};
 use switchyard::domain::clock::ManualClock;
 use switchyard::domain::customers::{self, NewCustomer, VendorAccount};
@@ -31,6 +31,9 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// SQL statements executed since the app started (or since `reset_statements`).
     pub statements: Arc<AtomicUsize>,
+    /// The app's provisioning workers; dropping them stops them.
+    #[expect(dead_code, reason = "held so the workers run as long as the app")]
+    pub workers: Option<switchyard::provisioning::worker::Workers>,
     _database: TestDatabase,
 }
 
@@ -51,11 +54,36 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns the app after adjusting its server settings.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    spawn(adjust, 0, None).await
+}
+
+/// Spawns the app with `workers` provisioning workers (sandbox vendors answer at once).
+pub async fn spawn_app_with_workers(workers: usize) -> TestApp {
+    spawn(|_| {}, workers, None).await
+}
+
+/// Test provisioning settings: fast polling and no backoff, so retries run at once.
+pub fn provisioning_config(workers: usize) -> ProvisioningConfig {
+    let mut provisioning: ProvisioningConfig = config::defaults().expect("provisioning defaults");
+    provisioning.workers = workers;
+    provisioning.worker_poll = Duration::from_millis(20);
+    provisioning.job_backoff = Duration::ZERO;
+    provisioning.job_max_attempts = 4;
+    provisioning.vendor_timeout = Duration::from_millis(500);
+    provisioning.renewal_interval = Duration::from_secs(3600);
+    provisioning
+}
+
+/// Spawns the app; with `shared`, on another app's database (a second server process).
+pub async fn spawn(adjust: impl FnOnce(&mut ServerConfig), workers: usize, shared: Option<&TestApp>) -> TestApp {
     let mut server: ServerConfig = config::defaults().expect("server defaults");
     server.http_workers = 2;
     server.bind = "127.0.0.1:0".into();
     adjust(&mut server);
-    let database = TestDatabase::create().await;
+    let database = match shared {
+        Some(other) => TestDatabase { url: other._database.url.clone(), cleanup: Cleanup::None },
+        None => TestDatabase::create().await,
+    };
     let mut connection = db::connect(&database.url, 8).await.expect("connect");
     let statements = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&statements);
@@ -64,7 +92,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
     });
     db::migrate(&connection).await.expect("migrate");
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()));
-    let domain = startup::domain(connection, clock.clone(), &server);
+    let provisioning = provisioning_config(workers);
+    let domain = startup::domain(connection, clock.clone(), &server, &provisioning);
+    startup::listen_for_events(&domain, &database.url).await.expect("listen");
+    let workers = switchyard::provisioning::worker::start(Arc::clone(&domain), &provisioning);
     let keys = Arc::new(AuthKeys::from_config(&auth_config()).expect("keys"));
     let state = AppState::new(Arc::clone(&domain), keys, server);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -78,6 +109,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
         domain,
         clock,
         statements,
+        workers: Some(workers),
         _database: database,
     }
 }
@@ -120,6 +152,42 @@ impl TestApp {
         body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}")).to_owned()
     }
 
+    /// Polls `query` until `done` holds for its data (10 s at most).
+    pub async fn wait_for(&self, token: &str, query: &str, variables: Value, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let data = self.data(token, query, variables.clone()).await;
+            if done(&data) {
+                return data;
+            }
+            assert!(std::time::Instant::now() < deadline, "timed out waiting; last: {data}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs due provisioning jobs in this task until none is due; how many ran.
+    pub async fn run_jobs(&self) -> usize {
+        let client = reqwest::Client::new();
+        let mut ran = 0;
+        while switchyard::provisioning::worker::run_one(
+            &self.domain,
+            "test-runner",
+            &client,
+            Duration::from_millis(500),
+        )
+        .await
+        .unwrap()
+        {
+            ran += 1;
+        }
+        ran
+    }
+
+    /// Moves the test clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by);
+    }
+
     pub fn reset_statements(&self) {
         self.statements.store(0, Ordering::SeqCst);
     }
@@ -137,6 +205,7 @@ pub struct TestDatabase {
 }
 
 enum Cleanup {
+    None,
     File(std::path::PathBuf),
     Postgres { admin_url: String, name: String },
 }
@@ -168,6 +237,7 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         match &self.cleanup {
+            Cleanup::None => {}
             Cleanup::File(path) => {
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -320,4 +390,23 @@ impl Fixture {
             customer_b,
         }
     }
+}
+
+/// Whether the tests run against PostgreSQL (some tests are PostgreSQL-only).
+pub fn is_postgres() -> bool {
+    std::env::var("DATABASE_URL").is_ok_and(|url| url.starts_with("postgres"))
+}
+
+/// Counts rows of a table.
+pub async fn count_rows(app: &TestApp, table: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = app.domain.db.get_database_backend();
+    let row = app
+        .domain
+        .db
+        .query_one_raw(Statement::from_string(backend, format!("SELECT COUNT(*) AS n FROM {table}")))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
 }

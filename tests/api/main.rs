@@ -7,5 +7,8 @@ mod helpers;
 mod auth;
 mod catalog;
 mod http;
+mod orders;
+mod provisioning;
 mod storage;
+mod subscriptions;
 mod tenancy;

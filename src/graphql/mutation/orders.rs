@@ -1,6 +1,6 @@
 //! Ordering, the subscription lifecycle, and retrying provisioning.
 
-use async_graphql::{Context, Object, SimpleObject, ID};
+use async_graphql::{Context, ID, Object, SimpleObject};
 
 use super::parse_id;
 use crate::domain::orders;
@@ -8,7 +8,7 @@ use crate::domain::provisioning;
 use crate::domain::subscriptions::{self, Change, Changed};
 use crate::graphql::query::orders::PlaceOrderInput;
 use crate::graphql::types::orders::{Order, ProvisioningJob, Subscription};
-use crate::graphql::{actor, domain, ResultExt};
+use crate::graphql::{ResultExt, actor, domain};
 
 /// The order placed, or the original one when the key was seen before.
 #[derive(SimpleObject)]
@@ -30,7 +30,11 @@ pub struct SubscriptionPayload {
 
 impl From<Changed> for SubscriptionPayload {
     fn from(changed: Changed) -> Self {
-        Self { subscription: Subscription(changed.subscription), replayed: changed.replayed, warnings: changed.warnings }
+        Self {
+            subscription: Subscription(changed.subscription),
+            replayed: changed.replayed,
+            warnings: changed.warnings,
+        }
     }
 }
 
@@ -69,17 +73,32 @@ impl OrdersMutation {
     }
 
     /// Suspends a subscription (billing continues).
-    async fn suspend_subscription(&self, ctx: &Context<'_>, id: ID, idempotency_key: String) -> async_graphql::Result<SubscriptionPayload> {
+    async fn suspend_subscription(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        idempotency_key: String,
+    ) -> async_graphql::Result<SubscriptionPayload> {
         change(ctx, &id, Change::Suspend, &idempotency_key).await
     }
 
     /// Resumes a suspended subscription.
-    async fn resume_subscription(&self, ctx: &Context<'_>, id: ID, idempotency_key: String) -> async_graphql::Result<SubscriptionPayload> {
+    async fn resume_subscription(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        idempotency_key: String,
+    ) -> async_graphql::Result<SubscriptionPayload> {
         change(ctx, &id, Change::Resume, &idempotency_key).await
     }
 
     /// Cancels a subscription; only within 168 hours of purchase or renewal.
-    async fn cancel_subscription(&self, ctx: &Context<'_>, id: ID, idempotency_key: String) -> async_graphql::Result<SubscriptionPayload> {
+    async fn cancel_subscription(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        idempotency_key: String,
+    ) -> async_graphql::Result<SubscriptionPayload> {
         change(ctx, &id, Change::Cancel, &idempotency_key).await
     }
 

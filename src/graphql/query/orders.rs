@@ -1,6 +1,6 @@
 //! Queries for quotes, orders, subscriptions and provisioning jobs.
 
-use async_graphql::{Context, InputObject, Object, ID};
+use async_graphql::{Context, ID, InputObject, Object};
 
 use crate::domain::orders::{self, OrderInput, OrderLineInput};
 use crate::domain::pagination::PageRequest;
@@ -8,8 +8,8 @@ use crate::domain::subscriptions::{self, SubscriptionFilter};
 use crate::domain::{provisioning, validate};
 use crate::graphql::types::enums::{JobStatus, SubscriptionStatus};
 use crate::graphql::types::orders::{Order, ProvisioningJob, Quote, Subscription};
-use crate::graphql::types::{connection, PageConnection};
-use crate::graphql::{actor, domain, ResultExt};
+use crate::graphql::types::{PageConnection, connection};
+use crate::graphql::{ResultExt, actor, domain};
 
 /// One line to order.
 #[derive(InputObject)]

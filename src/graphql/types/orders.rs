@@ -3,7 +3,7 @@
 //! Price visibility follows the catalog's: cost for the operator only, wholesale for the
 //! operator and the reseller, retail for everyone who may see the object.
 
-use async_graphql::{Context, Object, SimpleObject, ID};
+use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{order, order_line, provisioning_job, subscription, subscription_change};
 use rust_decimal::Decimal;
@@ -14,9 +14,9 @@ use super::enums::{
     SubscriptionStatus, Term,
 };
 use super::parties::Customer;
-use crate::domain::money::Currency;
 use crate::domain::Actor;
-use crate::graphql::{actor, domain, request, snapshot, ResultExt};
+use crate::domain::money::Currency;
+use crate::graphql::{ResultExt, actor, domain, request, snapshot};
 
 fn money(amount: Decimal, currency: &str) -> Option<Money> {
     Currency::parse(currency, "currency").ok().map(|c| Money::new(amount, c))
