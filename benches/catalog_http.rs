@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 use switchyard::auth::AuthKeys;
-use switchyard::config::{self, AuthConfig, ServerConfig};
+use switchyard::config::{self, AuthConfig, ProvisioningConfig, ServerConfig};
 use switchyard::domain::clock::SystemClock;
 use switchyard::domain::{Actor, Role};
 use switchyard::state::AppState;
@@ -77,7 +77,8 @@ async fn run(backend: &str, url: &str, cache: Cache) {
     if cache == Cache::Off {
         server.catalog_cache_ttl = Duration::ZERO;
     }
-    let domain = startup::domain(connection, Arc::new(SystemClock), &server);
+    let provisioning: ProvisioningConfig = config::defaults().unwrap();
+    let domain = startup::domain(connection, Arc::new(SystemClock), &server, &provisioning);
     demo::seed_if_empty(&domain).await.unwrap();
     let mut auth: AuthConfig = config::defaults().unwrap();
     auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret-00".into());

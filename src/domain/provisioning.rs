@@ -305,10 +305,10 @@ async fn apply_to_subscription(
         detail: error,
         ..DomainEvent::new(EventKind::ProvisioningStatusChanged, event_status, now)
     });
-    if let (true, Some(order_id), Some(line_status)) = (is_purchase, job.order_id, orders::line_status_for(status)) {
-        if let Some(event) = orders::update_line_status(txn, order_id, current.id, line_status, now).await? {
-            events.push(event);
-        }
+    if let (true, Some(order_id), Some(line_status)) = (is_purchase, job.order_id, orders::line_status_for(status))
+        && let Some(event) = orders::update_line_status(txn, order_id, current.id, line_status, now).await?
+    {
+        events.push(event);
     }
     Ok(events)
 }
@@ -351,12 +351,11 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: i64) -> Result<pr
             model.updated_at = Set(now);
             let updated = model.update(&txn).await?;
             events.push(subscriptions::changed_event(&updated, now));
-            if let Some(order_id) = job.order_id {
-                if let Some(event) =
+            if let Some(order_id) = job.order_id
+                && let Some(event) =
                     orders::update_line_status(&txn, order_id, updated.id, OrderLineStatus::Pending, now).await?
-                {
-                    events.push(event);
-                }
+            {
+                events.push(event);
             }
         }
     }

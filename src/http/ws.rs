@@ -9,7 +9,8 @@
 //! - 4408 no `connection_init` within the init timeout;
 //! - 4409 a second `subscribe` with an id still in use;
 //! - 4429 a second `connection_init`.
-//! A connection holds at most `max_subscriptions` streams; more get an `error` message.
+//!
+//! A connection holds at most `ws_max_subscriptions` streams; more get an `error` message.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -165,10 +166,10 @@ async fn run(
             (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
                 if let Some(handle) = id.as_ref().and_then(|id| streams.remove(id)) {
                     handle.abort();
-                    if protocol == Protocol::Legacy {
-                        if let Some(id) = &id {
-                            send(&mut session, complete_message(protocol, id)).await;
-                        }
+                    if protocol == Protocol::Legacy
+                        && let Some(id) = &id
+                    {
+                        send(&mut session, complete_message(protocol, id)).await;
                     }
                 }
             }

@@ -18,11 +18,11 @@ use switchyard::provisioning::connectors::{VendorRequest, connector_for, execute
 use crate::helpers::{Fixture, TestApp, spawn_app};
 use crate::orders::{order_input, place};
 
-const SECRET: &str = "vendor-shared-secret";
+pub const SECRET: &str = "vendor-shared-secret";
 
 /// How the fake vendor answers a request id's first calls.
 #[derive(Clone)]
-enum Script {
+pub enum Script {
     /// `n` failures with this status (and Retry-After, if any), then success.
     FailFirst(usize, u16, Option<u64>),
     /// Always this status and message.
@@ -38,7 +38,7 @@ struct VendorState {
     bad_signatures: usize,
 }
 
-struct FakeVendor {
+pub struct FakeVendor {
     url: String,
     state: Arc<Mutex<VendorState>>,
     script: Arc<Mutex<Script>>,
@@ -46,7 +46,7 @@ struct FakeVendor {
 }
 
 impl FakeVendor {
-    async fn start(script: Script) -> Self {
+    pub async fn start(script: Script) -> Self {
         let state = Arc::new(Mutex::new(VendorState::default()));
         let script = Arc::new(Mutex::new(script));
         let (s, sc) = (state.clone(), script.clone());
@@ -66,7 +66,7 @@ impl FakeVendor {
         Self { url, state, script, _server: handle }
     }
 
-    fn calls(&self) -> HashMap<String, usize> {
+    pub fn calls(&self) -> HashMap<String, usize> {
         self.state.lock().unwrap().calls.clone()
     }
 
@@ -126,7 +126,7 @@ async fn vendor_endpoint(data: web::Data<Shared>, request: HttpRequest, body: we
 }
 
 /// Points vendor B at the fake vendor and orders one line of its offer.
-async fn order_from_http_vendor(app: &TestApp, f: &Fixture, vendor: &FakeVendor) -> (String, String) {
+pub async fn order_from_http_vendor(app: &TestApp, f: &Fixture, vendor: &FakeVendor) -> (String, String) {
     app.data(
         &app.operator(),
         "mutation($id: ID!, $settings: JSON!) { updateVendor(id: $id, input: {connectorKind: HTTP, connectorSettings: $settings}) { id } }",

@@ -1,0 +1,122 @@
+//! Ordering and provisioning throughput: orders placed per second through real HTTP, and
+//! provisioning jobs completed per second by the workers through the sandbox connector
+//! with zero latency. SQLite (a temporary file) and PostgreSQL (a temporary database on
+//! `BENCH_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`; skipped if
+//! unreachable). Run with `cargo bench --bench provisioning`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::json;
+use switchyard::auth::AuthKeys;
+use switchyard::config::{self, AuthConfig, ProvisioningConfig, ServerConfig};
+use switchyard::domain::clock::SystemClock;
+use switchyard::domain::{Actor, Role};
+use switchyard::state::AppState;
+use switchyard::{db, demo, http, startup};
+
+const ORDERS: usize = 2_000;
+const CLIENTS: usize = 8;
+const WORKERS: usize = 4;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let sqlite = std::env::temp_dir().join(format!("switchyard-bench-orders-{}.db", std::process::id()));
+        run("SQLite", &format!("sqlite://{}?mode=rwc", sqlite.display())).await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", sqlite.display()));
+        }
+        let admin_url = std::env::var("BENCH_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        match db::connect(&admin_url, 1).await {
+            Ok(admin) => {
+                let name = format!("switchyard_bench_orders_{}", std::process::id());
+                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+                run("PostgreSQL", &format!("{base}/{name}")).await;
+                admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+            }
+            Err(error) => println!("PostgreSQL skipped: {error}"),
+        }
+    });
+}
+
+async fn run(backend: &str, url: &str) {
+    let connection = db::connect(url, 16).await.unwrap();
+    db::migrate(&connection).await.unwrap();
+    let mut server: ServerConfig = config::defaults().unwrap();
+    server.http_workers = 1;
+    let mut provisioning: ProvisioningConfig = config::defaults().unwrap();
+    provisioning.workers = WORKERS;
+    provisioning.worker_poll = Duration::from_millis(50);
+    let domain = startup::domain(connection, Arc::new(SystemClock), &server, &provisioning);
+    demo::seed_if_empty(&domain).await.unwrap();
+    // Zero latency and no failures: measure the engine, not the simulated vendor.
+    domain
+        .db
+        .execute_unprepared("UPDATE vendors SET connector_settings = '{\"latencyMs\": 0, \"failureRate\": \"0\"}'")
+        .await
+        .unwrap();
+    domain.catalog.invalidate();
+    let mut auth: AuthConfig = config::defaults().unwrap();
+    auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret-00".into());
+    let keys = Arc::new(AuthKeys::from_config(&auth).unwrap());
+    let token = keys
+        .issue(&Actor { user_id: None, role: Role::Reseller, organization_id: Some(1) }, Duration::from_secs(3600))
+        .unwrap();
+    let state = AppState::new(Arc::clone(&domain), keys, server);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    let running = http::serve(state, listener).unwrap();
+    let handle = running.handle();
+    tokio::spawn(running);
+
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CLIENTS {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            for index in 0..ORDERS / CLIENTS {
+                let body = json!({
+                    "query": "mutation($input: PlaceOrderInput!, $key: String!) { placeOrder(input: $input, idempotencyKey: $key) { order { id } } }",
+                    "variables": {"key": format!("bench-{worker}-{index}"),
+                                  "input": {"customerId": "1", "lines": [{"offerId": "2", "quantity": 5}]}}
+                });
+                let response: serde_json::Value = client.post(&url).bearer_auth(&token).json(&body).send().await.unwrap().json().await.unwrap();
+                assert!(response["data"]["placeOrder"]["order"]["id"].is_string(), "{response}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let ordering = started.elapsed();
+    println!("{backend:<10} placeOrder: {ORDERS} orders in {:.2} s = {:.0} orders/s ({CLIENTS} concurrent clients)", ordering.as_secs_f64(), ORDERS as f64 / ordering.as_secs_f64());
+
+    let started = Instant::now();
+    let workers = switchyard::provisioning::worker::start(Arc::clone(&domain), &provisioning);
+    loop {
+        let left = entity::provisioning_job::Entity::find()
+            .filter(entity::provisioning_job::Column::Status.ne(entity::enums::JobStatus::Succeeded))
+            .count(&domain.db)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let provisioning_time = started.elapsed();
+    drop(workers);
+    println!(
+        "{backend:<10} provisioning: {ORDERS} jobs in {:.2} s = {:.0} jobs/s ({WORKERS} workers, sandbox, zero latency)",
+        provisioning_time.as_secs_f64(),
+        ORDERS as f64 / provisioning_time.as_secs_f64()
+    );
+    handle.stop(true).await;
+}

@@ -1,0 +1,197 @@
+//! Live status over WebSocket with real graphql-transport-ws (and legacy graphql-ws)
+//! clients: event order, tenant isolation, protocol close codes, token expiry.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchyard::domain::Role;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{Fixture, TestApp, spawn, spawn_app};
+use crate::orders::{order_input, place};
+
+pub struct WsClient {
+    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl WsClient {
+    pub async fn connect(app: &TestApp, protocol: &str) -> Self {
+        let url = app.address.replace("http://", "ws://") + "/graphql";
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
+        let (stream, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
+        Self { stream }
+    }
+
+    /// Connects and completes `connection_init` with `token`.
+    pub async fn init(app: &TestApp, token: &str) -> Self {
+        let mut client = Self::connect(app, "graphql-transport-ws").await;
+        client.send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})).await;
+        assert_eq!(client.next().await.unwrap()["type"], "connection_ack");
+        client
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.stream.send(Message::Text(message.to_string().into())).await.unwrap();
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}})).await;
+    }
+
+    /// The next JSON message within 5 s; `None` when the server closed the connection.
+    pub async fn next(&mut self) -> Option<Value> {
+        self.next_within(Duration::from_secs(5)).await.expect("no message within 5 s")
+    }
+
+    /// The next JSON message, `Ok(None)` on close, `Err` when nothing came in time.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Value>, ()> {
+        loop {
+            match tokio::time::timeout(wait, self.stream.next()).await {
+                Err(_) => return Err(()),
+                Ok(Some(Ok(Message::Text(text)))) => return Ok(Some(serde_json::from_str(&text).unwrap())),
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return Ok(None),
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// Reads until the server closes; the close code.
+    pub async fn close_code(&mut self) -> u16 {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.stream.next()).await.expect("no close within 5 s") {
+                Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+                Some(Ok(Message::Close(None))) | None => return 1005,
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => panic!("{error}"),
+            }
+        }
+    }
+}
+
+const PROVISIONING: &str = "subscription($c: ID) { provisioningStatus(customerId: $c) { eventId kind status orderId subscriptionId customerId } }";
+
+#[tokio::test]
+async fn a_dashboard_sees_its_order_provision_and_nothing_of_other_tenants() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let token_a = app.token(Role::Reseller, Some(f.reseller_a));
+    let token_b = app.token(Role::Reseller, Some(f.reseller_b));
+    let mut a = WsClient::init(&app, &token_a).await;
+    a.subscribe("1", PROVISIONING, json!({"c": f.customer_a.to_string()})).await;
+    let mut b = WsClient::init(&app, &token_b).await;
+    b.subscribe("1", PROVISIONING, json!({"c": f.customer_b.to_string()})).await;
+    // B asking for A's customer is refused like a missing customer.
+    b.subscribe("2", PROVISIONING, json!({"c": f.customer_a.to_string()})).await;
+    let refused = b.next().await.unwrap();
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "2");
+    assert_eq!(refused["payload"][0]["extensions"]["code"], "NOT_FOUND");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let placed = place(&app, &token_a, order_input(f.customer_a, &[(f.offers_a[0], 2)]), "live").await;
+    let order_id = placed["order"]["id"].clone();
+    app.run_jobs().await;
+    let mut statuses = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    while statuses.len() < 3 {
+        let message = a.next().await.unwrap();
+        assert_eq!(message["type"], "next", "{message}");
+        let event = &message["payload"]["data"]["provisioningStatus"];
+        assert_eq!(event["orderId"], order_id);
+        assert!(ids.insert(event["eventId"].as_str().unwrap().to_owned()), "event ids are unique");
+        statuses.push(event["status"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(statuses, ["PENDING", "PROVISIONING", "ACTIVE"]);
+    assert_eq!(b.next_within(Duration::from_millis(300)).await, Err(()), "B receives nothing of A's");
+
+    // An order's own status stream.
+    let mut watcher = WsClient::init(&app, &token_a).await;
+    watcher
+        .subscribe("o", "subscription($o: ID!) { orderStatus(orderId: $o) { status } }", json!({"o": order_id}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = place(&app, &token_a, order_input(f.customer_a, &[(f.offers_a[0], 1)]), "live-2").await;
+    app.run_jobs().await;
+    assert_eq!(watcher.next_within(Duration::from_millis(300)).await, Err(()), "another order's changes are not sent");
+    assert_ne!(second["order"]["id"], order_id);
+}
+
+#[tokio::test]
+async fn protocol_violations_close_with_the_specified_codes() {
+    let app = spawn(|config| config.ws_init_timeout = Duration::from_millis(200), 0, None).await;
+    let token = app.operator();
+
+    let mut silent = WsClient::connect(&app, "graphql-transport-ws").await;
+    assert_eq!(silent.close_code().await, 4408, "no connection_init in time");
+
+    let mut eager = WsClient::connect(&app, "graphql-transport-ws").await;
+    eager.subscribe("1", "subscription { provisioningStatus { status } }", json!({})).await;
+    assert_eq!(eager.close_code().await, 4401, "subscribe before init");
+
+    let mut forged = WsClient::connect(&app, "graphql-transport-ws").await;
+    forged.send(json!({"type": "connection_init", "payload": {"authorization": "Bearer not-a-token"}})).await;
+    assert_eq!(forged.close_code().await, 4403, "bad token");
+
+    let mut twice = WsClient::init(&app, &token).await;
+    twice.send(json!({"type": "connection_init", "payload": {}})).await;
+    assert_eq!(twice.close_code().await, 4429);
+
+    let mut duplicate = WsClient::init(&app, &token).await;
+    duplicate.subscribe("same", "subscription { provisioningStatus { status } }", json!({})).await;
+    duplicate.subscribe("same", "subscription { provisioningStatus { status } }", json!({})).await;
+    assert_eq!(duplicate.close_code().await, 4409);
+
+    let mut client = WsClient::init(&app, &token).await;
+    client.send(json!({"type": "ping"})).await;
+    assert_eq!(client.next().await.unwrap()["type"], "pong");
+    for id in 0..20 {
+        client.subscribe(&id.to_string(), "subscription { provisioningStatus { status } }", json!({})).await;
+    }
+    client.subscribe("one-too-many", "subscription { provisioningStatus { status } }", json!({})).await;
+    let refused = client.next().await.unwrap();
+    assert_eq!(refused["type"], "error");
+    assert_eq!(refused["id"], "one-too-many");
+    client.send(json!({"type": "bogus"})).await;
+    assert_eq!(client.close_code().await, 4400);
+}
+
+#[tokio::test]
+async fn streams_end_when_the_token_expires() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let short = app
+        .state
+        .auth
+        .issue(
+            &switchyard::domain::Actor { user_id: None, role: Role::Reseller, organization_id: Some(f.reseller_a) },
+            Duration::from_secs(2),
+        )
+        .unwrap();
+    let mut client = WsClient::init(&app, &short).await;
+    client.subscribe("1", PROVISIONING, json!({"c": f.customer_a.to_string()})).await;
+    let complete = client.next_within(Duration::from_secs(4)).await.unwrap().unwrap();
+    assert_eq!(complete, json!({"type": "complete", "id": "1"}));
+    assert_eq!(client.close_code().await, 4403);
+}
+
+#[tokio::test]
+async fn the_legacy_graphql_ws_protocol_works_too() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let token = app.token(Role::Reseller, Some(f.reseller_a));
+    let mut client = WsClient::connect(&app, "graphql-ws").await;
+    client.send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})).await;
+    assert_eq!(client.next().await.unwrap()["type"], "connection_ack");
+    client.send(json!({"id": "1", "type": "start", "payload": {"query": PROVISIONING, "variables": {"c": f.customer_a.to_string()}}})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    place(&app, &token, order_input(f.customer_a, &[(f.offers_a[0], 1)]), "legacy").await;
+    let message = client.next().await.unwrap();
+    assert_eq!(message["type"], "data");
+    assert_eq!(message["payload"]["data"]["provisioningStatus"]["status"], "PENDING");
+    client.send(json!({"id": "1", "type": "stop"})).await;
+    assert_eq!(client.next().await.unwrap(), json!({"type": "complete", "id": "1"}));
+}
