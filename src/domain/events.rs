@@ -210,3 +210,37 @@ pub async fn start_postgres_listener(url: &str, bus: Arc<EventBus>) -> Result<to
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(n: i64) -> DomainEvent {
+        DomainEvent { order_id: Some(n), ..DomainEvent::new(EventKind::OrderPlaced, "PROCESSING", Utc::now()) }
+    }
+
+    /// A subscriber that does not read never blocks publishing or other subscribers: it
+    /// lags, is told how much it missed, and then sees only the newest events.
+    #[tokio::test]
+    async fn a_slow_subscriber_lags_without_blocking_anyone() {
+        let bus = EventBus::new(4, Delivery::InProcess);
+        let mut slow = bus.subscribe();
+        let mut fast = bus.subscribe();
+        for n in 0..10 {
+            bus.after_commit(vec![event(n)]);
+            assert_eq!(fast.recv().await.ok().and_then(|e| e.order_id), Some(n));
+        }
+        assert!(matches!(slow.recv().await, Err(broadcast::error::RecvError::Lagged(6))));
+        assert_eq!(slow.recv().await.ok().and_then(|e| e.order_id), Some(6));
+    }
+
+    #[test]
+    fn postgres_delivery_publishes_through_the_database_only() {
+        let bus = EventBus::new(4, Delivery::PostgresNotify);
+        let mut receiver = bus.subscribe();
+        bus.after_commit(vec![event(1)]);
+        assert!(receiver.try_recv().is_err(), "the LISTENer delivers it, once");
+        bus.deliver(Arc::new(event(2)));
+        assert_eq!(receiver.try_recv().ok().and_then(|e| e.order_id), Some(2));
+    }
+}
