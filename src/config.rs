@@ -20,6 +20,42 @@ pub enum JwtAlgorithm {
     EdDsa,
 }
 
+/// Proration rounding policy (see `domain::billing::proration`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProrationRoundingPolicy {
+    /// Round the prorated unit price, then multiply (3.87 × 2 = 7.74).
+    PerUnit,
+    /// Round the whole line once (7.73).
+    PerLine,
+}
+
+impl From<ProrationRoundingPolicy> for crate::domain::billing::proration::ProrationRounding {
+    fn from(policy: ProrationRoundingPolicy) -> Self {
+        match policy {
+            ProrationRoundingPolicy::PerUnit => Self::RoundPerUnitThenMultiply,
+            ProrationRoundingPolicy::PerLine => Self::RoundPerLine,
+        }
+    }
+}
+
+/// Tax policy (see `domain::billing::proration`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TaxPolicyConfig {
+    /// On the invoice's rounded subtotal.
+    PerInvoice,
+    /// On each line, then summed.
+    PerLine,
+}
+
+impl From<TaxPolicyConfig> for crate::domain::billing::proration::TaxPolicy {
+    fn from(policy: TaxPolicyConfig) -> Self {
+        match policy {
+            TaxPolicyConfig::PerInvoice => Self::PerInvoice,
+            TaxPolicyConfig::PerLine => Self::PerLine,
+        }
+    }
+}
+
 /// Where the data lives.
 #[derive(Args, Clone, Debug)]
 pub struct DatabaseConfig {
@@ -106,6 +142,15 @@ pub struct ServerConfig {
     /// Most live subscriptions on one WebSocket connection.
     #[arg(long, env = "SWITCHYARD_WS_MAX_SUBSCRIPTIONS", default_value_t = 20)]
     pub ws_max_subscriptions: usize,
+    /// Where proration rounds: per unit then × quantity (Partner Center), or per line.
+    #[arg(long, env = "SWITCHYARD_PRORATION_ROUNDING", value_enum, default_value_t = ProrationRoundingPolicy::PerUnit)]
+    pub proration_rounding: ProrationRoundingPolicy,
+    /// Tax on the invoice's rounded subtotal, or per line.
+    #[arg(long, env = "SWITCHYARD_TAX_POLICY", value_enum, default_value_t = TaxPolicyConfig::PerInvoice)]
+    pub tax_policy: TaxPolicyConfig,
+    /// Prefix of the operator's invoice numbers (`OP` → `OP-2026-000001`).
+    #[arg(long, env = "SWITCHYARD_OPERATOR_INVOICE_PREFIX", default_value = "OP")]
+    pub operator_invoice_prefix: String,
     /// Events buffered per live subscriber before it lags (and misses the oldest).
     #[arg(long, env = "SWITCHYARD_EVENT_BUFFER", default_value_t = 1024)]
     pub event_buffer: usize,

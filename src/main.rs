@@ -43,6 +43,16 @@ enum Command {
         #[command(flatten)]
         provisioning: ProvisioningConfig,
     },
+    /// Runs billing for a period (`YYYY-MM`), as the operator.
+    Bill {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        server: ServerConfig,
+        /// The month to bill, e.g. 2026-11.
+        #[arg(long)]
+        period: String,
+    },
     /// Applies pending database migrations.
     Migrate {
         #[command(flatten)]
@@ -132,6 +142,17 @@ async fn run(command: Command) -> Result<(), StartupError> {
             let _workers = switchyard::provisioning::worker::start(domain, &provisioning);
             tracing::info!(workers = provisioning.workers, "provisioning workers running");
             tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
+        Command::Bill { database, server, period } => {
+            let connection = startup::open_database(&database).await?;
+            let provisioning = switchyard::config::defaults::<ProvisioningConfig>()?;
+            let domain = startup::domain(connection, std::sync::Arc::new(SystemClock), &server, &provisioning);
+            let summary = switchyard::domain::billing::run_billing(&domain, &Actor::system(), &period).await?;
+            println!(
+                "billed {}: {} subscriptions, {} new charges, {} invoices created or extended",
+                summary.period, summary.subscriptions, summary.charges_created, summary.invoices_touched
+            );
             Ok(())
         }
         Command::Migrate { database } => {

@@ -9,6 +9,7 @@ use crate::domain::Domain;
 use crate::domain::catalog_cache::CatalogCache;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::events::{Delivery, EventBus, start_postgres_listener};
+use crate::domain::billing::plan::BillingSettings;
 use crate::domain::provisioning::JobSettings;
 use crate::state::AppState;
 
@@ -44,6 +45,8 @@ pub fn domain(
             backoff_max: provisioning.job_backoff_max,
         },
         job_wakeup: tokio::sync::Notify::new(),
+        billing: BillingSettings { rounding: server.proration_rounding.into(), tax: server.tax_policy.into() },
+        operator_invoice_prefix: server.operator_invoice_prefix.clone(),
     })
 }
 

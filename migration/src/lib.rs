@@ -16,6 +16,7 @@ mod m20261125_000004_create_provisioning_jobs;
 mod m20261125_000005_create_billing;
 mod m20261125_000006_create_usage_and_reconciliation;
 mod m20261125_000007_create_events_webhooks_audit;
+mod m20261125_000008_add_invoice_line_charge_unique;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_create_billing::Migration),
             Box::new(m20261125_000006_create_usage_and_reconciliation::Migration),
             Box::new(m20261125_000007_create_events_webhooks_audit::Migration),
+            Box::new(m20261125_000008_add_invoice_line_charge_unique::Migration),
         ]
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod actor;
 pub mod audit;
+pub mod billing;
 pub mod catalog;
 pub mod catalog_cache;
 pub mod clock;
@@ -45,6 +46,10 @@ pub struct Domain {
     pub jobs: provisioning::JobSettings,
     /// Wakes this process's idle workers when a transaction enqueued jobs.
     pub job_wakeup: tokio::sync::Notify,
+    /// Proration and tax policies.
+    pub billing: billing::plan::BillingSettings,
+    /// The prefix of the operator's invoice numbers.
+    pub operator_invoice_prefix: String,
 }
 
 /// Begins a transaction that writes. On SQLite it takes the write lock up front

@@ -1,6 +1,7 @@
 //! The mutation root, merged from one object per area.
 
 mod auth;
+mod billing;
 mod catalog;
 mod customers;
 mod orders;
@@ -16,6 +17,7 @@ pub struct Mutation(
     resellers::ResellersMutation,
     customers::CustomersMutation,
     orders::OrdersMutation,
+    billing::BillingMutation,
 );
 
 /// Parses an API id argument.

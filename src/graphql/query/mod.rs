@@ -1,5 +1,6 @@
 //! The query root, merged from one object per area.
 
+mod billing;
 mod catalog;
 pub mod orders;
 mod parties;
@@ -8,4 +9,4 @@ use async_graphql::MergedObject;
 
 /// Every query.
 #[derive(MergedObject, Default)]
-pub struct Query(catalog::CatalogQuery, parties::PartiesQuery, orders::OrdersQuery);
+pub struct Query(catalog::CatalogQuery, parties::PartiesQuery, orders::OrdersQuery, billing::BillingQuery);

@@ -83,3 +83,15 @@ mirror_enum!(
     /// A provisioning job's state.
     JobStatus => JobStatus { Queued, Running, Succeeded, Failed, Inquire, Dead }
 );
+mirror_enum!(
+    /// Invoice lifecycle.
+    InvoiceStatus => InvoiceStatus { Draft, Issued, Paid, Void }
+);
+mirror_enum!(
+    /// An invoice or a credit note.
+    InvoiceKind => InvoiceKind { Invoice, CreditNote }
+);
+mirror_enum!(
+    /// The kind of a billed charge.
+    ChargeKind => ChargeKind { Recurring, Proration, Refund, Usage, Adjustment }
+);

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod connection;
 pub mod enums;
+pub mod billing;
 pub mod orders;
 pub mod parties;
 

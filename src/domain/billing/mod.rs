@@ -1,0 +1,359 @@
+//! Billing: runs that turn subscriptions and usage into charges and two tiers of invoices.
+//!
+//! A run for a period (a calendar month, UTC) plans each subscription's charges from its
+//! history (`plan`), writes them with `ON CONFLICT DO NOTHING` on the unique (subscription,
+//! period, key) — so running a period twice, twice at once, or again after a crash adds
+//! nothing — and then gathers uninvoiced charges onto DRAFT invoices: one per customer from
+//! its reseller at retail prices, and one per reseller from the operator at wholesale
+//! prices, itemised by customer. The operator's cost stays on every charge, per vendor, for
+//! margin and reconciliation.
+
+pub mod invoices;
+pub mod plan;
+pub mod proration;
+pub mod usage;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::enums::{BillingRunStatus, ChargeKind};
+use entity::{billing_run, charge, subscription, subscription_change, usage_record, DbDecimal};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect, Set};
+
+use self::plan::{BillingSettings, Period, PlannedCharge};
+use super::actor::Actor;
+use super::error::{Error, Result};
+use super::money::{round_to_minor_units, Currency};
+use super::Domain;
+
+/// Subscriptions handled per transaction.
+const BATCH: u64 = 500;
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// The period billed.
+    pub period: String,
+    /// Subscriptions looked at.
+    pub subscriptions: usize,
+    /// Charges written by this run (0 when the period was billed already).
+    pub charges_created: usize,
+    /// Invoices created or extended by this run.
+    pub invoices_touched: usize,
+}
+
+/// Runs billing for `period` (operator only; not for a month that has not started).
+pub async fn run_billing(domain: &Domain, actor: &Actor, period: &str) -> Result<RunSummary> {
+    actor.require_operator()?;
+    let period = Period::parse(period)?;
+    let now = domain.clock.now();
+    if period.start > now.date_naive() {
+        return Err(Error::validation("period", "cannot bill a month that has not started"));
+    }
+    let run = billing_run::ActiveModel {
+        id: NotSet,
+        period: Set(period.label()),
+        status: Set(BillingRunStatus::Running),
+        started_at: Set(now),
+        finished_at: Set(None),
+        last_error: Set(None),
+    }
+    .insert(&domain.db)
+    .await?;
+    let result = bill(domain, period, Some(run.id), now).await;
+    let mut model: billing_run::ActiveModel = run.into();
+    model.finished_at = Set(Some(domain.clock.now()));
+    match &result {
+        Ok(_) => model.status = Set(BillingRunStatus::Completed),
+        Err(error) => {
+            model.status = Set(BillingRunStatus::Failed);
+            model.last_error = Set(Some(error.to_string()));
+        }
+    }
+    model.update(&domain.db).await?;
+    result
+}
+
+async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTime<Utc>) -> Result<RunSummary> {
+    let label = period.label();
+    let settings = domain.billing;
+    let frozen = invoices::customers_with_closed_invoices(&domain.db, &label).await?;
+    let mut summary = RunSummary { period: label.clone(), ..RunSummary::default() };
+    let mut after = 0_i64;
+    loop {
+        let batch = subscription::Entity::find()
+            .filter(subscription::Column::Id.gt(after))
+            .filter(subscription::Column::CreatedAt.lt(plan_cutoff(period)))
+            .order_by_asc(subscription::Column::Id)
+            .limit(BATCH)
+            .all(&domain.db)
+            .await?;
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        summary.subscriptions += batch.len();
+        let batch: Vec<_> = batch.into_iter().filter(|s| !frozen.contains(&s.customer_id)).collect();
+        let planned = plan_batch(domain, &batch, period, settings).await?;
+        summary.charges_created += write_charges(domain, &batch, &planned, &label, run_id, now).await?;
+    }
+    summary.invoices_touched = invoices::invoice_period(domain, &label, run_id, now).await?;
+    Ok(summary)
+}
+
+/// Subscriptions created before the period ends may have charges in it.
+fn plan_cutoff(period: Period) -> DateTime<Utc> {
+    chrono::TimeZone::from_utc_datetime(&Utc, &period.end().and_time(chrono::NaiveTime::MIN))
+}
+
+/// Plans the charges of a batch of subscriptions: three statements for the whole batch.
+async fn plan_batch(
+    domain: &Domain,
+    batch: &[subscription::Model],
+    period: Period,
+    settings: BillingSettings,
+) -> Result<HashMap<i64, (Vec<PlannedCharge>, Vec<i64>)>> {
+    let ids: Vec<i64> = batch.iter().map(|s| s.id).collect();
+    let changes = subscription_change::Entity::find()
+        .filter(subscription_change::Column::SubscriptionId.is_in(ids.clone()))
+        .order_by_asc(subscription_change::Column::OccurredAt)
+        .order_by_asc(subscription_change::Column::Id)
+        .all(&domain.db)
+        .await?;
+    let mut history: HashMap<i64, Vec<subscription_change::Model>> = HashMap::new();
+    for change in changes {
+        history.entry(change.subscription_id).or_default().push(change);
+    }
+    let keys: Vec<(i64, String)> = charge::Entity::find()
+        .select_only()
+        .column(charge::Column::SubscriptionId)
+        .column(charge::Column::ChargeKey)
+        .filter(charge::Column::SubscriptionId.is_in(ids.clone()))
+        .into_tuple()
+        .all(&domain.db)
+        .await?;
+    let mut charged: HashMap<i64, HashSet<String>> = HashMap::new();
+    for (id, key) in keys {
+        charged.entry(id).or_default().insert(key);
+    }
+    let usage = usage_record::Entity::find()
+        .filter(usage_record::Column::SubscriptionId.is_in(ids))
+        .filter(usage_record::Column::BilledPeriod.is_null())
+        .filter(usage_record::Column::OccurredAt.lt(plan_cutoff(period)))
+        .all(&domain.db)
+        .await?;
+    let mut usage_by_subscription: HashMap<i64, Vec<usage_record::Model>> = HashMap::new();
+    for record in usage {
+        usage_by_subscription.entry(record.subscription_id).or_default().push(record);
+    }
+    let empty = HashSet::new();
+    let mut planned = HashMap::new();
+    for subscription in batch {
+        let history = history.get(&subscription.id).map(Vec::as_slice).unwrap_or_default();
+        let charged = charged.get(&subscription.id).unwrap_or(&empty);
+        let mut lines = plan::plan_subscription(subscription, history, period, charged, settings)?;
+        let mut usage_ids = Vec::new();
+        if let Some(records) = usage_by_subscription.get(&subscription.id) {
+            for (line, ids) in plan_usage(domain, subscription, records, period, charged).await? {
+                lines.push(line);
+                usage_ids.extend(ids);
+            }
+        }
+        if !lines.is_empty() {
+            planned.insert(subscription.id, (lines, usage_ids));
+        }
+    }
+    Ok(planned)
+}
+
+/// Usage lines, one per period of usage not billed yet, priced from the usage rates in
+/// force (cost and list; wholesale is cost plus the reseller's tier markup).
+async fn plan_usage(
+    domain: &Domain,
+    subscription: &subscription::Model,
+    records: &[usage_record::Model],
+    period: Period,
+    charged: &HashSet<String>,
+) -> Result<Vec<(PlannedCharge, Vec<i64>)>> {
+    let currency = Currency::parse(&subscription.currency, "currency")?;
+    let snapshot = domain.catalog.snapshot(&domain.db).await?;
+    let tier_markup = match domain.catalog.reseller_pricing(&domain.db, subscription.reseller_id).await? {
+        Some(pricing) => snapshot.tiers.get(&pricing.reseller.tier_id).map(|t| t.markup.0).unwrap_or_default(),
+        None => Decimal::ZERO,
+    };
+    let mut by_period: HashMap<Period, Vec<&usage_record::Model>> = HashMap::new();
+    for record in records {
+        by_period.entry(Period::containing(record.occurred_at.date_naive())).or_default().push(record);
+    }
+    let mut lines = Vec::new();
+    for (usage_period, records) in by_period {
+        let key = format!("usage:{}:{}", usage_period.label(), period.label());
+        if charged.contains(&key) {
+            continue;
+        }
+        let points: Vec<_> = snapshot
+            .price_points
+            .get(&subscription.offer_id)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.currency == subscription.currency)
+            .collect();
+        let at = plan_cutoff(usage_period);
+        let Some(point) = super::pricing::in_force(&points, at) else { continue };
+        let (Some(cost), Some(list)) = (point.usage_unit_cost, point.usage_unit_list_price) else { continue };
+        let (cost, list) = (cost.0, list.0);
+        let wholesale = cost * (Decimal::ONE + tier_markup);
+        let quantity: Decimal = records.iter().map(|r| r.quantity.0).sum();
+        let kind = if usage_period < period { ChargeKind::Adjustment } else { ChargeKind::Usage };
+        let meter = records.first().map(|r| r.meter.clone()).unwrap_or_default();
+        lines.push((
+            PlannedCharge {
+                kind,
+                key,
+                description: format!("usage {meter} {}: {quantity} units", usage_period.label()),
+                quantity,
+                days_used: None,
+                days_in_period: None,
+                service_start: chrono::TimeZone::from_utc_datetime(&Utc, &usage_period.start.and_time(chrono::NaiveTime::MIN)),
+                service_end: at,
+                unit: (cost, wholesale, list),
+                amount: (
+                    round_to_minor_units(cost * quantity, currency),
+                    round_to_minor_units(wholesale * quantity, currency),
+                    round_to_minor_units(list * quantity, currency),
+                ),
+            },
+            records.iter().map(|r| r.id).collect(),
+        ));
+    }
+    Ok(lines)
+}
+
+/// Writes a batch's planned charges in one transaction; duplicates are skipped by the
+/// unique key. Returns how many were written.
+async fn write_charges(
+    domain: &Domain,
+    batch: &[subscription::Model],
+    planned: &HashMap<i64, (Vec<PlannedCharge>, Vec<i64>)>,
+    period: &str,
+    run_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    if planned.is_empty() {
+        return Ok(0);
+    }
+    let mut models = Vec::new();
+    let mut usage_ids = Vec::new();
+    for subscription in batch {
+        let Some((lines, usage)) = planned.get(&subscription.id) else { continue };
+        usage_ids.extend(usage.iter().copied());
+        for line in lines {
+            models.push(charge::ActiveModel {
+                id: NotSet,
+                subscription_id: Set(subscription.id),
+                customer_id: Set(subscription.customer_id),
+                reseller_id: Set(subscription.reseller_id),
+                vendor_id: Set(subscription.vendor_id),
+                offer_id: Set(subscription.offer_id),
+                billing_run_id: Set(run_id),
+                period: Set(period.to_owned()),
+                kind: Set(line.kind),
+                charge_key: Set(line.key.clone()),
+                description: Set(line.description.clone()),
+                quantity: Set(DbDecimal(line.quantity)),
+                days_used: Set(line.days_used.and_then(|d| i32::try_from(d).ok())),
+                days_in_period: Set(line.days_in_period.and_then(|d| i32::try_from(d).ok())),
+                service_start: Set(line.service_start),
+                service_end: Set(line.service_end),
+                currency: Set(subscription.currency.clone()),
+                unit_cost: Set(DbDecimal(line.unit.0)),
+                unit_wholesale: Set(DbDecimal(line.unit.1)),
+                unit_retail: Set(DbDecimal(line.unit.2)),
+                amount_cost: Set(DbDecimal(line.amount.0)),
+                amount_wholesale: Set(DbDecimal(line.amount.1)),
+                amount_retail: Set(DbDecimal(line.amount.2)),
+                created_at: Set(now),
+            });
+        }
+    }
+    let txn = super::begin_write(&domain.db).await?;
+    let mut written = 0;
+    for chunk in models.chunks(200) {
+        written += charge::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([charge::Column::SubscriptionId, charge::Column::Period, charge::Column::ChargeKey])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    if !usage_ids.is_empty() {
+        usage_record::Entity::update_many()
+            .col_expr(usage_record::Column::BilledPeriod, sea_orm::sea_query::Expr::value(period.to_owned()))
+            .filter(usage_record::Column::Id.is_in(usage_ids))
+            .filter(usage_record::Column::BilledPeriod.is_null())
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(usize::try_from(written).unwrap_or(usize::MAX))
+}
+
+/// What the customer's invoice for `period` will hold after a run: the charges already
+/// written for it plus those a run would add now (scoped: the customer, its reseller, the
+/// operator).
+pub async fn preview_billing(domain: &Domain, actor: &Actor, customer_id: i64, period: &str) -> Result<Vec<charge::Model>> {
+    let customer = super::customers::get_customer(&domain.db, actor, customer_id).await?;
+    let period = Period::parse(period)?;
+    let label = period.label();
+    let now = domain.clock.now();
+    let mut lines = charge::Entity::find()
+        .filter(charge::Column::CustomerId.eq(customer.id))
+        .filter(charge::Column::Period.eq(label.clone()))
+        .order_by_asc(charge::Column::Id)
+        .all(&domain.db)
+        .await?;
+    if invoices::customers_with_closed_invoices(&domain.db, &label).await?.contains(&customer.id) {
+        return Ok(lines);
+    }
+    let subscriptions = subscription::Entity::find()
+        .filter(subscription::Column::CustomerId.eq(customer.id))
+        .filter(subscription::Column::CreatedAt.lt(plan_cutoff(period)))
+        .order_by_asc(subscription::Column::Id)
+        .all(&domain.db)
+        .await?;
+    let planned = plan_batch(domain, &subscriptions, period, domain.billing).await?;
+    for subscription in &subscriptions {
+        let Some((planned, _)) = planned.get(&subscription.id) else { continue };
+        for line in planned {
+            lines.push(charge::Model {
+                id: 0,
+                subscription_id: subscription.id,
+                customer_id: subscription.customer_id,
+                reseller_id: subscription.reseller_id,
+                vendor_id: subscription.vendor_id,
+                offer_id: subscription.offer_id,
+                billing_run_id: None,
+                period: label.clone(),
+                kind: line.kind,
+                charge_key: line.key.clone(),
+                description: line.description.clone(),
+                quantity: DbDecimal(line.quantity),
+                days_used: line.days_used.and_then(|d| i32::try_from(d).ok()),
+                days_in_period: line.days_in_period.and_then(|d| i32::try_from(d).ok()),
+                service_start: line.service_start,
+                service_end: line.service_end,
+                currency: subscription.currency.clone(),
+                unit_cost: DbDecimal(line.unit.0),
+                unit_wholesale: DbDecimal(line.unit.1),
+                unit_retail: DbDecimal(line.unit.2),
+                amount_cost: DbDecimal(line.amount.0),
+                amount_wholesale: DbDecimal(line.amount.1),
+                amount_retail: DbDecimal(line.amount.2),
+                created_at: now,
+            });
+        }
+    }
+    Ok(lines)
+}

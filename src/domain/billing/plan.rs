@@ -1,0 +1,276 @@
+//! Planning a period's charges for one subscription from its change history: a pure
+//! function, so the billing run and its preview produce the same lines.
+//!
+//! Lines follow the vendor's own model (Partner Center's charge types), so a line, once
+//! billed, never needs recomputing:
+//! - a **cycle charge** at the start of each billing cycle (MONTHLY: each calendar month;
+//!   ANNUAL: each year of the term from its start; UPFRONT: the whole term), billed in
+//!   advance in the month the cycle starts, for the quantity at that moment;
+//! - a **change line** for each purchase, seat increase, seat decrease and cancellation,
+//!   prorated by day from the change's date to the end of its cycle (negative for the
+//!   refunds of decreases and cancellations, and to reverse a purchase that failed);
+//! - **usage** in arrears, from usage records not billed yet.
+//! A change or usage from a period already billed lands on the next run as an ADJUSTMENT
+//! line. Idempotency keys (`cycle:…`, `change:…`, `usage:…`) make a run repeatable.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveTime, TimeZone, Utc};
+use entity::enums::{BillingFrequency, ChargeKind, SubscriptionChangeKind as K, SubscriptionStatus as S};
+use entity::{subscription, subscription_change};
+use rust_decimal::Decimal;
+
+use super::proration::{prorate, ProrationRounding};
+use crate::domain::error::{Error, Result};
+use crate::domain::money::Currency;
+
+/// A calendar month in UTC: the billing period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Period {
+    /// The first day.
+    pub start: NaiveDate,
+}
+
+impl Period {
+    /// Parses `YYYY-MM`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || Error::validation("period", "must be a month such as \"2026-11\"");
+        let (year, month) = text.split_once('-').ok_or_else(bad)?;
+        if year.len() != 4 || month.len() != 2 {
+            return Err(bad());
+        }
+        let start = NaiveDate::from_ymd_opt(year.parse().map_err(|_| bad())?, month.parse().map_err(|_| bad())?, 1)
+            .ok_or_else(bad)?;
+        Ok(Self { start })
+    }
+
+    /// The period containing `date`.
+    pub fn containing(date: NaiveDate) -> Self {
+        Self { start: date.with_day(1).unwrap_or(date) }
+    }
+
+    /// The first day of the next period.
+    pub fn end(&self) -> NaiveDate {
+        self.start.checked_add_months(Months::new(1)).unwrap_or(self.start)
+    }
+
+    /// The next period.
+    pub fn next(&self) -> Self {
+        Self { start: self.end() }
+    }
+
+    /// `YYYY-MM`.
+    pub fn label(&self) -> String {
+        self.start.format("%Y-%m").to_string()
+    }
+
+    /// Whether `date` falls in this period.
+    pub fn contains(&self, date: NaiveDate) -> bool {
+        self.start <= date && date < self.end()
+    }
+}
+
+/// A billing cycle: the span one recurring price covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cycle {
+    /// First day.
+    pub start: NaiveDate,
+    /// First day after.
+    pub end: NaiveDate,
+}
+
+impl Cycle {
+    /// Days in the cycle.
+    pub fn days(&self) -> u32 {
+        u32::try_from((self.end - self.start).num_days()).unwrap_or(0)
+    }
+}
+
+fn date(at: DateTime<Utc>) -> NaiveDate {
+    at.date_naive()
+}
+
+fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN))
+}
+
+/// The cycle of `subscription` that contains `day` (in its current term for ANNUAL and
+/// UPFRONT billing; calendar months for MONTHLY).
+pub fn cycle_containing(subscription: &subscription::Model, day: NaiveDate) -> Cycle {
+    let term_start = subscription.term_start.map(date).unwrap_or(day);
+    let term_end = subscription.term_end.map(date).unwrap_or(day);
+    match subscription.billing_frequency {
+        BillingFrequency::Monthly => {
+            let period = Period::containing(day);
+            Cycle { start: period.start, end: period.end() }
+        }
+        BillingFrequency::Upfront => Cycle { start: term_start, end: term_end.max(term_start) },
+        BillingFrequency::Annual => {
+            let mut start = term_start;
+            for years in 1..=40 {
+                let end = term_start.checked_add_months(Months::new(12 * years)).unwrap_or(term_end);
+                if day < end {
+                    return Cycle { start, end };
+                }
+                start = end;
+            }
+            Cycle { start, end: term_end.max(start) }
+        }
+    }
+}
+
+/// The subscription's quantity and status at the start of `day`, from its history.
+pub fn state_before(history: &[subscription_change::Model], day: NaiveDate) -> Option<(i32, S)> {
+    history.iter().filter(|c| date(c.occurred_at) < day).last().map(|c| (c.quantity_after, c.status_after))
+}
+
+fn billable(status: S) -> bool {
+    matches!(status, S::Pending | S::Provisioning | S::Active | S::Suspended)
+}
+
+/// Billing settings.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BillingSettings {
+    /// Where proration rounds.
+    pub rounding: ProrationRounding,
+    /// How tax is computed.
+    pub tax: super::proration::TaxPolicy,
+}
+
+/// A charge to write: its key, inputs and amounts at the three prices.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedCharge {
+    /// RECURRING, PRORATION, REFUND, USAGE or ADJUSTMENT.
+    pub kind: ChargeKind,
+    /// Unique per subscription and period.
+    pub key: String,
+    /// For a person.
+    pub description: String,
+    /// Seats (negative for refunds) or usage units.
+    pub quantity: Decimal,
+    /// Days billed, for prorated lines.
+    pub days_used: Option<u32>,
+    /// Days in the cycle, for prorated lines.
+    pub days_in_period: Option<u32>,
+    /// First day covered.
+    pub service_start: DateTime<Utc>,
+    /// First day after the service.
+    pub service_end: DateTime<Utc>,
+    /// Prorated unit prices (cost, wholesale, retail).
+    pub unit: (Decimal, Decimal, Decimal),
+    /// Line amounts (cost, wholesale, retail), rounded.
+    pub amount: (Decimal, Decimal, Decimal),
+}
+
+/// The charges `period` adds for one subscription. `charged` holds the keys this
+/// subscription was already charged under, in any period.
+pub fn plan_subscription(
+    subscription: &subscription::Model,
+    history: &[subscription_change::Model],
+    period: Period,
+    charged: &HashSet<String>,
+    settings: BillingSettings,
+) -> Result<Vec<PlannedCharge>> {
+    let currency = Currency::parse(&subscription.currency, "currency")?;
+    let prices = (subscription.unit_cost.0, subscription.unit_wholesale.0, subscription.unit_retail.0);
+    let mut planned = Vec::new();
+    let line = |kind, key: String, description: String, quantity: i32, from: NaiveDate, cycle: Cycle, until: NaiveDate| {
+        let days_used = u32::try_from((until - from).num_days().max(0)).unwrap_or(0);
+        let q = Decimal::from(quantity);
+        let p = |unit| prorate(unit, q, days_used, cycle.days(), currency, settings.rounding);
+        let (cost, wholesale, retail) = (p(prices.0), p(prices.1), p(prices.2));
+        PlannedCharge {
+            kind,
+            key,
+            description,
+            quantity: q,
+            days_used: Some(days_used),
+            days_in_period: Some(cycle.days()),
+            service_start: midnight(from),
+            service_end: midnight(until),
+            unit: (cost.unit_price, wholesale.unit_price, retail.unit_price),
+            amount: (cost.amount, wholesale.amount, retail.amount),
+        }
+    };
+    // Where the service stops inside a cycle: the term's end, when it will not renew.
+    let service_until = |cycle: Cycle| match subscription.term_end.map(date) {
+        Some(end) if !subscription.auto_renew && end < cycle.end && end > cycle.start => end,
+        _ => cycle.end,
+    };
+
+    // The cycle starting in this period, billed in advance.
+    let purchased = history.iter().find(|c| c.kind == K::Purchase).map(|c| date(c.occurred_at));
+    // At most one cycle starts in a month: the one containing its last day.
+    let last_day = period.end().pred_opt().unwrap_or(period.start);
+    let cycle = cycle_containing(subscription, last_day);
+    let cycle_starts_here = period.contains(cycle.start) && purchased.is_some_and(|p| p < cycle.start);
+    let key = format!("cycle:{}", cycle.start);
+    if cycle_starts_here && !charged.contains(&key) {
+        if let Some((quantity, status)) = state_before(history, cycle.start) {
+            if billable(status) && quantity > 0 {
+                let until = service_until(cycle);
+                let description = format!("{quantity} × cycle {} – {}", cycle.start, until);
+                planned.push(line(ChargeKind::Recurring, key, description, quantity, cycle.start, cycle, until));
+            }
+        }
+    }
+
+    // Changes up to the end of this period that were never charged.
+    // A purchase the vendor never provisioned is not billed (and reversed if it was).
+    let failed = subscription.status == S::Failed;
+    for change in history.iter().filter(|c| date(c.occurred_at) < period.end()) {
+        let key = format!("change:{}", change.id);
+        if charged.contains(&key) {
+            continue;
+        }
+        let day = date(change.occurred_at);
+        let (delta, kind, what) = match change.kind {
+            K::Purchase if failed => continue,
+            K::Purchase => (change.quantity_after, ChargeKind::Proration, "purchase"),
+            K::QuantityIncrease => (change.quantity_after - change.quantity_before, ChargeKind::Proration, "seats added"),
+            K::QuantityDecrease => (change.quantity_after - change.quantity_before, ChargeKind::Refund, "seats removed"),
+            K::Cancel => (-change.quantity_before, ChargeKind::Refund, "cancelled"),
+            K::ProvisioningFailed if failed => {
+                // Reverse the purchase line, if one was billed, over the same days.
+                let Some(purchase) = history.iter().find(|c| c.kind == K::Purchase) else { continue };
+                if !charged.contains(&format!("change:{}", purchase.id)) {
+                    continue;
+                }
+                let purchase_day = date(purchase.occurred_at);
+                let cycle = cycle_containing(subscription, purchase_day);
+                let until = service_until(cycle);
+                let description = format!("provisioning failed: reverse {} × {purchase_day} – {until}", purchase.quantity_after);
+                planned.push(line(ChargeKind::Refund, key, description, -purchase.quantity_after, purchase_day, cycle, until));
+                continue;
+            }
+            _ => continue,
+        };
+        if delta == 0 {
+            continue;
+        }
+        let cycle = cycle_containing(subscription, day);
+        let until = service_until(cycle);
+        let kind = if day < period.start && kind != ChargeKind::Refund { ChargeKind::Adjustment } else { kind };
+        let description = format!("{what}: {delta:+} × {day} – {until}");
+        planned.push(line(kind, key, description, delta, day, cycle, until));
+    }
+    Ok(planned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_parse_and_step() {
+        let period = Period::parse("2026-11").unwrap_or_else(|_| unreachable!());
+        assert_eq!(period.label(), "2026-11");
+        assert_eq!(period.end(), NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default());
+        assert_eq!(period.next().label(), "2026-12");
+        assert!(Period::parse("2026-13").is_err());
+        assert!(Period::parse("26-11").is_err());
+        assert!(Period::parse("2026-1").is_err());
+        let feb = Period::parse("2028-02").unwrap_or_else(|_| unreachable!());
+        assert_eq!((feb.end() - feb.start).num_days(), 29);
+    }
+}

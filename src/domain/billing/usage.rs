@@ -1,0 +1,86 @@
+//! Usage records: accepted in batches, deduplicated by external id forever.
+//!
+//! A retry of an accepted record is reported as DUPLICATE — not an error, and never a
+//! second charge — because the unique key (reseller, external id) outlives billing.
+
+use chrono::{DateTime, Utc};
+use entity::enums::Role;
+use entity::{offer, usage_record, DbDecimal};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{EntityTrait, NotSet, Set};
+
+use crate::domain::actor::Actor;
+use crate::domain::error::{Error, Result};
+use crate::domain::money::parse_price;
+use crate::domain::subscriptions::get_subscription;
+use crate::domain::{validate, Domain};
+
+/// Most records in one call.
+pub const MAX_BATCH: usize = 1000;
+
+/// One usage record as sent.
+#[derive(Clone, Debug)]
+pub struct NewUsage {
+    /// The metered subscription.
+    pub subscription_id: i64,
+    /// The sender's id for this record, unique forever.
+    pub external_id: String,
+    /// The meter, which must be the offer's.
+    pub meter: String,
+    /// Units used.
+    pub quantity: Decimal,
+    /// When the usage happened (UTC).
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// What happened to one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageOutcome {
+    /// Stored; it will be billed.
+    Accepted,
+    /// Seen before: nothing stored, nothing billed twice.
+    Duplicate,
+}
+
+/// Records a batch of usage (the reseller of the subscriptions, or the operator).
+pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>) -> Result<Vec<UsageOutcome>> {
+    actor.require_role(&[Role::Operator, Role::Reseller])?;
+    if records.is_empty() || records.len() > MAX_BATCH {
+        return Err(Error::validation("records", format!("send between 1 and {MAX_BATCH} records")));
+    }
+    let now = domain.clock.now();
+    let txn = crate::domain::begin_write(&domain.db).await?;
+    let mut outcomes = Vec::with_capacity(records.len());
+    for (index, record) in records.into_iter().enumerate() {
+        let field = |name: &str| format!("records[{index}].{name}");
+        let external_id = validate::text(&record.external_id, 255, &field("externalId"))?;
+        let quantity = parse_price(record.quantity, &field("quantity"))?;
+        let subscription = get_subscription(&txn, actor, record.subscription_id)
+            .await
+            .map_err(|_| Error::validation(field("subscriptionId"), "no such subscription"))?;
+        let offer = offer::Entity::find_by_id(subscription.offer_id).one(&txn).await?.ok_or(Error::NotFound("offer"))?;
+        if offer.usage_meter.as_deref() != Some(record.meter.as_str()) {
+            return Err(Error::validation(field("meter"), "the subscription's offer has no such meter"));
+        }
+        let inserted = usage_record::Entity::insert(usage_record::ActiveModel {
+            id: NotSet,
+            reseller_id: Set(subscription.reseller_id),
+            customer_id: Set(subscription.customer_id),
+            subscription_id: Set(subscription.id),
+            external_id: Set(external_id),
+            meter: Set(record.meter),
+            quantity: Set(DbDecimal(quantity)),
+            occurred_at: Set(crate::domain::clock::truncate_to_micros(record.occurred_at)),
+            received_at: Set(now),
+            billed_period: Set(None),
+            charge_id: Set(None),
+        })
+        .on_conflict(OnConflict::columns([usage_record::Column::ResellerId, usage_record::Column::ExternalId]).do_nothing().to_owned())
+        .exec_without_returning(&txn)
+        .await?;
+        outcomes.push(if inserted == 1 { UsageOutcome::Accepted } else { UsageOutcome::Duplicate });
+    }
+    txn.commit().await?;
+    Ok(outcomes)
+}

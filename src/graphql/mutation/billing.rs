@@ -1,0 +1,106 @@
+//! Billing mutations: runs, the invoice lifecycle, credit notes and usage.
+
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+
+use super::parse_id;
+use crate::domain::billing::usage::{self, NewUsage, UsageOutcome};
+use crate::domain::billing::{invoices, run_billing};
+use crate::graphql::scalars::DecimalScalar;
+use crate::graphql::types::billing::{BillingRunResult, Invoice};
+use crate::graphql::{actor, domain, ResultExt};
+
+/// One usage record.
+#[derive(InputObject)]
+pub struct UsageRecordInput {
+    pub subscription_id: ID,
+    /// Your id for this record; a record with an id seen before is a duplicate, forever.
+    pub external_id: String,
+    pub meter: String,
+    pub quantity: DecimalScalar,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Whether a usage record was stored.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum UsageRecordStatus {
+    Accepted,
+    Duplicate,
+}
+
+/// The outcome of one usage record.
+#[derive(SimpleObject)]
+pub struct UsageRecordResult {
+    pub external_id: String,
+    pub status: UsageRecordStatus,
+}
+
+#[derive(Default)]
+pub struct BillingMutation;
+
+#[Object]
+impl BillingMutation {
+    /// Bills a period (`YYYY-MM`) for every subscription (operator). Running it again adds
+    /// nothing; a crashed run completes when run again.
+    async fn run_billing(&self, ctx: &Context<'_>, period: String) -> async_graphql::Result<BillingRunResult> {
+        let summary = run_billing(domain(ctx), actor(ctx)?, &period).await.gql()?;
+        Ok(BillingRunResult {
+            period: summary.period,
+            subscriptions: summary.subscriptions,
+            charges_created: summary.charges_created,
+            invoices_touched: summary.invoices_touched,
+        })
+    }
+
+    /// Issues a DRAFT invoice, assigning its number (the issuer or the operator).
+    async fn issue_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
+        let id = parse_id(&id, "id")?;
+        invoices::issue_invoice(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
+    }
+
+    /// Marks an ISSUED invoice paid.
+    async fn mark_invoice_paid(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
+        let id = parse_id(&id, "id")?;
+        invoices::mark_paid(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
+    }
+
+    /// Voids a DRAFT or ISSUED invoice.
+    async fn void_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
+        let id = parse_id(&id, "id")?;
+        invoices::void_invoice(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
+    }
+
+    /// Credits an ISSUED or PAID invoice in full with a DRAFT credit note.
+    async fn credit_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
+        let id = parse_id(&id, "id")?;
+        invoices::credit_invoice(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
+    }
+
+    /// Records usage in a batch; a record whose external id was seen before is DUPLICATE.
+    async fn record_usage(&self, ctx: &Context<'_>, records: Vec<UsageRecordInput>) -> async_graphql::Result<Vec<UsageRecordResult>> {
+        let mut parsed = Vec::with_capacity(records.len());
+        let mut external_ids = Vec::with_capacity(records.len());
+        for (index, record) in records.into_iter().enumerate() {
+            external_ids.push(record.external_id.clone());
+            parsed.push(NewUsage {
+                subscription_id: parse_id(&record.subscription_id, &format!("records[{index}].subscriptionId"))?,
+                external_id: record.external_id,
+                meter: record.meter,
+                quantity: record.quantity.0,
+                occurred_at: record.occurred_at,
+            });
+        }
+        let outcomes = usage::record_usage(domain(ctx), actor(ctx)?, parsed).await.gql()?;
+        Ok(external_ids
+            .into_iter()
+            .zip(outcomes)
+            .map(|(external_id, outcome)| UsageRecordResult {
+                external_id,
+                status: match outcome {
+                    UsageOutcome::Accepted => UsageRecordStatus::Accepted,
+                    UsageOutcome::Duplicate => UsageRecordStatus::Duplicate,
+                },
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,77 @@
+//! Billing queries: invoices and previews.
+
+use async_graphql::{Context, InputObject, Object, ID};
+
+use crate::domain::billing::invoices::{self, totals, InvoiceFilter};
+use crate::domain::billing::{plan::Period, preview_billing};
+use crate::domain::money::Currency;
+use crate::domain::pagination::PageRequest;
+use crate::domain::{customers, validate};
+use crate::graphql::types::billing::{BillingPreview, Invoice, PreviewLine};
+use crate::graphql::types::catalog::Money;
+use crate::graphql::types::enums::InvoiceStatus;
+use crate::graphql::types::{connection, PageConnection};
+use crate::graphql::{actor, domain, ResultExt};
+
+/// Filters for `invoices`.
+#[derive(InputObject, Default)]
+pub struct InvoiceFilterInput {
+    pub status: Option<InvoiceStatus>,
+    /// `YYYY-MM`.
+    pub period: Option<String>,
+    pub customer_id: Option<ID>,
+    pub reseller_id: Option<ID>,
+}
+
+#[derive(Default)]
+pub struct BillingQuery;
+
+#[Object]
+impl BillingQuery {
+    /// Invoices the caller may see: a customer its issued invoices; a reseller those it
+    /// issued and those the operator issued to it; the operator all.
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn invoices(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<InvoiceFilterInput>,
+    ) -> async_graphql::Result<PageConnection<Invoice>> {
+        let page = PageRequest::parse(first, after.as_deref()).gql()?;
+        let filter = filter.unwrap_or_default();
+        let filter = InvoiceFilter {
+            status: filter.status.map(Into::into),
+            period: filter.period.map(|p| Period::parse(&p).map(|p| p.label())).transpose().gql()?,
+            customer_id: filter.customer_id.map(|id| validate::id(&id, "filter.customerId")).transpose().gql()?,
+            reseller_id: filter.reseller_id.map(|id| validate::id(&id, "filter.resellerId")).transpose().gql()?,
+        };
+        let page = invoices::list_invoices(domain(ctx), actor(ctx)?, &filter, page).await.gql()?;
+        Ok(connection(page, |i| i.id, Invoice))
+    }
+
+    /// One invoice.
+    async fn invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
+        let id = validate::id(&id, "id").gql()?;
+        invoices::get_invoice(&domain(ctx).db, actor(ctx)?, id).await.map(Invoice).gql()
+    }
+
+    /// Exactly what the customer's invoice for `period` will hold after a billing run.
+    async fn preview_billing(&self, ctx: &Context<'_>, customer_id: ID, period: String) -> async_graphql::Result<BillingPreview> {
+        let actor = actor(ctx)?;
+        let domain = domain(ctx);
+        let customer_id = validate::id(&customer_id, "customerId").gql()?;
+        let customer = customers::get_customer(&domain.db, actor, customer_id).await.gql()?;
+        let charges = preview_billing(domain, actor, customer_id, &period).await.gql()?;
+        let currency = Currency::parse(&customer.currency, "currency").gql()?;
+        let amounts: Vec<_> = charges.iter().map(|c| c.amount_retail.0).collect();
+        let totals = totals(&amounts, customer.tax_rate.0, currency, domain.billing.tax);
+        Ok(BillingPreview {
+            period: Period::parse(&period).gql()?.label(),
+            lines: charges.into_iter().map(PreviewLine::from).collect(),
+            subtotal: Some(Money::new(totals.subtotal, currency)),
+            tax: Some(Money::new(totals.tax, currency)),
+            total: Some(Money::new(totals.total, currency)),
+        })
+    }
+}

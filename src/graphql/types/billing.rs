@@ -1,0 +1,170 @@
+//! Output types for invoices, their lines, and billing previews.
+
+use async_graphql::{Context, Object, SimpleObject, ID};
+use chrono::{DateTime, Utc};
+use entity::{charge, invoice, invoice_line};
+
+use super::catalog::Money;
+use super::enums::{ChargeKind, InvoiceKind, InvoiceStatus};
+use crate::domain::billing::invoices;
+use crate::domain::money::Currency;
+use crate::graphql::scalars::DecimalScalar;
+use crate::graphql::{actor, domain, ResultExt};
+
+fn money(amount: rust_decimal::Decimal, currency: &str) -> Option<Money> {
+    Currency::parse(currency, "currency").ok().map(|c| Money::new(amount, c))
+}
+
+/// An invoice or credit note.
+pub struct Invoice(pub invoice::Model);
+
+#[Object]
+impl Invoice {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn kind(&self) -> InvoiceKind {
+        self.0.kind.into()
+    }
+    async fn status(&self) -> InvoiceStatus {
+        self.0.status.into()
+    }
+    /// Assigned at issue: `PREFIX-YEAR-NNNNNN`, gapless per issuer and year.
+    async fn number(&self) -> Option<&str> {
+        self.0.number.as_deref()
+    }
+    /// The billing period, `YYYY-MM`.
+    async fn period(&self) -> &str {
+        &self.0.period
+    }
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
+    /// The issuing reseller; none when the operator issued it.
+    async fn issuer_reseller_id(&self) -> Option<ID> {
+        self.0.issuer_reseller_id.map(|id| ID(id.to_string()))
+    }
+    /// The receiving reseller, for the operator's invoices.
+    async fn recipient_reseller_id(&self) -> Option<ID> {
+        self.0.recipient_reseller_id.map(|id| ID(id.to_string()))
+    }
+    /// The receiving customer, for a reseller's invoices.
+    async fn recipient_customer_id(&self) -> Option<ID> {
+        self.0.recipient_customer_id.map(|id| ID(id.to_string()))
+    }
+    /// The invoice a credit note credits.
+    async fn credited_invoice_id(&self) -> Option<ID> {
+        self.0.credited_invoice_id.map(|id| ID(id.to_string()))
+    }
+    async fn tax_rate(&self) -> DecimalScalar {
+        DecimalScalar(self.0.tax_rate.0)
+    }
+    async fn subtotal(&self) -> Option<Money> {
+        money(self.0.subtotal.0, &self.0.currency)
+    }
+    async fn tax(&self) -> Option<Money> {
+        money(self.0.tax.0, &self.0.currency)
+    }
+    /// Subtotal + tax, exactly.
+    async fn total(&self) -> Option<Money> {
+        money(self.0.total.0, &self.0.currency)
+    }
+    async fn issued_at(&self) -> Option<DateTime<Utc>> {
+        self.0.issued_at
+    }
+    async fn paid_at(&self) -> Option<DateTime<Utc>> {
+        self.0.paid_at
+    }
+    async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<InvoiceLine>> {
+        let lines = invoices::lines_of(domain(ctx), &[self.0.id]).await.gql()?;
+        let currency = self.0.currency.clone();
+        Ok(lines.into_iter().map(|line| InvoiceLine(line, currency.clone())).collect())
+    }
+    async fn credit_notes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Invoice>> {
+        actor(ctx)?;
+        Ok(invoices::credit_notes_of(domain(ctx), self.0.id).await.gql()?.into_iter().map(Invoice).collect())
+    }
+}
+
+/// One invoice line with the inputs of its amount.
+pub struct InvoiceLine(pub invoice_line::Model, pub String);
+
+#[Object]
+impl InvoiceLine {
+    async fn line_number(&self) -> i32 {
+        self.0.line_number
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    /// The customer a line of the operator's invoice is for.
+    async fn customer_id(&self) -> Option<ID> {
+        self.0.customer_id.map(|id| ID(id.to_string()))
+    }
+    async fn subscription_id(&self) -> Option<ID> {
+        self.0.subscription_id.map(|id| ID(id.to_string()))
+    }
+    async fn quantity(&self) -> DecimalScalar {
+        DecimalScalar(self.0.quantity.0)
+    }
+    /// The (prorated) unit price of this invoice's tier.
+    async fn unit_price(&self) -> Option<Money> {
+        money(self.0.unit_price.0, &self.1)
+    }
+    async fn days_used(&self) -> Option<i32> {
+        self.0.days_used
+    }
+    async fn days_in_period(&self) -> Option<i32> {
+        self.0.days_in_period
+    }
+    async fn amount(&self) -> Option<Money> {
+        money(self.0.amount.0, &self.1)
+    }
+}
+
+/// A charge a billing run writes (or would write), as its customer sees it.
+#[derive(SimpleObject)]
+pub struct PreviewLine {
+    pub kind: ChargeKind,
+    pub description: String,
+    pub subscription_id: ID,
+    pub quantity: DecimalScalar,
+    pub days_used: Option<i32>,
+    pub days_in_period: Option<i32>,
+    pub unit_price: Option<Money>,
+    pub amount: Option<Money>,
+}
+
+impl From<charge::Model> for PreviewLine {
+    fn from(charge: charge::Model) -> Self {
+        Self {
+            kind: charge.kind.into(),
+            description: charge.description,
+            subscription_id: ID(charge.subscription_id.to_string()),
+            quantity: DecimalScalar(charge.quantity.0),
+            days_used: charge.days_used,
+            days_in_period: charge.days_in_period,
+            unit_price: money(charge.unit_retail.0, &charge.currency),
+            amount: money(charge.amount_retail.0, &charge.currency),
+        }
+    }
+}
+
+/// What the customer's invoice for a period will hold after a billing run.
+#[derive(SimpleObject)]
+pub struct BillingPreview {
+    pub period: String,
+    pub lines: Vec<PreviewLine>,
+    pub subtotal: Option<Money>,
+    pub tax: Option<Money>,
+    pub total: Option<Money>,
+}
+
+/// What a billing run did.
+#[derive(SimpleObject)]
+pub struct BillingRunResult {
+    pub period: String,
+    pub subscriptions: usize,
+    pub charges_created: usize,
+    pub invoices_touched: usize,
+}
