@@ -96,7 +96,11 @@ async fn run(backend: &str, url: &str) {
         task.await.unwrap();
     }
     let ordering = started.elapsed();
-    println!("{backend:<10} placeOrder: {ORDERS} orders in {:.2} s = {:.0} orders/s ({CLIENTS} concurrent clients)", ordering.as_secs_f64(), ORDERS as f64 / ordering.as_secs_f64());
+    println!(
+        "{backend:<10} placeOrder: {ORDERS} orders in {:.2} s = {:.0} orders/s ({CLIENTS} concurrent clients)",
+        ordering.as_secs_f64(),
+        ORDERS as f64 / ordering.as_secs_f64()
+    );
 
     let started = Instant::now();
     let workers = switchyard::provisioning::worker::start(Arc::clone(&domain), &provisioning);

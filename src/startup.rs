@@ -6,10 +6,10 @@ use crate::auth::AuthKeys;
 use crate::config::{AuthConfig, DEV_JWT_SECRET, DatabaseConfig, ProvisioningConfig, ServerConfig};
 use crate::db;
 use crate::domain::Domain;
+use crate::domain::billing::plan::BillingSettings;
 use crate::domain::catalog_cache::CatalogCache;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::events::{Delivery, EventBus, start_postgres_listener};
-use crate::domain::billing::plan::BillingSettings;
 use crate::domain::provisioning::JobSettings;
 use crate::state::AppState;
 

@@ -122,12 +122,25 @@ async fn a_dashboard_sees_its_order_provision_and_nothing_of_other_tenants() {
     // A customer's subscription changes, seen by the customer itself.
     let customer = app.token(Role::Customer, Some(f.customer_a));
     let mut own = WsClient::init(&app, &customer).await;
-    own.subscribe("s", "subscription($c: ID!) { subscriptionChanged(customerId: $c) { status subscriptionId quantity } }", json!({"c": f.customer_a.to_string()})).await;
+    own.subscribe(
+        "s",
+        "subscription($c: ID!) { subscriptionChanged(customerId: $c) { status subscriptionId quantity } }",
+        json!({"c": f.customer_a.to_string()}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let subscription = placed["order"]["lines"][0]["subscription"]["id"].clone();
-    app.data(&token_a, "mutation($id: ID!) { suspendSubscription(id: $id, idempotencyKey: \"s\") { replayed } }", json!({"id": subscription})).await;
+    app.data(
+        &token_a,
+        "mutation($id: ID!) { suspendSubscription(id: $id, idempotencyKey: \"s\") { replayed } }",
+        json!({"id": subscription}),
+    )
+    .await;
     let message = own.next().await.unwrap();
-    assert_eq!(message["payload"]["data"]["subscriptionChanged"], json!({"status": "SUSPENDED", "subscriptionId": subscription, "quantity": 2}));
+    assert_eq!(
+        message["payload"]["data"]["subscriptionChanged"],
+        json!({"status": "SUSPENDED", "subscriptionId": subscription, "quantity": 2})
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod billing;
 mod catalog;
 mod http;
 mod live;

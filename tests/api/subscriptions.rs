@@ -193,12 +193,20 @@ async fn the_vendor_update_limit_warns_then_refuses() {
     let f = Fixture::build(&app).await;
     let id = active_subscription(&app, &f, f.offers_a[0], 4, "o1").await;
     let reseller = app.token(Role::Reseller, Some(f.reseller_a));
-    app.domain.db.execute_unprepared(&format!("UPDATE subscriptions SET update_count = 1150 WHERE id = {id}")).await.unwrap();
+    app.domain
+        .db
+        .execute_unprepared(&format!("UPDATE subscriptions SET update_count = 1150 WHERE id = {id}"))
+        .await
+        .unwrap();
     let mutation = "mutation($id: ID!, $key: String!) { setAutoRenew(id: $id, autoRenew: false, idempotencyKey: $key) { warnings subscription { updateCount } } }";
     let data = app.data(&reseller, mutation, json!({"id": id, "key": "w"})).await;
     assert_eq!(data["setAutoRenew"]["subscription"]["updateCount"], 1151);
     assert!(data["setAutoRenew"]["warnings"][0].as_str().unwrap().contains("1151"), "{data}");
-    app.domain.db.execute_unprepared(&format!("UPDATE subscriptions SET update_count = 1200 WHERE id = {id}")).await.unwrap();
+    app.domain
+        .db
+        .execute_unprepared(&format!("UPDATE subscriptions SET update_count = 1200 WHERE id = {id}"))
+        .await
+        .unwrap();
     let (_, body) = app.post(Some(&reseller), mutation, json!({"id": id, "key": "refused"})).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("1200"));

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Datelike, Utc};
 use entity::enums::{InvoiceKind, InvoiceStatus, Role};
-use entity::{charge, invoice, invoice_line, reseller, DbDecimal};
+use entity::{DbDecimal, charge, invoice, invoice_line, reseller};
 use rust_decimal::Decimal;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
@@ -19,12 +19,12 @@ use sea_orm::{
 };
 use serde_json::json;
 
-use super::proration::{tax, TaxPolicy};
+use super::proration::{TaxPolicy, tax};
 use crate::domain::actor::Actor;
 use crate::domain::error::{Error, Result};
-use crate::domain::money::{round_to_minor_units, Currency};
-use crate::domain::pagination::{fetch_page, Page, PageRequest};
-use crate::domain::{audit, Domain};
+use crate::domain::money::{Currency, round_to_minor_units};
+use crate::domain::pagination::{Page, PageRequest, fetch_page};
+use crate::domain::{Domain, audit};
 
 /// The counter key and recipient key of the operator.
 pub const OPERATOR_KEY: &str = "OPERATOR";
@@ -92,7 +92,9 @@ pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, 
             recipient_reseller_id: None,
             recipient_customer_id: Some(customer_id),
         };
-        touched += usize::from(add_to_invoice(domain, Tier::Customer, &parties, period, &currency, rate, &lines, run_id, now).await?);
+        touched += usize::from(
+            add_to_invoice(domain, Tier::Customer, &parties, period, &currency, rate, &lines, run_id, now).await?,
+        );
     }
     for ((reseller_id, currency), lines) in by_reseller {
         let parties = Parties {
@@ -103,7 +105,10 @@ pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, 
             recipient_customer_id: None,
         };
         // B2B within the channel: reverse charge, no tax on the operator's invoice.
-        touched += usize::from(add_to_invoice(domain, Tier::Reseller, &parties, period, &currency, Decimal::ZERO, &lines, run_id, now).await?);
+        touched += usize::from(
+            add_to_invoice(domain, Tier::Reseller, &parties, period, &currency, Decimal::ZERO, &lines, run_id, now)
+                .await?,
+        );
     }
     Ok(touched)
 }
@@ -116,7 +121,13 @@ struct Parties {
     recipient_customer_id: Option<i64>,
 }
 
-async fn find_invoice<C: ConnectionTrait>(db: &C, parties: &Parties, period: &str, currency: &str, lock: bool) -> Result<Option<invoice::Model>> {
+async fn find_invoice<C: ConnectionTrait>(
+    db: &C,
+    parties: &Parties,
+    period: &str,
+    currency: &str,
+    lock: bool,
+) -> Result<Option<invoice::Model>> {
     let mut find = invoice::Entity::find()
         .filter(invoice::Column::Period.eq(period))
         .filter(invoice::Column::IssuerKey.eq(parties.issuer_key.clone()))
@@ -130,9 +141,33 @@ async fn find_invoice<C: ConnectionTrait>(db: &C, parties: &Parties, period: &st
 }
 
 /// Adds the charges not on it yet to the DRAFT invoice between `parties`, creating it if
-/// needed, and recomputes its totals; `false` when nothing changed (or it is closed).
+/// needed, and recomputes its totals; `false` when nothing changed (or it is closed). Two
+/// runs creating the same invoice at once: the loser's insert violates the unique index,
+/// and it tries again, finding the winner's invoice.
 #[expect(clippy::too_many_arguments, reason = "the invoice's identity and contents")]
 async fn add_to_invoice(
+    domain: &Domain,
+    tier: Tier,
+    parties: &Parties,
+    period: &str,
+    currency: &str,
+    tax_rate: Decimal,
+    charges: &[&charge::Model],
+    run_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_add_to_invoice(domain, tier, parties, period, currency, tax_rate, charges, run_id, now).await {
+            Err(Error::Conflict { reason: "INVOICE_RACE", .. }) if attempt < 3 => continue,
+            other => return other,
+        }
+    }
+}
+
+#[expect(clippy::too_many_arguments, reason = "the invoice's identity and contents")]
+async fn try_add_to_invoice(
     domain: &Domain,
     tier: Tier,
     parties: &Parties,
@@ -146,40 +181,46 @@ async fn add_to_invoice(
     let txn = crate::domain::begin_write(&domain.db).await?;
     let invoice = match find_invoice(&txn, parties, period, currency, true).await? {
         Some(existing) => existing,
-        None => {
-            invoice::ActiveModel {
-                id: NotSet,
-                kind: Set(InvoiceKind::Invoice),
-                issuer_key: Set(parties.issuer_key.clone()),
-                issuer_reseller_id: Set(parties.issuer_reseller_id),
-                recipient_key: Set(parties.recipient_key.clone()),
-                recipient_reseller_id: Set(parties.recipient_reseller_id),
-                recipient_customer_id: Set(parties.recipient_customer_id),
-                credited_invoice_id: Set(None),
-                billing_run_id: Set(run_id),
-                period: Set(period.to_owned()),
-                currency: Set(currency.to_owned()),
-                status: Set(InvoiceStatus::Draft),
-                number: Set(None),
-                number_year: Set(None),
-                tax_rate: Set(DbDecimal(tax_rate)),
-                subtotal: Set(DbDecimal(Decimal::ZERO)),
-                tax: Set(DbDecimal(Decimal::ZERO)),
-                total: Set(DbDecimal(Decimal::ZERO)),
-                issued_at: Set(None),
-                paid_at: Set(None),
-                voided_at: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(&txn)
-            .await?
+        None => invoice::ActiveModel {
+            id: NotSet,
+            kind: Set(InvoiceKind::Invoice),
+            issuer_key: Set(parties.issuer_key.clone()),
+            issuer_reseller_id: Set(parties.issuer_reseller_id),
+            recipient_key: Set(parties.recipient_key.clone()),
+            recipient_reseller_id: Set(parties.recipient_reseller_id),
+            recipient_customer_id: Set(parties.recipient_customer_id),
+            credited_invoice_id: Set(None),
+            billing_run_id: Set(run_id),
+            period: Set(period.to_owned()),
+            currency: Set(currency.to_owned()),
+            status: Set(InvoiceStatus::Draft),
+            number: Set(None),
+            number_year: Set(None),
+            tax_rate: Set(DbDecimal(tax_rate)),
+            subtotal: Set(DbDecimal(Decimal::ZERO)),
+            tax: Set(DbDecimal(Decimal::ZERO)),
+            total: Set(DbDecimal(Decimal::ZERO)),
+            issued_at: Set(None),
+            paid_at: Set(None),
+            voided_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
         }
+        .insert(&txn)
+        .await
+        .map_err(|e| {
+            crate::domain::error::map_unique_violation(
+                e,
+                &["uq_invoices_period_parties", "invoices.period"],
+                Error::conflict("INVOICE_RACE", "raced"),
+            )
+        })?,
     };
     if invoice.status != InvoiceStatus::Draft {
         return Ok(false);
     }
-    let existing = invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(invoice.id)).all(&txn).await?;
+    let existing =
+        invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(invoice.id)).all(&txn).await?;
     let present: HashSet<i64> = existing.iter().filter_map(|l| l.charge_id).collect();
     let mut next = existing.iter().map(|l| l.line_number).max().unwrap_or(0);
     let currency_code = Currency::parse(currency, "currency")?;
@@ -293,7 +334,12 @@ pub struct InvoiceFilter {
 }
 
 /// A page of the invoices the caller may see.
-pub async fn list_invoices(domain: &Domain, actor: &Actor, filter: &InvoiceFilter, page: PageRequest) -> Result<Page<invoice::Model>> {
+pub async fn list_invoices(
+    domain: &Domain,
+    actor: &Actor,
+    filter: &InvoiceFilter,
+    page: PageRequest,
+) -> Result<Page<invoice::Model>> {
     let mut select = scoped(actor)?;
     if let Some(status) = filter.status {
         select = select.filter(invoice::Column::Status.eq(status));
@@ -316,7 +362,12 @@ pub async fn list_invoices(domain: &Domain, actor: &Actor, filter: &InvoiceFilte
 
 /// An invoice the caller may see, else NotFound.
 pub async fn get_invoice<C: ConnectionTrait>(db: &C, actor: &Actor, id: i64) -> Result<invoice::Model> {
-    scoped(actor).map_err(|_| Error::NotFound("invoice"))?.filter(invoice::Column::Id.eq(id)).one(db).await?.ok_or(Error::NotFound("invoice"))
+    scoped(actor)
+        .map_err(|_| Error::NotFound("invoice"))?
+        .filter(invoice::Column::Id.eq(id))
+        .one(db)
+        .await?
+        .ok_or(Error::NotFound("invoice"))
 }
 
 /// The lines of invoices the caller already may see.
@@ -355,7 +406,11 @@ fn status_name(status: InvoiceStatus) -> &'static str {
 async fn locked_invoice(txn: &DatabaseTransaction, actor: &Actor, id: i64) -> Result<invoice::Model> {
     let visible = get_invoice(txn, actor, id).await?;
     if txn.get_database_backend() == DbBackend::Postgres {
-        return invoice::Entity::find_by_id(visible.id).lock_exclusive().one(txn).await?.ok_or(Error::NotFound("invoice"));
+        return invoice::Entity::find_by_id(visible.id)
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or(Error::NotFound("invoice"));
     }
     Ok(visible)
 }
@@ -367,10 +422,19 @@ pub async fn issue_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<in
     let invoice = locked_invoice(&txn, actor, id).await?;
     require_issuer(actor, &invoice)?;
     if invoice.status != InvoiceStatus::Draft {
-        return Err(Error::InvalidTransition(format!("only a DRAFT invoice can be issued; this one is {}", status_name(invoice.status))));
+        return Err(Error::InvalidTransition(format!(
+            "only a DRAFT invoice can be issued; this one is {}",
+            status_name(invoice.status)
+        )));
     }
     let prefix = match invoice.issuer_reseller_id {
-        Some(reseller_id) => reseller::Entity::find_by_id(reseller_id).one(&txn).await?.ok_or(Error::NotFound("reseller"))?.invoice_prefix,
+        Some(reseller_id) => {
+            reseller::Entity::find_by_id(reseller_id)
+                .one(&txn)
+                .await?
+                .ok_or(Error::NotFound("reseller"))?
+                .invoice_prefix
+        }
         None => domain.operator_invoice_prefix.clone(),
     };
     let year = now.year();
@@ -410,7 +474,8 @@ pub async fn mark_paid(domain: &Domain, actor: &Actor, id: i64) -> Result<invoic
 
 /// Voids a DRAFT or ISSUED invoice (an issued one keeps its number; nothing is renumbered).
 pub async fn void_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<invoice::Model> {
-    set_status(domain, actor, id, InvoiceStatus::Void, &[InvoiceStatus::Draft, InvoiceStatus::Issued], "voidInvoice").await
+    set_status(domain, actor, id, InvoiceStatus::Void, &[InvoiceStatus::Draft, InvoiceStatus::Issued], "voidInvoice")
+        .await
 }
 
 async fn set_status(
@@ -426,7 +491,11 @@ async fn set_status(
     let invoice = locked_invoice(&txn, actor, id).await?;
     require_issuer(actor, &invoice)?;
     if !from.contains(&invoice.status) {
-        return Err(Error::InvalidTransition(format!("cannot mark a {} invoice {}", status_name(invoice.status), status_name(to))));
+        return Err(Error::InvalidTransition(format!(
+            "cannot mark a {} invoice {}",
+            status_name(invoice.status),
+            status_name(to)
+        )));
     }
     let mut model: invoice::ActiveModel = invoice.into();
     model.status = Set(to);
@@ -450,7 +519,10 @@ pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<i
     let original = locked_invoice(&txn, actor, id).await?;
     require_issuer(actor, &original)?;
     if !matches!(original.status, InvoiceStatus::Issued | InvoiceStatus::Paid) {
-        return Err(Error::InvalidTransition(format!("only ISSUED or PAID invoices are credited; this one is {}", status_name(original.status))));
+        return Err(Error::InvalidTransition(format!(
+            "only ISSUED or PAID invoices are credited; this one is {}",
+            status_name(original.status)
+        )));
     }
     let exists = invoice::Entity::find().filter(invoice::Column::CreditedInvoiceId.eq(original.id)).one(&txn).await?;
     if exists.is_some() {
@@ -508,7 +580,8 @@ pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<i
     for chunk in negated.chunks(200) {
         invoice_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
     }
-    audit::record(&txn, actor, "creditInvoice", "invoice", Some(original.id), json!({"creditNoteId": note.id}), now).await?;
+    audit::record(&txn, actor, "creditInvoice", "invoice", Some(original.id), json!({"creditNoteId": note.id}), now)
+        .await?;
     txn.commit().await?;
     Ok(note)
 }

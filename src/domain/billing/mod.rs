@@ -17,16 +17,16 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::enums::{BillingRunStatus, ChargeKind};
-use entity::{billing_run, charge, subscription, subscription_change, usage_record, DbDecimal};
+use entity::{DbDecimal, billing_run, charge, subscription, subscription_change, usage_record};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use self::plan::{BillingSettings, Period, PlannedCharge};
+use super::Domain;
 use super::actor::Actor;
 use super::error::{Error, Result};
-use super::money::{round_to_minor_units, Currency};
-use super::Domain;
+use super::money::{Currency, round_to_minor_units};
 
 /// Subscriptions handled per transaction.
 const BATCH: u64 = 500;
@@ -214,7 +214,10 @@ async fn plan_usage(
                 quantity,
                 days_used: None,
                 days_in_period: None,
-                service_start: chrono::TimeZone::from_utc_datetime(&Utc, &usage_period.start.and_time(chrono::NaiveTime::MIN)),
+                service_start: chrono::TimeZone::from_utc_datetime(
+                    &Utc,
+                    &usage_period.start.and_time(chrono::NaiveTime::MIN),
+                ),
                 service_end: at,
                 unit: (cost, wholesale, list),
                 amount: (
@@ -281,9 +284,13 @@ async fn write_charges(
     for chunk in models.chunks(200) {
         written += charge::Entity::insert_many(chunk.to_vec())
             .on_conflict(
-                OnConflict::columns([charge::Column::SubscriptionId, charge::Column::Period, charge::Column::ChargeKey])
-                    .do_nothing()
-                    .to_owned(),
+                OnConflict::columns([
+                    charge::Column::SubscriptionId,
+                    charge::Column::Period,
+                    charge::Column::ChargeKey,
+                ])
+                .do_nothing()
+                .to_owned(),
             )
             .exec_without_returning(&txn)
             .await?;
@@ -303,7 +310,12 @@ async fn write_charges(
 /// What the customer's invoice for `period` will hold after a run: the charges already
 /// written for it plus those a run would add now (scoped: the customer, its reseller, the
 /// operator).
-pub async fn preview_billing(domain: &Domain, actor: &Actor, customer_id: i64, period: &str) -> Result<Vec<charge::Model>> {
+pub async fn preview_billing(
+    domain: &Domain,
+    actor: &Actor,
+    customer_id: i64,
+    period: &str,
+) -> Result<Vec<charge::Model>> {
     let customer = super::customers::get_customer(&domain.db, actor, customer_id).await?;
     let period = Period::parse(period)?;
     let label = period.label();

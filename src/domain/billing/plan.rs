@@ -10,6 +10,7 @@
 //!   prorated by day from the change's date to the end of its cycle (negative for the
 //!   refunds of decreases and cancellations, and to reverse a purchase that failed);
 //! - **usage** in arrears, from usage records not billed yet.
+//!
 //! A change or usage from a period already billed lands on the next run as an ADJUSTMENT
 //! line. Idempotency keys (`cycle:…`, `change:…`, `usage:…`) make a run repeatable.
 
@@ -20,7 +21,7 @@ use entity::enums::{BillingFrequency, ChargeKind, SubscriptionChangeKind as K, S
 use entity::{subscription, subscription_change};
 use rust_decimal::Decimal;
 
-use super::proration::{prorate, ProrationRounding};
+use super::proration::{ProrationRounding, prorate};
 use crate::domain::error::{Error, Result};
 use crate::domain::money::Currency;
 
@@ -121,7 +122,7 @@ pub fn cycle_containing(subscription: &subscription::Model, day: NaiveDate) -> C
 
 /// The subscription's quantity and status at the start of `day`, from its history.
 pub fn state_before(history: &[subscription_change::Model], day: NaiveDate) -> Option<(i32, S)> {
-    history.iter().filter(|c| date(c.occurred_at) < day).last().map(|c| (c.quantity_after, c.status_after))
+    history.iter().rfind(|c| date(c.occurred_at) < day).map(|c| (c.quantity_after, c.status_after))
 }
 
 fn billable(status: S) -> bool {
@@ -174,24 +175,25 @@ pub fn plan_subscription(
     let currency = Currency::parse(&subscription.currency, "currency")?;
     let prices = (subscription.unit_cost.0, subscription.unit_wholesale.0, subscription.unit_retail.0);
     let mut planned = Vec::new();
-    let line = |kind, key: String, description: String, quantity: i32, from: NaiveDate, cycle: Cycle, until: NaiveDate| {
-        let days_used = u32::try_from((until - from).num_days().max(0)).unwrap_or(0);
-        let q = Decimal::from(quantity);
-        let p = |unit| prorate(unit, q, days_used, cycle.days(), currency, settings.rounding);
-        let (cost, wholesale, retail) = (p(prices.0), p(prices.1), p(prices.2));
-        PlannedCharge {
-            kind,
-            key,
-            description,
-            quantity: q,
-            days_used: Some(days_used),
-            days_in_period: Some(cycle.days()),
-            service_start: midnight(from),
-            service_end: midnight(until),
-            unit: (cost.unit_price, wholesale.unit_price, retail.unit_price),
-            amount: (cost.amount, wholesale.amount, retail.amount),
-        }
-    };
+    let line =
+        |kind, key: String, description: String, quantity: i32, from: NaiveDate, cycle: Cycle, until: NaiveDate| {
+            let days_used = u32::try_from((until - from).num_days().max(0)).unwrap_or(0);
+            let q = Decimal::from(quantity);
+            let p = |unit| prorate(unit, q, days_used, cycle.days(), currency, settings.rounding);
+            let (cost, wholesale, retail) = (p(prices.0), p(prices.1), p(prices.2));
+            PlannedCharge {
+                kind,
+                key,
+                description,
+                quantity: q,
+                days_used: Some(days_used),
+                days_in_period: Some(cycle.days()),
+                service_start: midnight(from),
+                service_end: midnight(until),
+                unit: (cost.unit_price, wholesale.unit_price, retail.unit_price),
+                amount: (cost.amount, wholesale.amount, retail.amount),
+            }
+        };
     // Where the service stops inside a cycle: the term's end, when it will not renew.
     let service_until = |cycle: Cycle| match subscription.term_end.map(date) {
         Some(end) if !subscription.auto_renew && end < cycle.end && end > cycle.start => end,
@@ -205,14 +207,15 @@ pub fn plan_subscription(
     let cycle = cycle_containing(subscription, last_day);
     let cycle_starts_here = period.contains(cycle.start) && purchased.is_some_and(|p| p < cycle.start);
     let key = format!("cycle:{}", cycle.start);
-    if cycle_starts_here && !charged.contains(&key) {
-        if let Some((quantity, status)) = state_before(history, cycle.start) {
-            if billable(status) && quantity > 0 {
-                let until = service_until(cycle);
-                let description = format!("{quantity} × cycle {} – {}", cycle.start, until);
-                planned.push(line(ChargeKind::Recurring, key, description, quantity, cycle.start, cycle, until));
-            }
-        }
+    if cycle_starts_here
+        && !charged.contains(&key)
+        && let Some((quantity, status)) = state_before(history, cycle.start)
+        && billable(status)
+        && quantity > 0
+    {
+        let until = service_until(cycle);
+        let description = format!("{quantity} × cycle {} – {}", cycle.start, until);
+        planned.push(line(ChargeKind::Recurring, key, description, quantity, cycle.start, cycle, until));
     }
 
     // Changes up to the end of this period that were never charged.
@@ -227,8 +230,12 @@ pub fn plan_subscription(
         let (delta, kind, what) = match change.kind {
             K::Purchase if failed => continue,
             K::Purchase => (change.quantity_after, ChargeKind::Proration, "purchase"),
-            K::QuantityIncrease => (change.quantity_after - change.quantity_before, ChargeKind::Proration, "seats added"),
-            K::QuantityDecrease => (change.quantity_after - change.quantity_before, ChargeKind::Refund, "seats removed"),
+            K::QuantityIncrease => {
+                (change.quantity_after - change.quantity_before, ChargeKind::Proration, "seats added")
+            }
+            K::QuantityDecrease => {
+                (change.quantity_after - change.quantity_before, ChargeKind::Refund, "seats removed")
+            }
             K::Cancel => (-change.quantity_before, ChargeKind::Refund, "cancelled"),
             K::ProvisioningFailed if failed => {
                 // Reverse the purchase line, if one was billed, over the same days.
@@ -239,8 +246,17 @@ pub fn plan_subscription(
                 let purchase_day = date(purchase.occurred_at);
                 let cycle = cycle_containing(subscription, purchase_day);
                 let until = service_until(cycle);
-                let description = format!("provisioning failed: reverse {} × {purchase_day} – {until}", purchase.quantity_after);
-                planned.push(line(ChargeKind::Refund, key, description, -purchase.quantity_after, purchase_day, cycle, until));
+                let description =
+                    format!("provisioning failed: reverse {} × {purchase_day} – {until}", purchase.quantity_after);
+                planned.push(line(
+                    ChargeKind::Refund,
+                    key,
+                    description,
+                    -purchase.quantity_after,
+                    purchase_day,
+                    cycle,
+                    until,
+                ));
                 continue;
             }
             _ => continue,

@@ -9,7 +9,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::domain::money::{round_to_minor_units, Currency};
+use crate::domain::money::{Currency, round_to_minor_units};
 
 /// Where proration rounds (a distributor's policy).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use entity::enums::Role;
-use entity::{offer, usage_record, DbDecimal};
+use entity::{DbDecimal, offer, usage_record};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, NotSet, Set};
@@ -14,7 +14,7 @@ use crate::domain::actor::Actor;
 use crate::domain::error::{Error, Result};
 use crate::domain::money::parse_price;
 use crate::domain::subscriptions::get_subscription;
-use crate::domain::{validate, Domain};
+use crate::domain::{Domain, validate};
 
 /// Most records in one call.
 pub const MAX_BATCH: usize = 1000;
@@ -59,7 +59,8 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
         let subscription = get_subscription(&txn, actor, record.subscription_id)
             .await
             .map_err(|_| Error::validation(field("subscriptionId"), "no such subscription"))?;
-        let offer = offer::Entity::find_by_id(subscription.offer_id).one(&txn).await?.ok_or(Error::NotFound("offer"))?;
+        let offer =
+            offer::Entity::find_by_id(subscription.offer_id).one(&txn).await?.ok_or(Error::NotFound("offer"))?;
         if offer.usage_meter.as_deref() != Some(record.meter.as_str()) {
             return Err(Error::validation(field("meter"), "the subscription's offer has no such meter"));
         }
@@ -76,7 +77,11 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
             billed_period: Set(None),
             charge_id: Set(None),
         })
-        .on_conflict(OnConflict::columns([usage_record::Column::ResellerId, usage_record::Column::ExternalId]).do_nothing().to_owned())
+        .on_conflict(
+            OnConflict::columns([usage_record::Column::ResellerId, usage_record::Column::ExternalId])
+                .do_nothing()
+                .to_owned(),
+        )
         .exec_without_returning(&txn)
         .await?;
         outcomes.push(if inserted == 1 { UsageOutcome::Accepted } else { UsageOutcome::Duplicate });

@@ -1,6 +1,6 @@
 //! Billing mutations: runs, the invoice lifecycle, credit notes and usage.
 
-use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
+use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::parse_id;
@@ -8,7 +8,7 @@ use crate::domain::billing::usage::{self, NewUsage, UsageOutcome};
 use crate::domain::billing::{invoices, run_billing};
 use crate::graphql::scalars::DecimalScalar;
 use crate::graphql::types::billing::{BillingRunResult, Invoice};
-use crate::graphql::{actor, domain, ResultExt};
+use crate::graphql::{ResultExt, actor, domain};
 
 /// One usage record.
 #[derive(InputObject)]
@@ -77,7 +77,11 @@ impl BillingMutation {
     }
 
     /// Records usage in a batch; a record whose external id was seen before is DUPLICATE.
-    async fn record_usage(&self, ctx: &Context<'_>, records: Vec<UsageRecordInput>) -> async_graphql::Result<Vec<UsageRecordResult>> {
+    async fn record_usage(
+        &self,
+        ctx: &Context<'_>,
+        records: Vec<UsageRecordInput>,
+    ) -> async_graphql::Result<Vec<UsageRecordResult>> {
         let mut parsed = Vec::with_capacity(records.len());
         let mut external_ids = Vec::with_capacity(records.len());
         for (index, record) in records.into_iter().enumerate() {

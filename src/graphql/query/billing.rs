@@ -1,8 +1,8 @@
 //! Billing queries: invoices and previews.
 
-use async_graphql::{Context, InputObject, Object, ID};
+use async_graphql::{Context, ID, InputObject, Object};
 
-use crate::domain::billing::invoices::{self, totals, InvoiceFilter};
+use crate::domain::billing::invoices::{self, InvoiceFilter, totals};
 use crate::domain::billing::{plan::Period, preview_billing};
 use crate::domain::money::Currency;
 use crate::domain::pagination::PageRequest;
@@ -10,8 +10,8 @@ use crate::domain::{customers, validate};
 use crate::graphql::types::billing::{BillingPreview, Invoice, PreviewLine};
 use crate::graphql::types::catalog::Money;
 use crate::graphql::types::enums::InvoiceStatus;
-use crate::graphql::types::{connection, PageConnection};
-use crate::graphql::{actor, domain, ResultExt};
+use crate::graphql::types::{PageConnection, connection};
+use crate::graphql::{ResultExt, actor, domain};
 
 /// Filters for `invoices`.
 #[derive(InputObject, Default)]
@@ -57,7 +57,12 @@ impl BillingQuery {
     }
 
     /// Exactly what the customer's invoice for `period` will hold after a billing run.
-    async fn preview_billing(&self, ctx: &Context<'_>, customer_id: ID, period: String) -> async_graphql::Result<BillingPreview> {
+    async fn preview_billing(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: ID,
+        period: String,
+    ) -> async_graphql::Result<BillingPreview> {
         let actor = actor(ctx)?;
         let domain = domain(ctx);
         let customer_id = validate::id(&customer_id, "customerId").gql()?;

@@ -1,6 +1,6 @@
 //! Output types for invoices, their lines, and billing previews.
 
-use async_graphql::{Context, Object, SimpleObject, ID};
+use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{charge, invoice, invoice_line};
 
@@ -9,7 +9,7 @@ use super::enums::{ChargeKind, InvoiceKind, InvoiceStatus};
 use crate::domain::billing::invoices;
 use crate::domain::money::Currency;
 use crate::graphql::scalars::DecimalScalar;
-use crate::graphql::{actor, domain, ResultExt};
+use crate::graphql::{ResultExt, actor, domain};
 
 fn money(amount: rust_decimal::Decimal, currency: &str) -> Option<Money> {
     Currency::parse(currency, "currency").ok().map(|c| Money::new(amount, c))

@@ -1,9 +1,9 @@
 //! GraphQL output types and enums, built from entities with `From`; never entities themselves.
 
+pub mod billing;
 pub mod catalog;
 pub mod connection;
 pub mod enums;
-pub mod billing;
 pub mod orders;
 pub mod parties;
 
