@@ -50,17 +50,18 @@ pub fn prorate(
     currency: Currency,
     rounding: ProrationRounding,
 ) -> Prorated {
+    // Multiply before dividing: a whole period then divides out exactly (3.685 stays 3.685).
     let days_in_period = Decimal::from(days_in_period.max(1));
     let share = Decimal::from(days_used);
     match rounding {
         ProrationRounding::RoundPerUnitThenMultiply => {
-            let unit = round_to_minor_units(unit_price / days_in_period * share, currency);
+            let unit = round_to_minor_units(unit_price * share / days_in_period, currency);
             // The quantity is whole for seats; usage quantities may not be, so round again.
             Prorated { unit_price: unit, amount: round_to_minor_units(unit * quantity, currency) }
         }
         ProrationRounding::RoundPerLine => Prorated {
-            unit_price: (unit_price / days_in_period * share).round_dp(9),
-            amount: round_to_minor_units(unit_price * quantity / days_in_period * share, currency),
+            unit_price: (unit_price * share / days_in_period).round_dp(9),
+            amount: round_to_minor_units(unit_price * quantity * share / days_in_period, currency),
         },
     }
 }
