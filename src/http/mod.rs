@@ -5,6 +5,7 @@
 
 pub mod graphql;
 mod health;
+pub mod invoices;
 pub mod response_cache;
 pub mod ws;
 
@@ -21,6 +22,9 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/graphql", web::post().to(graphql::post))
         .route("/graphql", web::get().guard(actix_web::guard::Header("upgrade", "websocket")).to(ws::upgrade))
         .route("/graphql", web::get().to(graphql::get))
+        .route("/invoices.csv", web::get().to(invoices::period_csv))
+        .route("/invoices/{id}", web::get().to(invoices::html))
+        .route("/invoices/{id}/lines.csv", web::get().to(invoices::lines_csv))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/", web::get().to(graphiql));

@@ -345,3 +345,63 @@ async fn the_invoice_lifecycle_refuses_changes_to_issued_invoices() {
         "BAD_USER_INPUT"
     );
 }
+
+#[tokio::test]
+async fn invoices_export_as_html_and_csv_for_authorized_callers_only() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    five_seats(&app, &f).await;
+    run(&app, "2026-11").await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let invoice = invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string()})).await.remove(0);
+    let id = invoice["id"].as_str().unwrap();
+    let get = |path: String, token: Option<String>| {
+        let mut request = app.client.get(format!("{}{path}", app.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let page = get(format!("/invoices/{id}"), Some(reseller.clone())).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Draft invoice") && html.contains("48.35") && html.contains("57.54"), "{html}");
+    let csv = get(format!("/invoices/{id}/lines.csv"), Some(reseller.clone())).await.unwrap().text().await.unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1].contains(",29,30,48.35,"), "{csv}");
+    let period = get("/invoices.csv?period=2026-11".into(), Some(app.operator())).await.unwrap().text().await.unwrap();
+    assert_eq!(period.lines().count(), 3, "both tiers' lines: {period}");
+    assert_eq!(get(format!("/invoices/{id}"), None).await.unwrap().status(), 401);
+    let other = app.token(Role::Reseller, Some(f.reseller_b));
+    assert_eq!(get(format!("/invoices/{id}"), Some(other)).await.unwrap().status(), 404);
+}
+
+/// A three-year subscription keeps its price for its whole term, whatever the price list does.
+#[tokio::test]
+async fn a_p3y_subscription_keeps_its_price_across_a_price_change() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    place(&app, &reseller, order_input(f.customer_a, &[(f.offers_a[2], 3)]), "p3y").await; // P3Y, ANNUAL
+    app.run_jobs().await;
+    app.data(
+        &app.operator(),
+        "mutation($o: ID!) { addPricePoint(input: {offerId: $o, currency: \"USD\", cost: \"16.00\", listPrice: \"20.00\", effectiveFrom: \"2027-01-01T00:00:00Z\"}) { id } }",
+        json!({"o": f.offers_a[2].to_string()}),
+    )
+    .await;
+    app.clock.set("2027-11-03T00:00:00Z".parse().unwrap());
+    run(&app, "2026-11").await;
+    run(&app, "2027-11").await;
+    let second_year =
+        invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string(), "period": "2027-11"})).await.remove(0);
+    let line = &second_year["lines"][0];
+    assert_eq!(line["unitPrice"]["amount"], "10.00", "the locked price, not the new 20.00");
+    assert_eq!(
+        (line["daysUsed"].clone(), line["daysInPeriod"].clone()),
+        (json!(366), json!(366)),
+        "the year to November 2028 has 29 February"
+    );
+    assert_eq!(line["amount"]["amount"], "30.00");
+}

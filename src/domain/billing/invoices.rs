@@ -585,3 +585,28 @@ pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<i
     txn.commit().await?;
     Ok(note)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Subtotal is the sum of the lines and subtotal + tax is the total, exactly, under
+        /// both tax policies.
+        #[test]
+        fn totals_add_up(lines in proptest::collection::vec(-100_000_i64..1_000_000, 0..30), rate in 0_i64..=27) {
+            let usd = Currency::parse("USD", "c").unwrap_or_else(|_| unreachable!());
+            let lines: Vec<Decimal> = lines.into_iter().map(|c| Decimal::new(c, 2)).collect();
+            for policy in [TaxPolicy::PerInvoice, TaxPolicy::PerLine] {
+                let t = totals(&lines, Decimal::new(rate, 2), usd, policy);
+                prop_assert_eq!(t.subtotal, lines.iter().sum::<Decimal>());
+                prop_assert_eq!(t.subtotal + t.tax, t.total);
+                prop_assert!(t.tax.scale() <= 2);
+            }
+        }
+    }
+}

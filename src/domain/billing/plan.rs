@@ -275,7 +275,165 @@ pub fn plan_subscription(
 
 #[cfg(test)]
 mod tests {
+    use entity::DbDecimal;
+    use entity::enums::{Role, Term};
+    use proptest::prelude::*;
+    use rust_decimal_macros::dec;
+
     use super::*;
+
+    fn at(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, day, 10, 0, 0).single().unwrap_or_default()
+    }
+
+    fn subscription(unit: Decimal, frequency: BillingFrequency, start: DateTime<Utc>) -> subscription::Model {
+        subscription::Model {
+            id: 1,
+            customer_id: 1,
+            reseller_id: 1,
+            vendor_id: 1,
+            offer_id: 1,
+            order_id: None,
+            quantity: 1,
+            status: S::Active,
+            term: Term::P1y,
+            billing_frequency: frequency,
+            term_start: Some(start),
+            term_end: start.checked_add_months(Months::new(12)),
+            auto_renew: true,
+            vendor_reference: None,
+            update_count: 0,
+            currency: "USD".into(),
+            unit_cost: DbDecimal(unit),
+            unit_wholesale: DbDecimal(unit),
+            unit_retail: DbDecimal(unit),
+            prices_locked_at: start,
+            version: 1,
+            created_at: start,
+            updated_at: start,
+        }
+    }
+
+    fn change(id: i64, kind: K, before: i32, after: i32, when: DateTime<Utc>) -> subscription_change::Model {
+        subscription_change::Model {
+            id,
+            subscription_id: 1,
+            kind,
+            actor_user_id: None,
+            actor_role: Role::Reseller,
+            quantity_before: before,
+            quantity_after: after,
+            status_before: S::Active,
+            status_after: S::Active,
+            idempotency_key: None,
+            occurred_at: when,
+        }
+    }
+
+    fn november() -> Period {
+        Period::parse("2026-11").unwrap_or_else(|_| unreachable!())
+    }
+
+    /// Random seat histories within November: a purchase, then increases and decreases.
+    fn histories() -> impl Strategy<Value = (i64, Vec<(u32, i32)>)> {
+        (1_i64..50_000, proptest::collection::vec((1_u32..=30, 1_i32..200), 1..8)).prop_map(|(cents, mut steps)| {
+            steps.sort_by_key(|(day, _)| *day);
+            (cents, steps)
+        })
+    }
+
+    fn build(cents: i64, steps: &[(u32, i32)]) -> (subscription::Model, Vec<subscription_change::Model>) {
+        let start = at(steps[0].0);
+        let sub = subscription(Decimal::new(cents, 2), BillingFrequency::Monthly, start);
+        let mut history = vec![change(1, K::Purchase, 0, steps[0].1, start)];
+        let mut quantity = steps[0].1;
+        for (index, (day, q)) in steps.iter().enumerate().skip(1) {
+            let kind = if *q >= quantity { K::QuantityIncrease } else { K::QuantityDecrease };
+            history.push(change(index as i64 + 1, kind, quantity, *q, at(*day)));
+            quantity = *q;
+        }
+        (sub, history)
+    }
+
+    /// The exact amount: every segment's seats × unit price × its days / 30, unrounded.
+    fn direct(cents: i64, steps: &[(u32, i32)]) -> Decimal {
+        let unit = Decimal::new(cents, 2);
+        let mut total = Decimal::ZERO;
+        for (index, (day, q)) in steps.iter().enumerate() {
+            let until = steps.get(index + 1).map_or(31, |(next, _)| *next);
+            total += unit * Decimal::from(*q) * Decimal::from(until - day) / Decimal::from(30);
+        }
+        total
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Per-line rounding: the planned lines add up to the exact amount within half a
+        /// cent per line, and planning again with those lines billed adds nothing.
+        #[test]
+        fn planned_charges_match_the_direct_computation((cents, steps) in histories()) {
+            let (sub, history) = build(cents, &steps);
+            let settings = BillingSettings { rounding: ProrationRounding::RoundPerLine, ..BillingSettings::default() };
+            let lines = plan_subscription(&sub, &history, november(), &HashSet::new(), settings).unwrap_or_default();
+            let sum: Decimal = lines.iter().map(|l| l.amount.2).sum();
+            let tolerance = dec!(0.005) * Decimal::from(lines.len() as u64);
+            prop_assert!((sum - direct(cents, &steps)).abs() <= tolerance, "{sum} vs {}", direct(cents, &steps));
+            let charged: HashSet<String> = lines.iter().map(|l| l.key.clone()).collect();
+            let again = plan_subscription(&sub, &history, november(), &charged, settings).unwrap_or_default();
+            prop_assert!(again.is_empty(), "billing twice adds {again:?}");
+        }
+
+        /// Per-unit rounding (the default) errs by at most half a cent per seat changed.
+        #[test]
+        fn per_unit_rounding_is_bounded_by_the_seats_changed((cents, steps) in histories()) {
+            let (sub, history) = build(cents, &steps);
+            let lines = plan_subscription(&sub, &history, november(), &HashSet::new(), BillingSettings::default()).unwrap_or_default();
+            let sum: Decimal = lines.iter().map(|l| l.amount.2).sum();
+            let seats_changed: Decimal = lines.iter().map(|l| l.quantity.abs()).sum();
+            prop_assert!((sum - direct(cents, &steps)).abs() <= dec!(0.005) * seats_changed);
+        }
+    }
+
+    #[test]
+    fn the_partner_center_vector_through_a_plan() {
+        // $4/month bought on 2 November (29 of 30 days): 1 seat 3.87, 2 seats 7.74.
+        let sub = subscription(dec!(4), BillingFrequency::Monthly, at(2));
+        for (seats, amount) in [(1, dec!(3.87)), (2, dec!(7.74))] {
+            let history = [change(1, K::Purchase, 0, seats, at(2))];
+            let lines = plan_subscription(&sub, &history, november(), &HashSet::new(), BillingSettings::default())
+                .unwrap_or_default();
+            assert_eq!(lines.len(), 1);
+            assert_eq!(lines[0].amount.2, amount);
+            assert_eq!((lines[0].days_used, lines[0].days_in_period), (Some(29), Some(30)));
+        }
+    }
+
+    #[test]
+    fn bought_on_the_31st() {
+        let bought = Utc.with_ymd_and_hms(2027, 1, 31, 12, 0, 0).single().unwrap_or_default();
+        // Monthly: one day of January's 31.
+        let monthly = subscription(dec!(31), BillingFrequency::Monthly, bought);
+        let history = [change(1, K::Purchase, 0, 1, bought)];
+        let january = Period::parse("2027-01").unwrap_or_else(|_| unreachable!());
+        let lines = plan_subscription(&monthly, &history, january, &HashSet::new(), BillingSettings::default())
+            .unwrap_or_default();
+        assert_eq!((lines[0].days_used, lines[0].days_in_period, lines[0].amount.2), (Some(1), Some(31), dec!(1.00)));
+        let february = Period::parse("2027-02").unwrap_or_else(|_| unreachable!());
+        let charged: HashSet<String> = lines.iter().map(|l| l.key.clone()).collect();
+        let next =
+            plan_subscription(&monthly, &history, february, &charged, BillingSettings::default()).unwrap_or_default();
+        assert_eq!((next[0].days_used, next[0].days_in_period), (Some(28), Some(28)));
+        // Annual: the year runs to the 31st of January next (365 days), then the next cycle.
+        let annual = subscription(dec!(365), BillingFrequency::Annual, bought);
+        let cycle = cycle_containing(&annual, bought.date_naive());
+        assert_eq!(
+            (cycle.start.to_string(), cycle.end.to_string(), cycle.days()),
+            ("2027-01-31".into(), "2028-01-31".into(), 365)
+        );
+        let next = cycle_containing(&annual, cycle.end);
+        assert_eq!((next.end.to_string(), next.days()), ("2029-01-31".into(), 366));
+    }
 
     #[test]
     fn periods_parse_and_step() {

@@ -1,0 +1,196 @@
+//! Invoice exports for an authorized caller (bearer token, same scope as the API):
+//! - `GET /invoices/{id}` — a printable HTML invoice;
+//! - `GET /invoices/{id}/lines.csv` — the invoice's lines as CSV;
+//! - `GET /invoices.csv?period=YYYY-MM` — every line of the period's invoices the caller sees.
+
+use std::fmt::Write as _;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use entity::{invoice, invoice_line};
+
+use crate::domain::billing::invoices::{self, InvoiceFilter};
+use crate::domain::pagination::PageRequest;
+use crate::domain::{Actor, Error};
+use crate::state::AppState;
+
+fn caller(state: &AppState, request: &HttpRequest) -> Result<Actor, HttpResponse> {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, "Bearer")).finish())?;
+    state
+        .auth
+        .verify(token.trim())
+        .map(|verified| verified.actor)
+        .map_err(|_| HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, "Bearer")).finish())
+}
+
+fn failure(error: Error) -> HttpResponse {
+    match error {
+        Error::NotFound(_) => HttpResponse::NotFound().finish(),
+        Error::Forbidden(_) => HttpResponse::Forbidden().finish(),
+        Error::Validation { .. } | Error::InvalidTransition(_) | Error::Conflict { .. } => {
+            HttpResponse::BadRequest().body(error.to_string())
+        }
+        Error::Unauthenticated => HttpResponse::Unauthorized().finish(),
+        Error::Internal(cause) => {
+            tracing::error!(error = %cause, "invoice export failed");
+            HttpResponse::InternalServerError().finish()
+        }
+    }
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn escape_csv(text: &str) -> String {
+    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+}
+
+const CSV_HEADER: &str = "invoice_id,invoice_number,period,currency,line_number,customer_id,subscription_id,description,quantity,unit_price,days_used,days_in_period,amount,tax\n";
+
+fn csv_rows(out: &mut String, invoice: &invoice::Model, lines: &[invoice_line::Model]) {
+    for line in lines.iter().filter(|l| l.invoice_id == invoice.id) {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            invoice.id,
+            invoice.number.as_deref().unwrap_or(""),
+            invoice.period,
+            invoice.currency,
+            line.line_number,
+            line.customer_id.map(|id| id.to_string()).unwrap_or_default(),
+            line.subscription_id.map(|id| id.to_string()).unwrap_or_default(),
+            escape_csv(&line.description),
+            line.quantity.0,
+            line.unit_price.0,
+            line.days_used.map(|d| d.to_string()).unwrap_or_default(),
+            line.days_in_period.map(|d| d.to_string()).unwrap_or_default(),
+            line.amount.0,
+            line.tax.0,
+        );
+    }
+}
+
+/// GET /invoices/{id}: printable HTML.
+pub async fn html(state: web::Data<AppState>, request: HttpRequest, id: web::Path<i64>) -> HttpResponse {
+    let actor = match caller(&state, &request) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let invoice = match invoices::get_invoice(&state.domain.db, &actor, *id).await {
+        Ok(invoice) => invoice,
+        Err(error) => return failure(error),
+    };
+    let lines = match invoices::lines_of(&state.domain, &[invoice.id]).await {
+        Ok(lines) => lines,
+        Err(error) => return failure(error),
+    };
+    let title = match (&invoice.kind, &invoice.number) {
+        (entity::enums::InvoiceKind::CreditNote, Some(n)) => format!("Credit note {n}"),
+        (_, Some(n)) => format!("Invoice {n}"),
+        (_, None) => format!("Draft invoice #{}", invoice.id),
+    };
+    let mut rows = String::new();
+    for line in &lines {
+        let days = match (line.days_used, line.days_in_period) {
+            (Some(used), Some(of)) => format!("{used}/{of}"),
+            _ => String::new(),
+        };
+        let _ = write!(
+            rows,
+            "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            line.line_number,
+            escape_html(&line.description),
+            line.quantity.0,
+            line.unit_price.0,
+            days,
+            line.amount.0
+        );
+    }
+    let page = format!(
+        "<!doctype html><html><head><meta charset=utf-8><title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}\
+         table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.3em}}.n{{text-align:right}}</style></head>\
+         <body><h1>{title}</h1><p>Period {period} · {issuer} → {recipient} · status {status:?}</p>\
+         <table><tr><th>#</th><th>Description</th><th class=n>Qty</th><th class=n>Unit price</th><th class=n>Days</th><th class=n>Amount</th></tr>{rows}</table>\
+         <p class=n>Subtotal {subtotal} {currency}<br>Tax ({rate}) {tax} {currency}<br><b>Total {total} {currency}</b></p></body></html>",
+        period = escape_html(&invoice.period),
+        issuer = escape_html(&invoice.issuer_key),
+        recipient = escape_html(&invoice.recipient_key),
+        status = invoice.status,
+        subtotal = invoice.subtotal.0,
+        rate = invoice.tax_rate.0,
+        tax = invoice.tax.0,
+        total = invoice.total.0,
+        currency = escape_html(&invoice.currency),
+    );
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page)
+}
+
+/// GET /invoices/{id}/lines.csv
+pub async fn lines_csv(state: web::Data<AppState>, request: HttpRequest, id: web::Path<i64>) -> HttpResponse {
+    let actor = match caller(&state, &request) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let invoice = match invoices::get_invoice(&state.domain.db, &actor, *id).await {
+        Ok(invoice) => invoice,
+        Err(error) => return failure(error),
+    };
+    let lines = match invoices::lines_of(&state.domain, &[invoice.id]).await {
+        Ok(lines) => lines,
+        Err(error) => return failure(error),
+    };
+    let mut out = CSV_HEADER.to_owned();
+    csv_rows(&mut out, &invoice, &lines);
+    HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(out)
+}
+
+/// Query of `GET /invoices.csv`.
+#[derive(serde::Deserialize)]
+pub struct PeriodQuery {
+    period: String,
+}
+
+/// GET /invoices.csv?period=YYYY-MM
+pub async fn period_csv(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: web::Query<PeriodQuery>,
+) -> HttpResponse {
+    let actor = match caller(&state, &request) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let period = match crate::domain::billing::plan::Period::parse(&query.period) {
+        Ok(period) => period.label(),
+        Err(error) => return failure(error),
+    };
+    let mut out = CSV_HEADER.to_owned();
+    let mut after = None;
+    loop {
+        let page = PageRequest { first: crate::domain::pagination::MAX_PAGE_SIZE, after };
+        let filter = InvoiceFilter { period: Some(period.clone()), ..InvoiceFilter::default() };
+        let page = match invoices::list_invoices(&state.domain, &actor, &filter, page).await {
+            Ok(page) => page,
+            Err(error) => return failure(error),
+        };
+        let ids: Vec<i64> = page.items.iter().map(|i| i.id).collect();
+        let lines = match invoices::lines_of(&state.domain, &ids).await {
+            Ok(lines) => lines,
+            Err(error) => return failure(error),
+        };
+        for invoice in &page.items {
+            csv_rows(&mut out, invoice, &lines);
+        }
+        if !page.has_next_page {
+            break;
+        }
+        after = ids.last().copied();
+    }
+    HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(out)
+}
