@@ -14,18 +14,14 @@ use crate::domain::pagination::PageRequest;
 use crate::domain::{Actor, Error};
 use crate::state::AppState;
 
-fn caller(state: &AppState, request: &HttpRequest) -> Result<Actor, HttpResponse> {
+fn caller(state: &AppState, request: &HttpRequest) -> Result<Actor, Error> {
     let token = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, "Bearer")).finish())?;
-    state
-        .auth
-        .verify(token.trim())
-        .map(|verified| verified.actor)
-        .map_err(|_| HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, "Bearer")).finish())
+        .ok_or(Error::Unauthenticated)?;
+    state.auth.verify(token.trim()).map(|verified| verified.actor)
 }
 
 fn failure(error: Error) -> HttpResponse {
@@ -35,7 +31,9 @@ fn failure(error: Error) -> HttpResponse {
         Error::Validation { .. } | Error::InvalidTransition(_) | Error::Conflict { .. } => {
             HttpResponse::BadRequest().body(error.to_string())
         }
-        Error::Unauthenticated => HttpResponse::Unauthorized().finish(),
+        Error::Unauthenticated => {
+            HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, "Bearer")).finish()
+        }
         Error::Internal(cause) => {
             tracing::error!(error = %cause, "invoice export failed");
             HttpResponse::InternalServerError().finish()
@@ -80,7 +78,7 @@ fn csv_rows(out: &mut String, invoice: &invoice::Model, lines: &[invoice_line::M
 pub async fn html(state: web::Data<AppState>, request: HttpRequest, id: web::Path<i64>) -> HttpResponse {
     let actor = match caller(&state, &request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(error) => return failure(error),
     };
     let invoice = match invoices::get_invoice(&state.domain.db, &actor, *id).await {
         Ok(invoice) => invoice,
@@ -135,7 +133,7 @@ pub async fn html(state: web::Data<AppState>, request: HttpRequest, id: web::Pat
 pub async fn lines_csv(state: web::Data<AppState>, request: HttpRequest, id: web::Path<i64>) -> HttpResponse {
     let actor = match caller(&state, &request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(error) => return failure(error),
     };
     let invoice = match invoices::get_invoice(&state.domain.db, &actor, *id).await {
         Ok(invoice) => invoice,
@@ -164,7 +162,7 @@ pub async fn period_csv(
 ) -> HttpResponse {
     let actor = match caller(&state, &request) {
         Ok(actor) => actor,
-        Err(response) => return response,
+        Err(error) => return failure(error),
     };
     let period = match crate::domain::billing::plan::Period::parse(&query.period) {
         Ok(period) => period.label(),
