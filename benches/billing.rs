@@ -1,0 +1,221 @@
+//! Time to bill 100,000 active subscriptions (with change history) for one period, and the
+//! peak memory, on SQLite (a temporary file) and PostgreSQL (a temporary database on
+//! `BENCH_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`; skipped if
+//! unreachable). Run with `cargo bench --bench billing` (`BENCH_SUBSCRIPTIONS` to change N).
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{TimeZone, Utc};
+use entity::enums::{BillingFrequency, OrganizationStatus, Role, SubscriptionChangeKind, SubscriptionStatus, Term};
+use entity::{DbDecimal, customer, subscription, subscription_change};
+use rust_decimal::Decimal;
+use sea_orm::{ConnectionTrait, EntityTrait, NotSet, Set};
+use switchyard::config::{self, ProvisioningConfig, ServerConfig};
+use switchyard::domain::clock::ManualClock;
+use switchyard::domain::{Actor, billing};
+use switchyard::{db, demo, startup};
+
+const CUSTOMERS: usize = 10_000;
+
+fn main() {
+    let subscriptions: usize =
+        std::env::var("BENCH_SUBSCRIPTIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let sqlite = std::env::temp_dir().join(format!("switchyard-bench-billing-{}.db", std::process::id()));
+        run("SQLite", &format!("sqlite://{}?mode=rwc", sqlite.display()), subscriptions).await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", sqlite.display()));
+        }
+        let admin_url = std::env::var("BENCH_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        match db::connect(&admin_url, 1).await {
+            Ok(admin) => {
+                let name = format!("switchyard_bench_billing_{}", std::process::id());
+                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+                run("PostgreSQL", &format!("{base}/{name}"), subscriptions).await;
+                admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
+            }
+            Err(error) => println!("PostgreSQL skipped: {error}"),
+        }
+    });
+}
+
+fn memory_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn run(backend: &str, url: &str, count: usize) {
+    let connection = db::connect(url, 8).await.unwrap();
+    db::migrate(&connection).await.unwrap();
+    let server: ServerConfig = config::defaults().unwrap();
+    let provisioning: ProvisioningConfig = config::defaults().unwrap();
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()));
+    let domain = startup::domain(connection, clock, &server, &provisioning);
+    demo::seed_if_empty(&domain).await.unwrap();
+    let seeding = Instant::now();
+    seed(&domain.db, count).await;
+    let seeded = seeding.elapsed();
+    let rss_before = memory_kib("VmRSS:");
+    let started = Instant::now();
+    let summary = billing::run_billing(&domain, &Actor::system(), "2026-11").await.unwrap();
+    let elapsed = started.elapsed();
+    let again = Instant::now();
+    let rerun = billing::run_billing(&domain, &Actor::system(), "2026-11").await.unwrap();
+    println!(
+        "{backend:<10} billed {} subscriptions for 2026-11 in {:.1} s ({:.0} subscriptions/s): {} charges, {} invoices; \
+         re-run {:.1} s adding {} charges; RSS before {} MiB, peak {} MiB (seeded in {:.1} s)",
+        summary.subscriptions,
+        elapsed.as_secs_f64(),
+        summary.subscriptions as f64 / elapsed.as_secs_f64(),
+        summary.charges_created,
+        summary.invoices_touched,
+        again.elapsed().as_secs_f64(),
+        rerun.charges_created,
+        rss_before / 1024,
+        memory_kib("VmHWM:") / 1024,
+        seeded.as_secs_f64(),
+    );
+}
+
+/// `count` subscriptions over 10,000 customers of the demo resellers: 70 % monthly, 20 %
+/// annual, 10 % upfront, bought over the year; each with its purchase and provisioning in
+/// its history, and one in five with a seat increase during November.
+async fn seed(db: &sea_orm::DatabaseConnection, count: usize) {
+    let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let customers: Vec<customer::ActiveModel> = (0..CUSTOMERS)
+        .map(|i| customer::ActiveModel {
+            id: NotSet,
+            reseller_id: Set(1 + (i % 3) as i64),
+            name: Set(format!("Bench customer {i}")),
+            country: Set("DE".into()),
+            currency: Set(if i.is_multiple_of(3) { "USD".into() } else { "EUR".into() }),
+            tax_rate: Set(DbDecimal(Decimal::new(19, 2))),
+            status: Set(OrganizationStatus::Active),
+            created_at: Set(now),
+            updated_at: Set(now),
+        })
+        .collect();
+    for chunk in customers.chunks(1000) {
+        customer::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await.unwrap();
+    }
+    let first_customer: i64 = 25;
+    let mut subscriptions = Vec::with_capacity(1000);
+    let mut changes = Vec::with_capacity(3000);
+    for (id, i) in (1_i64..).zip(0..count) {
+        let customer_index = i % CUSTOMERS;
+        let customer_id = first_customer + customer_index as i64;
+        let reseller_id = 1 + (customer_index % 3) as i64;
+        let currency = if customer_index.is_multiple_of(3) { "USD" } else { "EUR" };
+        let frequency = match i % 10 {
+            0..=6 => BillingFrequency::Monthly,
+            7 | 8 => BillingFrequency::Annual,
+            _ => BillingFrequency::Upfront,
+        };
+        let bought = Utc.with_ymd_and_hms(2026, 1 + (i % 11) as u32, 1 + (i % 28) as u32, 9, 0, 0).unwrap();
+        let quantity = 1 + (i % 50) as i32;
+        subscriptions.push(subscription::ActiveModel {
+            id: Set(id),
+            customer_id: Set(customer_id),
+            reseller_id: Set(reseller_id),
+            vendor_id: Set(1),
+            offer_id: Set(2),
+            order_id: Set(None),
+            quantity: Set(quantity),
+            status: Set(SubscriptionStatus::Active),
+            term: Set(Term::P1y),
+            billing_frequency: Set(frequency),
+            term_start: Set(Some(bought)),
+            term_end: Set(bought.checked_add_months(chrono::Months::new(12))),
+            auto_renew: Set(true),
+            vendor_reference: Set(Some(format!("bench-{id}"))),
+            update_count: Set(0),
+            currency: Set(currency.into()),
+            unit_cost: Set(DbDecimal(Decimal::new(4800, 2))),
+            unit_wholesale: Set(DbDecimal(Decimal::new(5520, 2))),
+            unit_retail: Set(DbDecimal(Decimal::new(6000, 2))),
+            prices_locked_at: Set(bought),
+            version: Set(1),
+            created_at: Set(bought),
+            updated_at: Set(bought),
+        });
+        let change = |kind, before, after, status_before, status_after, at| subscription_change::ActiveModel {
+            id: NotSet,
+            subscription_id: Set(id),
+            kind: Set(kind),
+            actor_user_id: Set(None),
+            actor_role: Set(Role::Reseller),
+            quantity_before: Set(before),
+            quantity_after: Set(after),
+            status_before: Set(status_before),
+            status_after: Set(status_after),
+            idempotency_key: Set(None),
+            occurred_at: Set(at),
+        };
+        changes.push(change(
+            SubscriptionChangeKind::Purchase,
+            0,
+            quantity,
+            SubscriptionStatus::Pending,
+            SubscriptionStatus::Pending,
+            bought,
+        ));
+        changes.push(change(
+            SubscriptionChangeKind::Provisioned,
+            quantity,
+            quantity,
+            SubscriptionStatus::Provisioning,
+            SubscriptionStatus::Active,
+            bought,
+        ));
+        if i.is_multiple_of(5) {
+            let at = Utc.with_ymd_and_hms(2026, 11, 1 + (i % 27) as u32, 15, 0, 0).unwrap();
+            if at > bought {
+                changes.push(change(
+                    SubscriptionChangeKind::QuantityIncrease,
+                    quantity,
+                    quantity + 2,
+                    SubscriptionStatus::Active,
+                    SubscriptionStatus::Active,
+                    at,
+                ));
+            }
+        }
+        if subscriptions.len() == 1000 {
+            flush(db, &mut subscriptions, &mut changes).await;
+        }
+    }
+    flush(db, &mut subscriptions, &mut changes).await;
+}
+
+async fn flush(
+    db: &sea_orm::DatabaseConnection,
+    subscriptions: &mut Vec<subscription::ActiveModel>,
+    changes: &mut Vec<subscription_change::ActiveModel>,
+) {
+    if !subscriptions.is_empty() {
+        subscription::Entity::insert_many(std::mem::take(subscriptions)).exec_without_returning(db).await.unwrap();
+    }
+    for chunk in std::mem::take(changes).chunks(1000) {
+        subscription_change::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await.unwrap();
+    }
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.execute_unprepared(
+            "SELECT setval(pg_get_serial_sequence('subscriptions', 'id'), (SELECT MAX(id) FROM subscriptions))",
+        )
+        .await
+        .unwrap();
+    }
+}
