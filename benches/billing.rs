@@ -4,6 +4,8 @@
 //! unreachable). Run with `cargo bench --bench billing` (`BENCH_SUBSCRIPTIONS` to change N).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,25 +25,9 @@ fn main() {
     let subscriptions: usize =
         std::env::var("BENCH_SUBSCRIPTIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    runtime.block_on(async {
-        let sqlite = std::env::temp_dir().join(format!("switchyard-bench-billing-{}.db", std::process::id()));
-        run("SQLite", &format!("sqlite://{}?mode=rwc", sqlite.display()), subscriptions).await;
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", sqlite.display()));
-        }
-        let admin_url = std::env::var("BENCH_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        match db::connect(&admin_url, 1).await {
-            Ok(admin) => {
-                let name = format!("switchyard_bench_billing_{}", std::process::id());
-                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-                run("PostgreSQL", &format!("{base}/{name}"), subscriptions).await;
-                admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
-            }
-            Err(error) => println!("PostgreSQL skipped: {error}"),
-        }
-    });
+    runtime.block_on(common::on_each_backend("billing", |backend, url| async move {
+        run(backend, &url, subscriptions).await
+    }));
 }
 
 fn memory_kib(field: &str) -> u64 {

@@ -9,11 +9,12 @@
 //! caches on (the default), with only the catalog snapshot cached, and with no cache.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
+mod common;
+
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sea_orm::ConnectionTrait;
 use serde_json::json;
 use switchyard::auth::AuthKeys;
 use switchyard::config::{self, AuthConfig, ProvisioningConfig, ServerConfig};
@@ -30,31 +31,11 @@ const REQUESTS: usize = 20_000;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    runtime.block_on(async {
-        let sqlite = std::env::temp_dir().join(format!("switchyard-bench-{}.db", std::process::id()));
-        let sqlite_url = format!("sqlite://{}?mode=rwc", sqlite.display());
+    runtime.block_on(common::on_each_backend("catalog", |backend, url| async move {
         for cache in [Cache::Responses, Cache::Snapshot, Cache::Off] {
-            run("SQLite", &sqlite_url, cache).await;
+            run(backend, &url, cache).await;
         }
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", sqlite.display()));
-        }
-        let admin_url = std::env::var("BENCH_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        match db::connect(&admin_url, 1).await {
-            Ok(admin) => {
-                let name = format!("switchyard_bench_{}", std::process::id());
-                admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
-                let url = format!("{base}/{name}");
-                for cache in [Cache::Responses, Cache::Snapshot, Cache::Off] {
-                    run("PostgreSQL", &url, cache).await;
-                }
-                admin.execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)")).await.unwrap();
-            }
-            Err(error) => println!("PostgreSQL skipped: {error}"),
-        }
-    });
+    }));
 }
 
 /// Which caches are on.

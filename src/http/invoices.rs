@@ -74,18 +74,22 @@ fn csv_rows(out: &mut String, invoice: &invoice::Model, lines: &[invoice_line::M
     }
 }
 
+/// The invoice `id` and its lines, if the bearer may see it.
+async fn load(
+    state: &AppState,
+    request: &HttpRequest,
+    id: i64,
+) -> Result<(invoice::Model, Vec<invoice_line::Model>), Error> {
+    let actor = caller(state, request)?;
+    let invoice = invoices::get_invoice(&state.domain.db, &actor, id).await?;
+    let lines = invoices::lines_of(&state.domain, &[invoice.id]).await?;
+    Ok((invoice, lines))
+}
+
 /// GET /invoices/{id}: printable HTML.
 pub async fn html(state: web::Data<AppState>, request: HttpRequest, id: web::Path<i64>) -> HttpResponse {
-    let actor = match caller(&state, &request) {
-        Ok(actor) => actor,
-        Err(error) => return failure(error),
-    };
-    let invoice = match invoices::get_invoice(&state.domain.db, &actor, *id).await {
-        Ok(invoice) => invoice,
-        Err(error) => return failure(error),
-    };
-    let lines = match invoices::lines_of(&state.domain, &[invoice.id]).await {
-        Ok(lines) => lines,
+    let (invoice, lines) = match load(&state, &request, *id).await {
+        Ok(loaded) => loaded,
         Err(error) => return failure(error),
     };
     let title = match (&invoice.kind, &invoice.number) {
@@ -131,16 +135,8 @@ pub async fn html(state: web::Data<AppState>, request: HttpRequest, id: web::Pat
 
 /// GET /invoices/{id}/lines.csv
 pub async fn lines_csv(state: web::Data<AppState>, request: HttpRequest, id: web::Path<i64>) -> HttpResponse {
-    let actor = match caller(&state, &request) {
-        Ok(actor) => actor,
-        Err(error) => return failure(error),
-    };
-    let invoice = match invoices::get_invoice(&state.domain.db, &actor, *id).await {
-        Ok(invoice) => invoice,
-        Err(error) => return failure(error),
-    };
-    let lines = match invoices::lines_of(&state.domain, &[invoice.id]).await {
-        Ok(lines) => lines,
+    let (invoice, lines) = match load(&state, &request, *id).await {
+        Ok(loaded) => loaded,
         Err(error) => return failure(error),
     };
     let mut out = CSV_HEADER.to_owned();

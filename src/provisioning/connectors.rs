@@ -132,27 +132,34 @@ impl SandboxConnector {
     }
 }
 
-#[async_trait]
-impl VendorConnector for SandboxConnector {
-    async fn purchase(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
-    async fn change_quantity(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
-    async fn suspend(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
-    async fn resume(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
-    async fn cancel(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
-    async fn renew(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
+/// Implements every [`VendorConnector`] action with the connector's one `call` method.
+macro_rules! connector_calls {
+    ($connector:ty) => {
+        #[async_trait]
+        impl VendorConnector for $connector {
+            async fn purchase(&self, request: &VendorRequest) -> Outcome {
+                self.call(request).await
+            }
+            async fn change_quantity(&self, request: &VendorRequest) -> Outcome {
+                self.call(request).await
+            }
+            async fn suspend(&self, request: &VendorRequest) -> Outcome {
+                self.call(request).await
+            }
+            async fn resume(&self, request: &VendorRequest) -> Outcome {
+                self.call(request).await
+            }
+            async fn cancel(&self, request: &VendorRequest) -> Outcome {
+                self.call(request).await
+            }
+            async fn renew(&self, request: &VendorRequest) -> Outcome {
+                self.call(request).await
+            }
+        }
+    };
 }
+
+connector_calls!(SandboxConnector);
 
 /// A vendor reached over HTTP.
 pub struct HttpConnector {
@@ -225,27 +232,7 @@ impl HttpConnector {
     }
 }
 
-#[async_trait]
-impl VendorConnector for HttpConnector {
-    async fn purchase(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
-    async fn change_quantity(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
-    async fn suspend(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
-    async fn resume(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
-    async fn cancel(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
-    async fn renew(&self, request: &VendorRequest) -> Outcome {
-        self.call(request).await
-    }
-}
+connector_calls!(HttpConnector);
 
 #[cfg(test)]
 mod tests {

@@ -60,55 +60,77 @@ enum Tier {
     Reseller,
 }
 
+/// Customers handled per step of `invoice_period`: bounds memory whatever the run's size.
+const CUSTOMER_CHUNK: usize = 1000;
+
 /// Gathers every charge of `period` onto DRAFT invoices of both tiers; how many invoices
-/// were created or extended.
+/// were created or extended. Works through the customers in chunks; a reseller's invoice
+/// grows by one chunk's lines at a time.
 pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, now: DateTime<Utc>) -> Result<usize> {
-    let charges = charge::Entity::find()
+    let customers: Vec<i64> = charge::Entity::find()
+        .select_only()
+        .column(charge::Column::CustomerId)
+        .distinct()
         .filter(charge::Column::Period.eq(period))
         .order_by_asc(charge::Column::CustomerId)
-        .order_by_asc(charge::Column::Id)
+        .into_tuple()
         .all(&domain.db)
         .await?;
-    let mut by_customer: BTreeMap<(i64, i64, String), Vec<&charge::Model>> = BTreeMap::new();
-    let mut by_reseller: BTreeMap<(i64, String), Vec<&charge::Model>> = BTreeMap::new();
-    for charge in &charges {
-        by_customer.entry((charge.customer_id, charge.reseller_id, charge.currency.clone())).or_default().push(charge);
-        by_reseller.entry((charge.reseller_id, charge.currency.clone())).or_default().push(charge);
-    }
-    let customer_rates: std::collections::HashMap<i64, Decimal> = entity::customer::Entity::find()
-        .filter(entity::customer::Column::Id.is_in(by_customer.keys().map(|k| k.0)))
-        .all(&domain.db)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c.tax_rate.0))
-        .collect();
+    let mut touched_resellers = HashSet::new();
     let mut touched = 0;
-    for ((customer_id, reseller_id, currency), lines) in by_customer {
-        let rate = customer_rates.get(&customer_id).copied().unwrap_or_default();
-        let parties = Parties {
-            issuer_key: reseller_key(reseller_id),
-            issuer_reseller_id: Some(reseller_id),
-            recipient_key: customer_key(customer_id),
-            recipient_reseller_id: None,
-            recipient_customer_id: Some(customer_id),
-        };
-        touched += usize::from(
-            add_to_invoice(domain, Tier::Customer, &parties, period, &currency, rate, &lines, run_id, now).await?,
-        );
-    }
-    for ((reseller_id, currency), lines) in by_reseller {
-        let parties = Parties {
-            issuer_key: OPERATOR_KEY.to_owned(),
-            issuer_reseller_id: None,
-            recipient_key: reseller_key(reseller_id),
-            recipient_reseller_id: Some(reseller_id),
-            recipient_customer_id: None,
-        };
-        // B2B within the channel: reverse charge, no tax on the operator's invoice.
-        touched += usize::from(
-            add_to_invoice(domain, Tier::Reseller, &parties, period, &currency, Decimal::ZERO, &lines, run_id, now)
-                .await?,
-        );
+    for chunk in customers.chunks(CUSTOMER_CHUNK) {
+        let charges = charge::Entity::find()
+            .filter(charge::Column::Period.eq(period))
+            .filter(charge::Column::CustomerId.is_in(chunk.iter().copied()))
+            .order_by_asc(charge::Column::CustomerId)
+            .order_by_asc(charge::Column::Id)
+            .all(&domain.db)
+            .await?;
+        let mut by_customer: BTreeMap<(i64, i64, String), Vec<&charge::Model>> = BTreeMap::new();
+        let mut by_reseller: BTreeMap<(i64, String), Vec<&charge::Model>> = BTreeMap::new();
+        for charge in &charges {
+            by_customer
+                .entry((charge.customer_id, charge.reseller_id, charge.currency.clone()))
+                .or_default()
+                .push(charge);
+            by_reseller.entry((charge.reseller_id, charge.currency.clone())).or_default().push(charge);
+        }
+        let customer_rates: std::collections::HashMap<i64, Decimal> = entity::customer::Entity::find()
+            .filter(entity::customer::Column::Id.is_in(chunk.iter().copied()))
+            .all(&domain.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.tax_rate.0))
+            .collect();
+        for ((customer_id, reseller_id, currency), lines) in by_customer {
+            let rate = customer_rates.get(&customer_id).copied().unwrap_or_default();
+            let parties = Parties {
+                issuer_key: reseller_key(reseller_id),
+                issuer_reseller_id: Some(reseller_id),
+                recipient_key: customer_key(customer_id),
+                recipient_reseller_id: None,
+                recipient_customer_id: Some(customer_id),
+            };
+            let changed =
+                add_to_invoice(domain, Tier::Customer, &parties, period, &currency, rate, &lines, run_id, now).await?;
+            touched += usize::from(changed);
+        }
+        for ((reseller_id, currency), lines) in by_reseller {
+            let parties = Parties {
+                issuer_key: OPERATOR_KEY.to_owned(),
+                issuer_reseller_id: None,
+                recipient_key: reseller_key(reseller_id),
+                recipient_reseller_id: Some(reseller_id),
+                recipient_customer_id: None,
+            };
+            // B2B within the channel: reverse charge, no tax on the operator's invoice.
+            let changed =
+                add_to_invoice(domain, Tier::Reseller, &parties, period, &currency, Decimal::ZERO, &lines, run_id, now)
+                    .await?;
+            if changed && touched_resellers.insert((reseller_id, currency)) {
+                touched += 1;
+            }
+        }
     }
     Ok(touched)
 }
