@@ -405,3 +405,41 @@ async fn a_p3y_subscription_keeps_its_price_across_a_price_change() {
     );
     assert_eq!(line["amount"]["amount"], "30.00");
 }
+
+/// A run that dies half-way (here: the database refuses one invoice) completes when run
+/// again, without duplicating anything it had already written.
+#[tokio::test]
+async fn a_crashed_run_resumes_without_duplicates() {
+    use sea_orm::ConnectionTrait;
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    five_seats(&app, &f).await;
+    let reseller_b = app.token(Role::Reseller, Some(f.reseller_b));
+    place(&app, &reseller_b, order_input(f.customer_b, &[(f.offers_a[2], 2)]), "b").await;
+    app.run_jobs().await;
+    let recipient = format!("CUS{}", f.customer_b);
+    let trigger = if is_postgres() {
+        vec![
+            format!("CREATE FUNCTION fail_invoice() RETURNS trigger AS $$ BEGIN IF NEW.recipient_key = '{recipient}' THEN RAISE EXCEPTION 'crash'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"),
+            "CREATE TRIGGER fail_invoice BEFORE INSERT ON invoices FOR EACH ROW EXECUTE FUNCTION fail_invoice()".to_owned(),
+        ]
+    } else {
+        vec![format!("CREATE TRIGGER fail_invoice BEFORE INSERT ON invoices WHEN NEW.recipient_key = '{recipient}' BEGIN SELECT RAISE(ABORT, 'crash'); END")]
+    };
+    for statement in &trigger {
+        app.domain.db.execute_unprepared(statement).await.unwrap();
+    }
+    let (_, body) = app.post(Some(&app.operator()), RUN, json!({"p": "2026-11"})).await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL", "{body}");
+    assert_eq!(count_rows(&app, "charges").await, 2, "charges were written before the crash");
+    let failed = count_rows(&app, "billing_runs WHERE status = 'FAILED'").await;
+    assert_eq!(failed, 1);
+    let drop = if is_postgres() { "DROP TRIGGER fail_invoice ON invoices" } else { "DROP TRIGGER fail_invoice" };
+    app.domain.db.execute_unprepared(drop).await.unwrap();
+    let resumed = run(&app, "2026-11").await;
+    assert_eq!(resumed["chargesCreated"], 0);
+    assert_eq!(count_rows(&app, "charges").await, 2);
+    assert_eq!(count_rows(&app, "invoices").await, 4);
+    assert_eq!(count_rows(&app, "invoice_lines").await, 4);
+    assert_eq!(count_rows(&app, "billing_runs WHERE status = 'COMPLETED'").await, 1);
+}
