@@ -38,6 +38,24 @@ impl From<ProrationRoundingPolicy> for crate::domain::billing::proration::Prorat
     }
 }
 
+/// Cancellation refund policy (see `domain::billing::plan`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CancellationRefundPolicy {
+    /// The remaining days, prorated by day (Microsoft).
+    ProrateDaily,
+    /// In full within 24 hours, then the remaining hours, prorated by hour.
+    FullWithin24hThenHourly,
+}
+
+impl From<CancellationRefundPolicy> for crate::domain::billing::plan::CancellationRefund {
+    fn from(policy: CancellationRefundPolicy) -> Self {
+        match policy {
+            CancellationRefundPolicy::ProrateDaily => Self::ProrateDaily,
+            CancellationRefundPolicy::FullWithin24hThenHourly => Self::FullWithin24HoursThenHourly,
+        }
+    }
+}
+
 /// Tax policy (see `domain::billing::proration`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TaxPolicyConfig {
@@ -148,6 +166,9 @@ pub struct ServerConfig {
     /// Tax on the invoice's rounded subtotal, or per line.
     #[arg(long, env = "SWITCHYARD_TAX_POLICY", value_enum, default_value_t = TaxPolicyConfig::PerInvoice)]
     pub tax_policy: TaxPolicyConfig,
+    /// How cancellations inside the 168 h window are refunded.
+    #[arg(long, env = "SWITCHYARD_CANCELLATION_REFUND", value_enum, default_value_t = CancellationRefundPolicy::ProrateDaily)]
+    pub cancellation_refund: CancellationRefundPolicy,
     /// Prefix of the operator's invoice numbers (`OP` → `OP-2026-000001`).
     #[arg(long, env = "SWITCHYARD_OPERATOR_INVOICE_PREFIX", default_value = "OP")]
     pub operator_invoice_prefix: String,

@@ -45,7 +45,11 @@ pub fn domain(
             backoff_max: provisioning.job_backoff_max,
         },
         job_wakeup: tokio::sync::Notify::new(),
-        billing: BillingSettings { rounding: server.proration_rounding.into(), tax: server.tax_policy.into() },
+        billing: BillingSettings {
+            rounding: server.proration_rounding.into(),
+            tax: server.tax_policy.into(),
+            cancellation_refund: server.cancellation_refund.into(),
+        },
         operator_invoice_prefix: server.operator_invoice_prefix.clone(),
     })
 }

@@ -420,11 +420,16 @@ async fn a_crashed_run_resumes_without_duplicates() {
     let recipient = format!("CUS{}", f.customer_b);
     let trigger = if is_postgres() {
         vec![
-            format!("CREATE FUNCTION fail_invoice() RETURNS trigger AS $$ BEGIN IF NEW.recipient_key = '{recipient}' THEN RAISE EXCEPTION 'crash'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"),
-            "CREATE TRIGGER fail_invoice BEFORE INSERT ON invoices FOR EACH ROW EXECUTE FUNCTION fail_invoice()".to_owned(),
+            format!(
+                "CREATE FUNCTION fail_invoice() RETURNS trigger AS $$ BEGIN IF NEW.recipient_key = '{recipient}' THEN RAISE EXCEPTION 'crash'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            ),
+            "CREATE TRIGGER fail_invoice BEFORE INSERT ON invoices FOR EACH ROW EXECUTE FUNCTION fail_invoice()"
+                .to_owned(),
         ]
     } else {
-        vec![format!("CREATE TRIGGER fail_invoice BEFORE INSERT ON invoices WHEN NEW.recipient_key = '{recipient}' BEGIN SELECT RAISE(ABORT, 'crash'); END")]
+        vec![format!(
+            "CREATE TRIGGER fail_invoice BEFORE INSERT ON invoices WHEN NEW.recipient_key = '{recipient}' BEGIN SELECT RAISE(ABORT, 'crash'); END"
+        )]
     };
     for statement in &trigger {
         app.domain.db.execute_unprepared(statement).await.unwrap();

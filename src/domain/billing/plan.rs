@@ -129,6 +129,17 @@ fn billable(status: S) -> bool {
     matches!(status, S::Pending | S::Provisioning | S::Active | S::Suspended)
 }
 
+/// How a cancellation inside the 168 h window is refunded (a distributor's policy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CancellationRefund {
+    /// The remaining days of the cycle, prorated by day (Microsoft).
+    #[default]
+    ProrateDaily,
+    /// Everything billed for the term's current cycle when cancelled within 24 hours of
+    /// purchase or renewal; after that, the remaining hours of the cycle, prorated by hour.
+    FullWithin24HoursThenHourly,
+}
+
 /// Billing settings.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BillingSettings {
@@ -136,6 +147,8 @@ pub struct BillingSettings {
     pub rounding: ProrationRounding,
     /// How tax is computed.
     pub tax: super::proration::TaxPolicy,
+    /// How cancellations are refunded.
+    pub cancellation_refund: CancellationRefund,
 }
 
 /// A charge to write: its key, inputs and amounts at the three prices.
@@ -264,6 +277,10 @@ pub fn plan_subscription(
         if delta == 0 {
             continue;
         }
+        if change.kind == K::Cancel && settings.cancellation_refund == CancellationRefund::FullWithin24HoursThenHourly {
+            planned.push(cancellation_refund(subscription, change, key, prices, currency, settings));
+            continue;
+        }
         let cycle = cycle_containing(subscription, day);
         let until = service_until(cycle);
         let kind = if day < period.start && kind != ChargeKind::Refund { ChargeKind::Adjustment } else { kind };
@@ -271,6 +288,44 @@ pub fn plan_subscription(
         planned.push(line(kind, key, description, delta, day, cycle, until));
     }
     Ok(planned)
+}
+
+/// The refund of a cancellation under `FullWithin24HoursThenHourly`.
+fn cancellation_refund(
+    subscription: &subscription::Model,
+    change: &subscription_change::Model,
+    key: String,
+    prices: (Decimal, Decimal, Decimal),
+    currency: Currency,
+    settings: BillingSettings,
+) -> PlannedCharge {
+    let at = change.occurred_at;
+    let cycle = cycle_containing(subscription, date(at));
+    let term_start = subscription.term_start.unwrap_or(at);
+    let q = Decimal::from(-change.quantity_before);
+    let (from, used, of, unit_name) = if at - term_start <= chrono::Duration::hours(24) {
+        // In full: the days billed from the term's start (or the cycle's) to the cycle's end.
+        let from = date(term_start).max(cycle.start);
+        let days = u32::try_from((cycle.end - from).num_days().max(0)).unwrap_or(0);
+        (midnight(from), days, cycle.days(), "days")
+    } else {
+        let hours = |from: DateTime<Utc>| u32::try_from((midnight(cycle.end) - from).num_hours().max(0)).unwrap_or(0);
+        (at, hours(at), hours(midnight(cycle.start)), "hours")
+    };
+    let p = |unit| prorate(unit, q, used, of, currency, settings.rounding);
+    let (cost, wholesale, retail) = (p(prices.0), p(prices.1), p(prices.2));
+    PlannedCharge {
+        kind: ChargeKind::Refund,
+        key,
+        description: format!("cancelled: {q} × {used}/{of} {unit_name}"),
+        quantity: q,
+        days_used: Some(used),
+        days_in_period: Some(of),
+        service_start: from,
+        service_end: midnight(cycle.end),
+        unit: (cost.unit_price, wholesale.unit_price, retail.unit_price),
+        amount: (cost.amount, wholesale.amount, retail.amount),
+    }
 }
 
 #[cfg(test)]
@@ -407,6 +462,30 @@ mod tests {
             assert_eq!(lines[0].amount.2, amount);
             assert_eq!((lines[0].days_used, lines[0].days_in_period), (Some(29), Some(30)));
         }
+    }
+
+    fn cancelled_after(hours: i64, policy: CancellationRefund) -> Vec<PlannedCharge> {
+        let bought = at(2);
+        let sub = subscription(dec!(30), BillingFrequency::Monthly, bought);
+        let mut cancel = change(2, K::Cancel, 3, 3, bought + chrono::Duration::hours(hours));
+        cancel.status_after = S::Cancelled;
+        let history = [change(1, K::Purchase, 0, 3, bought), cancel];
+        let settings = BillingSettings { cancellation_refund: policy, ..BillingSettings::default() };
+        plan_subscription(&sub, &history, november(), &HashSet::new(), settings).unwrap_or_default()
+    }
+
+    #[test]
+    fn cancellation_refunds_follow_the_policy() {
+        // $30/month, 3 seats bought 2 November 10:00 (29 days: 3 × 29.00 = 87.00).
+        let daily = cancelled_after(72, CancellationRefund::ProrateDaily);
+        assert_eq!(daily[0].amount.2, dec!(87.00));
+        assert_eq!(daily[1].amount.2, dec!(-78.00), "26 days of 30 refunded: 3 × 26.00");
+        let full = cancelled_after(10, CancellationRefund::FullWithin24HoursThenHourly);
+        assert_eq!(full[1].amount.2, dec!(-87.00), "within 24 h: everything billed");
+        let hourly = cancelled_after(72, CancellationRefund::FullWithin24HoursThenHourly);
+        // Cancelled 5 November 10:00: 614 of 720 hours left, round(30 × 614 / 720) = 25.58 × 3.
+        assert_eq!((hourly[1].days_used, hourly[1].days_in_period), (Some(614), Some(720)));
+        assert_eq!(hourly[1].amount.2, dec!(-76.74));
     }
 
     #[test]
