@@ -448,3 +448,52 @@ async fn a_crashed_run_resumes_without_duplicates() {
     assert_eq!(count_rows(&app, "invoice_lines").await, 4);
     assert_eq!(count_rows(&app, "billing_runs WHERE status = 'COMPLETED'").await, 1);
 }
+
+/// An invoice whose refunds outweigh its charges is a credit note, never a negative invoice.
+#[tokio::test]
+async fn a_period_of_refunds_becomes_a_credit_note() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    // Bought on 30 November, so December's cycle is billed in advance on 1 December.
+    app.clock.set("2026-11-30T10:00:00Z".parse().unwrap());
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let placed = place(&app, &reseller, order_input(f.customer_a, &[(f.offers_a[0], 5)]), "late").await;
+    app.run_jobs().await;
+    let subscription = placed["order"]["lines"][0]["subscription"]["id"].clone();
+    app.clock.set("2026-12-01T01:00:00Z".parse().unwrap());
+    run(&app, "2026-11").await;
+    run(&app, "2026-12").await;
+    let december =
+        invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string(), "period": "2026-12"})).await.remove(0);
+    app.data(&reseller, "mutation($id: ID!) { issueInvoice(id: $id) { number } }", json!({"id": december["id"]})).await;
+    // Cancelled on 3 December, inside the window: the refund lands on January with no charge.
+    app.clock.set("2026-12-03T09:00:00Z".parse().unwrap());
+    app.data(
+        &reseller,
+        "mutation($id: ID!) { cancelSubscription(id: $id, idempotencyKey: \"c\") { replayed } }",
+        json!({"id": subscription}),
+    )
+    .await;
+    app.clock.set("2027-01-01T01:00:00Z".parse().unwrap());
+    run(&app, "2027-01").await;
+    let january =
+        invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string(), "period": "2027-01"})).await.remove(0);
+    assert_eq!(january["kind"], "CREDIT_NOTE", "{january}");
+    // 29 of December's 31 days refunded: round(10 / 31 × 29) = 9.35 × 5.
+    assert_eq!(january["subtotal"]["amount"], "-46.75");
+    assert_eq!(january["total"]["amount"], "-55.63");
+}
+
+/// A purchase the vendor refused is never billed.
+#[tokio::test]
+async fn a_failed_purchase_is_not_billed() {
+    use crate::provisioning::{FakeVendor, Script, order_from_http_vendor};
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let vendor = FakeVendor::start(Script::Always(400, "tenant not found")).await;
+    order_from_http_vendor(&app, &f, &vendor).await;
+    app.run_jobs().await;
+    let summary = run(&app, "2026-11").await;
+    assert_eq!(summary["chargesCreated"], 0, "{summary}");
+    assert_eq!(count_rows(&app, "invoices").await, 0);
+}
