@@ -497,3 +497,25 @@ async fn a_failed_purchase_is_not_billed() {
     assert_eq!(summary["chargesCreated"], 0, "{summary}");
     assert_eq!(count_rows(&app, "invoices").await, 0);
 }
+
+/// Billing continues while a subscription is suspended.
+#[tokio::test]
+async fn a_suspended_subscription_is_still_billed() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let subscription = five_seats(&app, &f).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.data(
+        &reseller,
+        "mutation($id: ID!) { suspendSubscription(id: $id, idempotencyKey: \"s\") { subscription { status } } }",
+        json!({"id": subscription}),
+    )
+    .await;
+    app.clock.set("2026-12-01T01:00:00Z".parse().unwrap());
+    run(&app, "2026-12").await;
+    let december =
+        invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string(), "period": "2026-12"})).await.remove(0);
+    let amounts: Vec<&str> =
+        december["lines"].as_array().unwrap().iter().map(|l| l["amount"]["amount"].as_str().unwrap()).collect();
+    assert!(amounts.contains(&"50.00"), "December in advance for 5 suspended seats: {december}");
+}

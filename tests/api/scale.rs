@@ -15,6 +15,7 @@ use crate::provisioning::{FakeVendor, Script, order_from_http_vendor};
 #[tokio::test]
 async fn a_subscriber_on_one_instance_sees_changes_made_on_another() {
     if !is_postgres() {
+        eprintln!("skipped: several processes share a queue and events only on PostgreSQL");
         return;
     }
     let a = spawn_app().await;
@@ -43,6 +44,7 @@ async fn a_subscriber_on_one_instance_sees_changes_made_on_another() {
 #[tokio::test]
 async fn workers_in_several_processes_never_claim_a_job_twice() {
     if !is_postgres() {
+        eprintln!("skipped: several processes share a queue and events only on PostgreSQL");
         return;
     }
     let first = spawn_app().await;
