@@ -21,6 +21,21 @@ pub async fn place(app: &TestApp, token: &str, input: Value, key: &str) -> Value
     app.data(token, PLACE_ORDER, json!({"input": input, "key": key})).await["placeOrder"].clone()
 }
 
+/// Row counts of every table an order writes to.
+async fn order_table_counts(app: &TestApp) -> Vec<i64> {
+    let tables = [
+        "orders",
+        "order_lines",
+        "subscriptions",
+        "seat_batches",
+        "subscription_changes",
+        "provisioning_jobs",
+        "domain_events",
+        "audit_log",
+    ];
+    futures_util::future::join_all(tables.map(|t| count_rows(app, t))).await
+}
+
 const ORDER: &str =
     "query($id: ID!) { order(id: $id) { status lines { status subscription { status vendorReference } } } }";
 
@@ -141,39 +156,13 @@ async fn a_failure_inside_the_order_transaction_leaves_no_rows() {
     for statement in trigger {
         sea_orm::ConnectionTrait::execute_unprepared(&app.domain.db, statement).await.unwrap();
     }
-    let before: Vec<i64> = futures_util::future::join_all(
-        [
-            "orders",
-            "order_lines",
-            "subscriptions",
-            "seat_batches",
-            "subscription_changes",
-            "provisioning_jobs",
-            "domain_events",
-            "audit_log",
-        ]
-        .map(|t| count_rows(&app, t)),
-    )
-    .await;
+    let before: Vec<i64> = order_table_counts(&app).await;
     let reseller = app.token(Role::Reseller, Some(f.reseller_a));
     let input = order_input(f.customer_a, &[(f.offers_a[0], 3), (f.offers_a[1], 1)]);
     let (_, body) = app.post(Some(&reseller), PLACE_ORDER, json!({"input": input, "key": "boom"})).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "INTERNAL", "{body}");
     assert_eq!(body["errors"][0]["message"], "internal error", "no SQL is leaked");
-    let after: Vec<i64> = futures_util::future::join_all(
-        [
-            "orders",
-            "order_lines",
-            "subscriptions",
-            "seat_batches",
-            "subscription_changes",
-            "provisioning_jobs",
-            "domain_events",
-            "audit_log",
-        ]
-        .map(|t| count_rows(&app, t)),
-    )
-    .await;
+    let after: Vec<i64> = order_table_counts(&app).await;
     assert_eq!(before, after);
     // With one line the trigger does not fire, and the order goes through.
     let input = order_input(f.customer_a, &[(f.offers_a[0], 3)]);
