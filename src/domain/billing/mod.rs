@@ -72,7 +72,15 @@ pub async fn run_billing(domain: &Domain, actor: &Actor, period: &str) -> Result
             model.last_error = Set(Some(error.to_string()));
         }
     }
-    model.update(&domain.db).await?;
+    let run = model.update(&domain.db).await?;
+    let details = match &result {
+        Ok(summary) => {
+            serde_json::json!({"period": summary.period, "charges": summary.charges_created, "invoices": summary.invoices_touched})
+        }
+        Err(_) => serde_json::json!({"period": run.period, "failed": true}),
+    };
+    super::audit::record(&domain.db, actor, "runBilling", "billing_run", Some(run.id), details, domain.clock.now())
+        .await?;
     result
 }
 

@@ -86,6 +86,17 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
         .await?;
         outcomes.push(if inserted == 1 { UsageOutcome::Accepted } else { UsageOutcome::Duplicate });
     }
+    let accepted = outcomes.iter().filter(|o| **o == UsageOutcome::Accepted).count();
+    crate::domain::audit::record(
+        &txn,
+        actor,
+        "recordUsage",
+        "usage_record",
+        None,
+        serde_json::json!({"accepted": accepted, "duplicates": outcomes.len() - accepted}),
+        now,
+    )
+    .await?;
     txn.commit().await?;
     Ok(outcomes)
 }
