@@ -123,6 +123,27 @@ async fn login_issues_a_token_for_the_users_role() {
 }
 
 #[tokio::test]
+async fn rs256_keys_sign_and_verify_tokens() {
+    use switchyard::auth::AuthKeys;
+    use switchyard::config::JwtAlgorithm;
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut config = crate::helpers::auth_config();
+    config.jwt_algorithm = JwtAlgorithm::Rs256;
+    config.jwt_public_key_file = Some(fixtures.join("rsa-public.pem"));
+    config.jwt_private_key_file = Some(fixtures.join("rsa-private.pem"));
+    let keys = AuthKeys::from_config(&config).unwrap();
+    let actor = switchyard::domain::Actor { user_id: None, role: Role::Operator, organization_id: None };
+    let token = keys.issue(&actor, std::time::Duration::from_secs(60)).unwrap();
+    assert_eq!(keys.verify(&token).unwrap().actor, actor);
+    // The EdDSA-signed token of another deployment is refused.
+    config.jwt_algorithm = JwtAlgorithm::EdDsa;
+    config.jwt_public_key_file = Some(fixtures.join("ed25519-public.pem"));
+    config.jwt_private_key_file = Some(fixtures.join("ed25519-private.pem"));
+    let other = AuthKeys::from_config(&config).unwrap().issue(&actor, std::time::Duration::from_secs(60)).unwrap();
+    assert!(keys.verify(&other).is_err());
+}
+
+#[tokio::test]
 async fn eddsa_keys_sign_and_verify_tokens() {
     use switchyard::auth::AuthKeys;
     use switchyard::config::JwtAlgorithm;
