@@ -496,10 +496,10 @@ async fn renewal_prices(
     Ok(Some((point.cost.0, wholesale, retail)))
 }
 
-/// The change history of a subscription (the caller may see the subscription).
-pub async fn history(domain: &Domain, subscription_id: i64) -> Result<Vec<subscription_change::Model>> {
+/// The change histories of subscriptions the caller may see, oldest change first.
+pub async fn histories(domain: &Domain, subscription_ids: &[i64]) -> Result<Vec<subscription_change::Model>> {
     Ok(subscription_change::Entity::find()
-        .filter(subscription_change::Column::SubscriptionId.eq(subscription_id))
+        .filter(subscription_change::Column::SubscriptionId.is_in(subscription_ids.iter().copied()))
         .order_by_asc(subscription_change::Column::Id)
         .all(&domain.db)
         .await?)

@@ -67,32 +67,6 @@ impl Loader<i64> for VendorAccountLoader {
     }
 }
 
-/// Order lines by order id (orders were scoped already).
-pub struct OrderLinesLoader {
-    domain: Arc<Domain>,
-}
-
-impl OrderLinesLoader {
-    /// A loader for one request.
-    pub fn new(domain: Arc<Domain>) -> Self {
-        Self { domain }
-    }
-}
-
-impl Loader<i64> for OrderLinesLoader {
-    type Value = Vec<entity::order_line::Model>;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
-        let lines = crate::domain::orders::order_lines(&self.domain, keys).await.map_err(to_graphql)?;
-        let mut map: HashMap<i64, Self::Value> = HashMap::new();
-        for line in lines {
-            map.entry(line.order_id).or_default().push(line);
-        }
-        Ok(map)
-    }
-}
-
 /// Subscriptions by id, within the caller's scope.
 pub struct SubscriptionLoader {
     domain: Arc<Domain>,
@@ -140,3 +114,56 @@ impl Loader<i64> for CustomerLoader {
         customers::customers_by_ids(&self.domain, actor, keys).await.map_err(to_graphql)
     }
 }
+
+/// Loads child rows of already-authorized parents by parent id, with one query per batch.
+macro_rules! children_loader {
+    ($(#[$doc:meta])* $name:ident, $model:ty, $parent:ident, $load:path) => {
+        $(#[$doc])*
+        pub struct $name {
+            domain: Arc<Domain>,
+        }
+
+        impl $name {
+            /// A loader for one request.
+            pub fn new(domain: Arc<Domain>) -> Self {
+                Self { domain }
+            }
+        }
+
+        impl Loader<i64> for $name {
+            type Value = Vec<$model>;
+            type Error = async_graphql::Error;
+
+            async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+                let rows = $load(&self.domain, keys).await.map_err(to_graphql)?;
+                let mut map: HashMap<i64, Self::Value> = HashMap::new();
+                for row in rows {
+                    map.entry(row.$parent).or_default().push(row);
+                }
+                Ok(map)
+            }
+        }
+    };
+}
+
+children_loader!(
+    /// Subscription change histories by subscription id.
+    HistoryLoader,
+    entity::subscription_change::Model,
+    subscription_id,
+    crate::domain::subscriptions::histories
+);
+children_loader!(
+    /// Invoice lines by invoice id.
+    InvoiceLinesLoader,
+    entity::invoice_line::Model,
+    invoice_id,
+    crate::domain::billing::invoices::lines_of
+);
+children_loader!(
+    /// Order lines by order id.
+    OrderLinesLoader,
+    entity::order_line::Model,
+    order_id,
+    crate::domain::orders::order_lines
+);

@@ -70,6 +70,10 @@ pub struct RequestContext {
     pub subscriptions: DataLoader<loaders::SubscriptionLoader>,
     /// Loads customers by id within the caller's scope.
     pub customers: DataLoader<loaders::CustomerLoader>,
+    /// Loads subscription histories by subscription id.
+    pub histories: DataLoader<loaders::HistoryLoader>,
+    /// Loads invoice lines by invoice id.
+    pub invoice_lines: DataLoader<loaders::InvoiceLinesLoader>,
 }
 
 impl RequestContext {
@@ -88,7 +92,9 @@ impl RequestContext {
                 loaders::SubscriptionLoader::new(Arc::clone(&domain), scope.clone()),
                 tokio::spawn,
             ),
-            customers: DataLoader::new(loaders::CustomerLoader::new(domain, scope), tokio::spawn),
+            customers: DataLoader::new(loaders::CustomerLoader::new(Arc::clone(&domain), scope), tokio::spawn),
+            histories: DataLoader::new(loaders::HistoryLoader::new(Arc::clone(&domain)), tokio::spawn),
+            invoice_lines: DataLoader::new(loaders::InvoiceLinesLoader::new(domain), tokio::spawn),
         }
     }
 }

@@ -9,7 +9,7 @@ use super::enums::{ChargeKind, InvoiceKind, InvoiceStatus};
 use crate::domain::billing::invoices;
 use crate::domain::money::Currency;
 use crate::graphql::scalars::DecimalScalar;
-use crate::graphql::{ResultExt, actor, domain};
+use crate::graphql::{ResultExt, actor, domain, request};
 
 fn money(amount: rust_decimal::Decimal, currency: &str) -> Option<Money> {
     Currency::parse(currency, "currency").ok().map(|c| Money::new(amount, c))
@@ -76,7 +76,7 @@ impl Invoice {
         self.0.paid_at
     }
     async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<InvoiceLine>> {
-        let lines = invoices::lines_of(domain(ctx), &[self.0.id]).await.gql()?;
+        let lines = request(ctx)?.invoice_lines.load_one(self.0.id).await?.unwrap_or_default();
         let currency = self.0.currency.clone();
         Ok(lines.into_iter().map(|line| InvoiceLine(line, currency.clone())).collect())
     }

@@ -16,7 +16,7 @@ use super::enums::{
 use super::parties::Customer;
 use crate::domain::Actor;
 use crate::domain::money::Currency;
-use crate::graphql::{ResultExt, actor, domain, request, snapshot};
+use crate::graphql::{actor, request, snapshot};
 
 fn money(amount: Decimal, currency: &str) -> Option<Money> {
     Currency::parse(currency, "currency").ok().map(|c| Money::new(amount, c))
@@ -206,7 +206,7 @@ impl Subscription {
 
     /// Every recorded change, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SubscriptionChange>> {
-        let rows = crate::domain::subscriptions::history(domain(ctx), self.0.id).await.gql()?;
+        let rows = request(ctx)?.histories.load_one(self.0.id).await?.unwrap_or_default();
         Ok(rows.into_iter().map(SubscriptionChange).collect())
     }
 }
