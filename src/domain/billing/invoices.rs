@@ -67,15 +67,20 @@ const CUSTOMER_CHUNK: usize = 1000;
 /// were created or extended. Works through the customers in chunks; a reseller's invoice
 /// grows by one chunk's lines at a time.
 pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, now: DateTime<Utc>) -> Result<usize> {
-    let customers: Vec<i64> = charge::Entity::find()
-        .select_only()
-        .column(charge::Column::CustomerId)
-        .distinct()
-        .filter(charge::Column::Period.eq(period))
-        .order_by_asc(charge::Column::CustomerId)
-        .into_tuple()
-        .all(&domain.db)
-        .await?;
+    // Only customers with a charge not yet on both tiers' invoices: a re-run skips the rest.
+    let backend = domain.db.get_database_backend();
+    let placeholder = if backend == DbBackend::Postgres { "$1" } else { "?1" };
+    let sql = format!(
+        "SELECT DISTINCT c.customer_id AS customer_id FROM charges c WHERE c.period = {placeholder} \
+         AND (SELECT COUNT(*) FROM invoice_lines l WHERE l.charge_id = c.id) < 2 ORDER BY c.customer_id"
+    );
+    let customers: Vec<i64> = domain
+        .db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, [period.into()]))
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64>("", "customer_id"))
+        .collect::<std::result::Result<_, _>>()?;
     let mut touched_resellers = HashSet::new();
     let mut touched = 0;
     for chunk in customers.chunks(CUSTOMER_CHUNK) {
