@@ -6,7 +6,7 @@
 //! check the same scope, run in one transaction with their audit row, and invalidate the cache.
 
 use chrono::{DateTime, Utc};
-use entity::enums::{BillingFrequency, CatalogStatus, ConnectorKind, OrganizationStatus, Term};
+use entity::enums::{BillingFrequency, CatalogStatus, ConnectorKind, OrganizationStatus, Role, Term};
 use entity::{DbDecimal, offer, price_point, product, vendor};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, EntityTrait, NotSet, Set};
@@ -30,11 +30,7 @@ impl Dated for price_point::Model {
 
 /// Whether the caller may see a vendor and, through it, its catalog.
 pub fn can_see_vendor(actor: &Actor, vendor: &vendor::Model) -> bool {
-    actor.manages_vendor(vendor.id) || (!actor_is_vendor(actor) && vendor.status == OrganizationStatus::Active)
-}
-
-fn actor_is_vendor(actor: &Actor) -> bool {
-    actor.vendor_id().is_some() || actor.role == entity::enums::Role::Vendor
+    actor.manages_vendor(vendor.id) || (actor.role != Role::Vendor && vendor.status == OrganizationStatus::Active)
 }
 
 /// Whether the caller may see a product.
@@ -388,7 +384,7 @@ pub struct ProductChanges {
 
 /// Refuses roles that never edit catalogs, then hides other vendors' catalogs as NotFound.
 fn require_catalog_editor(actor: &Actor, vendor_id: i64, what: &'static str) -> Result<()> {
-    actor.require_role(&[entity::enums::Role::Operator, entity::enums::Role::Vendor])?;
+    actor.require_role(&[Role::Operator, Role::Vendor])?;
     if actor.manages_vendor(vendor_id) { Ok(()) } else { Err(Error::NotFound(what)) }
 }
 
@@ -436,7 +432,7 @@ pub async fn update_product(
     id: i64,
     changes: ProductChanges,
 ) -> Result<product::Model> {
-    actor.require_role(&[entity::enums::Role::Operator, entity::enums::Role::Vendor])?;
+    actor.require_role(&[Role::Operator, Role::Vendor])?;
     let now = domain.clock.now();
     let txn = super::begin_write(&domain.db).await?;
     let current = product::Entity::find_by_id(id)
@@ -526,7 +522,7 @@ fn check_term_frequency(term: Term, frequency: BillingFrequency) -> Result<()> {
 
 /// Creates an offer (operator, or the product's vendor). A duplicate SKU is a CONFLICT.
 pub async fn create_offer(domain: &Domain, actor: &Actor, input: NewOffer) -> Result<offer::Model> {
-    actor.require_role(&[entity::enums::Role::Operator, entity::enums::Role::Vendor])?;
+    actor.require_role(&[Role::Operator, Role::Vendor])?;
     let sku = validate::code(&input.sku, 100, "input.sku")?;
     let name = validate::text(&input.name, 200, "input.name")?;
     let unit = validate::text(&input.unit, 32, "input.unit")?;
@@ -573,7 +569,7 @@ pub async fn create_offer(domain: &Domain, actor: &Actor, input: NewOffer) -> Re
 
 /// Updates an offer (operator, or its vendor).
 pub async fn update_offer(domain: &Domain, actor: &Actor, id: i64, changes: OfferChanges) -> Result<offer::Model> {
-    actor.require_role(&[entity::enums::Role::Operator, entity::enums::Role::Vendor])?;
+    actor.require_role(&[Role::Operator, Role::Vendor])?;
     let now = domain.clock.now();
     let txn = super::begin_write(&domain.db).await?;
     let current = offer::Entity::find_by_id(id)
@@ -632,7 +628,7 @@ pub struct NewPricePoint {
 /// place: a new point with a later `effective_from` supersedes the old one, so subscriptions
 /// keep the prices they locked.
 pub async fn add_price_point(domain: &Domain, actor: &Actor, input: NewPricePoint) -> Result<price_point::Model> {
-    actor.require_role(&[entity::enums::Role::Operator, entity::enums::Role::Vendor])?;
+    actor.require_role(&[Role::Operator, Role::Vendor])?;
     let currency = Currency::parse(&input.currency, "input.currency")?;
     let cost = parse_price(input.cost, "input.cost")?;
     let list_price = parse_price(input.list_price, "input.listPrice")?;

@@ -109,25 +109,13 @@ pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, 
             .collect();
         for ((customer_id, reseller_id, currency), lines) in by_customer {
             let rate = customer_rates.get(&customer_id).copied().unwrap_or_default();
-            let parties = Parties {
-                issuer_key: reseller_key(reseller_id),
-                issuer_reseller_id: Some(reseller_id),
-                recipient_key: customer_key(customer_id),
-                recipient_reseller_id: None,
-                recipient_customer_id: Some(customer_id),
-            };
+            let parties = Parties::reseller_to_customer(reseller_id, customer_id);
             let changed =
                 add_to_invoice(domain, Tier::Customer, &parties, period, &currency, rate, &lines, run_id, now).await?;
             touched += usize::from(changed);
         }
         for ((reseller_id, currency), lines) in by_reseller {
-            let parties = Parties {
-                issuer_key: OPERATOR_KEY.to_owned(),
-                issuer_reseller_id: None,
-                recipient_key: reseller_key(reseller_id),
-                recipient_reseller_id: Some(reseller_id),
-                recipient_customer_id: None,
-            };
+            let parties = Parties::operator_to_reseller(reseller_id);
             // B2B within the channel: reverse charge, no tax on the operator's invoice.
             let changed =
                 add_to_invoice(domain, Tier::Reseller, &parties, period, &currency, Decimal::ZERO, &lines, run_id, now)
@@ -140,12 +128,37 @@ pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, 
     Ok(touched)
 }
 
+/// Who issues an invoice and who receives it.
 struct Parties {
     issuer_key: String,
     issuer_reseller_id: Option<i64>,
     recipient_key: String,
     recipient_reseller_id: Option<i64>,
     recipient_customer_id: Option<i64>,
+}
+
+impl Parties {
+    /// A reseller's invoice to one of its customers.
+    fn reseller_to_customer(reseller_id: i64, customer_id: i64) -> Self {
+        Self {
+            issuer_key: reseller_key(reseller_id),
+            issuer_reseller_id: Some(reseller_id),
+            recipient_key: customer_key(customer_id),
+            recipient_reseller_id: None,
+            recipient_customer_id: Some(customer_id),
+        }
+    }
+
+    /// The operator's invoice to a reseller.
+    fn operator_to_reseller(reseller_id: i64) -> Self {
+        Self {
+            issuer_key: OPERATOR_KEY.to_owned(),
+            issuer_reseller_id: None,
+            recipient_key: reseller_key(reseller_id),
+            recipient_reseller_id: Some(reseller_id),
+            recipient_customer_id: None,
+        }
+    }
 }
 
 async fn find_invoice<C: ConnectionTrait>(

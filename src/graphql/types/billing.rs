@@ -7,13 +7,8 @@ use entity::{charge, invoice, invoice_line};
 use super::catalog::Money;
 use super::enums::{ChargeKind, InvoiceKind, InvoiceStatus};
 use crate::domain::billing::invoices;
-use crate::domain::money::Currency;
 use crate::graphql::scalars::DecimalScalar;
 use crate::graphql::{ResultExt, actor, domain, request};
-
-fn money(amount: rust_decimal::Decimal, currency: &str) -> Option<Money> {
-    Currency::parse(currency, "currency").ok().map(|c| Money::new(amount, c))
-}
 
 /// An invoice or credit note.
 pub struct Invoice(pub invoice::Model);
@@ -60,14 +55,14 @@ impl Invoice {
         DecimalScalar(self.0.tax_rate.0)
     }
     async fn subtotal(&self) -> Option<Money> {
-        money(self.0.subtotal.0, &self.0.currency)
+        Money::from_code(self.0.subtotal.0, &self.0.currency)
     }
     async fn tax(&self) -> Option<Money> {
-        money(self.0.tax.0, &self.0.currency)
+        Money::from_code(self.0.tax.0, &self.0.currency)
     }
     /// Subtotal + tax, exactly.
     async fn total(&self) -> Option<Money> {
-        money(self.0.total.0, &self.0.currency)
+        Money::from_code(self.0.total.0, &self.0.currency)
     }
     async fn issued_at(&self) -> Option<DateTime<Utc>> {
         self.0.issued_at
@@ -109,7 +104,7 @@ impl InvoiceLine {
     }
     /// The (prorated) unit price of this invoice's tier.
     async fn unit_price(&self) -> Option<Money> {
-        money(self.0.unit_price.0, &self.1)
+        Money::from_code(self.0.unit_price.0, &self.1)
     }
     async fn days_used(&self) -> Option<i32> {
         self.0.days_used
@@ -118,7 +113,7 @@ impl InvoiceLine {
         self.0.days_in_period
     }
     async fn amount(&self) -> Option<Money> {
-        money(self.0.amount.0, &self.1)
+        Money::from_code(self.0.amount.0, &self.1)
     }
 }
 
@@ -144,8 +139,8 @@ impl From<charge::Model> for PreviewLine {
             quantity: DecimalScalar(charge.quantity.0),
             days_used: charge.days_used,
             days_in_period: charge.days_in_period,
-            unit_price: money(charge.unit_retail.0, &charge.currency),
-            amount: money(charge.amount_retail.0, &charge.currency),
+            unit_price: Money::from_code(charge.unit_retail.0, &charge.currency),
+            amount: Money::from_code(charge.amount_retail.0, &charge.currency),
         }
     }
 }

@@ -24,6 +24,11 @@ pub struct Money {
 }
 
 impl Money {
+    /// An amount in a stored currency code; `None` only if the code is not one we bill in.
+    pub fn from_code(amount: Decimal, currency: &str) -> Option<Self> {
+        Currency::parse(currency, "currency").ok().map(|c| Self::new(amount, c))
+    }
+
     /// An amount in a currency, shown with at least the currency's minor units ("43.20").
     pub fn new(amount: Decimal, currency: Currency) -> Self {
         let mut amount = amount.normalize();

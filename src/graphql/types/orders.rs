@@ -6,7 +6,6 @@
 use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entity::{order, order_line, provisioning_job, subscription, subscription_change};
-use rust_decimal::Decimal;
 
 use super::catalog::{Money, Offer};
 use super::enums::{
@@ -15,12 +14,7 @@ use super::enums::{
 };
 use super::parties::Customer;
 use crate::domain::Actor;
-use crate::domain::money::Currency;
 use crate::graphql::{actor, request, snapshot};
-
-fn money(amount: Decimal, currency: &str) -> Option<Money> {
-    Currency::parse(currency, "currency").ok().map(|c| Money::new(amount, c))
-}
 
 fn sees_cost(actor: &Actor) -> bool {
     actor.is_operator()
@@ -60,17 +54,17 @@ impl Order {
 
     /// Sum of line costs: the operator only.
     async fn total_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_cost(actor(ctx)?).then(|| money(self.0.total_cost.0, &self.0.currency)).flatten())
+        Ok(sees_cost(actor(ctx)?).then(|| Money::from_code(self.0.total_cost.0, &self.0.currency)).flatten())
     }
 
     /// Sum of line wholesale amounts: the operator and the reseller.
     async fn total_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_wholesale(actor(ctx)?).then(|| money(self.0.total_wholesale.0, &self.0.currency)).flatten())
+        Ok(sees_wholesale(actor(ctx)?).then(|| Money::from_code(self.0.total_wholesale.0, &self.0.currency)).flatten())
     }
 
     /// Sum of line retail amounts.
     async fn total_retail(&self) -> Option<Money> {
-        money(self.0.total_retail.0, &self.0.currency)
+        Money::from_code(self.0.total_retail.0, &self.0.currency)
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -109,15 +103,15 @@ impl OrderLine {
     }
 
     async fn unit_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_cost(actor(ctx)?).then(|| money(self.0.unit_cost.0, &self.0.currency)).flatten())
+        Ok(sees_cost(actor(ctx)?).then(|| Money::from_code(self.0.unit_cost.0, &self.0.currency)).flatten())
     }
 
     async fn unit_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_wholesale(actor(ctx)?).then(|| money(self.0.unit_wholesale.0, &self.0.currency)).flatten())
+        Ok(sees_wholesale(actor(ctx)?).then(|| Money::from_code(self.0.unit_wholesale.0, &self.0.currency)).flatten())
     }
 
     async fn unit_retail(&self) -> Option<Money> {
-        money(self.0.unit_retail.0, &self.0.currency)
+        Money::from_code(self.0.unit_retail.0, &self.0.currency)
     }
 
     async fn subscription(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Subscription>> {
@@ -179,17 +173,19 @@ impl Subscription {
 
     /// Locked unit cost: the operator only.
     async fn unit_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_cost(actor(ctx)?).then(|| money(self.0.unit_cost.0, &self.0.currency)).flatten())
+        Ok(sees_cost(actor(ctx)?).then(|| Money::from_code(self.0.unit_cost.0, &self.0.currency)).flatten())
     }
 
     /// Locked unit wholesale price: the operator and the reseller.
     async fn unit_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_wholesale(actor(ctx)?).then(|| money(self.0.unit_wholesale.0, &self.0.currency)).flatten())
+        Ok(sees_wholesale(actor(ctx)?).then(|| Money::from_code(self.0.unit_wholesale.0, &self.0.currency)).flatten())
     }
 
     /// Locked unit retail price (vendors do not see it).
     async fn unit_retail(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok((actor(ctx)?.vendor_id().is_none()).then(|| money(self.0.unit_retail.0, &self.0.currency)).flatten())
+        Ok((actor(ctx)?.vendor_id().is_none())
+            .then(|| Money::from_code(self.0.unit_retail.0, &self.0.currency))
+            .flatten())
     }
 
     async fn offer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Offer>> {
