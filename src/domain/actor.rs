@@ -55,6 +55,18 @@ impl Actor {
         (self.role == Role::Customer).then_some(self.organization_id).flatten()
     }
 
+    /// Whether the caller sees the operator's cost on orders, subscriptions and quotes (the
+    /// operator only; a vendor sees cost in its catalog, not on the channel's orders).
+    pub fn sees_order_cost(&self) -> bool {
+        self.is_operator()
+    }
+
+    /// Whether the caller sees wholesale prices on orders, subscriptions and quotes (the
+    /// operator and resellers; never customers).
+    pub fn sees_order_wholesale(&self) -> bool {
+        self.is_operator() || self.reseller_id().is_some()
+    }
+
     /// Whether the caller may read and write `vendor_id`'s catalog (operator or that vendor).
     pub fn manages_vendor(&self, vendor_id: i64) -> bool {
         self.is_operator() || self.vendor_id() == Some(vendor_id)

@@ -16,14 +16,6 @@ use super::parties::Customer;
 use crate::domain::Actor;
 use crate::graphql::{actor, request, snapshot};
 
-fn sees_cost(actor: &Actor) -> bool {
-    actor.is_operator()
-}
-
-fn sees_wholesale(actor: &Actor) -> bool {
-    actor.is_operator() || actor.reseller_id().is_some()
-}
-
 /// The offer of an order line or subscription. Ordered offers stay visible to whoever may
 /// see the order or subscription, even after the offer is retired.
 async fn offer(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Offer>> {
@@ -54,12 +46,15 @@ impl Order {
 
     /// Sum of line costs: the operator only.
     async fn total_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_cost(actor(ctx)?).then(|| Money::from_code(self.0.total_cost.0, &self.0.currency)).flatten())
+        Ok(actor(ctx)?.sees_order_cost().then(|| Money::from_code(self.0.total_cost.0, &self.0.currency)).flatten())
     }
 
     /// Sum of line wholesale amounts: the operator and the reseller.
     async fn total_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_wholesale(actor(ctx)?).then(|| Money::from_code(self.0.total_wholesale.0, &self.0.currency)).flatten())
+        Ok(actor(ctx)?
+            .sees_order_wholesale()
+            .then(|| Money::from_code(self.0.total_wholesale.0, &self.0.currency))
+            .flatten())
     }
 
     /// Sum of line retail amounts.
@@ -103,11 +98,14 @@ impl OrderLine {
     }
 
     async fn unit_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_cost(actor(ctx)?).then(|| Money::from_code(self.0.unit_cost.0, &self.0.currency)).flatten())
+        Ok(actor(ctx)?.sees_order_cost().then(|| Money::from_code(self.0.unit_cost.0, &self.0.currency)).flatten())
     }
 
     async fn unit_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_wholesale(actor(ctx)?).then(|| Money::from_code(self.0.unit_wholesale.0, &self.0.currency)).flatten())
+        Ok(actor(ctx)?
+            .sees_order_wholesale()
+            .then(|| Money::from_code(self.0.unit_wholesale.0, &self.0.currency))
+            .flatten())
     }
 
     async fn unit_retail(&self) -> Option<Money> {
@@ -173,12 +171,15 @@ impl Subscription {
 
     /// Locked unit cost: the operator only.
     async fn unit_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_cost(actor(ctx)?).then(|| Money::from_code(self.0.unit_cost.0, &self.0.currency)).flatten())
+        Ok(actor(ctx)?.sees_order_cost().then(|| Money::from_code(self.0.unit_cost.0, &self.0.currency)).flatten())
     }
 
     /// Locked unit wholesale price: the operator and the reseller.
     async fn unit_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(sees_wholesale(actor(ctx)?).then(|| Money::from_code(self.0.unit_wholesale.0, &self.0.currency)).flatten())
+        Ok(actor(ctx)?
+            .sees_order_wholesale()
+            .then(|| Money::from_code(self.0.unit_wholesale.0, &self.0.currency))
+            .flatten())
     }
 
     /// Locked unit retail price (vendors do not see it).
@@ -310,7 +311,7 @@ impl Quote {
     /// The caller's view of a domain quote.
     pub fn view(actor: &Actor, quote: crate::domain::orders::Quote) -> Self {
         let currency = quote.currency;
-        let wholesale = sees_wholesale(actor);
+        let wholesale = actor.sees_order_wholesale();
         Self {
             currency: currency.code().to_owned(),
             total_wholesale: wholesale.then(|| Money::new(quote.total_wholesale, currency)),
@@ -323,7 +324,7 @@ impl Quote {
                     offer_id: ID(line.offer.id.to_string()),
                     sku: line.offer.sku,
                     quantity: line.quantity,
-                    unit_cost: sees_cost(actor).then(|| Money::new(line.unit_cost, currency)),
+                    unit_cost: actor.sees_order_cost().then(|| Money::new(line.unit_cost, currency)),
                     unit_wholesale: wholesale.then(|| Money::new(line.unit_wholesale, currency)),
                     unit_retail: Money::new(line.unit_retail, currency),
                     amount_wholesale: wholesale.then(|| Money::new(line.amount_wholesale, currency)),
