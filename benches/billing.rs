@@ -14,10 +14,10 @@ use entity::enums::{BillingFrequency, OrganizationStatus, Role, SubscriptionChan
 use entity::{DbDecimal, customer, subscription, subscription_change};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, EntityTrait, NotSet, Set};
-use switchyard::config::{self, ProvisioningConfig, ServerConfig};
 use switchyard::domain::clock::ManualClock;
 use switchyard::domain::{Actor, billing};
-use switchyard::{db, demo, startup};
+use switchyard::demo;
+use switchyard::startup::{Application, Overrides, Settings};
 
 const CUSTOMERS: usize = 10_000;
 
@@ -44,12 +44,12 @@ fn memory_kib(field: &str) -> u64 {
 }
 
 async fn run(backend: &str, url: &str, count: usize) {
-    let connection = db::connect(url, 8).await.unwrap();
-    db::migrate(&connection).await.unwrap();
-    let server: ServerConfig = config::defaults().unwrap();
-    let provisioning: ProvisioningConfig = config::defaults().unwrap();
+    let mut settings = Settings::from_environment().unwrap();
+    settings.database.database_url = Some(url.to_owned());
+    settings.database.db_max_connections = 8;
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()));
-    let domain = startup::domain(connection, clock, &server, &provisioning);
+    let app = Application::build(settings, Overrides { clock: Some(clock), ..Overrides::default() }).await.unwrap();
+    let domain = Arc::clone(app.domain());
     demo::seed_if_empty(&domain).await.unwrap();
     let seeding = Instant::now();
     seed(&domain.db, count).await;

@@ -12,16 +12,12 @@
 mod common;
 
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchyard::auth::AuthKeys;
-use switchyard::config::{self, AuthConfig, ProvisioningConfig, ServerConfig};
-use switchyard::domain::clock::SystemClock;
+use switchyard::demo;
 use switchyard::domain::{Actor, Role};
-use switchyard::state::AppState;
-use switchyard::{db, demo, http, startup};
+use switchyard::startup::{Application, Overrides, Settings};
 
 const QUERY: &str = "{ offers(first: 50) { totalCount edges { node { id sku name term billingFrequency \
     prices { currency listPrice { amount } wholesale { amount } retail { amount } } } } } }";
@@ -50,27 +46,25 @@ enum Cache {
 }
 
 async fn run(backend: &str, url: &str, cache: Cache) {
-    let connection = db::connect(url, 8).await.unwrap();
-    db::migrate(&connection).await.unwrap();
-    let mut server: ServerConfig = config::defaults().unwrap();
-    server.http_workers = 1;
-    server.response_cache = cache == Cache::Responses;
+    let mut settings = Settings::from_environment().unwrap();
+    settings.database.database_url = Some(url.to_owned());
+    settings.database.db_max_connections = 8;
+    settings.auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret-00".into());
+    settings.server.http_workers = 1;
+    settings.server.response_cache = cache == Cache::Responses;
     if cache == Cache::Off {
-        server.catalog_cache_ttl = Duration::ZERO;
+        settings.server.catalog_cache_ttl = Duration::ZERO;
     }
-    let provisioning: ProvisioningConfig = config::defaults().unwrap();
-    let domain = startup::domain(connection, Arc::new(SystemClock), &server, &provisioning);
-    demo::seed_if_empty(&domain).await.unwrap();
-    let mut auth: AuthConfig = config::defaults().unwrap();
-    auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret-00".into());
-    let keys = Arc::new(AuthKeys::from_config(&auth).unwrap());
-    let token = keys
+    let app = Application::build(settings, Overrides::default()).await.unwrap();
+    demo::seed_if_empty(app.domain()).await.unwrap();
+    let token = app
+        .state
+        .auth
         .issue(&Actor { user_id: None, role: Role::Reseller, organization_id: Some(1) }, Duration::from_secs(3600))
         .unwrap();
-    let state = AppState::new(domain, keys, server);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/graphql", listener.local_addr().unwrap());
-    let running = http::serve(state, listener).unwrap();
+    let running = app.serve(listener).unwrap();
     let handle = running.handle();
     tokio::spawn(running);
 

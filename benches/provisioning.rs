@@ -13,12 +13,9 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
-use switchyard::auth::AuthKeys;
-use switchyard::config::{self, AuthConfig, ProvisioningConfig, ServerConfig};
-use switchyard::domain::clock::SystemClock;
+use switchyard::demo;
 use switchyard::domain::{Actor, Role};
-use switchyard::state::AppState;
-use switchyard::{db, demo, http, startup};
+use switchyard::startup::{Application, Overrides, Settings};
 
 const ORDERS: usize = 2_000;
 const CLIENTS: usize = 8;
@@ -30,14 +27,14 @@ fn main() {
 }
 
 async fn run(backend: &str, url: &str) {
-    let connection = db::connect(url, 16).await.unwrap();
-    db::migrate(&connection).await.unwrap();
-    let mut server: ServerConfig = config::defaults().unwrap();
-    server.http_workers = 1;
-    let mut provisioning: ProvisioningConfig = config::defaults().unwrap();
-    provisioning.workers = WORKERS;
-    provisioning.worker_poll = Duration::from_millis(50);
-    let domain = startup::domain(connection, Arc::new(SystemClock), &server, &provisioning);
+    let mut settings = Settings::from_environment().unwrap();
+    settings.database.database_url = Some(url.to_owned());
+    settings.auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret-00".into());
+    settings.server.http_workers = 1;
+    settings.provisioning.workers = WORKERS;
+    settings.provisioning.worker_poll = Duration::from_millis(50);
+    let mut app = Application::build(settings, Overrides::default()).await.unwrap();
+    let domain = Arc::clone(app.domain());
     demo::seed_if_empty(&domain).await.unwrap();
     // Zero latency and no failures: measure the engine, not the simulated vendor.
     domain
@@ -46,16 +43,14 @@ async fn run(backend: &str, url: &str) {
         .await
         .unwrap();
     domain.catalog.invalidate();
-    let mut auth: AuthConfig = config::defaults().unwrap();
-    auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret-00".into());
-    let keys = Arc::new(AuthKeys::from_config(&auth).unwrap());
-    let token = keys
+    let token = app
+        .state
+        .auth
         .issue(&Actor { user_id: None, role: Role::Reseller, organization_id: Some(1) }, Duration::from_secs(3600))
         .unwrap();
-    let state = AppState::new(Arc::clone(&domain), keys, server);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/graphql", listener.local_addr().unwrap());
-    let running = http::serve(state, listener).unwrap();
+    let running = app.serve(listener).unwrap();
     let handle = running.handle();
     tokio::spawn(running);
 
@@ -87,7 +82,7 @@ async fn run(backend: &str, url: &str) {
     );
 
     let started = Instant::now();
-    let workers = switchyard::provisioning::worker::start(Arc::clone(&domain), &provisioning);
+    app.start_workers();
     loop {
         let left = entity::provisioning_job::Entity::find()
             .filter(entity::provisioning_job::Column::Status.ne(entity::enums::JobStatus::Succeeded))
@@ -100,7 +95,7 @@ async fn run(backend: &str, url: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let provisioning_time = started.elapsed();
-    drop(workers);
+    drop(app.workers.take());
     println!(
         "{backend:<10} provisioning: {ORDERS} jobs in {:.2} s = {:.0} jobs/s ({WORKERS} workers, sandbox, zero latency)",
         provisioning_time.as_secs_f64(),

@@ -175,7 +175,7 @@ pub struct ServerConfig {
     /// Events buffered per live subscriber before it lags (and misses the oldest).
     #[arg(long, env = "SWITCHYARD_EVENT_BUFFER", default_value_t = 1024)]
     pub event_buffer: usize,
-    /// Also cache whole responses of catalog queries per caller (see `http::response_cache`).
+    /// Also cache whole responses of catalog queries per caller (see `graphql::response_cache`).
     #[arg(long, env = "SWITCHYARD_RESPONSE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     pub response_cache: bool,
 }

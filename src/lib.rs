@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod graphql;
 pub mod http;
-pub mod provisioning;
+pub mod vendors;
+pub mod workers;
 pub mod startup;
 pub mod state;

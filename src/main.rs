@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use switchyard::config::{AuthConfig, DatabaseConfig, ProvisioningConfig, ServerConfig, parse_duration};
-use switchyard::domain::clock::SystemClock;
 use switchyard::domain::{Actor, Role};
-use switchyard::startup::{self, StartupError};
-use switchyard::{demo, graphql, http};
+use switchyard::startup::{Application, Overrides, Settings, StartupError};
+use switchyard::{demo, graphql};
 
 /// Switchyard: GraphQL billing and provisioning for cloud channel marketplaces.
 #[derive(Parser)]
@@ -123,32 +122,32 @@ async fn run(command: Command) -> Result<(), StartupError> {
     match command {
         Command::Serve { database, auth, server, provisioning, demo: load_demo } => {
             let listener = TcpListener::bind(&server.bind)?;
-            let state = startup::build_state(&database, &auth, server, &provisioning).await?;
-            if load_demo && demo::seed_if_empty(&state.domain).await? {
+            let settings = Settings { database, auth, server, provisioning };
+            let mut app = Application::build(settings, Overrides::default()).await?;
+            if load_demo && demo::seed_if_empty(app.domain()).await? {
                 tracing::info!("loaded the demo data set; see README.md for its users");
             }
-            let _workers = switchyard::provisioning::worker::start(std::sync::Arc::clone(&state.domain), &provisioning);
-            tracing::info!(address = %listener.local_addr()?, workers = provisioning.workers, "serving GraphQL at /graphql, GraphiQL at /");
-            http::serve(state, listener)?.await?;
+            app.start_workers();
+            let workers = app.settings().provisioning.workers;
+            tracing::info!(address = %listener.local_addr()?, workers, "serving GraphQL at /graphql, GraphiQL at /");
+            app.serve(listener)?.await?;
             Ok(())
         }
         Command::Worker { database, provisioning } => {
             if provisioning.workers == 0 {
                 return Err("--workers must be at least 1".into());
             }
-            let connection = startup::open_database(&database).await?;
-            let server = switchyard::config::defaults::<ServerConfig>()?;
-            let domain = startup::domain(connection, std::sync::Arc::new(SystemClock), &server, &provisioning);
-            let _workers = switchyard::provisioning::worker::start(domain, &provisioning);
-            tracing::info!(workers = provisioning.workers, "provisioning workers running");
+            let settings = Settings { database, provisioning, ..Settings::from_environment()? };
+            let mut app = Application::build(settings, Overrides::default()).await?;
+            app.start_workers();
+            tracing::info!(workers = app.settings().provisioning.workers, "provisioning workers running");
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
         Command::Bill { database, server, period } => {
-            let connection = startup::open_database(&database).await?;
-            let provisioning = switchyard::config::defaults::<ProvisioningConfig>()?;
-            let domain = startup::domain(connection, std::sync::Arc::new(SystemClock), &server, &provisioning);
-            let summary = switchyard::domain::billing::run_billing(&domain, &Actor::system(), &period).await?;
+            let settings = Settings { database, server, ..Settings::from_environment()? };
+            let app = Application::build(settings, Overrides::default()).await?;
+            let summary = switchyard::domain::billing::run_billing(app.domain(), &Actor::system(), &period).await?;
             println!(
                 "billed {}: {} subscriptions, {} new charges, {} invoices created or extended",
                 summary.period, summary.subscriptions, summary.charges_created, summary.invoices_touched
@@ -156,7 +155,8 @@ async fn run(command: Command) -> Result<(), StartupError> {
             Ok(())
         }
         Command::Migrate { database } => {
-            startup::open_database(&database).await?;
+            let settings = Settings { database, ..Settings::from_environment()? };
+            Application::build(settings, Overrides::default()).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -164,11 +164,9 @@ async fn run(command: Command) -> Result<(), StartupError> {
             if !load_demo {
                 return Err("nothing to seed: pass --demo".into());
             }
-            let connection = startup::open_database(&database).await?;
-            let server = switchyard::config::defaults::<ServerConfig>()?;
-            let provisioning = switchyard::config::defaults::<ProvisioningConfig>()?;
-            let domain = startup::domain(connection, std::sync::Arc::new(SystemClock), &server, &provisioning);
-            if demo::seed_if_empty(&domain).await? {
+            let settings = Settings { database, ..Settings::from_environment()? };
+            let app = Application::build(settings, Overrides::default()).await?;
+            if demo::seed_if_empty(app.domain()).await? {
                 println!("demo data loaded");
             } else {
                 println!("the database already has data; nothing loaded");

@@ -1,9 +1,14 @@
-//! Building the application from configuration: connect, migrate, assemble the state.
+//! Building the application from configuration, in one place: connect, migrate, assemble
+//! the domain and the state, listen for other processes' events, start the background loops
+//! and serve. `main`, the integration tests and the benches all go through
+//! [`Application::build`]; what a test needs to replace (the clock, an instrumented pool)
+//! is an [`Overrides`] field, never a second assembly.
 
+use std::net::TcpListener;
 use std::sync::Arc;
 
 use crate::auth::AuthKeys;
-use crate::config::{AuthConfig, DEV_JWT_SECRET, DatabaseConfig, ProvisioningConfig, ServerConfig};
+use crate::config::{self, AuthConfig, DEV_JWT_SECRET, DatabaseConfig, ProvisioningConfig, ServerConfig};
 use crate::db;
 use crate::domain::Domain;
 use crate::domain::billing::plan::BillingSettings;
@@ -12,21 +17,103 @@ use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::events::{Delivery, EventBus, start_postgres_listener};
 use crate::domain::provisioning::JobSettings;
 use crate::state::AppState;
+use crate::workers::Workers;
 
 /// A start-up failure, for the CLI to print.
 pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Connects to the configured database and applies pending migrations.
-pub async fn open_database(config: &DatabaseConfig) -> Result<sea_orm::DatabaseConnection, StartupError> {
-    let url = db::database_url(config)?;
-    let connection = db::connect(&url, config.db_max_connections).await?;
-    db::migrate(&connection).await?;
-    Ok(connection)
+/// Every configuration group the application reads.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where the data lives.
+    pub database: DatabaseConfig,
+    /// How tokens are signed and verified.
+    pub auth: AuthConfig,
+    /// The HTTP server, its limits, caches and billing policies.
+    pub server: ServerConfig,
+    /// Workers, leases and retries.
+    pub provisioning: ProvisioningConfig,
 }
 
-/// Builds the domain services around a connection. Events are delivered in process; call
-/// [`listen_for_events`] on PostgreSQL to deliver every process's events.
-pub fn domain(
+impl Settings {
+    /// Every group from its defaults and the environment, as if no flags were given.
+    pub fn from_environment() -> Result<Self, clap::Error> {
+        Ok(Self {
+            database: config::defaults()?,
+            auth: config::defaults()?,
+            server: config::defaults()?,
+            provisioning: config::defaults()?,
+        })
+    }
+}
+
+/// Parts a caller supplies instead of building them from the settings.
+#[derive(Default)]
+pub struct Overrides {
+    /// Where "now" comes from (default: the system clock). Tests use a manual clock.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// An already opened pool (say, one that counts statements); it is still migrated.
+    /// `settings.database` must name the same database: the event listener connects to it.
+    pub database: Option<sea_orm::DatabaseConnection>,
+}
+
+/// A built application: its state, and its background loops once started.
+pub struct Application {
+    /// What every request shares.
+    pub state: AppState,
+    /// The provisioning workers and the scheduler, once [`Application::start_workers`] ran.
+    pub workers: Option<Workers>,
+    settings: Settings,
+}
+
+impl Application {
+    /// Connects (unless overridden), migrates, assembles the domain and the state, and on
+    /// PostgreSQL starts listening for every process's events before returning.
+    pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartupError> {
+        let keys = Arc::new(AuthKeys::from_config(&settings.auth)?);
+        let url = db::database_url(&settings.database)?;
+        let connection = match overrides.database {
+            Some(connection) => connection,
+            None => db::connect(&url, settings.database.db_max_connections).await?,
+        };
+        db::migrate(&connection).await?;
+        let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let domain = domain(connection, clock, &settings.server, &settings.provisioning);
+        if domain.events.delivery() == Delivery::PostgresNotify {
+            start_postgres_listener(&url, Arc::clone(&domain.events)).await?;
+        }
+        let state = AppState::new(domain, keys, settings.server.clone());
+        Ok(Self { state, workers: None, settings })
+    }
+
+    /// The domain services.
+    pub fn domain(&self) -> &Arc<Domain> {
+        &self.state.domain
+    }
+
+    /// The settings it was built with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Starts the configured provisioning workers and the renewal scheduler (none with zero
+    /// workers). They run until the application is dropped.
+    pub fn start_workers(&mut self) {
+        self.workers = Some(crate::workers::start(Arc::clone(&self.state.domain), &self.settings.provisioning));
+    }
+
+    /// Serves HTTP on an already bound listener (port 0 in tests); the returned server runs
+    /// when awaited or spawned.
+    pub fn serve(&self, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
+        if self.settings.auth.jwt_secret.is_none() && self.settings.auth.jwt_algorithm == config::JwtAlgorithm::Hs256 {
+            tracing::warn!("no SWITCHYARD_JWT_SECRET set: signing with the development secret {DEV_JWT_SECRET:?}");
+        }
+        crate::http::serve(self.state.clone(), listener)
+    }
+}
+
+/// Builds the domain services around a connection.
+fn domain(
     db: sea_orm::DatabaseConnection,
     clock: Arc<dyn Clock>,
     server: &ServerConfig,
@@ -52,29 +139,4 @@ pub fn domain(
         },
         operator_invoice_prefix: server.operator_invoice_prefix.clone(),
     })
-}
-
-/// On PostgreSQL, LISTENs for events from every process (returns once listening).
-pub async fn listen_for_events(domain: &Domain, url: &str) -> Result<(), StartupError> {
-    if domain.events.delivery() == Delivery::PostgresNotify {
-        start_postgres_listener(url, Arc::clone(&domain.events)).await?;
-    }
-    Ok(())
-}
-
-/// Builds the whole application state from configuration, with the system clock.
-pub async fn build_state(
-    database: &DatabaseConfig,
-    auth: &AuthConfig,
-    server: ServerConfig,
-    provisioning: &ProvisioningConfig,
-) -> Result<AppState, StartupError> {
-    let keys = Arc::new(AuthKeys::from_config(auth)?);
-    if auth.jwt_secret.is_none() && auth.jwt_algorithm == crate::config::JwtAlgorithm::Hs256 {
-        tracing::warn!("no SWITCHYARD_JWT_SECRET set: signing with the development secret {DEV_JWT_SECRET:?}");
-    }
-    let connection = open_database(database).await?;
-    let domain = domain(connection, Arc::new(SystemClock), &server, provisioning);
-    listen_for_events(&domain, &db::database_url(database)?).await?;
-    Ok(AppState::new(domain, keys, server))
 }

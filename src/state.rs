@@ -6,7 +6,7 @@ use crate::auth::AuthKeys;
 use crate::config::ServerConfig;
 use crate::domain::Domain;
 use crate::graphql::{AppSchema, build_schema};
-use crate::http::response_cache::ResponseCache;
+use crate::graphql::response_cache::ResponseCache;
 
 /// Everything a request needs, built once outside `HttpServer::new`.
 #[derive(Clone)]

@@ -7,6 +7,7 @@
 pub mod errors;
 pub mod limits;
 pub mod loaders;
+pub mod response_cache;
 pub mod mutation;
 pub mod query;
 pub mod scalars;

@@ -11,20 +11,24 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, BatchResponse, Request, ServerError};
 
+use super::caller::{Caller, GRAPHQL_RESPONSE_JSON, Unauthenticated, accepts_graphql_response};
 use crate::domain::Actor;
 use crate::graphql::RequestContext;
 use crate::graphql::errors::{finalize, request_error};
-use crate::http::response_cache::CacheKey;
+use crate::graphql::response_cache::CacheKey;
 use crate::state::AppState;
 
-const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
-
 /// POST /graphql
-pub async fn post(state: web::Data<AppState>, request: HttpRequest, body: web::Bytes) -> HttpResponse {
+pub async fn post(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Result<Caller, Unauthenticated>,
+    body: web::Bytes,
+) -> HttpResponse {
     let accepts_graphql_json = accepts_graphql_response(&request);
     if !is_json(&request) {
         return error_response(
@@ -34,8 +38,9 @@ pub async fn post(state: web::Data<AppState>, request: HttpRequest, body: web::B
             accepts_graphql_json,
         );
     }
-    let Ok(actor) = authenticate(&state, &request) else {
-        return unauthorized(&request);
+    let actor = match caller {
+        Ok(Caller(actor)) => actor,
+        Err(refused) => return refused.error_response(),
     };
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
@@ -116,7 +121,11 @@ pub struct GetParams {
 }
 
 /// GET /graphql: queries only.
-pub async fn get(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+pub async fn get(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Result<Caller, Unauthenticated>,
+) -> HttpResponse {
     let accepts_graphql_json = accepts_graphql_response(&request);
     let bad_request =
         |message: String| error_response(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT", accepts_graphql_json);
@@ -142,8 +151,9 @@ pub async fn get(state: web::Data<AppState>, request: HttpRequest) -> HttpRespon
         response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    let Ok(actor) = authenticate(&state, &request) else {
-        return unauthorized(&request);
+    let actor = match caller {
+        Ok(Caller(actor)) => actor,
+        Err(refused) => return refused.error_response(),
     };
     let graphql_request = with_context(&state, graphql_request, actor);
     let response = state.schema.execute(graphql_request).await;
@@ -152,32 +162,6 @@ pub async fn get(state: web::Data<AppState>, request: HttpRequest) -> HttpRespon
 
 fn with_context(state: &AppState, request: Request, actor: Option<Actor>) -> Request {
     request.data(RequestContext::new(std::sync::Arc::clone(&state.domain), actor))
-}
-
-/// The caller from the `Authorization: Bearer` header: none without a header, an error
-/// when the header is not a valid bearer token.
-fn authenticate(state: &AppState, request: &HttpRequest) -> Result<Option<Actor>, crate::domain::Error> {
-    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .ok_or(crate::domain::Error::Unauthenticated)?;
-    state.auth.verify(token).map(|verified| Some(verified.actor))
-}
-
-fn unauthorized(request: &HttpRequest) -> HttpResponse {
-    let mut response = error_response(
-        StatusCode::UNAUTHORIZED,
-        "invalid or expired token",
-        "UNAUTHENTICATED",
-        accepts_graphql_response(request),
-    );
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    response
 }
 
 /// Whether the selected operation of a GET request is a query. Unparsable documents count
@@ -203,14 +187,6 @@ fn is_json(request: &HttpRequest) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
-}
-
-fn accepts_graphql_response(request: &HttpRequest) -> bool {
-    request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.split(',').any(|media| media.trim().starts_with(GRAPHQL_RESPONSE_JSON)))
 }
 
 fn respond(mut response: BatchResponse, graphql_json: bool) -> HttpResponse {

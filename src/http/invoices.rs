@@ -5,24 +5,13 @@
 
 use std::fmt::Write as _;
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError, web};
 use entity::{invoice, invoice_line};
 
-use crate::domain::billing::invoices::{self, InvoiceFilter};
-use crate::domain::pagination::PageRequest;
+use super::caller::Caller;
+use crate::domain::billing::invoices;
 use crate::domain::{Actor, Error};
 use crate::state::AppState;
-
-fn caller(state: &AppState, request: &HttpRequest) -> Result<Actor, Error> {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(Error::Unauthenticated)?;
-    state.auth.verify(token.trim()).map(|verified| verified.actor)
-}
 
 fn failure(error: Error) -> HttpResponse {
     match error {
@@ -31,9 +20,7 @@ fn failure(error: Error) -> HttpResponse {
         Error::Validation { .. } | Error::InvalidTransition(_) | Error::Conflict { .. } => {
             HttpResponse::BadRequest().body(error.to_string())
         }
-        Error::Unauthenticated => {
-            HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, "Bearer")).finish()
-        }
+        Error::Unauthenticated => super::caller::Unauthenticated::default().error_response(),
         Error::Internal(cause) => {
             tracing::error!(error = %cause, "invoice export failed");
             HttpResponse::InternalServerError().finish()
@@ -77,18 +64,18 @@ fn csv_rows(out: &mut String, invoice: &invoice::Model, lines: &[invoice_line::M
 /// The invoice `id` and its lines, if the bearer may see it.
 async fn load(
     state: &AppState,
-    request: &HttpRequest,
+    actor: &Actor,
     id: i64,
 ) -> Result<(invoice::Model, Vec<invoice_line::Model>), Error> {
-    let actor = caller(state, request)?;
-    let invoice = invoices::get_invoice(&state.domain.db, &actor, id).await?;
+    let invoice = invoices::get_invoice(&state.domain.db, actor, id).await?;
     let lines = invoices::lines_of(&state.domain, &[invoice.id]).await?;
     Ok((invoice, lines))
 }
 
 /// GET /invoices/{id}: printable HTML.
-pub async fn html(state: web::Data<AppState>, request: HttpRequest, id: web::Path<i64>) -> HttpResponse {
-    let (invoice, lines) = match load(&state, &request, *id).await {
+pub async fn html(state: web::Data<AppState>, caller: Caller, id: web::Path<i64>) -> HttpResponse {
+    let Ok(actor) = caller.required() else { return failure(Error::Unauthenticated) };
+    let (invoice, lines) = match load(&state, &actor, *id).await {
         Ok(loaded) => loaded,
         Err(error) => return failure(error),
     };
@@ -134,8 +121,9 @@ pub async fn html(state: web::Data<AppState>, request: HttpRequest, id: web::Pat
 }
 
 /// GET /invoices/{id}/lines.csv
-pub async fn lines_csv(state: web::Data<AppState>, request: HttpRequest, id: web::Path<i64>) -> HttpResponse {
-    let (invoice, lines) = match load(&state, &request, *id).await {
+pub async fn lines_csv(state: web::Data<AppState>, caller: Caller, id: web::Path<i64>) -> HttpResponse {
+    let Ok(actor) = caller.required() else { return failure(Error::Unauthenticated) };
+    let (invoice, lines) = match load(&state, &actor, *id).await {
         Ok(loaded) => loaded,
         Err(error) => return failure(error),
     };
@@ -151,40 +139,15 @@ pub struct PeriodQuery {
 }
 
 /// GET /invoices.csv?period=YYYY-MM
-pub async fn period_csv(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    query: web::Query<PeriodQuery>,
-) -> HttpResponse {
-    let actor = match caller(&state, &request) {
-        Ok(actor) => actor,
-        Err(error) => return failure(error),
-    };
-    let period = match crate::domain::billing::plan::Period::parse(&query.period) {
-        Ok(period) => period.label(),
+pub async fn period_csv(state: web::Data<AppState>, caller: Caller, query: web::Query<PeriodQuery>) -> HttpResponse {
+    let Ok(actor) = caller.required() else { return failure(Error::Unauthenticated) };
+    let invoices = match invoices::invoices_of_period_with_lines(&state.domain, &actor, &query.period).await {
+        Ok(invoices) => invoices,
         Err(error) => return failure(error),
     };
     let mut out = CSV_HEADER.to_owned();
-    let mut after = None;
-    loop {
-        let page = PageRequest { first: crate::domain::pagination::MAX_PAGE_SIZE, after };
-        let filter = InvoiceFilter { period: Some(period.clone()), ..InvoiceFilter::default() };
-        let page = match invoices::list_invoices(&state.domain, &actor, &filter, page).await {
-            Ok(page) => page,
-            Err(error) => return failure(error),
-        };
-        let ids: Vec<i64> = page.items.iter().map(|i| i.id).collect();
-        let lines = match invoices::lines_of(&state.domain, &ids).await {
-            Ok(lines) => lines,
-            Err(error) => return failure(error),
-        };
-        for invoice in &page.items {
-            csv_rows(&mut out, invoice, &lines);
-        }
-        if !page.has_next_page {
-            break;
-        }
-        after = ids.last().copied();
+    for (invoice, lines) in &invoices {
+        csv_rows(&mut out, invoice, lines);
     }
     HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(out)
 }

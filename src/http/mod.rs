@@ -3,10 +3,10 @@
 //! This is the only layer that knows actix-web. It authenticates the bearer token, builds
 //! the per-request GraphQL context, and applies the GraphQL-over-HTTP rules.
 
+pub mod caller;
 pub mod graphql;
 mod health;
 pub mod invoices;
-pub mod response_cache;
 pub mod ws;
 
 use std::net::TcpListener;

@@ -109,7 +109,7 @@ async fn run(
                 if token.is_some() {
                     break close(4429, "Too many initialisation requests");
                 }
-                match authenticate(&state, &value["payload"]) {
+                match super::caller::connection_init_token(&state, &value["payload"]) {
                     Some(verified) => {
                         token = Some(verified);
                         if !send(&mut session, json!({"type": "connection_ack"})).await {
@@ -192,17 +192,6 @@ fn complete_message(protocol: Protocol, id: &str) -> Value {
     match protocol {
         Protocol::TransportWs | Protocol::Legacy => json!({"type": "complete", "id": id}),
     }
-}
-
-/// The token in a `connection_init` payload: `authorization` (or `Authorization`) as
-/// `Bearer <jwt>`, or `token`.
-fn authenticate(state: &AppState, payload: &Value) -> Option<VerifiedToken> {
-    let raw = payload["authorization"]
-        .as_str()
-        .or_else(|| payload["Authorization"].as_str())
-        .or_else(|| payload["token"].as_str())?;
-    let token = raw.strip_prefix("Bearer ").or_else(|| raw.strip_prefix("bearer ")).unwrap_or(raw).trim();
-    state.auth.verify(token).ok()
 }
 
 async fn run_stream(

@@ -9,7 +9,6 @@ use chrono::{TimeZone, Utc};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
-use switchyard::auth::AuthKeys;
 use switchyard::config::{self, AuthConfig, ProvisioningConfig, ServerConfig};
 use switchyard::domain::catalog::{self, NewOffer, NewPricePoint, NewProduct, NewVendor};
 use switchyard::domain::clock::ManualClock;
@@ -17,7 +16,8 @@ use switchyard::domain::customers::{self, NewCustomer, VendorAccount};
 use switchyard::domain::resellers::{self, NewReseller};
 use switchyard::domain::{Actor, Domain, Role};
 use switchyard::state::AppState;
-use switchyard::{db, http, startup};
+use switchyard::db;
+use switchyard::startup::{Application, Overrides, Settings};
 
 /// The HS256 secret test tokens are signed with.
 pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123";
@@ -33,7 +33,7 @@ pub struct TestApp {
     pub statements: Arc<AtomicUsize>,
     /// The app's provisioning workers; dropping them stops them.
     #[expect(dead_code, reason = "held so the workers run as long as the app")]
-    pub workers: Option<switchyard::provisioning::worker::Workers>,
+    pub workers: Option<switchyard::workers::Workers>,
     _database: TestDatabase,
 }
 
@@ -90,18 +90,20 @@ pub async fn spawn(adjust: impl FnOnce(&mut ServerConfig), workers: usize, share
     connection.set_metric_callback(move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
     });
-    db::migrate(&connection).await.expect("migrate");
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()));
-    let provisioning = provisioning_config(workers);
-    let domain = startup::domain(connection, clock.clone(), &server, &provisioning);
-    startup::listen_for_events(&domain, &database.url).await.expect("listen");
-    let workers = switchyard::provisioning::worker::start(Arc::clone(&domain), &provisioning);
-    let keys = Arc::new(AuthKeys::from_config(&auth_config()).expect("keys"));
-    let state = AppState::new(Arc::clone(&domain), keys, server);
+    let mut settings = Settings::from_environment().expect("default settings");
+    settings.database.database_url = Some(database.url.clone());
+    settings.auth = auth_config();
+    settings.server = server;
+    settings.provisioning = provisioning_config(workers);
+    let overrides = Overrides { clock: Some(clock.clone()), database: Some(connection) };
+    let mut app = Application::build(settings, overrides).await.expect("build the application");
+    app.start_workers();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let running = http::serve(state.clone(), listener).expect("serve");
+    let running = app.serve(listener).expect("serve");
     tokio::spawn(running);
+    let (state, domain) = (app.state.clone(), Arc::clone(app.domain()));
     TestApp {
         address,
         client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
@@ -109,7 +111,7 @@ pub async fn spawn(adjust: impl FnOnce(&mut ServerConfig), workers: usize, share
         domain,
         clock,
         statements,
-        workers: Some(workers),
+        workers: app.workers,
         _database: database,
     }
 }
@@ -169,7 +171,7 @@ impl TestApp {
     pub async fn run_jobs(&self) -> usize {
         let client = reqwest::Client::new();
         let mut ran = 0;
-        while switchyard::provisioning::worker::run_one(
+        while switchyard::workers::run_one(
             &self.domain,
             "test-runner",
             &client,

@@ -13,7 +13,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 use switchyard::domain::Role;
 use switchyard::domain::provisioning::{Outcome, claim_next_job, complete_job};
-use switchyard::provisioning::connectors::{VendorRequest, connector_for, execute, signature};
+use switchyard::vendors::connectors::{VendorRequest, connector_for, execute, signature};
 
 use crate::helpers::{Fixture, TestApp, spawn_app};
 use crate::orders::{order_input, place};

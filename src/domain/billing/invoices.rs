@@ -23,7 +23,7 @@ use super::proration::{TaxPolicy, tax};
 use crate::domain::actor::Actor;
 use crate::domain::error::{Error, Result};
 use crate::domain::money::{Currency, round_to_minor_units};
-use crate::domain::pagination::{Page, PageRequest, fetch_page};
+use crate::domain::pagination::{MAX_PAGE_SIZE, Page, PageRequest, fetch_page};
 use crate::domain::{Domain, audit};
 
 /// The counter key and recipient key of the operator.
@@ -418,6 +418,35 @@ pub async fn lines_of(domain: &Domain, invoice_ids: &[i64]) -> Result<Vec<invoic
         .order_by_asc(invoice_line::Column::LineNumber)
         .all(&domain.db)
         .await?)
+}
+
+/// Every invoice of `period` (`YYYY-MM`) the caller may see, in id order, each with its
+/// lines (the period export). Read a page at a time, so no one statement carries a period.
+pub async fn invoices_of_period_with_lines(
+    domain: &Domain,
+    actor: &Actor,
+    period: &str,
+) -> Result<Vec<(invoice::Model, Vec<invoice_line::Model>)>> {
+    let period = super::plan::Period::parse(period)?.label();
+    let filter = InvoiceFilter { period: Some(period), ..InvoiceFilter::default() };
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = list_invoices(domain, actor, &filter, PageRequest { first: MAX_PAGE_SIZE, after }).await?;
+        let ids: Vec<i64> = page.items.iter().map(|i| i.id).collect();
+        let mut lines = lines_of(domain, &ids).await?.into_iter().peekable();
+        for invoice in page.items {
+            let mut own = Vec::new();
+            while let Some(line) = lines.next_if(|line| line.invoice_id == invoice.id) {
+                own.push(line);
+            }
+            out.push((invoice, own));
+        }
+        if !page.has_next_page {
+            return Ok(out);
+        }
+        after = ids.last().copied();
+    }
 }
 
 /// Credit notes against an invoice.

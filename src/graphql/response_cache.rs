@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Instant;
 
-use actix_web::web::Bytes;
+use bytes::Bytes;
 use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
 use chrono::{DateTime, Utc};
 

@@ -1,12 +1,13 @@
-//! Workers: claim due jobs, run them through the vendor's connector, record the outcome.
-//! Also the renewal scheduler, which renews or expires subscriptions at term end.
+//! The background loops of a process: provisioning workers (claim due jobs, run them
+//! through the vendor's connector, record the outcome) and the renewal scheduler, which
+//! renews or expires subscriptions at term end.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::connectors::{VendorRequest, connector_for, execute};
+use crate::vendors::connectors::{VendorRequest, connector_for, execute};
 use crate::config::ProvisioningConfig;
 use crate::domain::provisioning::{Outcome, claim_next_job, complete_job, mark_started};
 use crate::domain::{Domain, subscriptions};

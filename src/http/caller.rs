@@ -1,0 +1,143 @@
+//! Who is calling: the one place that turns a request's credentials into a verified caller.
+//!
+//! Every entry point uses it — `/graphql` over HTTP, the WebSocket handshake
+//! (`connection_init`) and the invoice exports — so a token is read by one set of rules:
+//! - the `Authorization` header carries `Bearer <token>`; the scheme is matched without
+//!   regard to case (RFC 9110 §11.1) and surrounding blanks are ignored;
+//! - no header means an anonymous caller; a header that is not a bearer token, or a token
+//!   that fails verification, is refused with one response: 401 `UNAUTHENTICATED` with
+//!   `WWW-Authenticate: Bearer`;
+//! - a WebSocket client, which cannot set headers from a browser, sends the same value as
+//!   `authorization` in its `connection_init` payload (or the bare token as `token`).
+//!
+//! API keys will be a second kind of credential here, beside JWTs.
+
+use std::future::{Ready, ready};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
+use serde_json::Value;
+
+use crate::auth::VerifiedToken;
+use crate::domain::Actor;
+use crate::graphql::errors::request_error;
+use crate::state::AppState;
+
+/// The media type of GraphQL responses (GraphQL over HTTP).
+pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+/// The caller of an HTTP request: `None` when no credentials were sent.
+#[derive(Clone, Debug)]
+pub struct Caller(pub Option<Actor>);
+
+impl Caller {
+    /// The caller, or 401 when the request is anonymous (the exports need a caller).
+    pub fn required(self) -> Result<Actor, Unauthenticated> {
+        self.0.ok_or(Unauthenticated { graphql_json: false })
+    }
+}
+
+/// Credentials were sent and refused, or were required and missing.
+#[derive(Debug, Default)]
+pub struct Unauthenticated {
+    /// Whether the client accepts `application/graphql-response+json`.
+    graphql_json: bool,
+}
+
+impl std::fmt::Display for Unauthenticated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("invalid or expired token")
+    }
+}
+
+impl ResponseError for Unauthenticated {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::UNAUTHORIZED
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let content_type = if self.graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+        let body = serde_json::json!({ "errors": [request_error(&self.to_string(), "UNAUTHENTICATED")] });
+        HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))
+            .content_type(content_type)
+            .json(body)
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = Unauthenticated;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(caller_of(request))
+    }
+}
+
+fn caller_of(request: &HttpRequest) -> Result<Caller, Unauthenticated> {
+    let refused = || Unauthenticated { graphql_json: accepts_graphql_response(request) };
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Ok(Caller(None));
+    };
+    let Some(state) = request.app_data::<web::Data<AppState>>() else {
+        tracing::error!("the application state is not registered; refusing the credentials");
+        return Err(refused());
+    };
+    let header = value.to_str().map_err(|_| refused())?;
+    let token = bearer_token(header).ok_or_else(refused)?;
+    verify(state, token).map(|verified| Caller(Some(verified.actor))).ok_or_else(refused)
+}
+
+/// The token of an `Authorization` value: `Bearer <token>`, scheme in any case.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(char::is_whitespace)?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The verified token of a WebSocket `connection_init` payload: `authorization` (or
+/// `Authorization`) as an `Authorization` header value, or the bare token as `token`.
+/// A bare token is also accepted in `authorization`, as browser clients often send one.
+pub fn connection_init_token(state: &AppState, payload: &Value) -> Option<VerifiedToken> {
+    let token = match payload["authorization"].as_str().or_else(|| payload["Authorization"].as_str()) {
+        Some(value) => bearer_token(value).unwrap_or(value.trim()),
+        None => payload["token"].as_str()?.trim(),
+    };
+    verify(state, token)
+}
+
+fn verify(state: &AppState, token: &str) -> Option<VerifiedToken> {
+    state.auth.verify(token).ok()
+}
+
+/// Whether the client accepts `application/graphql-response+json`.
+pub fn accepts_graphql_response(request: &HttpRequest) -> bool {
+    request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|media| media.trim().starts_with(GRAPHQL_RESPONSE_JSON)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_matched_in_any_case_and_blanks_are_ignored() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token(" Bearer\tabc"), Some("abc"));
+    }
+
+    #[test]
+    fn other_schemes_and_empty_tokens_are_refused() {
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Bearer   "), None);
+        assert_eq!(bearer_token("abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+    }
+}
