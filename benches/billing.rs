@@ -14,9 +14,9 @@ use entity::enums::{BillingFrequency, OrganizationStatus, Role, SubscriptionChan
 use entity::{DbDecimal, customer, subscription, subscription_change};
 use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, EntityTrait, NotSet, Set};
+use switchyard::demo;
 use switchyard::domain::clock::ManualClock;
 use switchyard::domain::{Actor, billing};
-use switchyard::demo;
 use switchyard::startup::{Application, Overrides, Settings};
 
 const CUSTOMERS: usize = 10_000;

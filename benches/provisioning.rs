@@ -84,8 +84,8 @@ async fn run(backend: &str, url: &str) {
     let started = Instant::now();
     app.start_workers();
     loop {
-        let left = entity::provisioning_job::Entity::find()
-            .filter(entity::provisioning_job::Column::Status.ne(entity::enums::JobStatus::Succeeded))
+        let left = entity::job::Entity::find()
+            .filter(entity::job::Column::Status.ne(entity::enums::JobStatus::Succeeded))
             .count(&domain.db)
             .await
             .unwrap();

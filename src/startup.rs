@@ -15,7 +15,7 @@ use crate::domain::billing::plan::BillingSettings;
 use crate::domain::catalog_cache::CatalogCache;
 use crate::domain::clock::{Clock, SystemClock};
 use crate::domain::events::{Delivery, EventBus, start_postgres_listener};
-use crate::domain::provisioning::JobSettings;
+use crate::domain::jobs::JobSettings;
 use crate::state::AppState;
 use crate::workers::Workers;
 

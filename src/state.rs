@@ -5,8 +5,8 @@ use std::sync::Arc;
 use crate::auth::AuthKeys;
 use crate::config::ServerConfig;
 use crate::domain::Domain;
-use crate::graphql::{AppSchema, build_schema};
 use crate::graphql::response_cache::ResponseCache;
+use crate::graphql::{AppSchema, build_schema};
 
 /// Everything a request needs, built once outside `HttpServer::new`.
 #[derive(Clone)]

@@ -189,7 +189,17 @@ pub enum ProvisioningAction {
     Renew,
 }
 
-/// A provisioning job's state in the durable queue.
+/// What a job in the durable queue does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(32))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobKind {
+    /// A call to a vendor's connector for a subscription (purchase, change, renewal…).
+    #[sea_orm(string_value = "PROVISIONING")]
+    Provisioning,
+}
+
+/// A job's state in the durable queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
 #[sea_orm(rs_type = "String", db_type = "String(StringLen::N(24))")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

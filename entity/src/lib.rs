@@ -14,12 +14,13 @@ pub mod customer_vendor_account;
 pub mod domain_event;
 pub mod invoice;
 pub mod invoice_line;
+pub mod job;
 pub mod offer;
 pub mod order;
 pub mod order_line;
 pub mod price_point;
 pub mod product;
-pub mod provisioning_job;
+
 pub mod reconciliation_import;
 pub mod reconciliation_line;
 pub mod reseller;

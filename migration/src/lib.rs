@@ -18,6 +18,7 @@ mod m20261125_000006_create_usage_and_reconciliation;
 mod m20261125_000007_create_events_webhooks_audit;
 mod m20261125_000008_add_invoice_line_charge_unique;
 mod m20261125_000009_add_invoice_line_charge_index;
+mod m20261125_000010_generalize_jobs;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_create_events_webhooks_audit::Migration),
             Box::new(m20261125_000008_add_invoice_line_charge_unique::Migration),
             Box::new(m20261125_000009_add_invoice_line_charge_index::Migration),
+            Box::new(m20261125_000010_generalize_jobs::Migration),
         ]
     }
 }

@@ -4,6 +4,7 @@
 //! sees only itself; the operator sees all; vendors see none. Another tenant's customer is
 //! reported as NotFound, exactly like a missing one.
 
+use crate::domain::write::{Audit, Write};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +16,7 @@ use serde_json::json;
 
 use super::Domain;
 use super::actor::Actor;
-use super::audit;
+use super::catalog;
 use super::error::{Error, Result, map_unique_violation};
 use super::money::{Currency, parse_price, parse_rate};
 use super::pagination::{Page, PageRequest, fetch_page};
@@ -208,8 +209,8 @@ pub async fn create_customer(domain: &Domain, actor: &Actor, input: NewCustomer)
     let currency = Currency::parse(&input.currency, "input.currency")?;
     let tax_rate = parse_rate(input.tax_rate, max_tax_rate(), "input.taxRate")?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
-    reseller::Entity::find_by_id(reseller_id).one(&txn).await?.ok_or(Error::NotFound("reseller"))?;
+    let w = Write::begin(domain).await?;
+    reseller::Entity::find_by_id(reseller_id).one(w.db()).await?.ok_or(Error::NotFound("reseller"))?;
     let customer = customer::ActiveModel {
         id: NotSet,
         reseller_id: Set(reseller_id),
@@ -221,20 +222,11 @@ pub async fn create_customer(domain: &Domain, actor: &Actor, input: NewCustomer)
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.db())
     .await?;
-    upsert_vendor_accounts(&txn, customer.id, input.vendor_accounts, now).await?;
-    audit::record(
-        &txn,
-        actor,
-        "createCustomer",
-        "customer",
-        Some(customer.id),
-        json!({"resellerId": reseller_id}),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    upsert_vendor_accounts(w.db(), customer.id, input.vendor_accounts, now).await?;
+    w.commit(Audit::action(actor, "createCustomer", "customer", Some(customer.id), json!({"resellerId": reseller_id})))
+        .await?;
     Ok(customer)
 }
 
@@ -247,8 +239,8 @@ pub async fn update_customer(
 ) -> Result<customer::Model> {
     actor.require_role(&[Role::Operator, Role::Reseller])?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
-    let current = get_customer(&txn, actor, id).await?;
+    let w = Write::begin(domain).await?;
+    let current = get_customer(w.db(), actor, id).await?;
     let mut model: customer::ActiveModel = current.into();
     if let Some(name) = changes.name {
         model.name = Set(validate::text(&name, 200, "input.name")?);
@@ -263,10 +255,9 @@ pub async fn update_customer(
         model.status = Set(status);
     }
     model.updated_at = Set(now);
-    let customer = model.update(&txn).await?;
-    upsert_vendor_accounts(&txn, id, changes.vendor_accounts, now).await?;
-    audit::record(&txn, actor, "updateCustomer", "customer", Some(id), json!({}), now).await?;
-    txn.commit().await?;
+    let customer = model.update(w.db()).await?;
+    upsert_vendor_accounts(w.db(), id, changes.vendor_accounts, now).await?;
+    w.commit(Audit::action(actor, "updateCustomer", "customer", Some(id), json!({}))).await?;
     Ok(customer)
 }
 
@@ -293,8 +284,8 @@ pub async fn set_retail_price(domain: &Domain, actor: &Actor, input: NewRetailPr
     let effective_from = input.effective_from.map(super::clock::truncate_to_micros).unwrap_or(now);
     let snapshot = domain.catalog.snapshot(&domain.db).await?;
     super::catalog::get_offer(actor, &snapshot, input.offer_id)?;
-    let txn = super::begin_write(&domain.db).await?;
-    offer::Entity::find_by_id(input.offer_id).one(&txn).await?.ok_or(Error::NotFound("offer"))?;
+    let mut w = Write::begin(domain).await?;
+    offer::Entity::find_by_id(input.offer_id).one(w.db()).await?.ok_or(Error::NotFound("offer"))?;
     let row = retail_price::ActiveModel {
         id: NotSet,
         reseller_id: Set(reseller_id),
@@ -304,7 +295,7 @@ pub async fn set_retail_price(domain: &Domain, actor: &Actor, input: NewRetailPr
         effective_from: Set(effective_from),
         created_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.db())
     .await
     .map_err(|e| {
         map_unique_violation(
@@ -313,18 +304,15 @@ pub async fn set_retail_price(domain: &Domain, actor: &Actor, input: NewRetailPr
             Error::conflict("DUPLICATE_PRICE", "a retail price for this offer, currency and time exists"),
         )
     })?;
-    audit::record(
-        &txn,
+    w.invalidate_catalog();
+    w.commit(Audit::action(
         actor,
         "setRetailPrice",
         "offer",
         Some(input.offer_id),
         json!({"currency": row.currency, "price": price.to_string()}),
-        now,
-    )
+    ))
     .await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
     Ok(row)
 }
 
@@ -334,23 +322,41 @@ pub async fn set_retail_markup(domain: &Domain, actor: &Actor, markup: Option<De
     let reseller_id = actor.reseller_id().ok_or(Error::Unauthenticated)?;
     let markup = markup.map(|m| parse_rate(m, Decimal::TEN, "markup")).transpose()?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
-    let current = reseller::Entity::find_by_id(reseller_id).one(&txn).await?.ok_or(Error::NotFound("reseller"))?;
+    let mut w = Write::begin(domain).await?;
+    let current = reseller::Entity::find_by_id(reseller_id).one(w.db()).await?.ok_or(Error::NotFound("reseller"))?;
     let mut model: reseller::ActiveModel = current.into();
     model.default_retail_markup = Set(markup.map(DbDecimal));
     model.updated_at = Set(now);
-    let reseller = model.update(&txn).await?;
-    audit::record(
-        &txn,
+    let reseller = model.update(w.db()).await?;
+    w.invalidate_catalog();
+    w.commit(Audit::action(
         actor,
         "setRetailMarkup",
         "reseller",
         Some(reseller_id),
         json!({"markup": markup.map(|m| m.to_string())}),
-        now,
-    )
+    ))
     .await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
     Ok(reseller)
+}
+
+/// Resolves the caller's own price context ([`catalog::OwnPricing`]): a customer's own
+/// currency and its reseller's prices, or a reseller's own.
+pub async fn own_pricing(domain: &Domain, actor: &Actor) -> Result<catalog::OwnPricing> {
+    let customer = match actor.customer_id() {
+        Some(id) => Some(get_customer(&domain.db, actor, id).await?),
+        None => None,
+    };
+    let reseller_id = actor.reseller_id().or(customer.as_ref().map(|c| c.reseller_id));
+    let reseller = match reseller_id {
+        Some(id) => domain.catalog.reseller_pricing(&domain.db, id).await?,
+        None => None,
+    };
+    let default_currency = match (&customer, &reseller) {
+        (Some(customer), _) => Some(customer.currency.as_str()),
+        (None, Some(pricing)) => Some(pricing.reseller.currency.as_str()),
+        (None, None) => None,
+    };
+    let default_currency = default_currency.map(|code| Currency::parse(code, "currency")).transpose()?;
+    Ok(catalog::OwnPricing { reseller, default_currency })
 }

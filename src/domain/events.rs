@@ -87,6 +87,18 @@ impl DomainEvent {
         }
     }
 
+    /// Whether `actor` may receive this event at all: the operator every event; a vendor,
+    /// reseller or customer only events that name it.
+    pub fn is_visible_to(&self, actor: &super::Actor) -> bool {
+        let org = actor.organization_id;
+        match actor.role {
+            super::Role::Operator => true,
+            super::Role::Vendor => org.is_some() && self.vendor_id == org,
+            super::Role::Reseller => org.is_some() && self.reseller_id == org,
+            super::Role::Customer => org.is_some() && self.customer_id == org,
+        }
+    }
+
     fn aggregate(&self) -> (&'static str, i64) {
         match (self.job_id, self.subscription_id, self.order_id) {
             (Some(id), _, _) if self.kind == EventKind::ProvisioningStatusChanged => ("provisioning_job", id),

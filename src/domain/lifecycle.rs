@@ -1,11 +1,21 @@
-//! The subscription state machine of DOMAIN.md, as one table.
+//! The subscription lifecycle of DOMAIN.md: the state machine as one table, the term rules
+//! (when a term ends, the 168 h change window) and the records every lifecycle step leaves
+//! (a change-history row, a seat batch with its own window, the `SUBSCRIPTION_CHANGED` event).
 //!
 //! PENDING → PROVISIONING → ACTIVE; ACTIVE ↔ SUSPENDED; ACTIVE/SUSPENDED → CANCELLED;
 //! term end without renewal → EXPIRED; provisioning failure → FAILED (retryable).
+//!
+//! Orders, subscription changes and fulfilment all build on this module; it depends on none
+//! of them.
 
-use entity::enums::SubscriptionStatus as S;
+use chrono::{DateTime, Duration, Months, Utc};
+use entity::enums::{SeatBatchSource, SubscriptionChangeKind, SubscriptionStatus, SubscriptionStatus as S, Term};
+use entity::{seat_batch, subscription, subscription_change};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, NotSet, Set};
 
-use super::error::{Error, Result};
+use super::actor::Actor;
+use super::error::{Error, Result, map_unique_violation};
+use super::events::{DomainEvent, EventKind};
 
 /// Something that moves a subscription between states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,9 +99,105 @@ pub fn status_name(status: S) -> &'static str {
     }
 }
 
+/// The window after a purchase or renewal in which seats may be removed or the
+/// subscription cancelled: 168 hours.
+pub fn change_window() -> Duration {
+    Duration::hours(168)
+}
+
+/// When a term that starts at `start` ends.
+pub fn term_end(term: Term, start: DateTime<Utc>) -> DateTime<Utc> {
+    let months = match term {
+        Term::P1m => 1,
+        Term::P1y => 12,
+        Term::P3y => 36,
+    };
+    start.checked_add_months(Months::new(months)).unwrap_or(start)
+}
+
+/// Adds a batch of seats with its own 168 h window.
+pub async fn add_seat_batch<C: ConnectionTrait>(
+    db: &C,
+    subscription_id: i64,
+    source: SeatBatchSource,
+    quantity: i32,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    seat_batch::ActiveModel {
+        id: NotSet,
+        subscription_id: Set(subscription_id),
+        source: Set(source),
+        quantity: Set(quantity),
+        remaining: Set(quantity),
+        added_at: Set(at),
+        window_ends_at: Set(at + change_window()),
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// Records one change in the history (with its idempotency key, unique per subscription).
+#[expect(clippy::too_many_arguments, reason = "one column each; a struct would only rename them")]
+pub async fn record_change<C: ConnectionTrait>(
+    db: &C,
+    subscription: &subscription::Model,
+    actor: &Actor,
+    kind: SubscriptionChangeKind,
+    quantity: (i32, i32),
+    status: (SubscriptionStatus, SubscriptionStatus),
+    idempotency_key: Option<String>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    subscription_change::ActiveModel {
+        id: NotSet,
+        subscription_id: Set(subscription.id),
+        kind: Set(kind),
+        actor_user_id: Set(actor.user_id),
+        actor_role: Set(actor.role),
+        quantity_before: Set(quantity.0),
+        quantity_after: Set(quantity.1),
+        status_before: Set(status.0),
+        status_after: Set(status.1),
+        idempotency_key: Set(idempotency_key),
+        occurred_at: Set(at),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| {
+        map_unique_violation(
+            e,
+            &["uq_subscription_changes_idempotency_key", "subscription_changes.subscription_id"],
+            Error::conflict("IDEMPOTENCY_KEY_RACE", "raced"),
+        )
+    })?;
+    Ok(())
+}
+
+/// The event announcing a subscription's new state.
+pub fn changed_event(subscription: &subscription::Model, at: DateTime<Utc>) -> DomainEvent {
+    DomainEvent {
+        vendor_id: Some(subscription.vendor_id),
+        reseller_id: Some(subscription.reseller_id),
+        customer_id: Some(subscription.customer_id),
+        order_id: subscription.order_id,
+        subscription_id: Some(subscription.id),
+        quantity: Some(subscription.quantity),
+        ..DomainEvent::new(EventKind::SubscriptionChanged, status_name(subscription.status), at)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terms_end_on_the_same_day_or_the_month_end() {
+        let at = |y, m, d| chrono::TimeZone::with_ymd_and_hms(&Utc, y, m, d, 10, 0, 0).single().unwrap_or_default();
+        assert_eq!(term_end(Term::P1m, at(2026, 1, 31)), at(2026, 2, 28));
+        assert_eq!(term_end(Term::P1y, at(2024, 2, 29)), at(2025, 2, 28));
+        assert_eq!(term_end(Term::P3y, at(2023, 8, 1)), at(2026, 8, 1));
+    }
 
     const ALL: [S; 7] = [S::Pending, S::Provisioning, S::Active, S::Suspended, S::Cancelled, S::Expired, S::Failed];
 

@@ -14,16 +14,18 @@ pub mod clock;
 pub mod customers;
 pub mod error;
 pub mod events;
+pub mod fulfilment;
+pub mod jobs;
 pub mod lifecycle;
 pub mod money;
 pub mod orders;
 pub mod pagination;
 pub mod pricing;
-pub mod provisioning;
 pub mod resellers;
 pub mod subscriptions;
 pub mod users;
 pub mod validate;
+pub mod write;
 
 use std::sync::Arc;
 
@@ -31,6 +33,7 @@ use sea_orm::DatabaseConnection;
 
 pub use actor::{Actor, Role};
 pub use error::{Error, Result};
+pub use write::{Audit, Write};
 
 /// What every domain operation runs against.
 pub struct Domain {
@@ -43,21 +46,11 @@ pub struct Domain {
     /// Where committed events go.
     pub events: Arc<events::EventBus>,
     /// Retry and lease rules of provisioning jobs.
-    pub jobs: provisioning::JobSettings,
+    pub jobs: jobs::JobSettings,
     /// Wakes this process's idle workers when a transaction enqueued jobs.
     pub job_wakeup: tokio::sync::Notify,
     /// Proration and tax policies.
     pub billing: billing::plan::BillingSettings,
     /// The prefix of the operator's invoice numbers.
     pub operator_invoice_prefix: String,
-}
-
-/// Begins a transaction that writes. On SQLite it takes the write lock up front
-/// (`BEGIN IMMEDIATE`), so a transaction that reads before it writes waits for a
-/// concurrent writer instead of failing when it upgrades its lock.
-pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction> {
-    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
-    let options =
-        TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
-    Ok(db.begin_with_options(options).await?)
 }

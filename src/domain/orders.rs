@@ -9,10 +9,11 @@
 //! CONFLICT (IDEMPOTENCY_KEY_REUSED); another reseller's identical key is unrelated. The
 //! unique index on (reseller, key) decides races; the loser reads the winner's order.
 
-use chrono::{DateTime, Duration, Months, Utc};
+use crate::domain::write::{Audit, Write};
+use chrono::{DateTime, Utc};
 use entity::enums::{
-    CatalogStatus, JobStatus, OrderLineStatus, OrderStatus, ProvisioningAction, Role, SeatBatchSource,
-    SubscriptionChangeKind, SubscriptionStatus, Term,
+    CatalogStatus, OrderLineStatus, OrderStatus, ProvisioningAction, Role, SeatBatchSource, SubscriptionChangeKind,
+    SubscriptionStatus,
 };
 use entity::{DbDecimal, customer, customer_vendor_account, offer, order, order_line};
 use rust_decimal::Decimal;
@@ -23,24 +24,19 @@ use sea_orm::{
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::Domain;
 use super::actor::Actor;
 use super::catalog::{self, resolve_reseller_prices};
 use super::customers::get_customer;
 use super::error::{Error, Result, map_unique_violation};
 use super::events::{DomainEvent, EventKind};
+use super::jobs::{self, NewJob};
+use super::lifecycle::term_end;
 use super::money::{Currency, round_to_minor_units};
 use super::pricing::in_force;
-use super::provisioning::{self, NewJob};
-use super::{Domain, audit};
 
 /// Most lines in one order.
 pub const MAX_LINES: usize = 100;
-/// The window after a purchase or renewal in which seats may be removed or the
-/// subscription cancelled: 168 hours.
-pub fn change_window() -> Duration {
-    Duration::hours(168)
-}
-
 /// One requested line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderLineInput {
@@ -196,16 +192,6 @@ pub fn request_hash(input: &OrderInput) -> String {
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
-/// When a term that starts at `start` ends.
-pub fn term_end(term: Term, start: DateTime<Utc>) -> DateTime<Utc> {
-    let months = match term {
-        Term::P1m => 1,
-        Term::P1y => 12,
-        Term::P3y => 36,
-    };
-    start.checked_add_months(Months::new(months)).unwrap_or(start)
-}
-
 async fn find_by_key<C: ConnectionTrait>(db: &C, reseller_id: i64, key: &str) -> Result<Option<order::Model>> {
     Ok(order::Entity::find()
         .filter(order::Column::ResellerId.eq(reseller_id))
@@ -238,7 +224,7 @@ pub async fn place_order(
     if let Some(existing) = find_by_key(&domain.db, reseller_id, &key).await? {
         return replay_or_conflict(existing, &hash);
     }
-    let txn = super::begin_write(&domain.db).await?;
+    let mut w = Write::begin(domain).await?;
     let inserted = order::ActiveModel {
         id: NotSet,
         reseller_id: Set(reseller_id),
@@ -255,7 +241,7 @@ pub async fn place_order(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.db())
     .await;
     let order = match inserted {
         Ok(order) => order,
@@ -265,7 +251,7 @@ pub async fn place_order(
                 &["uq_orders_reseller_idempotency_key", "orders.reseller_id, orders.idempotency_key"],
                 Error::conflict("IDEMPOTENCY_KEY_RACE", "raced"),
             );
-            txn.rollback().await.ok();
+            w.rollback().await;
             return match conflict {
                 Error::Conflict { reason: "IDEMPOTENCY_KEY_RACE", .. } => {
                     let existing = find_by_key(&domain.db, reseller_id, &key).await?.ok_or(Error::NotFound("order"))?;
@@ -282,22 +268,17 @@ pub async fn place_order(
         ..DomainEvent::new(EventKind::OrderPlaced, "PROCESSING", now)
     }];
     for line in &quote.lines {
-        events.extend(write_line(domain, &txn, actor, &quote, &order, line, now).await?);
+        events.extend(write_line(&w, actor, &quote, &order, line, now).await?);
     }
-    audit::record(&txn, actor, "placeOrder", "order", Some(order.id), json!({"lines": quote.lines.len()}), now).await?;
-    for event in &events {
-        domain.events.record(&txn, event).await?;
-    }
-    txn.commit().await?;
-    domain.events.after_commit(events);
-    domain.job_wakeup.notify_waiters();
+    w.emit_all(events).await?;
+    w.wake_workers();
+    w.commit(Audit::action(actor, "placeOrder", "order", Some(order.id), json!({"lines": quote.lines.len()}))).await?;
     Ok(PlacedOrder { order, replayed: false })
 }
 
 /// Writes one line: the line, its subscription, seat batch, change record and job.
 async fn write_line(
-    domain: &Domain,
-    txn: &DatabaseTransaction,
+    w: &Write<'_>,
     actor: &Actor,
     quote: &Quote,
     order: &order::Model,
@@ -330,7 +311,7 @@ async fn write_line(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(txn)
+    .insert(w.db())
     .await?;
     order_line::ActiveModel {
         id: NotSet,
@@ -346,11 +327,11 @@ async fn write_line(
         status: Set(OrderLineStatus::Pending),
         created_at: Set(now),
     }
-    .insert(txn)
+    .insert(w.db())
     .await?;
-    super::subscriptions::add_seat_batch(txn, subscription.id, SeatBatchSource::Purchase, line.quantity, now).await?;
-    super::subscriptions::record_change(
-        txn,
+    super::lifecycle::add_seat_batch(w.db(), subscription.id, SeatBatchSource::Purchase, line.quantity, now).await?;
+    super::lifecycle::record_change(
+        w.db(),
         &subscription,
         actor,
         SubscriptionChangeKind::Purchase,
@@ -363,21 +344,12 @@ async fn write_line(
     let external_id = customer_vendor_account::Entity::find()
         .filter(customer_vendor_account::Column::CustomerId.eq(quote.customer.id))
         .filter(customer_vendor_account::Column::VendorId.eq(offer.vendor_id))
-        .one(txn)
+        .one(w.db())
         .await?
         .map(|a| a.external_id);
-    let job = provisioning::enqueue(
-        domain,
-        txn,
-        NewJob {
-            subscription: &subscription,
-            action: ProvisioningAction::Purchase,
-            payload: json!({"sku": offer.sku, "quantity": line.quantity, "customerExternalId": external_id,
-                            "term": subscription.term, "billingFrequency": subscription.billing_frequency}),
-        },
-        now,
-    )
-    .await?;
+    let payload = json!({"sku": offer.sku, "quantity": line.quantity, "customerExternalId": external_id,
+                         "term": subscription.term, "billingFrequency": subscription.billing_frequency});
+    let job = jobs::enqueue(w, NewJob::provisioning(&subscription, ProvisioningAction::Purchase, payload)).await?;
     Ok(vec![DomainEvent {
         vendor_id: Some(offer.vendor_id),
         reseller_id: Some(subscription.reseller_id),
@@ -503,16 +475,6 @@ pub async fn order_lines(domain: &Domain, order_ids: &[i64]) -> Result<Vec<order
         .await?)
 }
 
-/// Whether a job status means the line is done.
-pub fn line_status_for(job: JobStatus) -> Option<OrderLineStatus> {
-    match job {
-        JobStatus::Running => Some(OrderLineStatus::Provisioning),
-        JobStatus::Succeeded => Some(OrderLineStatus::Succeeded),
-        JobStatus::Failed | JobStatus::Dead => Some(OrderLineStatus::Failed),
-        JobStatus::Queued | JobStatus::Inquire => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,14 +487,6 @@ mod tests {
         assert_eq!(derive_status(&[L::Succeeded, L::Succeeded]), OrderStatus::Completed);
         assert_eq!(derive_status(&[L::Failed, L::Failed]), OrderStatus::Failed);
         assert_eq!(derive_status(&[L::Succeeded, L::Failed]), OrderStatus::PartiallyFailed);
-    }
-
-    #[test]
-    fn terms_end_on_the_same_day_or_the_month_end() {
-        let at = |y, m, d| chrono::TimeZone::with_ymd_and_hms(&Utc, y, m, d, 10, 0, 0).single().unwrap_or_default();
-        assert_eq!(term_end(Term::P1m, at(2026, 1, 31)), at(2026, 2, 28));
-        assert_eq!(term_end(Term::P1y, at(2024, 2, 29)), at(2025, 2, 28));
-        assert_eq!(term_end(Term::P3y, at(2023, 8, 1)), at(2026, 8, 1));
     }
 
     #[test]

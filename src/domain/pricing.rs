@@ -11,6 +11,39 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
+/// The three prices of the channel on an order, a subscription or a quote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelPrices {
+    /// Vendor → operator.
+    pub cost: Decimal,
+    /// Operator → reseller.
+    pub wholesale: Decimal,
+    /// Reseller → customer.
+    pub retail: Decimal,
+}
+
+/// [`ChannelPrices`] as one caller may see them; `None` is hidden.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VisiblePrices {
+    /// The operator only (a vendor sees cost in its catalog, not on the channel's orders).
+    pub cost: Option<Decimal>,
+    /// The operator and resellers; never customers.
+    pub wholesale: Option<Decimal>,
+    /// Everyone who buys or sells: not vendors.
+    pub retail: Option<Decimal>,
+}
+
+impl ChannelPrices {
+    /// The prices `actor` may see.
+    pub fn as_seen_by(self, actor: &super::Actor) -> VisiblePrices {
+        VisiblePrices {
+            cost: actor.sees_order_cost().then_some(self.cost),
+            wholesale: actor.sees_order_wholesale().then_some(self.wholesale),
+            retail: actor.vendor_id().is_none().then_some(self.retail),
+        }
+    }
+}
+
 /// A price row that takes effect at a point in time.
 pub trait Dated {
     /// When this price takes effect.

@@ -3,6 +3,7 @@
 //! Scope: the operator sees and edits everything here; a reseller sees itself (not its
 //! tier's markup, which would reveal the operator's cost); vendors and customers see none.
 
+use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
 use entity::enums::{OrganizationStatus, Role};
 use entity::{DbDecimal, offer, reseller, tier, wholesale_price};
@@ -12,7 +13,6 @@ use serde_json::json;
 
 use super::Domain;
 use super::actor::Actor;
-use super::audit;
 use super::error::{Error, Result, map_unique_violation};
 use super::money::{Currency, parse_price, parse_rate};
 use super::pagination::{Page, PageRequest, fetch_page};
@@ -36,7 +36,7 @@ pub async fn create_tier(domain: &Domain, actor: &Actor, name: &str, markup: Dec
     let name = validate::text(name, 100, "input.name")?;
     let markup = parse_rate(markup, max_markup(), "input.markup")?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
+    let mut w = Write::begin(domain).await?;
     let tier = tier::ActiveModel {
         id: NotSet,
         name: Set(name.clone()),
@@ -44,7 +44,7 @@ pub async fn create_tier(domain: &Domain, actor: &Actor, name: &str, markup: Dec
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.db())
     .await
     .map_err(|e| {
         map_unique_violation(
@@ -53,9 +53,8 @@ pub async fn create_tier(domain: &Domain, actor: &Actor, name: &str, markup: Dec
             Error::conflict("DUPLICATE_NAME", format!("a tier named {name:?} exists")),
         )
     })?;
-    audit::record(&txn, actor, "createTier", "tier", Some(tier.id), json!({"markup": markup.to_string()}), now).await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
+    w.invalidate_catalog();
+    w.commit(Audit::action(actor, "createTier", "tier", Some(tier.id), json!({"markup": markup.to_string()}))).await?;
     Ok(tier)
 }
 
@@ -69,8 +68,8 @@ pub async fn update_tier(
 ) -> Result<tier::Model> {
     actor.require_operator()?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
-    let current = tier::Entity::find_by_id(id).one(&txn).await?.ok_or(Error::NotFound("tier"))?;
+    let mut w = Write::begin(domain).await?;
+    let current = tier::Entity::find_by_id(id).one(w.db()).await?.ok_or(Error::NotFound("tier"))?;
     let mut model: tier::ActiveModel = current.into();
     if let Some(name) = name {
         model.name = Set(validate::text(&name, 100, "input.name")?);
@@ -79,17 +78,16 @@ pub async fn update_tier(
         model.markup = Set(DbDecimal(parse_rate(markup, max_markup(), "input.markup")?));
     }
     model.updated_at = Set(now);
-    let tier = model.update(&txn).await.map_err(|e| {
+    let tier = model.update(w.db()).await.map_err(|e| {
         map_unique_violation(
             e,
             &["tiers.name", "tiers_name"],
             Error::conflict("DUPLICATE_NAME", "a tier with that name exists"),
         )
     })?;
-    audit::record(&txn, actor, "updateTier", "tier", Some(id), json!({"markup": tier.markup.0.to_string()}), now)
+    w.invalidate_catalog();
+    w.commit(Audit::action(actor, "updateTier", "tier", Some(id), json!({"markup": tier.markup.0.to_string()})))
         .await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
     Ok(tier)
 }
 
@@ -111,6 +109,17 @@ pub async fn get_reseller(domain: &Domain, actor: &Actor, id: i64) -> Result<res
         return Err(Error::NotFound("reseller"));
     }
     reseller::Entity::find_by_id(id).one(&domain.db).await?.ok_or(Error::NotFound("reseller"))
+}
+
+/// The resellers among `ids` the caller may see (the operator all; a reseller itself), in
+/// one statement; the others are left out, exactly like missing ones.
+pub async fn resellers_by_ids(domain: &Domain, actor: &Actor, ids: &[i64]) -> Result<Vec<reseller::Model>> {
+    let visible: Vec<i64> =
+        ids.iter().copied().filter(|id| actor.is_operator() || actor.reseller_id() == Some(*id)).collect();
+    if visible.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(reseller::Entity::find().filter(reseller::Column::Id.is_in(visible)).all(&domain.db).await?)
 }
 
 /// Input of `create_reseller`.
@@ -169,9 +178,9 @@ pub async fn create_reseller(domain: &Domain, actor: &Actor, input: NewReseller)
         input.external_partner_id.map(|p| validate::code(&p, 64, "input.externalPartnerId")).transpose()?;
     let prefix = invoice_prefix(&input.invoice_prefix)?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
+    let mut w = Write::begin(domain).await?;
     tier::Entity::find_by_id(input.tier_id)
-        .one(&txn)
+        .one(w.db())
         .await?
         .ok_or_else(|| Error::validation("input.tierId", "no such tier"))?;
     let reseller = reseller::ActiveModel {
@@ -186,21 +195,18 @@ pub async fn create_reseller(domain: &Domain, actor: &Actor, input: NewReseller)
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.db())
     .await
     .map_err(partner_id_conflict)?;
-    audit::record(
-        &txn,
+    w.invalidate_catalog();
+    w.commit(Audit::action(
         actor,
         "createReseller",
         "reseller",
         Some(reseller.id),
         json!({"tierId": reseller.tier_id}),
-        now,
-    )
+    ))
     .await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
     Ok(reseller)
 }
 
@@ -213,15 +219,15 @@ pub async fn update_reseller(
 ) -> Result<reseller::Model> {
     actor.require_operator()?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
-    let current = reseller::Entity::find_by_id(id).one(&txn).await?.ok_or(Error::NotFound("reseller"))?;
+    let mut w = Write::begin(domain).await?;
+    let current = reseller::Entity::find_by_id(id).one(w.db()).await?.ok_or(Error::NotFound("reseller"))?;
     let mut model: reseller::ActiveModel = current.into();
     if let Some(name) = changes.name {
         model.name = Set(validate::text(&name, 200, "input.name")?);
     }
     if let Some(tier_id) = changes.tier_id {
         tier::Entity::find_by_id(tier_id)
-            .one(&txn)
+            .one(w.db())
             .await?
             .ok_or_else(|| Error::validation("input.tierId", "no such tier"))?;
         model.tier_id = Set(tier_id);
@@ -236,10 +242,9 @@ pub async fn update_reseller(
         model.status = Set(status);
     }
     model.updated_at = Set(now);
-    let reseller = model.update(&txn).await.map_err(partner_id_conflict)?;
-    audit::record(&txn, actor, "updateReseller", "reseller", Some(id), json!({}), now).await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
+    let reseller = model.update(w.db()).await.map_err(partner_id_conflict)?;
+    w.invalidate_catalog();
+    w.commit(Audit::action(actor, "updateReseller", "reseller", Some(id), json!({}))).await?;
     Ok(reseller)
 }
 
@@ -278,15 +283,15 @@ pub async fn set_wholesale_price(
     let price = parse_price(input.price, "input.price")?;
     let now = domain.clock.now();
     let effective_from = input.effective_from.map(super::clock::truncate_to_micros).unwrap_or(now);
-    let txn = super::begin_write(&domain.db).await?;
-    offer::Entity::find_by_id(input.offer_id).one(&txn).await?.ok_or(Error::NotFound("offer"))?;
+    let mut w = Write::begin(domain).await?;
+    offer::Entity::find_by_id(input.offer_id).one(w.db()).await?.ok_or(Error::NotFound("offer"))?;
     let (reseller_id, tier_id) = match input.target {
         WholesaleTarget::Reseller(id) => {
-            reseller::Entity::find_by_id(id).one(&txn).await?.ok_or(Error::NotFound("reseller"))?;
+            reseller::Entity::find_by_id(id).one(w.db()).await?.ok_or(Error::NotFound("reseller"))?;
             (Some(id), None)
         }
         WholesaleTarget::Tier(id) => {
-            tier::Entity::find_by_id(id).one(&txn).await?.ok_or(Error::NotFound("tier"))?;
+            tier::Entity::find_by_id(id).one(w.db()).await?.ok_or(Error::NotFound("tier"))?;
             (None, Some(id))
         }
     };
@@ -300,7 +305,7 @@ pub async fn set_wholesale_price(
         effective_from: Set(effective_from),
         created_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.db())
     .await
     .map_err(|e| {
         map_unique_violation(
@@ -309,17 +314,14 @@ pub async fn set_wholesale_price(
             Error::conflict("DUPLICATE_PRICE", "a wholesale price for this offer, target, currency and time exists"),
         )
     })?;
-    audit::record(
-        &txn,
+    w.invalidate_catalog();
+    w.commit(Audit::action(
         actor,
         "setWholesalePrice",
         "offer",
         Some(input.offer_id),
         json!({"resellerId": reseller_id, "tierId": tier_id, "currency": row.currency, "price": price.to_string()}),
-        now,
-    )
+    ))
     .await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
     Ok(row)
 }

@@ -8,23 +8,24 @@
 //! first), and a subscription may be cancelled only within 168 h of its purchase or last
 //! renewal. A change made exactly 168 h after is still inside; one second later is not.
 
+use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
 use entity::enums::{ProvisioningAction, Role, SeatBatchSource, SubscriptionChangeKind, SubscriptionStatus};
 use entity::{DbDecimal, customer_vendor_account, offer, seat_batch, subscription, subscription_change};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet, QueryFilter, QueryOrder,
-    Select, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, Select,
+    Set,
 };
 use serde_json::json;
 
+use super::Domain;
 use super::actor::Actor;
-use super::error::{Error, Result, map_unique_violation};
+use super::error::{Error, Result};
 use super::events::{DomainEvent, EventKind};
-use super::lifecycle::{Transition, next_status, status_name};
-use super::orders::{change_window, term_end};
+use super::jobs::{self, NewJob};
+use super::lifecycle::{Transition, next_status};
+use super::lifecycle::{add_seat_batch, change_window, changed_event, record_change, term_end};
 use super::pagination::{Page, PageRequest, fetch_page};
-use super::provisioning::{self, NewJob};
-use super::{Domain, audit};
 
 /// Microsoft refuses updates to a subscription changed more than this many times.
 pub const UPDATE_LIMIT: i32 = 1200;
@@ -82,78 +83,6 @@ pub async fn subscriptions_by_ids(domain: &Domain, actor: &Actor, ids: &[i64]) -
     Ok(scoped(actor).filter(subscription::Column::Id.is_in(ids.iter().copied())).all(&domain.db).await?)
 }
 
-/// Adds a batch of seats with its own 168 h window.
-pub async fn add_seat_batch<C: ConnectionTrait>(
-    db: &C,
-    subscription_id: i64,
-    source: SeatBatchSource,
-    quantity: i32,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    seat_batch::ActiveModel {
-        id: NotSet,
-        subscription_id: Set(subscription_id),
-        source: Set(source),
-        quantity: Set(quantity),
-        remaining: Set(quantity),
-        added_at: Set(at),
-        window_ends_at: Set(at + change_window()),
-    }
-    .insert(db)
-    .await?;
-    Ok(())
-}
-
-/// Records one change in the history (with its idempotency key, unique per subscription).
-#[expect(clippy::too_many_arguments, reason = "one column each; a struct would only rename them")]
-pub async fn record_change<C: ConnectionTrait>(
-    db: &C,
-    subscription: &subscription::Model,
-    actor: &Actor,
-    kind: SubscriptionChangeKind,
-    quantity: (i32, i32),
-    status: (SubscriptionStatus, SubscriptionStatus),
-    idempotency_key: Option<String>,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    subscription_change::ActiveModel {
-        id: NotSet,
-        subscription_id: Set(subscription.id),
-        kind: Set(kind),
-        actor_user_id: Set(actor.user_id),
-        actor_role: Set(actor.role),
-        quantity_before: Set(quantity.0),
-        quantity_after: Set(quantity.1),
-        status_before: Set(status.0),
-        status_after: Set(status.1),
-        idempotency_key: Set(idempotency_key),
-        occurred_at: Set(at),
-    }
-    .insert(db)
-    .await
-    .map_err(|e| {
-        map_unique_violation(
-            e,
-            &["uq_subscription_changes_idempotency_key", "subscription_changes.subscription_id"],
-            Error::conflict("IDEMPOTENCY_KEY_RACE", "raced"),
-        )
-    })?;
-    Ok(())
-}
-
-/// The event announcing a subscription's new state.
-pub fn changed_event(subscription: &subscription::Model, at: DateTime<Utc>) -> DomainEvent {
-    DomainEvent {
-        vendor_id: Some(subscription.vendor_id),
-        reseller_id: Some(subscription.reseller_id),
-        customer_id: Some(subscription.customer_id),
-        order_id: subscription.order_id,
-        subscription_id: Some(subscription.id),
-        quantity: Some(subscription.quantity),
-        ..DomainEvent::new(EventKind::SubscriptionChanged, status_name(subscription.status), at)
-    }
-}
-
 /// A lifecycle change a caller asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Change {
@@ -191,15 +120,15 @@ pub async fn change_subscription(
     actor.require_role(&[Role::Operator, Role::Reseller, Role::Customer])?;
     let key = super::validate::text(idempotency_key, 255, "idempotencyKey")?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
-    let current = get_subscription(&txn, actor, id).await?;
+    let mut w = Write::begin(domain).await?;
+    let current = get_subscription(w.db(), actor, id).await?;
     let previous = subscription_change::Entity::find()
         .filter(subscription_change::Column::SubscriptionId.eq(id))
         .filter(subscription_change::Column::IdempotencyKey.eq(key.clone()))
-        .one(&txn)
+        .one(w.db())
         .await?;
     if previous.is_some() {
-        txn.rollback().await.ok();
+        w.rollback().await;
         return Ok(Changed { subscription: current, replayed: true, warnings: Vec::new() });
     }
     if current.update_count >= UPDATE_LIMIT {
@@ -208,9 +137,9 @@ pub async fn change_subscription(
             current.update_count
         )));
     }
-    let (kind, updated, action) = apply(&txn, &current, change, now).await?;
+    let (kind, updated, action) = apply(w.db(), &current, change, now).await?;
     record_change(
-        &txn,
+        w.db(),
         &updated,
         actor,
         kind,
@@ -222,7 +151,7 @@ pub async fn change_subscription(
     .await?;
     let mut events = vec![changed_event(&updated, now)];
     if let Some(action) = action {
-        let job = enqueue_change(domain, &txn, &updated, action, now).await?;
+        let job = enqueue_change(&w, &updated, action).await?;
         events.push(DomainEvent {
             vendor_id: Some(updated.vendor_id),
             reseller_id: Some(updated.reseller_id),
@@ -233,22 +162,16 @@ pub async fn change_subscription(
             ..DomainEvent::new(EventKind::ProvisioningStatusChanged, "QUEUED", now)
         });
     }
-    audit::record(
-        &txn,
+    w.emit_all(events).await?;
+    w.wake_workers();
+    w.commit(Audit::action(
         actor,
         change_action_name(change),
         "subscription",
         Some(id),
         json!({"quantity": updated.quantity}),
-        now,
-    )
+    ))
     .await?;
-    for event in &events {
-        domain.events.record(&txn, event).await?;
-    }
-    txn.commit().await?;
-    domain.events.after_commit(events);
-    domain.job_wakeup.notify_waiters();
     let mut warnings = Vec::new();
     if updated.update_count >= UPDATE_LIMIT - 100 {
         warnings.push(format!(
@@ -369,30 +292,19 @@ async fn remove_seats(txn: &DatabaseTransaction, subscription_id: i64, count: i3
 }
 
 async fn enqueue_change(
-    domain: &Domain,
-    txn: &DatabaseTransaction,
+    w: &Write<'_>,
     subscription: &subscription::Model,
     action: ProvisioningAction,
-    now: DateTime<Utc>,
-) -> Result<entity::provisioning_job::Model> {
+) -> Result<entity::job::Model> {
     let external_id = customer_vendor_account::Entity::find()
         .filter(customer_vendor_account::Column::CustomerId.eq(subscription.customer_id))
         .filter(customer_vendor_account::Column::VendorId.eq(subscription.vendor_id))
-        .one(txn)
+        .one(w.db())
         .await?
         .map(|a| a.external_id);
-    provisioning::enqueue(
-        domain,
-        txn,
-        NewJob {
-            subscription,
-            action,
-            payload: json!({"vendorReference": subscription.vendor_reference, "quantity": subscription.quantity,
-                            "customerExternalId": external_id}),
-        },
-        now,
-    )
-    .await
+    let payload = json!({"vendorReference": subscription.vendor_reference, "quantity": subscription.quantity,
+                         "customerExternalId": external_id});
+    jobs::enqueue(w, NewJob::provisioning(subscription, action, payload)).await
 }
 
 /// Renews or expires every subscription whose term has ended by now: auto-renew ones get a
@@ -418,8 +330,8 @@ pub async fn renew_due(domain: &Domain) -> Result<(usize, usize)> {
 
 async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<bool> {
     let system = Actor::system();
-    let txn = super::begin_write(&domain.db).await?;
-    let Some(current) = subscription::Entity::find_by_id(id).one(&txn).await? else { return Ok(false) };
+    let mut w = Write::begin(domain).await?;
+    let Some(current) = subscription::Entity::find_by_id(id).one(w.db()).await? else { return Ok(false) };
     let Some(ended) = current.term_end.filter(|end| *end <= now) else { return Ok(false) };
     let mut model: subscription::ActiveModel = current.clone().into();
     let mut events = Vec::new();
@@ -441,10 +353,10 @@ async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<bool>
     model.update_count = Set(current.update_count + 1);
     model.version = Set(current.version + 1);
     model.updated_at = Set(now);
-    let updated = model.update(&txn).await?;
+    let updated = model.update(w.db()).await?;
     let kind = if renewed { SubscriptionChangeKind::Renew } else { SubscriptionChangeKind::Expire };
     record_change(
-        &txn,
+        w.db(),
         &updated,
         &system,
         kind,
@@ -458,18 +370,18 @@ async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<bool>
         seat_batch::Entity::update_many()
             .col_expr(seat_batch::Column::Remaining, sea_orm::sea_query::Expr::value(0))
             .filter(seat_batch::Column::SubscriptionId.eq(id))
-            .exec(&txn)
+            .exec(w.db())
             .await?;
-        add_seat_batch(&txn, id, SeatBatchSource::Renewal, updated.quantity, ended).await?;
-        enqueue_change(domain, &txn, &updated, ProvisioningAction::Renew, now).await?;
+        add_seat_batch(w.db(), id, SeatBatchSource::Renewal, updated.quantity, ended).await?;
+        enqueue_change(&w, &updated, ProvisioningAction::Renew).await?;
     }
     events.push(changed_event(&updated, now));
-    for event in &events {
-        domain.events.record(&txn, event).await?;
-    }
-    txn.commit().await?;
-    domain.events.after_commit(events);
-    domain.job_wakeup.notify_waiters();
+    w.emit_all(events).await?;
+    w.wake_workers();
+    w.commit(Audit::Bookkeeping(
+        "the scheduler renews or expires at term end; the subscription's change history records it",
+    ))
+    .await?;
     Ok(renewed)
 }
 

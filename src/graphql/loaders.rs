@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use entity::{customer_vendor_account, reseller};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::errors::to_graphql;
-use crate::domain::{Actor, Domain, Error, customers};
+use crate::domain::{Actor, Domain, customers, resellers};
 
 /// Resellers by id, limited to what the caller may see (operator: all; reseller: itself).
 pub struct ResellerLoader {
@@ -31,16 +30,7 @@ impl Loader<i64> for ResellerLoader {
         let Some(actor) = self.scope.as_ref() else {
             return Ok(HashMap::new());
         };
-        let visible: Vec<i64> =
-            keys.iter().copied().filter(|id| actor.is_operator() || actor.reseller_id() == Some(*id)).collect();
-        if visible.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows = reseller::Entity::find()
-            .filter(reseller::Column::Id.is_in(visible))
-            .all(&self.domain.db)
-            .await
-            .map_err(|e| to_graphql(Error::from(e)))?;
+        let rows = resellers::resellers_by_ids(&self.domain, actor, keys).await.map_err(to_graphql)?;
         Ok(rows.into_iter().map(|r| (r.id, r)).collect())
     }
 }

@@ -7,9 +7,9 @@
 pub mod errors;
 pub mod limits;
 pub mod loaders;
-pub mod response_cache;
 pub mod mutation;
 pub mod query;
+pub mod response_cache;
 pub mod scalars;
 pub mod subscription;
 pub mod types;
@@ -18,12 +18,12 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Schema};
-use entity::customer;
 use tokio::sync::OnceCell;
 
 use crate::auth::AuthKeys;
 use crate::config::ServerConfig;
-use crate::domain::catalog_cache::{CatalogSnapshot, ResellerPricing};
+use crate::domain::catalog::OwnPricing;
+use crate::domain::catalog_cache::CatalogSnapshot;
 use crate::domain::{Actor, Domain, Error, customers};
 
 pub use errors::ResultExt;
@@ -59,8 +59,7 @@ pub struct RequestContext {
     /// The verified caller, if a token was sent.
     pub actor: Option<Actor>,
     snapshot: OnceCell<Arc<CatalogSnapshot>>,
-    own_customer: OnceCell<Option<customer::Model>>,
-    own_pricing: OnceCell<Option<Arc<ResellerPricing>>>,
+    own_pricing: OnceCell<Arc<OwnPricing>>,
     /// Loads resellers by id within the caller's scope.
     pub resellers: DataLoader<loaders::ResellerLoader>,
     /// Loads customers' vendor accounts by customer id.
@@ -84,7 +83,6 @@ impl RequestContext {
         Self {
             actor,
             snapshot: OnceCell::new(),
-            own_customer: OnceCell::new(),
             own_pricing: OnceCell::new(),
             resellers: DataLoader::new(loaders::ResellerLoader::new(Arc::clone(&domain), scope.clone()), tokio::spawn),
             vendor_accounts: DataLoader::new(loaders::VendorAccountLoader::new(Arc::clone(&domain)), tokio::spawn),
@@ -121,35 +119,14 @@ pub async fn snapshot(ctx: &Context<'_>) -> async_graphql::Result<Arc<CatalogSna
     request(ctx)?.snapshot.get_or_try_init(|| async { domain.catalog.snapshot(&domain.db).await }).await.cloned().gql()
 }
 
-/// The customer a CUSTOMER caller acts for.
-pub async fn own_customer(ctx: &Context<'_>) -> async_graphql::Result<Option<customer::Model>> {
+/// The caller's own price context (its reseller's prices, its default currency), resolved
+/// once per request.
+pub async fn own_pricing(ctx: &Context<'_>) -> async_graphql::Result<Arc<OwnPricing>> {
     let domain = domain(ctx);
     let actor = actor(ctx)?;
-    let Some(customer_id) = actor.customer_id() else {
-        return Ok(None);
-    };
-    request(ctx)?
-        .own_customer
-        .get_or_try_init(|| async { customers::get_customer(&domain.db, actor, customer_id).await.map(Some) })
-        .await
-        .cloned()
-        .gql()
-}
-
-/// The pricing of the caller's own reseller: the reseller itself, or a customer's reseller.
-pub async fn own_pricing(ctx: &Context<'_>) -> async_graphql::Result<Option<Arc<ResellerPricing>>> {
-    let domain = domain(ctx);
-    let actor = actor(ctx)?;
-    let reseller_id = match actor.reseller_id() {
-        Some(id) => Some(id),
-        None => own_customer(ctx).await?.map(|c| c.reseller_id),
-    };
-    let Some(reseller_id) = reseller_id else {
-        return Ok(None);
-    };
     request(ctx)?
         .own_pricing
-        .get_or_try_init(|| async { domain.catalog.reseller_pricing(&domain.db, reseller_id).await })
+        .get_or_try_init(|| async { customers::own_pricing(domain, actor).await.map(Arc::new) })
         .await
         .cloned()
         .gql()

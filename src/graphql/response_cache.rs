@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::Instant;
 
-use bytes::Bytes;
 use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{Actor, Domain, Role};

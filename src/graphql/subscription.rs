@@ -12,7 +12,7 @@ use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::domain::events::{DomainEvent, EventKind};
-use crate::domain::{Actor, Error, Role, catalog, customers, orders};
+use crate::domain::{Actor, Error, catalog, customers, orders};
 use crate::graphql::{ResultExt, actor, domain, snapshot};
 
 /// What a live event is about.
@@ -76,17 +76,6 @@ impl From<&DomainEvent> for LiveEvent {
     }
 }
 
-/// Whether `actor` may receive `event` at all.
-pub fn visible_to(actor: &Actor, event: &DomainEvent) -> bool {
-    let org = actor.organization_id;
-    match actor.role {
-        Role::Operator => true,
-        Role::Vendor => org.is_some() && event.vendor_id == org,
-        Role::Reseller => org.is_some() && event.reseller_id == org,
-        Role::Customer => org.is_some() && event.customer_id == org,
-    }
-}
-
 /// Committed events for `actor` that pass `keep`, as a stream. A subscriber that falls
 /// more than the bus's buffer behind skips what it missed (and is told so in the log).
 fn events(
@@ -101,7 +90,7 @@ fn events(
         async move {
             loop {
                 match receiver.recv().await {
-                    Ok(event) if visible_to(&actor, &event) && keep(&event) => {
+                    Ok(event) if event.is_visible_to(&actor) && keep(&event) => {
                         return Some((LiveEvent::from(event.as_ref()), receiver));
                     }
                     Ok(_) => {}

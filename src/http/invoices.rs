@@ -62,11 +62,7 @@ fn csv_rows(out: &mut String, invoice: &invoice::Model, lines: &[invoice_line::M
 }
 
 /// The invoice `id` and its lines, if the bearer may see it.
-async fn load(
-    state: &AppState,
-    actor: &Actor,
-    id: i64,
-) -> Result<(invoice::Model, Vec<invoice_line::Model>), Error> {
+async fn load(state: &AppState, actor: &Actor, id: i64) -> Result<(invoice::Model, Vec<invoice_line::Model>), Error> {
     let invoice = invoices::get_invoice(&state.domain.db, actor, id).await?;
     let lines = invoices::lines_of(&state.domain, &[invoice.id]).await?;
     Ok((invoice, lines))

@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use entity::enums::{ConnectorKind, ProvisioningAction};
-use entity::{provisioning_job, vendor};
+use entity::{job, vendor};
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use rust_decimal::Decimal;
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::domain::provisioning::Outcome;
+use crate::domain::jobs::{Outcome, ProvisioningSubject};
 
 /// What a connector sends for one job.
 #[derive(Clone, Debug)]
@@ -38,11 +38,11 @@ pub struct VendorRequest {
 
 impl VendorRequest {
     /// The request for a claimed job.
-    pub fn for_job(job: &provisioning_job::Model) -> Self {
+    pub fn for_job(job: &job::Model, subject: &ProvisioningSubject) -> Self {
         Self {
             request_id: job.request_id.clone(),
-            action: job.action,
-            subscription_id: job.subscription_id,
+            action: subject.action,
+            subscription_id: subject.subscription_id,
             payload: job.payload.clone(),
         }
     }
@@ -127,7 +127,7 @@ impl SandboxConnector {
         if draw < self.failure_rate {
             Outcome::Transient { error: "sandbox: simulated vendor failure".into(), retry_after: None }
         } else {
-            Outcome::Succeeded { vendor_reference: Some(format!("sandbox-{}", request.subscription_id)) }
+            Outcome::Succeeded { reference: Some(format!("sandbox-{}", request.subscription_id)) }
         }
     }
 }
@@ -223,7 +223,7 @@ impl HttpConnector {
             let reference = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v["reference"].as_str().map(str::to_owned));
-            Outcome::Succeeded { vendor_reference: reference }
+            Outcome::Succeeded { reference: reference }
         } else if status.as_u16() == 429 || status.is_server_error() {
             Outcome::Transient { error: format!("vendor answered {status}: {message}"), retry_after }
         } else {

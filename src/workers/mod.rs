@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::vendors::connectors::{VendorRequest, connector_for, execute};
 use crate::config::ProvisioningConfig;
-use crate::domain::provisioning::{Outcome, claim_next_job, complete_job, mark_started};
+use crate::domain::fulfilment::{complete_job, mark_started};
+use crate::domain::jobs::{ClaimedJob, Outcome, ProvisioningSubject, claim_next_job};
 use crate::domain::{Domain, subscriptions};
+use crate::vendors::connectors::{VendorRequest, connector_for, execute};
+use entity::enums::JobKind;
 
 /// Running workers and the scheduler; aborted when dropped.
 pub struct Workers {
@@ -68,22 +70,37 @@ pub async fn run_one(
     timeout: Duration,
 ) -> crate::domain::Result<bool> {
     let Some(claimed) = claim_next_job(domain, worker).await? else { return Ok(false) };
-    mark_started(domain, &claimed).await?;
+    match claimed.job.kind {
+        JobKind::Provisioning => provision(domain, worker, client, timeout, &claimed).await?,
+    }
+    Ok(true)
+}
+
+/// Runs a claimed provisioning job through its vendor's connector and records the outcome.
+async fn provision(
+    domain: &Domain,
+    worker: &str,
+    client: &reqwest::Client,
+    timeout: Duration,
+    claimed: &ClaimedJob,
+) -> crate::domain::Result<()> {
+    let subject = ProvisioningSubject::of(&claimed.job)?;
+    mark_started(domain, claimed).await?;
     let snapshot = domain.catalog.snapshot(&domain.db).await?;
-    let outcome = match snapshot.vendors.get(&claimed.job.vendor_id) {
+    let outcome = match snapshot.vendors.get(&subject.vendor_id) {
         Some(vendor) => {
             let connector = connector_for(vendor, client, timeout);
-            execute(connector.as_ref(), &VendorRequest::for_job(&claimed.job)).await
+            execute(connector.as_ref(), &VendorRequest::for_job(&claimed.job, &subject)).await
         }
         None => Outcome::Permanent { error: "the vendor no longer exists".into() },
     };
     if let Outcome::Transient { error, .. } | Outcome::Permanent { error } = &outcome {
         tracing::warn!(job = claimed.job.id, attempt = claimed.job.attempts, %error, "provisioning attempt failed");
     }
-    if !complete_job(domain, &claimed, outcome).await? {
+    if !complete_job(domain, claimed, outcome).await? {
         tracing::warn!(job = claimed.job.id, worker, "lease lost: another worker took the job over");
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Renews or expires due subscriptions every `interval`.

@@ -10,14 +10,14 @@ use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
 use switchyard::config::{self, AuthConfig, ProvisioningConfig, ServerConfig};
+use switchyard::db;
 use switchyard::domain::catalog::{self, NewOffer, NewPricePoint, NewProduct, NewVendor};
 use switchyard::domain::clock::ManualClock;
 use switchyard::domain::customers::{self, NewCustomer, VendorAccount};
 use switchyard::domain::resellers::{self, NewReseller};
 use switchyard::domain::{Actor, Domain, Role};
-use switchyard::state::AppState;
-use switchyard::db;
 use switchyard::startup::{Application, Overrides, Settings};
+use switchyard::state::AppState;
 
 /// The HS256 secret test tokens are signed with.
 pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123";
@@ -171,14 +171,9 @@ impl TestApp {
     pub async fn run_jobs(&self) -> usize {
         let client = reqwest::Client::new();
         let mut ran = 0;
-        while switchyard::workers::run_one(
-            &self.domain,
-            "test-runner",
-            &client,
-            Duration::from_millis(500),
-        )
-        .await
-        .unwrap()
+        while switchyard::workers::run_one(&self.domain, "test-runner", &client, Duration::from_millis(500))
+            .await
+            .unwrap()
         {
             ran += 1;
         }

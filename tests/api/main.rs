@@ -8,6 +8,7 @@ mod auth;
 mod billing;
 mod catalog;
 mod http;
+mod layering;
 mod live;
 mod orders;
 mod provisioning;

@@ -29,7 +29,7 @@ async fn order_table_counts(app: &TestApp) -> Vec<i64> {
         "subscriptions",
         "seat_batches",
         "subscription_changes",
-        "provisioning_jobs",
+        "jobs",
         "domain_events",
         "audit_log",
     ];
@@ -105,7 +105,7 @@ async fn the_same_key_replays_and_a_different_input_conflicts() {
     assert_eq!(theirs["replayed"], false);
     assert_ne!(theirs["order"]["id"], first["order"]["id"]);
     assert_eq!(count_rows(&app, "orders").await, 2);
-    assert_eq!(count_rows(&app, "provisioning_jobs").await, 2);
+    assert_eq!(count_rows(&app, "jobs").await, 2);
 }
 
 #[tokio::test]
@@ -130,7 +130,7 @@ async fn two_hundred_concurrent_identical_orders_make_one() {
     assert_eq!(count_rows(&app, "orders").await, 1);
     assert_eq!(count_rows(&app, "order_lines").await, 2);
     assert_eq!(count_rows(&app, "subscriptions").await, 2);
-    assert_eq!(count_rows(&app, "provisioning_jobs").await, 2);
+    assert_eq!(count_rows(&app, "jobs").await, 2);
 }
 
 #[tokio::test]
@@ -142,14 +142,14 @@ async fn a_failure_inside_the_order_transaction_leaves_no_rows() {
     let trigger = if is_postgres() {
         vec![
             "CREATE FUNCTION fail_second_job() RETURNS trigger AS $$ BEGIN \
-               IF (SELECT COUNT(*) FROM provisioning_jobs WHERE order_id = NEW.order_id) >= 1 THEN \
+               IF (SELECT COUNT(*) FROM jobs WHERE order_id = NEW.order_id) >= 1 THEN \
                  RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER fail_second_job BEFORE INSERT ON provisioning_jobs FOR EACH ROW EXECUTE FUNCTION fail_second_job()",
+            "CREATE TRIGGER fail_second_job BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION fail_second_job()",
         ]
     } else {
         vec![
-            "CREATE TRIGGER fail_second_job BEFORE INSERT ON provisioning_jobs \
-             WHEN (SELECT COUNT(*) FROM provisioning_jobs WHERE order_id = NEW.order_id) >= 1 \
+            "CREATE TRIGGER fail_second_job BEFORE INSERT ON jobs \
+             WHEN (SELECT COUNT(*) FROM jobs WHERE order_id = NEW.order_id) >= 1 \
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
         ]
     };

@@ -12,7 +12,8 @@ use std::time::Duration;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde_json::{Value, json};
 use switchyard::domain::Role;
-use switchyard::domain::provisioning::{Outcome, claim_next_job, complete_job};
+use switchyard::domain::fulfilment::complete_job;
+use switchyard::domain::jobs::{Outcome, ProvisioningSubject, claim_next_job};
 use switchyard::vendors::connectors::{VendorRequest, connector_for, execute, signature};
 
 use crate::helpers::{Fixture, TestApp, spawn_app};
@@ -260,7 +261,8 @@ async fn a_dead_workers_job_is_taken_over_when_its_lease_expires() {
     let claimed = claim_next_job(&app.domain, "doomed-worker").await.unwrap().unwrap();
     let snapshot = app.domain.catalog.snapshot(&app.domain.db).await.unwrap();
     let connector = connector_for(&snapshot.vendors[&f.vendor_b], &reqwest::Client::new(), Duration::from_secs(2));
-    let outcome = execute(connector.as_ref(), &VendorRequest::for_job(&claimed.job)).await;
+    let subject = ProvisioningSubject::of(&claimed.job).unwrap();
+    let outcome = execute(connector.as_ref(), &VendorRequest::for_job(&claimed.job, &subject)).await;
     assert!(matches!(outcome, Outcome::Succeeded { .. }));
     // While the lease holds, nobody else takes the job.
     assert_eq!(app.run_jobs().await, 0);

@@ -54,3 +54,74 @@ async fn extreme_decimals_round_trip_exactly() {
     assert!(costs.contains(&"99999999999999.9999"), "{costs:?}");
     assert!(costs.contains(&"123456789012345.1234"), "{costs:?}");
 }
+
+/// Migration 10 turns `provisioning_jobs` into the generic `jobs` queue: a job queued before
+/// the upgrade keeps its id, request id, state and subject, becomes kind PROVISIONING with
+/// its subscription as ordering key, and new jobs get fresh ids after it.
+#[tokio::test]
+async fn jobs_queued_before_the_generic_queue_survive_the_upgrade() {
+    use migration::MigratorTrait;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let database = crate::helpers::TestDatabase::create().await;
+    let db = switchyard::db::connect(&database.url, 1).await.unwrap();
+    migration::Migrator::up(&db, Some(9)).await.unwrap();
+    let backend = db.get_database_backend();
+    // The row's parents do not matter here; skip their foreign keys on this one connection.
+    let no_foreign_keys = match backend {
+        sea_orm::DbBackend::Postgres => "SET session_replication_role = replica",
+        _ => "PRAGMA foreign_keys = OFF",
+    };
+    db.execute_unprepared(no_foreign_keys).await.unwrap();
+    let at = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 3, 12, 0, 0).unwrap();
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO provisioning_jobs (id, subscription_id, order_id, vendor_id, action, payload, request_id, status, \
+         attempts, max_attempts, run_after, last_error, vendor_reference, created_at, updated_at, finished_at) \
+         VALUES (41, 7, NULL, 3, 'CHANGE_QUANTITY', $1, 'request-41', 'DEAD', 8, 8, $2, 'boom', 'vendor-7', $2, $2, $2)",
+        [json!({"quantity": 5}).into(), at.into()],
+    ))
+    .await
+    .unwrap();
+    migration::Migrator::up(&db, None).await.unwrap();
+
+    let job = entity::job::Entity::find_by_id(41).one(&db).await.unwrap().expect("the job survived");
+    assert_eq!(job.kind, entity::enums::JobKind::Provisioning);
+    assert_eq!(job.ordering_key.as_deref(), Some("subscription:7"));
+    assert_eq!((job.subscription_id, job.order_id, job.vendor_id), (Some(7), None, Some(3)));
+    assert_eq!(job.action, Some(entity::enums::ProvisioningAction::ChangeQuantity));
+    assert_eq!((job.request_id.as_str(), job.status), ("request-41", entity::enums::JobStatus::Dead));
+    assert_eq!(
+        (job.attempts, job.last_error.as_deref(), job.reference.as_deref()),
+        (8, Some("boom"), Some("vendor-7"))
+    );
+    assert_eq!((job.payload, job.created_at, job.finished_at), (json!({"quantity": 5}), at, Some(at)));
+
+    let next = entity::job::ActiveModel {
+        id: NotSet,
+        kind: Set(entity::enums::JobKind::Provisioning),
+        ordering_key: Set(None),
+        payload: Set(json!({})),
+        request_id: Set("request-next".into()),
+        status: Set(entity::enums::JobStatus::Queued),
+        attempts: Set(0),
+        max_attempts: Set(8),
+        run_after: Set(at),
+        locked_by: Set(None),
+        locked_until: Set(None),
+        lease_token: Set(None),
+        last_error: Set(None),
+        reference: Set(None),
+        subscription_id: Set(None),
+        order_id: Set(None),
+        vendor_id: Set(None),
+        action: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+        finished_at: Set(None),
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+    assert!(next.id > 41, "new jobs are numbered after the copied ones: {}", next.id);
+}

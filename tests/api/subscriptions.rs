@@ -138,13 +138,13 @@ async fn a_repeated_change_key_is_a_replay() {
     let f = Fixture::build(&app).await;
     let id = active_subscription(&app, &f, f.offers_a[0], 4, "o1").await;
     let reseller = app.token(Role::Reseller, Some(f.reseller_a));
-    let jobs_before = count_rows(&app, "provisioning_jobs").await;
+    let jobs_before = count_rows(&app, "jobs").await;
     let first = app.data(&reseller, QUANTITY, json!({"id": id, "q": 6, "key": "up"})).await;
     let again = app.data(&reseller, QUANTITY, json!({"id": id, "q": 6, "key": "up"})).await;
     assert_eq!(first["changeSubscriptionQuantity"]["replayed"], false);
     assert_eq!(again["changeSubscriptionQuantity"]["replayed"], true);
     assert_eq!(again["changeSubscriptionQuantity"]["subscription"]["updateCount"], 1);
-    assert_eq!(count_rows(&app, "provisioning_jobs").await, jobs_before + 1);
+    assert_eq!(count_rows(&app, "jobs").await, jobs_before + 1);
 }
 
 #[tokio::test]

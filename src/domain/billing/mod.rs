@@ -8,11 +8,14 @@
 //! prices, itemised by customer. The operator's cost stays on every charge, per vendor, for
 //! margin and reconciliation.
 
+pub mod drafts;
 pub mod invoices;
+pub mod issuing;
 pub mod plan;
 pub mod proration;
 pub mod usage;
 
+use crate::domain::write::{Audit, Write};
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -52,6 +55,7 @@ pub async fn run_billing(domain: &Domain, actor: &Actor, period: &str) -> Result
     if period.start > now.date_naive() {
         return Err(Error::validation("period", "cannot bill a month that has not started"));
     }
+    let w = Write::begin(domain).await?;
     let run = billing_run::ActiveModel {
         id: NotSet,
         period: Set(period.label()),
@@ -60,9 +64,17 @@ pub async fn run_billing(domain: &Domain, actor: &Actor, period: &str) -> Result
         finished_at: Set(None),
         last_error: Set(None),
     }
-    .insert(&domain.db)
+    .insert(w.db())
     .await?;
+    w.commit(Audit::Bookkeeping("a billing run's row is audited as runBilling when the run ends")).await?;
     let result = bill(domain, period, Some(run.id), now).await;
+    let details = match &result {
+        Ok(summary) => {
+            serde_json::json!({"period": summary.period, "charges": summary.charges_created, "invoices": summary.invoices_touched})
+        }
+        Err(_) => serde_json::json!({"period": run.period, "failed": true}),
+    };
+    let run_id = run.id;
     let mut model: billing_run::ActiveModel = run.into();
     model.finished_at = Set(Some(domain.clock.now()));
     match &result {
@@ -72,22 +84,16 @@ pub async fn run_billing(domain: &Domain, actor: &Actor, period: &str) -> Result
             model.last_error = Set(Some(error.to_string()));
         }
     }
-    let run = model.update(&domain.db).await?;
-    let details = match &result {
-        Ok(summary) => {
-            serde_json::json!({"period": summary.period, "charges": summary.charges_created, "invoices": summary.invoices_touched})
-        }
-        Err(_) => serde_json::json!({"period": run.period, "failed": true}),
-    };
-    super::audit::record(&domain.db, actor, "runBilling", "billing_run", Some(run.id), details, domain.clock.now())
-        .await?;
+    let w = Write::begin(domain).await?;
+    model.update(w.db()).await?;
+    w.commit(Audit::action(actor, "runBilling", "billing_run", run_id, details)).await?;
     result
 }
 
 async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTime<Utc>) -> Result<RunSummary> {
     let label = period.label();
     let settings = domain.billing;
-    let frozen = invoices::customers_with_closed_invoices(&domain.db, &label).await?;
+    let frozen = drafts::customers_with_closed_invoices(&domain.db, &label).await?;
     let mut summary = RunSummary { period: label.clone(), ..RunSummary::default() };
     let mut after = 0_i64;
     loop {
@@ -105,7 +111,7 @@ async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTim
         let planned = plan_batch(domain, &batch, period, settings).await?;
         summary.charges_created += write_charges(domain, &batch, &planned, &label, run_id, now).await?;
     }
-    summary.invoices_touched = invoices::invoice_period(domain, &label, run_id, now).await?;
+    summary.invoices_touched = drafts::invoice_period(domain, &label, run_id, now).await?;
     Ok(summary)
 }
 
@@ -287,7 +293,7 @@ async fn write_charges(
             });
         }
     }
-    let txn = super::begin_write(&domain.db).await?;
+    let w = Write::begin(domain).await?;
     let mut written = 0;
     for chunk in models.chunks(200) {
         written += charge::Entity::insert_many(chunk.to_vec())
@@ -300,7 +306,7 @@ async fn write_charges(
                 .do_nothing()
                 .to_owned(),
             )
-            .exec_without_returning(&txn)
+            .exec_without_returning(w.db())
             .await?;
     }
     if !usage_ids.is_empty() {
@@ -308,24 +314,46 @@ async fn write_charges(
             .col_expr(usage_record::Column::BilledPeriod, sea_orm::sea_query::Expr::value(period.to_owned()))
             .filter(usage_record::Column::Id.is_in(usage_ids))
             .filter(usage_record::Column::BilledPeriod.is_null())
-            .exec(&txn)
+            .exec(w.db())
             .await?;
     }
-    txn.commit().await?;
+    w.commit(Audit::Bookkeeping("a billing run's charges; the run's row and its runBilling audit row record it"))
+        .await?;
     Ok(usize::try_from(written).unwrap_or(usize::MAX))
 }
 
+/// What a customer's invoice for a period will hold after a billing run.
+#[derive(Clone, Debug)]
+pub struct BillingPreview {
+    /// The period (`YYYY-MM`).
+    pub period: String,
+    /// The customer's currency.
+    pub currency: Currency,
+    /// The charges: those written already, then those a run would add now.
+    pub lines: Vec<charge::Model>,
+    /// Subtotal, tax (the customer's rate, the tax policy) and total of the retail amounts.
+    pub totals: invoices::Totals,
+}
+
 /// What the customer's invoice for `period` will hold after a run: the charges already
-/// written for it plus those a run would add now (scoped: the customer, its reseller, the
-/// operator).
-pub async fn preview_billing(
-    domain: &Domain,
-    actor: &Actor,
-    customer_id: i64,
-    period: &str,
-) -> Result<Vec<charge::Model>> {
+/// written for it plus those a run would add now, with the invoice's totals (scoped: the
+/// customer, its reseller, the operator).
+pub async fn preview_billing(domain: &Domain, actor: &Actor, customer_id: i64, period: &str) -> Result<BillingPreview> {
     let customer = super::customers::get_customer(&domain.db, actor, customer_id).await?;
+    let currency = Currency::parse(&customer.currency, "currency")?;
     let period = Period::parse(period)?;
+    let lines = preview_lines(domain, &customer, period).await?;
+    let amounts: Vec<Decimal> = lines.iter().map(|c| c.amount_retail.0).collect();
+    let totals = invoices::totals(&amounts, customer.tax_rate.0, currency, domain.billing.tax);
+    Ok(BillingPreview { period: period.label(), currency, lines, totals })
+}
+
+/// The charges of [`preview_billing`].
+async fn preview_lines(
+    domain: &Domain,
+    customer: &entity::customer::Model,
+    period: Period,
+) -> Result<Vec<charge::Model>> {
     let label = period.label();
     let now = domain.clock.now();
     let mut lines = charge::Entity::find()
@@ -334,7 +362,7 @@ pub async fn preview_billing(
         .order_by_asc(charge::Column::Id)
         .all(&domain.db)
         .await?;
-    if invoices::customers_with_closed_invoices(&domain.db, &label).await?.contains(&customer.id) {
+    if drafts::customers_with_closed_invoices(&domain.db, &label).await?.contains(&customer.id) {
         return Ok(lines);
     }
     let subscriptions = subscription::Entity::find()

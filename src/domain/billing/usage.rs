@@ -3,6 +3,7 @@
 //! A retry of an accepted record is reported as DUPLICATE — not an error, and never a
 //! second charge — because the unique key (reseller, external id) outlives billing.
 
+use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
 use entity::enums::Role;
 use entity::{DbDecimal, offer, usage_record};
@@ -50,17 +51,17 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
         return Err(Error::validation("records", format!("send between 1 and {MAX_BATCH} records")));
     }
     let now = domain.clock.now();
-    let txn = crate::domain::begin_write(&domain.db).await?;
+    let w = Write::begin(domain).await?;
     let mut outcomes = Vec::with_capacity(records.len());
     for (index, record) in records.into_iter().enumerate() {
         let field = |name: &str| format!("records[{index}].{name}");
         let external_id = validate::text(&record.external_id, 255, &field("externalId"))?;
         let quantity = parse_price(record.quantity, &field("quantity"))?;
-        let subscription = get_subscription(&txn, actor, record.subscription_id)
+        let subscription = get_subscription(w.db(), actor, record.subscription_id)
             .await
             .map_err(|_| Error::validation(field("subscriptionId"), "no such subscription"))?;
         let offer =
-            offer::Entity::find_by_id(subscription.offer_id).one(&txn).await?.ok_or(Error::NotFound("offer"))?;
+            offer::Entity::find_by_id(subscription.offer_id).one(w.db()).await?.ok_or(Error::NotFound("offer"))?;
         if offer.usage_meter.as_deref() != Some(record.meter.as_str()) {
             return Err(Error::validation(field("meter"), "the subscription's offer has no such meter"));
         }
@@ -82,21 +83,18 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(&txn)
+        .exec_without_returning(w.db())
         .await?;
         outcomes.push(if inserted == 1 { UsageOutcome::Accepted } else { UsageOutcome::Duplicate });
     }
     let accepted = outcomes.iter().filter(|o| **o == UsageOutcome::Accepted).count();
-    crate::domain::audit::record(
-        &txn,
+    w.commit(Audit::action(
         actor,
         "recordUsage",
         "usage_record",
         None,
         serde_json::json!({"accepted": accepted, "duplicates": outcomes.len() - accepted}),
-        now,
-    )
+    ))
     .await?;
-    txn.commit().await?;
     Ok(outcomes)
 }

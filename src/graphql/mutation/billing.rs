@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::parse_id;
 use crate::domain::billing::usage::{self, NewUsage, UsageOutcome};
-use crate::domain::billing::{invoices, run_billing};
+use crate::domain::billing::{issuing, run_billing};
 use crate::graphql::scalars::DecimalScalar;
 use crate::graphql::types::billing::{BillingRunResult, Invoice};
 use crate::graphql::{ResultExt, actor, domain};
@@ -55,25 +55,25 @@ impl BillingMutation {
     /// Issues a DRAFT invoice, assigning its number (the issuer or the operator).
     async fn issue_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
         let id = parse_id(&id, "id")?;
-        invoices::issue_invoice(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
+        issuing::issue_invoice(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
     }
 
     /// Marks an ISSUED invoice paid.
     async fn mark_invoice_paid(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
         let id = parse_id(&id, "id")?;
-        invoices::mark_paid(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
+        issuing::mark_paid(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
     }
 
     /// Voids a DRAFT or ISSUED invoice.
     async fn void_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
         let id = parse_id(&id, "id")?;
-        invoices::void_invoice(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
+        issuing::void_invoice(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
     }
 
     /// Credits an ISSUED or PAID invoice in full with a DRAFT credit note.
     async fn credit_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
         let id = parse_id(&id, "id")?;
-        invoices::credit_invoice(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
+        issuing::credit_invoice(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
     }
 
     /// Records usage in a batch; a record whose external id was seen before is DUPLICATE.

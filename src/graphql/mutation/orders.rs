@@ -3,8 +3,8 @@
 use async_graphql::{Context, ID, Object, SimpleObject};
 
 use super::parse_id;
+use crate::domain::fulfilment;
 use crate::domain::orders;
-use crate::domain::provisioning;
 use crate::domain::subscriptions::{self, Change, Changed};
 use crate::graphql::query::orders::PlaceOrderInput;
 use crate::graphql::types::orders::{Order, ProvisioningJob, Subscription};
@@ -116,6 +116,6 @@ impl OrdersMutation {
     /// Puts a FAILED or DEAD provisioning job back in the queue (operator).
     async fn retry_provisioning(&self, ctx: &Context<'_>, job_id: ID) -> async_graphql::Result<ProvisioningJob> {
         let id = parse_id(&job_id, "jobId")?;
-        provisioning::retry_job(domain(ctx), actor(ctx)?, id).await.map(ProvisioningJob).gql()
+        fulfilment::retry_job(domain(ctx), actor(ctx)?, id).await.map(ProvisioningJob).gql()
     }
 }

@@ -2,11 +2,10 @@
 
 use async_graphql::{Context, ID, InputObject, Object};
 
-use crate::domain::billing::invoices::{self, InvoiceFilter, totals};
+use crate::domain::billing::invoices::{self, InvoiceFilter};
 use crate::domain::billing::{plan::Period, preview_billing};
-use crate::domain::money::Currency;
 use crate::domain::pagination::PageRequest;
-use crate::domain::{customers, validate};
+use crate::domain::validate;
 use crate::graphql::types::billing::{BillingPreview, Invoice, PreviewLine};
 use crate::graphql::types::catalog::Money;
 use crate::graphql::types::enums::InvoiceStatus;
@@ -63,17 +62,12 @@ impl BillingQuery {
         customer_id: ID,
         period: String,
     ) -> async_graphql::Result<BillingPreview> {
-        let actor = actor(ctx)?;
-        let domain = domain(ctx);
         let customer_id = validate::id(&customer_id, "customerId").gql()?;
-        let customer = customers::get_customer(&domain.db, actor, customer_id).await.gql()?;
-        let charges = preview_billing(domain, actor, customer_id, &period).await.gql()?;
-        let currency = Currency::parse(&customer.currency, "currency").gql()?;
-        let amounts: Vec<_> = charges.iter().map(|c| c.amount_retail.0).collect();
-        let totals = totals(&amounts, customer.tax_rate.0, currency, domain.billing.tax);
+        let preview = preview_billing(domain(ctx), actor(ctx)?, customer_id, &period).await.gql()?;
+        let (currency, totals) = (preview.currency, preview.totals);
         Ok(BillingPreview {
-            period: Period::parse(&period).gql()?.label(),
-            lines: charges.into_iter().map(PreviewLine::from).collect(),
+            period: preview.period,
+            lines: preview.lines.into_iter().map(PreviewLine::from).collect(),
             subtotal: Some(Money::new(totals.subtotal, currency)),
             tax: Some(Money::new(totals.tax, currency)),
             total: Some(Money::new(totals.total, currency)),

@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, InputObject, Object};
 use crate::domain::orders::{self, OrderInput, OrderLineInput};
 use crate::domain::pagination::PageRequest;
 use crate::domain::subscriptions::{self, SubscriptionFilter};
-use crate::domain::{provisioning, validate};
+use crate::domain::{fulfilment, validate};
 use crate::graphql::types::enums::{JobStatus, SubscriptionStatus};
 use crate::graphql::types::orders::{Order, ProvisioningJob, Quote, Subscription};
 use crate::graphql::types::{PageConnection, connection};
@@ -129,9 +129,9 @@ impl OrdersQuery {
     ) -> async_graphql::Result<PageConnection<ProvisioningJob>> {
         let page = PageRequest::parse(first, after.as_deref()).gql()?;
         let subscription_id = subscription_id.map(|id| validate::id(&id, "subscriptionId")).transpose().gql()?;
-        let page = provisioning::list_jobs(domain(ctx), actor(ctx)?, status.map(Into::into), subscription_id, page)
+        let page = fulfilment::list_jobs(domain(ctx), actor(ctx)?, status.map(Into::into), subscription_id, page)
             .await
             .gql()?;
-        Ok(connection(page, |j| j.id, ProvisioningJob))
+        Ok(connection(page, |j| j.job.id, ProvisioningJob))
     }
 }

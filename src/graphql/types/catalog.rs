@@ -12,7 +12,7 @@ use crate::domain::catalog::{self, OfferPriceView, ProductFilter};
 use crate::domain::money::Currency;
 use crate::domain::pagination::PageRequest;
 use crate::graphql::scalars::DecimalScalar;
-use crate::graphql::{ResultExt, actor, domain, own_customer, own_pricing, snapshot};
+use crate::graphql::{ResultExt, actor, domain, own_pricing, snapshot};
 
 /// An exact amount of money.
 #[derive(SimpleObject, Clone, Debug)]
@@ -184,47 +184,14 @@ impl Offer {
         currency: Option<String>,
         reseller_id: Option<ID>,
     ) -> async_graphql::Result<Vec<OfferPrice>> {
-        let actor = actor(ctx)?;
-        let domain = domain(ctx);
-        let snapshot = snapshot(ctx).await?;
-        let mut currency = currency.map(|c| Currency::parse(&c, "currency")).transpose().gql()?;
-        let pricing = if actor.is_operator() {
-            match reseller_id {
-                Some(id) => {
-                    let id = crate::domain::validate::id(&id, "resellerId").gql()?;
-                    Some(
-                        domain
-                            .catalog
-                            .reseller_pricing(&domain.db, id)
-                            .await
-                            .gql()?
-                            .ok_or(Error::NotFound("reseller"))
-                            .gql()?,
-                    )
-                }
-                None => None,
-            }
-        } else {
-            let own = own_pricing(ctx).await?;
-            if let (Some(asked), Some(own)) = (reseller_id, own.as_ref())
-                && asked.0 != own.reseller.id.to_string()
-            {
-                return Err(Error::NotFound("reseller")).gql();
-            }
-            if currency.is_none() {
-                let default = match own_customer(ctx).await? {
-                    Some(customer) => Some(customer.currency),
-                    None => own.as_ref().map(|p| p.reseller.currency.clone()),
-                };
-                currency = default.map(|c| Currency::parse(&c, "currency")).transpose().gql()?;
-            }
-            own
-        };
-        let now = domain.clock.now();
-        Ok(catalog::offer_prices(actor, &snapshot, &self.0, pricing.as_deref(), currency, now)
-            .into_iter()
-            .map(OfferPrice)
-            .collect())
+        let (actor, domain) = (actor(ctx)?, domain(ctx));
+        let (snapshot, own) = (snapshot(ctx).await?, own_pricing(ctx).await?);
+        let reseller_id = reseller_id.as_ref().map(|id| id.as_str());
+        let prices =
+            catalog::offer_prices_for_caller(domain, actor, &snapshot, &self.0, &own, currency.as_deref(), reseller_id)
+                .await
+                .gql()?;
+        Ok(prices.into_iter().map(OfferPrice).collect())
     }
 
     /// Every dated price point (cost and list): the operator and the offer's vendor only.

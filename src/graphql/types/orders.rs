@@ -5,7 +5,7 @@
 
 use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{order, order_line, provisioning_job, subscription, subscription_change};
+use entity::{order, order_line, subscription, subscription_change};
 
 use super::catalog::{Money, Offer};
 use super::enums::{
@@ -13,7 +13,10 @@ use super::enums::{
     SubscriptionStatus, Term,
 };
 use super::parties::Customer;
-use crate::domain::Actor;
+use rust_decimal::Decimal;
+
+use crate::domain::pricing::ChannelPrices;
+use crate::domain::{Actor, fulfilment};
 use crate::graphql::{actor, request, snapshot};
 
 /// The offer of an order line or subscription. Ordered offers stay visible to whoever may
@@ -46,20 +49,17 @@ impl Order {
 
     /// Sum of line costs: the operator only.
     async fn total_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(actor(ctx)?.sees_order_cost().then(|| Money::from_code(self.0.total_cost.0, &self.0.currency)).flatten())
+        self.seen(ctx, Part::Cost)
     }
 
     /// Sum of line wholesale amounts: the operator and the reseller.
     async fn total_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(actor(ctx)?
-            .sees_order_wholesale()
-            .then(|| Money::from_code(self.0.total_wholesale.0, &self.0.currency))
-            .flatten())
+        self.seen(ctx, Part::Wholesale)
     }
 
     /// Sum of line retail amounts.
-    async fn total_retail(&self) -> Option<Money> {
-        Money::from_code(self.0.total_retail.0, &self.0.currency)
+    async fn total_retail(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        self.seen(ctx, Part::Retail)
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -98,18 +98,15 @@ impl OrderLine {
     }
 
     async fn unit_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(actor(ctx)?.sees_order_cost().then(|| Money::from_code(self.0.unit_cost.0, &self.0.currency)).flatten())
+        self.seen(ctx, Part::Cost)
     }
 
     async fn unit_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(actor(ctx)?
-            .sees_order_wholesale()
-            .then(|| Money::from_code(self.0.unit_wholesale.0, &self.0.currency))
-            .flatten())
+        self.seen(ctx, Part::Wholesale)
     }
 
-    async fn unit_retail(&self) -> Option<Money> {
-        Money::from_code(self.0.unit_retail.0, &self.0.currency)
+    async fn unit_retail(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
+        self.seen(ctx, Part::Retail)
     }
 
     async fn subscription(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Subscription>> {
@@ -171,22 +168,17 @@ impl Subscription {
 
     /// Locked unit cost: the operator only.
     async fn unit_cost(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(actor(ctx)?.sees_order_cost().then(|| Money::from_code(self.0.unit_cost.0, &self.0.currency)).flatten())
+        self.seen(ctx, Part::Cost)
     }
 
     /// Locked unit wholesale price: the operator and the reseller.
     async fn unit_wholesale(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok(actor(ctx)?
-            .sees_order_wholesale()
-            .then(|| Money::from_code(self.0.unit_wholesale.0, &self.0.currency))
-            .flatten())
+        self.seen(ctx, Part::Wholesale)
     }
 
     /// Locked unit retail price (vendors do not see it).
     async fn unit_retail(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Money>> {
-        Ok((actor(ctx)?.vendor_id().is_none())
-            .then(|| Money::from_code(self.0.unit_retail.0, &self.0.currency))
-            .flatten())
+        self.seen(ctx, Part::Retail)
     }
 
     async fn offer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Offer>> {
@@ -237,48 +229,94 @@ impl SubscriptionChange {
 }
 
 /// A provisioning job.
-pub struct ProvisioningJob(pub provisioning_job::Model);
+pub struct ProvisioningJob(pub fulfilment::ProvisioningJob);
 
 #[Object]
 impl ProvisioningJob {
     async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
+        ID(self.0.job.id.to_string())
     }
     async fn action(&self) -> ProvisioningAction {
-        self.0.action.into()
+        self.0.subject.action.into()
     }
     async fn status(&self) -> JobStatus {
-        self.0.status.into()
+        self.0.job.status.into()
     }
     async fn subscription_id(&self) -> ID {
-        ID(self.0.subscription_id.to_string())
+        ID(self.0.subject.subscription_id.to_string())
     }
     async fn order_id(&self) -> Option<ID> {
-        self.0.order_id.map(|id| ID(id.to_string()))
+        self.0.subject.order_id.map(|id| ID(id.to_string()))
     }
     /// Sent to the vendor on every attempt of this job, for deduplication.
     async fn request_id(&self) -> &str {
-        &self.0.request_id
+        &self.0.job.request_id
     }
     async fn attempts(&self) -> i32 {
-        self.0.attempts
+        self.0.job.attempts
     }
     async fn max_attempts(&self) -> i32 {
-        self.0.max_attempts
+        self.0.job.max_attempts
     }
     /// When the next attempt may run.
     async fn run_after(&self) -> DateTime<Utc> {
-        self.0.run_after
+        self.0.job.run_after
     }
     /// The last failure, as the vendor or the connector reported it.
     async fn last_error(&self) -> Option<&str> {
-        self.0.last_error.as_deref()
+        self.0.job.last_error.as_deref()
     }
     async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+        self.0.job.created_at
     }
     async fn finished_at(&self) -> Option<DateTime<Utc>> {
-        self.0.finished_at
+        self.0.job.finished_at
+    }
+}
+
+/// Which of the channel's prices a field shows.
+#[derive(Clone, Copy)]
+enum Part {
+    Cost,
+    Wholesale,
+    Retail,
+}
+
+/// A stored price triple in one currency, shown as the caller may see it
+/// (`ChannelPrices::as_seen_by` holds the rule).
+trait PricedView {
+    fn prices(&self) -> (ChannelPrices, &str);
+
+    fn seen(&self, ctx: &Context<'_>, part: Part) -> async_graphql::Result<Option<Money>> {
+        let (prices, currency) = self.prices();
+        let visible = prices.as_seen_by(actor(ctx)?);
+        let amount = match part {
+            Part::Cost => visible.cost,
+            Part::Wholesale => visible.wholesale,
+            Part::Retail => visible.retail,
+        };
+        Ok(amount.and_then(|amount| Money::from_code(amount, currency)))
+    }
+}
+
+impl PricedView for Order {
+    fn prices(&self) -> (ChannelPrices, &str) {
+        let o = &self.0;
+        (ChannelPrices { cost: o.total_cost.0, wholesale: o.total_wholesale.0, retail: o.total_retail.0 }, &o.currency)
+    }
+}
+
+impl PricedView for OrderLine {
+    fn prices(&self) -> (ChannelPrices, &str) {
+        let l = &self.0;
+        (ChannelPrices { cost: l.unit_cost.0, wholesale: l.unit_wholesale.0, retail: l.unit_retail.0 }, &l.currency)
+    }
+}
+
+impl PricedView for Subscription {
+    fn prices(&self) -> (ChannelPrices, &str) {
+        let s = &self.0;
+        (ChannelPrices { cost: s.unit_cost.0, wholesale: s.unit_wholesale.0, retail: s.unit_retail.0 }, &s.currency)
     }
 }
 
@@ -311,24 +349,40 @@ impl Quote {
     /// The caller's view of a domain quote.
     pub fn view(actor: &Actor, quote: crate::domain::orders::Quote) -> Self {
         let currency = quote.currency;
-        let wholesale = actor.sees_order_wholesale();
+        let money = move |amount: Option<Decimal>| amount.map(|amount| Money::new(amount, currency));
+        let totals =
+            ChannelPrices { cost: Decimal::ZERO, wholesale: quote.total_wholesale, retail: quote.total_retail };
         Self {
             currency: currency.code().to_owned(),
-            total_wholesale: wholesale.then(|| Money::new(quote.total_wholesale, currency)),
+            total_wholesale: money(totals.as_seen_by(actor).wholesale),
             total_retail: Money::new(quote.total_retail, currency),
             lines: quote
                 .lines
                 .into_iter()
-                .map(|line| QuoteLine {
-                    line_number: line.line_number,
-                    offer_id: ID(line.offer.id.to_string()),
-                    sku: line.offer.sku,
-                    quantity: line.quantity,
-                    unit_cost: actor.sees_order_cost().then(|| Money::new(line.unit_cost, currency)),
-                    unit_wholesale: wholesale.then(|| Money::new(line.unit_wholesale, currency)),
-                    unit_retail: Money::new(line.unit_retail, currency),
-                    amount_wholesale: wholesale.then(|| Money::new(line.amount_wholesale, currency)),
-                    amount_retail: Money::new(line.amount_retail, currency),
+                .map(|line| {
+                    let unit = ChannelPrices {
+                        cost: line.unit_cost,
+                        wholesale: line.unit_wholesale,
+                        retail: line.unit_retail,
+                    }
+                    .as_seen_by(actor);
+                    let amount = ChannelPrices {
+                        cost: Decimal::ZERO,
+                        wholesale: line.amount_wholesale,
+                        retail: line.amount_retail,
+                    }
+                    .as_seen_by(actor);
+                    QuoteLine {
+                        line_number: line.line_number,
+                        offer_id: ID(line.offer.id.to_string()),
+                        sku: line.offer.sku,
+                        quantity: line.quantity,
+                        unit_cost: money(unit.cost),
+                        unit_wholesale: money(unit.wholesale),
+                        unit_retail: Money::new(line.unit_retail, currency),
+                        amount_wholesale: money(amount.wholesale),
+                        amount_retail: Money::new(line.amount_retail, currency),
+                    }
                 })
                 .collect(),
         }

@@ -1,10 +1,9 @@
-//! The catalog: vendors, products, offers and dated price points.
-//!
-//! Reads go through the [`CatalogSnapshot`] (see `catalog_cache`) and apply the tenant scope:
-//! the operator sees everything; a vendor sees only its own catalog, whatever its status;
-//! resellers and customers see active offers of active products of active vendors. Writes
-//! check the same scope, run in one transaction with their audit row, and invalidate the cache.
+//! Catalog administration: creating and updating vendors, products, offers and price
+//! points. The operator manages every vendor's catalog, a vendor only its own (another
+//! vendor's is NotFound). Each write is one `Write` with its audit row and invalidates the
+//! catalog cache after commit.
 
+use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
 use entity::enums::{BillingFrequency, CatalogStatus, ConnectorKind, OrganizationStatus, Role, Term};
 use entity::{DbDecimal, offer, price_point, product, vendor};
@@ -12,259 +11,11 @@ use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, EntityTrait, NotSet, Set};
 use serde_json::json;
 
-use super::Domain;
-use super::actor::Actor;
-use super::audit;
-use super::catalog_cache::{CatalogSnapshot, ResellerPricing};
-use super::error::{Error, Result, map_unique_violation};
-use super::money::{Currency, parse_price};
-use super::pagination::{Page, PageRequest};
-use super::pricing::{self, Dated, in_force};
-use super::validate;
-
-impl Dated for price_point::Model {
-    fn effective_from(&self) -> DateTime<Utc> {
-        self.effective_from
-    }
-}
-
-/// Whether the caller may see a vendor and, through it, its catalog.
-pub fn can_see_vendor(actor: &Actor, vendor: &vendor::Model) -> bool {
-    actor.manages_vendor(vendor.id) || (actor.role != Role::Vendor && vendor.status == OrganizationStatus::Active)
-}
-
-/// Whether the caller may see a product.
-pub fn can_see_product(actor: &Actor, snapshot: &CatalogSnapshot, product: &product::Model) -> bool {
-    let Some(vendor) = snapshot.vendors.get(&product.vendor_id) else {
-        return false;
-    };
-    actor.manages_vendor(vendor.id) || (can_see_vendor(actor, vendor) && product.status == CatalogStatus::Active)
-}
-
-/// Whether the caller may see an offer.
-pub fn can_see_offer(actor: &Actor, snapshot: &CatalogSnapshot, offer: &offer::Model) -> bool {
-    let Some(product) = snapshot.products.get(&offer.product_id) else {
-        return false;
-    };
-    actor.manages_vendor(offer.vendor_id)
-        || (can_see_product(actor, snapshot, product) && offer.status == CatalogStatus::Active)
-}
-
-/// Filters for the vendor list.
-#[derive(Clone, Debug, Default)]
-pub struct VendorFilter {
-    /// Case-insensitive substring of the name or code.
-    pub search: Option<String>,
-}
-
-/// Filters for the product list.
-#[derive(Clone, Debug, Default)]
-pub struct ProductFilter {
-    /// Only this vendor's products.
-    pub vendor_id: Option<i64>,
-    /// Case-insensitive substring of the name.
-    pub search: Option<String>,
-    /// Only products with this status.
-    pub status: Option<CatalogStatus>,
-}
-
-/// Filters for the offer list.
-#[derive(Clone, Debug, Default)]
-pub struct OfferFilter {
-    /// Only this vendor's offers.
-    pub vendor_id: Option<i64>,
-    /// Only this product's offers.
-    pub product_id: Option<i64>,
-    /// Case-insensitive substring of the SKU or name.
-    pub search: Option<String>,
-    /// Only this term.
-    pub term: Option<Term>,
-    /// Only this billing frequency.
-    pub billing_frequency: Option<BillingFrequency>,
-    /// Only this status.
-    pub status: Option<CatalogStatus>,
-}
-
-fn matches_search(needle: Option<&str>, haystacks: &[&str]) -> bool {
-    match needle.map(str::trim).filter(|n| !n.is_empty()) {
-        None => true,
-        Some(needle) => {
-            let needle = needle.to_lowercase();
-            haystacks.iter().any(|h| h.to_lowercase().contains(&needle))
-        }
-    }
-}
-
-/// A page of the vendors the caller may see.
-pub fn list_vendors<'a>(
-    actor: &Actor,
-    snapshot: &'a CatalogSnapshot,
-    filter: &VendorFilter,
-    page: PageRequest,
-) -> Page<&'a vendor::Model> {
-    let rows = snapshot
-        .vendors
-        .values()
-        .filter(|v| can_see_vendor(actor, v) && matches_search(filter.search.as_deref(), &[&v.name, &v.code]));
-    Page::from_sorted(rows, page, |v| v.id)
-}
-
-/// A page of the products the caller may see.
-pub fn list_products<'a>(
-    actor: &Actor,
-    snapshot: &'a CatalogSnapshot,
-    filter: &ProductFilter,
-    page: PageRequest,
-) -> Page<&'a product::Model> {
-    let rows = snapshot.products.values().filter(|p| {
-        filter.vendor_id.is_none_or(|id| p.vendor_id == id)
-            && filter.status.is_none_or(|s| p.status == s)
-            && matches_search(filter.search.as_deref(), &[&p.name])
-            && can_see_product(actor, snapshot, p)
-    });
-    Page::from_sorted(rows, page, |p| p.id)
-}
-
-/// A page of the offers the caller may see.
-pub fn list_offers<'a>(
-    actor: &Actor,
-    snapshot: &'a CatalogSnapshot,
-    filter: &OfferFilter,
-    page: PageRequest,
-) -> Page<&'a offer::Model> {
-    let candidates: Box<dyn Iterator<Item = &offer::Model>> = match filter.product_id {
-        Some(product_id) => Box::new(
-            snapshot.offers_by_product.get(&product_id).into_iter().flatten().filter_map(|id| snapshot.offers.get(id)),
-        ),
-        None => Box::new(snapshot.offers.values()),
-    };
-    let rows = candidates.filter(|o| {
-        filter.vendor_id.is_none_or(|id| o.vendor_id == id)
-            && filter.term.is_none_or(|t| o.term == t)
-            && filter.billing_frequency.is_none_or(|b| o.billing_frequency == b)
-            && filter.status.is_none_or(|s| o.status == s)
-            && matches_search(filter.search.as_deref(), &[&o.sku, &o.name])
-            && can_see_offer(actor, snapshot, o)
-    });
-    Page::from_sorted(rows, page, |o| o.id)
-}
-
-/// A vendor the caller may see, else NotFound.
-pub fn get_vendor<'a>(actor: &Actor, snapshot: &'a CatalogSnapshot, id: i64) -> Result<&'a vendor::Model> {
-    snapshot.vendors.get(&id).filter(|v| can_see_vendor(actor, v)).ok_or(Error::NotFound("vendor"))
-}
-
-/// A product the caller may see, else NotFound.
-pub fn get_product<'a>(actor: &Actor, snapshot: &'a CatalogSnapshot, id: i64) -> Result<&'a product::Model> {
-    snapshot.products.get(&id).filter(|p| can_see_product(actor, snapshot, p)).ok_or(Error::NotFound("product"))
-}
-
-/// An offer the caller may see, else NotFound.
-pub fn get_offer<'a>(actor: &Actor, snapshot: &'a CatalogSnapshot, id: i64) -> Result<&'a offer::Model> {
-    snapshot.offers.get(&id).filter(|o| can_see_offer(actor, snapshot, o)).ok_or(Error::NotFound("offer"))
-}
-
-/// The offers of a product the caller may see, in id order.
-pub fn product_offers<'a>(actor: &Actor, snapshot: &'a CatalogSnapshot, product_id: i64) -> Vec<&'a offer::Model> {
-    snapshot
-        .offers_by_product
-        .get(&product_id)
-        .into_iter()
-        .flatten()
-        .filter_map(|id| snapshot.offers.get(id))
-        .filter(|o| can_see_offer(actor, snapshot, o))
-        .collect()
-}
-
-/// An offer's prices in one currency as the caller may see them, in force at one time.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OfferPriceView {
-    /// The currency of every amount here.
-    pub currency: Currency,
-    /// When the price point in force took effect.
-    pub effective_from: DateTime<Utc>,
-    /// Vendor → operator price: operator and the offer's vendor only.
-    pub cost: Option<Decimal>,
-    /// The vendor's list price (MSRP): everyone.
-    pub list_price: Decimal,
-    /// Operator → reseller price: the operator and that reseller only.
-    pub wholesale: Option<Decimal>,
-    /// Reseller → customer price: the operator, that reseller and its customers.
-    pub retail: Option<Decimal>,
-}
-
-/// The offer's prices in force at `at`, one per currency (or only `currency`), as `actor`
-/// may see them. `reseller` is the reseller whose wholesale and retail prices apply: the
-/// caller's own for resellers and customers, a chosen one for the operator.
-pub fn offer_prices(
-    actor: &Actor,
-    snapshot: &CatalogSnapshot,
-    offer: &offer::Model,
-    reseller: Option<&ResellerPricing>,
-    currency: Option<Currency>,
-    at: DateTime<Utc>,
-) -> Vec<OfferPriceView> {
-    let points = snapshot.price_points.get(&offer.id).map(Vec::as_slice).unwrap_or_default();
-    let mut currencies: Vec<&str> = points.iter().map(|p| p.currency.as_str()).collect();
-    currencies.sort_unstable();
-    currencies.dedup();
-    let sees_cost = actor.manages_vendor(offer.vendor_id);
-    let reseller = reseller
-        .filter(|r| actor.is_operator() || actor.reseller_id() == Some(r.reseller.id) || actor.customer_id().is_some());
-    currencies
-        .into_iter()
-        .filter(|code| currency.is_none_or(|c| c.code() == *code))
-        .filter_map(|code| {
-            let in_currency: Vec<&price_point::Model> = points.iter().filter(|p| p.currency == code).collect();
-            let point = in_force(&in_currency, at)?;
-            let currency = Currency::parse(code, "currency").ok()?;
-            let (wholesale, retail) = match reseller {
-                Some(pricing) => {
-                    let (wholesale, retail) = resolve_reseller_prices(snapshot, offer, point, pricing, at);
-                    (actor.customer_id().is_none().then_some(wholesale), Some(retail))
-                }
-                None => (None, None),
-            };
-            Some(OfferPriceView {
-                currency,
-                effective_from: point.effective_from,
-                cost: sees_cost.then_some(point.cost.0),
-                list_price: point.list_price.0,
-                wholesale,
-                retail,
-            })
-        })
-        .collect()
-}
-
-impl<T: Dated> Dated for &T {
-    fn effective_from(&self) -> DateTime<Utc> {
-        (*self).effective_from()
-    }
-}
-
-/// The wholesale and retail unit prices of `offer` for a reseller, from the point in force.
-pub fn resolve_reseller_prices(
-    snapshot: &CatalogSnapshot,
-    offer: &offer::Model,
-    point: &price_point::Model,
-    pricing: &ResellerPricing,
-    at: DateTime<Utc>,
-) -> (Decimal, Decimal) {
-    let key = (offer.id, point.currency.clone());
-    let tier_id = pricing.reseller.tier_id;
-    let tier_markup = snapshot.tiers.get(&tier_id).map(|t| t.markup.0).unwrap_or_default();
-    let reseller_price = pricing.wholesale.get(&key).and_then(|rows| in_force(rows, at));
-    let tier_price =
-        snapshot.tier_prices.get(&(offer.id, tier_id, point.currency.clone())).and_then(|rows| in_force(rows, at));
-    let (wholesale, _) = pricing::wholesale_price(point.cost.0, tier_markup, reseller_price, tier_price);
-    let explicit_retail = pricing.retail.get(&key).and_then(|rows| in_force(rows, at));
-    let default_markup = pricing.reseller.default_retail_markup.map(|m| m.0);
-    let (retail, _) = pricing::retail_price(wholesale, point.list_price.0, default_markup, explicit_retail);
-    (wholesale, retail)
-}
-
-// ----- writes -------------------------------------------------------------------------------
+use crate::domain::Domain;
+use crate::domain::actor::Actor;
+use crate::domain::error::{Error, Result, map_unique_violation};
+use crate::domain::money::{Currency, parse_price};
+use crate::domain::validate;
 
 /// Input of `create_vendor`.
 #[derive(Clone, Debug)]
@@ -307,7 +58,7 @@ pub async fn create_vendor(domain: &Domain, actor: &Actor, input: NewVendor) -> 
     let name = validate::text(&input.name, 200, "input.name")?;
     let settings = connector_settings(input.connector_settings, "input.connectorSettings")?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
+    let mut w = Write::begin(domain).await?;
     let vendor = vendor::ActiveModel {
         id: NotSet,
         code: Set(code.clone()),
@@ -318,7 +69,7 @@ pub async fn create_vendor(domain: &Domain, actor: &Actor, input: NewVendor) -> 
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.db())
     .await
     .map_err(|e| {
         map_unique_violation(
@@ -327,9 +78,8 @@ pub async fn create_vendor(domain: &Domain, actor: &Actor, input: NewVendor) -> 
             Error::conflict("DUPLICATE_CODE", format!("a vendor with code {code:?} exists")),
         )
     })?;
-    audit::record(&txn, actor, "createVendor", "vendor", Some(vendor.id), json!({"code": vendor.code}), now).await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
+    w.invalidate_catalog();
+    w.commit(Audit::action(actor, "createVendor", "vendor", Some(vendor.id), json!({"code": vendor.code}))).await?;
     Ok(vendor)
 }
 
@@ -337,8 +87,8 @@ pub async fn create_vendor(domain: &Domain, actor: &Actor, input: NewVendor) -> 
 pub async fn update_vendor(domain: &Domain, actor: &Actor, id: i64, changes: VendorChanges) -> Result<vendor::Model> {
     actor.require_operator()?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
-    let current = vendor::Entity::find_by_id(id).one(&txn).await?.ok_or(Error::NotFound("vendor"))?;
+    let mut w = Write::begin(domain).await?;
+    let current = vendor::Entity::find_by_id(id).one(w.db()).await?.ok_or(Error::NotFound("vendor"))?;
     let mut model: vendor::ActiveModel = current.into();
     if let Some(name) = changes.name {
         model.name = Set(validate::text(&name, 200, "input.name")?);
@@ -353,10 +103,9 @@ pub async fn update_vendor(domain: &Domain, actor: &Actor, id: i64, changes: Ven
         model.status = Set(status);
     }
     model.updated_at = Set(now);
-    let vendor = model.update(&txn).await?;
-    audit::record(&txn, actor, "updateVendor", "vendor", Some(id), json!({}), now).await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
+    let vendor = model.update(w.db()).await?;
+    w.invalidate_catalog();
+    w.commit(Audit::action(actor, "updateVendor", "vendor", Some(id), json!({}))).await?;
     Ok(vendor)
 }
 
@@ -397,8 +146,8 @@ pub async fn create_product(domain: &Domain, actor: &Actor, input: NewProduct) -
         return Err(Error::validation("input.description", "at most 4000 characters"));
     }
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
-    vendor::Entity::find_by_id(input.vendor_id).one(&txn).await?.ok_or(Error::NotFound("vendor"))?;
+    let mut w = Write::begin(domain).await?;
+    vendor::Entity::find_by_id(input.vendor_id).one(w.db()).await?.ok_or(Error::NotFound("vendor"))?;
     let product = product::ActiveModel {
         id: NotSet,
         vendor_id: Set(input.vendor_id),
@@ -408,20 +157,17 @@ pub async fn create_product(domain: &Domain, actor: &Actor, input: NewProduct) -
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.db())
     .await?;
-    audit::record(
-        &txn,
+    w.invalidate_catalog();
+    w.commit(Audit::action(
         actor,
         "createProduct",
         "product",
         Some(product.id),
         json!({"vendorId": product.vendor_id}),
-        now,
-    )
+    ))
     .await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
     Ok(product)
 }
 
@@ -434,9 +180,9 @@ pub async fn update_product(
 ) -> Result<product::Model> {
     actor.require_role(&[Role::Operator, Role::Vendor])?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
+    let mut w = Write::begin(domain).await?;
     let current = product::Entity::find_by_id(id)
-        .one(&txn)
+        .one(w.db())
         .await?
         .filter(|p| actor.manages_vendor(p.vendor_id))
         .ok_or(Error::NotFound("product"))?;
@@ -454,10 +200,9 @@ pub async fn update_product(
         model.status = Set(status);
     }
     model.updated_at = Set(now);
-    let product = model.update(&txn).await?;
-    audit::record(&txn, actor, "updateProduct", "product", Some(id), json!({}), now).await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
+    let product = model.update(w.db()).await?;
+    w.invalidate_catalog();
+    w.commit(Audit::action(actor, "updateProduct", "product", Some(id), json!({}))).await?;
     Ok(product)
 }
 
@@ -530,9 +275,9 @@ pub async fn create_offer(domain: &Domain, actor: &Actor, input: NewOffer) -> Re
     check_term_frequency(input.term, input.billing_frequency)?;
     let usage_meter = input.usage_meter.map(|m| validate::code(&m, 100, "input.usageMeter")).transpose()?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
+    let mut w = Write::begin(domain).await?;
     let product = product::Entity::find_by_id(input.product_id)
-        .one(&txn)
+        .one(w.db())
         .await?
         .filter(|p| actor.manages_vendor(p.vendor_id))
         .ok_or(Error::NotFound("product"))?;
@@ -552,7 +297,7 @@ pub async fn create_offer(domain: &Domain, actor: &Actor, input: NewOffer) -> Re
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.db())
     .await
     .map_err(|e| {
         map_unique_violation(
@@ -561,9 +306,8 @@ pub async fn create_offer(domain: &Domain, actor: &Actor, input: NewOffer) -> Re
             Error::conflict("DUPLICATE_SKU", format!("the vendor already has an offer with SKU {sku:?}")),
         )
     })?;
-    audit::record(&txn, actor, "createOffer", "offer", Some(offer.id), json!({"sku": offer.sku}), now).await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
+    w.invalidate_catalog();
+    w.commit(Audit::action(actor, "createOffer", "offer", Some(offer.id), json!({"sku": offer.sku}))).await?;
     Ok(offer)
 }
 
@@ -571,9 +315,9 @@ pub async fn create_offer(domain: &Domain, actor: &Actor, input: NewOffer) -> Re
 pub async fn update_offer(domain: &Domain, actor: &Actor, id: i64, changes: OfferChanges) -> Result<offer::Model> {
     actor.require_role(&[Role::Operator, Role::Vendor])?;
     let now = domain.clock.now();
-    let txn = super::begin_write(&domain.db).await?;
+    let mut w = Write::begin(domain).await?;
     let current = offer::Entity::find_by_id(id)
-        .one(&txn)
+        .one(w.db())
         .await?
         .filter(|o| actor.manages_vendor(o.vendor_id))
         .ok_or(Error::NotFound("offer"))?;
@@ -598,10 +342,9 @@ pub async fn update_offer(domain: &Domain, actor: &Actor, id: i64, changes: Offe
         model.status = Set(status);
     }
     model.updated_at = Set(now);
-    let offer = model.update(&txn).await?;
-    audit::record(&txn, actor, "updateOffer", "offer", Some(id), json!({}), now).await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
+    let offer = model.update(w.db()).await?;
+    w.invalidate_catalog();
+    w.commit(Audit::action(actor, "updateOffer", "offer", Some(id), json!({}))).await?;
     Ok(offer)
 }
 
@@ -636,10 +379,10 @@ pub async fn add_price_point(domain: &Domain, actor: &Actor, input: NewPricePoin
     let usage_unit_list_price =
         input.usage_unit_list_price.map(|p| parse_price(p, "input.usageUnitListPrice")).transpose()?;
     let now = domain.clock.now();
-    let effective_from = input.effective_from.map(super::clock::truncate_to_micros).unwrap_or(now);
-    let txn = super::begin_write(&domain.db).await?;
+    let effective_from = input.effective_from.map(crate::domain::clock::truncate_to_micros).unwrap_or(now);
+    let mut w = Write::begin(domain).await?;
     offer::Entity::find_by_id(input.offer_id)
-        .one(&txn)
+        .one(w.db())
         .await?
         .filter(|o| actor.manages_vendor(o.vendor_id))
         .ok_or(Error::NotFound("offer"))?;
@@ -654,7 +397,7 @@ pub async fn add_price_point(domain: &Domain, actor: &Actor, input: NewPricePoin
         effective_from: Set(effective_from),
         created_at: Set(now),
     }
-    .insert(&txn)
+    .insert(w.db())
     .await
     .map_err(|e| {
         map_unique_violation(
@@ -663,17 +406,14 @@ pub async fn add_price_point(domain: &Domain, actor: &Actor, input: NewPricePoin
             Error::conflict("DUPLICATE_PRICE_POINT", "a price point for this offer, currency and time exists"),
         )
     })?;
-    audit::record(
-        &txn,
+    w.invalidate_catalog();
+    w.commit(Audit::action(
         actor,
         "addPricePoint",
         "offer",
         Some(input.offer_id),
         json!({"currency": point.currency, "cost": cost.to_string(), "listPrice": list_price.to_string()}),
-        now,
-    )
+    ))
     .await?;
-    txn.commit().await?;
-    domain.catalog.invalidate();
     Ok(point)
 }

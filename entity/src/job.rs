@@ -1,19 +1,18 @@
-//! A durable request to a vendor connector, claimed by workers under a lease.
+//! A job in the durable queue, claimed by workers under a lease. Its kind says what it
+//! does; jobs with the same ordering key belong to one subject (a subscription, say). The
+//! subject columns are set for provisioning jobs and empty for kinds without one.
 
 use sea_orm::entity::prelude::*;
 
-use crate::enums::JobStatus;
-use crate::enums::ProvisioningAction;
+use crate::enums::{JobKind, JobStatus, ProvisioningAction};
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
-#[sea_orm(table_name = "provisioning_jobs")]
+#[sea_orm(table_name = "jobs")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    pub subscription_id: i64,
-    pub order_id: Option<i64>,
-    pub vendor_id: i64,
-    pub action: ProvisioningAction,
+    pub kind: JobKind,
+    pub ordering_key: Option<String>,
     #[sea_orm(column_type = "JsonBinary")]
     pub payload: Json,
     pub request_id: String,
@@ -25,7 +24,11 @@ pub struct Model {
     pub locked_until: Option<DateTimeUtc>,
     pub lease_token: Option<String>,
     pub last_error: Option<String>,
-    pub vendor_reference: Option<String>,
+    pub reference: Option<String>,
+    pub subscription_id: Option<i64>,
+    pub order_id: Option<i64>,
+    pub vendor_id: Option<i64>,
+    pub action: Option<ProvisioningAction>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,

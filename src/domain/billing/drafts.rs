@@ -1,0 +1,324 @@
+//! Gathering a billing run's charges onto DRAFT invoices of both sides of the channel: a
+//! reseller's invoice to each customer at retail (with the customer's tax rate) and the
+//! operator's invoice to each reseller at wholesale, itemised by customer (reverse-charged).
+//!
+//! Each invoice grows in its own transaction under a row lock; a charge goes onto at most
+//! one invoice of each side (the charge row remembers which), so a second or concurrent run
+//! adds nothing. A customer whose invoice for the period is issued is left alone: its later
+//! charges wait for the next period.
+
+use chrono::{DateTime, Utc};
+use entity::enums::{InvoiceKind, InvoiceStatus};
+use entity::{DbDecimal, charge, invoice, invoice_line};
+use rust_decimal::Decimal;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, NotSet, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
+};
+
+use super::invoices::totals;
+use super::proration::TaxPolicy;
+use crate::domain::Domain;
+use crate::domain::error::{Error, Result};
+use crate::domain::money::{Currency, round_to_minor_units};
+use crate::domain::write::{Audit, Write};
+use std::collections::{BTreeMap, HashSet};
+
+/// The counter key and recipient key of the operator.
+pub const OPERATOR_KEY: &str = "OPERATOR";
+
+fn reseller_key(id: i64) -> String {
+    format!("RSL{id}")
+}
+
+fn customer_key(id: i64) -> String {
+    format!("CUS{id}")
+}
+
+/// Customers whose invoice for `period` is no longer a draft (their period is closed).
+pub async fn customers_with_closed_invoices(db: &DatabaseConnection, period: &str) -> Result<HashSet<i64>> {
+    let ids: Vec<Option<i64>> = invoice::Entity::find()
+        .select_only()
+        .column(invoice::Column::RecipientCustomerId)
+        .filter(invoice::Column::Period.eq(period))
+        .filter(invoice::Column::RecipientCustomerId.is_not_null())
+        .filter(invoice::Column::Status.ne(InvoiceStatus::Draft))
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(ids.into_iter().flatten().collect())
+}
+
+/// Which side of the channel an invoice bills.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Reseller → customer, at retail.
+    Customer,
+    /// Operator → reseller, at wholesale, itemised by customer.
+    Reseller,
+}
+
+/// Customers handled per step of `invoice_period`: bounds memory whatever the run's size.
+const CUSTOMER_CHUNK: usize = 1000;
+
+/// Gathers every charge of `period` onto DRAFT invoices of both sides; how many invoices
+/// were created or extended. Works through the customers in chunks; a reseller's invoice
+/// grows by one chunk's lines at a time.
+pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, now: DateTime<Utc>) -> Result<usize> {
+    // Only customers with a charge not yet on both sides' invoices: a re-run skips the rest.
+    let backend = domain.db.get_database_backend();
+    let placeholder = if backend == DbBackend::Postgres { "$1" } else { "?1" };
+    let sql = format!(
+        "SELECT DISTINCT c.customer_id AS customer_id FROM charges c WHERE c.period = {placeholder} \
+         AND (SELECT COUNT(*) FROM invoice_lines l WHERE l.charge_id = c.id) < 2 ORDER BY c.customer_id"
+    );
+    let customers: Vec<i64> = domain
+        .db
+        .query_all_raw(Statement::from_sql_and_values(backend, sql, [period.into()]))
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i64>("", "customer_id"))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut touched_resellers = HashSet::new();
+    let mut touched = 0;
+    for chunk in customers.chunks(CUSTOMER_CHUNK) {
+        let charges = charge::Entity::find()
+            .filter(charge::Column::Period.eq(period))
+            .filter(charge::Column::CustomerId.is_in(chunk.iter().copied()))
+            .order_by_asc(charge::Column::CustomerId)
+            .order_by_asc(charge::Column::Id)
+            .all(&domain.db)
+            .await?;
+        let mut by_customer: BTreeMap<(i64, i64, String), Vec<&charge::Model>> = BTreeMap::new();
+        let mut by_reseller: BTreeMap<(i64, String), Vec<&charge::Model>> = BTreeMap::new();
+        for charge in &charges {
+            by_customer
+                .entry((charge.customer_id, charge.reseller_id, charge.currency.clone()))
+                .or_default()
+                .push(charge);
+            by_reseller.entry((charge.reseller_id, charge.currency.clone())).or_default().push(charge);
+        }
+        let customer_rates: std::collections::HashMap<i64, Decimal> = entity::customer::Entity::find()
+            .filter(entity::customer::Column::Id.is_in(chunk.iter().copied()))
+            .all(&domain.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.tax_rate.0))
+            .collect();
+        for ((customer_id, reseller_id, currency), lines) in by_customer {
+            let rate = customer_rates.get(&customer_id).copied().unwrap_or_default();
+            let parties = Parties::reseller_to_customer(reseller_id, customer_id);
+            let changed =
+                add_to_invoice(domain, Side::Customer, &parties, period, &currency, rate, &lines, run_id, now).await?;
+            touched += usize::from(changed);
+        }
+        for ((reseller_id, currency), lines) in by_reseller {
+            let parties = Parties::operator_to_reseller(reseller_id);
+            // B2B within the channel: reverse charge, no tax on the operator's invoice.
+            let changed =
+                add_to_invoice(domain, Side::Reseller, &parties, period, &currency, Decimal::ZERO, &lines, run_id, now)
+                    .await?;
+            if changed && touched_resellers.insert((reseller_id, currency)) {
+                touched += 1;
+            }
+        }
+    }
+    Ok(touched)
+}
+
+/// Who issues an invoice and who receives it.
+struct Parties {
+    issuer_key: String,
+    issuer_reseller_id: Option<i64>,
+    recipient_key: String,
+    recipient_reseller_id: Option<i64>,
+    recipient_customer_id: Option<i64>,
+}
+
+impl Parties {
+    /// A reseller's invoice to one of its customers.
+    fn reseller_to_customer(reseller_id: i64, customer_id: i64) -> Self {
+        Self {
+            issuer_key: reseller_key(reseller_id),
+            issuer_reseller_id: Some(reseller_id),
+            recipient_key: customer_key(customer_id),
+            recipient_reseller_id: None,
+            recipient_customer_id: Some(customer_id),
+        }
+    }
+
+    /// The operator's invoice to a reseller.
+    fn operator_to_reseller(reseller_id: i64) -> Self {
+        Self {
+            issuer_key: OPERATOR_KEY.to_owned(),
+            issuer_reseller_id: None,
+            recipient_key: reseller_key(reseller_id),
+            recipient_reseller_id: Some(reseller_id),
+            recipient_customer_id: None,
+        }
+    }
+}
+
+async fn find_invoice<C: ConnectionTrait>(
+    db: &C,
+    parties: &Parties,
+    period: &str,
+    currency: &str,
+    lock: bool,
+) -> Result<Option<invoice::Model>> {
+    let mut find = invoice::Entity::find()
+        .filter(invoice::Column::Period.eq(period))
+        .filter(invoice::Column::IssuerKey.eq(parties.issuer_key.clone()))
+        .filter(invoice::Column::RecipientKey.eq(parties.recipient_key.clone()))
+        .filter(invoice::Column::Currency.eq(currency))
+        .filter(invoice::Column::CreditedInvoiceId.is_null());
+    if lock && db.get_database_backend() == DbBackend::Postgres {
+        find = find.lock_exclusive();
+    }
+    Ok(find.one(db).await?)
+}
+
+/// Adds the charges not on it yet to the DRAFT invoice between `parties`, creating it if
+/// needed, and recomputes its totals; `false` when nothing changed (or it is closed). Two
+/// runs creating the same invoice at once: the loser's insert violates the unique index,
+/// and it tries again, finding the winner's invoice.
+#[expect(clippy::too_many_arguments, reason = "the invoice's identity and contents")]
+async fn add_to_invoice(
+    domain: &Domain,
+    side: Side,
+    parties: &Parties,
+    period: &str,
+    currency: &str,
+    tax_rate: Decimal,
+    charges: &[&charge::Model],
+    run_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_add_to_invoice(domain, side, parties, period, currency, tax_rate, charges, run_id, now).await {
+            Err(Error::Conflict { reason: "INVOICE_RACE", .. }) if attempt < 3 => continue,
+            other => return other,
+        }
+    }
+}
+
+#[expect(clippy::too_many_arguments, reason = "the invoice's identity and contents")]
+async fn try_add_to_invoice(
+    domain: &Domain,
+    side: Side,
+    parties: &Parties,
+    period: &str,
+    currency: &str,
+    tax_rate: Decimal,
+    charges: &[&charge::Model],
+    run_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let w = Write::begin(domain).await?;
+    let invoice = match find_invoice(w.db(), parties, period, currency, true).await? {
+        Some(existing) => existing,
+        None => invoice::ActiveModel {
+            id: NotSet,
+            kind: Set(InvoiceKind::Invoice),
+            issuer_key: Set(parties.issuer_key.clone()),
+            issuer_reseller_id: Set(parties.issuer_reseller_id),
+            recipient_key: Set(parties.recipient_key.clone()),
+            recipient_reseller_id: Set(parties.recipient_reseller_id),
+            recipient_customer_id: Set(parties.recipient_customer_id),
+            credited_invoice_id: Set(None),
+            billing_run_id: Set(run_id),
+            period: Set(period.to_owned()),
+            currency: Set(currency.to_owned()),
+            status: Set(InvoiceStatus::Draft),
+            number: Set(None),
+            number_year: Set(None),
+            tax_rate: Set(DbDecimal(tax_rate)),
+            subtotal: Set(DbDecimal(Decimal::ZERO)),
+            tax: Set(DbDecimal(Decimal::ZERO)),
+            total: Set(DbDecimal(Decimal::ZERO)),
+            issued_at: Set(None),
+            paid_at: Set(None),
+            voided_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(w.db())
+        .await
+        .map_err(|e| {
+            crate::domain::error::map_unique_violation(
+                e,
+                &["uq_invoices_period_parties", "invoices.period"],
+                Error::conflict("INVOICE_RACE", "raced"),
+            )
+        })?,
+    };
+    if invoice.status != InvoiceStatus::Draft {
+        return Ok(false);
+    }
+    let existing =
+        invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(invoice.id)).all(w.db()).await?;
+    let present: HashSet<i64> = existing.iter().filter_map(|l| l.charge_id).collect();
+    let mut next = existing.iter().map(|l| l.line_number).max().unwrap_or(0);
+    let currency_code = Currency::parse(currency, "currency")?;
+    let mut new_lines = Vec::new();
+    let mut ordered: Vec<&&charge::Model> = charges.iter().filter(|c| !present.contains(&c.id)).collect();
+    ordered.sort_by_key(|c| (c.customer_id, c.id));
+    for charge in ordered {
+        next += 1;
+        let (unit_price, amount) = match side {
+            Side::Customer => (charge.unit_retail.0, charge.amount_retail.0),
+            Side::Reseller => (charge.unit_wholesale.0, charge.amount_wholesale.0),
+        };
+        let line_tax = match domain.billing.tax {
+            TaxPolicy::PerLine => round_to_minor_units(amount * tax_rate, currency_code),
+            TaxPolicy::PerInvoice => Decimal::ZERO,
+        };
+        new_lines.push(invoice_line::ActiveModel {
+            id: NotSet,
+            invoice_id: Set(invoice.id),
+            line_number: Set(next),
+            charge_id: Set(Some(charge.id)),
+            customer_id: Set(Some(charge.customer_id)),
+            subscription_id: Set(Some(charge.subscription_id)),
+            description: Set(charge.description.clone()),
+            quantity: Set(charge.quantity),
+            unit_price: Set(DbDecimal(unit_price)),
+            days_used: Set(charge.days_used),
+            days_in_period: Set(charge.days_in_period),
+            amount: Set(DbDecimal(amount)),
+            tax: Set(DbDecimal(line_tax)),
+            unit_cost: Set(charge.unit_cost),
+            unit_wholesale: Set(charge.unit_wholesale),
+            unit_retail: Set(charge.unit_retail),
+        });
+    }
+    if new_lines.is_empty() {
+        w.rollback().await;
+        return Ok(false);
+    }
+    for chunk in new_lines.chunks(200) {
+        invoice_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(w.db()).await?;
+    }
+    let amounts: Vec<Decimal> = invoice_line::Entity::find()
+        .select_only()
+        .column(invoice_line::Column::Amount)
+        .filter(invoice_line::Column::InvoiceId.eq(invoice.id))
+        .into_tuple::<DbDecimal>()
+        .all(w.db())
+        .await?
+        .into_iter()
+        .map(|d| d.0)
+        .collect();
+    let totals = totals(&amounts, tax_rate, currency_code, domain.billing.tax);
+    let mut model: invoice::ActiveModel = invoice.into();
+    model.kind = Set(if totals.total < Decimal::ZERO { InvoiceKind::CreditNote } else { InvoiceKind::Invoice });
+    model.subtotal = Set(DbDecimal(totals.subtotal));
+    model.tax = Set(DbDecimal(totals.tax));
+    model.total = Set(DbDecimal(totals.total));
+    model.updated_at = Set(now);
+    model.update(w.db()).await?;
+    w.commit(Audit::Bookkeeping("gathering a run's charges onto a draft; the billing run records it")).await?;
+    Ok(true)
+}

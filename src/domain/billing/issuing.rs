@@ -1,0 +1,223 @@
+//! Issuing, paying, voiding and crediting invoices.
+//!
+//! An invoice changes only while it is a DRAFT; issuing freezes it. Numbers are assigned at
+//! issue from a counter per issuer and year, incremented in the issuing transaction (an
+//! `INSERT … ON CONFLICT DO UPDATE … RETURNING` that holds the counter row until commit), so
+//! a rolled-back issue leaves no gap and concurrent issues never share a number. The prefix
+//! is read at issue time: changing it never renumbers old invoices. Only the issuer (its
+//! reseller, or the operator) manages an invoice.
+
+use chrono::Datelike;
+use entity::enums::{InvoiceKind, InvoiceStatus};
+use entity::{DbDecimal, invoice, invoice_line, reseller};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, NotSet, QueryFilter,
+    QuerySelect, Set, Statement,
+};
+use serde_json::json;
+
+use super::invoices::get_invoice;
+use crate::domain::Domain;
+use crate::domain::actor::Actor;
+use crate::domain::error::{Error, Result};
+use crate::domain::write::{Audit, Write};
+
+/// Whether `actor` issues (and so manages) this invoice: its issuing reseller, or the operator.
+fn require_issuer(actor: &Actor, invoice: &invoice::Model) -> Result<()> {
+    if actor.is_operator() || (actor.reseller_id().is_some() && invoice.issuer_reseller_id == actor.reseller_id()) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("only the issuer manages this invoice".into()))
+    }
+}
+
+fn status_name(status: InvoiceStatus) -> &'static str {
+    match status {
+        InvoiceStatus::Draft => "DRAFT",
+        InvoiceStatus::Issued => "ISSUED",
+        InvoiceStatus::Paid => "PAID",
+        InvoiceStatus::Void => "VOID",
+    }
+}
+
+async fn locked_invoice(txn: &DatabaseTransaction, actor: &Actor, id: i64) -> Result<invoice::Model> {
+    let visible = get_invoice(txn, actor, id).await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        return invoice::Entity::find_by_id(visible.id)
+            .lock_exclusive()
+            .one(txn)
+            .await?
+            .ok_or(Error::NotFound("invoice"));
+    }
+    Ok(visible)
+}
+
+/// Issues a DRAFT invoice: assigns the next number of its issuer and year.
+pub async fn issue_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<invoice::Model> {
+    let now = domain.clock.now();
+    let w = Write::begin(domain).await?;
+    let invoice = locked_invoice(w.db(), actor, id).await?;
+    require_issuer(actor, &invoice)?;
+    if invoice.status != InvoiceStatus::Draft {
+        return Err(Error::InvalidTransition(format!(
+            "only a DRAFT invoice can be issued; this one is {}",
+            status_name(invoice.status)
+        )));
+    }
+    let prefix = match invoice.issuer_reseller_id {
+        Some(reseller_id) => {
+            reseller::Entity::find_by_id(reseller_id)
+                .one(w.db())
+                .await?
+                .ok_or(Error::NotFound("reseller"))?
+                .invoice_prefix
+        }
+        None => domain.operator_invoice_prefix.clone(),
+    };
+    let year = now.year();
+    let backend = w.db().get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "INSERT INTO invoice_counters (issuer_key, year, last_value) VALUES ($1, $2, 1) \
+             ON CONFLICT (issuer_key, year) DO UPDATE SET last_value = invoice_counters.last_value + 1 RETURNING last_value"
+        }
+        _ => {
+            "INSERT INTO invoice_counters (issuer_key, year, last_value) VALUES (?1, ?2, 1) \
+             ON CONFLICT (issuer_key, year) DO UPDATE SET last_value = invoice_counters.last_value + 1 RETURNING last_value"
+        }
+    };
+    let row = w
+        .db()
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [invoice.issuer_key.clone().into(), year.into()]))
+        .await?
+        .ok_or_else(|| Error::internal("the invoice counter returned nothing"))?;
+    let value: i64 = row.try_get("", "last_value")?;
+    let number = format!("{prefix}-{year}-{value:06}");
+    let mut model: invoice::ActiveModel = invoice.into();
+    model.status = Set(InvoiceStatus::Issued);
+    model.number = Set(Some(number.clone()));
+    model.number_year = Set(Some(year));
+    model.issued_at = Set(Some(now));
+    model.updated_at = Set(now);
+    let issued = model.update(w.db()).await?;
+    w.commit(Audit::action(actor, "issueInvoice", "invoice", Some(id), json!({"number": number}))).await?;
+    Ok(issued)
+}
+
+/// Marks an ISSUED invoice PAID.
+pub async fn mark_paid(domain: &Domain, actor: &Actor, id: i64) -> Result<invoice::Model> {
+    set_status(domain, actor, id, InvoiceStatus::Paid, &[InvoiceStatus::Issued], "markInvoicePaid").await
+}
+
+/// Voids a DRAFT or ISSUED invoice (an issued one keeps its number; nothing is renumbered).
+pub async fn void_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<invoice::Model> {
+    set_status(domain, actor, id, InvoiceStatus::Void, &[InvoiceStatus::Draft, InvoiceStatus::Issued], "voidInvoice")
+        .await
+}
+
+async fn set_status(
+    domain: &Domain,
+    actor: &Actor,
+    id: i64,
+    to: InvoiceStatus,
+    from: &[InvoiceStatus],
+    action: &str,
+) -> Result<invoice::Model> {
+    let now = domain.clock.now();
+    let w = Write::begin(domain).await?;
+    let invoice = locked_invoice(w.db(), actor, id).await?;
+    require_issuer(actor, &invoice)?;
+    if !from.contains(&invoice.status) {
+        return Err(Error::InvalidTransition(format!(
+            "cannot mark a {} invoice {}",
+            status_name(invoice.status),
+            status_name(to)
+        )));
+    }
+    let mut model: invoice::ActiveModel = invoice.into();
+    model.status = Set(to);
+    match to {
+        InvoiceStatus::Paid => model.paid_at = Set(Some(now)),
+        InvoiceStatus::Void => model.voided_at = Set(Some(now)),
+        _ => {}
+    }
+    model.updated_at = Set(now);
+    let updated = model.update(w.db()).await?;
+    w.commit(Audit::action(actor, action, "invoice", Some(id), json!({}))).await?;
+    Ok(updated)
+}
+
+/// Credits an ISSUED or PAID invoice in full: a DRAFT credit note with every line negated,
+/// referencing it (issue it to number it). One full credit note per invoice.
+pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<invoice::Model> {
+    let now = domain.clock.now();
+    let w = Write::begin(domain).await?;
+    let original = locked_invoice(w.db(), actor, id).await?;
+    require_issuer(actor, &original)?;
+    if !matches!(original.status, InvoiceStatus::Issued | InvoiceStatus::Paid) {
+        return Err(Error::InvalidTransition(format!(
+            "only ISSUED or PAID invoices are credited; this one is {}",
+            status_name(original.status)
+        )));
+    }
+    let exists = invoice::Entity::find().filter(invoice::Column::CreditedInvoiceId.eq(original.id)).one(w.db()).await?;
+    if exists.is_some() {
+        return Err(Error::conflict("ALREADY_CREDITED", "this invoice already has a credit note"));
+    }
+    let note = invoice::ActiveModel {
+        id: NotSet,
+        kind: Set(InvoiceKind::CreditNote),
+        issuer_key: Set(original.issuer_key.clone()),
+        issuer_reseller_id: Set(original.issuer_reseller_id),
+        recipient_key: Set(original.recipient_key.clone()),
+        recipient_reseller_id: Set(original.recipient_reseller_id),
+        recipient_customer_id: Set(original.recipient_customer_id),
+        credited_invoice_id: Set(Some(original.id)),
+        billing_run_id: Set(None),
+        period: Set(original.period.clone()),
+        currency: Set(original.currency.clone()),
+        status: Set(InvoiceStatus::Draft),
+        number: Set(None),
+        number_year: Set(None),
+        tax_rate: Set(original.tax_rate),
+        subtotal: Set(DbDecimal(-original.subtotal.0)),
+        tax: Set(DbDecimal(-original.tax.0)),
+        total: Set(DbDecimal(-original.total.0)),
+        issued_at: Set(None),
+        paid_at: Set(None),
+        voided_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(w.db())
+    .await?;
+    let lines =
+        invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(original.id)).all(w.db()).await?;
+    let negated: Vec<invoice_line::ActiveModel> = lines
+        .into_iter()
+        .map(|line| invoice_line::ActiveModel {
+            id: NotSet,
+            invoice_id: Set(note.id),
+            line_number: Set(line.line_number),
+            charge_id: Set(None),
+            customer_id: Set(line.customer_id),
+            subscription_id: Set(line.subscription_id),
+            description: Set(format!("credit: {}", line.description)),
+            quantity: Set(DbDecimal(-line.quantity.0)),
+            unit_price: Set(line.unit_price),
+            days_used: Set(line.days_used),
+            days_in_period: Set(line.days_in_period),
+            amount: Set(DbDecimal(-line.amount.0)),
+            tax: Set(DbDecimal(-line.tax.0)),
+            unit_cost: Set(line.unit_cost),
+            unit_wholesale: Set(line.unit_wholesale),
+            unit_retail: Set(line.unit_retail),
+        })
+        .collect();
+    for chunk in negated.chunks(200) {
+        invoice_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(w.db()).await?;
+    }
+    w.commit(Audit::action(actor, "creditInvoice", "invoice", Some(original.id), json!({"creditNoteId": note.id})))
+        .await?;
+    Ok(note)
+}

@@ -1,0 +1,237 @@
+//! Fulfilment: what a provisioning job's progress does to the business — the subscription
+//! moves through its lifecycle (PENDING → PROVISIONING → ACTIVE or FAILED), its order line
+//! and the derived order status follow, and the events announce it — and the operator's
+//! retry of a failed or dead job. The queue mechanics are `jobs`; the vendor calls are
+//! `vendors::connectors`, run by `workers`.
+
+use chrono::{DateTime, Utc};
+use entity::enums::{
+    JobKind, JobStatus, OrderLineStatus, ProvisioningAction, Role, SubscriptionChangeKind, SubscriptionStatus,
+};
+use entity::{job, subscription};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
+use serde_json::json;
+
+use super::actor::Actor;
+use super::error::{Error, Result};
+use super::events::{DomainEvent, EventKind};
+use super::jobs::{self, ClaimedJob, Outcome, ProvisioningSubject, job_status_name};
+use super::lifecycle::{self, Transition, next_status, status_name};
+use super::write::{Audit, Write};
+use super::{Domain, orders};
+
+/// A provisioning job: the queue's row and its subject.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProvisioningJob {
+    /// The row in the queue.
+    pub job: job::Model,
+    /// The subscription, order, vendor and action it is for.
+    pub subject: ProvisioningSubject,
+}
+
+impl TryFrom<job::Model> for ProvisioningJob {
+    type Error = Error;
+
+    fn try_from(job: job::Model) -> Result<Self> {
+        let subject = ProvisioningSubject::of(&job)?;
+        Ok(Self { job, subject })
+    }
+}
+
+/// Records a worker's outcome, if it still holds the lease; `false` when the lease was lost
+/// (another worker took the job over), in which case nothing is changed.
+pub async fn complete_job(domain: &Domain, claimed: &ClaimedJob, outcome: Outcome) -> Result<bool> {
+    let mut w = Write::begin(domain).await?;
+    let Some(settled) = jobs::settle(&w, claimed, outcome).await? else {
+        w.rollback().await;
+        return Ok(false);
+    };
+    let now = w.now();
+    let events =
+        apply_to_subscription(w.db(), &claimed.job, settled.status, settled.reference, settled.error, now).await?;
+    w.emit_all(events).await?;
+    w.commit(Audit::Bookkeeping("a worker records a job's outcome; the job row and the subscription's history do"))
+        .await?;
+    Ok(true)
+}
+
+/// Marks a job RUNNING in the subscription's eyes (PENDING → PROVISIONING for a purchase)
+/// and announces it. Called by a worker right after it claimed the job.
+pub async fn mark_started(domain: &Domain, claimed: &ClaimedJob) -> Result<()> {
+    let now = domain.clock.now();
+    let job = &claimed.job;
+    let mut w = Write::begin(domain).await?;
+    let events = apply_to_subscription(w.db(), job, JobStatus::Running, None, None, now).await?;
+    w.emit_all(events).await?;
+    w.commit(Audit::Bookkeeping("a worker starts a job; the job row records it")).await?;
+    Ok(())
+}
+
+/// Moves the subscription and order line after a job changed state; returns the events.
+async fn apply_to_subscription(
+    txn: &DatabaseTransaction,
+    job: &job::Model,
+    status: JobStatus,
+    reference: Option<String>,
+    error: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Vec<DomainEvent>> {
+    let subject = ProvisioningSubject::of(job)?;
+    let current = subscription::Entity::find_by_id(subject.subscription_id)
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound("subscription"))?;
+    let is_purchase = subject.action == ProvisioningAction::Purchase;
+    let transition = match (is_purchase, status) {
+        (true, JobStatus::Running) if current.status != SubscriptionStatus::Provisioning => {
+            Some(Transition::StartProvisioning)
+        }
+        (true, JobStatus::Succeeded) => Some(Transition::ProvisioningSucceeded),
+        (true, JobStatus::Failed | JobStatus::Dead) => Some(Transition::ProvisioningFailed),
+        _ => None,
+    };
+    let before = current.status;
+    let after = match transition {
+        Some(transition) => next_status(before, transition).unwrap_or(before),
+        None => before,
+    };
+    let mut events = Vec::new();
+    if after != before || reference.is_some() {
+        let mut model: subscription::ActiveModel = current.clone().into();
+        model.status = Set(after);
+        if reference.is_some() {
+            model.vendor_reference = Set(reference);
+        }
+        model.updated_at = Set(now);
+        let updated = model.update(txn).await?;
+        if after != before {
+            let kind = match after {
+                SubscriptionStatus::Active => SubscriptionChangeKind::Provisioned,
+                SubscriptionStatus::Failed => SubscriptionChangeKind::ProvisioningFailed,
+                _ => SubscriptionChangeKind::Provisioned,
+            };
+            if after != SubscriptionStatus::Provisioning {
+                let system = Actor::system();
+                lifecycle::record_change(
+                    txn,
+                    &updated,
+                    &system,
+                    kind,
+                    (updated.quantity, updated.quantity),
+                    (before, after),
+                    None,
+                    now,
+                )
+                .await?;
+            }
+            events.push(lifecycle::changed_event(&updated, now));
+        }
+    }
+    let event_status = if is_purchase { status_name(after).to_owned() } else { job_status_name(status).to_owned() };
+    events.push(DomainEvent {
+        vendor_id: Some(current.vendor_id),
+        reseller_id: Some(current.reseller_id),
+        customer_id: Some(current.customer_id),
+        order_id: subject.order_id.filter(|_| is_purchase),
+        subscription_id: Some(current.id),
+        job_id: Some(job.id),
+        quantity: Some(current.quantity),
+        detail: error,
+        ..DomainEvent::new(EventKind::ProvisioningStatusChanged, event_status, now)
+    });
+    if let (true, Some(order_id), Some(line_status)) = (is_purchase, subject.order_id, line_status_for(status))
+        && let Some(event) = orders::update_line_status(txn, order_id, current.id, line_status, now).await?
+    {
+        events.push(event);
+    }
+    Ok(events)
+}
+
+/// Whether a job status means the line is done.
+pub fn line_status_for(job: JobStatus) -> Option<OrderLineStatus> {
+    match job {
+        JobStatus::Running => Some(OrderLineStatus::Provisioning),
+        JobStatus::Succeeded => Some(OrderLineStatus::Succeeded),
+        JobStatus::Failed | JobStatus::Dead => Some(OrderLineStatus::Failed),
+        JobStatus::Queued | JobStatus::Inquire => None,
+    }
+}
+
+/// Puts a FAILED or DEAD job back in the queue (operator only), with fresh attempts and the
+/// same request id. A failed purchase goes back to PENDING.
+pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: i64) -> Result<ProvisioningJob> {
+    actor.require_operator()?;
+    let now = domain.clock.now();
+    let mut w = Write::begin(domain).await?;
+    let job = jobs::requeue(&w, job_id).await?;
+    let mut events = Vec::new();
+    let subject = ProvisioningSubject::of(&job)?;
+    if subject.action == ProvisioningAction::Purchase {
+        let sub = subscription::Entity::find_by_id(subject.subscription_id)
+            .one(w.db())
+            .await?
+            .ok_or(Error::NotFound("subscription"))?;
+        if sub.status == SubscriptionStatus::Failed {
+            let mut model: subscription::ActiveModel = sub.into();
+            model.status = Set(next_status(SubscriptionStatus::Failed, Transition::RetryProvisioning)?);
+            model.updated_at = Set(now);
+            let updated = model.update(w.db()).await?;
+            events.push(lifecycle::changed_event(&updated, now));
+            if let Some(order_id) = subject.order_id
+                && let Some(event) =
+                    orders::update_line_status(w.db(), order_id, updated.id, OrderLineStatus::Pending, now).await?
+            {
+                events.push(event);
+            }
+        }
+    }
+    w.emit_all(events).await?;
+    w.wake_workers();
+    w.commit(Audit::action(actor, "retryProvisioning", "provisioning_job", Some(job.id), json!({}))).await?;
+    Ok(ProvisioningJob { job, subject })
+}
+
+/// Jobs the caller may see: the operator all, a vendor those for its offers, a reseller
+/// those of its subscriptions, a customer its own; optionally only one status.
+pub async fn list_jobs(
+    domain: &Domain,
+    actor: &Actor,
+    status: Option<JobStatus>,
+    subscription_id: Option<i64>,
+    page: super::pagination::PageRequest,
+) -> Result<super::pagination::Page<ProvisioningJob>> {
+    let mut select = job::Entity::find().filter(job::Column::Kind.eq(JobKind::Provisioning));
+    match actor.role {
+        Role::Operator => {}
+        Role::Vendor => select = select.filter(job::Column::VendorId.eq(actor.vendor_id().unwrap_or(0))),
+        Role::Reseller | Role::Customer => {
+            let column = if actor.role == Role::Reseller {
+                subscription::Column::ResellerId
+            } else {
+                subscription::Column::CustomerId
+            };
+            let ids = subscription::Entity::find()
+                .filter(column.eq(actor.organization_id.unwrap_or(0)))
+                .select_only()
+                .column(subscription::Column::Id)
+                .into_tuple::<i64>()
+                .all(&domain.db)
+                .await?;
+            select = select.filter(job::Column::SubscriptionId.is_in(ids));
+        }
+    }
+    if let Some(status) = status {
+        select = select.filter(job::Column::Status.eq(status));
+    }
+    if let Some(subscription_id) = subscription_id {
+        select = select.filter(job::Column::SubscriptionId.eq(subscription_id));
+    }
+    let page = super::pagination::fetch_page(&domain.db, select, job::Column::Id, page).await?;
+    let items = page.items.into_iter().map(ProvisioningJob::try_from).collect::<Result<Vec<_>>>()?;
+    Ok(super::pagination::Page {
+        items,
+        has_next_page: page.has_next_page,
+        has_previous_page: page.has_previous_page,
+        total_count: page.total_count,
+    })
+}

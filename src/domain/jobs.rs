@@ -1,0 +1,331 @@
+//! The durable job queue: enqueueing in the writer's transaction, claiming under a lease,
+//! settling with the lease token, retrying with backoff, DEAD jobs and operator retries.
+//!
+//! It knows nothing of what a job does: a worker runs the job and [`settle`] records the
+//! attempt on the job row; what the outcome means for the business (a subscription, an
+//! order line, events) is the job kind's own module (`fulfilment` for provisioning), in the
+//! same transaction.
+//!
+//! Claiming is one atomic statement. On PostgreSQL the candidate row is picked with
+//! `FOR UPDATE SKIP LOCKED`, so workers in any number of processes never claim the same job;
+//! on SQLite the statement runs under the database's single write lock. A job whose lease
+//! ran out (its worker died) is claimable again; the worker that lost the lease cannot
+//! settle it, because settling matches the lease token.
+//!
+//! Every job has a kind and may have an ordering key (jobs of one subject: a subscription).
+//! Today every job is a vendor provisioning call, whose subject columns (subscription,
+//! order, vendor, action) say what it acts on; webhook deliveries and imports will be
+//! further kinds.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use entity::enums::{JobKind, JobStatus, ProvisioningAction};
+use entity::{job, subscription};
+use rand::Rng;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, NotSet, QueryFilter, Set,
+    Statement,
+};
+
+use super::Domain;
+use super::error::{Error, Result};
+use super::write::Write;
+
+/// Lease and retry rules.
+#[derive(Clone, Debug)]
+pub struct JobSettings {
+    /// How long a claim lasts.
+    pub lease: StdDuration,
+    /// Attempts before DEAD.
+    pub max_attempts: i32,
+    /// First retry delay, doubled per attempt.
+    pub backoff: StdDuration,
+    /// Longest retry delay.
+    pub backoff_max: StdDuration,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        Self {
+            lease: StdDuration::from_secs(60),
+            max_attempts: 8,
+            backoff: StdDuration::from_secs(2),
+            backoff_max: StdDuration::from_secs(600),
+        }
+    }
+}
+
+/// A job to enqueue.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    /// What it does.
+    pub kind: JobKind,
+    /// Jobs with the same key belong to one subject (`subscription:42`) and are meant to
+    /// run one at a time, in the order they were made.
+    pub ordering_key: Option<String>,
+    /// What the job's runner needs (for provisioning: what the connector sends).
+    pub payload: serde_json::Value,
+    /// The subscription a provisioning job acts on (it also scopes who sees the job).
+    pub subject: Option<ProvisioningSubject>,
+}
+
+/// The subject of a provisioning job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProvisioningSubject {
+    /// The subscription acted on.
+    pub subscription_id: i64,
+    /// The order that bought it, if any.
+    pub order_id: Option<i64>,
+    /// The vendor called.
+    pub vendor_id: i64,
+    /// The vendor action.
+    pub action: ProvisioningAction,
+}
+
+impl ProvisioningSubject {
+    /// The subject of a provisioning job's row; an internal error if the row has none (a
+    /// job of another kind, or a row written by hand).
+    pub fn of(job: &job::Model) -> Result<Self> {
+        match (job.kind, job.subscription_id, job.vendor_id, job.action) {
+            (JobKind::Provisioning, Some(subscription_id), Some(vendor_id), Some(action)) => {
+                Ok(Self { subscription_id, order_id: job.order_id, vendor_id, action })
+            }
+            _ => Err(Error::internal(format!("job {} is not a provisioning job with a subject", job.id))),
+        }
+    }
+}
+
+impl NewJob {
+    /// A vendor call for `subscription`, ordered after every earlier job of it.
+    pub fn provisioning(
+        subscription: &subscription::Model,
+        action: ProvisioningAction,
+        payload: serde_json::Value,
+    ) -> Self {
+        Self {
+            kind: JobKind::Provisioning,
+            ordering_key: Some(format!("subscription:{}", subscription.id)),
+            payload,
+            subject: Some(ProvisioningSubject {
+                subscription_id: subscription.id,
+                order_id: subscription.order_id,
+                vendor_id: subscription.vendor_id,
+                action,
+            }),
+        }
+    }
+}
+
+/// Enqueues a job inside the write, with a fresh request id that stays the same on every
+/// retry (vendors and webhook receivers deduplicate on it). The caller wakes the workers.
+pub async fn enqueue(w: &Write<'_>, job: NewJob) -> Result<job::Model> {
+    let now = w.now();
+    let subject = job.subject;
+    Ok(job::ActiveModel {
+        id: NotSet,
+        kind: Set(job.kind),
+        ordering_key: Set(job.ordering_key),
+        payload: Set(job.payload),
+        request_id: Set(uuid::Uuid::new_v4().to_string()),
+        status: Set(JobStatus::Queued),
+        attempts: Set(0),
+        max_attempts: Set(w.domain().jobs.max_attempts),
+        run_after: Set(now),
+        locked_by: Set(None),
+        locked_until: Set(None),
+        lease_token: Set(None),
+        last_error: Set(None),
+        reference: Set(None),
+        subscription_id: Set(subject.map(|s| s.subscription_id)),
+        order_id: Set(subject.and_then(|s| s.order_id)),
+        vendor_id: Set(subject.map(|s| s.vendor_id)),
+        action: Set(subject.map(|s| s.action)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(None),
+    }
+    .insert(w.db())
+    .await?)
+}
+
+/// A job claimed by one worker, with the token that proves the lease.
+#[derive(Clone, Debug)]
+pub struct ClaimedJob {
+    /// The job as claimed (attempts already counted).
+    pub job: job::Model,
+    /// The lease token; completion must present it.
+    pub lease_token: String,
+}
+
+/// Claims the next due job for `worker`, or `None` when nothing is due.
+pub async fn claim_next_job(domain: &Domain, worker: &str) -> Result<Option<ClaimedJob>> {
+    let now = domain.clock.now();
+    let lease_until = now + Duration::from_std(domain.jobs.lease).unwrap_or(Duration::seconds(60));
+    let token = uuid::Uuid::new_v4().to_string();
+    let backend = domain.db.get_database_backend();
+    let (sql, values): (&str, Vec<sea_orm::Value>) = match backend {
+        DbBackend::Postgres => (
+            "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, \
+             locked_until = $2, lease_token = $3, updated_at = $4 \
+             WHERE id = (SELECT id FROM jobs \
+                         WHERE (status = 'QUEUED' AND run_after <= $4) OR (status = 'RUNNING' AND locked_until < $4) \
+                         ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING *",
+            vec![worker.into(), lease_until.into(), token.clone().into(), now.into()],
+        ),
+        _ => (
+            "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, locked_by = ?1, \
+             locked_until = ?2, lease_token = ?3, updated_at = ?4 \
+             WHERE id = (SELECT id FROM jobs \
+                         WHERE (status = 'QUEUED' AND run_after <= ?4) OR (status = 'RUNNING' AND locked_until < ?4) \
+                         ORDER BY run_after, id LIMIT 1) \
+             RETURNING *",
+            vec![worker.into(), lease_until.into(), token.clone().into(), now.into()],
+        ),
+    };
+    let statement = Statement::from_sql_and_values(backend, sql, values);
+    let Some(row) = domain.db.query_one_raw(statement).await? else { return Ok(None) };
+    let job = job::Model::from_query_result(&row, "")?;
+    Ok(Some(ClaimedJob { job, lease_token: token }))
+}
+
+/// What the vendor said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done; the vendor's reference for the subscription, if it sent one.
+    Succeeded {
+        /// The outside world's id for what the job made (a vendor's subscription id).
+        reference: Option<String>,
+    },
+    /// Try again later (timeout, 5xx, 429); `retry_after` when the vendor said when.
+    Transient {
+        /// Why.
+        error: String,
+        /// The vendor's Retry-After, if any.
+        retry_after: Option<StdDuration>,
+    },
+    /// Will never succeed as sent (4xx): fail now with the vendor's message.
+    Permanent {
+        /// The vendor's message.
+        error: String,
+    },
+}
+
+/// The delay before retry `attempt` (1-based): `backoff × 2^(attempt-1)`, capped, with up to
+/// 20 % jitter either way so that retries of many jobs spread out.
+pub fn backoff_delay(settings: &JobSettings, attempt: i32) -> StdDuration {
+    let exponent = u32::try_from(attempt.saturating_sub(1)).unwrap_or(0).min(20);
+    let base = settings.backoff.saturating_mul(1 << exponent).min(settings.backoff_max);
+    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+    base.mul_f64(jitter).min(settings.backoff_max)
+}
+
+/// What settling an attempt did to the job row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settled {
+    /// The job's new status: SUCCEEDED, QUEUED again (a retry), FAILED or DEAD.
+    pub status: JobStatus,
+    /// The error the attempt ended with, if any.
+    pub error: Option<String>,
+    /// The external reference the attempt returned, if any.
+    pub reference: Option<String>,
+}
+
+/// Records an attempt's outcome on the job row inside `w`, if the worker still holds the
+/// lease; `None` when the lease was lost (another worker took the job over) and nothing was
+/// changed.
+pub async fn settle(w: &Write<'_>, claimed: &ClaimedJob, outcome: Outcome) -> Result<Option<Settled>> {
+    let (domain, now, job) = (w.domain(), w.now(), &claimed.job);
+    let (status, run_after, error, reference) = match &outcome {
+        Outcome::Succeeded { reference } => (JobStatus::Succeeded, job.run_after, None, reference.clone()),
+        Outcome::Transient { error, retry_after } if job.attempts < job.max_attempts => {
+            let delay = retry_after.unwrap_or_else(|| backoff_delay(&domain.jobs, job.attempts));
+            let delay = Duration::from_std(delay).unwrap_or(Duration::seconds(60));
+            (JobStatus::Queued, now + delay, Some(error.clone()), None)
+        }
+        Outcome::Transient { error, .. } => (JobStatus::Dead, job.run_after, Some(error.clone()), None),
+        Outcome::Permanent { error } => (JobStatus::Failed, job.run_after, Some(error.clone()), None),
+    };
+    let finished = matches!(status, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Dead);
+    let updated = job::Entity::update_many()
+        .col_expr(job::Column::Status, status.into_value_expr())
+        .col_expr(job::Column::RunAfter, sea_orm::sea_query::Expr::value(run_after))
+        .col_expr(job::Column::LastError, sea_orm::sea_query::Expr::value(error.clone()))
+        .col_expr(job::Column::Reference, sea_orm::sea_query::Expr::value(reference.clone()))
+        .col_expr(job::Column::LockedBy, sea_orm::sea_query::Expr::value(Option::<String>::None))
+        .col_expr(job::Column::LockedUntil, sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(job::Column::LeaseToken, sea_orm::sea_query::Expr::value(Option::<String>::None))
+        .col_expr(job::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+        .col_expr(job::Column::FinishedAt, sea_orm::sea_query::Expr::value(finished.then_some(now)))
+        .filter(job::Column::Id.eq(job.id))
+        .filter(job::Column::Status.eq(JobStatus::Running))
+        .filter(job::Column::LeaseToken.eq(claimed.lease_token.clone()))
+        .exec(w.db())
+        .await?;
+    if updated.rows_affected != 1 {
+        return Ok(None);
+    }
+    Ok(Some(Settled { status, error, reference }))
+}
+
+trait IntoValueExpr {
+    fn into_value_expr(self) -> sea_orm::sea_query::SimpleExpr;
+}
+
+impl IntoValueExpr for JobStatus {
+    fn into_value_expr(self) -> sea_orm::sea_query::SimpleExpr {
+        sea_orm::sea_query::Expr::value(sea_orm::ActiveEnum::to_value(&self))
+    }
+}
+
+/// Puts a FAILED or DEAD job back in the queue inside `w`, with fresh attempts and the same
+/// request id; anything else is an invalid transition.
+pub async fn requeue(w: &Write<'_>, job_id: i64) -> Result<job::Model> {
+    let job = job::Entity::find_by_id(job_id).one(w.db()).await?.ok_or(Error::NotFound("provisioning job"))?;
+    if !matches!(job.status, JobStatus::Failed | JobStatus::Dead) {
+        return Err(Error::InvalidTransition(format!(
+            "only FAILED or DEAD jobs can be retried; this one is {}",
+            job_status_name(job.status)
+        )));
+    }
+    let now = w.now();
+    let mut model: job::ActiveModel = job.into();
+    model.status = Set(JobStatus::Queued);
+    model.attempts = Set(0);
+    model.run_after = Set(now);
+    model.finished_at = Set(None);
+    model.updated_at = Set(now);
+    Ok(model.update(w.db()).await?)
+}
+
+/// The job status's name as the API spells it.
+pub fn job_status_name(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Queued => "QUEUED",
+        JobStatus::Running => "RUNNING",
+        JobStatus::Succeeded => "SUCCEEDED",
+        JobStatus::Failed => "FAILED",
+        JobStatus::Inquire => "INQUIRE",
+        JobStatus::Dead => "DEAD",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let settings = JobSettings {
+            backoff: StdDuration::from_secs(10),
+            backoff_max: StdDuration::from_secs(100),
+            ..JobSettings::default()
+        };
+        for (attempt, base) in [(1, 10.0), (2, 20.0), (3, 40.0), (4, 80.0)] {
+            let delay = backoff_delay(&settings, attempt).as_secs_f64();
+            assert!((base * 0.8..=base * 1.2).contains(&delay), "attempt {attempt}: {delay}");
+        }
+        assert!(backoff_delay(&settings, 30) <= StdDuration::from_secs(100));
+    }
+}

@@ -1,0 +1,152 @@
+//! One unit of work for every domain write: [`Write`].
+//!
+//! A write opens its transaction with [`Write::begin`], changes rows through
+//! [`Write::db`], records its domain events with [`Write::emit`] (outbox rows in the same
+//! transaction) and ends with [`Write::commit`], which takes the write's [`Audit`] entry:
+//! there is no way to commit without naming one. Only after the commit succeeds does it
+//! publish the events, invalidate the catalog cache and wake this process's workers, in
+//! that order, as the write asked. Dropping a `Write` without committing rolls it back and
+//! does none of that.
+//!
+//! Invariants (guarded by `tests/api/layering.rs`, which fails if any other module begins a
+//! transaction that writes, records an audit row or publishes events itself):
+//! - every committed actor write has exactly one audit row, in its own transaction;
+//! - events reach subscribers only after their transaction committed, and never when it
+//!   rolled back.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+
+use super::actor::Actor;
+use super::error::Result;
+use super::events::DomainEvent;
+use super::{Domain, audit};
+
+/// What the audit log records about a write. Every commit names one.
+#[derive(Debug)]
+pub enum Audit<'a> {
+    /// An actor's action on an object: one row in the audit log.
+    Action {
+        /// Who did it.
+        actor: &'a Actor,
+        /// The action, as the API names it (`placeOrder`).
+        action: &'a str,
+        /// The kind of object acted on (`order`).
+        object_type: &'a str,
+        /// The object acted on, if it has an id.
+        object_id: Option<i64>,
+        /// What the row keeps besides (JSON).
+        details: serde_json::Value,
+    },
+    /// Bookkeeping by the system that records its own trail elsewhere (a job's row, a
+    /// billing run's row), with the reason, so a reviewer sees why no row is written.
+    Bookkeeping(&'static str),
+}
+
+impl<'a> Audit<'a> {
+    /// `actor` did `action` to the `object_type` with `object_id`.
+    pub fn action(
+        actor: &'a Actor,
+        action: &'a str,
+        object_type: &'a str,
+        object_id: impl Into<Option<i64>>,
+        details: serde_json::Value,
+    ) -> Self {
+        Self::Action { actor, action, object_type, object_id: object_id.into(), details }
+    }
+}
+
+/// A domain write in progress: see the module documentation.
+pub struct Write<'d> {
+    domain: &'d Domain,
+    txn: DatabaseTransaction,
+    now: DateTime<Utc>,
+    events: Vec<DomainEvent>,
+    invalidates_catalog: bool,
+    wakes_workers: bool,
+}
+
+impl<'d> Write<'d> {
+    /// Begins a write. On SQLite the transaction takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so a write that reads first waits for a concurrent writer
+    /// instead of failing when it upgrades its lock.
+    pub async fn begin(domain: &'d Domain) -> Result<Self> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        let txn = domain.db.begin_with_options(options).await?;
+        Ok(Self {
+            domain,
+            txn,
+            now: domain.clock.now(),
+            events: Vec::new(),
+            invalidates_catalog: false,
+            wakes_workers: false,
+        })
+    }
+
+    /// The transaction every statement of this write runs in.
+    pub fn db(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// The domain this write belongs to.
+    pub fn domain(&self) -> &'d Domain {
+        self.domain
+    }
+
+    /// The time the write began (by the domain clock); its audit row carries it.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Records `event` in the outbox now; it is published only if the write commits.
+    pub async fn emit(&mut self, event: DomainEvent) -> Result<()> {
+        self.domain.events.record(&self.txn, &event).await?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    /// Records each of `events` (see [`Write::emit`]).
+    pub async fn emit_all(&mut self, events: impl IntoIterator<Item = DomainEvent>) -> Result<()> {
+        for event in events {
+            self.emit(event).await?;
+        }
+        Ok(())
+    }
+
+    /// After commit, drop this process's cached catalog and prices (a catalog or price write).
+    pub fn invalidate_catalog(&mut self) {
+        self.invalidates_catalog = true;
+    }
+
+    /// After commit, wake this process's idle workers (the write enqueued jobs).
+    pub fn wake_workers(&mut self) {
+        self.wakes_workers = true;
+    }
+
+    /// Writes the audit row (if `audit` is an action), commits, then publishes the events,
+    /// invalidates the catalog cache and wakes workers as asked.
+    pub async fn commit(self, audit: Audit<'_>) -> Result<()> {
+        if let Audit::Action { actor, action, object_type, object_id, details } = audit {
+            audit::record(&self.txn, actor, action, object_type, object_id, details, self.now).await?;
+        }
+        self.txn.commit().await?;
+        self.domain.events.after_commit(self.events);
+        if self.invalidates_catalog {
+            self.domain.catalog.invalidate();
+        }
+        if self.wakes_workers {
+            self.domain.job_wakeup.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Abandons the write: nothing it did is kept, published or audited.
+    pub async fn rollback(self) {
+        if let Err(error) = self.txn.rollback().await {
+            tracing::warn!(%error, "rolling back a write failed; the connection discards it");
+        }
+    }
+}
