@@ -60,7 +60,7 @@ async fn run(backend: &str, url: &str, cache: Cache) {
     let token = app
         .state
         .auth
-        .issue(&Actor { user_id: None, role: Role::Reseller, organization_id: Some(1) }, Duration::from_secs(3600))
+        .issue(&Actor::from_role(None, Role::Reseller, Some(1)).unwrap(), Duration::from_secs(3600))
         .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/graphql", listener.local_addr().unwrap());

@@ -120,8 +120,8 @@ impl AuthKeys {
             exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
             nbf: now,
             iat: now,
-            role: actor.role,
-            org: actor.organization_id,
+            role: actor.role(),
+            org: actor.organization_id(),
         };
         encode(&Header::new(self.algorithm), &claims, encoding).map_err(Error::internal)
     }
@@ -137,13 +137,7 @@ impl AuthKeys {
             "cli" => None,
             sub => Some(sub.strip_prefix("user:").and_then(|id| id.parse().ok()).ok_or(Error::Unauthenticated)?),
         };
-        if claims.role != Role::Operator && claims.org.is_none() {
-            return Err(Error::Unauthenticated);
-        }
-        Ok(VerifiedToken {
-            actor: Actor { user_id, role: claims.role, organization_id: claims.org },
-            expires_at: claims.exp,
-        })
+        Ok(VerifiedToken { actor: Actor::from_role(user_id, claims.role, claims.org)?, expires_at: claims.exp })
     }
 }
 

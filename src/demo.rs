@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::domain::catalog::{self, NewOffer, NewPricePoint, NewProduct, NewVendor};
 use crate::domain::customers::{self, NewCustomer, NewRetailPrice, VendorAccount};
+use crate::domain::ids::{OfferId, ProductId, TierId, VendorId};
 use crate::domain::resellers::{self, NewReseller};
 use crate::domain::{Actor, Domain, Result, users};
 
@@ -138,7 +139,7 @@ async fn seed(domain: &Domain) -> Result<()> {
                 domain,
                 &system,
                 NewProduct {
-                    vendor_id: vendor.id,
+                    vendor_id: VendorId::new(vendor.id),
                     name: (*name).into(),
                     description: Some(format!("{name} by {}", demo.name)),
                 },
@@ -152,7 +153,7 @@ async fn seed(domain: &Domain) -> Result<()> {
                     domain,
                     &system,
                     NewOffer {
-                        product_id: product.id,
+                        product_id: ProductId::new(product.id),
                         sku,
                         name: format!("{name} ({}, billed {})", term_label(term), frequency_label(frequency)),
                         unit: unit.into(),
@@ -178,7 +179,7 @@ async fn seed(domain: &Domain) -> Result<()> {
                         domain,
                         &system,
                         NewPricePoint {
-                            offer_id: offer.id,
+                            offer_id: OfferId::new(offer.id),
                             currency: currency.into(),
                             cost: (list_price * Decimal::new(80, 2)).round_dp(4),
                             list_price,
@@ -244,7 +245,7 @@ async fn seed(domain: &Domain) -> Result<()> {
             &system,
             NewReseller {
                 name: name.into(),
-                tier_id,
+                tier_id: TierId::new(tier_id),
                 currency: currency.into(),
                 external_partner_id: Some(mpn.into()),
                 invoice_prefix: prefix.into(),
@@ -252,7 +253,7 @@ async fn seed(domain: &Domain) -> Result<()> {
         )
         .await?;
         first_reseller.get_or_insert(reseller.id);
-        let as_reseller = Actor { user_id: None, role: Role::Reseller, organization_id: Some(reseller.id) };
+        let as_reseller = Actor::from_role(None, Role::Reseller, Some(reseller.id))?;
         if r_index == 1 {
             customers::set_retail_markup(domain, &as_reseller, Some(Decimal::new(20, 2))).await?;
         }
@@ -262,7 +263,7 @@ async fn seed(domain: &Domain) -> Result<()> {
                     domain,
                     &as_reseller,
                     NewRetailPrice {
-                        offer_id: *offer_id,
+                        offer_id: OfferId::new(*offer_id),
                         currency: "USD".into(),
                         price: Decimal::new(999, 2),
                         effective_from: Some(demo_epoch()),
@@ -286,7 +287,7 @@ async fn seed(domain: &Domain) -> Result<()> {
                     vendor_accounts: vendor_ids
                         .iter()
                         .map(|vendor_id| VendorAccount {
-                            vendor_id: *vendor_id,
+                            vendor_id: VendorId::new(*vendor_id),
                             external_id: demo_tenant_id(*vendor_id, number),
                         })
                         .collect(),

@@ -182,7 +182,7 @@ async fn run(command: Command) -> Result<(), StartupError> {
                 return Err("--org is required for this role".into());
             }
             let keys = switchyard::auth::AuthKeys::from_config(&auth)?;
-            let actor = Actor { user_id: None, role, organization_id: if role == Role::Operator { None } else { org } };
+            let actor = Actor::from_role(None, role, if role == Role::Operator { None } else { org })?;
             println!("{}", keys.issue(&actor, ttl)?);
             Ok(())
         }

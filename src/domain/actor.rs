@@ -1,58 +1,103 @@
 //! Who is calling: the verified actor and the tenant scope every domain function applies.
 //!
-//! An [`Actor`] is built only from verified token claims. Its organization id means, by role:
-//! OPERATOR — none (one operator runs the marketplace); VENDOR — the vendor id;
-//! RESELLER — the reseller id; CUSTOMER — the customer id.
+//! An [`Actor`] is built only from verified token claims (or a user row at login). Its
+//! [`Tenant`] is the operator (the whole marketplace) or one vendor, reseller or customer,
+//! with that organization's typed id: there is no "no organization" stand-in to filter by.
 
 pub use entity::enums::Role;
 
 use super::error::{Error, Result};
+use super::ids::{CustomerId, ResellerId, VendorId};
+
+/// Whose data a caller acts on: the marketplace (operator) or one organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tenant {
+    /// The operator: the whole marketplace.
+    Operator,
+    /// One vendor: its own catalog.
+    Vendor(VendorId),
+    /// One reseller: its customers, orders and prices.
+    Reseller(ResellerId),
+    /// One customer: itself.
+    Customer(CustomerId),
+}
 
 /// The authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Actor {
     /// The user behind the call; `None` for development tokens minted by the CLI.
     pub user_id: Option<i64>,
-    /// The role the caller acts in.
-    pub role: Role,
-    /// The caller's organization (see the module doc).
-    pub organization_id: Option<i64>,
+    /// Whom the caller acts for.
+    pub tenant: Tenant,
 }
 
 impl Actor {
     /// The operator, acting as a system user (CLI commands, seeding, workers).
     pub fn system() -> Self {
-        Self { user_id: None, role: Role::Operator, organization_id: None }
+        Self { user_id: None, tenant: Tenant::Operator }
+    }
+
+    /// An actor from a role and an organization id as tokens and user rows carry them;
+    /// Unauthenticated when a role other than the operator's has no organization.
+    pub fn from_role(user_id: Option<i64>, role: Role, organization_id: Option<i64>) -> Result<Self> {
+        let org = || organization_id.ok_or(Error::Unauthenticated);
+        let tenant = match role {
+            Role::Operator => Tenant::Operator,
+            Role::Vendor => Tenant::Vendor(VendorId::new(org()?)),
+            Role::Reseller => Tenant::Reseller(ResellerId::new(org()?)),
+            Role::Customer => Tenant::Customer(CustomerId::new(org()?)),
+        };
+        Ok(Self { user_id, tenant })
+    }
+
+    /// The role the caller acts in.
+    pub fn role(&self) -> Role {
+        match self.tenant {
+            Tenant::Operator => Role::Operator,
+            Tenant::Vendor(_) => Role::Vendor,
+            Tenant::Reseller(_) => Role::Reseller,
+            Tenant::Customer(_) => Role::Customer,
+        }
+    }
+
+    /// The organization's id as tokens and the audit log store it (none for the operator).
+    pub fn organization_id(&self) -> Option<i64> {
+        match self.tenant {
+            Tenant::Operator => None,
+            Tenant::Vendor(id) => Some(id.get()),
+            Tenant::Reseller(id) => Some(id.get()),
+            Tenant::Customer(id) => Some(id.get()),
+        }
     }
 
     /// Whether the caller is the operator.
     pub fn is_operator(&self) -> bool {
-        self.role == Role::Operator
+        self.tenant == Tenant::Operator
     }
 
     /// Refuses anyone but the operator.
     pub fn require_operator(&self) -> Result<()> {
-        if self.is_operator() { Ok(()) } else { Err(forbidden(self.role)) }
+        if self.is_operator() { Ok(()) } else { Err(forbidden(self.role())) }
     }
 
     /// Refuses any role not in `roles`.
     pub fn require_role(&self, roles: &[Role]) -> Result<()> {
-        if roles.contains(&self.role) { Ok(()) } else { Err(forbidden(self.role)) }
+        if roles.contains(&self.role()) { Ok(()) } else { Err(forbidden(self.role())) }
     }
 
     /// The vendor the caller acts for, if it is a vendor.
     pub fn vendor_id(&self) -> Option<i64> {
-        (self.role == Role::Vendor).then_some(self.organization_id).flatten()
+        if let Tenant::Vendor(id) = self.tenant { Some(id.get()) } else { None }
     }
 
     /// The reseller the caller acts for, if it is a reseller.
     pub fn reseller_id(&self) -> Option<i64> {
-        (self.role == Role::Reseller).then_some(self.organization_id).flatten()
+        if let Tenant::Reseller(id) = self.tenant { Some(id.get()) } else { None }
     }
 
     /// The customer the caller acts for, if it is a customer.
     pub fn customer_id(&self) -> Option<i64> {
-        (self.role == Role::Customer).then_some(self.organization_id).flatten()
+        if let Tenant::Customer(id) = self.tenant { Some(id.get()) } else { None }
     }
 
     /// Whether the caller sees the operator's cost on orders, subscriptions and quotes (the

@@ -4,6 +4,8 @@
 //! sees only itself; the operator sees all; vendors see none. Another tenant's customer is
 //! reported as NotFound, exactly like a missing one.
 
+use crate::domain::Tenant;
+use crate::domain::ids::{CustomerId, OfferId, ResellerId, VendorId};
 use crate::domain::write::{Audit, Write};
 use std::collections::HashMap;
 
@@ -24,15 +26,11 @@ use super::validate;
 
 /// The customers `actor` may see, as a query to narrow further.
 fn scoped(actor: &Actor) -> Result<Select<customer::Entity>> {
-    match actor.role {
-        Role::Operator => Ok(customer::Entity::find()),
-        Role::Reseller => {
-            Ok(customer::Entity::find().filter(customer::Column::ResellerId.eq(actor.reseller_id().unwrap_or(0))))
-        }
-        Role::Customer => {
-            Ok(customer::Entity::find().filter(customer::Column::Id.eq(actor.customer_id().unwrap_or(0))))
-        }
-        Role::Vendor => Err(Error::Forbidden("vendors do not see customers".into())),
+    match actor.tenant {
+        Tenant::Operator => Ok(customer::Entity::find()),
+        Tenant::Reseller(reseller) => Ok(customer::Entity::find().filter(customer::Column::ResellerId.eq(reseller))),
+        Tenant::Customer(own) => Ok(customer::Entity::find().filter(customer::Column::Id.eq(own))),
+        Tenant::Vendor(_) => Err(Error::Forbidden("vendors do not see customers".into())),
     }
 }
 
@@ -40,7 +38,7 @@ fn scoped(actor: &Actor) -> Result<Select<customer::Entity>> {
 #[derive(Clone, Debug, Default)]
 pub struct CustomerFilter {
     /// Only this reseller's customers (operator).
-    pub reseller_id: Option<i64>,
+    pub reseller_id: Option<ResellerId>,
     /// Case-insensitive substring of the name.
     pub search: Option<String>,
 }
@@ -63,7 +61,7 @@ pub async fn list_customers(
 }
 
 /// A customer the caller may see, else NotFound.
-pub async fn get_customer<C: ConnectionTrait>(db: &C, actor: &Actor, id: i64) -> Result<customer::Model> {
+pub async fn get_customer<C: ConnectionTrait>(db: &C, actor: &Actor, id: CustomerId) -> Result<customer::Model> {
     scoped(actor)
         .map_err(|_| Error::NotFound("customer"))?
         .filter(customer::Column::Id.eq(id))
@@ -101,7 +99,7 @@ pub async fn vendor_accounts_by_customer(
 #[derive(Clone, Debug)]
 pub struct VendorAccount {
     /// The vendor.
-    pub vendor_id: i64,
+    pub vendor_id: VendorId,
     /// The customer's id there (its Microsoft tenant id, say).
     pub external_id: String,
 }
@@ -110,7 +108,7 @@ pub struct VendorAccount {
 #[derive(Clone, Debug)]
 pub struct NewCustomer {
     /// The owning reseller: the caller itself for a reseller, required for the operator.
-    pub reseller_id: Option<i64>,
+    pub reseller_id: Option<ResellerId>,
     /// Display name.
     pub name: String,
     /// ISO 3166-1 alpha-2 country.
@@ -140,7 +138,7 @@ pub struct CustomerChanges {
 
 /// The reseller a write acts for: the caller itself, or the one the operator names.
 fn acting_reseller(actor: &Actor, named: Option<i64>) -> Result<i64> {
-    match actor.role {
+    match actor.role() {
         Role::Reseller => {
             let own = actor.reseller_id().ok_or(Error::Unauthenticated)?;
             match named {
@@ -178,7 +176,7 @@ async fn upsert_vendor_accounts<C: ConnectionTrait>(
         customer_vendor_account::ActiveModel {
             id: NotSet,
             customer_id: Set(customer_id),
-            vendor_id: Set(account.vendor_id),
+            vendor_id: Set(account.vendor_id.get()),
             external_id: Set(external_id),
             created_at: Set(now),
         }
@@ -203,7 +201,7 @@ async fn upsert_vendor_accounts<C: ConnectionTrait>(
 
 /// Creates a customer for the calling reseller (or, for the operator, the named one).
 pub async fn create_customer(domain: &Domain, actor: &Actor, input: NewCustomer) -> Result<customer::Model> {
-    let reseller_id = acting_reseller(actor, input.reseller_id)?;
+    let reseller_id = acting_reseller(actor, input.reseller_id.map(|id| id.get()))?;
     let name = validate::text(&input.name, 200, "input.name")?;
     let country = validate::country(&input.country, "input.country")?;
     let currency = Currency::parse(&input.currency, "input.currency")?;
@@ -234,7 +232,7 @@ pub async fn create_customer(domain: &Domain, actor: &Actor, input: NewCustomer)
 pub async fn update_customer(
     domain: &Domain,
     actor: &Actor,
-    id: i64,
+    id: CustomerId,
     changes: CustomerChanges,
 ) -> Result<customer::Model> {
     actor.require_role(&[Role::Operator, Role::Reseller])?;
@@ -256,8 +254,8 @@ pub async fn update_customer(
     }
     model.updated_at = Set(now);
     let customer = model.update(w.db()).await?;
-    upsert_vendor_accounts(w.db(), id, changes.vendor_accounts, now).await?;
-    w.commit(Audit::action(actor, "updateCustomer", "customer", Some(id), json!({}))).await?;
+    upsert_vendor_accounts(w.db(), id.get(), changes.vendor_accounts, now).await?;
+    w.commit(Audit::action(actor, "updateCustomer", "customer", id, json!({}))).await?;
     Ok(customer)
 }
 
@@ -265,7 +263,7 @@ pub async fn update_customer(
 #[derive(Clone, Debug)]
 pub struct NewRetailPrice {
     /// The offer priced.
-    pub offer_id: i64,
+    pub offer_id: OfferId,
     /// ISO 4217 currency.
     pub currency: String,
     /// The unit price to customers.
@@ -289,7 +287,7 @@ pub async fn set_retail_price(domain: &Domain, actor: &Actor, input: NewRetailPr
     let row = retail_price::ActiveModel {
         id: NotSet,
         reseller_id: Set(reseller_id),
-        offer_id: Set(input.offer_id),
+        offer_id: Set(input.offer_id.get()),
         currency: Set(currency.code().to_owned()),
         price: Set(DbDecimal(price)),
         effective_from: Set(effective_from),
@@ -309,7 +307,7 @@ pub async fn set_retail_price(domain: &Domain, actor: &Actor, input: NewRetailPr
         actor,
         "setRetailPrice",
         "offer",
-        Some(input.offer_id),
+        input.offer_id,
         json!({"currency": row.currency, "price": price.to_string()}),
     ))
     .await?;
@@ -344,7 +342,7 @@ pub async fn set_retail_markup(domain: &Domain, actor: &Actor, markup: Option<De
 /// currency and its reseller's prices, or a reseller's own.
 pub async fn own_pricing(domain: &Domain, actor: &Actor) -> Result<catalog::OwnPricing> {
     let customer = match actor.customer_id() {
-        Some(id) => Some(get_customer(&domain.db, actor, id).await?),
+        Some(id) => Some(get_customer(&domain.db, actor, CustomerId::new(id)).await?),
         None => None,
     };
     let reseller_id = actor.reseller_id().or(customer.as_ref().map(|c| c.reseller_id));

@@ -90,12 +90,11 @@ impl DomainEvent {
     /// Whether `actor` may receive this event at all: the operator every event; a vendor,
     /// reseller or customer only events that name it.
     pub fn is_visible_to(&self, actor: &super::Actor) -> bool {
-        let org = actor.organization_id;
-        match actor.role {
-            super::Role::Operator => true,
-            super::Role::Vendor => org.is_some() && self.vendor_id == org,
-            super::Role::Reseller => org.is_some() && self.reseller_id == org,
-            super::Role::Customer => org.is_some() && self.customer_id == org,
+        match actor.tenant {
+            super::Tenant::Operator => true,
+            super::Tenant::Vendor(id) => self.vendor_id == Some(id.get()),
+            super::Tenant::Reseller(id) => self.reseller_id == Some(id.get()),
+            super::Tenant::Customer(id) => self.customer_id == Some(id.get()),
         }
     }
 

@@ -4,9 +4,11 @@
 //! retry of a failed or dead job. The queue mechanics are `jobs`; the vendor calls are
 //! `vendors::connectors`, run by `workers`.
 
+use crate::domain::Tenant;
+use crate::domain::ids::{JobId, SubscriptionId};
 use chrono::{DateTime, Utc};
 use entity::enums::{
-    JobKind, JobStatus, OrderLineStatus, ProvisioningAction, Role, SubscriptionChangeKind, SubscriptionStatus,
+    JobKind, JobStatus, OrderLineStatus, ProvisioningAction, SubscriptionChangeKind, SubscriptionStatus,
 };
 use entity::{job, subscription};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
@@ -159,11 +161,11 @@ pub fn line_status_for(job: JobStatus) -> Option<OrderLineStatus> {
 
 /// Puts a FAILED or DEAD job back in the queue (operator only), with fresh attempts and the
 /// same request id. A failed purchase goes back to PENDING.
-pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: i64) -> Result<ProvisioningJob> {
+pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<ProvisioningJob> {
     actor.require_operator()?;
     let now = domain.clock.now();
     let mut w = Write::begin(domain).await?;
-    let job = jobs::requeue(&w, job_id).await?;
+    let job = jobs::requeue(&w, job_id.get()).await?;
     let mut events = Vec::new();
     let subject = ProvisioningSubject::of(&job)?;
     if subject.action == ProvisioningAction::Purchase {
@@ -197,21 +199,24 @@ pub async fn list_jobs(
     domain: &Domain,
     actor: &Actor,
     status: Option<JobStatus>,
-    subscription_id: Option<i64>,
+    subscription_id: Option<SubscriptionId>,
     page: super::pagination::PageRequest,
 ) -> Result<super::pagination::Page<ProvisioningJob>> {
     let mut select = job::Entity::find().filter(job::Column::Kind.eq(JobKind::Provisioning));
-    match actor.role {
-        Role::Operator => {}
-        Role::Vendor => select = select.filter(job::Column::VendorId.eq(actor.vendor_id().unwrap_or(0))),
-        Role::Reseller | Role::Customer => {
-            let column = if actor.role == Role::Reseller {
-                subscription::Column::ResellerId
-            } else {
-                subscription::Column::CustomerId
-            };
+    let owner = match actor.tenant {
+        Tenant::Operator => None,
+        Tenant::Vendor(vendor) => {
+            select = select.filter(job::Column::VendorId.eq(vendor));
+            None
+        }
+        Tenant::Reseller(reseller) => Some(subscription::Column::ResellerId.eq(reseller)),
+        Tenant::Customer(customer) => Some(subscription::Column::CustomerId.eq(customer)),
+    };
+    match owner {
+        None => {}
+        Some(owner) => {
             let ids = subscription::Entity::find()
-                .filter(column.eq(actor.organization_id.unwrap_or(0)))
+                .filter(owner)
                 .select_only()
                 .column(subscription::Column::Id)
                 .into_tuple::<i64>()

@@ -154,7 +154,7 @@ pub async fn record_change<C: ConnectionTrait>(
         subscription_id: Set(subscription.id),
         kind: Set(kind),
         actor_user_id: Set(actor.user_id),
-        actor_role: Set(actor.role),
+        actor_role: Set(actor.role()),
         quantity_before: Set(quantity.0),
         quantity_after: Set(quantity.1),
         status_before: Set(status.0),

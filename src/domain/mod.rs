@@ -15,6 +15,7 @@ pub mod customers;
 pub mod error;
 pub mod events;
 pub mod fulfilment;
+pub mod ids;
 pub mod jobs;
 pub mod lifecycle;
 pub mod money;
@@ -31,7 +32,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
-pub use actor::{Actor, Role};
+pub use actor::{Actor, Role, Tenant};
 pub use error::{Error, Result};
 pub use write::{Audit, Write};
 

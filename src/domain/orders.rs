@@ -9,6 +9,8 @@
 //! CONFLICT (IDEMPOTENCY_KEY_REUSED); another reseller's identical key is unrelated. The
 //! unique index on (reseller, key) decides races; the loser reads the winner's order.
 
+use crate::domain::Tenant;
+use crate::domain::ids::{CustomerId, OfferId, OrderId};
 use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
 use entity::enums::{
@@ -41,7 +43,7 @@ pub const MAX_LINES: usize = 100;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderLineInput {
     /// The offer.
-    pub offer_id: i64,
+    pub offer_id: OfferId,
     /// Seats or units.
     pub quantity: i32,
 }
@@ -50,7 +52,7 @@ pub struct OrderLineInput {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrderInput {
     /// The customer it is for.
-    pub customer_id: i64,
+    pub customer_id: CustomerId,
     /// The lines.
     pub lines: Vec<OrderLineInput>,
     /// The buyer's purchase-order number.
@@ -436,7 +438,7 @@ pub fn order_status_name(status: OrderStatus) -> &'static str {
 }
 
 /// An order the caller may see (operator: any; reseller: its own; customer: its own).
-pub async fn get_order(domain: &Domain, actor: &Actor, id: i64) -> Result<order::Model> {
+pub async fn get_order(domain: &Domain, actor: &Actor, id: OrderId) -> Result<order::Model> {
     let order = order::Entity::find_by_id(id).one(&domain.db).await?.ok_or(Error::NotFound("order"))?;
     if can_see(actor, &order) { Ok(order) } else { Err(Error::NotFound("order")) }
 }
@@ -451,14 +453,14 @@ fn can_see(actor: &Actor, order: &order::Model) -> bool {
 pub async fn list_orders(
     domain: &Domain,
     actor: &Actor,
-    customer_id: Option<i64>,
+    customer_id: Option<CustomerId>,
     page: super::pagination::PageRequest,
 ) -> Result<super::pagination::Page<order::Model>> {
-    let mut select = match actor.role {
-        Role::Operator => order::Entity::find(),
-        Role::Reseller => order::Entity::find().filter(order::Column::ResellerId.eq(actor.reseller_id().unwrap_or(0))),
-        Role::Customer => order::Entity::find().filter(order::Column::CustomerId.eq(actor.customer_id().unwrap_or(0))),
-        Role::Vendor => return Err(Error::Forbidden("vendors do not see orders".into())),
+    let mut select = match actor.tenant {
+        Tenant::Operator => order::Entity::find(),
+        Tenant::Reseller(reseller) => order::Entity::find().filter(order::Column::ResellerId.eq(reseller)),
+        Tenant::Customer(customer) => order::Entity::find().filter(order::Column::CustomerId.eq(customer)),
+        Tenant::Vendor(_) => return Err(Error::Forbidden("vendors do not see orders".into())),
     };
     if let Some(customer_id) = customer_id {
         select = select.filter(order::Column::CustomerId.eq(customer_id));
@@ -491,8 +493,11 @@ mod tests {
 
     #[test]
     fn the_request_hash_depends_on_every_input() {
-        let input =
-            OrderInput { customer_id: 1, lines: vec![OrderLineInput { offer_id: 2, quantity: 3 }], po_number: None };
+        let input = OrderInput {
+            customer_id: CustomerId::new(1),
+            lines: vec![OrderLineInput { offer_id: OfferId::new(2), quantity: 3 }],
+            po_number: None,
+        };
         let mut other = input.clone();
         other.lines[0].quantity = 4;
         assert_eq!(request_hash(&input), request_hash(&input.clone()));

@@ -3,9 +3,11 @@
 //! Scope: the operator sees and edits everything here; a reseller sees itself (not its
 //! tier's markup, which would reveal the operator's cost); vendors and customers see none.
 
+use crate::domain::Tenant;
+use crate::domain::ids::{OfferId, ResellerId, TierId};
 use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
-use entity::enums::{OrganizationStatus, Role};
+use entity::enums::OrganizationStatus;
 use entity::{DbDecimal, offer, reseller, tier, wholesale_price};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set};
@@ -62,7 +64,7 @@ pub async fn create_tier(domain: &Domain, actor: &Actor, name: &str, markup: Dec
 pub async fn update_tier(
     domain: &Domain,
     actor: &Actor,
-    id: i64,
+    id: TierId,
     name: Option<String>,
     markup: Option<Decimal>,
 ) -> Result<tier::Model> {
@@ -86,17 +88,16 @@ pub async fn update_tier(
         )
     })?;
     w.invalidate_catalog();
-    w.commit(Audit::action(actor, "updateTier", "tier", Some(id), json!({"markup": tier.markup.0.to_string()})))
-        .await?;
+    w.commit(Audit::action(actor, "updateTier", "tier", id, json!({"markup": tier.markup.0.to_string()}))).await?;
     Ok(tier)
 }
 
 /// A page of resellers the caller may see.
 pub async fn list_resellers(domain: &Domain, actor: &Actor, page: PageRequest) -> Result<Page<reseller::Model>> {
-    let select = match actor.role {
-        Role::Operator => reseller::Entity::find(),
-        Role::Reseller => reseller::Entity::find().filter(reseller::Column::Id.eq(actor.reseller_id().unwrap_or(0))),
-        _ => {
+    let select = match actor.tenant {
+        Tenant::Operator => reseller::Entity::find(),
+        Tenant::Reseller(own) => reseller::Entity::find().filter(reseller::Column::Id.eq(own)),
+        Tenant::Vendor(_) | Tenant::Customer(_) => {
             return Err(Error::Forbidden("only the operator and resellers list resellers".into()));
         }
     };
@@ -104,8 +105,8 @@ pub async fn list_resellers(domain: &Domain, actor: &Actor, page: PageRequest) -
 }
 
 /// A reseller the caller may see, else NotFound.
-pub async fn get_reseller(domain: &Domain, actor: &Actor, id: i64) -> Result<reseller::Model> {
-    if !(actor.is_operator() || actor.reseller_id() == Some(id)) {
+pub async fn get_reseller(domain: &Domain, actor: &Actor, id: ResellerId) -> Result<reseller::Model> {
+    if !(actor.is_operator() || actor.reseller_id() == Some(id.get())) {
         return Err(Error::NotFound("reseller"));
     }
     reseller::Entity::find_by_id(id).one(&domain.db).await?.ok_or(Error::NotFound("reseller"))
@@ -128,7 +129,7 @@ pub struct NewReseller {
     /// Display name.
     pub name: String,
     /// Its pricing tier.
-    pub tier_id: i64,
+    pub tier_id: TierId,
     /// The currency it is invoiced in.
     pub currency: String,
     /// Its partner id at vendors (Microsoft MPN id), unique.
@@ -143,7 +144,7 @@ pub struct ResellerChanges {
     /// New name.
     pub name: Option<String>,
     /// New tier.
-    pub tier_id: Option<i64>,
+    pub tier_id: Option<TierId>,
     /// New partner id.
     pub external_partner_id: Option<String>,
     /// New invoice prefix (applies to invoices issued from now on).
@@ -186,7 +187,7 @@ pub async fn create_reseller(domain: &Domain, actor: &Actor, input: NewReseller)
     let reseller = reseller::ActiveModel {
         id: NotSet,
         name: Set(name),
-        tier_id: Set(input.tier_id),
+        tier_id: Set(input.tier_id.get()),
         currency: Set(currency.code().to_owned()),
         external_partner_id: Set(external_partner_id),
         default_retail_markup: Set(None),
@@ -214,7 +215,7 @@ pub async fn create_reseller(domain: &Domain, actor: &Actor, input: NewReseller)
 pub async fn update_reseller(
     domain: &Domain,
     actor: &Actor,
-    id: i64,
+    id: ResellerId,
     changes: ResellerChanges,
 ) -> Result<reseller::Model> {
     actor.require_operator()?;
@@ -230,7 +231,7 @@ pub async fn update_reseller(
             .one(w.db())
             .await?
             .ok_or_else(|| Error::validation("input.tierId", "no such tier"))?;
-        model.tier_id = Set(tier_id);
+        model.tier_id = Set(tier_id.get());
     }
     if let Some(partner_id) = changes.external_partner_id {
         model.external_partner_id = Set(Some(validate::code(&partner_id, 64, "input.externalPartnerId")?));
@@ -244,7 +245,7 @@ pub async fn update_reseller(
     model.updated_at = Set(now);
     let reseller = model.update(w.db()).await.map_err(partner_id_conflict)?;
     w.invalidate_catalog();
-    w.commit(Audit::action(actor, "updateReseller", "reseller", Some(id), json!({}))).await?;
+    w.commit(Audit::action(actor, "updateReseller", "reseller", id, json!({}))).await?;
     Ok(reseller)
 }
 
@@ -252,16 +253,16 @@ pub async fn update_reseller(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WholesaleTarget {
     /// One reseller.
-    Reseller(i64),
+    Reseller(ResellerId),
     /// Every reseller of a tier without its own price.
-    Tier(i64),
+    Tier(TierId),
 }
 
 /// Input of `set_wholesale_price`.
 #[derive(Clone, Debug)]
 pub struct NewWholesalePrice {
     /// The offer priced.
-    pub offer_id: i64,
+    pub offer_id: OfferId,
     /// The reseller or tier it applies to.
     pub target: WholesaleTarget,
     /// ISO 4217 currency.
@@ -297,9 +298,9 @@ pub async fn set_wholesale_price(
     };
     let row = wholesale_price::ActiveModel {
         id: NotSet,
-        offer_id: Set(input.offer_id),
-        reseller_id: Set(reseller_id),
-        tier_id: Set(tier_id),
+        offer_id: Set(input.offer_id.get()),
+        reseller_id: Set(reseller_id.map(|id| id.get())),
+        tier_id: Set(tier_id.map(|id| id.get())),
         currency: Set(currency.code().to_owned()),
         price: Set(DbDecimal(price)),
         effective_from: Set(effective_from),
@@ -319,7 +320,7 @@ pub async fn set_wholesale_price(
         actor,
         "setWholesalePrice",
         "offer",
-        Some(input.offer_id),
+        input.offer_id,
         json!({"resellerId": reseller_id, "tierId": tier_id, "currency": row.currency, "price": price.to_string()}),
     ))
     .await?;

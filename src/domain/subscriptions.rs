@@ -8,6 +8,8 @@
 //! first), and a subscription may be cancelled only within 168 h of its purchase or last
 //! renewal. A change made exactly 168 h after is still inside; one second later is not.
 
+use crate::domain::Tenant;
+use crate::domain::ids::{CustomerId, OrderId, SubscriptionId};
 use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
 use entity::enums::{ProvisioningAction, Role, SeatBatchSource, SubscriptionChangeKind, SubscriptionStatus};
@@ -33,17 +35,20 @@ pub const UPDATE_LIMIT: i32 = 1200;
 /// The subscriptions `actor` may see.
 fn scoped(actor: &Actor) -> Select<subscription::Entity> {
     let find = subscription::Entity::find();
-    let org = actor.organization_id.unwrap_or(0);
-    match actor.role {
-        Role::Operator => find,
-        Role::Vendor => find.filter(subscription::Column::VendorId.eq(org)),
-        Role::Reseller => find.filter(subscription::Column::ResellerId.eq(org)),
-        Role::Customer => find.filter(subscription::Column::CustomerId.eq(org)),
+    match actor.tenant {
+        Tenant::Operator => find,
+        Tenant::Vendor(vendor) => find.filter(subscription::Column::VendorId.eq(vendor)),
+        Tenant::Reseller(reseller) => find.filter(subscription::Column::ResellerId.eq(reseller)),
+        Tenant::Customer(customer) => find.filter(subscription::Column::CustomerId.eq(customer)),
     }
 }
 
 /// A subscription the caller may see, else NotFound.
-pub async fn get_subscription<C: ConnectionTrait>(db: &C, actor: &Actor, id: i64) -> Result<subscription::Model> {
+pub async fn get_subscription<C: ConnectionTrait>(
+    db: &C,
+    actor: &Actor,
+    id: SubscriptionId,
+) -> Result<subscription::Model> {
     scoped(actor).filter(subscription::Column::Id.eq(id)).one(db).await?.ok_or(Error::NotFound("subscription"))
 }
 
@@ -51,9 +56,9 @@ pub async fn get_subscription<C: ConnectionTrait>(db: &C, actor: &Actor, id: i64
 #[derive(Clone, Debug, Default)]
 pub struct SubscriptionFilter {
     /// Only this customer's.
-    pub customer_id: Option<i64>,
+    pub customer_id: Option<CustomerId>,
     /// Only this order's.
-    pub order_id: Option<i64>,
+    pub order_id: Option<OrderId>,
     /// Only this status.
     pub status: Option<SubscriptionStatus>,
 }
@@ -113,7 +118,7 @@ pub struct Changed {
 pub async fn change_subscription(
     domain: &Domain,
     actor: &Actor,
-    id: i64,
+    id: SubscriptionId,
     change: Change,
     idempotency_key: &str,
 ) -> Result<Changed> {
@@ -168,7 +173,7 @@ pub async fn change_subscription(
         actor,
         change_action_name(change),
         "subscription",
-        Some(id),
+        id,
         json!({"quantity": updated.quantity}),
     ))
     .await?;
@@ -179,7 +184,7 @@ pub async fn change_subscription(
             updated.update_count
         ));
         tracing::warn!(
-            subscription = id,
+            subscription = id.get(),
             updates = updated.update_count,
             "subscription near the vendor's update limit"
         );

@@ -40,7 +40,7 @@ pub async fn login(domain: &Domain, email: &str, password: &str) -> Result<(user
     .map_err(Error::internal)?;
     match found {
         Some(user) if valid && !user.disabled => {
-            let actor = Actor { user_id: Some(user.id), role: user.role, organization_id: user.organization_id };
+            let actor = Actor::from_role(Some(user.id), user.role, user.organization_id)?;
             Ok((user, actor))
         }
         _ => Err(Error::Unauthenticated),

@@ -35,8 +35,3 @@ pub fn country(value: &str, field: &str) -> Result<String> {
         Err(Error::validation(field, "must be an ISO 3166-1 alpha-2 code such as \"DE\""))
     }
 }
-
-/// Parses a decimal id from the API; anything else is a bad input.
-pub fn id(value: &str, field: &str) -> Result<i64> {
-    value.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| Error::validation(field, "not a valid id"))
-}

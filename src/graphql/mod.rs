@@ -24,6 +24,7 @@ use crate::auth::AuthKeys;
 use crate::config::ServerConfig;
 use crate::domain::catalog::OwnPricing;
 use crate::domain::catalog_cache::CatalogSnapshot;
+use crate::domain::ids::Id;
 use crate::domain::{Actor, Domain, Error, customers};
 
 pub use errors::ResultExt;
@@ -96,6 +97,12 @@ impl RequestContext {
             invoice_lines: DataLoader::new(loaders::InvoiceLinesLoader::new(domain), tokio::spawn),
         }
     }
+}
+
+/// Parses an `ID` argument into the domain's typed id (the one id parser of the API);
+/// BAD_USER_INPUT naming `field` unless it is a positive integer.
+pub fn parse_id<T: Id>(id: &async_graphql::ID, field: &str) -> async_graphql::Result<T> {
+    T::parse(id, field).gql()
 }
 
 /// The domain services.

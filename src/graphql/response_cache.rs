@@ -39,10 +39,10 @@ pub struct CacheKey {
 impl CacheKey {
     /// The key of a request, if its caller's responses may be cached at all.
     pub fn for_request(actor: Option<&Actor>, request: &async_graphql::Request) -> Option<Self> {
-        let actor = actor.filter(|a| a.role != Role::Operator)?;
+        let actor = actor.filter(|a| a.role() != Role::Operator)?;
         Some(Self {
-            role: actor.role,
-            organization_id: actor.organization_id,
+            role: actor.role(),
+            organization_id: actor.organization_id(),
             query: request.query.clone(),
             variables: serde_json::to_string(&request.variables).ok()?,
             operation_name: request.operation_name.clone(),

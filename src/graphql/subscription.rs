@@ -12,7 +12,9 @@ use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::domain::events::{DomainEvent, EventKind};
+use crate::domain::ids::{CustomerId, OrderId, VendorId};
 use crate::domain::{Actor, Error, catalog, customers, orders};
+use crate::graphql::parse_id;
 use crate::graphql::{ResultExt, actor, domain, snapshot};
 
 /// What a live event is about.
@@ -104,10 +106,6 @@ fn events(
     })
 }
 
-fn parse(id: &ID, field: &str) -> async_graphql::Result<i64> {
-    crate::domain::validate::id(id, field).gql()
-}
-
 /// Every subscription.
 #[derive(Default)]
 pub struct SubscriptionRoot;
@@ -125,10 +123,10 @@ impl SubscriptionRoot {
     ) -> async_graphql::Result<impl Stream<Item = LiveEvent>> {
         let actor = actor(ctx)?.clone();
         let domain = domain(ctx);
-        let order_id = order_id.map(|id| parse(&id, "orderId")).transpose()?;
-        let customer_id = customer_id.map(|id| parse(&id, "customerId")).transpose()?;
-        let vendor_id = vendor_id.map(|id| parse(&id, "vendorId")).transpose()?;
-        let given = [order_id, customer_id, vendor_id].iter().filter(|f| f.is_some()).count();
+        let order_id: Option<OrderId> = order_id.map(|id| parse_id(&id, "orderId")).transpose()?;
+        let customer_id: Option<CustomerId> = customer_id.map(|id| parse_id(&id, "customerId")).transpose()?;
+        let vendor_id: Option<VendorId> = vendor_id.map(|id| parse_id(&id, "vendorId")).transpose()?;
+        let given = [order_id.is_some(), customer_id.is_some(), vendor_id.is_some()].iter().filter(|f| **f).count();
         if given > 1 || (given == 0 && !actor.is_operator()) {
             return Err(Error::validation("orderId", "give exactly one of orderId, customerId and vendorId")).gql();
         }
@@ -139,7 +137,7 @@ impl SubscriptionRoot {
             customers::get_customer(&domain.db, &actor, id).await.gql()?;
         }
         if let Some(id) = vendor_id {
-            if !actor.manages_vendor(id) {
+            if !actor.manages_vendor(id.get()) {
                 return Err(Error::NotFound("vendor")).gql();
             }
             let snapshot = snapshot(ctx).await?;
@@ -147,9 +145,9 @@ impl SubscriptionRoot {
         }
         Ok(events(ctx, actor, move |event| {
             event.kind == EventKind::ProvisioningStatusChanged
-                && order_id.is_none_or(|id| event.order_id == Some(id))
-                && customer_id.is_none_or(|id| event.customer_id == Some(id))
-                && vendor_id.is_none_or(|id| event.vendor_id == Some(id))
+                && order_id.is_none_or(|id| event.order_id == Some(id.get()))
+                && customer_id.is_none_or(|id| event.customer_id == Some(id.get()))
+                && vendor_id.is_none_or(|id| event.vendor_id == Some(id.get()))
         }))
     }
 
@@ -160,11 +158,11 @@ impl SubscriptionRoot {
         order_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = LiveEvent>> {
         let actor = actor(ctx)?.clone();
-        let order_id = parse(&order_id, "orderId")?;
+        let order_id = parse_id(&order_id, "orderId")?;
         orders::get_order(domain(ctx), &actor, order_id).await.gql()?;
         Ok(events(ctx, actor, move |event| {
             matches!(event.kind, EventKind::OrderPlaced | EventKind::OrderStatusChanged)
-                && event.order_id == Some(order_id)
+                && event.order_id == Some(order_id.get())
         }))
     }
 
@@ -175,10 +173,10 @@ impl SubscriptionRoot {
         customer_id: ID,
     ) -> async_graphql::Result<impl Stream<Item = LiveEvent>> {
         let actor = actor(ctx)?.clone();
-        let customer_id = parse(&customer_id, "customerId")?;
+        let customer_id = parse_id(&customer_id, "customerId")?;
         customers::get_customer(&domain(ctx).db, &actor, customer_id).await.gql()?;
         Ok(events(ctx, actor, move |event| {
-            event.kind == EventKind::SubscriptionChanged && event.customer_id == Some(customer_id)
+            event.kind == EventKind::SubscriptionChanged && event.customer_id == Some(customer_id.get())
         }))
     }
 }

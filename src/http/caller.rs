@@ -58,7 +58,7 @@ impl ResponseError for Unauthenticated {
 
     fn error_response(&self) -> HttpResponse {
         let content_type = if self.graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
-        let body = serde_json::json!({ "errors": [request_error(&self.to_string(), "UNAUTHENTICATED")] });
+        let body = serde_json::json!({ "errors": [request_error(self.to_string(), "UNAUTHENTICATED")] });
         HttpResponse::Unauthorized()
             .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))
             .content_type(content_type)

@@ -10,6 +10,7 @@ use entity::{invoice, invoice_line};
 
 use super::caller::Caller;
 use crate::domain::billing::invoices;
+use crate::domain::ids::InvoiceId;
 use crate::domain::{Actor, Error};
 use crate::state::AppState;
 
@@ -63,7 +64,7 @@ fn csv_rows(out: &mut String, invoice: &invoice::Model, lines: &[invoice_line::M
 
 /// The invoice `id` and its lines, if the bearer may see it.
 async fn load(state: &AppState, actor: &Actor, id: i64) -> Result<(invoice::Model, Vec<invoice_line::Model>), Error> {
-    let invoice = invoices::get_invoice(&state.domain.db, actor, id).await?;
+    let invoice = invoices::get_invoice(&state.domain.db, actor, InvoiceId::new(id)).await?;
     let lines = invoices::lines_of(&state.domain, &[invoice.id]).await?;
     Ok((invoice, lines))
 }

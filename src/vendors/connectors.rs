@@ -223,7 +223,7 @@ impl HttpConnector {
             let reference = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v["reference"].as_str().map(str::to_owned));
-            Outcome::Succeeded { reference: reference }
+            Outcome::Succeeded { reference }
         } else if status.as_u16() == 429 || status.is_server_error() {
             Outcome::Transient { error: format!("vendor answered {status}: {message}"), retry_after }
         } else {

@@ -132,7 +132,7 @@ async fn rs256_keys_sign_and_verify_tokens() {
     config.jwt_public_key_file = Some(fixtures.join("rsa-public.pem"));
     config.jwt_private_key_file = Some(fixtures.join("rsa-private.pem"));
     let keys = AuthKeys::from_config(&config).unwrap();
-    let actor = switchyard::domain::Actor { user_id: None, role: Role::Operator, organization_id: None };
+    let actor = switchyard::domain::Actor::from_role(None, Role::Operator, None).unwrap();
     let token = keys.issue(&actor, std::time::Duration::from_secs(60)).unwrap();
     assert_eq!(keys.verify(&token).unwrap().actor, actor);
     // The EdDSA-signed token of another deployment is refused.
@@ -153,7 +153,7 @@ async fn eddsa_keys_sign_and_verify_tokens() {
     config.jwt_public_key_file = Some(fixtures.join("ed25519-public.pem"));
     config.jwt_private_key_file = Some(fixtures.join("ed25519-private.pem"));
     let keys = AuthKeys::from_config(&config).unwrap();
-    let actor = switchyard::domain::Actor { user_id: Some(7), role: Role::Vendor, organization_id: Some(3) };
+    let actor = switchyard::domain::Actor::from_role(Some(7), Role::Vendor, Some(3)).unwrap();
     let token = keys.issue(&actor, std::time::Duration::from_secs(60)).unwrap();
     assert_eq!(keys.verify(&token).unwrap().actor, actor);
     // An HS256 token is refused by an EdDSA deployment, even one signed with its public key bytes.

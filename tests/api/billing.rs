@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 use switchyard::domain::catalog::{self, NewOffer, NewPricePoint};
+use switchyard::domain::ids::{OfferId, ProductId};
 use switchyard::domain::{Actor, Role};
 
 use crate::helpers::{Fixture, TestApp, count_rows, dec, is_postgres, spawn_app};
@@ -223,7 +224,7 @@ async fn usage_is_deduplicated_forever_and_billed_in_arrears() {
         &app.domain,
         &op,
         NewOffer {
-            product_id: f.product_a,
+            product_id: ProductId::new(f.product_a),
             sku: "A-AZURE".into(),
             name: "Azure plan".into(),
             unit: "subscription".into(),
@@ -240,7 +241,7 @@ async fn usage_is_deduplicated_forever_and_billed_in_arrears() {
         &app.domain,
         &op,
         NewPricePoint {
-            offer_id: offer.id,
+            offer_id: OfferId::new(offer.id),
             currency: "USD".into(),
             cost: dec("0"),
             list_price: dec("0"),

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 use switchyard::domain::catalog::{self, NewOffer, NewProduct};
+use switchyard::domain::ids::{OfferId, ProductId, VendorId};
 use switchyard::domain::{Actor, Role};
 
 use crate::helpers::{Fixture, dec, spawn_app, spawn_app_with};
@@ -362,7 +363,7 @@ async fn a_nested_catalog_page_costs_a_constant_number_of_statements() {
         let product = catalog::create_product(
             &app.domain,
             &op,
-            NewProduct { vendor_id: f.vendor_a, name: format!("Bulk {index}"), description: None },
+            NewProduct { vendor_id: VendorId::new(f.vendor_a), name: format!("Bulk {index}"), description: None },
         )
         .await
         .unwrap();
@@ -371,7 +372,7 @@ async fn a_nested_catalog_page_costs_a_constant_number_of_statements() {
                 &app.domain,
                 &op,
                 NewOffer {
-                    product_id: product.id,
+                    product_id: ProductId::new(product.id),
                     sku: format!("BULK-{index}-{term:?}"),
                     name: format!("Bulk {index}"),
                     unit: "seat".into(),
@@ -388,7 +389,7 @@ async fn a_nested_catalog_page_costs_a_constant_number_of_statements() {
                 &app.domain,
                 &op,
                 catalog::NewPricePoint {
-                    offer_id: offer.id,
+                    offer_id: OfferId::new(offer.id),
                     currency: "USD".into(),
                     cost: dec("10"),
                     list_price: dec("12"),

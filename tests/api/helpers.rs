@@ -14,6 +14,7 @@ use switchyard::db;
 use switchyard::domain::catalog::{self, NewOffer, NewPricePoint, NewProduct, NewVendor};
 use switchyard::domain::clock::ManualClock;
 use switchyard::domain::customers::{self, NewCustomer, VendorAccount};
+use switchyard::domain::ids::{OfferId, ProductId, ResellerId, TierId, VendorId};
 use switchyard::domain::resellers::{self, NewReseller};
 use switchyard::domain::{Actor, Domain, Role};
 use switchyard::startup::{Application, Overrides, Settings};
@@ -119,7 +120,7 @@ pub async fn spawn(adjust: impl FnOnce(&mut ServerConfig), workers: usize, share
 impl TestApp {
     /// A token for `role` acting for `org`.
     pub fn token(&self, role: Role, org: Option<i64>) -> String {
-        self.state.auth.issue(&Actor { user_id: None, role, organization_id: org }, Duration::from_secs(3600)).unwrap()
+        self.state.auth.issue(&Actor::from_role(None, role, org).unwrap(), Duration::from_secs(3600)).unwrap()
     }
 
     pub fn operator(&self) -> String {
@@ -293,8 +294,10 @@ impl Fixture {
         let vendor_a = catalog::create_vendor(domain, &op, vendor("vendor-a")).await.unwrap().id;
         let vendor_b = catalog::create_vendor(domain, &op, vendor("vendor-b")).await.unwrap().id;
         let product = |vendor_id, name: &str| NewProduct { vendor_id, name: name.into(), description: None };
-        let product_a = catalog::create_product(domain, &op, product(vendor_a, "Suite A")).await.unwrap().id;
-        let product_b = catalog::create_product(domain, &op, product(vendor_b, "Suite B")).await.unwrap().id;
+        let product_a =
+            catalog::create_product(domain, &op, product(VendorId::new(vendor_a), "Suite A")).await.unwrap().id;
+        let product_b =
+            catalog::create_product(domain, &op, product(VendorId::new(vendor_b), "Suite B")).await.unwrap().id;
         use entity::enums::{BillingFrequency as F, Term as T};
         let offer = |product_id, sku: &str, term, frequency| NewOffer {
             product_id,
@@ -311,16 +314,27 @@ impl Fixture {
         for (sku, term, frequency) in
             [("A-P1Y-M", T::P1y, F::Monthly), ("A-P1M-M", T::P1m, F::Monthly), ("A-P3Y-A", T::P3y, F::Annual)]
         {
-            offers_a.push(catalog::create_offer(domain, &op, offer(product_a, sku, term, frequency)).await.unwrap().id);
+            offers_a.push(
+                catalog::create_offer(domain, &op, offer(ProductId::new(product_a), sku, term, frequency))
+                    .await
+                    .unwrap()
+                    .id,
+            );
         }
         let offer_b =
-            catalog::create_offer(domain, &op, offer(product_b, "B-P1Y-M", T::P1y, F::Monthly)).await.unwrap().id;
+            catalog::create_offer(domain, &op, offer(ProductId::new(product_b), "B-P1Y-M", T::P1y, F::Monthly))
+                .await
+                .unwrap()
+                .id;
         let retired_offer =
-            catalog::create_offer(domain, &op, offer(product_a, "A-OLD", T::P1y, F::Monthly)).await.unwrap().id;
+            catalog::create_offer(domain, &op, offer(ProductId::new(product_a), "A-OLD", T::P1y, F::Monthly))
+                .await
+                .unwrap()
+                .id;
         catalog::update_offer(
             domain,
             &op,
-            retired_offer,
+            OfferId::new(retired_offer),
             catalog::OfferChanges { status: Some(entity::enums::CatalogStatus::Retired), ..Default::default() },
         )
         .await
@@ -332,7 +346,7 @@ impl Fixture {
                     domain,
                     &op,
                     NewPricePoint {
-                        offer_id,
+                        offer_id: OfferId::new(offer_id),
                         currency: currency.into(),
                         cost: dec(cost),
                         list_price: dec(list),
@@ -348,7 +362,7 @@ impl Fixture {
         let tier_gold = resellers::create_tier(domain, &op, "Gold", dec("0.15")).await.unwrap().id;
         let reseller = |name: &str, currency: &str, prefix: &str| NewReseller {
             name: name.into(),
-            tier_id: tier_gold,
+            tier_id: TierId::new(tier_gold),
             currency: currency.into(),
             external_partner_id: None,
             invoice_prefix: prefix.into(),
@@ -364,14 +378,20 @@ impl Fixture {
             currency: currency.into(),
             tax_rate: dec("0.19"),
             vendor_accounts: vec![VendorAccount {
-                vendor_id: vendor_a,
+                vendor_id: VendorId::new(vendor_a),
                 external_id: format!("tenant-{}", name.replace(' ', "-")),
             }],
         };
         let customer_a =
-            customers::create_customer(domain, &op, customer(reseller_a, "Customer A", "USD")).await.unwrap().id;
+            customers::create_customer(domain, &op, customer(ResellerId::new(reseller_a), "Customer A", "USD"))
+                .await
+                .unwrap()
+                .id;
         let customer_b =
-            customers::create_customer(domain, &op, customer(reseller_b, "Customer B", "EUR")).await.unwrap().id;
+            customers::create_customer(domain, &op, customer(ResellerId::new(reseller_b), "Customer B", "EUR"))
+                .await
+                .unwrap()
+                .id;
         Self {
             vendor_a,
             vendor_b,

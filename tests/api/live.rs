@@ -190,7 +190,7 @@ async fn streams_end_when_the_token_expires() {
         .state
         .auth
         .issue(
-            &switchyard::domain::Actor { user_id: None, role: Role::Reseller, organization_id: Some(f.reseller_a) },
+            &switchyard::domain::Actor::from_role(None, Role::Reseller, Some(f.reseller_a)).unwrap(),
             Duration::from_secs(2),
         )
         .unwrap();

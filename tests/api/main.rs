@@ -16,3 +16,4 @@ mod scale;
 mod storage;
 mod subscriptions;
 mod tenancy;
+mod writes;

@@ -2,7 +2,9 @@
 //! those it issues or receives; a customer those it receives, once issued (never drafts);
 //! vendors none. Also an invoice's totals (subtotal, tax by the policy, total).
 
-use entity::enums::{InvoiceStatus, Role};
+use crate::domain::Tenant;
+use crate::domain::ids::{CustomerId, InvoiceId, ResellerId};
+use entity::enums::InvoiceStatus;
 use entity::{invoice, invoice_line};
 use rust_decimal::Decimal;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Select};
@@ -34,18 +36,17 @@ pub fn totals(lines: &[Decimal], rate: Decimal, currency: Currency, policy: TaxP
 
 /// The invoices `actor` may see.
 fn scoped(actor: &Actor) -> Result<Select<invoice::Entity>> {
-    let org = actor.organization_id.unwrap_or(0);
-    Ok(match actor.role {
-        Role::Operator => invoice::Entity::find(),
-        Role::Reseller => invoice::Entity::find().filter(
+    Ok(match actor.tenant {
+        Tenant::Operator => invoice::Entity::find(),
+        Tenant::Reseller(reseller) => invoice::Entity::find().filter(
             sea_orm::Condition::any()
-                .add(invoice::Column::IssuerResellerId.eq(org))
-                .add(invoice::Column::RecipientResellerId.eq(org)),
+                .add(invoice::Column::IssuerResellerId.eq(reseller))
+                .add(invoice::Column::RecipientResellerId.eq(reseller)),
         ),
-        Role::Customer => invoice::Entity::find()
-            .filter(invoice::Column::RecipientCustomerId.eq(org))
+        Tenant::Customer(customer) => invoice::Entity::find()
+            .filter(invoice::Column::RecipientCustomerId.eq(customer))
             .filter(invoice::Column::Status.ne(InvoiceStatus::Draft)),
-        Role::Vendor => return Err(Error::Forbidden("vendors do not see invoices".into())),
+        Tenant::Vendor(_) => return Err(Error::Forbidden("vendors do not see invoices".into())),
     })
 }
 
@@ -57,9 +58,9 @@ pub struct InvoiceFilter {
     /// Only this period (`YYYY-MM`).
     pub period: Option<String>,
     /// Only invoices to this customer.
-    pub customer_id: Option<i64>,
+    pub customer_id: Option<CustomerId>,
     /// Only invoices from or to this reseller.
-    pub reseller_id: Option<i64>,
+    pub reseller_id: Option<ResellerId>,
 }
 
 /// A page of the invoices the caller may see.
@@ -90,7 +91,7 @@ pub async fn list_invoices(
 }
 
 /// An invoice the caller may see, else NotFound.
-pub async fn get_invoice<C: ConnectionTrait>(db: &C, actor: &Actor, id: i64) -> Result<invoice::Model> {
+pub async fn get_invoice<C: ConnectionTrait>(db: &C, actor: &Actor, id: InvoiceId) -> Result<invoice::Model> {
     scoped(actor)
         .map_err(|_| Error::NotFound("invoice"))?
         .filter(invoice::Column::Id.eq(id))

@@ -7,6 +7,7 @@
 //! is read at issue time: changing it never renumbers old invoices. Only the issuer (its
 //! reseller, or the operator) manages an invoice.
 
+use crate::domain::ids::InvoiceId;
 use chrono::Datelike;
 use entity::enums::{InvoiceKind, InvoiceStatus};
 use entity::{DbDecimal, invoice, invoice_line, reseller};
@@ -40,7 +41,7 @@ fn status_name(status: InvoiceStatus) -> &'static str {
     }
 }
 
-async fn locked_invoice(txn: &DatabaseTransaction, actor: &Actor, id: i64) -> Result<invoice::Model> {
+async fn locked_invoice(txn: &DatabaseTransaction, actor: &Actor, id: InvoiceId) -> Result<invoice::Model> {
     let visible = get_invoice(txn, actor, id).await?;
     if txn.get_database_backend() == DbBackend::Postgres {
         return invoice::Entity::find_by_id(visible.id)
@@ -53,7 +54,7 @@ async fn locked_invoice(txn: &DatabaseTransaction, actor: &Actor, id: i64) -> Re
 }
 
 /// Issues a DRAFT invoice: assigns the next number of its issuer and year.
-pub async fn issue_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<invoice::Model> {
+pub async fn issue_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Result<invoice::Model> {
     let now = domain.clock.now();
     let w = Write::begin(domain).await?;
     let invoice = locked_invoice(w.db(), actor, id).await?;
@@ -100,19 +101,26 @@ pub async fn issue_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<in
     model.issued_at = Set(Some(now));
     model.updated_at = Set(now);
     let issued = model.update(w.db()).await?;
-    w.commit(Audit::action(actor, "issueInvoice", "invoice", Some(id), json!({"number": number}))).await?;
+    w.commit(Audit::action(actor, "issueInvoice", "invoice", id, json!({"number": number}))).await?;
     Ok(issued)
 }
 
 /// Marks an ISSUED invoice PAID.
-pub async fn mark_paid(domain: &Domain, actor: &Actor, id: i64) -> Result<invoice::Model> {
-    set_status(domain, actor, id, InvoiceStatus::Paid, &[InvoiceStatus::Issued], "markInvoicePaid").await
+pub async fn mark_paid(domain: &Domain, actor: &Actor, id: InvoiceId) -> Result<invoice::Model> {
+    set_status(domain, actor, id.get(), InvoiceStatus::Paid, &[InvoiceStatus::Issued], "markInvoicePaid").await
 }
 
 /// Voids a DRAFT or ISSUED invoice (an issued one keeps its number; nothing is renumbered).
-pub async fn void_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<invoice::Model> {
-    set_status(domain, actor, id, InvoiceStatus::Void, &[InvoiceStatus::Draft, InvoiceStatus::Issued], "voidInvoice")
-        .await
+pub async fn void_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Result<invoice::Model> {
+    set_status(
+        domain,
+        actor,
+        id.get(),
+        InvoiceStatus::Void,
+        &[InvoiceStatus::Draft, InvoiceStatus::Issued],
+        "voidInvoice",
+    )
+    .await
 }
 
 async fn set_status(
@@ -125,7 +133,7 @@ async fn set_status(
 ) -> Result<invoice::Model> {
     let now = domain.clock.now();
     let w = Write::begin(domain).await?;
-    let invoice = locked_invoice(w.db(), actor, id).await?;
+    let invoice = locked_invoice(w.db(), actor, InvoiceId::new(id)).await?;
     require_issuer(actor, &invoice)?;
     if !from.contains(&invoice.status) {
         return Err(Error::InvalidTransition(format!(
@@ -149,7 +157,7 @@ async fn set_status(
 
 /// Credits an ISSUED or PAID invoice in full: a DRAFT credit note with every line negated,
 /// referencing it (issue it to number it). One full credit note per invoice.
-pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: i64) -> Result<invoice::Model> {
+pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Result<invoice::Model> {
     let now = domain.clock.now();
     let w = Write::begin(domain).await?;
     let original = locked_invoice(w.db(), actor, id).await?;

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod proration;
 pub mod usage;
 
+use crate::domain::ids::CustomerId;
 use crate::domain::write::{Audit, Write};
 use std::collections::{HashMap, HashSet};
 
@@ -338,7 +339,12 @@ pub struct BillingPreview {
 /// What the customer's invoice for `period` will hold after a run: the charges already
 /// written for it plus those a run would add now, with the invoice's totals (scoped: the
 /// customer, its reseller, the operator).
-pub async fn preview_billing(domain: &Domain, actor: &Actor, customer_id: i64, period: &str) -> Result<BillingPreview> {
+pub async fn preview_billing(
+    domain: &Domain,
+    actor: &Actor,
+    customer_id: CustomerId,
+    period: &str,
+) -> Result<BillingPreview> {
     let customer = super::customers::get_customer(&domain.db, actor, customer_id).await?;
     let currency = Currency::parse(&customer.currency, "currency")?;
     let period = Period::parse(period)?;

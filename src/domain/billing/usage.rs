@@ -3,6 +3,7 @@
 //! A retry of an accepted record is reported as DUPLICATE — not an error, and never a
 //! second charge — because the unique key (reseller, external id) outlives billing.
 
+use crate::domain::ids::SubscriptionId;
 use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
 use entity::enums::Role;
@@ -24,7 +25,7 @@ pub const MAX_BATCH: usize = 1000;
 #[derive(Clone, Debug)]
 pub struct NewUsage {
     /// The metered subscription.
-    pub subscription_id: i64,
+    pub subscription_id: SubscriptionId,
     /// The sender's id for this record, unique forever.
     pub external_id: String,
     /// The meter, which must be the offer's.

@@ -3,6 +3,7 @@
 //! vendor's is NotFound). Each write is one `Write` with its audit row and invalidates the
 //! catalog cache after commit.
 
+use crate::domain::ids::{OfferId, ProductId, VendorId};
 use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
 use entity::enums::{BillingFrequency, CatalogStatus, ConnectorKind, OrganizationStatus, Role, Term};
@@ -84,7 +85,12 @@ pub async fn create_vendor(domain: &Domain, actor: &Actor, input: NewVendor) -> 
 }
 
 /// Updates a vendor (operator only).
-pub async fn update_vendor(domain: &Domain, actor: &Actor, id: i64, changes: VendorChanges) -> Result<vendor::Model> {
+pub async fn update_vendor(
+    domain: &Domain,
+    actor: &Actor,
+    id: VendorId,
+    changes: VendorChanges,
+) -> Result<vendor::Model> {
     actor.require_operator()?;
     let now = domain.clock.now();
     let mut w = Write::begin(domain).await?;
@@ -105,7 +111,7 @@ pub async fn update_vendor(domain: &Domain, actor: &Actor, id: i64, changes: Ven
     model.updated_at = Set(now);
     let vendor = model.update(w.db()).await?;
     w.invalidate_catalog();
-    w.commit(Audit::action(actor, "updateVendor", "vendor", Some(id), json!({}))).await?;
+    w.commit(Audit::action(actor, "updateVendor", "vendor", id, json!({}))).await?;
     Ok(vendor)
 }
 
@@ -113,7 +119,7 @@ pub async fn update_vendor(domain: &Domain, actor: &Actor, id: i64, changes: Ven
 #[derive(Clone, Debug)]
 pub struct NewProduct {
     /// The vendor publishing it (a vendor caller may only name itself).
-    pub vendor_id: i64,
+    pub vendor_id: VendorId,
     /// Display name.
     pub name: String,
     /// Free-text description.
@@ -139,7 +145,7 @@ fn require_catalog_editor(actor: &Actor, vendor_id: i64, what: &'static str) -> 
 
 /// Creates a product (operator, or the vendor itself).
 pub async fn create_product(domain: &Domain, actor: &Actor, input: NewProduct) -> Result<product::Model> {
-    require_catalog_editor(actor, input.vendor_id, "vendor")?;
+    require_catalog_editor(actor, input.vendor_id.get(), "vendor")?;
     let name = validate::text(&input.name, 200, "input.name")?;
     let description = input.description.map(|d| d.trim().to_owned()).unwrap_or_default();
     if description.chars().count() > 4000 {
@@ -150,7 +156,7 @@ pub async fn create_product(domain: &Domain, actor: &Actor, input: NewProduct) -
     vendor::Entity::find_by_id(input.vendor_id).one(w.db()).await?.ok_or(Error::NotFound("vendor"))?;
     let product = product::ActiveModel {
         id: NotSet,
-        vendor_id: Set(input.vendor_id),
+        vendor_id: Set(input.vendor_id.get()),
         name: Set(name),
         description: Set(description),
         status: Set(CatalogStatus::Active),
@@ -175,7 +181,7 @@ pub async fn create_product(domain: &Domain, actor: &Actor, input: NewProduct) -
 pub async fn update_product(
     domain: &Domain,
     actor: &Actor,
-    id: i64,
+    id: ProductId,
     changes: ProductChanges,
 ) -> Result<product::Model> {
     actor.require_role(&[Role::Operator, Role::Vendor])?;
@@ -202,7 +208,7 @@ pub async fn update_product(
     model.updated_at = Set(now);
     let product = model.update(w.db()).await?;
     w.invalidate_catalog();
-    w.commit(Audit::action(actor, "updateProduct", "product", Some(id), json!({}))).await?;
+    w.commit(Audit::action(actor, "updateProduct", "product", id, json!({}))).await?;
     Ok(product)
 }
 
@@ -210,7 +216,7 @@ pub async fn update_product(
 #[derive(Clone, Debug)]
 pub struct NewOffer {
     /// The product it belongs to.
-    pub product_id: i64,
+    pub product_id: ProductId,
     /// The SKU, unique per vendor.
     pub sku: String,
     /// Display name.
@@ -312,7 +318,7 @@ pub async fn create_offer(domain: &Domain, actor: &Actor, input: NewOffer) -> Re
 }
 
 /// Updates an offer (operator, or its vendor).
-pub async fn update_offer(domain: &Domain, actor: &Actor, id: i64, changes: OfferChanges) -> Result<offer::Model> {
+pub async fn update_offer(domain: &Domain, actor: &Actor, id: OfferId, changes: OfferChanges) -> Result<offer::Model> {
     actor.require_role(&[Role::Operator, Role::Vendor])?;
     let now = domain.clock.now();
     let mut w = Write::begin(domain).await?;
@@ -344,7 +350,7 @@ pub async fn update_offer(domain: &Domain, actor: &Actor, id: i64, changes: Offe
     model.updated_at = Set(now);
     let offer = model.update(w.db()).await?;
     w.invalidate_catalog();
-    w.commit(Audit::action(actor, "updateOffer", "offer", Some(id), json!({}))).await?;
+    w.commit(Audit::action(actor, "updateOffer", "offer", id, json!({}))).await?;
     Ok(offer)
 }
 
@@ -352,7 +358,7 @@ pub async fn update_offer(domain: &Domain, actor: &Actor, id: i64, changes: Offe
 #[derive(Clone, Debug)]
 pub struct NewPricePoint {
     /// The offer priced.
-    pub offer_id: i64,
+    pub offer_id: OfferId,
     /// ISO 4217 currency code.
     pub currency: String,
     /// Vendor → operator unit price.
@@ -388,7 +394,7 @@ pub async fn add_price_point(domain: &Domain, actor: &Actor, input: NewPricePoin
         .ok_or(Error::NotFound("offer"))?;
     let point = price_point::ActiveModel {
         id: NotSet,
-        offer_id: Set(input.offer_id),
+        offer_id: Set(input.offer_id.get()),
         currency: Set(currency.code().to_owned()),
         cost: Set(DbDecimal(cost)),
         list_price: Set(DbDecimal(list_price)),
@@ -411,7 +417,7 @@ pub async fn add_price_point(domain: &Domain, actor: &Actor, input: NewPricePoin
         actor,
         "addPricePoint",
         "offer",
-        Some(input.offer_id),
+        input.offer_id,
         json!({"currency": point.currency, "cost": cost.to_string(), "listPrice": list_price.to_string()}),
     ))
     .await?;

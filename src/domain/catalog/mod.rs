@@ -15,6 +15,7 @@ mod prices;
 pub use admin::*;
 pub use prices::*;
 
+use crate::domain::ids::{OfferId, ProductId, VendorId};
 use chrono::{DateTime, Utc};
 use entity::enums::{BillingFrequency, CatalogStatus, OrganizationStatus, Role, Term};
 use entity::{offer, price_point, product, vendor};
@@ -33,7 +34,7 @@ impl Dated for price_point::Model {
 
 /// Whether the caller may see a vendor and, through it, its catalog.
 pub fn can_see_vendor(actor: &Actor, vendor: &vendor::Model) -> bool {
-    actor.manages_vendor(vendor.id) || (actor.role != Role::Vendor && vendor.status == OrganizationStatus::Active)
+    actor.manages_vendor(vendor.id) || (actor.role() != Role::Vendor && vendor.status == OrganizationStatus::Active)
 }
 
 /// Whether the caller may see a product.
@@ -64,7 +65,7 @@ pub struct VendorFilter {
 #[derive(Clone, Debug, Default)]
 pub struct ProductFilter {
     /// Only this vendor's products.
-    pub vendor_id: Option<i64>,
+    pub vendor_id: Option<VendorId>,
     /// Case-insensitive substring of the name.
     pub search: Option<String>,
     /// Only products with this status.
@@ -75,9 +76,9 @@ pub struct ProductFilter {
 #[derive(Clone, Debug, Default)]
 pub struct OfferFilter {
     /// Only this vendor's offers.
-    pub vendor_id: Option<i64>,
+    pub vendor_id: Option<VendorId>,
     /// Only this product's offers.
-    pub product_id: Option<i64>,
+    pub product_id: Option<ProductId>,
     /// Case-insensitive substring of the SKU or name.
     pub search: Option<String>,
     /// Only this term.
@@ -120,7 +121,7 @@ pub fn list_products<'a>(
     page: PageRequest,
 ) -> Page<&'a product::Model> {
     let rows = snapshot.products.values().filter(|p| {
-        filter.vendor_id.is_none_or(|id| p.vendor_id == id)
+        filter.vendor_id.is_none_or(|id| p.vendor_id == id.get())
             && filter.status.is_none_or(|s| p.status == s)
             && matches_search(filter.search.as_deref(), &[&p.name])
             && can_see_product(actor, snapshot, p)
@@ -137,12 +138,17 @@ pub fn list_offers<'a>(
 ) -> Page<&'a offer::Model> {
     let candidates: Box<dyn Iterator<Item = &offer::Model>> = match filter.product_id {
         Some(product_id) => Box::new(
-            snapshot.offers_by_product.get(&product_id).into_iter().flatten().filter_map(|id| snapshot.offers.get(id)),
+            snapshot
+                .offers_by_product
+                .get(&product_id.get())
+                .into_iter()
+                .flatten()
+                .filter_map(|id| snapshot.offers.get(id)),
         ),
         None => Box::new(snapshot.offers.values()),
     };
     let rows = candidates.filter(|o| {
-        filter.vendor_id.is_none_or(|id| o.vendor_id == id)
+        filter.vendor_id.is_none_or(|id| o.vendor_id == id.get())
             && filter.term.is_none_or(|t| o.term == t)
             && filter.billing_frequency.is_none_or(|b| o.billing_frequency == b)
             && filter.status.is_none_or(|s| o.status == s)
@@ -153,25 +159,29 @@ pub fn list_offers<'a>(
 }
 
 /// A vendor the caller may see, else NotFound.
-pub fn get_vendor<'a>(actor: &Actor, snapshot: &'a CatalogSnapshot, id: i64) -> Result<&'a vendor::Model> {
-    snapshot.vendors.get(&id).filter(|v| can_see_vendor(actor, v)).ok_or(Error::NotFound("vendor"))
+pub fn get_vendor<'a>(actor: &Actor, snapshot: &'a CatalogSnapshot, id: VendorId) -> Result<&'a vendor::Model> {
+    snapshot.vendors.get(&id.get()).filter(|v| can_see_vendor(actor, v)).ok_or(Error::NotFound("vendor"))
 }
 
 /// A product the caller may see, else NotFound.
-pub fn get_product<'a>(actor: &Actor, snapshot: &'a CatalogSnapshot, id: i64) -> Result<&'a product::Model> {
-    snapshot.products.get(&id).filter(|p| can_see_product(actor, snapshot, p)).ok_or(Error::NotFound("product"))
+pub fn get_product<'a>(actor: &Actor, snapshot: &'a CatalogSnapshot, id: ProductId) -> Result<&'a product::Model> {
+    snapshot.products.get(&id.get()).filter(|p| can_see_product(actor, snapshot, p)).ok_or(Error::NotFound("product"))
 }
 
 /// An offer the caller may see, else NotFound.
-pub fn get_offer<'a>(actor: &Actor, snapshot: &'a CatalogSnapshot, id: i64) -> Result<&'a offer::Model> {
-    snapshot.offers.get(&id).filter(|o| can_see_offer(actor, snapshot, o)).ok_or(Error::NotFound("offer"))
+pub fn get_offer<'a>(actor: &Actor, snapshot: &'a CatalogSnapshot, id: OfferId) -> Result<&'a offer::Model> {
+    snapshot.offers.get(&id.get()).filter(|o| can_see_offer(actor, snapshot, o)).ok_or(Error::NotFound("offer"))
 }
 
 /// The offers of a product the caller may see, in id order.
-pub fn product_offers<'a>(actor: &Actor, snapshot: &'a CatalogSnapshot, product_id: i64) -> Vec<&'a offer::Model> {
+pub fn product_offers<'a>(
+    actor: &Actor,
+    snapshot: &'a CatalogSnapshot,
+    product_id: ProductId,
+) -> Vec<&'a offer::Model> {
     snapshot
         .offers_by_product
-        .get(&product_id)
+        .get(&product_id.get())
         .into_iter()
         .flatten()
         .filter_map(|id| snapshot.offers.get(id))

@@ -8,12 +8,13 @@ use rust_decimal::Decimal;
 
 use std::sync::Arc;
 
+use crate::domain::Domain;
 use crate::domain::actor::Actor;
 use crate::domain::catalog_cache::{CatalogSnapshot, ResellerPricing};
 use crate::domain::error::{Error, Result};
+use crate::domain::ids::{Id, ResellerId};
 use crate::domain::money::Currency;
 use crate::domain::pricing::{self, Dated, in_force};
-use crate::domain::{Domain, validate};
 
 /// An offer's prices in one currency as the caller may see them, in force at one time.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,8 +61,8 @@ pub async fn offer_prices_for_caller(
     let (pricing, currency) = if actor.is_operator() {
         let pricing = match reseller_id {
             Some(id) => {
-                let id = validate::id(id, "resellerId")?;
-                Some(domain.catalog.reseller_pricing(&domain.db, id).await?.ok_or(Error::NotFound("reseller"))?)
+                let id = ResellerId::parse(id, "resellerId")?;
+                Some(domain.catalog.reseller_pricing(&domain.db, id.get()).await?.ok_or(Error::NotFound("reseller"))?)
             }
             None => None,
         };

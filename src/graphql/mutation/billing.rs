@@ -3,9 +3,9 @@
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::parse_id;
 use crate::domain::billing::usage::{self, NewUsage, UsageOutcome};
 use crate::domain::billing::{issuing, run_billing};
+use crate::graphql::parse_id;
 use crate::graphql::scalars::DecimalScalar;
 use crate::graphql::types::billing::{BillingRunResult, Invoice};
 use crate::graphql::{ResultExt, actor, domain};

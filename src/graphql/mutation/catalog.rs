@@ -3,10 +3,10 @@
 use async_graphql::{Context, ID, InputObject, Json, Object};
 use chrono::{DateTime, Utc};
 
-use super::parse_id;
 use crate::domain::catalog::{
     self, NewOffer, NewPricePoint, NewProduct, NewVendor, OfferChanges, ProductChanges, VendorChanges,
 };
+use crate::graphql::parse_id;
 use crate::graphql::scalars::DecimalScalar;
 use crate::graphql::types::catalog::{Offer, PricePoint, Product, Vendor};
 use crate::graphql::types::enums::{BillingFrequency, CatalogStatus, ConnectorKind, OrganizationStatus, Term};

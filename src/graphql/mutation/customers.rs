@@ -3,8 +3,8 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::parse_id;
 use crate::domain::customers::{self, CustomerChanges, NewCustomer, NewRetailPrice, VendorAccount};
+use crate::graphql::parse_id;
 use crate::graphql::scalars::DecimalScalar;
 use crate::graphql::types::enums::OrganizationStatus;
 use crate::graphql::types::parties::{Customer, Reseller};

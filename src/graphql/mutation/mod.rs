@@ -19,9 +19,3 @@ pub struct Mutation(
     orders::OrdersMutation,
     billing::BillingMutation,
 );
-
-/// Parses an API id argument.
-fn parse_id(id: &async_graphql::ID, field: &str) -> async_graphql::Result<i64> {
-    use crate::graphql::ResultExt;
-    crate::domain::validate::id(id, field).gql()
-}

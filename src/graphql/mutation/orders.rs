@@ -2,10 +2,10 @@
 
 use async_graphql::{Context, ID, Object, SimpleObject};
 
-use super::parse_id;
 use crate::domain::fulfilment;
 use crate::domain::orders;
 use crate::domain::subscriptions::{self, Change, Changed};
+use crate::graphql::parse_id;
 use crate::graphql::query::orders::PlaceOrderInput;
 use crate::graphql::types::orders::{Order, ProvisioningJob, Subscription};
 use crate::graphql::{ResultExt, actor, domain};

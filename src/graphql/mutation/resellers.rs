@@ -3,8 +3,8 @@
 use async_graphql::{Context, ID, InputObject, Object, OneofObject, SimpleObject};
 use chrono::{DateTime, Utc};
 
-use super::parse_id;
 use crate::domain::resellers::{self, NewReseller, NewWholesalePrice, ResellerChanges, WholesaleTarget};
+use crate::graphql::parse_id;
 use crate::graphql::scalars::DecimalScalar;
 use crate::graphql::types::enums::OrganizationStatus;
 use crate::graphql::types::parties::{Reseller, Tier};

@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, InputObject, Object};
 use crate::domain::billing::invoices::{self, InvoiceFilter};
 use crate::domain::billing::{plan::Period, preview_billing};
 use crate::domain::pagination::PageRequest;
-use crate::domain::validate;
+use crate::graphql::parse_id;
 use crate::graphql::types::billing::{BillingPreview, Invoice, PreviewLine};
 use crate::graphql::types::catalog::Money;
 use crate::graphql::types::enums::InvoiceStatus;
@@ -42,8 +42,8 @@ impl BillingQuery {
         let filter = InvoiceFilter {
             status: filter.status.map(Into::into),
             period: filter.period.map(|p| Period::parse(&p).map(|p| p.label())).transpose().gql()?,
-            customer_id: filter.customer_id.map(|id| validate::id(&id, "filter.customerId")).transpose().gql()?,
-            reseller_id: filter.reseller_id.map(|id| validate::id(&id, "filter.resellerId")).transpose().gql()?,
+            customer_id: filter.customer_id.map(|id| parse_id(&id, "filter.customerId")).transpose()?,
+            reseller_id: filter.reseller_id.map(|id| parse_id(&id, "filter.resellerId")).transpose()?,
         };
         let page = invoices::list_invoices(domain(ctx), actor(ctx)?, &filter, page).await.gql()?;
         Ok(connection(page, |i| i.id, Invoice))
@@ -51,7 +51,7 @@ impl BillingQuery {
 
     /// One invoice.
     async fn invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
-        let id = validate::id(&id, "id").gql()?;
+        let id = parse_id(&id, "id")?;
         invoices::get_invoice(&domain(ctx).db, actor(ctx)?, id).await.map(Invoice).gql()
     }
 
@@ -62,7 +62,7 @@ impl BillingQuery {
         customer_id: ID,
         period: String,
     ) -> async_graphql::Result<BillingPreview> {
-        let customer_id = validate::id(&customer_id, "customerId").gql()?;
+        let customer_id = parse_id(&customer_id, "customerId")?;
         let preview = preview_billing(domain(ctx), actor(ctx)?, customer_id, &period).await.gql()?;
         let (currency, totals) = (preview.currency, preview.totals);
         Ok(BillingPreview {

@@ -4,7 +4,7 @@ use async_graphql::{Context, ID, InputObject, Object};
 
 use crate::domain::catalog::{self, OfferFilter, ProductFilter, VendorFilter};
 use crate::domain::pagination::PageRequest;
-use crate::domain::validate;
+use crate::graphql::parse_id;
 use crate::graphql::types::catalog::{Offer, Product, Vendor};
 use crate::graphql::types::enums::{BillingFrequency, CatalogStatus, Term};
 use crate::graphql::types::{PageConnection, connection};
@@ -38,8 +38,8 @@ pub struct OfferFilterInput {
     pub status: Option<CatalogStatus>,
 }
 
-fn optional_id(id: Option<&ID>, field: &str) -> async_graphql::Result<Option<i64>> {
-    id.map(|id| validate::id(id, field)).transpose().gql()
+fn optional_id<T: crate::domain::ids::Id>(id: Option<&ID>, field: &str) -> async_graphql::Result<Option<T>> {
+    id.map(|id| parse_id(id, field)).transpose()
 }
 
 #[derive(Default)]
@@ -65,7 +65,7 @@ impl CatalogQuery {
 
     /// One vendor.
     async fn vendor(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Vendor> {
-        let id = validate::id(&id, "id").gql()?;
+        let id = parse_id(&id, "id")?;
         let snapshot = snapshot(ctx).await?;
         catalog::get_vendor(actor(ctx)?, &snapshot, id).map(|v| Vendor(v.clone())).gql()
     }
@@ -94,7 +94,7 @@ impl CatalogQuery {
 
     /// One product.
     async fn product(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Product> {
-        let id = validate::id(&id, "id").gql()?;
+        let id = parse_id(&id, "id")?;
         let snapshot = snapshot(ctx).await?;
         catalog::get_product(actor(ctx)?, &snapshot, id).map(|p| Product(p.clone())).gql()
     }
@@ -126,7 +126,7 @@ impl CatalogQuery {
 
     /// One offer.
     async fn offer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Offer> {
-        let id = validate::id(&id, "id").gql()?;
+        let id = parse_id(&id, "id")?;
         let snapshot = snapshot(ctx).await?;
         catalog::get_offer(actor(ctx)?, &snapshot, id).map(|o| Offer(o.clone())).gql()
     }

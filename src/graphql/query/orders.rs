@@ -2,10 +2,11 @@
 
 use async_graphql::{Context, ID, InputObject, Object};
 
+use crate::domain::fulfilment;
 use crate::domain::orders::{self, OrderInput, OrderLineInput};
 use crate::domain::pagination::PageRequest;
 use crate::domain::subscriptions::{self, SubscriptionFilter};
-use crate::domain::{fulfilment, validate};
+use crate::graphql::parse_id;
 use crate::graphql::types::enums::{JobStatus, SubscriptionStatus};
 use crate::graphql::types::orders::{Order, ProvisioningJob, Quote, Subscription};
 use crate::graphql::types::{PageConnection, connection};
@@ -36,13 +37,13 @@ impl PlaceOrderInput {
             .enumerate()
             .map(|(index, line)| {
                 Ok(OrderLineInput {
-                    offer_id: validate::id(&line.offer_id, &format!("input.lines[{index}].offerId")).gql()?,
+                    offer_id: parse_id(&line.offer_id, &format!("input.lines[{index}].offerId"))?,
                     quantity: line.quantity,
                 })
             })
             .collect::<async_graphql::Result<Vec<_>>>()?;
         Ok(OrderInput {
-            customer_id: validate::id(&self.customer_id, "input.customerId").gql()?,
+            customer_id: parse_id(&self.customer_id, "input.customerId")?,
             lines,
             po_number: self.po_number,
         })
@@ -80,14 +81,14 @@ impl OrdersQuery {
         customer_id: Option<ID>,
     ) -> async_graphql::Result<PageConnection<Order>> {
         let page = PageRequest::parse(first, after.as_deref()).gql()?;
-        let customer_id = customer_id.map(|id| validate::id(&id, "customerId")).transpose().gql()?;
+        let customer_id = customer_id.map(|id| parse_id(&id, "customerId")).transpose()?;
         let page = orders::list_orders(domain(ctx), actor(ctx)?, customer_id, page).await.gql()?;
         Ok(connection(page, |o| o.id, Order))
     }
 
     /// One order.
     async fn order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Order> {
-        let id = validate::id(&id, "id").gql()?;
+        let id = parse_id(&id, "id")?;
         orders::get_order(domain(ctx), actor(ctx)?, id).await.map(Order).gql()
     }
 
@@ -103,8 +104,8 @@ impl OrdersQuery {
         let page = PageRequest::parse(first, after.as_deref()).gql()?;
         let filter = filter.unwrap_or_default();
         let filter = SubscriptionFilter {
-            customer_id: filter.customer_id.map(|id| validate::id(&id, "filter.customerId")).transpose().gql()?,
-            order_id: filter.order_id.map(|id| validate::id(&id, "filter.orderId")).transpose().gql()?,
+            customer_id: filter.customer_id.map(|id| parse_id(&id, "filter.customerId")).transpose()?,
+            order_id: filter.order_id.map(|id| parse_id(&id, "filter.orderId")).transpose()?,
             status: filter.status.map(Into::into),
         };
         let page = subscriptions::list_subscriptions(domain(ctx), actor(ctx)?, &filter, page).await.gql()?;
@@ -113,7 +114,7 @@ impl OrdersQuery {
 
     /// One subscription.
     async fn subscription(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Subscription> {
-        let id = validate::id(&id, "id").gql()?;
+        let id = parse_id(&id, "id")?;
         subscriptions::get_subscription(&domain(ctx).db, actor(ctx)?, id).await.map(Subscription).gql()
     }
 
@@ -128,7 +129,7 @@ impl OrdersQuery {
         subscription_id: Option<ID>,
     ) -> async_graphql::Result<PageConnection<ProvisioningJob>> {
         let page = PageRequest::parse(first, after.as_deref()).gql()?;
-        let subscription_id = subscription_id.map(|id| validate::id(&id, "subscriptionId")).transpose().gql()?;
+        let subscription_id = subscription_id.map(|id| parse_id(&id, "subscriptionId")).transpose()?;
         let page = fulfilment::list_jobs(domain(ctx), actor(ctx)?, status.map(Into::into), subscription_id, page)
             .await
             .gql()?;

@@ -4,7 +4,8 @@ use async_graphql::{Context, ID, Object};
 
 use crate::domain::customers::{self, CustomerFilter};
 use crate::domain::pagination::PageRequest;
-use crate::domain::{resellers, validate};
+use crate::domain::resellers;
+use crate::graphql::parse_id;
 use crate::graphql::types::parties::{Customer, Me, Reseller, Tier};
 use crate::graphql::types::{PageConnection, connection};
 use crate::graphql::{ResultExt, actor, domain};
@@ -40,7 +41,7 @@ impl PartiesQuery {
 
     /// One reseller.
     async fn reseller(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Reseller> {
-        let id = validate::id(&id, "id").gql()?;
+        let id = parse_id(&id, "id")?;
         resellers::get_reseller(domain(ctx), actor(ctx)?, id).await.map(Reseller).gql()
     }
 
@@ -55,7 +56,7 @@ impl PartiesQuery {
         search: Option<String>,
     ) -> async_graphql::Result<PageConnection<Customer>> {
         let page = PageRequest::parse(first, after.as_deref()).gql()?;
-        let reseller_id = reseller_id.map(|id| validate::id(&id, "resellerId")).transpose().gql()?;
+        let reseller_id = reseller_id.map(|id| parse_id(&id, "resellerId")).transpose()?;
         let filter = CustomerFilter { reseller_id, search };
         let page = customers::list_customers(domain(ctx), actor(ctx)?, &filter, page).await.gql()?;
         Ok(connection(page, |c| c.id, Customer))
@@ -63,7 +64,7 @@ impl PartiesQuery {
 
     /// One customer.
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Customer> {
-        let id = validate::id(&id, "id").gql()?;
+        let id = parse_id(&id, "id")?;
         customers::get_customer(&domain(ctx).db, actor(ctx)?, id).await.map(Customer).gql()
     }
 }

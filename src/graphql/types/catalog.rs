@@ -9,6 +9,7 @@ use super::connection::{PageConnection, connection};
 use super::enums::{BillingFrequency, CatalogStatus, ConnectorKind, OrganizationStatus, Term};
 use crate::domain::Error;
 use crate::domain::catalog::{self, OfferPriceView, ProductFilter};
+use crate::domain::ids::{ProductId, VendorId};
 use crate::domain::money::Currency;
 use crate::domain::pagination::PageRequest;
 use crate::graphql::scalars::DecimalScalar;
@@ -77,7 +78,7 @@ impl Vendor {
         let actor = actor(ctx)?;
         let snapshot = snapshot(ctx).await?;
         let page = PageRequest::parse(first, after.as_deref()).gql()?;
-        let filter = ProductFilter { vendor_id: Some(self.0.id), ..ProductFilter::default() };
+        let filter = ProductFilter { vendor_id: Some(VendorId::new(self.0.id)), ..ProductFilter::default() };
         let page = catalog::list_products(actor, &snapshot, &filter, page);
         Ok(connection(page, |p| p.id, |p| Product(p.clone())))
     }
@@ -106,14 +107,17 @@ impl Product {
 
     async fn vendor(&self, ctx: &Context<'_>) -> async_graphql::Result<Vendor> {
         let snapshot = snapshot(ctx).await?;
-        catalog::get_vendor(actor(ctx)?, &snapshot, self.0.vendor_id).map(|v| Vendor(v.clone())).gql()
+        catalog::get_vendor(actor(ctx)?, &snapshot, VendorId::new(self.0.vendor_id)).map(|v| Vendor(v.clone())).gql()
     }
 
     /// The product's offers the caller may see.
     #[graphql(complexity = "20 * child_complexity")]
     async fn offers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Offer>> {
         let snapshot = snapshot(ctx).await?;
-        Ok(catalog::product_offers(actor(ctx)?, &snapshot, self.0.id).into_iter().map(|o| Offer(o.clone())).collect())
+        Ok(catalog::product_offers(actor(ctx)?, &snapshot, ProductId::new(self.0.id))
+            .into_iter()
+            .map(|o| Offer(o.clone()))
+            .collect())
     }
 }
 
@@ -167,12 +171,14 @@ impl Offer {
 
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Product> {
         let snapshot = snapshot(ctx).await?;
-        catalog::get_product(actor(ctx)?, &snapshot, self.0.product_id).map(|p| Product(p.clone())).gql()
+        catalog::get_product(actor(ctx)?, &snapshot, ProductId::new(self.0.product_id))
+            .map(|p| Product(p.clone()))
+            .gql()
     }
 
     async fn vendor(&self, ctx: &Context<'_>) -> async_graphql::Result<Vendor> {
         let snapshot = snapshot(ctx).await?;
-        catalog::get_vendor(actor(ctx)?, &snapshot, self.0.vendor_id).map(|v| Vendor(v.clone())).gql()
+        catalog::get_vendor(actor(ctx)?, &snapshot, VendorId::new(self.0.vendor_id)).map(|v| Vendor(v.clone())).gql()
     }
 
     /// The prices in force now, one per currency, as the caller may see them. Resellers and

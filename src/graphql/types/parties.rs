@@ -150,11 +150,11 @@ impl Me {
     }
 
     async fn role(&self) -> Role {
-        self.0.role.into()
+        self.0.role().into()
     }
 
     /// The organization acted for: vendor, reseller or customer id; none for the operator.
     async fn organization_id(&self) -> Option<ID> {
-        self.0.organization_id.map(|id| ID(id.to_string()))
+        self.0.organization_id().map(|id| ID(id.to_string()))
     }
 }
