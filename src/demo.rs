@@ -8,9 +8,9 @@
 //! `customer@alpine.demo`.
 
 use entity::enums::{BillingFrequency, ConnectorKind, Role, Term};
-use entity::{user, vendor};
+use entity::vendor;
 use rust_decimal::Decimal;
-use sea_orm::{ActiveModelTrait, EntityTrait, NotSet, PaginatorTrait, Set};
+use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
 
 use crate::domain::catalog::{self, NewOffer, NewPricePoint, NewProduct, NewVendor};
@@ -304,22 +304,10 @@ async fn seed(domain: &Domain) -> Result<()> {
         ("reseller@northwind.demo", "Rita Reseller", Role::Reseller, first_reseller),
         ("customer@alpine.demo", "Carl Customer", Role::Customer, first_customer),
     ];
-    let now = domain.clock.now();
     let hash = users::hash_password(DEMO_PASSWORD)?;
-    for (email, name, role, organization_id) in users_spec {
-        user::ActiveModel {
-            id: NotSet,
-            email: Set(email.into()),
-            display_name: Set(name.into()),
-            password_hash: Set(hash.clone()),
-            role: Set(role),
-            organization_id: Set(organization_id),
-            disabled: Set(false),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&domain.db)
-        .await?;
+    for (email, display_name, role, organization_id) in users_spec {
+        let user = users::NewUser { email, display_name, password_hash: hash.clone(), role, organization_id };
+        users::create_user(domain, &system, user).await?;
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use switchyard::config::{AuthConfig, DatabaseConfig, ProvisioningConfig, ServerConfig, parse_duration};
 use switchyard::domain::{Actor, Role};
-use switchyard::startup::{Application, Overrides, Settings, StartupError};
+use switchyard::startup::{self, Application, Overrides, Settings, StartupError};
 use switchyard::{demo, graphql};
 
 /// Switchyard: GraphQL billing and provisioning for cloud channel marketplaces.
@@ -138,16 +138,16 @@ async fn run(command: Command) -> Result<(), StartupError> {
                 return Err("--workers must be at least 1".into());
             }
             let settings = Settings { database, provisioning, ..Settings::from_environment()? };
-            let mut app = Application::build(settings, Overrides::default()).await?;
-            app.start_workers();
-            tracing::info!(workers = app.settings().provisioning.workers, "provisioning workers running");
+            let domain = startup::build_domain(&settings, Overrides::default()).await?;
+            let _workers = switchyard::workers::start(domain, &settings.provisioning);
+            tracing::info!(workers = settings.provisioning.workers, "provisioning workers running");
             tokio::signal::ctrl_c().await?;
             Ok(())
         }
         Command::Bill { database, server, period } => {
             let settings = Settings { database, server, ..Settings::from_environment()? };
-            let app = Application::build(settings, Overrides::default()).await?;
-            let summary = switchyard::domain::billing::run_billing(app.domain(), &Actor::system(), &period).await?;
+            let domain = startup::build_domain(&settings, Overrides::default()).await?;
+            let summary = switchyard::domain::billing::run_billing(&domain, &Actor::system(), &period).await?;
             println!(
                 "billed {}: {} subscriptions, {} new charges, {} invoices created or extended",
                 summary.period, summary.subscriptions, summary.charges_created, summary.invoices_touched
@@ -156,7 +156,7 @@ async fn run(command: Command) -> Result<(), StartupError> {
         }
         Command::Migrate { database } => {
             let settings = Settings { database, ..Settings::from_environment()? };
-            Application::build(settings, Overrides::default()).await?;
+            startup::build_domain(&settings, Overrides::default()).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
@@ -165,8 +165,8 @@ async fn run(command: Command) -> Result<(), StartupError> {
                 return Err("nothing to seed: pass --demo".into());
             }
             let settings = Settings { database, ..Settings::from_environment()? };
-            let app = Application::build(settings, Overrides::default()).await?;
-            if demo::seed_if_empty(app.domain()).await? {
+            let domain = startup::build_domain(&settings, Overrides::default()).await?;
+            if demo::seed_if_empty(&domain).await? {
                 println!("demo data loaded");
             } else {
                 println!("the database already has data; nothing loaded");

@@ -1,8 +1,9 @@
 //! Building the application from configuration, in one place: connect, migrate, assemble
 //! the domain and the state, listen for other processes' events, start the background loops
 //! and serve. `main`, the integration tests and the benches all go through
-//! [`Application::build`]; what a test needs to replace (the clock, an instrumented pool)
-//! is an [`Overrides`] field, never a second assembly.
+//! [`Application::build`] (commands that serve nothing use its first half,
+//! [`build_domain`]); what a test needs to replace (the clock, an instrumented pool) is an
+//! [`Overrides`] field, never a second assembly.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -71,16 +72,9 @@ impl Application {
     /// PostgreSQL starts listening for every process's events before returning.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartupError> {
         let keys = Arc::new(AuthKeys::from_config(&settings.auth)?);
-        let url = db::database_url(&settings.database)?;
-        let connection = match overrides.database {
-            Some(connection) => connection,
-            None => db::connect(&url, settings.database.db_max_connections).await?,
-        };
-        db::migrate(&connection).await?;
-        let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let domain = domain(connection, clock, &settings.server, &settings.provisioning);
+        let domain = build_domain(&settings, overrides).await?;
         if domain.events.delivery() == Delivery::PostgresNotify {
-            start_postgres_listener(&url, Arc::clone(&domain.events)).await?;
+            start_postgres_listener(&db::database_url(&settings.database)?, Arc::clone(&domain.events)).await?;
         }
         let state = AppState::new(domain, keys, settings.server.clone());
         Ok(Self { state, workers: None, settings })
@@ -110,6 +104,19 @@ impl Application {
         }
         crate::http::serve(self.state.clone(), listener)
     }
+}
+
+/// The domain services alone, for commands that serve no requests (`worker`, `bill`,
+/// `migrate`, `seed`): connected (unless overridden) and migrated, without token keys and
+/// without an event listener, so they need no auth settings and hold no extra connection.
+pub async fn build_domain(settings: &Settings, overrides: Overrides) -> Result<Arc<Domain>, StartupError> {
+    let connection = match overrides.database {
+        Some(connection) => connection,
+        None => db::connect(&db::database_url(&settings.database)?, settings.database.db_max_connections).await?,
+    };
+    db::migrate(&connection).await?;
+    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    Ok(domain(connection, clock, &settings.server, &settings.provisioning))
 }
 
 /// Builds the domain services around a connection.

@@ -55,6 +55,20 @@ impl Error {
         Self::Conflict { reason, message: message.into() }
     }
 
+    /// The error's stable code, as clients see it (`extensions.code` in GraphQL; the
+    /// `code` of an export's error body): UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, CONFLICT,
+    /// BAD_USER_INPUT (validation and invalid transitions) or INTERNAL.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound(_) => "NOT_FOUND",
+            Self::Conflict { .. } => "CONFLICT",
+            Self::Validation { .. } | Self::InvalidTransition(_) => "BAD_USER_INPUT",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
     /// An internal error from any cause.
     pub fn internal(cause: impl Into<Cause>) -> Self {
         Self::Internal(cause.into())

@@ -60,9 +60,9 @@ pub async fn complete_job(domain: &Domain, claimed: &ClaimedJob, outcome: Outcom
 /// Marks a job RUNNING in the subscription's eyes (PENDING → PROVISIONING for a purchase)
 /// and announces it. Called by a worker right after it claimed the job.
 pub async fn mark_started(domain: &Domain, claimed: &ClaimedJob) -> Result<()> {
-    let now = domain.clock.now();
     let job = &claimed.job;
     let mut w = Write::begin(domain).await?;
+    let now = w.now();
     let events = apply_to_subscription(w.db(), job, JobStatus::Running, None, None, now).await?;
     w.emit_all(events).await?;
     w.commit(Audit::Bookkeeping("a worker starts a job; the job row records it")).await?;
@@ -163,9 +163,9 @@ pub fn line_status_for(job: JobStatus) -> Option<OrderLineStatus> {
 /// same request id. A failed purchase goes back to PENDING.
 pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<ProvisioningJob> {
     actor.require_operator()?;
-    let now = domain.clock.now();
     let mut w = Write::begin(domain).await?;
-    let job = jobs::requeue(&w, job_id.get()).await?;
+    let now = w.now();
+    let job = jobs::requeue(&mut w, job_id).await?;
     let mut events = Vec::new();
     let subject = ProvisioningSubject::of(&job)?;
     if subject.action == ProvisioningAction::Purchase {
@@ -188,7 +188,6 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<
         }
     }
     w.emit_all(events).await?;
-    w.wake_workers();
     w.commit(Audit::action(actor, "retryProvisioning", "provisioning_job", Some(job.id), json!({}))).await?;
     Ok(ProvisioningJob { job, subject })
 }

@@ -30,7 +30,8 @@ use sea_orm::{
 
 use super::Domain;
 use super::error::{Error, Result};
-use super::write::Write;
+use super::ids::JobId;
+use super::write::{Audit, Write};
 
 /// Lease and retry rules.
 #[derive(Clone, Debug)]
@@ -61,8 +62,8 @@ impl Default for JobSettings {
 pub struct NewJob {
     /// What it does.
     pub kind: JobKind,
-    /// Jobs with the same key belong to one subject (`subscription:42`) and are meant to
-    /// run one at a time, in the order they were made.
+    /// Jobs with the same key belong to one subject (`subscription:42`). Stored with the
+    /// job; claims do not hold later jobs of a key back yet (that is issue 9's ordering).
     pub ordering_key: Option<String>,
     /// What the job's runner needs (for provisioning: what the connector sends).
     pub payload: serde_json::Value,
@@ -118,11 +119,12 @@ impl NewJob {
 }
 
 /// Enqueues a job inside the write, with a fresh request id that stays the same on every
-/// retry (vendors and webhook receivers deduplicate on it). The caller wakes the workers.
-pub async fn enqueue(w: &Write<'_>, job: NewJob) -> Result<job::Model> {
+/// retry (vendors and webhook receivers deduplicate on it); the write wakes this process's
+/// workers once it commits.
+pub async fn enqueue(w: &mut Write<'_>, job: NewJob) -> Result<job::Model> {
     let now = w.now();
     let subject = job.subject;
-    Ok(job::ActiveModel {
+    let inserted = job::ActiveModel {
         id: NotSet,
         kind: Set(job.kind),
         ordering_key: Set(job.ordering_key),
@@ -146,7 +148,9 @@ pub async fn enqueue(w: &Write<'_>, job: NewJob) -> Result<job::Model> {
         finished_at: Set(None),
     }
     .insert(w.db())
-    .await?)
+    .await?;
+    w.wake_workers();
+    Ok(inserted)
 }
 
 /// A job claimed by one worker, with the token that proves the lease.
@@ -279,9 +283,22 @@ impl IntoValueExpr for JobStatus {
     }
 }
 
+/// Settles a claimed job that cannot run at all (its row lacks what its kind needs) as
+/// FAILED with `reason`, so it is not claimed again and again; `false` if the lease was lost.
+pub async fn fail_unrunnable(domain: &Domain, claimed: &ClaimedJob, reason: String) -> Result<bool> {
+    let w = Write::begin(domain).await?;
+    if settle(&w, claimed, Outcome::Permanent { error: reason }).await?.is_none() {
+        w.rollback().await;
+        return Ok(false);
+    }
+    w.commit(Audit::Bookkeeping("a job that cannot run is FAILED; its row keeps the reason")).await?;
+    Ok(true)
+}
+
 /// Puts a FAILED or DEAD job back in the queue inside `w`, with fresh attempts and the same
-/// request id; anything else is an invalid transition.
-pub async fn requeue(w: &Write<'_>, job_id: i64) -> Result<job::Model> {
+/// request id (the write wakes the workers once it commits); anything else is an invalid
+/// transition.
+pub async fn requeue(w: &mut Write<'_>, job_id: JobId) -> Result<job::Model> {
     let job = job::Entity::find_by_id(job_id).one(w.db()).await?.ok_or(Error::NotFound("provisioning job"))?;
     if !matches!(job.status, JobStatus::Failed | JobStatus::Dead) {
         return Err(Error::InvalidTransition(format!(
@@ -296,7 +313,9 @@ pub async fn requeue(w: &Write<'_>, job_id: i64) -> Result<job::Model> {
     model.run_after = Set(now);
     model.finished_at = Set(None);
     model.updated_at = Set(now);
-    Ok(model.update(w.db()).await?)
+    let job = model.update(w.db()).await?;
+    w.wake_workers();
+    Ok(job)
 }
 
 /// The job status's name as the API spells it.

@@ -270,17 +270,16 @@ pub async fn place_order(
         ..DomainEvent::new(EventKind::OrderPlaced, "PROCESSING", now)
     }];
     for line in &quote.lines {
-        events.extend(write_line(&w, actor, &quote, &order, line, now).await?);
+        events.extend(write_line(&mut w, actor, &quote, &order, line, now).await?);
     }
     w.emit_all(events).await?;
-    w.wake_workers();
     w.commit(Audit::action(actor, "placeOrder", "order", Some(order.id), json!({"lines": quote.lines.len()}))).await?;
     Ok(PlacedOrder { order, replayed: false })
 }
 
 /// Writes one line: the line, its subscription, seat batch, change record and job.
 async fn write_line(
-    w: &Write<'_>,
+    w: &mut Write<'_>,
     actor: &Actor,
     quote: &Quote,
     order: &order::Model,

@@ -156,7 +156,7 @@ pub async fn change_subscription(
     .await?;
     let mut events = vec![changed_event(&updated, now)];
     if let Some(action) = action {
-        let job = enqueue_change(&w, &updated, action).await?;
+        let job = enqueue_change(&mut w, &updated, action).await?;
         events.push(DomainEvent {
             vendor_id: Some(updated.vendor_id),
             reseller_id: Some(updated.reseller_id),
@@ -168,7 +168,6 @@ pub async fn change_subscription(
         });
     }
     w.emit_all(events).await?;
-    w.wake_workers();
     w.commit(Audit::action(
         actor,
         change_action_name(change),
@@ -297,7 +296,7 @@ async fn remove_seats(txn: &DatabaseTransaction, subscription_id: i64, count: i3
 }
 
 async fn enqueue_change(
-    w: &Write<'_>,
+    w: &mut Write<'_>,
     subscription: &subscription::Model,
     action: ProvisioningAction,
 ) -> Result<entity::job::Model> {
@@ -378,11 +377,10 @@ async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<bool>
             .exec(w.db())
             .await?;
         add_seat_batch(w.db(), id, SeatBatchSource::Renewal, updated.quantity, ended).await?;
-        enqueue_change(&w, &updated, ProvisioningAction::Renew).await?;
+        enqueue_change(&mut w, &updated, ProvisioningAction::Renew).await?;
     }
     events.push(changed_event(&updated, now));
     w.emit_all(events).await?;
-    w.wake_workers();
     w.commit(Audit::Bookkeeping(
         "the scheduler renews or expires at term end; the subscription's change history records it",
     ))

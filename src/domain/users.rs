@@ -3,12 +3,14 @@
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use entity::enums::Role;
 use entity::user;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set};
 
 use super::Domain;
 use super::actor::Actor;
 use super::error::{Error, Result};
+use super::write::{Audit, Write};
 
 /// Hashes a password with argon2id and a random salt.
 pub fn hash_password(password: &str) -> Result<String> {
@@ -23,6 +25,46 @@ fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
         .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         .unwrap_or(false)
+}
+
+/// A user to create.
+#[derive(Clone, Debug)]
+pub struct NewUser<'a> {
+    /// Login name (stored lower-case).
+    pub email: &'a str,
+    /// Shown in the UI.
+    pub display_name: &'a str,
+    /// An argon2id PHC string from [`hash_password`].
+    pub password_hash: String,
+    /// The role the user acts in.
+    pub role: Role,
+    /// Its vendor, reseller or customer; none for the operator.
+    pub organization_id: Option<i64>,
+}
+
+/// Creates a user (operator only), audited.
+pub async fn create_user(domain: &Domain, actor: &Actor, input: NewUser<'_>) -> Result<user::Model> {
+    actor.require_operator()?;
+    // The same rule as tokens: every role but the operator acts for an organization.
+    Actor::from_role(None, input.role, input.organization_id)
+        .map_err(|_| Error::validation("organizationId", "required for this role"))?;
+    let w = Write::begin(domain).await?;
+    let now = w.now();
+    let user = user::ActiveModel {
+        id: NotSet,
+        email: Set(input.email.trim().to_lowercase()),
+        display_name: Set(input.display_name.to_owned()),
+        password_hash: Set(input.password_hash),
+        role: Set(input.role),
+        organization_id: Set(input.organization_id),
+        disabled: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(w.db())
+    .await?;
+    w.commit(Audit::action(actor, "createUser", "user", user.id, serde_json::json!({"email": user.email}))).await?;
+    Ok(user)
 }
 
 /// Checks an email and password; the user's actor on success, Unauthenticated otherwise.

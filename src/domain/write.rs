@@ -8,11 +8,17 @@
 //! that order, as the write asked. Dropping a `Write` without committing rolls it back and
 //! does none of that.
 //!
-//! Invariants (guarded by `tests/api/layering.rs`, which fails if any other module begins a
-//! transaction that writes, records an audit row or publishes events itself):
-//! - every committed actor write has exactly one audit row, in its own transaction;
+//! Invariants:
+//! - every committed write on a caller's behalf has exactly one audit row, in its own
+//!   transaction; only system bookkeeping (workers, the renewal scheduler, billing runs,
+//!   which keep their own trail) commits with [`Audit::Bookkeeping`];
 //! - events reach subscribers only after their transaction committed, and never when it
-//!   rolled back.
+//!   rolled back; a write that enqueued jobs wakes this process's workers after commit.
+//!
+//! `tests/api/layering.rs` fails if any other module begins a transaction (`begin`,
+//! `begin_with_options`, `transaction`), writes through the pool directly, records an audit
+//! row, writes to the outbox or publishes events, or commits as bookkeeping outside the
+//! system modules; `tests/api/writes.rs` checks the commit and rollback behaviour.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait};

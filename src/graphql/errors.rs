@@ -7,30 +7,27 @@ use async_graphql::{ErrorExtensions, Response, ServerError, Value};
 
 use crate::domain::Error;
 
-/// Converts a domain error to a GraphQL error carrying its code.
+/// Converts a domain error to a GraphQL error carrying its code ([`Error::code`]).
 pub fn to_graphql(error: Error) -> async_graphql::Error {
-    let message = error.to_string();
+    let code = error.code();
     match error {
-        Error::Unauthenticated => {
-            async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "UNAUTHENTICATED"))
-        }
-        Error::Forbidden(_) => async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "FORBIDDEN")),
-        Error::NotFound(_) => async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "NOT_FOUND")),
-        Error::Conflict { reason, .. } => async_graphql::Error::new(message).extend_with(|_, e| {
-            e.set("code", "CONFLICT");
+        Error::Conflict { reason, message } => async_graphql::Error::new(message).extend_with(|_, e| {
+            e.set("code", code);
             e.set("reason", reason);
         }),
-        Error::Validation { field, message: detail } => async_graphql::Error::new(format!("{field}: {detail}"))
-            .extend_with(|_, e| {
-                e.set("code", "BAD_USER_INPUT");
+        Error::Validation { field, message } => {
+            async_graphql::Error::new(format!("{field}: {message}")).extend_with(|_, e| {
+                e.set("code", code);
                 e.set("field", field.as_str());
-            }),
-        Error::InvalidTransition(_) => {
-            async_graphql::Error::new(message).extend_with(|_, e| e.set("code", "BAD_USER_INPUT"))
+            })
         }
         Error::Internal(cause) => {
             tracing::error!(error = %cause, "internal error");
-            async_graphql::Error::new("internal error").extend_with(|_, e| e.set("code", "INTERNAL"))
+            async_graphql::Error::new("internal error").extend_with(|_, e| e.set("code", code))
+        }
+        other => {
+            let message = other.to_string();
+            async_graphql::Error::new(message).extend_with(|_, e| e.set("code", code))
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
 use entity::{invoice, invoice_line};
 
@@ -14,19 +15,24 @@ use crate::domain::ids::InvoiceId;
 use crate::domain::{Actor, Error};
 use crate::state::AppState;
 
+/// An export's error response: the status for the error's code, and the same error body as
+/// the API's (`{"errors": [{"message", "extensions": {"code"}}]}`); internal causes are
+/// logged, never sent.
 fn failure(error: Error) -> HttpResponse {
-    match error {
-        Error::NotFound(_) => HttpResponse::NotFound().finish(),
-        Error::Forbidden(_) => HttpResponse::Forbidden().finish(),
-        Error::Validation { .. } | Error::InvalidTransition(_) | Error::Conflict { .. } => {
-            HttpResponse::BadRequest().body(error.to_string())
-        }
-        Error::Unauthenticated => super::caller::Unauthenticated::default().error_response(),
+    let (status, message) = match &error {
+        Error::Unauthenticated => return super::caller::Unauthenticated::default().error_response(),
+        Error::NotFound(_) => (StatusCode::NOT_FOUND, error.to_string()),
+        Error::Forbidden(_) => (StatusCode::FORBIDDEN, error.to_string()),
         Error::Internal(cause) => {
             tracing::error!(error = %cause, "invoice export failed");
-            HttpResponse::InternalServerError().finish()
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
         }
-    }
+        Error::Validation { .. } | Error::InvalidTransition(_) | Error::Conflict { .. } => {
+            (StatusCode::BAD_REQUEST, error.to_string())
+        }
+    };
+    let body = serde_json::json!({ "errors": [crate::graphql::errors::request_error(message, error.code())] });
+    HttpResponse::build(status).json(body)
 }
 
 fn escape_html(text: &str) -> String {

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ProvisioningConfig;
 use crate::domain::fulfilment::{complete_job, mark_started};
-use crate::domain::jobs::{ClaimedJob, Outcome, ProvisioningSubject, claim_next_job};
+use crate::domain::jobs::{self, ClaimedJob, Outcome, ProvisioningSubject, claim_next_job};
 use crate::domain::{Domain, subscriptions};
 use crate::vendors::connectors::{VendorRequest, connector_for, execute};
 use entity::enums::JobKind;
@@ -84,7 +84,15 @@ async fn provision(
     timeout: Duration,
     claimed: &ClaimedJob,
 ) -> crate::domain::Result<()> {
-    let subject = ProvisioningSubject::of(&claimed.job)?;
+    let subject = match ProvisioningSubject::of(&claimed.job) {
+        Ok(subject) => subject,
+        Err(error) => {
+            tracing::error!(job = claimed.job.id, %error, "a provisioning job without a subject cannot run");
+            let reason = "the job names no subscription, vendor or action to provision".to_owned();
+            jobs::fail_unrunnable(domain, claimed, reason).await?;
+            return Ok(());
+        }
+    };
     mark_started(domain, claimed).await?;
     let snapshot = domain.catalog.snapshot(&domain.db).await?;
     let outcome = match snapshot.vendors.get(&subject.vendor_id) {
