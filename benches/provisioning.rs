@@ -22,6 +22,8 @@ const CLIENTS: usize = 8;
 const WORKERS: usize = 4;
 
 fn main() {
+    // Errors behind an INTERNAL response are logged, so a failing run says why.
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new("error")).init();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(common::on_each_backend("orders", |backend, url| async move { run(backend, &url).await }));
 }
