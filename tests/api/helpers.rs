@@ -427,3 +427,31 @@ pub async fn count_rows(app: &TestApp, table: &str) -> i64 {
         .unwrap();
     row.try_get::<i64>("", "n").unwrap()
 }
+
+/// A queued PROVISIONING job row with no subject (as if written by hand), to insert.
+pub fn subjectless_job(request_id: &str, max_attempts: i32, at: chrono::DateTime<Utc>) -> entity::job::ActiveModel {
+    use sea_orm::{NotSet, Set};
+    entity::job::ActiveModel {
+        id: NotSet,
+        kind: Set(entity::enums::JobKind::Provisioning),
+        ordering_key: Set(None),
+        payload: Set(json!({})),
+        request_id: Set(request_id.into()),
+        status: Set(entity::enums::JobStatus::Queued),
+        attempts: Set(0),
+        max_attempts: Set(max_attempts),
+        run_after: Set(at),
+        locked_by: Set(None),
+        locked_until: Set(None),
+        lease_token: Set(None),
+        last_error: Set(None),
+        reference: Set(None),
+        subscription_id: Set(None),
+        order_id: Set(None),
+        vendor_id: Set(None),
+        action: Set(None),
+        created_at: Set(at),
+        updated_at: Set(at),
+        finished_at: Set(None),
+    }
+}

@@ -281,37 +281,12 @@ async fn a_dead_workers_job_is_taken_over_when_its_lease_expires() {
 /// its reason at the first claim, instead of being claimed again after every lease.
 #[tokio::test]
 async fn a_job_without_a_subject_fails_instead_of_looping() {
-    use sea_orm::{ActiveModelTrait, EntityTrait, NotSet, Set};
+    use sea_orm::{ActiveModelTrait, EntityTrait};
     use switchyard::domain::clock::Clock;
 
     let app = spawn_app().await;
     let now = app.clock.now();
-    let row = entity::job::ActiveModel {
-        id: NotSet,
-        kind: Set(entity::enums::JobKind::Provisioning),
-        ordering_key: Set(None),
-        payload: Set(json!({})),
-        request_id: Set("hand-written".into()),
-        status: Set(entity::enums::JobStatus::Queued),
-        attempts: Set(0),
-        max_attempts: Set(4),
-        run_after: Set(now),
-        locked_by: Set(None),
-        locked_until: Set(None),
-        lease_token: Set(None),
-        last_error: Set(None),
-        reference: Set(None),
-        subscription_id: Set(None),
-        order_id: Set(None),
-        vendor_id: Set(None),
-        action: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        finished_at: Set(None),
-    }
-    .insert(&app.domain.db)
-    .await
-    .unwrap();
+    let row = crate::helpers::subjectless_job("hand-written", 4, now).insert(&app.domain.db).await.unwrap();
     assert_eq!(app.run_jobs().await, 1);
     app.advance(chrono::Duration::minutes(10));
     assert_eq!(app.run_jobs().await, 0, "it is not claimed again");

@@ -98,32 +98,7 @@ async fn jobs_queued_before_the_generic_queue_survive_the_upgrade() {
     );
     assert_eq!((job.payload, job.created_at, job.finished_at), (json!({"quantity": 5}), at, Some(at)));
 
-    let next = entity::job::ActiveModel {
-        id: NotSet,
-        kind: Set(entity::enums::JobKind::Provisioning),
-        ordering_key: Set(None),
-        payload: Set(json!({})),
-        request_id: Set("request-next".into()),
-        status: Set(entity::enums::JobStatus::Queued),
-        attempts: Set(0),
-        max_attempts: Set(8),
-        run_after: Set(at),
-        locked_by: Set(None),
-        locked_until: Set(None),
-        lease_token: Set(None),
-        last_error: Set(None),
-        reference: Set(None),
-        subscription_id: Set(None),
-        order_id: Set(None),
-        vendor_id: Set(None),
-        action: Set(None),
-        created_at: Set(at),
-        updated_at: Set(at),
-        finished_at: Set(None),
-    }
-    .insert(&db)
-    .await
-    .unwrap();
+    let next = crate::helpers::subjectless_job("request-next", 8, at).insert(&db).await.unwrap();
     assert!(next.id > 41, "new jobs are numbered after the copied ones: {}", next.id);
 
     // And back, but only while every job fits the old table.
