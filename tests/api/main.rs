@@ -13,6 +13,7 @@ mod live;
 mod orders;
 mod provisioning;
 mod scale;
+mod startup;
 mod storage;
 mod subscriptions;
 mod tenancy;

@@ -62,6 +62,13 @@ async fn a_reseller_sees_only_its_own_customers() {
         .error_code(Some(&reseller_a), prices, json!({"id": f.offers_a[0].to_string(), "r": f.reseller_b.to_string()}))
         .await;
     assert_eq!(code, "NOT_FOUND");
+    // The reseller's own id is compared as an id, not as text; a malformed one is bad input.
+    let own = app
+        .data(&reseller_a, prices, json!({"id": f.offers_a[0].to_string(), "r": format!("0{}", f.reseller_a)}))
+        .await;
+    assert!(own["offer"]["prices"][0]["retail"]["amount"].is_string(), "{own}");
+    let code = app.error_code(Some(&reseller_a), prices, json!({"id": f.offers_a[0].to_string(), "r": "abc"})).await;
+    assert_eq!(code, "BAD_USER_INPUT");
 }
 
 #[tokio::test]

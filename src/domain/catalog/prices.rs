@@ -12,7 +12,7 @@ use crate::domain::Domain;
 use crate::domain::actor::Actor;
 use crate::domain::catalog_cache::{CatalogSnapshot, ResellerPricing};
 use crate::domain::error::{Error, Result};
-use crate::domain::ids::{Id, ResellerId};
+use crate::domain::ids::ResellerId;
 use crate::domain::money::Currency;
 use crate::domain::pricing::{self, Dated, in_force};
 
@@ -55,13 +55,12 @@ pub async fn offer_prices_for_caller(
     offer: &offer::Model,
     own: &OwnPricing,
     currency: Option<&str>,
-    reseller_id: Option<&str>,
+    reseller_id: Option<ResellerId>,
 ) -> Result<Vec<OfferPriceView>> {
     let currency = currency.map(|c| Currency::parse(c, "currency")).transpose()?;
     let (pricing, currency) = if actor.is_operator() {
         let pricing = match reseller_id {
             Some(id) => {
-                let id = ResellerId::parse(id, "resellerId")?;
                 Some(domain.catalog.reseller_pricing(&domain.db, id.get()).await?.ok_or(Error::NotFound("reseller"))?)
             }
             None => None,
@@ -69,7 +68,7 @@ pub async fn offer_prices_for_caller(
         (pricing, currency)
     } else {
         if let (Some(asked), Some(pricing)) = (reseller_id, own.reseller.as_ref())
-            && asked != pricing.reseller.id.to_string()
+            && asked.get() != pricing.reseller.id
         {
             return Err(Error::NotFound("reseller"));
         }

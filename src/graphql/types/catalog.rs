@@ -9,11 +9,11 @@ use super::connection::{PageConnection, connection};
 use super::enums::{BillingFrequency, CatalogStatus, ConnectorKind, OrganizationStatus, Term};
 use crate::domain::Error;
 use crate::domain::catalog::{self, OfferPriceView, ProductFilter};
-use crate::domain::ids::{ProductId, VendorId};
+use crate::domain::ids::{ProductId, ResellerId, VendorId};
 use crate::domain::money::Currency;
 use crate::domain::pagination::PageRequest;
 use crate::graphql::scalars::DecimalScalar;
-use crate::graphql::{ResultExt, actor, domain, own_pricing, snapshot};
+use crate::graphql::{ResultExt, actor, domain, own_pricing, parse_id, snapshot};
 
 /// An exact amount of money.
 #[derive(SimpleObject, Clone, Debug)]
@@ -192,7 +192,7 @@ impl Offer {
     ) -> async_graphql::Result<Vec<OfferPrice>> {
         let (actor, domain) = (actor(ctx)?, domain(ctx));
         let (snapshot, own) = (snapshot(ctx).await?, own_pricing(ctx).await?);
-        let reseller_id = reseller_id.as_ref().map(|id| id.as_str());
+        let reseller_id = reseller_id.as_ref().map(|id| parse_id::<ResellerId>(id, "resellerId")).transpose()?;
         let prices =
             catalog::offer_prices_for_caller(domain, actor, &snapshot, &self.0, &own, currency.as_deref(), reseller_id)
                 .await
