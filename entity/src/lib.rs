@@ -20,7 +20,6 @@ pub mod order;
 pub mod order_line;
 pub mod price_point;
 pub mod product;
-
 pub mod reconciliation_import;
 pub mod reconciliation_line;
 pub mod reseller;

@@ -106,6 +106,15 @@ impl MigrationTrait for Migration {
     }
 
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // No process may add or change a job between the copy and the drop (SQLite's
+        // transaction holds the write lock from its first statement already). Stop every
+        // older process before migrating: it knows only `provisioning_jobs`.
+        if manager.get_database_backend() == DbBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared("LOCK TABLE provisioning_jobs IN ACCESS EXCLUSIVE MODE")
+                .await?;
+        }
         ddl::run(manager, UP).await?;
         if manager.get_database_backend() == DbBackend::Postgres {
             manager.get_connection().execute_unprepared(&postgres_sequence("jobs")).await?;
@@ -115,6 +124,9 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let backend = manager.get_database_backend();
+        if backend == DbBackend::Postgres {
+            manager.get_connection().execute_unprepared("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE").await?;
+        }
         let row = manager.get_connection().query_one_raw(Statement::from_string(backend, OTHER_JOBS)).await?;
         let other: i64 = match row {
             Some(row) => row.try_get("", "other")?,

@@ -11,7 +11,9 @@ use entity::enums::{
     JobKind, JobStatus, OrderLineStatus, ProvisioningAction, SubscriptionChangeKind, SubscriptionStatus,
 };
 use entity::{job, subscription};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Set,
+};
 use serde_json::json;
 
 use super::actor::Actor;
@@ -201,7 +203,12 @@ pub async fn list_jobs(
     subscription_id: Option<SubscriptionId>,
     page: super::pagination::PageRequest,
 ) -> Result<super::pagination::Page<ProvisioningJob>> {
-    let mut select = job::Entity::find().filter(job::Column::Kind.eq(JobKind::Provisioning));
+    // Only well-formed provisioning jobs: a row without its subject cannot break the list.
+    let mut select = job::Entity::find()
+        .filter(job::Column::Kind.eq(JobKind::Provisioning))
+        .filter(job::Column::SubscriptionId.is_not_null())
+        .filter(job::Column::VendorId.is_not_null())
+        .filter(job::Column::Action.is_not_null());
     let owner = match actor.tenant {
         Tenant::Operator => None,
         Tenant::Vendor(vendor) => {
@@ -214,14 +221,11 @@ pub async fn list_jobs(
     match owner {
         None => {}
         Some(owner) => {
-            let ids = subscription::Entity::find()
-                .filter(owner)
-                .select_only()
-                .column(subscription::Column::Id)
-                .into_tuple::<i64>()
-                .all(&domain.db)
-                .await?;
-            select = select.filter(job::Column::SubscriptionId.is_in(ids));
+            // A subquery, not a list of ids: a reseller may own more subscriptions than a
+            // statement may bind parameters.
+            let owned =
+                subscription::Entity::find().select_only().column(subscription::Column::Id).filter(owner).into_query();
+            select = select.filter(job::Column::SubscriptionId.in_subquery(owned));
         }
     }
     if let Some(status) = status {

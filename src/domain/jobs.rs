@@ -162,29 +162,44 @@ pub struct ClaimedJob {
     pub lease_token: String,
 }
 
-/// Claims the next due job for `worker`, or `None` when nothing is due.
+/// The kinds this build runs, as an SQL list: an older process in a mixed-version
+/// deployment never claims a kind it cannot decode (which would loop it through leases).
+fn runnable_kinds() -> String {
+    use sea_orm::{ActiveEnum, Iterable};
+    JobKind::iter().map(|kind| format!("'{}'", kind.to_value())).collect::<Vec<_>>().join(", ")
+}
+
+/// Claims the next due job of a kind this build runs for `worker`, or `None` when nothing
+/// is due.
 pub async fn claim_next_job(domain: &Domain, worker: &str) -> Result<Option<ClaimedJob>> {
     let now = domain.clock.now();
     let lease_until = now + Duration::from_std(domain.jobs.lease).unwrap_or(Duration::seconds(60));
     let token = uuid::Uuid::new_v4().to_string();
     let backend = domain.db.get_database_backend();
-    let (sql, values): (&str, Vec<sea_orm::Value>) = match backend {
+    let kinds = runnable_kinds();
+    let (sql, values): (String, Vec<sea_orm::Value>) = match backend {
         DbBackend::Postgres => (
-            "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, \
+            format!(
+                "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, \
              locked_until = $2, lease_token = $3, updated_at = $4 \
              WHERE id = (SELECT id FROM jobs \
-                         WHERE (status = 'QUEUED' AND run_after <= $4) OR (status = 'RUNNING' AND locked_until < $4) \
+                         WHERE kind IN ({kinds}) \
+                           AND ((status = 'QUEUED' AND run_after <= $4) OR (status = 'RUNNING' AND locked_until < $4)) \
                          ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING *",
+             RETURNING *"
+            ),
             vec![worker.into(), lease_until.into(), token.clone().into(), now.into()],
         ),
         _ => (
-            "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, locked_by = ?1, \
+            format!(
+                "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, locked_by = ?1, \
              locked_until = ?2, lease_token = ?3, updated_at = ?4 \
              WHERE id = (SELECT id FROM jobs \
-                         WHERE (status = 'QUEUED' AND run_after <= ?4) OR (status = 'RUNNING' AND locked_until < ?4) \
+                         WHERE kind IN ({kinds}) \
+                           AND ((status = 'QUEUED' AND run_after <= ?4) OR (status = 'RUNNING' AND locked_until < ?4)) \
                          ORDER BY run_after, id LIMIT 1) \
-             RETURNING *",
+             RETURNING *"
+            ),
             vec![worker.into(), lease_until.into(), token.clone().into(), now.into()],
         ),
     };

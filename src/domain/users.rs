@@ -62,7 +62,10 @@ pub async fn create_user(domain: &Domain, actor: &Actor, input: NewUser<'_>) -> 
         updated_at: Set(now),
     }
     .insert(w.db())
-    .await?;
+    .await
+    .map_err(|e| {
+        super::error::map_unique_violation(e, &[], Error::conflict("EMAIL_TAKEN", "a user with this email exists"))
+    })?;
     w.commit(Audit::action(actor, "createUser", "user", user.id, serde_json::json!({"email": user.email}))).await?;
     Ok(user)
 }

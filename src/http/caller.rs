@@ -97,14 +97,11 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// The verified token of a WebSocket `connection_init` payload: `authorization` (or
-/// `Authorization`) as an `Authorization` header value, or the bare token as `token`.
-/// A bare token is also accepted in `authorization`, as browser clients often send one.
+/// `Authorization`), else `token`, each either an `Authorization` header value
+/// (`Bearer <jwt>`) or the bare token, as browser clients often send one.
 pub fn connection_init_token(state: &AppState, payload: &Value) -> Option<VerifiedToken> {
-    let token = match payload["authorization"].as_str().or_else(|| payload["Authorization"].as_str()) {
-        Some(value) => bearer_token(value).unwrap_or(value.trim()),
-        None => payload["token"].as_str()?.trim(),
-    };
-    verify(state, token)
+    let value = ["authorization", "Authorization", "token"].iter().find_map(|key| payload[*key].as_str())?;
+    verify(state, bearer_token(value).unwrap_or(value.trim()))
 }
 
 fn verify(state: &AppState, token: &str) -> Option<VerifiedToken> {

@@ -143,6 +143,25 @@ async fn a_dashboard_sees_its_order_provision_and_nothing_of_other_tenants() {
     );
 }
 
+/// Every way a client may hand its token to `connection_init` is accepted: as an
+/// `Authorization` value or bare, under `authorization`, `Authorization` or `token`.
+#[tokio::test]
+async fn connection_init_accepts_the_token_in_every_documented_form() {
+    let app = spawn_app().await;
+    let token = app.operator();
+    for payload in [
+        json!({"authorization": format!("Bearer {token}")}),
+        json!({"Authorization": format!("bearer {token}")}),
+        json!({"authorization": token}),
+        json!({"token": token}),
+        json!({"token": format!("Bearer {token}")}),
+    ] {
+        let mut client = WsClient::connect(&app, "graphql-transport-ws").await;
+        client.send(json!({"type": "connection_init", "payload": payload})).await;
+        assert_eq!(client.next().await.unwrap()["type"], "connection_ack", "{payload}");
+    }
+}
+
 #[tokio::test]
 async fn protocol_violations_close_with_the_specified_codes() {
     let app = spawn(|config| config.ws_init_timeout = Duration::from_millis(200), 0, None).await;
