@@ -33,6 +33,10 @@ pub struct Model {
     pub amount_wholesale: DbDecimal,
     pub amount_retail: DbDecimal,
     pub created_at: DateTimeUtc,
+    /// The live (not VOID) invoice that bills this charge to the customer, if any yet.
+    pub customer_invoice_id: Option<i64>,
+    /// The live (not VOID) invoice that bills this charge to the reseller, if any yet.
+    pub reseller_invoice_id: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,6 +19,7 @@ mod m20261125_000007_create_events_webhooks_audit;
 mod m20261125_000008_add_invoice_line_charge_unique;
 mod m20261125_000009_add_invoice_line_charge_index;
 mod m20261125_000010_generalize_jobs;
+mod m20261125_000011_charges_remember_invoices;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_add_invoice_line_charge_unique::Migration),
             Box::new(m20261125_000009_add_invoice_line_charge_index::Migration),
             Box::new(m20261125_000010_generalize_jobs::Migration),
+            Box::new(m20261125_000011_charges_remember_invoices::Migration),
         ]
     }
 }

@@ -8,7 +8,7 @@
 //! Orders, subscription changes and fulfilment all build on this module; it depends on none
 //! of them.
 
-use chrono::{DateTime, Duration, Months, Utc};
+use chrono::{DateTime, Datelike, Duration, Months, Utc};
 use entity::enums::{SeatBatchSource, SubscriptionChangeKind, SubscriptionStatus, SubscriptionStatus as S, Term};
 use entity::{seat_batch, subscription, subscription_change};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, NotSet, Set};
@@ -113,6 +113,21 @@ pub fn term_end(term: Term, start: DateTime<Utc>) -> DateTime<Utc> {
         Term::P3y => 36,
     };
     start.checked_add_months(Months::new(months)).unwrap_or(start)
+}
+
+/// When a renewed term that starts at `start` ends, on the day of month of `anchor` (the
+/// first term's start) where the month has it: a term bought on the 31st renews on the last
+/// day of shorter months and returns to the 31st (31 Jan → 28 Feb → 31 Mar → 30 Apr),
+/// never drifting to the 28th.
+pub fn renewed_term_end(term: Term, start: DateTime<Utc>, anchor: DateTime<Utc>) -> DateTime<Utc> {
+    let end = term_end(term, start);
+    let last_day = end
+        .date_naive()
+        .with_day(1)
+        .and_then(|first| first.checked_add_months(Months::new(1)))
+        .and_then(|next| next.pred_opt())
+        .map_or(end.day(), |last| last.day());
+    end.with_day(anchor.day().min(last_day)).unwrap_or(end)
 }
 
 /// Adds a batch of seats with its own 168 h window.

@@ -26,7 +26,7 @@ use super::error::{Error, Result};
 use super::events::{DomainEvent, EventKind};
 use super::jobs::{self, NewJob};
 use super::lifecycle::{Transition, next_status};
-use super::lifecycle::{add_seat_batch, change_window, changed_event, record_change, term_end};
+use super::lifecycle::{add_seat_batch, change_window, changed_event, record_change, renewed_term_end};
 use super::pagination::{Page, PageRequest, fetch_page};
 
 /// Microsoft refuses updates to a subscription changed more than this many times.
@@ -344,7 +344,8 @@ async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<bool>
         next_status(current.status, Transition::Renew)?;
         let prices = renewal_prices(domain, &current, ended).await?;
         model.term_start = Set(Some(ended));
-        model.term_end = Set(Some(term_end(current.term, ended)));
+        // The first term started when the subscription was created: its day of month anchors every renewal.
+        model.term_end = Set(Some(renewed_term_end(current.term, ended, current.created_at)));
         if let Some((cost, wholesale, retail)) = prices {
             model.unit_cost = Set(DbDecimal(cost));
             model.unit_wholesale = Set(DbDecimal(wholesale));

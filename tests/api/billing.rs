@@ -10,16 +10,16 @@ use switchyard::domain::{Actor, Role};
 use crate::helpers::{Fixture, TestApp, count_rows, dec, is_postgres, spawn_app};
 use crate::orders::{order_input, place};
 
-const RUN: &str = "mutation($p: String!) { runBilling(period: $p) { chargesCreated invoicesTouched } }";
-const INVOICES: &str = "query($f: InvoiceFilterInput) { invoices(first: 50, filter: $f) { totalCount edges { node {
+pub const RUN: &str = "mutation($p: String!) { runBilling(period: $p) { chargesCreated invoicesTouched } }";
+pub const INVOICES: &str = "query($f: InvoiceFilterInput) { invoices(first: 50, filter: $f) { totalCount edges { node {
     id kind status number period recipientCustomerId recipientResellerId subtotal { amount } tax { amount } total { amount }
     lines { description customerId quantity unitPrice { amount } daysUsed daysInPeriod amount { amount } } } } } }";
 
-async fn run(app: &TestApp, period: &str) -> Value {
+pub async fn run(app: &TestApp, period: &str) -> Value {
     app.data(&app.operator(), RUN, json!({"p": period})).await["runBilling"].clone()
 }
 
-async fn invoices(app: &TestApp, token: &str, filter: Value) -> Vec<Value> {
+pub async fn invoices(app: &TestApp, token: &str, filter: Value) -> Vec<Value> {
     let data = app.data(token, INVOICES, json!({"f": filter})).await;
     data["invoices"]["edges"].as_array().unwrap().iter().map(|e| e["node"].clone()).collect()
 }

@@ -6,6 +6,7 @@ mod helpers;
 
 mod auth;
 mod billing;
+mod billing_defects;
 mod catalog;
 mod http;
 mod layering;

@@ -1,19 +1,25 @@
-//! Gathering a billing run's charges onto DRAFT invoices of both sides of the channel: a
-//! reseller's invoice to each customer at retail (with the customer's tax rate) and the
-//! operator's invoice to each reseller at wholesale, itemised by customer (reverse-charged).
+//! Gathering charges onto DRAFT invoices of both sides of the channel: a reseller's invoice
+//! to each customer at retail (with the customer's tax rate) and the operator's invoice to
+//! each reseller at wholesale, itemised by customer (reverse-charged).
 //!
-//! Each invoice grows in its own transaction under a row lock; a charge goes onto at most
-//! one invoice of each side (the charge row remembers which), so a second or concurrent run
-//! adds nothing. A customer whose invoice for the period is issued is left alone: its later
-//! charges wait for the next period.
+//! A charge remembers the invoice that bills it on each side (`customer_invoice_id`,
+//! `reseller_invoice_id`): gathering *claims* it with `UPDATE … WHERE … IS NULL` inside the
+//! transaction that adds its line, so a charge is on exactly one live invoice per side,
+//! whatever runs race. Each invoice grows under a row lock. Only one DRAFT per period,
+//! parties and currency is open at a time; once it is issued, later charges of the period
+//! open a new draft, and voiding a draft releases its charges to the next run. A run for a
+//! period gathers every charge of that period or earlier that is not on a live invoice yet.
+
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::enums::{InvoiceKind, InvoiceStatus};
 use entity::{DbDecimal, charge, invoice, invoice_line};
 use rust_decimal::Decimal;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, NotSet, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, NotSet,
+    QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::invoices::totals;
@@ -22,7 +28,6 @@ use crate::domain::Domain;
 use crate::domain::error::{Error, Result};
 use crate::domain::money::{Currency, round_to_minor_units};
 use crate::domain::write::{Audit, Write};
-use std::collections::{BTreeMap, HashSet};
 
 /// The counter key and recipient key of the operator.
 pub const OPERATOR_KEY: &str = "OPERATOR";
@@ -35,18 +40,30 @@ fn customer_key(id: i64) -> String {
     format!("CUS{id}")
 }
 
-/// Customers whose invoice for `period` is no longer a draft (their period is closed).
+/// Customers whose invoice for `period` was issued (their period is closed: later changes
+/// are charged on the next period, as adjustments).
 pub async fn customers_with_closed_invoices(db: &DatabaseConnection, period: &str) -> Result<HashSet<i64>> {
     let ids: Vec<Option<i64>> = invoice::Entity::find()
         .select_only()
         .column(invoice::Column::RecipientCustomerId)
         .filter(invoice::Column::Period.eq(period))
         .filter(invoice::Column::RecipientCustomerId.is_not_null())
-        .filter(invoice::Column::Status.ne(InvoiceStatus::Draft))
+        .filter(invoice::Column::CreditedInvoiceId.is_null())
+        .filter(invoice::Column::Status.is_in([InvoiceStatus::Issued, InvoiceStatus::Paid]))
         .into_tuple()
         .all(db)
         .await?;
     Ok(ids.into_iter().flatten().collect())
+}
+
+/// Charges of `period` or earlier that are not on a live invoice of some side yet (the
+/// condition matches the partial index `idx_charges_uninvoiced`).
+fn uninvoiced(period: &str) -> Condition {
+    Condition::all().add(charge::Column::Period.lte(period)).add(
+        Condition::any()
+            .add(charge::Column::CustomerInvoiceId.is_null())
+            .add(charge::Column::ResellerInvoiceId.is_null()),
+    )
 }
 
 /// Which side of the channel an invoice bills.
@@ -58,32 +75,62 @@ enum Side {
     Reseller,
 }
 
+impl Side {
+    /// The charge's column naming its invoice on this side.
+    fn invoice_column(self) -> charge::Column {
+        match self {
+            Side::Customer => charge::Column::CustomerInvoiceId,
+            Side::Reseller => charge::Column::ResellerInvoiceId,
+        }
+    }
+
+    fn invoice_of(self, charge: &charge::Model) -> Option<i64> {
+        match self {
+            Side::Customer => charge.customer_invoice_id,
+            Side::Reseller => charge.reseller_invoice_id,
+        }
+    }
+}
+
+/// Clears the invoice link of every charge on `invoice_id` (a voided draft), on both sides,
+/// so the next run gathers them again.
+pub async fn release_charges<C: ConnectionTrait>(db: &C, invoice_id: i64) -> Result<()> {
+    for side in [Side::Customer, Side::Reseller] {
+        let column = side.invoice_column();
+        charge::Entity::update_many()
+            .col_expr(column, Expr::value(Option::<i64>::None))
+            .filter(column.eq(invoice_id))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Charge ids per claiming statement: well inside every backend's bind-parameter limit.
+const CLAIM_CHUNK: usize = 500;
+
 /// Customers handled per step of `invoice_period`: bounds memory whatever the run's size.
 const CUSTOMER_CHUNK: usize = 1000;
 
-/// Gathers every charge of `period` onto DRAFT invoices of both sides; how many invoices
-/// were created or extended. Works through the customers in chunks; a reseller's invoice
-/// grows by one chunk's lines at a time.
+/// Gathers every charge of `period` or earlier that is not on a live invoice yet onto the
+/// DRAFT invoices of `period`, on both sides; how many invoices were created or extended.
+/// Works through the customers in chunks; a reseller's invoice grows by one chunk's lines
+/// at a time.
 pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, now: DateTime<Utc>) -> Result<usize> {
-    // Only customers with a charge not yet on both sides' invoices: a re-run skips the rest.
-    let backend = domain.db.get_database_backend();
-    let placeholder = if backend == DbBackend::Postgres { "$1" } else { "?1" };
-    let sql = format!(
-        "SELECT DISTINCT c.customer_id AS customer_id FROM charges c WHERE c.period = {placeholder} \
-         AND (SELECT COUNT(*) FROM invoice_lines l WHERE l.charge_id = c.id) < 2 ORDER BY c.customer_id"
-    );
-    let customers: Vec<i64> = domain
-        .db
-        .query_all_raw(Statement::from_sql_and_values(backend, sql, [period.into()]))
-        .await?
-        .iter()
-        .map(|row| row.try_get::<i64>("", "customer_id"))
-        .collect::<std::result::Result<_, _>>()?;
+    let customers: Vec<i64> = charge::Entity::find()
+        .select_only()
+        .column(charge::Column::CustomerId)
+        .distinct()
+        .filter(uninvoiced(period))
+        .order_by_asc(charge::Column::CustomerId)
+        .into_tuple()
+        .all(&domain.db)
+        .await?;
     let mut touched_resellers = HashSet::new();
     let mut touched = 0;
     for chunk in customers.chunks(CUSTOMER_CHUNK) {
         let charges = charge::Entity::find()
-            .filter(charge::Column::Period.eq(period))
+            .filter(uninvoiced(period))
             .filter(charge::Column::CustomerId.is_in(chunk.iter().copied()))
             .order_by_asc(charge::Column::CustomerId)
             .order_by_asc(charge::Column::Id)
@@ -92,11 +139,15 @@ pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, 
         let mut by_customer: BTreeMap<(i64, i64, String), Vec<&charge::Model>> = BTreeMap::new();
         let mut by_reseller: BTreeMap<(i64, String), Vec<&charge::Model>> = BTreeMap::new();
         for charge in &charges {
-            by_customer
-                .entry((charge.customer_id, charge.reseller_id, charge.currency.clone()))
-                .or_default()
-                .push(charge);
-            by_reseller.entry((charge.reseller_id, charge.currency.clone())).or_default().push(charge);
+            if charge.customer_invoice_id.is_none() {
+                by_customer
+                    .entry((charge.customer_id, charge.reseller_id, charge.currency.clone()))
+                    .or_default()
+                    .push(charge);
+            }
+            if charge.reseller_invoice_id.is_none() {
+                by_reseller.entry((charge.reseller_id, charge.currency.clone())).or_default().push(charge);
+            }
         }
         let customer_rates: std::collections::HashMap<i64, Decimal> = entity::customer::Entity::find()
             .filter(entity::customer::Column::Id.is_in(chunk.iter().copied()))
@@ -159,29 +210,31 @@ impl Parties {
     }
 }
 
-async fn find_invoice<C: ConnectionTrait>(
+/// The open DRAFT between `parties` for `period` and `currency`, locked on PostgreSQL.
+async fn find_draft<C: ConnectionTrait>(
     db: &C,
     parties: &Parties,
     period: &str,
     currency: &str,
-    lock: bool,
 ) -> Result<Option<invoice::Model>> {
     let mut find = invoice::Entity::find()
         .filter(invoice::Column::Period.eq(period))
         .filter(invoice::Column::IssuerKey.eq(parties.issuer_key.clone()))
         .filter(invoice::Column::RecipientKey.eq(parties.recipient_key.clone()))
         .filter(invoice::Column::Currency.eq(currency))
-        .filter(invoice::Column::CreditedInvoiceId.is_null());
-    if lock && db.get_database_backend() == DbBackend::Postgres {
+        .filter(invoice::Column::CreditedInvoiceId.is_null())
+        .filter(invoice::Column::Status.eq(InvoiceStatus::Draft));
+    if db.get_database_backend() == DbBackend::Postgres {
         find = find.lock_exclusive();
     }
     Ok(find.one(db).await?)
 }
 
-/// Adds the charges not on it yet to the DRAFT invoice between `parties`, creating it if
-/// needed, and recomputes its totals; `false` when nothing changed (or it is closed). Two
-/// runs creating the same invoice at once: the loser's insert violates the unique index,
-/// and it tries again, finding the winner's invoice.
+/// Claims the charges not on a live invoice of this side yet for the open DRAFT between
+/// `parties` (created if needed), adds their lines and recomputes its totals; `false` when
+/// no charge was left to claim. Two runs creating the same draft at once: the loser's
+/// insert violates the unique index of open drafts, and it tries again, finding the
+/// winner's draft.
 #[expect(clippy::too_many_arguments, reason = "the invoice's identity and contents")]
 async fn add_to_invoice(
     domain: &Domain,
@@ -217,7 +270,7 @@ async fn try_add_to_invoice(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let w = Write::begin(domain).await?;
-    let invoice = match find_invoice(w.db(), parties, period, currency, true).await? {
+    let invoice = match find_draft(w.db(), parties, period, currency).await? {
         Some(existing) => existing,
         None => invoice::ActiveModel {
             id: NotSet,
@@ -249,21 +302,39 @@ async fn try_add_to_invoice(
         .map_err(|e| {
             crate::domain::error::map_unique_violation(
                 e,
-                &["uq_invoices_period_parties", "invoices.period"],
+                &["uq_invoices_open_draft", "invoices.period"],
                 Error::conflict("INVOICE_RACE", "raced"),
             )
         })?,
     };
-    if invoice.status != InvoiceStatus::Draft {
-        return Ok(false);
-    }
     let existing =
         invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(invoice.id)).all(w.db()).await?;
     let present: HashSet<i64> = existing.iter().filter_map(|l| l.charge_id).collect();
     let mut next = existing.iter().map(|l| l.line_number).max().unwrap_or(0);
     let currency_code = Currency::parse(currency, "currency")?;
+    // Claim: only charges still on no live invoice of this side become this draft's.
+    let column = side.invoice_column();
+    let candidates: Vec<i64> = charges.iter().filter(|c| side.invoice_of(c).is_none()).map(|c| c.id).collect();
+    let mut claimed = HashSet::new();
+    for ids in candidates.chunks(CLAIM_CHUNK) {
+        charge::Entity::update_many()
+            .col_expr(column, Expr::value(invoice.id))
+            .filter(charge::Column::Id.is_in(ids.iter().copied()))
+            .filter(column.is_null())
+            .exec(w.db())
+            .await?;
+        let mine: Vec<i64> = charge::Entity::find()
+            .select_only()
+            .column(charge::Column::Id)
+            .filter(charge::Column::Id.is_in(ids.iter().copied()))
+            .filter(column.eq(invoice.id))
+            .into_tuple()
+            .all(w.db())
+            .await?;
+        claimed.extend(mine.into_iter().filter(|id| !present.contains(id)));
+    }
     let mut new_lines = Vec::new();
-    let mut ordered: Vec<&&charge::Model> = charges.iter().filter(|c| !present.contains(&c.id)).collect();
+    let mut ordered: Vec<&&charge::Model> = charges.iter().filter(|c| claimed.contains(&c.id)).collect();
     ordered.sort_by_key(|c| (c.customer_id, c.id));
     for charge in ordered {
         next += 1;

@@ -110,17 +110,10 @@ pub async fn mark_paid(domain: &Domain, actor: &Actor, id: InvoiceId) -> Result<
     set_status(domain, actor, id.get(), InvoiceStatus::Paid, &[InvoiceStatus::Issued], "markInvoicePaid").await
 }
 
-/// Voids a DRAFT or ISSUED invoice (an issued one keeps its number; nothing is renumbered).
+/// Voids a DRAFT invoice and releases its charges to the next run. An issued invoice is
+/// never voided: it is corrected by a credit note.
 pub async fn void_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Result<invoice::Model> {
-    set_status(
-        domain,
-        actor,
-        id.get(),
-        InvoiceStatus::Void,
-        &[InvoiceStatus::Draft, InvoiceStatus::Issued],
-        "voidInvoice",
-    )
-    .await
+    set_status(domain, actor, id.get(), InvoiceStatus::Void, &[InvoiceStatus::Draft], "voidInvoice").await
 }
 
 async fn set_status(
@@ -136,11 +129,19 @@ async fn set_status(
     let invoice = locked_invoice(w.db(), actor, InvoiceId::new(id)).await?;
     require_issuer(actor, &invoice)?;
     if !from.contains(&invoice.status) {
+        let hint = if to == InvoiceStatus::Void && invoice.status != InvoiceStatus::Void {
+            "; an issued invoice is corrected by a credit note"
+        } else {
+            ""
+        };
         return Err(Error::InvalidTransition(format!(
-            "cannot mark a {} invoice {}",
+            "cannot mark a {} invoice {}{hint}",
             status_name(invoice.status),
             status_name(to)
         )));
+    }
+    if to == InvoiceStatus::Void {
+        super::drafts::release_charges(w.db(), invoice.id).await?;
     }
     let mut model: invoice::ActiveModel = invoice.into();
     model.status = Set(to);
@@ -167,6 +168,9 @@ pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Re
             "only ISSUED or PAID invoices are credited; this one is {}",
             status_name(original.status)
         )));
+    }
+    if original.kind == InvoiceKind::CreditNote {
+        return Err(Error::InvalidTransition("a credit note is not itself credited".into()));
     }
     let exists = invoice::Entity::find().filter(invoice::Column::CreditedInvoiceId.eq(original.id)).one(w.db()).await?;
     if exists.is_some() {

@@ -67,7 +67,9 @@ pub async fn run_billing(domain: &Domain, actor: &Actor, period: &str) -> Result
     }
     .insert(w.db())
     .await?;
-    w.commit(Audit::Bookkeeping("a billing run's row is audited as runBilling when the run ends")).await?;
+    // Audited when it starts (so a run that dies midway is on record) and when it ends.
+    let started = serde_json::json!({"period": run.period, "started": true});
+    w.commit(Audit::action(actor, "runBilling", "billing_run", run.id, started)).await?;
     let result = bill(domain, period, Some(run.id), now).await;
     let details = match &result {
         Ok(summary) => {
@@ -291,6 +293,8 @@ async fn write_charges(
                 amount_wholesale: Set(DbDecimal(line.amount.1)),
                 amount_retail: Set(DbDecimal(line.amount.2)),
                 created_at: Set(now),
+                customer_invoice_id: Set(None),
+                reseller_invoice_id: Set(None),
             });
         }
     }
@@ -362,9 +366,26 @@ async fn preview_lines(
 ) -> Result<Vec<charge::Model>> {
     let label = period.label();
     let now = domain.clock.now();
+    // The period's charges, and earlier ones a run gathers onto this period's draft: those on
+    // no live customer invoice yet (released by a void) or already on one of this period.
+    let period_invoices: Vec<i64> = entity::invoice::Entity::find()
+        .select_only()
+        .column(entity::invoice::Column::Id)
+        .filter(entity::invoice::Column::RecipientCustomerId.eq(customer.id))
+        .filter(entity::invoice::Column::Period.eq(label.clone()))
+        .into_tuple()
+        .all(&domain.db)
+        .await?;
+    let gathered = sea_orm::Condition::any()
+        .add(charge::Column::CustomerInvoiceId.is_null())
+        .add(charge::Column::CustomerInvoiceId.is_in(period_invoices));
     let mut lines = charge::Entity::find()
         .filter(charge::Column::CustomerId.eq(customer.id))
-        .filter(charge::Column::Period.eq(label.clone()))
+        .filter(
+            sea_orm::Condition::any()
+                .add(charge::Column::Period.eq(label.clone()))
+                .add(sea_orm::Condition::all().add(charge::Column::Period.lt(label.clone())).add(gathered)),
+        )
         .order_by_asc(charge::Column::Id)
         .all(&domain.db)
         .await?;
@@ -406,6 +427,8 @@ async fn preview_lines(
                 amount_wholesale: DbDecimal(line.amount.1),
                 amount_retail: DbDecimal(line.amount.2),
                 created_at: now,
+                customer_invoice_id: None,
+                reseller_invoice_id: None,
             });
         }
     }

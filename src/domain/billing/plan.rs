@@ -218,7 +218,10 @@ pub fn plan_subscription(
     // At most one cycle starts in a month: the one containing its last day.
     let last_day = period.end().pred_opt().unwrap_or(period.start);
     let cycle = cycle_containing(subscription, last_day);
-    let cycle_starts_here = period.contains(cycle.start) && purchased.is_some_and(|p| p < cycle.start);
+    // A term that ended without renewal bills nothing from its end on, whatever the status
+    // says at run time (the scheduler may not have expired it yet).
+    let ended_before = !subscription.auto_renew && subscription.term_end.is_some_and(|end| date(end) <= cycle.start);
+    let cycle_starts_here = period.contains(cycle.start) && purchased.is_some_and(|p| p < cycle.start) && !ended_before;
     let key = format!("cycle:{}", cycle.start);
     if cycle_starts_here
         && !charged.contains(&key)
@@ -512,6 +515,26 @@ mod tests {
         );
         let next = cycle_containing(&annual, cycle.end);
         assert_eq!((next.end.to_string(), next.days()), ("2029-01-31".into(), 366));
+    }
+
+    #[test]
+    fn an_annual_term_that_ended_without_renewal_bills_no_further_year() {
+        // P1Y, billed annually, bought 15 January 2026 with auto-renew off: its term ends
+        // 15 January 2027, so January 2027 starts no new yearly cycle.
+        let bought = Utc.with_ymd_and_hms(2026, 1, 15, 9, 0, 0).single().unwrap_or_default();
+        let mut annual = subscription(dec!(120), BillingFrequency::Annual, bought);
+        annual.auto_renew = false;
+        let history = [change(1, K::Purchase, 0, 2, bought)];
+        let charged: HashSet<String> = ["change:1".to_owned()].into();
+        let january = Period::parse("2027-01").unwrap_or_else(|_| unreachable!());
+        let lines = plan_subscription(&annual, &history, january, &charged, BillingSettings::default());
+        assert_eq!(lines.map(|l| l.len()).unwrap_or(usize::MAX), 0);
+        // With auto-renew on, the next year is billed in advance.
+        annual.auto_renew = true;
+        let lines =
+            plan_subscription(&annual, &history, january, &charged, BillingSettings::default()).unwrap_or_default();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].amount.2, dec!(240.00));
     }
 
     #[test]

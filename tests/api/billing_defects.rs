@@ -1,0 +1,172 @@
+//! Billing defects found from outside (issue #8), each reproduced by the test named after
+//! the behaviour that was wrong.
+
+use chrono::Duration;
+use serde_json::{Value, json};
+use switchyard::domain::{Role, subscriptions};
+
+use crate::billing::{invoices, run};
+use crate::helpers::{Fixture, TestApp, count_rows, spawn_app};
+use crate::orders::{order_input, place};
+
+/// Places and provisions `quantity` seats of `offer` for customer A at the clock's time.
+async fn bought(app: &TestApp, f: &Fixture, offer: i64, quantity: i32, key: &str) -> String {
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let placed = place(app, &reseller, order_input(f.customer_a, &[(offer, quantity)]), key).await;
+    app.run_jobs().await;
+    placed["order"]["lines"][0]["subscription"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn auto_renew_off(app: &TestApp, f: &Fixture, subscription: &str) {
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.data(
+        &reseller,
+        "mutation($id: ID!) { setAutoRenew(id: $id, autoRenew: false, idempotencyKey: \"off\") { replayed } }",
+        json!({"id": subscription}),
+    )
+    .await;
+}
+
+fn amounts(invoice: &Value) -> Vec<String> {
+    invoice["lines"].as_array().unwrap().iter().map(|l| l["amount"]["amount"].as_str().unwrap().to_owned()).collect()
+}
+
+/// #8.1: the term end, not the status at run time, bounds what is billed.
+#[tokio::test]
+async fn a_subscription_that_does_not_renew_is_not_billed_after_its_term_ends() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    // A P1M bought 25 November with auto-renew off: its term ends 25 December.
+    app.clock.set("2026-11-25T10:00:00Z".parse().unwrap());
+    let monthly = bought(&app, &f, f.offers_a[1], 3, "m").await;
+    auto_renew_off(&app, &f, &monthly).await;
+    // A P1M bought 1 December 00:00: its term ends on the 1st of January exactly.
+    app.clock.set("2026-12-01T00:00:00Z".parse().unwrap());
+    let on_the_first = bought(&app, &f, f.offers_a[1], 1, "first").await;
+    auto_renew_off(&app, &f, &on_the_first).await;
+    run(&app, "2026-11").await;
+    run(&app, "2026-12").await;
+    // January's run comes before the scheduler has expired either of them.
+    app.clock.set("2027-01-01T00:30:00Z".parse().unwrap());
+    let january = run(&app, "2027-01").await;
+    assert_eq!(january["chargesCreated"], 0, "nothing is in force in January: {january}");
+    // Nor after it did.
+    assert_eq!(subscriptions::renew_due(&app.domain).await.unwrap(), (0, 2));
+    assert_eq!(run(&app, "2027-01").await["chargesCreated"], 0);
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let december = invoices(&app, &reseller, json!({"period": "2026-12"})).await;
+    // 3 seats for 24 of 31 days: round(10 / 31 × 24) = 7.74 × 3; 1 seat for all 31 days.
+    assert_eq!(amounts(&december[0]), vec!["23.22", "10.00"], "{december:?}");
+}
+
+async fn term_end(app: &TestApp, token: &str, subscription: &str) -> Value {
+    let query = "query($id: ID!) { subscription(id: $id) { termEnd } }";
+    app.data(token, query, json!({"id": subscription})).await["subscription"]["termEnd"].clone()
+}
+
+/// #8.10: a term bought on the 31st renews on the last day of shorter months and returns
+/// to the 31st.
+#[tokio::test]
+async fn month_end_anchors_do_not_drift_on_renewal() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    app.clock.set("2027-01-31T10:00:00Z".parse().unwrap());
+    let subscription = bought(&app, &f, f.offers_a[1], 1, "eom").await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    assert_eq!(term_end(&app, &reseller, &subscription).await, "2027-02-28T10:00:00+00:00");
+    let mut ends = Vec::new();
+    for _ in 0..4 {
+        let end: chrono::DateTime<chrono::Utc> =
+            term_end(&app, &reseller, &subscription).await.as_str().unwrap().parse().unwrap();
+        app.clock.set(end + Duration::minutes(5));
+        assert_eq!(subscriptions::renew_due(&app.domain).await.unwrap(), (1, 0));
+        ends.push(term_end(&app, &reseller, &subscription).await.as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        ends,
+        vec![
+            "2027-03-31T10:00:00+00:00",
+            "2027-04-30T10:00:00+00:00",
+            "2027-05-31T10:00:00+00:00",
+            "2027-06-30T10:00:00+00:00"
+        ]
+    );
+}
+
+const VOID: &str = "mutation($id: ID!) { voidInvoice(id: $id) { status } }";
+const ISSUE: &str = "mutation($id: ID!) { issueInvoice(id: $id) { number } }";
+const CREDIT: &str = "mutation($id: ID!) { creditInvoice(id: $id) { id kind total { amount } } }";
+
+/// #8.7: an issued invoice is never voided; corrections are credit notes.
+#[tokio::test]
+async fn an_issued_invoice_cannot_be_voided_and_a_credit_note_cannot_be_credited() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    bought(&app, &f, f.offers_a[0], 5, "o").await;
+    run(&app, "2026-11").await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let invoice = invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string()})).await.remove(0);
+    let id = json!({"id": invoice["id"]});
+    app.data(&reseller, ISSUE, id.clone()).await;
+    assert_eq!(app.error_code(Some(&reseller), VOID, id.clone()).await, "BAD_USER_INPUT", "issued: credit it instead");
+    let note = app.data(&reseller, CREDIT, id).await["creditInvoice"].clone();
+    app.data(&reseller, ISSUE, json!({"id": note["id"]})).await;
+    let code = app.error_code(Some(&reseller), CREDIT, json!({"id": note["id"]})).await;
+    assert_eq!(code, "BAD_USER_INPUT", "a credit note is not itself credited");
+}
+
+/// #8.7: voiding a DRAFT releases its charges to the next run, on both sides.
+#[tokio::test]
+async fn voiding_a_draft_releases_its_charges_to_the_next_run() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    bought(&app, &f, f.offers_a[0], 5, "o").await;
+    run(&app, "2026-11").await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let to_customer = invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string()})).await.remove(0);
+    let data = app.data(&reseller, VOID, json!({"id": to_customer["id"]})).await;
+    assert_eq!(data["voidInvoice"]["status"], "VOID");
+    let again = run(&app, "2026-11").await;
+    assert_eq!(again["chargesCreated"], 0, "the charge exists already");
+    let drafts = invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string(), "status": "DRAFT"})).await;
+    assert_eq!(drafts.len(), 1, "the released charge is on a new draft: {drafts:?}");
+    assert_eq!(amounts(&drafts[0]), vec!["48.35"]);
+    assert_eq!(count_rows(&app, "charges").await, 1);
+}
+
+/// #8.2: charges whose period's invoice was issued go onto a new draft, not nowhere.
+#[tokio::test]
+async fn charges_for_a_period_whose_invoice_was_issued_go_onto_a_new_draft() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let subscription = bought(&app, &f, f.offers_a[0], 5, "o").await;
+    run(&app, "2026-11").await;
+    let operator = app.operator();
+    let to_reseller = invoices(&app, &operator, json!({"resellerId": f.reseller_a.to_string(), "period": "2026-11"}))
+        .await
+        .into_iter()
+        .find(|i| i["recipientResellerId"] == json!(f.reseller_a.to_string()))
+        .unwrap();
+    app.data(&operator, ISSUE, json!({"id": to_reseller["id"]})).await;
+    // +3 seats on 25 November, billed by a second November run.
+    app.clock.set("2026-11-25T12:00:00Z".parse().unwrap());
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.data(
+        &reseller,
+        "mutation($id: ID!) { changeSubscriptionQuantity(id: $id, quantity: 8, idempotencyKey: \"up\") { replayed } }",
+        json!({"id": subscription}),
+    )
+    .await;
+    assert_eq!(run(&app, "2026-11").await["chargesCreated"], 1);
+    let operator_invoices =
+        invoices(&app, &operator, json!({"resellerId": f.reseller_a.to_string(), "period": "2026-11"})).await;
+    let to_reseller: Vec<&Value> =
+        operator_invoices.iter().filter(|i| i["recipientResellerId"] == json!(f.reseller_a.to_string())).collect();
+    assert_eq!(to_reseller.len(), 2, "the issued one and a new draft: {to_reseller:?}");
+    let draft = to_reseller.iter().find(|i| i["status"] == "DRAFT").unwrap();
+    // 6 days of 30 at wholesale: round(9.20 / 30 × 6) = 1.84 × 3.
+    assert_eq!(amounts(draft), vec!["5.52"]);
+    // The customer's draft carries the same change at retail.
+    let to_customer = invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string()})).await.remove(0);
+    assert_eq!(amounts(&to_customer), vec!["48.35", "6.00"]);
+}
