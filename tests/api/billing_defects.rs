@@ -170,3 +170,100 @@ async fn charges_for_a_period_whose_invoice_was_issued_go_onto_a_new_draft() {
     let to_customer = invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string()})).await.remove(0);
     assert_eq!(amounts(&to_customer), vec!["48.35", "6.00"]);
 }
+
+/// Retail charged so far for a subscription, in the order the charges were made.
+async fn retail_charged(app: &TestApp, subscription: &str) -> Vec<String> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    entity::charge::Entity::find()
+        .filter(entity::charge::Column::SubscriptionId.eq(subscription.parse::<i64>().unwrap()))
+        .order_by_asc(entity::charge::Column::Id)
+        .all(&app.domain.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.amount_retail.0.normalize().to_string())
+        .collect()
+}
+
+/// Found by the simulator: an UPFRONT (or ANNUAL) renewal later in a month than that
+/// month's run was never billed, because cycles were computed from the row's current term.
+#[tokio::test]
+async fn a_renewal_later_in_the_month_than_its_run_is_billed_in_advance() {
+    use switchyard::domain::Actor;
+    use switchyard::domain::catalog::{self, NewOffer, NewPricePoint};
+    use switchyard::domain::ids::{OfferId, ProductId};
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let op = Actor::system();
+    let offer = catalog::create_offer(
+        &app.domain,
+        &op,
+        NewOffer {
+            product_id: ProductId::new(f.product_a),
+            sku: "A-P1Y-U".into(),
+            name: "Upfront year".into(),
+            unit: "license".into(),
+            term: entity::enums::Term::P1y,
+            billing_frequency: entity::enums::BillingFrequency::Upfront,
+            min_quantity: 1,
+            max_quantity: 100,
+            usage_meter: None,
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    catalog::add_price_point(
+        &app.domain,
+        &op,
+        NewPricePoint {
+            offer_id: OfferId::new(offer),
+            currency: "USD".into(),
+            cost: crate::helpers::dec("100"),
+            list_price: crate::helpers::dec("120"),
+            usage_unit_cost: None,
+            usage_unit_list_price: None,
+            effective_from: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+        },
+    )
+    .await
+    .unwrap();
+    app.clock.set("2026-11-20T10:00:00Z".parse().unwrap());
+    let subscription = bought(&app, &f, offer, 2, "u").await;
+    run(&app, "2026-11").await;
+    // November 2027's run, on the 1st, bills the term renewing on the 20th in advance.
+    app.clock.set("2027-11-01T00:30:00Z".parse().unwrap());
+    run(&app, "2027-11").await;
+    app.clock.set("2027-11-21T00:10:00Z".parse().unwrap());
+    assert_eq!(subscriptions::renew_due(&app.domain).await.unwrap(), (1, 0));
+    app.clock.set("2027-12-01T00:30:00Z".parse().unwrap());
+    run(&app, "2027-12").await;
+    assert_eq!(retail_charged(&app, &subscription).await, vec!["240", "240"]);
+}
+
+/// Found by the simulator's model: seats added before an anniversary that was billed in
+/// advance count for the new cycle too.
+#[tokio::test]
+async fn seats_added_before_an_anniversary_billed_in_advance_are_billed_for_the_new_cycle() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    // P3Y billed annually at 10.00 a year, 2 seats bought 20 November 2026.
+    app.clock.set("2026-11-20T10:00:00Z".parse().unwrap());
+    let subscription = bought(&app, &f, f.offers_a[2], 2, "a").await;
+    run(&app, "2026-11").await;
+    app.clock.set("2027-11-01T00:30:00Z".parse().unwrap());
+    run(&app, "2027-11").await;
+    // Three more seats on 10 November, ten days before the second year starts.
+    app.clock.set("2027-11-10T10:00:00Z".parse().unwrap());
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.data(
+        &reseller,
+        "mutation($id: ID!) { changeSubscriptionQuantity(id: $id, quantity: 5, idempotencyKey: \"up\") { replayed } }",
+        json!({"id": subscription}),
+    )
+    .await;
+    app.clock.set("2027-12-01T00:30:00Z".parse().unwrap());
+    run(&app, "2027-12").await;
+    // 3 × round(10 × 10 / 365) = 3 × 0.27 for the first year's last days; 3 × 10.00 for the second.
+    assert_eq!(retail_charged(&app, &subscription).await, vec!["20", "20", "0.81", "30"]);
+}

@@ -14,6 +14,7 @@ mod live;
 mod orders;
 mod provisioning;
 mod scale;
+mod simulation;
 mod startup;
 mod storage;
 mod subscriptions;

@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveTime, TimeZone, Utc};
-use entity::enums::{BillingFrequency, ChargeKind, SubscriptionChangeKind as K, SubscriptionStatus as S};
+use entity::enums::{BillingFrequency, ChargeKind, SubscriptionChangeKind as K, SubscriptionStatus as S, Term};
 use entity::{subscription, subscription_change};
 use rust_decimal::Decimal;
 
@@ -95,27 +95,45 @@ fn midnight(day: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN))
 }
 
-/// The cycle of `subscription` that contains `day` (in its current term for ANNUAL and
-/// UPFRONT billing; calendar months for MONTHLY).
+/// The day `months` after `anchor`, on the anchor's day of month where the month has it.
+fn after(anchor: NaiveDate, months: u32) -> NaiveDate {
+    anchor.checked_add_months(Months::new(months)).unwrap_or(anchor)
+}
+
+/// The cycle of `subscription` that contains `day`: calendar months for MONTHLY billing;
+/// for ANNUAL and UPFRONT, within the term containing `day`. Terms follow each other from
+/// the subscription's anchor (the first term's start, when it was bought), each its term's
+/// length, so a change is prorated over the cycle it happened in even when it is billed
+/// after a renewal.
 pub fn cycle_containing(subscription: &subscription::Model, day: NaiveDate) -> Cycle {
-    let term_start = subscription.term_start.map(date).unwrap_or(day);
-    let term_end = subscription.term_end.map(date).unwrap_or(day);
+    let anchor = date(subscription.created_at);
+    let months = match subscription.term {
+        Term::P1m => 1,
+        Term::P1y => 12,
+        Term::P3y => 36,
+    };
+    let term = |k: u32| (after(anchor, months * k), after(anchor, months * (k + 1)));
+    let mut k = 0;
+    while k < 10_000 && term(k).1 <= day {
+        k += 1;
+    }
+    let (term_start, term_end) = term(k);
     match subscription.billing_frequency {
         BillingFrequency::Monthly => {
             let period = Period::containing(day);
             Cycle { start: period.start, end: period.end() }
         }
-        BillingFrequency::Upfront => Cycle { start: term_start, end: term_end.max(term_start) },
+        BillingFrequency::Upfront => Cycle { start: term_start, end: term_end },
         BillingFrequency::Annual => {
-            let mut start = term_start;
-            for years in 1..=40 {
-                let end = term_start.checked_add_months(Months::new(12 * years)).unwrap_or(term_end);
-                if day < end {
+            let mut year = 0;
+            loop {
+                let start = after(anchor, months * k + 12 * year);
+                let end = after(anchor, months * k + 12 * (year + 1)).min(term_end);
+                if day < end || end >= term_end {
                     return Cycle { start, end };
                 }
-                start = end;
+                year += 1;
             }
-            Cycle { start, end: term_end.max(start) }
         }
     }
 }
@@ -288,7 +306,24 @@ pub fn plan_subscription(
         let until = service_until(cycle);
         let kind = if day < period.start && kind != ChargeKind::Refund { ChargeKind::Adjustment } else { kind };
         let description = format!("{what}: {delta:+} × {day} – {until}");
-        planned.push(line(kind, key, description, delta, day, cycle, until));
+        planned.push(line(kind, key.clone(), description, delta, day, cycle, until));
+        // The next cycle may have been billed in advance before this change was known (an
+        // anniversary later in a month already run): it is billed for the seats in force at
+        // its start, so the change applies to it too.
+        let next = cycle_containing(subscription, cycle.end);
+        if next.start > day && charged.contains(&format!("cycle:{}", next.start)) {
+            let until = service_until(next);
+            let description = format!("{what}: {delta:+} × {} – {until} (billed in advance)", next.start);
+            planned.push(line(
+                kind,
+                format!("{key}:cycle:{}", next.start),
+                description,
+                delta,
+                next.start,
+                next,
+                until,
+            ));
+        }
     }
     Ok(planned)
 }
