@@ -124,3 +124,30 @@ async fn jobs_queued_before_the_generic_queue_survive_the_upgrade() {
         (7, "CHANGE_QUANTITY", "request-41", "DEAD", Some("vendor-7"))
     );
 }
+
+/// #8.14: a commit is durable before it is acknowledged, so an issued invoice number can
+/// never be lost to a power failure and handed out again: SQLite syncs every commit
+/// (`synchronous = FULL` in WAL mode), PostgreSQL waits for its WAL flush
+/// (`synchronous_commit = on`). Checked on every connection of the app's pool.
+#[tokio::test]
+async fn every_commit_is_durable_before_it_is_acknowledged() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    let backend = app.domain.db.get_database_backend();
+    let (query, column, durable) = match backend {
+        sea_orm::DbBackend::Postgres => ("SHOW synchronous_commit", "synchronous_commit", "on".to_owned()),
+        _ => ("PRAGMA synchronous", "synchronous", "2".to_owned()),
+    };
+    // Hold several connections at once, so more than the first one is asked.
+    let mut transactions = Vec::new();
+    for _ in 0..4 {
+        let txn = sea_orm::TransactionTrait::begin(&app.domain.db).await.unwrap();
+        let row = txn.query_one_raw(Statement::from_string(backend, query)).await.unwrap().unwrap();
+        let value = match backend {
+            sea_orm::DbBackend::Postgres => row.try_get::<String>("", column).unwrap(),
+            _ => row.try_get::<i32>("", column).unwrap().to_string(),
+        };
+        assert_eq!(value, durable, "{query} on a pooled connection");
+        transactions.push(txn);
+    }
+}
