@@ -267,3 +267,58 @@ async fn seats_added_before_an_anniversary_billed_in_advance_are_billed_for_the_
     // 3 × round(10 × 10 / 365) = 3 × 0.27 for the first year's last days; 3 × 10.00 for the second.
     assert_eq!(retail_charged(&app, &subscription).await, vec!["20", "20", "0.81", "30"]);
 }
+
+async fn set_tax_rate(app: &TestApp, f: &Fixture, rate: &str) {
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.data(
+        &reseller,
+        "mutation($id: ID!, $rate: Decimal!) { updateCustomer(id: $id, input: {taxRate: $rate}) { id } }",
+        json!({"id": f.customer_a.to_string(), "rate": rate}),
+    )
+    .await;
+}
+
+/// #8.8: a DRAFT follows the customer's tax rate until it is issued: its rate, its tax and
+/// its total agree with each other.
+#[tokio::test]
+async fn a_draft_follows_the_customers_tax_rate_until_it_is_issued() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    bought(&app, &f, f.offers_a[0], 5, "o").await;
+    run(&app, "2026-11").await;
+    set_tax_rate(&app, &f, "0.23").await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let query = "query($f: InvoiceFilterInput) { invoices(first: 5, filter: $f) { edges { node { id taxRate subtotal { amount } tax { amount } total { amount } } } } }";
+    let filter = json!({"f": {"customerId": f.customer_a.to_string()}});
+    let id = app.data(&reseller, query, filter.clone()).await["invoices"]["edges"][0]["node"]["id"].clone();
+    app.data(&reseller, "mutation($id: ID!) { issueInvoice(id: $id) { number } }", json!({"id": id})).await;
+    let invoice = app.data(&reseller, query, filter).await["invoices"]["edges"][0]["node"].clone();
+    // 48.35 at 23 % = 11.12 (at the draft's first rate, 19 %, it was 9.19).
+    assert_eq!(invoice["taxRate"], "0.23", "{invoice}");
+    assert_eq!(invoice["tax"]["amount"], "11.12", "{invoice}");
+    assert_eq!(invoice["total"]["amount"], "59.47", "{invoice}");
+}
+
+/// #8.8: the preview of a period already issued is what was issued, whatever the
+/// customer's tax rate is now.
+#[tokio::test]
+async fn the_preview_of_an_issued_period_is_its_invoice_after_a_tax_rate_change() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    bought(&app, &f, f.offers_a[0], 5, "o").await;
+    run(&app, "2026-11").await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let invoice = invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string()})).await.remove(0);
+    app.data(&reseller, "mutation($id: ID!) { issueInvoice(id: $id) { number } }", json!({"id": invoice["id"]})).await;
+    set_tax_rate(&app, &f, "0.07").await;
+    let preview = app
+        .data(
+            &reseller,
+            "query($c: ID!) { previewBilling(customerId: $c, period: \"2026-11\") { subtotal { amount } tax { amount } total { amount } } }",
+            json!({"c": f.customer_a.to_string()}),
+        )
+        .await["previewBilling"]
+        .clone();
+    assert_eq!(preview["tax"], invoice["tax"], "{preview} vs {invoice}");
+    assert_eq!(preview["total"], invoice["total"]);
+}

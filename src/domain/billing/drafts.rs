@@ -372,24 +372,41 @@ async fn try_add_to_invoice(
     for chunk in new_lines.chunks(200) {
         invoice_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(w.db()).await?;
     }
-    let amounts: Vec<Decimal> = invoice_line::Entity::find()
-        .select_only()
-        .column(invoice_line::Column::Amount)
-        .filter(invoice_line::Column::InvoiceId.eq(invoice.id))
-        .into_tuple::<DbDecimal>()
-        .all(w.db())
-        .await?
-        .into_iter()
-        .map(|d| d.0)
-        .collect();
-    let totals = totals(&amounts, tax_rate, currency_code, domain.billing.tax);
+    refresh_totals(w.db(), invoice, tax_rate, domain.billing.tax, now).await?;
+    w.commit(Audit::Bookkeeping("gathering a run's charges onto a draft; the billing run records it")).await?;
+    Ok(true)
+}
+
+/// Brings a DRAFT's tax rate, line taxes (per-line policy) and totals to `rate`: a draft
+/// follows its recipient's current rate until it is issued, and its rate, tax and total
+/// always agree. Its kind follows the sign of its total.
+pub async fn refresh_totals<C: ConnectionTrait>(
+    db: &C,
+    invoice: invoice::Model,
+    rate: Decimal,
+    policy: TaxPolicy,
+    now: DateTime<Utc>,
+) -> Result<invoice::Model> {
+    let currency = Currency::parse(&invoice.currency, "currency")?;
+    let lines = invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(invoice.id)).all(db).await?;
+    if policy == TaxPolicy::PerLine {
+        for line in &lines {
+            let tax = round_to_minor_units(line.amount.0 * rate, currency);
+            if tax != line.tax.0 {
+                let mut model: invoice_line::ActiveModel = line.clone().into();
+                model.tax = Set(DbDecimal(tax));
+                model.update(db).await?;
+            }
+        }
+    }
+    let amounts: Vec<Decimal> = lines.iter().map(|l| l.amount.0).collect();
+    let totals = totals(&amounts, rate, currency, policy);
     let mut model: invoice::ActiveModel = invoice.into();
     model.kind = Set(if totals.total < Decimal::ZERO { InvoiceKind::CreditNote } else { InvoiceKind::Invoice });
+    model.tax_rate = Set(DbDecimal(rate));
     model.subtotal = Set(DbDecimal(totals.subtotal));
     model.tax = Set(DbDecimal(totals.tax));
     model.total = Set(DbDecimal(totals.total));
     model.updated_at = Set(now);
-    model.update(w.db()).await?;
-    w.commit(Audit::Bookkeeping("gathering a run's charges onto a draft; the billing run records it")).await?;
-    Ok(true)
+    Ok(model.update(db).await?)
 }

@@ -10,7 +10,7 @@
 use crate::domain::ids::InvoiceId;
 use chrono::Datelike;
 use entity::enums::{InvoiceKind, InvoiceStatus};
-use entity::{DbDecimal, invoice, invoice_line, reseller};
+use entity::{DbDecimal, customer, invoice, invoice_line, reseller};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, NotSet, QueryFilter,
     QuerySelect, Set, Statement,
@@ -65,6 +65,20 @@ pub async fn issue_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Res
             status_name(invoice.status)
         )));
     }
+    // An invoice to a customer is taxed at the customer's rate when it is issued (the draft
+    // followed it so far); a credit note keeps the rate of the invoice it credits.
+    let invoice = match invoice.recipient_customer_id {
+        Some(customer_id) if invoice.credited_invoice_id.is_none() => {
+            let rate = customer::Entity::find_by_id(customer_id)
+                .one(w.db())
+                .await?
+                .ok_or(Error::NotFound("customer"))?
+                .tax_rate
+                .0;
+            super::drafts::refresh_totals(w.db(), invoice, rate, domain.billing.tax, now).await?
+        }
+        _ => invoice,
+    };
     let prefix = match invoice.issuer_reseller_id {
         Some(reseller_id) => {
             reseller::Entity::find_by_id(reseller_id)

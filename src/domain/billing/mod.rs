@@ -353,8 +353,30 @@ pub async fn preview_billing(
     let currency = Currency::parse(&customer.currency, "currency")?;
     let period = Period::parse(period)?;
     let lines = preview_lines(domain, &customer, period).await?;
-    let amounts: Vec<Decimal> = lines.iter().map(|c| c.amount_retail.0).collect();
-    let totals = invoices::totals(&amounts, customer.tax_rate.0, currency, domain.billing.tax);
+    // Lines on an issued invoice keep that invoice's rate; the rest go on the draft, which
+    // follows the customer's current rate.
+    let on_invoices: Vec<i64> = lines.iter().filter_map(|c| c.customer_invoice_id).collect();
+    let issued_rates: HashMap<i64, Decimal> = entity::invoice::Entity::find()
+        .filter(entity::invoice::Column::Id.is_in(on_invoices))
+        .filter(entity::invoice::Column::Status.ne(entity::enums::InvoiceStatus::Draft))
+        .all(&domain.db)
+        .await?
+        .into_iter()
+        .map(|i| (i.id, i.tax_rate.0))
+        .collect();
+    let mut groups: std::collections::BTreeMap<Option<i64>, Vec<Decimal>> = std::collections::BTreeMap::new();
+    for line in &lines {
+        let issued = line.customer_invoice_id.filter(|id| issued_rates.contains_key(id));
+        groups.entry(issued).or_default().push(line.amount_retail.0);
+    }
+    let mut totals = invoices::Totals { subtotal: Decimal::ZERO, tax: Decimal::ZERO, total: Decimal::ZERO };
+    for (invoice, amounts) in groups {
+        let rate = invoice.and_then(|id| issued_rates.get(&id).copied()).unwrap_or(customer.tax_rate.0);
+        let group = invoices::totals(&amounts, rate, currency, domain.billing.tax);
+        totals.subtotal += group.subtotal;
+        totals.tax += group.tax;
+        totals.total += group.total;
+    }
     Ok(BillingPreview { period: period.label(), currency, lines, totals })
 }
 

@@ -13,7 +13,9 @@
 //! the 168 h windows, cancellations inside and outside them, suspensions and resumptions,
 //! renewals by the scheduler, billing runs on the 1st or a few days late (sometimes two at
 //! once), drafts issued and voided.
-//! Not yet: price changes, tax-rate changes, usage, provisioning failures (see #8).
+//! Customers' tax rates change now and then; each run is checked against the previews taken
+//! just before it.
+//! Not yet: price changes, usage, provisioning failures, runs of two periods at once (see #8).
 
 pub mod model;
 
@@ -254,7 +256,9 @@ async fn simulate(seed: u64) -> usize {
         if day == billing_day {
             app.clock.set(at(0, 30 + rng.gen_range(0..20)));
             let period = day.format("%Y-%m").to_string();
+            let previews = previews(&app, &world, &period).await;
             run_billing(&app, &world, &period, rng.gen_bool(0.15), seed).await;
+            check_previews(&app, &world, &period, &previews, seed).await;
             let billed_through = month_of(day).checked_add_months(chrono::Months::new(1)).unwrap();
             let now = app.domain.clock.now();
             subscription_months += world.bought.iter().filter(|b| b.model.in_force(now)).count();
@@ -265,6 +269,18 @@ async fn simulate(seed: u64) -> usize {
         app.clock.set(at(9, rng.gen_range(0..59)));
         if rng.gen_bool(0.12) || (world.bought.is_empty() && rng.gen_bool(0.5)) {
             buy(&app, &mut world, &mut rng).await;
+        }
+        if rng.gen_bool(0.01) {
+            // A customer's tax rate changes (its drafts follow; issued invoices keep theirs).
+            let customer = rng.gen_range(0..world.customers.len());
+            let rate = ["0", "0.07", "0.19", "0.2", "0.23", "0.255"][rng.gen_range(0..6)];
+            let token = world.resellers[world.customers[customer].reseller].token.clone();
+            app.data(
+                &token,
+                "mutation($id: ID!, $rate: Decimal!) { updateCustomer(id: $id, input: {taxRate: $rate}) { id } }",
+                json!({"id": world.customers[customer].id.to_string(), "rate": rate}),
+            )
+            .await;
         }
         for _ in 0..rng.gen_range(0..3) {
             // The scheduler is prompt: a term that ended minutes ago has renewed (a change
@@ -464,12 +480,51 @@ async fn check(app: &TestApp, world: &mut World, billed_through: NaiveDate, seed
         let sum: Decimal = lines.iter().filter(|l| l.invoice_id == invoice.id).map(|l| l.amount.0).sum();
         assert_eq!(invoice.subtotal.0, sum, "seed {seed}: invoice {} subtotal", invoice.id);
         assert_eq!(invoice.subtotal.0 + invoice.tax.0, invoice.total.0, "seed {seed}: invoice {}", invoice.id);
+        let tax = (invoice.subtotal.0 * invoice.tax_rate.0)
+            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        if invoice.credited_invoice_id.is_none() && invoice.status != entity::enums::InvoiceStatus::Void {
+            assert_eq!(invoice.tax.0, tax, "seed {seed}: invoice {} taxed at its own rate", invoice.id);
+        }
     }
     for (id, snapshot) in &world.issued {
         let invoice = invoices.iter().find(|i| i.id.to_string() == *id).unwrap();
         let now = json!({"total": invoice.total.0.to_string(), "lines": lines.iter().filter(|l| l.invoice_id == invoice.id).count(),
                          "number": invoice.number});
         assert_eq!(&now, snapshot, "seed {seed}: issued invoice {id} changed");
+    }
+}
+
+/// Each customer's preview of `period`, just before its run: (subtotal, tax, total).
+async fn previews(app: &TestApp, world: &World, period: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for customer in &world.customers {
+        let data = app
+            .data(
+                &world.operator,
+                "query($c: ID!, $p: String!) { previewBilling(customerId: $c, period: $p) { subtotal { amount } tax { amount } total { amount } } }",
+                json!({"c": customer.id.to_string(), "p": period}),
+            )
+            .await;
+        out.push(data["previewBilling"].clone());
+    }
+    out
+}
+
+/// Preview == the run: each customer's live invoices of the period add up to its preview.
+async fn check_previews(app: &TestApp, world: &World, period: &str, previews: &[Value], seed: u64) {
+    let invoices = entity::invoice::Entity::find()
+        .filter(entity::invoice::Column::Period.eq(period))
+        .filter(entity::invoice::Column::CreditedInvoiceId.is_null())
+        .filter(entity::invoice::Column::Status.ne(entity::enums::InvoiceStatus::Void))
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    for (customer, preview) in world.customers.iter().zip(previews) {
+        let mine: Vec<_> = invoices.iter().filter(|i| i.recipient_customer_id == Some(customer.id)).collect();
+        let sum = |f: fn(&entity::invoice::Model) -> Decimal| mine.iter().map(|i| f(i)).sum::<Decimal>();
+        let actual = [sum(|i| i.subtotal.0), sum(|i| i.tax.0), sum(|i| i.total.0)];
+        let expected = ["subtotal", "tax", "total"].map(|k| dec(preview[k]["amount"].as_str().unwrap()));
+        assert_eq!(actual, expected, "seed {seed}: customer {} preview of {period} {preview} vs invoices", customer.id);
     }
 }
 
