@@ -322,3 +322,86 @@ async fn the_preview_of_an_issued_period_is_its_invoice_after_a_tax_rate_change(
     assert_eq!(preview["tax"], invoice["tax"], "{preview} vs {invoice}");
     assert_eq!(preview["total"], invoice["total"]);
 }
+
+/// #8.13: a run bills more unbilled usage records than a statement may bind parameters
+/// (65,535 on PostgreSQL, 32,766 on SQLite).
+#[tokio::test]
+async fn a_run_bills_more_usage_records_than_a_statement_can_bind() {
+    use sea_orm::ConnectionTrait;
+    use switchyard::domain::Actor;
+    use switchyard::domain::catalog::{self, NewOffer, NewPricePoint};
+    use switchyard::domain::ids::{OfferId, ProductId};
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let op = Actor::system();
+    let offer = catalog::create_offer(
+        &app.domain,
+        &op,
+        NewOffer {
+            product_id: ProductId::new(f.product_a),
+            sku: "A-METERED".into(),
+            name: "Metered plan".into(),
+            unit: "subscription".into(),
+            term: entity::enums::Term::P1m,
+            billing_frequency: entity::enums::BillingFrequency::Monthly,
+            min_quantity: 1,
+            max_quantity: 1,
+            usage_meter: Some("calls".into()),
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    catalog::add_price_point(
+        &app.domain,
+        &op,
+        NewPricePoint {
+            offer_id: OfferId::new(offer),
+            currency: "USD".into(),
+            cost: crate::helpers::dec("0"),
+            list_price: crate::helpers::dec("0"),
+            usage_unit_cost: Some(crate::helpers::dec("0.057")),
+            usage_unit_list_price: Some(crate::helpers::dec("0.067")),
+            effective_from: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+        },
+    )
+    .await
+    .unwrap();
+    let subscription = bought(&app, &f, offer, 1, "metered").await;
+    let records = 70_000;
+    let (quantity, at) = if crate::helpers::is_postgres() {
+        ("CAST('1' AS NUMERIC)", "CAST('2026-11-10 00:00:00+00:00' AS TIMESTAMPTZ)")
+    } else {
+        ("'1'", "'2026-11-10 00:00:00+00:00'")
+    };
+    app.domain
+        .db
+        .execute_unprepared(&format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {records}) \
+             INSERT INTO usage_records (reseller_id, customer_id, subscription_id, external_id, meter, quantity, occurred_at, received_at) \
+             SELECT {r}, {c}, {subscription}, 'bulk-' || CAST(i AS VARCHAR(10)), 'calls', {quantity}, {at}, {at} FROM n",
+            r = f.reseller_a,
+            c = f.customer_a,
+        ))
+        .await
+        .unwrap();
+    app.clock.set("2026-12-01T06:00:00Z".parse().unwrap());
+    let (_, body) = app.post(Some(&app.operator()), crate::billing::RUN, json!({"p": "2026-11"})).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    // 70,000 calls × 0.067 = 4,690.00, billed once; every record marked billed.
+    let charged = retail_charged(&app, &subscription).await;
+    assert!(charged.contains(&"4690".to_owned()), "{charged:?}");
+    let unbilled = app
+        .domain
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.domain.db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM usage_records WHERE billed_period IS NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(unbilled, 0);
+}

@@ -35,6 +35,9 @@ use super::money::{Currency, round_to_minor_units};
 /// Subscriptions handled per transaction.
 const BATCH: u64 = 500;
 
+/// Usage record ids per statement: well inside every backend's bind-parameter limit.
+const USAGE_CHUNK: usize = 1000;
+
 /// What a run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunSummary {
@@ -314,10 +317,11 @@ async fn write_charges(
             .exec_without_returning(w.db())
             .await?;
     }
-    if !usage_ids.is_empty() {
+    // In chunks: a batch may hold more usage records than a statement may bind parameters.
+    for ids in usage_ids.chunks(USAGE_CHUNK) {
         usage_record::Entity::update_many()
             .col_expr(usage_record::Column::BilledPeriod, sea_orm::sea_query::Expr::value(period.to_owned()))
-            .filter(usage_record::Column::Id.is_in(usage_ids))
+            .filter(usage_record::Column::Id.is_in(ids.iter().copied()))
             .filter(usage_record::Column::BilledPeriod.is_null())
             .exec(w.db())
             .await?;
