@@ -405,3 +405,39 @@ async fn a_run_bills_more_usage_records_than_a_statement_can_bind() {
         .unwrap();
     assert_eq!(unbilled, 0);
 }
+
+const CREDIT_LINES: &str = "mutation($id: ID!, $lines: [CreditLineInput!]) {
+  creditInvoice(id: $id, lines: $lines) { id kind subtotal { amount } tax { amount } total { amount }
+    lines { lineNumber quantity amount { amount } } } }";
+
+/// #8.7: a credit note may credit chosen lines and quantities, never more than is left of
+/// the invoice; crediting "in full" credits what is left.
+#[tokio::test]
+async fn an_issued_invoice_is_credited_in_part_and_never_beyond_what_is_left() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    bought(&app, &f, f.offers_a[0], 5, "o").await;
+    run(&app, "2026-11").await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let invoice = invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string()})).await.remove(0);
+    let id = invoice["id"].clone();
+    app.data(&reseller, ISSUE, json!({"id": id})).await;
+    // 2 of the 5 seats at 9.67: 19.34, tax round(19.34 × 19 %) = 3.67.
+    let part = app
+        .data(&reseller, CREDIT_LINES, json!({"id": id, "lines": [{"lineNumber": 1, "quantity": "2"}]}))
+        .await["creditInvoice"]
+        .clone();
+    assert_eq!(part["kind"], "CREDIT_NOTE");
+    assert_eq!((&part["subtotal"]["amount"], &part["tax"]["amount"]), (&json!("-19.34"), &json!("-3.67")), "{part}");
+    assert_eq!(part["lines"][0]["quantity"], "-2");
+    let too_much = json!({"id": id, "lines": [{"lineNumber": 1, "quantity": "4"}]});
+    assert_eq!(app.error_code(Some(&reseller), CREDIT_LINES, too_much).await, "BAD_USER_INPUT", "only 3 are left");
+    let no_line = json!({"id": id, "lines": [{"lineNumber": 9}]});
+    assert_eq!(app.error_code(Some(&reseller), CREDIT_LINES, no_line).await, "BAD_USER_INPUT");
+    // In full: what is left, 48.35 − 19.34.
+    let rest = app.data(&reseller, CREDIT_LINES, json!({"id": id})).await["creditInvoice"].clone();
+    assert_eq!(rest["subtotal"]["amount"], "-29.01", "{rest}");
+    assert_eq!(rest["lines"][0]["quantity"], "-3");
+    let code = app.error_code(Some(&reseller), CREDIT_LINES, json!({"id": id})).await;
+    assert_eq!(code, "CONFLICT", "nothing is left to credit");
+}

@@ -11,11 +11,13 @@ use crate::domain::ids::InvoiceId;
 use chrono::Datelike;
 use entity::enums::{InvoiceKind, InvoiceStatus};
 use entity::{DbDecimal, customer, invoice, invoice_line, reseller};
+use rust_decimal::Decimal;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, NotSet, QueryFilter,
     QuerySelect, Set, Statement,
 };
 use serde_json::json;
+use std::collections::HashMap;
 
 use super::invoices::get_invoice;
 use crate::domain::Domain;
@@ -170,9 +172,26 @@ async fn set_status(
     Ok(updated)
 }
 
-/// Credits an ISSUED or PAID invoice in full: a DRAFT credit note with every line negated,
-/// referencing it (issue it to number it). One full credit note per invoice.
-pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Result<invoice::Model> {
+/// A line to credit: the original line's number and how much of its quantity (all that is
+/// left when `None`).
+#[derive(Clone, Debug)]
+pub struct CreditLine {
+    /// The credited invoice's line number.
+    pub line_number: i32,
+    /// Quantity to credit, positive; `None` for what is left of the line.
+    pub quantity: Option<Decimal>,
+}
+
+/// Credits an ISSUED or PAID invoice with a DRAFT credit note referencing it (issue it to
+/// number it): the chosen lines and quantities, or everything left of it when `lines` is
+/// `None`. What all its live credit notes credit never exceeds a line's quantity or amount;
+/// a credit note is not itself credited.
+pub async fn credit_invoice(
+    domain: &Domain,
+    actor: &Actor,
+    id: InvoiceId,
+    lines: Option<Vec<CreditLine>>,
+) -> Result<invoice::Model> {
     let now = domain.clock.now();
     let w = Write::begin(domain).await?;
     let original = locked_invoice(w.db(), actor, id).await?;
@@ -186,10 +205,78 @@ pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Re
     if original.kind == InvoiceKind::CreditNote {
         return Err(Error::InvalidTransition("a credit note is not itself credited".into()));
     }
-    let exists = invoice::Entity::find().filter(invoice::Column::CreditedInvoiceId.eq(original.id)).one(w.db()).await?;
-    if exists.is_some() {
-        return Err(Error::conflict("ALREADY_CREDITED", "this invoice already has a credit note"));
+    let originals =
+        invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(original.id)).all(w.db()).await?;
+    // What live credit notes credited so far, per line number: (quantity, amount), positive.
+    let notes: Vec<i64> = invoice::Entity::find()
+        .select_only()
+        .column(invoice::Column::Id)
+        .filter(invoice::Column::CreditedInvoiceId.eq(original.id))
+        .filter(invoice::Column::Status.ne(InvoiceStatus::Void))
+        .into_tuple()
+        .all(w.db())
+        .await?;
+    let mut credited: HashMap<i32, (Decimal, Decimal)> = HashMap::new();
+    for line in invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.is_in(notes)).all(w.db()).await? {
+        let entry = credited.entry(line.line_number).or_default();
+        entry.0 -= line.quantity.0;
+        entry.1 -= line.amount.0;
     }
+    let left = |line: &invoice_line::Model| {
+        let (quantity, amount) = credited.get(&line.line_number).copied().unwrap_or_default();
+        (line.quantity.0 - quantity, line.amount.0 - amount)
+    };
+    let currency = crate::domain::money::Currency::parse(&original.currency, "currency")?;
+    // (original line, quantity credited, amount credited), both positive.
+    let mut chosen: Vec<(&invoice_line::Model, Decimal, Decimal)> = Vec::new();
+    match lines {
+        None => {
+            for line in &originals {
+                let (quantity, amount) = left(line);
+                if amount != Decimal::ZERO || quantity != Decimal::ZERO {
+                    chosen.push((line, quantity, amount));
+                }
+            }
+            if chosen.is_empty() {
+                return Err(Error::conflict("ALREADY_CREDITED", "nothing is left of this invoice to credit"));
+            }
+        }
+        Some(requested) => {
+            if requested.is_empty() {
+                return Err(Error::validation("lines", "name at least one line"));
+            }
+            for (index, request) in requested.iter().enumerate() {
+                let field = |name: &str| format!("lines[{index}].{name}");
+                let line = originals
+                    .iter()
+                    .find(|l| l.line_number == request.line_number)
+                    .ok_or_else(|| Error::validation(field("lineNumber"), "the invoice has no such line"))?;
+                if chosen.iter().any(|(l, _, _)| l.line_number == line.line_number) {
+                    return Err(Error::validation(field("lineNumber"), "each line at most once"));
+                }
+                let (quantity_left, amount_left) = left(line);
+                let quantity = request.quantity.unwrap_or(quantity_left);
+                if quantity <= Decimal::ZERO || quantity > quantity_left.abs() || line.quantity.0 == Decimal::ZERO {
+                    return Err(Error::validation(
+                        field("quantity"),
+                        format!("must be more than 0 and at most the {} left of the line", quantity_left.abs()),
+                    ));
+                }
+                // The last of a line credits exactly what is left; a part, its share rounded.
+                let amount = if quantity == quantity_left.abs() {
+                    amount_left
+                } else {
+                    crate::domain::money::round_to_minor_units(
+                        line.amount.0 * quantity / line.quantity.0.abs(),
+                        currency,
+                    )
+                };
+                chosen.push((line, quantity, amount));
+            }
+        }
+    }
+    let amounts: Vec<Decimal> = chosen.iter().map(|(_, _, amount)| -*amount).collect();
+    let totals = super::invoices::totals(&amounts, original.tax_rate.0, currency, domain.billing.tax);
     let note = invoice::ActiveModel {
         id: NotSet,
         kind: Set(InvoiceKind::CreditNote),
@@ -206,9 +293,9 @@ pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Re
         number: Set(None),
         number_year: Set(None),
         tax_rate: Set(original.tax_rate),
-        subtotal: Set(DbDecimal(-original.subtotal.0)),
-        tax: Set(DbDecimal(-original.tax.0)),
-        total: Set(DbDecimal(-original.total.0)),
+        subtotal: Set(DbDecimal(totals.subtotal)),
+        tax: Set(DbDecimal(totals.tax)),
+        total: Set(DbDecimal(totals.total)),
         issued_at: Set(None),
         paid_at: Set(None),
         voided_at: Set(None),
@@ -217,11 +304,9 @@ pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Re
     }
     .insert(w.db())
     .await?;
-    let lines =
-        invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(original.id)).all(w.db()).await?;
-    let negated: Vec<invoice_line::ActiveModel> = lines
-        .into_iter()
-        .map(|line| invoice_line::ActiveModel {
+    let negated: Vec<invoice_line::ActiveModel> = chosen
+        .iter()
+        .map(|(line, quantity, amount)| invoice_line::ActiveModel {
             id: NotSet,
             invoice_id: Set(note.id),
             line_number: Set(line.line_number),
@@ -229,12 +314,17 @@ pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Re
             customer_id: Set(line.customer_id),
             subscription_id: Set(line.subscription_id),
             description: Set(format!("credit: {}", line.description)),
-            quantity: Set(DbDecimal(-line.quantity.0)),
+            quantity: Set(DbDecimal(if line.quantity.0.is_sign_negative() { *quantity } else { -*quantity })),
             unit_price: Set(line.unit_price),
             days_used: Set(line.days_used),
             days_in_period: Set(line.days_in_period),
-            amount: Set(DbDecimal(-line.amount.0)),
-            tax: Set(DbDecimal(-line.tax.0)),
+            amount: Set(DbDecimal(-*amount)),
+            tax: Set(DbDecimal(match domain.billing.tax {
+                super::proration::TaxPolicy::PerLine => {
+                    crate::domain::money::round_to_minor_units(-*amount * original.tax_rate.0, currency)
+                }
+                super::proration::TaxPolicy::PerInvoice => Decimal::ZERO,
+            })),
             unit_cost: Set(line.unit_cost),
             unit_wholesale: Set(line.unit_wholesale),
             unit_retail: Set(line.unit_retail),
@@ -243,7 +333,7 @@ pub async fn credit_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Re
     for chunk in negated.chunks(200) {
         invoice_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(w.db()).await?;
     }
-    w.commit(Audit::action(actor, "creditInvoice", "invoice", Some(original.id), json!({"creditNoteId": note.id})))
-        .await?;
+    let details = json!({"creditNoteId": note.id, "lines": chosen.len(), "total": note.total.0.to_string()});
+    w.commit(Audit::action(actor, "creditInvoice", "invoice", Some(original.id), details)).await?;
     Ok(note)
 }

@@ -21,6 +21,15 @@ pub struct UsageRecordInput {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// A line of an invoice to credit.
+#[derive(InputObject)]
+pub struct CreditLineInput {
+    /// The invoice line's number.
+    pub line_number: i32,
+    /// How much of its quantity to credit; all that is left of it when omitted.
+    pub quantity: Option<DecimalScalar>,
+}
+
 /// Whether a usage record was stored.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum UsageRecordStatus {
@@ -64,16 +73,30 @@ impl BillingMutation {
         issuing::mark_paid(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
     }
 
-    /// Voids a DRAFT or ISSUED invoice.
+    /// Voids a DRAFT invoice and releases its charges to the next run (an issued invoice is
+    /// corrected with a credit note).
     async fn void_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
         let id = parse_id(&id, "id")?;
         issuing::void_invoice(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
     }
 
-    /// Credits an ISSUED or PAID invoice in full with a DRAFT credit note.
-    async fn credit_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
+    /// Credits an ISSUED or PAID invoice with a DRAFT credit note referencing it: the chosen
+    /// lines and quantities, or everything left of it when `lines` is omitted. Credit notes
+    /// never credit more than a line's quantity or amount; a credit note is not credited.
+    async fn credit_invoice(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        lines: Option<Vec<CreditLineInput>>,
+    ) -> async_graphql::Result<Invoice> {
         let id = parse_id(&id, "id")?;
-        issuing::credit_invoice(domain(ctx), actor(ctx)?, id).await.map(Invoice).gql()
+        let lines = lines.map(|lines| {
+            lines
+                .into_iter()
+                .map(|l| issuing::CreditLine { line_number: l.line_number, quantity: l.quantity.map(|q| q.0) })
+                .collect()
+        });
+        issuing::credit_invoice(domain(ctx), actor(ctx)?, id, lines).await.map(Invoice).gql()
     }
 
     /// Records usage in a batch; a record whose external id was seen before is DUPLICATE.

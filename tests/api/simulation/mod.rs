@@ -12,7 +12,7 @@
 //! purchases on any day (the 31st included), seat increases, decreases inside and outside
 //! the 168 h windows, cancellations inside and outside them, suspensions and resumptions,
 //! renewals by the scheduler, billing runs on the 1st or a few days late (sometimes two at
-//! once), drafts issued and voided.
+//! once), drafts issued and voided, issued invoices credited in part or in full.
 //! Customers' tax rates change now and then; each run is checked against the previews taken
 //! just before it.
 //! Not yet: price changes, usage, provisioning failures, runs of two periods at once (see #8).
@@ -264,6 +264,7 @@ async fn simulate(seed: u64) -> usize {
             subscription_months += world.bought.iter().filter(|b| b.model.in_force(now)).count();
             check(&app, &mut world, billed_through, seed, &period).await;
             handle_drafts(&app, &mut world, &mut rng).await;
+            credit_something(&app, &world, &mut rng, seed).await;
         }
         // The day's business.
         app.clock.set(at(9, rng.gen_range(0..59)));
@@ -291,6 +292,13 @@ async fn simulate(seed: u64) -> usize {
         app.run_jobs().await;
         day = day.succ_opt().unwrap();
     }
+    // The history exercised what the checks are about (else they pass vacuously).
+    let notes = entity::invoice::Entity::find()
+        .filter(entity::invoice::Column::CreditedInvoiceId.is_not_null())
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    assert!(!notes.is_empty() && !world.issued.is_empty(), "seed {seed}: no invoice was issued or credited");
     subscription_months
 }
 
@@ -486,6 +494,30 @@ async fn check(app: &TestApp, world: &mut World, billed_through: NaiveDate, seed
             assert_eq!(invoice.tax.0, tax, "seed {seed}: invoice {} taxed at its own rate", invoice.id);
         }
     }
+    // Live credit notes never credit more of a line than it holds, in quantity or amount.
+    let mut credited: HashMap<(i64, i32), (Decimal, Decimal)> = HashMap::new();
+    for note in
+        invoices.iter().filter(|i| i.credited_invoice_id.is_some() && i.status != entity::enums::InvoiceStatus::Void)
+    {
+        for line in lines.iter().filter(|l| l.invoice_id == note.id) {
+            let entry = credited.entry((note.credited_invoice_id.unwrap(), line.line_number)).or_default();
+            entry.0 += line.quantity.0;
+            entry.1 += line.amount.0;
+        }
+    }
+    for ((invoice, number), (quantity, amount)) in &credited {
+        let line = lines.iter().find(|l| l.invoice_id == *invoice && l.line_number == *number).unwrap();
+        assert!(
+            quantity.abs() <= line.quantity.0.abs() && amount.abs() <= line.amount.0.abs(),
+            "seed {seed}: invoice {invoice} line {number} credited {quantity} / {amount} of {} / {}",
+            line.quantity.0,
+            line.amount.0
+        );
+        assert!(
+            amount.is_zero() || amount.is_sign_negative() != line.amount.0.is_sign_negative(),
+            "seed {seed}: a credit has the line's opposite sign"
+        );
+    }
     for (id, snapshot) in &world.issued {
         let invoice = invoices.iter().find(|i| i.id.to_string() == *id).unwrap();
         let now = json!({"total": invoice.total.0.to_string(), "lines": lines.iter().filter(|l| l.invoice_id == invoice.id).count(),
@@ -525,6 +557,45 @@ async fn check_previews(app: &TestApp, world: &World, period: &str, previews: &[
         let actual = [sum(|i| i.subtotal.0), sum(|i| i.tax.0), sum(|i| i.total.0)];
         let expected = ["subtotal", "tax", "total"].map(|k| dec(preview[k]["amount"].as_str().unwrap()));
         assert_eq!(actual, expected, "seed {seed}: customer {} preview of {period} {preview} vs invoices", customer.id);
+    }
+}
+
+/// Credits a random part of a random issued invoice now and then (never a credit note).
+async fn credit_something(app: &TestApp, world: &World, rng: &mut StdRng, seed: u64) {
+    let issued = entity::invoice::Entity::find()
+        .filter(entity::invoice::Column::Status.eq(entity::enums::InvoiceStatus::Issued))
+        .filter(entity::invoice::Column::Kind.eq(entity::enums::InvoiceKind::Invoice))
+        .order_by_asc(entity::invoice::Column::Id)
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    if issued.is_empty() || !rng.gen_bool(0.5) {
+        return;
+    }
+    let invoice = &issued[rng.gen_range(0..issued.len())];
+    let lines = entity::invoice_line::Entity::find()
+        .filter(entity::invoice_line::Column::InvoiceId.eq(invoice.id))
+        .order_by_asc(entity::invoice_line::Column::LineNumber)
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    let line = &lines[rng.gen_range(0..lines.len())];
+    let token = match invoice.issuer_reseller_id {
+        Some(reseller) => app.token(Role::Reseller, Some(reseller)),
+        None => world.operator.clone(),
+    };
+    let lines =
+        if rng.gen_bool(0.3) { Value::Null } else { json!([{"lineNumber": line.line_number, "quantity": "1"}]) };
+    let (_, body) = app
+        .post(
+            Some(&token),
+            "mutation($id: ID!, $lines: [CreditLineInput!]) { creditInvoice(id: $id, lines: $lines) { id } }",
+            json!({"id": invoice.id.to_string(), "lines": lines}),
+        )
+        .await;
+    if let Some(errors) = body.get("errors") {
+        let code = errors[0]["extensions"]["code"].as_str().unwrap_or_default();
+        assert!(["BAD_USER_INPUT", "CONFLICT"].contains(&code), "seed {seed}: credit {}: {body}", invoice.id);
     }
 }
 
