@@ -441,3 +441,45 @@ async fn an_issued_invoice_is_credited_in_part_and_never_beyond_what_is_left() {
     let code = app.error_code(Some(&reseller), CREDIT_LINES, json!({"id": id})).await;
     assert_eq!(code, "CONFLICT", "nothing is left to credit");
 }
+
+/// #8.9: a change is charged once, even by runs of two periods at once: a charge's key is
+/// unique per subscription, whatever the period it lands on.
+#[tokio::test]
+async fn a_change_is_charged_once_even_by_runs_of_two_periods_at_once() {
+    use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set};
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let subscription = bought(&app, &f, f.offers_a[0], 5, "o").await;
+    run(&app, "2026-11").await;
+    app.clock.set("2026-11-25T12:00:00Z".parse().unwrap());
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.data(
+        &reseller,
+        "mutation($id: ID!) { changeSubscriptionQuantity(id: $id, quantity: 8, idempotencyKey: \"up\") { replayed } }",
+        json!({"id": subscription}),
+    )
+    .await;
+    app.clock.set("2026-12-01T00:30:00Z".parse().unwrap());
+    let operator = app.operator();
+    let run_doc = crate::billing::RUN;
+    let (a, b) = tokio::join!(
+        app.post(Some(&operator), run_doc, json!({"p": "2026-11"})),
+        app.post(Some(&operator), run_doc, json!({"p": "2026-12"}))
+    );
+    assert!(a.1.get("errors").is_none() && b.1.get("errors").is_none(), "{a:?} {b:?}");
+    let id: i64 = subscription.parse().unwrap();
+    let charges = entity::charge::Entity::find()
+        .filter(entity::charge::Column::SubscriptionId.eq(id))
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    let increase: Vec<_> = charges.iter().filter(|c| c.description.starts_with("seats added")).collect();
+    assert_eq!(increase.len(), 1, "{charges:?}");
+    // And the database refuses the same key under another period, whatever the race.
+    let mut duplicate: entity::charge::ActiveModel = increase[0].clone().into();
+    duplicate.id = NotSet;
+    duplicate.period = Set(if increase[0].period == "2026-11" { "2026-12".into() } else { "2026-11".into() });
+    duplicate.customer_invoice_id = Set(None);
+    duplicate.reseller_invoice_id = Set(None);
+    assert!(duplicate.insert(&app.domain.db).await.is_err(), "a second charge under the same key was accepted");
+}

@@ -101,8 +101,9 @@ async fn jobs_queued_before_the_generic_queue_survive_the_upgrade() {
     let next = crate::helpers::subjectless_job("request-next", 8, at).insert(&db).await.unwrap();
     assert!(next.id > 41, "new jobs are numbered after the copied ones: {}", next.id);
 
-    // And back (past migration 11 first), but only while every job fits the old table.
-    migration::Migrator::down(&db, Some(1)).await.unwrap();
+    // And back (past the migrations after 10 first), but only while every job fits the old table.
+    let after_ten = u32::try_from(migration::Migrator::migrations().len() - 10).unwrap();
+    migration::Migrator::down(&db, Some(after_ten)).await.unwrap();
     assert!(migration::Migrator::down(&db, Some(1)).await.is_err(), "a job with no subject has no place there");
     entity::job::Entity::delete_by_id(next.id).exec(&db).await.unwrap();
     migration::Migrator::down(&db, Some(1)).await.unwrap();

@@ -114,8 +114,15 @@ async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTim
         after = last.id;
         summary.subscriptions += batch.len();
         let batch: Vec<_> = batch.into_iter().filter(|s| !frozen.contains(&s.customer_id)).collect();
-        let planned = plan_batch(domain, &batch, period, settings).await?;
-        summary.charges_created += write_charges(domain, &batch, &planned, &label, run_id, now).await?;
+        let mut attempt = 0;
+        summary.charges_created += loop {
+            attempt += 1;
+            let planned = plan_batch(domain, &batch, period, settings).await?;
+            match write_charges(domain, &batch, &planned, &label, run_id, now).await {
+                Err(Error::Conflict { reason: "STALE_PLAN", .. }) if attempt < 5 => continue,
+                other => break other?,
+            }
+        };
     }
     summary.invoices_touched = drafts::invoice_period(domain, &label, run_id, now).await?;
     Ok(summary)
@@ -302,28 +309,30 @@ async fn write_charges(
         }
     }
     let w = Write::begin(domain).await?;
-    let mut written = 0;
-    for chunk in models.chunks(200) {
-        written += charge::Entity::insert_many(chunk.to_vec())
-            .on_conflict(
-                OnConflict::columns([
-                    charge::Column::SubscriptionId,
-                    charge::Column::Period,
-                    charge::Column::ChargeKey,
-                ])
-                .do_nothing()
-                .to_owned(),
-            )
-            .exec_without_returning(w.db())
-            .await?;
-    }
-    // In chunks: a batch may hold more usage records than a statement may bind parameters.
+    // Claim the usage first (in chunks: a batch may hold more records than a statement may
+    // bind parameters). A record another run claimed since this batch was planned means
+    // the plan is stale: nothing is kept, and the caller plans the batch again.
+    let mut claimed = 0;
     for ids in usage_ids.chunks(USAGE_CHUNK) {
-        usage_record::Entity::update_many()
+        claimed += usage_record::Entity::update_many()
             .col_expr(usage_record::Column::BilledPeriod, sea_orm::sea_query::Expr::value(period.to_owned()))
             .filter(usage_record::Column::Id.is_in(ids.iter().copied()))
             .filter(usage_record::Column::BilledPeriod.is_null())
             .exec(w.db())
+            .await?
+            .rows_affected;
+    }
+    if claimed != u64::try_from(usage_ids.len()).unwrap_or(u64::MAX) {
+        w.rollback().await;
+        return Err(Error::conflict("STALE_PLAN", "another run billed some of this batch's usage"));
+    }
+    // A key is charged once per subscription (whatever the period): a concurrent run's
+    // charge for the same change or cycle wins, and this one is skipped.
+    let mut written = 0;
+    for chunk in models.chunks(200) {
+        written += charge::Entity::insert_many(chunk.to_vec())
+            .on_conflict(OnConflict::new().do_nothing().to_owned())
+            .exec_without_returning(w.db())
             .await?;
     }
     w.commit(Audit::Bookkeeping("a billing run's charges; the run's row and its runBilling audit row record it"))

@@ -11,8 +11,8 @@
 //! retail markup), offers of every term × billing frequency, auto-renew on and off,
 //! purchases on any day (the 31st included), seat increases, decreases inside and outside
 //! the 168 h windows, cancellations inside and outside them, suspensions and resumptions,
-//! renewals by the scheduler, billing runs on the 1st or a few days late (sometimes two at
-//! once), drafts issued and voided, issued invoices credited in part or in full.
+//! renewals by the scheduler, billing runs on the 1st or a few days late (sometimes two of
+//! the month at once, sometimes with the previous month's again at once), drafts issued and voided, issued invoices credited in part or in full.
 //! Customers' tax rates change now and then; each run is checked against the previews taken
 //! just before it.
 //! Not yet: price changes, usage, provisioning failures, runs of two periods at once (see #8).
@@ -257,8 +257,17 @@ async fn simulate(seed: u64) -> usize {
             app.clock.set(at(0, 30 + rng.gen_range(0..20)));
             let period = day.format("%Y-%m").to_string();
             let previews = previews(&app, &world, &period).await;
-            run_billing(&app, &world, &period, rng.gen_bool(0.15), seed).await;
-            check_previews(&app, &world, &period, &previews, seed).await;
+            let runs = match rng.gen_range(0..100) {
+                0..10 => Runs::Twice,
+                10..20 if day > first + Duration::days(31) => Runs::WithThePrevious,
+                _ => Runs::Once,
+            };
+            run_billing(&app, &world, &period, runs, seed).await;
+            // A re-run of the previous month may take charges a void released onto its own
+            // new draft, so the month's invoices are then compared with the model only.
+            if runs != Runs::WithThePrevious {
+                check_previews(&app, &world, &period, &previews, seed).await;
+            }
             let billed_through = month_of(day).checked_add_months(chrono::Months::new(1)).unwrap();
             let now = app.domain.clock.now();
             subscription_months += world.bought.iter().filter(|b| b.model.in_force(now)).count();
@@ -410,19 +419,39 @@ async fn act(app: &TestApp, world: &mut World, rng: &mut StdRng, seed: u64) {
     }
 }
 
-async fn run_billing(app: &TestApp, world: &World, period: &str, twice: bool, seed: u64) {
+/// How a month's run is made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Runs {
+    /// One run.
+    Once,
+    /// Two runs of the month at once.
+    Twice,
+    /// The month's run and the previous month's again, at once.
+    WithThePrevious,
+}
+
+async fn run_billing(app: &TestApp, world: &World, period: &str, runs: Runs, seed: u64) {
     let run = "mutation($p: String!) { runBilling(period: $p) { chargesCreated } }";
     let variables = json!({"p": period});
     let operator = world.operator.clone();
-    if twice {
-        let (a, b) = tokio::join!(
-            app.post(Some(&operator), run, variables.clone()),
-            app.post(Some(&operator), run, variables.clone())
-        );
-        assert!(a.1.get("errors").is_none() && b.1.get("errors").is_none(), "seed {seed}: {a:?} {b:?}");
-    } else {
-        let (_, body) = app.post(Some(&operator), run, variables).await;
-        assert!(body.get("errors").is_none(), "seed {seed}: run {period}: {body}");
+    let other = match runs {
+        Runs::Once => None,
+        Runs::Twice => Some(variables.clone()),
+        Runs::WithThePrevious => {
+            let month = NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").unwrap();
+            let previous = month.checked_sub_months(chrono::Months::new(1)).unwrap();
+            Some(json!({"p": previous.format("%Y-%m").to_string()}))
+        }
+    };
+    match other {
+        Some(other) => {
+            let (a, b) = tokio::join!(app.post(Some(&operator), run, variables), app.post(Some(&operator), run, other));
+            assert!(a.1.get("errors").is_none() && b.1.get("errors").is_none(), "seed {seed}: {a:?} {b:?}");
+        }
+        None => {
+            let (_, body) = app.post(Some(&operator), run, variables).await;
+            assert!(body.get("errors").is_none(), "seed {seed}: run {period}: {body}");
+        }
     }
 }
 
