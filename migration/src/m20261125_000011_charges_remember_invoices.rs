@@ -2,8 +2,10 @@
 //! customer's invoice from its reseller, the reseller's invoice from the operator), so
 //! "on exactly one live invoice per side" is a property of the charge row: gathering claims
 //! a charge with `UPDATE … WHERE customer_invoice_id IS NULL`, voiding a draft releases its
-//! charges by clearing the column. Existing links are copied from the invoice lines (lines
-//! on VOID invoices release their charges). A period may now have several invoices between
+//! charges by clearing the column. Existing links are copied from the invoice lines: lines
+//! on a draft that was voided release their charges; an invoice voided *after* it was issued
+//! (which earlier versions allowed) keeps them, so deliberately voided bills are not billed
+//! again by the next run. A period may now have several invoices between
 //! the same parties (a new draft once one is issued), but only one open DRAFT at a time.
 
 use sea_orm_migration::prelude::*;
@@ -19,10 +21,12 @@ ALTER TABLE charges ADD COLUMN customer_invoice_id BIGINT {invoice};
 ALTER TABLE charges ADD COLUMN reseller_invoice_id BIGINT {invoice};
 UPDATE charges SET customer_invoice_id = (
     SELECT MIN(l.invoice_id) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
-    WHERE l.charge_id = charges.id AND i.recipient_customer_id IS NOT NULL AND i.status <> 'VOID');
+    WHERE l.charge_id = charges.id AND i.recipient_customer_id IS NOT NULL
+      AND (i.status <> 'VOID' OR i.number IS NOT NULL));
 UPDATE charges SET reseller_invoice_id = (
     SELECT MIN(l.invoice_id) FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id
-    WHERE l.charge_id = charges.id AND i.recipient_reseller_id IS NOT NULL AND i.status <> 'VOID');
+    WHERE l.charge_id = charges.id AND i.recipient_reseller_id IS NOT NULL
+      AND (i.status <> 'VOID' OR i.number IS NOT NULL));
 CREATE INDEX idx_charges_customer_invoice ON charges(customer_invoice_id);
 CREATE INDEX idx_charges_reseller_invoice ON charges(reseller_invoice_id);
 CREATE INDEX idx_charges_uninvoiced ON charges(period, customer_id)

@@ -483,3 +483,113 @@ async fn a_change_is_charged_once_even_by_runs_of_two_periods_at_once() {
     duplicate.reseller_invoice_id = Set(None);
     assert!(duplicate.insert(&app.domain.db).await.is_err(), "a second charge under the same key was accepted");
 }
+
+static NUMBER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
+/// An ISSUED invoice from reseller A to customer A with `lines` of (quantity, amount), taxed
+/// per invoice at `rate`; its id.
+async fn issued_invoice(app: &TestApp, f: &Fixture, rate: &str, lines: &[(&str, &str)]) -> String {
+    use entity::DbDecimal;
+    use sea_orm::{ActiveModelTrait, NotSet, Set};
+    let dec = crate::helpers::dec;
+    let now = app.domain.clock.now();
+    let subtotal: rust_decimal::Decimal = lines.iter().map(|(_, a)| dec(a)).sum();
+    let tax = (subtotal * dec(rate)).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    let invoice = entity::invoice::ActiveModel {
+        id: NotSet,
+        kind: Set(entity::enums::InvoiceKind::Invoice),
+        issuer_key: Set(format!("RSL{}", f.reseller_a)),
+        issuer_reseller_id: Set(Some(f.reseller_a)),
+        recipient_key: Set(format!("CUS{}", f.customer_a)),
+        recipient_reseller_id: Set(None),
+        recipient_customer_id: Set(Some(f.customer_a)),
+        credited_invoice_id: Set(None),
+        billing_run_id: Set(None),
+        period: Set("2026-10".into()),
+        currency: Set("USD".into()),
+        status: Set(entity::enums::InvoiceStatus::Issued),
+        number: Set(Some(format!("RSLA-2026-9{:05}", NUMBER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)))),
+        number_year: Set(Some(2026)),
+        tax_rate: Set(DbDecimal(dec(rate))),
+        subtotal: Set(DbDecimal(subtotal)),
+        tax: Set(DbDecimal(tax)),
+        total: Set(DbDecimal(subtotal + tax)),
+        issued_at: Set(Some(now)),
+        paid_at: Set(None),
+        voided_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&app.domain.db)
+    .await
+    .unwrap();
+    for (index, (quantity, amount)) in lines.iter().enumerate() {
+        entity::invoice_line::ActiveModel {
+            id: NotSet,
+            invoice_id: Set(invoice.id),
+            line_number: Set(index as i32 + 1),
+            charge_id: Set(None),
+            customer_id: Set(Some(f.customer_a)),
+            subscription_id: Set(None),
+            description: Set(format!("line {index}")),
+            quantity: Set(DbDecimal(dec(quantity))),
+            unit_price: Set(DbDecimal(dec(amount) / dec(quantity))),
+            days_used: Set(None),
+            days_in_period: Set(None),
+            amount: Set(DbDecimal(dec(amount))),
+            tax: Set(DbDecimal(dec("0"))),
+            unit_cost: Set(DbDecimal(dec("0"))),
+            unit_wholesale: Set(DbDecimal(dec("0"))),
+            unit_retail: Set(DbDecimal(dec(amount) / dec(quantity))),
+        }
+        .insert(&app.domain.db)
+        .await
+        .unwrap();
+    }
+    invoice.id.to_string()
+}
+
+/// Credit notes of an invoice, summed: (subtotal, tax, total).
+async fn credited(app: &TestApp, invoice: &str) -> (String, String, String) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let notes = entity::invoice::Entity::find()
+        .filter(entity::invoice::Column::CreditedInvoiceId.eq(invoice.parse::<i64>().unwrap()))
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    let sum = |f: fn(&entity::invoice::Model) -> rust_decimal::Decimal| {
+        notes.iter().map(f).sum::<rust_decimal::Decimal>().normalize().to_string()
+    };
+    (sum(|n| n.subtotal.0), sum(|n| n.tax.0), sum(|n| n.total.0))
+}
+
+/// Found by review: credit notes never credit more tax, more than a mixed invoice's
+/// subtotal, or more than a line piece by piece, than the invoice holds.
+#[tokio::test]
+async fn credit_notes_never_credit_more_than_the_invoice_in_tax_in_total_or_piece_by_piece() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let credit = |id: &str, lines: Value| json!({"id": id, "lines": lines});
+    // DOMAIN.md's example: 55.55 and 11.11 at 23 %: tax 15.33, total 81.99. Line by line,
+    // the tax credited is still 15.33.
+    let taxed = issued_invoice(&app, &f, "0.23", &[("1", "55.55"), ("1", "11.11")]).await;
+    app.data(&reseller, CREDIT_LINES, credit(&taxed, json!([{"lineNumber": 1}]))).await;
+    app.data(&reseller, CREDIT_LINES, credit(&taxed, json!([{"lineNumber": 2}]))).await;
+    assert_eq!(credited(&app, &taxed).await, ("-66.66".into(), "-15.33".into(), "-81.99".into()));
+    // A charge of 100 and a refund of 80: the charge alone would credit five times the
+    // invoice; the refund alone would charge the customer.
+    let mixed = issued_invoice(&app, &f, "0", &[("1", "100"), ("-1", "-80")]).await;
+    for line in [1, 2] {
+        let code = app.error_code(Some(&reseller), CREDIT_LINES, credit(&mixed, json!([{"lineNumber": line}]))).await;
+        assert_eq!(code, "BAD_USER_INPUT", "line {line}");
+    }
+    app.data(&reseller, CREDIT_LINES, json!({"id": mixed})).await;
+    assert_eq!(credited(&app, &mixed).await, ("-20".into(), "0".into(), "-20".into()));
+    // 55 units for 3.69 (0.067 each), credited one unit at a time: 3.69 in all, never more.
+    let usage = issued_invoice(&app, &f, "0", &[("55", "3.69")]).await;
+    for _ in 0..55 {
+        app.data(&reseller, CREDIT_LINES, credit(&usage, json!([{"lineNumber": 1, "quantity": "1"}]))).await;
+    }
+    assert_eq!(credited(&app, &usage).await, ("-3.69".into(), "0".into(), "-3.69".into()));
+}

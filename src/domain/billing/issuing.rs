@@ -207,34 +207,50 @@ pub async fn credit_invoice(
     }
     let originals =
         invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(original.id)).all(w.db()).await?;
-    // What live credit notes credited so far, per line number: (quantity, amount), positive.
-    let notes: Vec<i64> = invoice::Entity::find()
-        .select_only()
-        .column(invoice::Column::Id)
+    // What live credit notes credited so far: per line number (quantity, amount, tax) and in
+    // all (subtotal, tax), in the invoice's own sign.
+    let notes = invoice::Entity::find()
         .filter(invoice::Column::CreditedInvoiceId.eq(original.id))
         .filter(invoice::Column::Status.ne(InvoiceStatus::Void))
-        .into_tuple()
         .all(w.db())
         .await?;
-    let mut credited: HashMap<i32, (Decimal, Decimal)> = HashMap::new();
-    for line in invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.is_in(notes)).all(w.db()).await? {
+    let credited_subtotal: Decimal = notes.iter().map(|n| -n.subtotal.0).sum();
+    let credited_tax: Decimal = notes.iter().map(|n| -n.tax.0).sum();
+    let note_ids: Vec<i64> = notes.iter().map(|n| n.id).collect();
+    let mut credited: HashMap<i32, (Decimal, Decimal, Decimal)> = HashMap::new();
+    for line in invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.is_in(note_ids)).all(w.db()).await?
+    {
         let entry = credited.entry(line.line_number).or_default();
         entry.0 -= line.quantity.0;
         entry.1 -= line.amount.0;
+        entry.2 -= line.tax.0;
     }
-    let left = |line: &invoice_line::Model| {
-        let (quantity, amount) = credited.get(&line.line_number).copied().unwrap_or_default();
-        (line.quantity.0 - quantity, line.amount.0 - amount)
-    };
     let currency = crate::domain::money::Currency::parse(&original.currency, "currency")?;
-    // (original line, quantity credited, amount credited), both positive.
-    let mut chosen: Vec<(&invoice_line::Model, Decimal, Decimal)> = Vec::new();
+    let rate = original.tax_rate.0;
+    let round = |value: Decimal| crate::domain::money::round_to_minor_units(value, currency);
+    // Per chosen line: (line, quantity, amount, tax) credited now, in the line's own sign.
+    // Amounts and taxes are cumulative shares of the line, less what was credited before,
+    // so crediting a line piece by piece never drifts past it.
+    let mut chosen: Vec<(&invoice_line::Model, Decimal, Decimal, Decimal)> = Vec::new();
+    let share = |line: &invoice_line::Model, quantity: Decimal| {
+        let (quantity_before, amount_before, tax_before) = credited.get(&line.line_number).copied().unwrap_or_default();
+        let whole = line.quantity.0.abs();
+        let after = quantity_before.abs() + quantity;
+        let amount_after = if after >= whole { line.amount.0 } else { round(line.amount.0 * after / whole) };
+        let tax_after = if after >= whole { line.tax.0 } else { round(amount_after * rate) };
+        (amount_after - amount_before, tax_after - tax_before)
+    };
+    let left = |line: &invoice_line::Model| {
+        let quantity_before = credited.get(&line.line_number).map_or(Decimal::ZERO, |c| c.0.abs());
+        line.quantity.0.abs() - quantity_before
+    };
     match lines {
         None => {
             for line in &originals {
-                let (quantity, amount) = left(line);
-                if amount != Decimal::ZERO || quantity != Decimal::ZERO {
-                    chosen.push((line, quantity, amount));
+                let quantity = left(line);
+                let (amount, tax) = share(line, quantity);
+                if quantity > Decimal::ZERO || amount != Decimal::ZERO {
+                    chosen.push((line, quantity, amount, tax));
                 }
             }
             if chosen.is_empty() {
@@ -251,32 +267,42 @@ pub async fn credit_invoice(
                     .iter()
                     .find(|l| l.line_number == request.line_number)
                     .ok_or_else(|| Error::validation(field("lineNumber"), "the invoice has no such line"))?;
-                if chosen.iter().any(|(l, _, _)| l.line_number == line.line_number) {
+                if chosen.iter().any(|(l, ..)| l.line_number == line.line_number) {
                     return Err(Error::validation(field("lineNumber"), "each line at most once"));
                 }
-                let (quantity_left, amount_left) = left(line);
+                let quantity_left = left(line);
                 let quantity = request.quantity.unwrap_or(quantity_left);
-                if quantity <= Decimal::ZERO || quantity > quantity_left.abs() || line.quantity.0 == Decimal::ZERO {
+                if quantity <= Decimal::ZERO || quantity > quantity_left {
                     return Err(Error::validation(
                         field("quantity"),
-                        format!("must be more than 0 and at most the {} left of the line", quantity_left.abs()),
+                        format!("must be more than 0 and at most the {quantity_left} left of the line"),
                     ));
                 }
-                // The last of a line credits exactly what is left; a part, its share rounded.
-                let amount = if quantity == quantity_left.abs() {
-                    amount_left
-                } else {
-                    crate::domain::money::round_to_minor_units(
-                        line.amount.0 * quantity / line.quantity.0.abs(),
-                        currency,
-                    )
-                };
-                chosen.push((line, quantity, amount));
+                let (amount, tax) = share(line, quantity);
+                chosen.push((line, quantity, amount, tax));
             }
         }
     }
-    let amounts: Vec<Decimal> = chosen.iter().map(|(_, _, amount)| -*amount).collect();
-    let totals = super::invoices::totals(&amounts, original.tax_rate.0, currency, domain.billing.tax);
+    // The note as a whole: it must reduce what is owed, and all notes together never credit
+    // more than the invoice's subtotal or tax (an invoice may mix charges and refunds).
+    let amount: Decimal = chosen.iter().map(|(_, _, amount, _)| *amount).sum();
+    let subtotal_after = credited_subtotal + amount;
+    let tax_after = match domain.billing.tax {
+        super::proration::TaxPolicy::PerLine => credited_tax + chosen.iter().map(|(.., tax)| *tax).sum::<Decimal>(),
+        super::proration::TaxPolicy::PerInvoice if subtotal_after == original.subtotal.0 => original.tax.0,
+        super::proration::TaxPolicy::PerInvoice => round(subtotal_after * rate),
+    };
+    if amount <= Decimal::ZERO {
+        return Err(Error::validation("lines", "a credit note must reduce what is owed"));
+    }
+    if subtotal_after > original.subtotal.0 || tax_after > original.tax.0 {
+        return Err(Error::validation("lines", "would credit more than is left of the invoice"));
+    }
+    let totals = super::invoices::Totals {
+        subtotal: -amount,
+        tax: -(tax_after - credited_tax),
+        total: -amount - (tax_after - credited_tax),
+    };
     let note = invoice::ActiveModel {
         id: NotSet,
         kind: Set(InvoiceKind::CreditNote),
@@ -306,7 +332,7 @@ pub async fn credit_invoice(
     .await?;
     let negated: Vec<invoice_line::ActiveModel> = chosen
         .iter()
-        .map(|(line, quantity, amount)| invoice_line::ActiveModel {
+        .map(|(line, quantity, amount, tax)| invoice_line::ActiveModel {
             id: NotSet,
             invoice_id: Set(note.id),
             line_number: Set(line.line_number),
@@ -320,9 +346,7 @@ pub async fn credit_invoice(
             days_in_period: Set(line.days_in_period),
             amount: Set(DbDecimal(-*amount)),
             tax: Set(DbDecimal(match domain.billing.tax {
-                super::proration::TaxPolicy::PerLine => {
-                    crate::domain::money::round_to_minor_units(-*amount * original.tax_rate.0, currency)
-                }
+                super::proration::TaxPolicy::PerLine => -*tax,
                 super::proration::TaxPolicy::PerInvoice => Decimal::ZERO,
             })),
             unit_cost: Set(line.unit_cost),

@@ -326,14 +326,20 @@ async fn write_charges(
         w.rollback().await;
         return Err(Error::conflict("STALE_PLAN", "another run billed some of this batch's usage"));
     }
-    // A key is charged once per subscription (whatever the period): a concurrent run's
-    // charge for the same change or cycle wins, and this one is skipped.
+    // A key is charged once per subscription (whatever the period). A plan never holds a
+    // key already charged when it was made, so a conflict means a concurrent run charged
+    // from another snapshot of the history: mixing its lines with these could lose or double
+    // a correction, so nothing is kept and the batch is planned again.
     let mut written = 0;
     for chunk in models.chunks(200) {
         written += charge::Entity::insert_many(chunk.to_vec())
             .on_conflict(OnConflict::new().do_nothing().to_owned())
             .exec_without_returning(w.db())
             .await?;
+    }
+    if written != u64::try_from(models.len()).unwrap_or(u64::MAX) {
+        w.rollback().await;
+        return Err(Error::conflict("STALE_PLAN", "another run charged some of this batch since it was planned"));
     }
     w.commit(Audit::Bookkeeping("a billing run's charges; the run's row and its runBilling audit row record it"))
         .await?;
@@ -401,8 +407,8 @@ async fn preview_lines(
 ) -> Result<Vec<charge::Model>> {
     let label = period.label();
     let now = domain.clock.now();
-    // The period's charges, and earlier ones a run gathers onto this period's draft: those on
-    // no live customer invoice yet (released by a void) or already on one of this period.
+    // The charges of this period or earlier that are on one of this period's invoices, or on
+    // no live customer invoice yet (a run gathers those onto this period's draft).
     let period_invoices: Vec<i64> = entity::invoice::Entity::find()
         .select_only()
         .column(entity::invoice::Column::Id)
@@ -416,11 +422,8 @@ async fn preview_lines(
         .add(charge::Column::CustomerInvoiceId.is_in(period_invoices));
     let mut lines = charge::Entity::find()
         .filter(charge::Column::CustomerId.eq(customer.id))
-        .filter(
-            sea_orm::Condition::any()
-                .add(charge::Column::Period.eq(label.clone()))
-                .add(sea_orm::Condition::all().add(charge::Column::Period.lt(label.clone())).add(gathered)),
-        )
+        .filter(charge::Column::Period.lte(label.clone()))
+        .filter(gathered)
         .order_by_asc(charge::Column::Id)
         .all(&domain.db)
         .await?;

@@ -298,15 +298,15 @@ pub fn plan_subscription(
         if delta == 0 {
             continue;
         }
-        if change.kind == K::Cancel && settings.cancellation_refund == CancellationRefund::FullWithin24HoursThenHourly {
-            planned.push(cancellation_refund(subscription, change, key, prices, currency, settings));
-            continue;
-        }
         let cycle = cycle_containing(subscription, day);
-        let until = service_until(cycle);
         let kind = if day < period.start && kind != ChargeKind::Refund { ChargeKind::Adjustment } else { kind };
-        let description = format!("{what}: {delta:+} × {day} – {until}");
-        planned.push(line(kind, key.clone(), description, delta, day, cycle, until));
+        if change.kind == K::Cancel && settings.cancellation_refund == CancellationRefund::FullWithin24HoursThenHourly {
+            planned.push(cancellation_refund(subscription, change, key.clone(), prices, currency, settings));
+        } else {
+            let until = service_until(cycle);
+            let description = format!("{what}: {delta:+} × {day} – {until}");
+            planned.push(line(kind, key.clone(), description, delta, day, cycle, until));
+        }
         // The next cycle may have been billed in advance before this change was known (an
         // anniversary later in a month already run): it is billed for the seats in force at
         // its start, so the change applies to it too.
