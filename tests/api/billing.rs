@@ -3,11 +3,9 @@
 //! actual; gapless numbering under concurrency with rollbacks; usage deduplicated forever.
 
 use serde_json::{Value, json};
-use switchyard::domain::catalog::{self, NewOffer, NewPricePoint};
-use switchyard::domain::ids::{OfferId, ProductId};
-use switchyard::domain::{Actor, Role};
+use switchyard::domain::Role;
 
-use crate::helpers::{Fixture, TestApp, count_rows, dec, is_postgres, spawn_app};
+use crate::helpers::{ExtraOffer, Fixture, TestApp, count_rows, is_postgres, spawn_app};
 use crate::orders::{order_input, place};
 
 pub const RUN: &str = "mutation($p: String!) { runBilling(period: $p) { chargesCreated invoicesTouched } }";
@@ -219,41 +217,22 @@ async fn issued_numbers_are_gapless_under_concurrency_and_rollbacks() {
 async fn usage_is_deduplicated_forever_and_billed_in_arrears() {
     let app = spawn_app().await;
     let f = Fixture::build(&app).await;
-    let op = Actor::system();
-    let offer = catalog::create_offer(
-        &app.domain,
-        &op,
-        NewOffer {
-            product_id: ProductId::new(f.product_a),
-            sku: "A-AZURE".into(),
-            name: "Azure plan".into(),
-            unit: "subscription".into(),
-            term: entity::enums::Term::P1m,
-            billing_frequency: entity::enums::BillingFrequency::Monthly,
-            min_quantity: 1,
-            max_quantity: 1,
-            usage_meter: Some("azure".into()),
-        },
-    )
-    .await
-    .unwrap();
-    catalog::add_price_point(
-        &app.domain,
-        &op,
-        NewPricePoint {
-            offer_id: OfferId::new(offer.id),
-            currency: "USD".into(),
-            cost: dec("0"),
-            list_price: dec("0"),
-            usage_unit_cost: Some(dec("0.057")),
-            usage_unit_list_price: Some(dec("0.067")),
-            effective_from: Some("2026-01-01T00:00:00Z".parse().unwrap()),
-        },
-    )
-    .await
-    .unwrap();
+    let offer = f
+        .offer(
+            &app,
+            ExtraOffer {
+                sku: "A-AZURE",
+                term: entity::enums::Term::P1m,
+                frequency: entity::enums::BillingFrequency::Monthly,
+                max_quantity: 1,
+                cost: "0",
+                list: "0",
+                usage: Some(("azure", "0.057", "0.067")),
+            },
+        )
+        .await;
     let reseller = app.token(Role::Reseller, Some(f.reseller_a));
-    let placed = place(&app, &reseller, order_input(f.customer_a, &[(offer.id, 1)]), "azure").await;
+    let placed = place(&app, &reseller, order_input(f.customer_a, &[(offer, 1)]), "azure").await;
     app.run_jobs().await;
     let subscription = placed["order"]["lines"][0]["subscription"]["id"].clone();
     let record = |id: &str, quantity: &str, at: &str| json!({"subscriptionId": subscription, "externalId": id, "meter": "azure", "quantity": quantity, "occurredAt": at});

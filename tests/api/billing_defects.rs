@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use switchyard::domain::{Role, subscriptions};
 
 use crate::billing::{invoices, run};
-use crate::helpers::{Fixture, TestApp, count_rows, spawn_app};
+use crate::helpers::{ExtraOffer, Fixture, TestApp, count_rows, spawn_app};
 use crate::orders::{order_input, place};
 
 /// Places and provisions `quantity` seats of `offer` for customer A at the clock's time.
@@ -189,45 +189,22 @@ async fn retail_charged(app: &TestApp, subscription: &str) -> Vec<String> {
 /// month's run was never billed, because cycles were computed from the row's current term.
 #[tokio::test]
 async fn a_renewal_later_in_the_month_than_its_run_is_billed_in_advance() {
-    use switchyard::domain::Actor;
-    use switchyard::domain::catalog::{self, NewOffer, NewPricePoint};
-    use switchyard::domain::ids::{OfferId, ProductId};
     let app = spawn_app().await;
     let f = Fixture::build(&app).await;
-    let op = Actor::system();
-    let offer = catalog::create_offer(
-        &app.domain,
-        &op,
-        NewOffer {
-            product_id: ProductId::new(f.product_a),
-            sku: "A-P1Y-U".into(),
-            name: "Upfront year".into(),
-            unit: "license".into(),
-            term: entity::enums::Term::P1y,
-            billing_frequency: entity::enums::BillingFrequency::Upfront,
-            min_quantity: 1,
-            max_quantity: 100,
-            usage_meter: None,
-        },
-    )
-    .await
-    .unwrap()
-    .id;
-    catalog::add_price_point(
-        &app.domain,
-        &op,
-        NewPricePoint {
-            offer_id: OfferId::new(offer),
-            currency: "USD".into(),
-            cost: crate::helpers::dec("100"),
-            list_price: crate::helpers::dec("120"),
-            usage_unit_cost: None,
-            usage_unit_list_price: None,
-            effective_from: Some("2026-01-01T00:00:00Z".parse().unwrap()),
-        },
-    )
-    .await
-    .unwrap();
+    let offer = f
+        .offer(
+            &app,
+            ExtraOffer {
+                sku: "A-P1Y-U",
+                term: entity::enums::Term::P1y,
+                frequency: entity::enums::BillingFrequency::Upfront,
+                max_quantity: 100,
+                cost: "100",
+                list: "120",
+                usage: None,
+            },
+        )
+        .await;
     app.clock.set("2026-11-20T10:00:00Z".parse().unwrap());
     let subscription = bought(&app, &f, offer, 2, "u").await;
     run(&app, "2026-11").await;
@@ -328,45 +305,22 @@ async fn the_preview_of_an_issued_period_is_its_invoice_after_a_tax_rate_change(
 #[tokio::test]
 async fn a_run_bills_more_usage_records_than_a_statement_can_bind() {
     use sea_orm::ConnectionTrait;
-    use switchyard::domain::Actor;
-    use switchyard::domain::catalog::{self, NewOffer, NewPricePoint};
-    use switchyard::domain::ids::{OfferId, ProductId};
     let app = spawn_app().await;
     let f = Fixture::build(&app).await;
-    let op = Actor::system();
-    let offer = catalog::create_offer(
-        &app.domain,
-        &op,
-        NewOffer {
-            product_id: ProductId::new(f.product_a),
-            sku: "A-METERED".into(),
-            name: "Metered plan".into(),
-            unit: "subscription".into(),
-            term: entity::enums::Term::P1m,
-            billing_frequency: entity::enums::BillingFrequency::Monthly,
-            min_quantity: 1,
-            max_quantity: 1,
-            usage_meter: Some("calls".into()),
-        },
-    )
-    .await
-    .unwrap()
-    .id;
-    catalog::add_price_point(
-        &app.domain,
-        &op,
-        NewPricePoint {
-            offer_id: OfferId::new(offer),
-            currency: "USD".into(),
-            cost: crate::helpers::dec("0"),
-            list_price: crate::helpers::dec("0"),
-            usage_unit_cost: Some(crate::helpers::dec("0.057")),
-            usage_unit_list_price: Some(crate::helpers::dec("0.067")),
-            effective_from: Some("2026-01-01T00:00:00Z".parse().unwrap()),
-        },
-    )
-    .await
-    .unwrap();
+    let offer = f
+        .offer(
+            &app,
+            ExtraOffer {
+                sku: "A-METERED",
+                term: entity::enums::Term::P1m,
+                frequency: entity::enums::BillingFrequency::Monthly,
+                max_quantity: 1,
+                cost: "0",
+                list: "0",
+                usage: Some(("calls", "0.057", "0.067")),
+            },
+        )
+        .await;
     let subscription = bought(&app, &f, offer, 1, "metered").await;
     let records = 70_000;
     let (quantity, at) = if crate::helpers::is_postgres() {

@@ -409,6 +409,59 @@ impl Fixture {
     }
 }
 
+/// A further offer of product A and its one USD price point (from 2026-01-01).
+pub struct ExtraOffer<'a> {
+    pub sku: &'a str,
+    pub term: entity::enums::Term,
+    pub frequency: entity::enums::BillingFrequency,
+    pub max_quantity: i32,
+    pub cost: &'a str,
+    pub list: &'a str,
+    /// The usage meter and its (cost, list) unit prices.
+    pub usage: Option<(&'a str, &'a str, &'a str)>,
+}
+
+impl Fixture {
+    /// Creates `extra` under product A; its id.
+    pub async fn offer(&self, app: &TestApp, extra: ExtraOffer<'_>) -> i64 {
+        let op = Actor::system();
+        let offer = catalog::create_offer(
+            &app.domain,
+            &op,
+            NewOffer {
+                product_id: ProductId::new(self.product_a),
+                sku: extra.sku.into(),
+                name: format!("Offer {}", extra.sku),
+                unit: "license".into(),
+                term: extra.term,
+                billing_frequency: extra.frequency,
+                min_quantity: 1,
+                max_quantity: extra.max_quantity,
+                usage_meter: extra.usage.map(|(meter, _, _)| meter.into()),
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+        catalog::add_price_point(
+            &app.domain,
+            &op,
+            NewPricePoint {
+                offer_id: OfferId::new(offer),
+                currency: "USD".into(),
+                cost: dec(extra.cost),
+                list_price: dec(extra.list),
+                usage_unit_cost: extra.usage.map(|(_, cost, _)| dec(cost)),
+                usage_unit_list_price: extra.usage.map(|(_, _, list)| dec(list)),
+                effective_from: Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()),
+            },
+        )
+        .await
+        .unwrap();
+        offer
+    }
+}
+
 /// Whether the tests run against PostgreSQL (some tests are PostgreSQL-only).
 pub fn is_postgres() -> bool {
     std::env::var("DATABASE_URL").is_ok_and(|url| url.starts_with("postgres"))

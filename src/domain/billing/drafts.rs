@@ -270,45 +270,52 @@ async fn try_add_to_invoice(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let w = Write::begin(domain).await?;
-    let invoice = match find_draft(w.db(), parties, period, currency).await? {
-        Some(existing) => existing,
-        None => invoice::ActiveModel {
-            id: NotSet,
-            kind: Set(InvoiceKind::Invoice),
-            issuer_key: Set(parties.issuer_key.clone()),
-            issuer_reseller_id: Set(parties.issuer_reseller_id),
-            recipient_key: Set(parties.recipient_key.clone()),
-            recipient_reseller_id: Set(parties.recipient_reseller_id),
-            recipient_customer_id: Set(parties.recipient_customer_id),
-            credited_invoice_id: Set(None),
-            billing_run_id: Set(run_id),
-            period: Set(period.to_owned()),
-            currency: Set(currency.to_owned()),
-            status: Set(InvoiceStatus::Draft),
-            number: Set(None),
-            number_year: Set(None),
-            tax_rate: Set(DbDecimal(tax_rate)),
-            subtotal: Set(DbDecimal(Decimal::ZERO)),
-            tax: Set(DbDecimal(Decimal::ZERO)),
-            total: Set(DbDecimal(Decimal::ZERO)),
-            issued_at: Set(None),
-            paid_at: Set(None),
-            voided_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(w.db())
-        .await
-        .map_err(|e| {
-            crate::domain::error::map_unique_violation(
-                e,
-                &["uq_invoices_open_draft", "invoices.period"],
-                Error::conflict("INVOICE_RACE", "raced"),
-            )
-        })?,
+    let (invoice, fresh) = match find_draft(w.db(), parties, period, currency).await? {
+        Some(existing) => (existing, false),
+        None => (
+            invoice::ActiveModel {
+                id: NotSet,
+                kind: Set(InvoiceKind::Invoice),
+                issuer_key: Set(parties.issuer_key.clone()),
+                issuer_reseller_id: Set(parties.issuer_reseller_id),
+                recipient_key: Set(parties.recipient_key.clone()),
+                recipient_reseller_id: Set(parties.recipient_reseller_id),
+                recipient_customer_id: Set(parties.recipient_customer_id),
+                credited_invoice_id: Set(None),
+                billing_run_id: Set(run_id),
+                period: Set(period.to_owned()),
+                currency: Set(currency.to_owned()),
+                status: Set(InvoiceStatus::Draft),
+                number: Set(None),
+                number_year: Set(None),
+                tax_rate: Set(DbDecimal(tax_rate)),
+                subtotal: Set(DbDecimal(Decimal::ZERO)),
+                tax: Set(DbDecimal(Decimal::ZERO)),
+                total: Set(DbDecimal(Decimal::ZERO)),
+                issued_at: Set(None),
+                paid_at: Set(None),
+                voided_at: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(w.db())
+            .await
+            .map_err(|e| {
+                crate::domain::error::map_unique_violation(
+                    e,
+                    &["uq_invoices_open_draft", "invoices.period"],
+                    Error::conflict("INVOICE_RACE", "raced"),
+                )
+            })?,
+            true,
+        ),
     };
-    let existing =
-        invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(invoice.id)).all(w.db()).await?;
+    // A draft created just now has no lines to read.
+    let existing = if fresh {
+        Vec::new()
+    } else {
+        invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(invoice.id)).all(w.db()).await?
+    };
     let present: HashSet<i64> = existing.iter().filter_map(|l| l.charge_id).collect();
     let mut next = existing.iter().map(|l| l.line_number).max().unwrap_or(0);
     let currency_code = Currency::parse(currency, "currency")?;
@@ -317,23 +324,29 @@ async fn try_add_to_invoice(
     let candidates: Vec<i64> = charges.iter().filter(|c| side.invoice_of(c).is_none()).map(|c| c.id).collect();
     let mut claimed = HashSet::new();
     for ids in candidates.chunks(CLAIM_CHUNK) {
-        charge::Entity::update_many()
+        let claim = charge::Entity::update_many()
             .col_expr(column, Expr::value(invoice.id))
             .filter(charge::Column::Id.is_in(ids.iter().copied()))
-            .filter(column.is_null())
-            .exec(w.db())
-            .await?;
-        let mine: Vec<i64> = charge::Entity::find()
-            .select_only()
-            .column(charge::Column::Id)
-            .filter(charge::Column::Id.is_in(ids.iter().copied()))
-            .filter(column.eq(invoice.id))
-            .into_tuple()
-            .all(w.db())
-            .await?;
+            .filter(column.is_null());
+        let mine: Vec<i64> = if w.db().support_returning() {
+            claim.exec_with_returning(w.db()).await?.into_iter().map(|c| c.id).collect()
+        } else {
+            // SQLite: the write lock is held from the update to the commit, so reading back
+            // what now names this draft is what this update claimed (plus earlier lines).
+            claim.exec(w.db()).await?;
+            charge::Entity::find()
+                .select_only()
+                .column(charge::Column::Id)
+                .filter(charge::Column::Id.is_in(ids.iter().copied()))
+                .filter(column.eq(invoice.id))
+                .into_tuple()
+                .all(w.db())
+                .await?
+        };
         claimed.extend(mine.into_iter().filter(|id| !present.contains(id)));
     }
     let mut new_lines = Vec::new();
+    let mut new_amounts = Vec::new();
     let mut ordered: Vec<&&charge::Model> = charges.iter().filter(|c| claimed.contains(&c.id)).collect();
     ordered.sort_by_key(|c| (c.customer_id, c.id));
     for charge in ordered {
@@ -346,6 +359,7 @@ async fn try_add_to_invoice(
             TaxPolicy::PerLine => round_to_minor_units(amount * tax_rate, currency_code),
             TaxPolicy::PerInvoice => Decimal::ZERO,
         };
+        new_amounts.push((0, amount, line_tax));
         new_lines.push(invoice_line::ActiveModel {
             id: NotSet,
             invoice_id: Set(invoice.id),
@@ -372,7 +386,9 @@ async fn try_add_to_invoice(
     for chunk in new_lines.chunks(200) {
         invoice_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(w.db()).await?;
     }
-    refresh_totals(w.db(), invoice, tax_rate, domain.billing.tax, now).await?;
+    let mut lines: Vec<(i64, Decimal, Decimal)> = existing.iter().map(|l| (l.id, l.amount.0, l.tax.0)).collect();
+    lines.extend(new_amounts);
+    update_totals(w.db(), invoice, &lines, tax_rate, domain.billing.tax, now).await?;
     w.commit(Audit::Bookkeeping("gathering a run's charges onto a draft; the billing run records it")).await?;
     Ok(true)
 }
@@ -387,19 +403,45 @@ pub async fn refresh_totals<C: ConnectionTrait>(
     policy: TaxPolicy,
     now: DateTime<Utc>,
 ) -> Result<invoice::Model> {
+    let lines: Vec<(i64, Decimal, Decimal)> = invoice_line::Entity::find()
+        .select_only()
+        .column(invoice_line::Column::Id)
+        .column(invoice_line::Column::Amount)
+        .column(invoice_line::Column::Tax)
+        .filter(invoice_line::Column::InvoiceId.eq(invoice.id))
+        .into_tuple::<(i64, DbDecimal, DbDecimal)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|(id, amount, tax)| (id, amount.0, tax.0))
+        .collect();
+    update_totals(db, invoice, &lines, rate, policy, now).await
+}
+
+/// [`refresh_totals`] with the draft's lines known: (id, amount, tax); id 0 for a line
+/// written with its tax at `rate` already.
+async fn update_totals<C: ConnectionTrait>(
+    db: &C,
+    invoice: invoice::Model,
+    lines: &[(i64, Decimal, Decimal)],
+    rate: Decimal,
+    policy: TaxPolicy,
+    now: DateTime<Utc>,
+) -> Result<invoice::Model> {
     let currency = Currency::parse(&invoice.currency, "currency")?;
-    let lines = invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(invoice.id)).all(db).await?;
     if policy == TaxPolicy::PerLine {
-        for line in &lines {
-            let tax = round_to_minor_units(line.amount.0 * rate, currency);
-            if tax != line.tax.0 {
-                let mut model: invoice_line::ActiveModel = line.clone().into();
-                model.tax = Set(DbDecimal(tax));
-                model.update(db).await?;
+        for (id, amount, tax) in lines.iter().filter(|(id, ..)| *id != 0) {
+            let due = round_to_minor_units(*amount * rate, currency);
+            if due != *tax {
+                invoice_line::Entity::update_many()
+                    .col_expr(invoice_line::Column::Tax, Expr::value(DbDecimal(due)))
+                    .filter(invoice_line::Column::Id.eq(*id))
+                    .exec(db)
+                    .await?;
             }
         }
     }
-    let amounts: Vec<Decimal> = lines.iter().map(|l| l.amount.0).collect();
+    let amounts: Vec<Decimal> = lines.iter().map(|(_, amount, _)| *amount).collect();
     let totals = totals(&amounts, rate, currency, policy);
     let mut model: invoice::ActiveModel = invoice.into();
     model.kind = Set(if totals.total < Decimal::ZERO { InvoiceKind::CreditNote } else { InvoiceKind::Invoice });

@@ -8,14 +8,15 @@
 //! (default 1 in `cargo test`); a failure names its seed.
 //!
 //! What a history holds: customers of three resellers on two tiers (one with a default
-//! retail markup), offers of every term × billing frequency, auto-renew on and off,
-//! purchases on any day (the 31st included), seat increases, decreases inside and outside
-//! the 168 h windows, cancellations inside and outside them, suspensions and resumptions,
-//! renewals by the scheduler, billing runs on the 1st or a few days late (sometimes two of
-//! the month at once, sometimes with the previous month's again at once), drafts issued and voided, issued invoices credited in part or in full.
-//! Customers' tax rates change now and then; each run is checked against the previews taken
+//! retail markup), offers of every term × billing frequency (P1M UPFRONT included),
+//! auto-renew on and off (decided at purchase), purchases on any day (the 31st included),
+//! seat increases, decreases inside and outside the 168 h windows, cancellations inside and
+//! outside them, suspensions and resumptions, renewals by the scheduler, billing runs on the
+//! 1st or a few days late (sometimes two of the month at once, sometimes with the previous
+//! month's again at once), drafts issued and voided, issued invoices credited in part or in
+//! full, customers' tax rates changing. Each run is also checked against the previews taken
 //! just before it.
-//! Not yet: price changes, usage, provisioning failures, runs of two periods at once (see #8).
+//! Not yet: auto-renew switched later, price changes, usage, provisioning failures (see #8).
 
 pub mod model;
 
@@ -107,6 +108,7 @@ async fn setup(app: &TestApp) -> World {
     use entity::enums::{BillingFrequency as F, Term as T};
     let combos = [
         (T::P1m, F::Monthly, Term::P1m, Frequency::Monthly, "7.77", "12.34"),
+        (T::P1m, F::Upfront, Term::P1m, Frequency::Upfront, "7.49", "11.99"),
         (T::P1y, F::Monthly, Term::P1y, Frequency::Monthly, "6.01", "9.99"),
         (T::P1y, F::Annual, Term::P1y, Frequency::Annual, "70.13", "119.88"),
         (T::P1y, F::Upfront, Term::P1y, Frequency::Upfront, "69.99", "115.00"),
