@@ -27,6 +27,17 @@ async fn auto_renew_off(app: &TestApp, f: &Fixture, subscription: &str) {
     .await;
 }
 
+/// Sets a subscription of reseller A to `seats`.
+async fn set_seats(app: &TestApp, f: &Fixture, subscription: &str, seats: i32) {
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.data(
+        &reseller,
+        "mutation($id: ID!, $q: Int!) { changeSubscriptionQuantity(id: $id, quantity: $q, idempotencyKey: \"up\") { replayed } }",
+        json!({"id": subscription, "q": seats}),
+    )
+    .await;
+}
+
 fn amounts(invoice: &Value) -> Vec<String> {
     invoice["lines"].as_array().unwrap().iter().map(|l| l["amount"]["amount"].as_str().unwrap().to_owned()).collect()
 }
@@ -150,13 +161,7 @@ async fn charges_for_a_period_whose_invoice_was_issued_go_onto_a_new_draft() {
     app.data(&operator, ISSUE, json!({"id": to_reseller["id"]})).await;
     // +3 seats on 25 November, billed by a second November run.
     app.clock.set("2026-11-25T12:00:00Z".parse().unwrap());
-    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
-    app.data(
-        &reseller,
-        "mutation($id: ID!) { changeSubscriptionQuantity(id: $id, quantity: 8, idempotencyKey: \"up\") { replayed } }",
-        json!({"id": subscription}),
-    )
-    .await;
+    set_seats(&app, &f, &subscription, 8).await;
     assert_eq!(run(&app, "2026-11").await["chargesCreated"], 1);
     let operator_invoices =
         invoices(&app, &operator, json!({"resellerId": f.reseller_a.to_string(), "period": "2026-11"})).await;
@@ -167,6 +172,7 @@ async fn charges_for_a_period_whose_invoice_was_issued_go_onto_a_new_draft() {
     // 6 days of 30 at wholesale: round(9.20 / 30 × 6) = 1.84 × 3.
     assert_eq!(amounts(draft), vec!["5.52"]);
     // The customer's draft carries the same change at retail.
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
     let to_customer = invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string()})).await.remove(0);
     assert_eq!(amounts(&to_customer), vec!["48.35", "6.00"]);
 }
@@ -232,13 +238,7 @@ async fn seats_added_before_an_anniversary_billed_in_advance_are_billed_for_the_
     run(&app, "2027-11").await;
     // Three more seats on 10 November, ten days before the second year starts.
     app.clock.set("2027-11-10T10:00:00Z".parse().unwrap());
-    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
-    app.data(
-        &reseller,
-        "mutation($id: ID!) { changeSubscriptionQuantity(id: $id, quantity: 5, idempotencyKey: \"up\") { replayed } }",
-        json!({"id": subscription}),
-    )
-    .await;
+    set_seats(&app, &f, &subscription, 5).await;
     app.clock.set("2027-12-01T00:30:00Z".parse().unwrap());
     run(&app, "2027-12").await;
     // 3 × round(10 × 10 / 365) = 3 × 0.27 for the first year's last days; 3 × 10.00 for the second.
@@ -406,13 +406,7 @@ async fn a_change_is_charged_once_even_by_runs_of_two_periods_at_once() {
     let subscription = bought(&app, &f, f.offers_a[0], 5, "o").await;
     run(&app, "2026-11").await;
     app.clock.set("2026-11-25T12:00:00Z".parse().unwrap());
-    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
-    app.data(
-        &reseller,
-        "mutation($id: ID!) { changeSubscriptionQuantity(id: $id, quantity: 8, idempotencyKey: \"up\") { replayed } }",
-        json!({"id": subscription}),
-    )
-    .await;
+    set_seats(&app, &f, &subscription, 8).await;
     app.clock.set("2026-12-01T00:30:00Z".parse().unwrap());
     let operator = app.operator();
     let run_doc = crate::billing::RUN;
