@@ -263,7 +263,8 @@ fn check_quantity_range(min: i32, max: i32) -> Result<()> {
     Ok(())
 }
 
-/// The frequencies a term can be billed at: UPFRONT and ANNUAL need a term of a year or more.
+/// The frequencies a term can be billed at: ANNUAL needs a term of a year or more; UPFRONT
+/// bills the whole term, whatever its length.
 fn check_term_frequency(term: Term, frequency: BillingFrequency) -> Result<()> {
     if term == Term::P1m && frequency == BillingFrequency::Annual {
         return Err(Error::validation("input.billingFrequency", "a P1M term cannot be billed annually"));
