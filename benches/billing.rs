@@ -149,6 +149,9 @@ async fn seed(db: &sea_orm::DatabaseConnection, count: usize) {
             status_after: Set(status_after),
             idempotency_key: Set(None),
             occurred_at: Set(at),
+            unit_cost: Set(Some(DbDecimal(Decimal::new(4800, 2)))),
+            unit_wholesale: Set(Some(DbDecimal(Decimal::new(5520, 2)))),
+            unit_retail: Set(Some(DbDecimal(Decimal::new(6000, 2)))),
         };
         changes.push(change(
             SubscriptionChangeKind::Purchase,

@@ -2,6 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::DbDecimal;
 use crate::enums::Role;
 use crate::enums::SubscriptionChangeKind;
 use crate::enums::SubscriptionStatus;
@@ -21,6 +22,10 @@ pub struct Model {
     pub status_after: SubscriptionStatus,
     pub idempotency_key: Option<String>,
     pub occurred_at: DateTimeUtc,
+    /// The prices in force after the change (None on rows recorded before they were kept).
+    pub unit_cost: Option<DbDecimal>,
+    pub unit_wholesale: Option<DbDecimal>,
+    pub unit_retail: Option<DbDecimal>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -152,7 +152,8 @@ pub async fn add_seat_batch<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Records one change in the history (with its idempotency key, unique per subscription).
+/// Records one change in the history (with its idempotency key, unique per subscription)
+/// and the prices in force after it: `subscription` is the row as the change left it.
 #[expect(clippy::too_many_arguments, reason = "one column each; a struct would only rename them")]
 pub async fn record_change<C: ConnectionTrait>(
     db: &C,
@@ -176,6 +177,9 @@ pub async fn record_change<C: ConnectionTrait>(
         status_after: Set(status.1),
         idempotency_key: Set(idempotency_key),
         occurred_at: Set(at),
+        unit_cost: Set(Some(subscription.unit_cost)),
+        unit_wholesale: Set(Some(subscription.unit_wholesale)),
+        unit_retail: Set(Some(subscription.unit_retail)),
     }
     .insert(db)
     .await

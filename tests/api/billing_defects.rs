@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 use switchyard::domain::{Role, subscriptions};
 
 use crate::billing::{invoices, run};
-use crate::helpers::{ExtraOffer, Fixture, TestApp, count_rows, spawn_app};
+use crate::helpers::{ExtraOffer, Fixture, TestApp, count_rows, dec, spawn_app};
 use crate::orders::{order_input, place};
+use crate::provisioning::{FakeVendor, Script, order_from_http_vendor};
 
 /// Places and provisions `quantity` seats of `offer` for customer A at the clock's time.
 async fn bought(app: &TestApp, f: &Fixture, offer: i64, quantity: i32, key: &str) -> String {
@@ -243,6 +244,97 @@ async fn seats_added_before_an_anniversary_billed_in_advance_are_billed_for_the_
     run(&app, "2027-12").await;
     // 3 × round(10 × 10 / 365) = 3 × 0.27 for the first year's last days; 3 × 10.00 for the second.
     assert_eq!(retail_charged(&app, &subscription).await, vec!["20", "20", "0.81", "30"]);
+}
+
+async fn set_auto_renew(app: &TestApp, f: &Fixture, subscription: &str, on: bool, key: &str) {
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.data(
+        &reseller,
+        "mutation($id: ID!, $on: Boolean!, $key: String!) { setAutoRenew(id: $id, autoRenew: $on, idempotencyKey: $key) { replayed } }",
+        json!({"id": subscription, "on": on, "key": key}),
+    )
+    .await;
+}
+
+/// The sum of a subscription's retail charges so far.
+async fn retail_total(app: &TestApp, subscription: &str) -> rust_decimal::Decimal {
+    retail_charged(app, subscription).await.iter().map(|a| a.parse::<rust_decimal::Decimal>().unwrap()).sum()
+}
+
+/// A P1M (10.00 a month at retail) bought 15 November 10:00: November's run bills
+/// round(10 × 16/30) = 5.33; December's run comes on the 1st, before the term ends on the
+/// 15th; the scheduler renews or expires it at 10:05 on the 15th.
+async fn renewing_mid_december(app: &TestApp, f: &Fixture) -> String {
+    app.clock.set("2026-11-15T10:00:00Z".parse().unwrap());
+    let subscription = bought(app, f, f.offers_a[1], 1, "p1m").await;
+    run(app, "2026-11").await;
+    subscription
+}
+
+async fn december_then_january(app: &TestApp, between: impl std::future::Future<Output = ()>) {
+    app.clock.set("2026-12-01T00:30:00Z".parse().unwrap());
+    run(app, "2026-12").await;
+    between.await;
+    app.clock.set("2026-12-15T10:05:00Z".parse().unwrap());
+    subscriptions::renew_due(&app.domain).await.unwrap();
+    app.clock.set("2027-01-01T00:30:00Z".parse().unwrap());
+    run(app, "2027-01").await;
+}
+
+/// #8.4: time after a renewal is charged at the renewed term's prices, even when it was
+/// billed in advance before the renewal re-read them.
+#[tokio::test]
+async fn a_renewal_at_new_prices_charges_the_renewed_time_at_them() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let subscription = renewing_mid_december(&app, &f).await;
+    // The list price doubles from 1 December: the term renewing on the 15th takes it.
+    app.data(
+        &app.operator(),
+        "mutation($o: ID!) { addPricePoint(input: {offerId: $o, currency: \"USD\", cost: \"16.00\", listPrice: \"20.00\", effectiveFrom: \"2026-12-01T00:00:00Z\"}) { id } }",
+        json!({"o": f.offers_a[1].to_string()}),
+    )
+    .await;
+    december_then_january(&app, async {}).await;
+    // December: 1–14 at 10.00 (round(10 × 14/31) = 4.52), 15–31 at 20.00 (round(20 × 17/31)
+    // = 10.97); January the same at 20.00: 9.03 + 10.97.
+    assert_eq!(
+        retail_total(&app, &subscription).await,
+        dec("5.33") + dec("4.52") + dec("10.97") + dec("9.03") + dec("10.97")
+    );
+}
+
+/// #8.4: auto-renew turned off after the month was billed in advance: the days after the
+/// term's end are refunded.
+#[tokio::test]
+async fn auto_renew_turned_off_after_the_month_was_billed_refunds_the_days_after_the_term_end() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let subscription = renewing_mid_december(&app, &f).await;
+    december_then_january(&app, async {
+        app.clock.set("2026-12-05T10:00:00Z".parse().unwrap());
+        set_auto_renew(&app, &f, &subscription, false, "off").await;
+    })
+    .await;
+    // November 5.33, December 1–14 (4.52); nothing after the 15th.
+    assert_eq!(retail_total(&app, &subscription).await, dec("5.33") + dec("4.52"));
+}
+
+/// #8.4: auto-renew turned back on after the month was billed up to the term's end: the
+/// renewed days are billed.
+#[tokio::test]
+async fn auto_renew_turned_back_on_bills_the_renewed_term() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let subscription = renewing_mid_december(&app, &f).await;
+    set_auto_renew(&app, &f, &subscription, false, "off").await;
+    december_then_january(&app, async {
+        app.clock.set("2026-12-05T10:00:00Z".parse().unwrap());
+        set_auto_renew(&app, &f, &subscription, true, "on").await;
+    })
+    .await;
+    // November 5.33; December 4.52 + 5.48; January the same.
+    assert_eq!(retail_total(&app, &subscription).await, dec("5.33") + dec("10.00") + dec("10.00"));
 }
 
 async fn set_tax_rate(app: &TestApp, f: &Fixture, rate: &str) {
@@ -540,4 +632,77 @@ async fn credit_notes_never_credit_more_than_the_invoice_in_tax_in_total_or_piec
         app.data(&reseller, CREDIT_LINES, credit(&usage, json!([{"lineNumber": 1, "quantity": "1"}]))).await;
     }
     assert_eq!(credited(&app, &usage).await, ("-3.69".into(), "0".into(), "-3.69".into()));
+}
+
+/// What the vendor charges us (cost) for a subscription so far, in all.
+async fn cost_total(app: &TestApp, subscription: &str) -> rust_decimal::Decimal {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    entity::charge::Entity::find()
+        .filter(entity::charge::Column::SubscriptionId.eq(subscription.parse::<i64>().unwrap()))
+        .all(&app.domain.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.amount_cost.0)
+        .sum()
+}
+
+/// Two seats of vendor B's P1Y monthly offer (cost 7.40 a month) ordered 20 November from a
+/// vendor that refuses them; November's and December's runs bill them while PENDING
+/// (2 × round(7.40 × 11/30) = 5.42, then 14.80 in advance); the purchase fails on 2 December.
+async fn refused_purchase(app: &TestApp, f: &Fixture) -> (FakeVendor, String, Value) {
+    let vendor = FakeVendor::start(Script::Always(400, "customer not eligible")).await;
+    app.clock.set("2026-11-20T10:00:00Z".parse().unwrap());
+    let (_, subscription) = order_from_http_vendor(app, f, &vendor).await;
+    run(app, "2026-11").await;
+    app.clock.set("2026-12-01T00:30:00Z".parse().unwrap());
+    run(app, "2026-12").await;
+    assert_eq!(cost_total(app, &subscription).await, dec("5.42") + dec("14.80"));
+    app.clock.set("2026-12-02T10:00:00Z".parse().unwrap());
+    app.run_jobs().await;
+    let jobs = app
+        .data(
+            &app.operator(),
+            "query($s: ID!) { provisioningJobs(subscriptionId: $s) { edges { node { id status } } } }",
+            json!({"s": subscription}),
+        )
+        .await;
+    let job = jobs["provisioningJobs"]["edges"][0]["node"].clone();
+    assert_eq!(job["status"], "FAILED");
+    (vendor, subscription, job["id"].clone())
+}
+
+const RETRY: &str = "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }";
+
+/// #8.3: a purchase the vendor refused is billed nothing: what was billed while it was
+/// pending is reversed, once, however often a retry fails again.
+#[tokio::test]
+async fn a_purchase_the_vendor_refused_is_billed_nothing_however_often_it_fails() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let (_vendor, subscription, job) = refused_purchase(&app, &f).await;
+    app.clock.set("2026-12-10T10:00:00Z".parse().unwrap());
+    app.data(&app.operator(), RETRY, json!({"id": job})).await;
+    app.run_jobs().await;
+    app.clock.set("2027-01-01T00:30:00Z".parse().unwrap());
+    run(&app, "2027-01").await;
+    run(&app, "2027-01").await;
+    assert_eq!(cost_total(&app, &subscription).await, dec("0"));
+}
+
+/// #8.3: a failed purchase that an operator retries successfully is billed from the day
+/// the vendor provisioned it.
+#[tokio::test]
+async fn a_failed_purchase_retried_successfully_is_billed_from_its_provisioning() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let (vendor, subscription, job) = refused_purchase(&app, &f).await;
+    app.clock.set("2026-12-10T10:00:00Z".parse().unwrap());
+    vendor.set_script(Script::FailFirst(0, 200, None));
+    app.data(&app.operator(), RETRY, json!({"id": job})).await;
+    app.run_jobs().await;
+    app.clock.set("2027-01-01T00:30:00Z".parse().unwrap());
+    run(&app, "2027-01").await;
+    // 10–31 December: 2 × round(7.40 × 22/31) = 2 × 5.25; January 2 × 7.40.
+    assert_eq!(cost_total(&app, &subscription).await, dec("10.50") + dec("14.80"));
 }

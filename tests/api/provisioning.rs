@@ -35,6 +35,8 @@ pub enum Script {
 #[derive(Default)]
 struct VendorState {
     calls: HashMap<String, usize>,
+    /// Per subscription: answer every call with this status instead of the script's.
+    answers: HashMap<i64, u16>,
     provisioned: HashMap<String, String>,
     bad_signatures: usize,
 }
@@ -75,8 +77,21 @@ impl FakeVendor {
         self.state.lock().unwrap().provisioned.len()
     }
 
-    fn set_script(&self, script: Script) {
+    pub fn set_script(&self, script: Script) {
         *self.script.lock().unwrap() = script;
+    }
+
+    /// Answers every call about `subscription` with `status` (None: follow the script again).
+    pub fn answer(&self, subscription: i64, status: Option<u16>) {
+        let mut state = self.state.lock().unwrap();
+        match status {
+            Some(status) => state.answers.insert(subscription, status),
+            None => state.answers.remove(&subscription),
+        };
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -94,7 +109,13 @@ async fn vendor_endpoint(data: web::Data<Shared>, request: HttpRequest, body: we
         }
         let count = state.calls.entry(request_id.clone()).or_default();
         *count += 1;
-        *count
+        let call = *count;
+        let subscription = serde_json::from_slice::<Value>(&body).ok().and_then(|b| b["subscriptionId"].as_i64());
+        if let Some(status) = subscription.and_then(|id| state.answers.get(&id).copied()) {
+            return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                .json(json!({"error": "refused for this subscription"}));
+        }
+        call
     };
     let script = script.lock().unwrap().clone();
     let succeed = |state: &Arc<Mutex<VendorState>>| {

@@ -13,6 +13,7 @@ pub mod invoices;
 pub mod issuing;
 pub mod plan;
 pub mod proration;
+pub mod terms;
 pub mod usage;
 
 use crate::domain::ids::CustomerId;

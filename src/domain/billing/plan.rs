@@ -2,150 +2,38 @@
 //! function, so the billing run and its preview produce the same lines.
 //!
 //! Lines follow the vendor's own model (Partner Center's charge types), so a line, once
-//! billed, never needs recomputing:
-//! - a **cycle charge** at the start of each billing cycle (MONTHLY: each calendar month;
-//!   ANNUAL: each year of the term from its start; UPFRONT: the whole term), billed in
-//!   advance in the month the cycle starts, for the quantity at that moment;
+//! billed, never needs recomputing, only correcting by another line:
+//! - a **cycle charge** for each *segment* (a billing cycle — MONTHLY: a calendar month;
+//!   ANNUAL: a year of the term; UPFRONT: the whole term — cut at the term boundaries),
+//!   billed in advance by the run of the month it starts in, for the seats at its start and
+//!   at the prices of its term (each change row records the prices in force after it);
+//! - the first segment of the **expected next term** (auto-renew on) in advance at the
+//!   current term's prices; the renewal, once on record, re-prices it if its prices differ,
+//!   an expiry refunds it;
 //! - a **change line** for each purchase, seat increase, seat decrease and cancellation,
-//!   prorated by day from the change's date to the end of its cycle (negative for the
-//!   refunds of decreases and cancellations, and to reverse a purchase that failed);
+//!   prorated by day from the change's date to the end of its segment (negative for the
+//!   refunds of decreases and cancellations), and for the next segment too when that was
+//!   billed in advance before the change;
+//! - the **reversal** of what was billed while a purchase was pending, when the vendor
+//!   refuses it, and a purchase line from the day a retry provisioned it;
 //! - **usage** in arrears, from usage records not billed yet.
 //!
-//! A change or usage from a period already billed lands on the next run as an ADJUSTMENT
-//! line. Idempotency keys (`cycle:…`, `change:…`, `usage:…`) make a run repeatable.
+//! A line for time before the period (a change or usage from a period already billed, a
+//! cycle a skipped run never billed) lands on the next run as an ADJUSTMENT. Idempotency
+//! keys (`cycle:…`, `change:…`, `usage:…`, unique per subscription) make a run repeatable.
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveTime, TimeZone, Utc};
-use entity::enums::{BillingFrequency, ChargeKind, SubscriptionChangeKind as K, SubscriptionStatus as S, Term};
+use chrono::{DateTime, NaiveDate, Utc};
+use entity::enums::{ChargeKind, SubscriptionChangeKind as K};
 use entity::{subscription, subscription_change};
 use rust_decimal::Decimal;
 
 use super::proration::{ProrationRounding, prorate};
-use crate::domain::error::{Error, Result};
+use super::terms::{Prices, Segment, Terms, billable, date, midnight};
+pub use super::terms::{Cycle, Period, cycle_containing, state_before};
+use crate::domain::error::Result;
 use crate::domain::money::Currency;
-
-/// A calendar month in UTC: the billing period.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Period {
-    /// The first day.
-    pub start: NaiveDate,
-}
-
-impl Period {
-    /// Parses `YYYY-MM`.
-    pub fn parse(text: &str) -> Result<Self> {
-        let bad = || Error::validation("period", "must be a month such as \"2026-11\"");
-        let (year, month) = text.split_once('-').ok_or_else(bad)?;
-        if year.len() != 4 || month.len() != 2 {
-            return Err(bad());
-        }
-        let start = NaiveDate::from_ymd_opt(year.parse().map_err(|_| bad())?, month.parse().map_err(|_| bad())?, 1)
-            .ok_or_else(bad)?;
-        Ok(Self { start })
-    }
-
-    /// The period containing `date`.
-    pub fn containing(date: NaiveDate) -> Self {
-        Self { start: date.with_day(1).unwrap_or(date) }
-    }
-
-    /// The first day of the next period.
-    pub fn end(&self) -> NaiveDate {
-        self.start.checked_add_months(Months::new(1)).unwrap_or(self.start)
-    }
-
-    /// The next period.
-    pub fn next(&self) -> Self {
-        Self { start: self.end() }
-    }
-
-    /// `YYYY-MM`.
-    pub fn label(&self) -> String {
-        self.start.format("%Y-%m").to_string()
-    }
-
-    /// Whether `date` falls in this period.
-    pub fn contains(&self, date: NaiveDate) -> bool {
-        self.start <= date && date < self.end()
-    }
-}
-
-/// A billing cycle: the span one recurring price covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cycle {
-    /// First day.
-    pub start: NaiveDate,
-    /// First day after.
-    pub end: NaiveDate,
-}
-
-impl Cycle {
-    /// Days in the cycle.
-    pub fn days(&self) -> u32 {
-        u32::try_from((self.end - self.start).num_days()).unwrap_or(0)
-    }
-}
-
-fn date(at: DateTime<Utc>) -> NaiveDate {
-    at.date_naive()
-}
-
-fn midnight(day: NaiveDate) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN))
-}
-
-/// The day `months` after `anchor`, on the anchor's day of month where the month has it.
-fn after(anchor: NaiveDate, months: u32) -> NaiveDate {
-    anchor.checked_add_months(Months::new(months)).unwrap_or(anchor)
-}
-
-/// The cycle of `subscription` that contains `day`: calendar months for MONTHLY billing;
-/// for ANNUAL and UPFRONT, within the term containing `day`. Terms follow each other from
-/// the subscription's anchor (the first term's start, when it was bought), each its term's
-/// length, so a change is prorated over the cycle it happened in even when it is billed
-/// after a renewal.
-pub fn cycle_containing(subscription: &subscription::Model, day: NaiveDate) -> Cycle {
-    let anchor = date(subscription.created_at);
-    let months = match subscription.term {
-        Term::P1m => 1,
-        Term::P1y => 12,
-        Term::P3y => 36,
-    };
-    let term = |k: u32| (after(anchor, months * k), after(anchor, months * (k + 1)));
-    let mut k = 0;
-    while k < 10_000 && term(k).1 <= day {
-        k += 1;
-    }
-    let (term_start, term_end) = term(k);
-    match subscription.billing_frequency {
-        BillingFrequency::Monthly => {
-            let period = Period::containing(day);
-            Cycle { start: period.start, end: period.end() }
-        }
-        BillingFrequency::Upfront => Cycle { start: term_start, end: term_end },
-        BillingFrequency::Annual => {
-            let mut year = 0;
-            loop {
-                let start = after(anchor, months * k + 12 * year);
-                let end = after(anchor, months * k + 12 * (year + 1)).min(term_end);
-                if day < end || end >= term_end {
-                    return Cycle { start, end };
-                }
-                year += 1;
-            }
-        }
-    }
-}
-
-/// The subscription's quantity and status at the start of `day`, from its history.
-pub fn state_before(history: &[subscription_change::Model], day: NaiveDate) -> Option<(i32, S)> {
-    history.iter().rfind(|c| date(c.occurred_at) < day).map(|c| (c.quantity_after, c.status_after))
-}
-
-fn billable(status: S) -> bool {
-    matches!(status, S::Pending | S::Provisioning | S::Active | S::Suspended)
-}
 
 /// How a cancellation inside the 168 h window is refunded (a distributor's policy).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -194,6 +82,7 @@ pub struct PlannedCharge {
     pub amount: (Decimal, Decimal, Decimal),
 }
 
+
 /// The charges `period` adds for one subscription. `charged` holds the keys this
 /// subscription was already charged under, in any period.
 pub fn plan_subscription(
@@ -204,13 +93,15 @@ pub fn plan_subscription(
     settings: BillingSettings,
 ) -> Result<Vec<PlannedCharge>> {
     let currency = Currency::parse(&subscription.currency, "currency")?;
-    let prices = (subscription.unit_cost.0, subscription.unit_wholesale.0, subscription.unit_retail.0);
+    let terms = Terms::new(subscription, history);
     let mut planned = Vec::new();
+    // One line: `quantity` from `from` to the end of `segment`, prorated over its cycle.
     let line =
-        |kind, key: String, description: String, quantity: i32, from: NaiveDate, cycle: Cycle, until: NaiveDate| {
-            let days_used = u32::try_from((until - from).num_days().max(0)).unwrap_or(0);
+        |kind, key: String, description: String, quantity: i32, from: NaiveDate, segment: Segment, prices: Prices| {
+            let days_used = u32::try_from((segment.end - from).num_days().max(0)).unwrap_or(0);
             let q = Decimal::from(quantity);
-            let p = |unit| prorate(unit, q, days_used, cycle.days(), currency, settings.rounding);
+            let of = segment.cycle.days();
+            let p = |unit| prorate(unit, q, days_used, of, currency, settings.rounding);
             let (cost, wholesale, retail) = (p(prices.0), p(prices.1), p(prices.2));
             PlannedCharge {
                 kind,
@@ -218,43 +109,52 @@ pub fn plan_subscription(
                 description,
                 quantity: q,
                 days_used: Some(days_used),
-                days_in_period: Some(cycle.days()),
+                days_in_period: Some(of),
                 service_start: midnight(from),
-                service_end: midnight(until),
+                service_end: midnight(segment.end),
                 unit: (cost.unit_price, wholesale.unit_price, retail.unit_price),
                 amount: (cost.amount, wholesale.amount, retail.amount),
             }
         };
-    // Where the service stops inside a cycle: the term's end, when it will not renew.
-    let service_until = |cycle: Cycle| match subscription.term_end.map(date) {
-        Some(end) if !subscription.auto_renew && end < cycle.end && end > cycle.start => end,
-        _ => cycle.end,
-    };
 
-    // The cycle starting in this period, billed in advance.
-    let purchased = history.iter().find(|c| c.kind == K::Purchase).map(|c| date(c.occurred_at));
-    // At most one cycle starts in a month: the one containing its last day.
-    let last_day = period.end().pred_opt().unwrap_or(period.start);
-    let cycle = cycle_containing(subscription, last_day);
-    // A term that ended without renewal bills nothing from its end on, whatever the status
-    // says at run time (the scheduler may not have expired it yet).
-    let ended_before = !subscription.auto_renew && subscription.term_end.is_some_and(|end| date(end) <= cycle.start);
-    let cycle_starts_here = period.contains(cycle.start) && purchased.is_some_and(|p| p < cycle.start) && !ended_before;
-    let key = format!("cycle:{}", cycle.start);
-    if cycle_starts_here
-        && !charged.contains(&key)
-        && let Some((quantity, status)) = state_before(history, cycle.start)
-        && billable(status)
-        && quantity > 0
-    {
-        let until = service_until(cycle);
-        let description = format!("{quantity} × cycle {} – {}", cycle.start, until);
-        planned.push(line(ChargeKind::Recurring, key, description, quantity, cycle.start, cycle, until));
+    // Recurring lines, in advance: every segment after the purchase's that starts before
+    // this period ends and was never billed (a run that was skipped is caught up).
+    let purchase = history.iter().find(|c| c.kind == K::Purchase);
+    let mut segment = purchase.map(|p| terms.segment(date(p.occurred_at)));
+    while let Some(previous) = segment {
+        let current = terms.segment(previous.end);
+        if current.start >= period.end() || current.start <= previous.start {
+            break;
+        }
+        segment = Some(current);
+        // A term that never began (or is not expected) bills nothing, nor does any after it;
+        // an expected term only its first segment, ahead of the renewal.
+        let Some(prices) = terms.prices(current.term) else { break };
+        let expected = current.term >= terms.on_record();
+        if expected && current.start != terms.start(current.term) {
+            break;
+        }
+        if current.charged(charged) {
+            continue;
+        }
+        let Some((quantity, status)) = state_before(history, current.start) else { continue };
+        if !billable(status) || quantity <= 0 {
+            continue;
+        }
+        let kind = if current.start < period.start { ChargeKind::Adjustment } else { ChargeKind::Recurring };
+        let renewal = if expected { " (renewal, billed in advance)" } else { "" };
+        let description = format!("{quantity} × {} – {}{renewal}", current.start, current.end);
+        planned.push(line(kind, current.key(expected), description, quantity, current.start, current, prices));
     }
 
     // Changes up to the end of this period that were never charged.
-    // A purchase the vendor never provisioned is not billed (and reversed if it was).
-    let failed = subscription.status == S::Failed;
+    // A purchase the vendor refused is not billed: the first failure (before any success)
+    // reverses what was billed while it was pending; a retry that succeeds is billed from
+    // the day the vendor provisioned it.
+    let first_failure = history
+        .iter()
+        .find(|c| matches!(c.kind, K::ProvisioningFailed | K::Provisioned))
+        .filter(|c| c.kind == K::ProvisioningFailed);
     for change in history.iter().filter(|c| date(c.occurred_at) < period.end()) {
         let key = format!("change:{}", change.id);
         if charged.contains(&key) {
@@ -262,8 +162,11 @@ pub fn plan_subscription(
         }
         let day = date(change.occurred_at);
         let (delta, kind, what) = match change.kind {
-            K::Purchase if failed => continue,
+            K::Purchase if first_failure.is_some() => continue,
             K::Purchase => (change.quantity_after, ChargeKind::Proration, "purchase"),
+            K::Provisioned if first_failure.is_some_and(|f| f.id < change.id) => {
+                (change.quantity_after, ChargeKind::Proration, "provisioned after a retry")
+            }
             K::QuantityIncrease => {
                 (change.quantity_after - change.quantity_before, ChargeKind::Proration, "seats added")
             }
@@ -271,26 +174,12 @@ pub fn plan_subscription(
                 (change.quantity_after - change.quantity_before, ChargeKind::Refund, "seats removed")
             }
             K::Cancel => (-change.quantity_before, ChargeKind::Refund, "cancelled"),
-            K::ProvisioningFailed if failed => {
-                // Reverse the purchase line, if one was billed, over the same days.
-                let Some(purchase) = history.iter().find(|c| c.kind == K::Purchase) else { continue };
-                if !charged.contains(&format!("change:{}", purchase.id)) {
-                    continue;
-                }
-                let purchase_day = date(purchase.occurred_at);
-                let cycle = cycle_containing(subscription, purchase_day);
-                let until = service_until(cycle);
-                let description =
-                    format!("provisioning failed: reverse {} × {purchase_day} – {until}", purchase.quantity_after);
-                planned.push(line(
-                    ChargeKind::Refund,
-                    key,
-                    description,
-                    -purchase.quantity_after,
-                    purchase_day,
-                    cycle,
-                    until,
-                ));
+            K::ProvisioningFailed if first_failure.is_some_and(|f| f.id == change.id) => {
+                planned.extend(reverse_refused_purchase(&terms, history, change, key, &line, charged));
+                continue;
+            }
+            K::Renew | K::Expire => {
+                planned.extend(correct_expected_term(&terms, history, change, key, &line, charged));
                 continue;
             }
             _ => continue,
@@ -298,22 +187,27 @@ pub fn plan_subscription(
         if delta == 0 {
             continue;
         }
-        let cycle = cycle_containing(subscription, day);
+        let segment = terms.segment(day);
+        // A change dated in a term not on record (made on a renewal's day before the
+        // scheduler renewed) waits for the renewal, and is not billed if the term never began.
+        if segment.term >= terms.on_record() {
+            continue;
+        }
+        let Some(prices) = terms.prices(segment.term) else { continue };
         let kind = if day < period.start && kind != ChargeKind::Refund { ChargeKind::Adjustment } else { kind };
         if change.kind == K::Cancel && settings.cancellation_refund == CancellationRefund::FullWithin24HoursThenHourly {
-            planned.push(cancellation_refund(subscription, change, key.clone(), prices, currency, settings));
+            planned.push(cancellation_refund(subscription, change, key.clone(), segment, prices, currency, settings));
         } else {
-            let until = service_until(cycle);
-            let description = format!("{what}: {delta:+} × {day} – {until}");
-            planned.push(line(kind, key.clone(), description, delta, day, cycle, until));
+            let description = format!("{what}: {delta:+} × {day} – {}", segment.end);
+            planned.push(line(kind, key.clone(), description, delta, day, segment, prices));
         }
-        // The next cycle may have been billed in advance before this change was known (an
-        // anniversary later in a month already run): it is billed for the seats in force at
-        // its start, so the change applies to it too.
-        let next = cycle_containing(subscription, cycle.end);
-        if next.start > day && charged.contains(&format!("cycle:{}", next.start)) {
-            let until = service_until(next);
-            let description = format!("{what}: {delta:+} × {} – {until} (billed in advance)", next.start);
+        // The next segment may have been billed in advance before this change was known (an
+        // anniversary or a renewal later in a month already run): it was billed for the
+        // seats in force at its start, at this term's prices, so the change applies to it too.
+        // (Not to a provisioning after a retry: what was billed before it was reversed.)
+        let next = terms.segment(segment.end);
+        if next.start > day && next.charged(charged) && change.kind != K::Provisioned {
+            let description = format!("{what}: {delta:+} × {} – {} (billed in advance)", next.start, next.end);
             planned.push(line(
                 kind,
                 format!("{key}:cycle:{}", next.start),
@@ -321,11 +215,115 @@ pub fn plan_subscription(
                 delta,
                 next.start,
                 next,
-                until,
+                prices,
             ));
         }
     }
     Ok(planned)
+}
+
+/// The first provisioning failure reverses what was billed while the purchase was pending:
+/// the purchase's line and every segment billed in advance before the vendor provisioned it
+/// on a retry (if it ever did), each at the seats and prices it was billed at.
+fn reverse_refused_purchase(
+    terms: &Terms<'_>,
+    history: &[subscription_change::Model],
+    failure: &subscription_change::Model,
+    key: String,
+    line: &impl Fn(ChargeKind, String, String, i32, NaiveDate, Segment, Prices) -> PlannedCharge,
+    charged: &HashSet<String>,
+) -> Vec<PlannedCharge> {
+    let mut reversed = Vec::new();
+    let Some(purchase) = history.iter().find(|c| c.kind == K::Purchase) else { return reversed };
+    let purchase_day = date(purchase.occurred_at);
+    let first_prices = terms.prices.first().copied().unwrap_or_default();
+    let mut segment = terms.segment(purchase_day);
+    if charged.contains(&format!("change:{}", purchase.id)) {
+        let quantity = purchase.quantity_after;
+        let description = format!("provisioning failed: reverse {quantity} × {purchase_day} – {}", segment.end);
+        reversed.push(line(
+            ChargeKind::Refund,
+            key.clone(),
+            description,
+            -quantity,
+            purchase_day,
+            segment,
+            first_prices,
+        ));
+    }
+    let provisioned =
+        history.iter().find(|c| c.kind == K::Provisioned && c.id > failure.id).map(|c| date(c.occurred_at));
+    for _ in 0..10_000 {
+        let next = terms.segment(segment.end);
+        if next.start <= segment.start || !next.charged(charged) || provisioned.is_some_and(|day| next.start >= day) {
+            break;
+        }
+        segment = next;
+        let reversal = format!("{key}:cycle:{}", segment.start);
+        if charged.contains(&reversal) {
+            continue;
+        }
+        let Some((quantity, _)) = state_before(history, segment.start) else { continue };
+        let prices = terms.prices(segment.term).unwrap_or(first_prices);
+        let description = format!("provisioning failed: reverse {quantity} × {} – {}", segment.start, segment.end);
+        reversed.push(line(ChargeKind::Refund, reversal, description, -quantity, segment.start, segment, prices));
+    }
+    reversed
+}
+
+/// A renewal or an expiry on record corrects the first segment of the term it opened (or
+/// did not), if that segment was billed in advance at the previous term's prices: an
+/// expiry refunds it; a renewal at new prices refunds it and charges it again at the new
+/// ones. The seats billed in advance for it are the seats at its start (the segment's own
+/// line plus the changes applied to it).
+fn correct_expected_term(
+    terms: &Terms<'_>,
+    history: &[subscription_change::Model],
+    change: &subscription_change::Model,
+    key: String,
+    line: &impl Fn(ChargeKind, String, String, i32, NaiveDate, Segment, Prices) -> PlannedCharge,
+    charged: &HashSet<String>,
+) -> Vec<PlannedCharge> {
+    // The term this change opened (a renewal) or would have opened (an expiry).
+    let term = match terms.renewals.iter().position(|id| *id == change.id) {
+        Some(index) => u32::try_from(index + 1).unwrap_or(u32::MAX),
+        None => terms.on_record(),
+    };
+    let segment = terms.segment(terms.start(term));
+    if !segment.charged_as_expected(charged) {
+        return Vec::new();
+    }
+    let Some((quantity, _)) = state_before(history, segment.start) else { return Vec::new() };
+    let index = |k: u32| usize::try_from(k).ok().and_then(|k| terms.prices.get(k).copied());
+    let (Some(previous), renewed) = (term.checked_sub(1).and_then(index), index(term)) else { return Vec::new() };
+    let span = format!("{} – {}", segment.start, segment.end);
+    match renewed {
+        None => {
+            let description = format!("term ended without renewal: {:+} × {span}", -quantity);
+            vec![line(ChargeKind::Refund, key, description, -quantity, segment.start, segment, previous)]
+        }
+        Some(renewed) if renewed != previous => vec![
+            line(
+                ChargeKind::Refund,
+                key.clone(),
+                format!("renewed at new prices: {:+} × {span} at the previous term's", -quantity),
+                -quantity,
+                segment.start,
+                segment,
+                previous,
+            ),
+            line(
+                ChargeKind::Adjustment,
+                format!("{key}:renewed"),
+                format!("renewed at new prices: {quantity:+} × {span} at the renewed term's"),
+                quantity,
+                segment.start,
+                segment,
+                renewed,
+            ),
+        ],
+        Some(_) => Vec::new(),
+    }
 }
 
 /// The refund of a cancellation under `FullWithin24HoursThenHourly`.
@@ -333,22 +331,24 @@ fn cancellation_refund(
     subscription: &subscription::Model,
     change: &subscription_change::Model,
     key: String,
-    prices: (Decimal, Decimal, Decimal),
+    segment: Segment,
+    prices: Prices,
     currency: Currency,
     settings: BillingSettings,
 ) -> PlannedCharge {
     let at = change.occurred_at;
-    let cycle = cycle_containing(subscription, date(at));
+    let cycle = segment.cycle;
     let term_start = subscription.term_start.unwrap_or(at);
     let q = Decimal::from(-change.quantity_before);
     let (from, used, of, unit_name) = if at - term_start <= chrono::Duration::hours(24) {
-        // In full: the days billed from the term's start (or the cycle's) to the cycle's end.
-        let from = date(term_start).max(cycle.start);
-        let days = u32::try_from((cycle.end - from).num_days().max(0)).unwrap_or(0);
+        // In full: the days billed from the term's start (or the segment's) to its end.
+        let from = date(term_start).max(segment.start);
+        let days = u32::try_from((segment.end - from).num_days().max(0)).unwrap_or(0);
         (midnight(from), days, cycle.days(), "days")
     } else {
-        let hours = |from: DateTime<Utc>| u32::try_from((midnight(cycle.end) - from).num_hours().max(0)).unwrap_or(0);
-        (at, hours(at), hours(midnight(cycle.start)), "hours")
+        let hours = |from: DateTime<Utc>| u32::try_from((midnight(segment.end) - from).num_hours().max(0)).unwrap_or(0);
+        let of = u32::try_from((midnight(cycle.end) - midnight(cycle.start)).num_hours().max(0)).unwrap_or(0);
+        (at, hours(at), of, "hours")
     };
     let p = |unit| prorate(unit, q, used, of, currency, settings.rounding);
     let (cost, wholesale, retail) = (p(prices.0), p(prices.1), p(prices.2));
@@ -360,7 +360,7 @@ fn cancellation_refund(
         days_used: Some(used),
         days_in_period: Some(of),
         service_start: from,
-        service_end: midnight(cycle.end),
+        service_end: midnight(segment.end),
         unit: (cost.unit_price, wholesale.unit_price, retail.unit_price),
         amount: (cost.amount, wholesale.amount, retail.amount),
     }
@@ -368,8 +368,9 @@ fn cancellation_refund(
 
 #[cfg(test)]
 mod tests {
+    use chrono::{Months, TimeZone};
     use entity::DbDecimal;
-    use entity::enums::{Role, Term};
+    use entity::enums::{BillingFrequency, Role, SubscriptionStatus as S, Term};
     use proptest::prelude::*;
     use rust_decimal_macros::dec;
 
@@ -420,6 +421,9 @@ mod tests {
             status_after: S::Active,
             idempotency_key: None,
             occurred_at: when,
+            unit_cost: None,
+            unit_wholesale: None,
+            unit_retail: None,
         }
     }
 

@@ -11,12 +11,18 @@
 //! retail markup), offers of every term × billing frequency (P1M UPFRONT included),
 //! auto-renew on and off (decided at purchase), purchases on any day (the 31st included),
 //! seat increases, decreases inside and outside the 168 h windows, cancellations inside and
-//! outside them, suspensions and resumptions, renewals by the scheduler, billing runs on the
+//! outside them, suspensions and resumptions, auto-renew turned off and on again, renewals
+//! and expiries by the scheduler, price changes (the vendor's cost and list price, a tier's
+//! markup, a reseller's retail markup) that terms take at renewal, billing runs on the
 //! 1st or a few days late (sometimes two of the month at once, sometimes with the previous
 //! month's again at once), drafts issued and voided, issued invoices credited in part or in
 //! full, customers' tax rates changing. Each run is also checked against the previews taken
 //! just before it.
-//! Not yet: auto-renew switched later, price changes, usage, provisioning failures (see #8).
+//! The vendor is a real HTTP server: it provisions most purchases at once, keeps some
+//! pending for days (busy, so the job retries with backoff) across billing runs, and
+//! refuses others (at once or after a while); an operator retries refused purchases days
+//! later, and the retry succeeds or is refused again.
+//! Not yet: explicit wholesale and retail prices, usage (see #8).
 
 pub mod model;
 
@@ -36,6 +42,7 @@ use switchyard::domain::{Actor, Role, subscriptions};
 
 use self::model::{Amounts, Event, Frequency, Subscription, Term};
 use crate::helpers::{TestApp, dec, spawn_app};
+use crate::provisioning::{FakeVendor, SECRET, Script};
 
 /// An offer of the simulation and its prices per cycle.
 struct Offer {
@@ -48,6 +55,7 @@ struct Offer {
 
 struct Reseller {
     id: i64,
+    tier: i64,
     markup: Decimal,
     retail_markup: Option<Decimal>,
     token: String,
@@ -62,9 +70,14 @@ struct Customer {
 struct Bought {
     id: String,
     customer: usize,
+    offer: usize,
     model: Subscription,
     suspended: bool,
     key: usize,
+    /// The vendor is told to answer this subscription's calls specially (busy or refusing).
+    troubled: bool,
+    /// Its status when last looked at, to notice the vendor's answers.
+    status: String,
 }
 
 struct World {
@@ -76,6 +89,7 @@ struct World {
     /// Issued invoices as they were at issue: id → (total, lines).
     issued: HashMap<String, Value>,
     keys: usize,
+    vendor: FakeVendor,
 }
 
 const FIRST_DAY: (i32, u32, u32) = (2026, 11, 2);
@@ -84,14 +98,15 @@ const MONTHS: u32 = 25;
 async fn setup(app: &TestApp) -> World {
     let domain = &app.domain;
     let op = Actor::system();
+    let fake = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
     let vendor = catalog::create_vendor(
         domain,
         &op,
         NewVendor {
             code: "simvendor".into(),
             name: "Sim Vendor".into(),
-            connector_kind: entity::enums::ConnectorKind::Sandbox,
-            connector_settings: Some(json!({"latencyMs": 0, "failureRate": "0"})),
+            connector_kind: entity::enums::ConnectorKind::Http,
+            connector_settings: Some(json!({"url": fake.url(), "secret": SECRET})),
         },
     )
     .await
@@ -179,6 +194,7 @@ async fn setup(app: &TestApp) -> World {
         }
         resellers_.push(Reseller {
             id,
+            tier,
             markup: dec(markup),
             retail_markup: retail_markup.map(dec),
             token: app.token(Role::Reseller, Some(id)),
@@ -215,6 +231,7 @@ async fn setup(app: &TestApp) -> World {
         operator: app.operator(),
         issued: HashMap::new(),
         keys: 0,
+        vendor: fake,
     }
 }
 
@@ -301,6 +318,15 @@ async fn simulate(seed: u64) -> usize {
             act(&app, &mut world, &mut rng, seed).await;
         }
         app.run_jobs().await;
+        observe_provisioning(&app, &mut world).await;
+        vendor_troubles(&app, &mut world, &mut rng, seed).await;
+        // Prices change at noon, after the day's renewals (a renewal re-reads the prices in
+        // force when its term ends).
+        app.clock.set(at(12, 0));
+        subscriptions::renew_due(&app.domain).await.unwrap();
+        if rng.gen_bool(0.03) {
+            change_prices(&app, &mut world, &mut rng).await;
+        }
         day = day.succ_opt().unwrap();
     }
     // The history exercised what the checks are about (else they pass vacuously).
@@ -310,6 +336,20 @@ async fn simulate(seed: u64) -> usize {
         .await
         .unwrap();
     assert!(!notes.is_empty() && !world.issued.is_empty(), "seed {seed}: no invoice was issued or credited");
+    let refused = world.bought.iter().filter(|b| b.model.provisioning.first().is_some_and(|(_, ok)| !ok)).count();
+    let retried = world
+        .bought
+        .iter()
+        .filter(|b| {
+            b.model.provisioning.first().is_some_and(|(_, ok)| !ok) && b.model.provisioning.iter().any(|(_, ok)| *ok)
+        })
+        .count();
+    let renewals_at_new_prices =
+        world.bought.iter().filter(|b| b.model.prices.len() > 1 && b.model.in_force(app.domain.clock.now())).count();
+    println!(
+        "seed {seed}: {refused} purchases refused, {retried} of them provisioned on a retry; {renewals_at_new_prices} in force with a price change"
+    );
+    assert!(refused > 0 && retried > 0, "seed {seed}: no purchase was refused and then provisioned on a retry");
     subscription_months
 }
 
@@ -332,8 +372,15 @@ async fn buy(app: &TestApp, world: &mut World, rng: &mut StdRng) {
         app.data(&token, crate::orders::PLACE_ORDER, json!({"input": input, "key": key})).await["placeOrder"].clone();
     let id = placed["order"]["lines"][0]["subscription"]["id"].as_str().unwrap().to_owned();
     let bought_at = app.domain.clock.now();
-    // The vendor provisions at once (the sandbox answers immediately).
-    app.run_jobs().await;
+    // Most purchases the vendor provisions at once; some it keeps pending, some it refuses.
+    let trouble = match rng.gen_range(0..100) {
+        0..4 => Some(400),
+        4..9 => Some(503),
+        _ => None,
+    };
+    if trouble.is_some() {
+        world.vendor.answer(id.parse().unwrap(), trouble);
+    }
     if !auto_renew {
         let key = world.key();
         app.data(
@@ -343,6 +390,7 @@ async fn buy(app: &TestApp, world: &mut World, rng: &mut StdRng) {
         )
         .await;
     }
+    app.run_jobs().await;
     let price = world.prices(&world.offers[offer], &world.resellers[reseller]);
     let model = Subscription {
         bought: bought_at,
@@ -350,11 +398,139 @@ async fn buy(app: &TestApp, world: &mut World, rng: &mut StdRng) {
         term: world.offers[offer].term,
         frequency: world.offers[offer].frequency,
         auto_renew,
-        price,
+        prices: vec![(bought_at, price)],
         events: Vec::new(),
+        provisioning: Vec::new(),
     };
     let key = world.keys;
-    world.bought.push(Bought { id, customer, model, suspended: false, key });
+    let status = "PENDING".to_owned();
+    world.bought.push(Bought {
+        id,
+        customer,
+        offer,
+        model,
+        suspended: false,
+        key,
+        troubled: trouble.is_some(),
+        status,
+    });
+    observe_provisioning(app, world).await;
+}
+
+/// Records the vendor's answers: a troubled subscription whose status moved to ACTIVE or
+/// FAILED was provisioned or refused now.
+async fn observe_provisioning(app: &TestApp, world: &mut World) {
+    let now = app.domain.clock.now();
+    for bought in world.bought.iter_mut().filter(|b| b.troubled || b.model.pending()) {
+        let row = entity::subscription::Entity::find_by_id(bought.id.parse::<i64>().unwrap())
+            .one(&app.domain.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let status = switchyard::domain::lifecycle::status_name(row.status).to_owned();
+        if status != bought.status {
+            match status.as_str() {
+                "ACTIVE" => bought.model.provisioning.push((now, true)),
+                "FAILED" => bought.model.provisioning.push((now, false)),
+                _ => {}
+            }
+            bought.status = status;
+        }
+    }
+}
+
+/// The vendor makes up its mind about purchases it kept waiting; an operator retries some
+/// refused purchases, and the vendor provisions or refuses them again.
+async fn vendor_troubles(app: &TestApp, world: &mut World, rng: &mut StdRng, seed: u64) {
+    for index in 0..world.bought.len() {
+        let bought = &world.bought[index];
+        if !bought.troubled {
+            continue;
+        }
+        let id: i64 = bought.id.parse().unwrap();
+        if bought.model.pending() && rng.gen_bool(0.2) {
+            world.vendor.answer(id, if rng.gen_bool(0.5) { None } else { Some(400) });
+        } else if bought.model.refused()
+            && app.domain.clock.now() - bought.model.bought < Duration::days(25)
+            && rng.gen_bool(0.15)
+        {
+            // (Within 25 days of the order: before the term it was ordered for has ended.)
+            world.vendor.answer(id, if rng.gen_bool(0.6) { None } else { Some(400) });
+            let jobs = app
+                .data(
+                    &world.operator,
+                    "query($s: ID!) { provisioningJobs(subscriptionId: $s) { edges { node { id status } } } }",
+                    json!({"s": bought.id}),
+                )
+                .await;
+            let edges = jobs["provisioningJobs"]["edges"].as_array().unwrap();
+            let job = edges.iter().find(|e| ["FAILED", "DEAD"].contains(&e["node"]["status"].as_str().unwrap()));
+            let job = job.unwrap_or_else(|| panic!("seed {seed}: refused {} has no failed job: {jobs}", bought.id));
+            app.data(
+                &world.operator,
+                "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }",
+                json!({"id": job["node"]["id"]}),
+            )
+            .await;
+            app.run_jobs().await;
+            observe_provisioning(app, world).await;
+        }
+    }
+}
+
+/// A price change: an offer's cost and list price (a new price point from now on), a tier's
+/// markup or a reseller's default retail markup. Each subscription it concerns learns its
+/// new price list; its terms take it when they renew.
+async fn change_prices(app: &TestApp, world: &mut World, rng: &mut StdRng) {
+    let now = app.domain.clock.now();
+    let op = Actor::system();
+    let factor = |rng: &mut StdRng| Decimal::new(rng.gen_range(80..=125), 2);
+    let cents = |d: Decimal| d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    match rng.gen_range(0..3) {
+        0 => {
+            let index = rng.gen_range(0..world.offers.len());
+            let offer = &mut world.offers[index];
+            offer.cost = cents(offer.cost * factor(rng));
+            offer.list = cents(offer.list * factor(rng)).max(offer.cost);
+            catalog::add_price_point(
+                &app.domain,
+                &op,
+                NewPricePoint {
+                    offer_id: OfferId::new(offer.id),
+                    currency: "USD".into(),
+                    cost: offer.cost,
+                    list_price: offer.list,
+                    usage_unit_cost: None,
+                    usage_unit_list_price: None,
+                    effective_from: Some(now),
+                },
+            )
+            .await
+            .unwrap();
+        }
+        1 => {
+            let index = rng.gen_range(0..world.resellers.len());
+            let markup = Decimal::new(rng.gen_range(0..=30), 2);
+            let tier = world.resellers[index].tier;
+            resellers::update_tier(&app.domain, &op, TierId::new(tier), None, Some(markup)).await.unwrap();
+            for reseller in world.resellers.iter_mut().filter(|r| r.tier == tier) {
+                reseller.markup = markup;
+            }
+        }
+        _ => {
+            let index = rng.gen_range(0..world.resellers.len());
+            let markup = [None, Some("0.1"), Some("0.2"), Some("0.333")][rng.gen_range(0..4)].map(dec);
+            let actor = Actor::from_role(None, Role::Reseller, Some(world.resellers[index].id)).unwrap();
+            customers::set_retail_markup(&app.domain, &actor, markup).await.unwrap();
+            world.resellers[index].retail_markup = markup;
+        }
+    }
+    for index in 0..world.bought.len() {
+        let bought = &world.bought[index];
+        let price =
+            world.prices(&world.offers[bought.offer], &world.resellers[world.customers[bought.customer].reseller]);
+        world.bought[index].model.prices.push((now, price));
+    }
 }
 
 /// One random lifecycle action on a subscription in force; the model records what the
@@ -385,15 +561,27 @@ async fn act(app: &TestApp, world: &mut World, rng: &mut StdRng, seed: u64) {
             json!({"q": to}),
             Some(Event::Seats { at: now, to }),
         )
-    } else if choice < 80 {
+    } else if choice < 78 {
         ("cancelSubscription(id: $id, idempotencyKey: $key)", json!({}), Some(Event::Cancel { at: now }))
+    } else if choice < 88 {
+        let on = !bought.model.auto_renew_now();
+        (
+            "setAutoRenew(id: $id, autoRenew: $on, idempotencyKey: $key)",
+            json!({"on": on}),
+            Some(Event::AutoRenew { at: now, on }),
+        )
     } else if bought.suspended {
         ("resumeSubscription(id: $id, idempotencyKey: $key)", json!({}), None)
     } else {
         ("suspendSubscription(id: $id, idempotencyKey: $key)", json!({}), None)
     };
-    let declares =
-        if mutation.contains("$q") { "$id: ID!, $key: String!, $q: Int!" } else { "$id: ID!, $key: String!" };
+    let declares = if mutation.contains("$q") {
+        "$id: ID!, $key: String!, $q: Int!"
+    } else if mutation.contains("$on") {
+        "$id: ID!, $key: String!, $on: Boolean!"
+    } else {
+        "$id: ID!, $key: String!"
+    };
     let document = format!("mutation({declares}) {{ {mutation} {{ replayed subscription {{ status quantity }} }} }}");
     let mut variables = variables;
     variables["id"] = json!(bought.id);

@@ -72,12 +72,14 @@ pub enum Event {
     Seats { at: DateTime<Utc>, to: i32 },
     /// Cancelled.
     Cancel { at: DateTime<Utc> },
+    /// Auto-renew turned on or off.
+    AutoRenew { at: DateTime<Utc>, on: bool },
 }
 
 impl Event {
     fn at(&self) -> DateTime<Utc> {
         match self {
-            Event::Seats { at, .. } | Event::Cancel { at } => *at,
+            Event::Seats { at, .. } | Event::Cancel { at } | Event::AutoRenew { at, .. } => *at,
         }
     }
 }
@@ -89,11 +91,19 @@ pub struct Subscription {
     pub seats: i32,
     pub term: Term,
     pub frequency: Frequency,
+    /// Auto-renew at purchase.
     pub auto_renew: bool,
-    /// Price of one seat for one billing cycle, at cost, wholesale and retail (unrounded).
-    pub price: Amounts,
+    /// The price list for this buyer over time: from each instant on, the price of one seat
+    /// for one billing cycle at cost, wholesale and retail (unrounded). A term is bought at
+    /// the prices in force when it starts and keeps them (the price lock).
+    pub prices: Vec<(DateTime<Utc>, Amounts)>,
     /// Accepted changes, oldest first.
     pub events: Vec<Event>,
+    /// The vendor's answers to the purchase, oldest first: when, and whether it provisioned
+    /// it. None yet: the purchase is pending (billed as bought). The first a refusal: nothing
+    /// is owed for the purchase, and a later success (an operator's retry) is billed from
+    /// its day as if bought then, at the prices of the purchase.
+    pub provisioning: Vec<(DateTime<Utc>, bool)>,
 }
 
 /// Half away from zero at cents (every currency of the simulation has 2 minor units).
@@ -112,6 +122,11 @@ impl Subscription {
         anchor.checked_add_months(Months::new(self.term.months() * k)).unwrap_or(anchor)
     }
 
+    /// The instant term `k` starts (the scheduler renews then).
+    fn term_start_time(&self, k: u32) -> DateTime<Utc> {
+        self.bought.checked_add_months(Months::new(self.term.months() * k)).unwrap_or(self.bought)
+    }
+
     /// The term containing `day`.
     fn term_index(&self, day: NaiveDate) -> u32 {
         let mut k = 0;
@@ -121,10 +136,45 @@ impl Subscription {
         k
     }
 
-    /// The first day the subscription is no longer in force by its terms alone: the end of
-    /// its first term without auto-renew.
-    pub fn final_end(&self) -> Option<NaiveDate> {
-        (!self.auto_renew).then(|| self.term_start(1))
+    /// Whether auto-renew was on just before `at`.
+    fn auto_renew_before(&self, at: DateTime<Utc>) -> bool {
+        self.events.iter().filter(|e| e.at() < at).fold(self.auto_renew, |on, e| match e {
+            Event::AutoRenew { on, .. } => *on,
+            _ => on,
+        })
+    }
+
+    fn cancelled_before(&self, at: DateTime<Utc>) -> bool {
+        self.events.iter().any(|e| matches!(e, Event::Cancel { at: when } if *when < at))
+    }
+
+    /// The price list in force at `at`.
+    fn price_at(&self, at: DateTime<Utc>) -> Amounts {
+        self.prices.iter().rfind(|(from, _)| *from <= at).or(self.prices.first()).map(|(_, p)| *p).unwrap_or_default()
+    }
+
+    /// Whether term `k` began by `now`: the first always; a later one if the one before
+    /// did and, when it ended, auto-renew was on and the subscription not cancelled.
+    fn began(&self, k: u32, now: DateTime<Utc>) -> bool {
+        (1..=k).all(|j| {
+            let at = self.term_start_time(j);
+            at <= now && self.auto_renew_before(at) && !self.cancelled_before(at)
+        })
+    }
+
+    /// What term `k` is charged at, seen at `now`: the prices in force when it began; for
+    /// the next term, not begun yet but expected (auto-renew on now), the current term's
+    /// (billed in advance, corrected once it renews or does not); otherwise nothing.
+    fn term_price(&self, k: u32, now: DateTime<Utc>) -> Option<Amounts> {
+        if self.began(k, now) {
+            return Some(self.price_at(self.term_start_time(k)));
+        }
+        let previous = k.checked_sub(1)?;
+        let expected = self.began(previous, now)
+            && self.term_start_time(k) > now
+            && self.auto_renew_before(now + chrono::Duration::seconds(1))
+            && !self.cancelled_before(now + chrono::Duration::seconds(1));
+        expected.then(|| self.price_at(self.term_start_time(previous)))
     }
 
     /// The billing cycle containing `day`: `[start, end)`.
@@ -154,23 +204,25 @@ impl Subscription {
         }
     }
 
-    /// One line: `seats` (negative for a refund) from `from` to the end of its cycle, or to
-    /// the end of the service by its terms if that comes first.
-    fn line(&self, seats: i32, from: NaiveDate) -> Amounts {
+    /// The part of the cycle containing `day` that lies in `day`'s term: `[start, end)`. A
+    /// price is per cycle, and a term renews at its own prices, so a calendar month that a
+    /// renewal splits is charged in two parts, each prorated over the whole month.
+    fn segment(&self, day: NaiveDate) -> (NaiveDate, NaiveDate) {
+        let k = self.term_index(day);
+        let (start, end) = self.cycle(day);
+        (start.max(self.term_start(k)), end.min(self.term_start(k + 1)))
+    }
+
+    /// One line: `seats` (negative for a refund) at `price` from `from` to the end of its
+    /// segment: `round(price / days in cycle × days used)` per seat, then × seats.
+    fn line(&self, seats: i32, from: NaiveDate, price: Amounts) -> Amounts {
         let (start, end) = self.cycle(from);
-        let until = match self.final_end() {
-            Some(last) if last < end => last.max(from),
-            _ => end,
-        };
+        let until = self.segment(from).1;
         let (used, of) = (Decimal::from(days(from, until)), Decimal::from(days(start, end)));
         let seats = Decimal::from(seats);
         // Multiply before dividing: a midpoint such as 6.01 × 15 / 30 = 3.005 stays exact.
         let prorate = |price: Decimal| cents(price * used / of) * seats;
-        Amounts {
-            cost: prorate(self.price.cost),
-            wholesale: prorate(self.price.wholesale),
-            retail: prorate(self.price.retail),
-        }
+        Amounts { cost: prorate(price.cost), wholesale: prorate(price.wholesale), retail: prorate(price.retail) }
     }
 
     /// Seats in force at the start of `day`, counting only `events`.
@@ -180,40 +232,63 @@ impl Subscription {
             match event {
                 Event::Seats { to, .. } => seats = *to,
                 Event::Cancel { .. } => return None,
+                Event::AutoRenew { .. } => {}
             }
         }
         Some(seats)
     }
 
-    /// What the runs should have charged by `known_until`, having billed every period
-    /// before `billed_through` (a period's first day).
-    pub fn owed(&self, known_until: DateTime<Utc>, billed_through: NaiveDate) -> Amounts {
-        let known: Vec<Event> = self.events.iter().copied().filter(|e| e.at() < known_until).collect();
-        let bought = self.bought.date_naive();
-        let mut total = self.line(self.seats, bought);
-        // Cycles after the purchase's, billed in advance while the subscription is in force.
-        let mut day = self.cycle(bought).1;
+    /// When billing starts, seen at `at`: the purchase (pending or provisioned at once), or
+    /// the first success after a refusal; None if refused and not (yet) provisioned.
+    fn billed_from(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut known = self.provisioning.iter().filter(|(when, _)| *when <= at);
+        match known.next() {
+            None | Some((_, true)) => Some(self.bought),
+            Some((_, false)) => known.find(|(_, ok)| *ok).map(|(when, _)| *when),
+        }
+    }
+
+    /// What the runs should have charged by `now`, having billed every period before
+    /// `billed_through` (a period's first day).
+    pub fn owed(&self, now: DateTime<Utc>, billed_through: NaiveDate) -> Amounts {
+        let Some(from) = self.billed_from(now) else { return Amounts::default() };
+        let known: Vec<Event> = self.events.iter().copied().filter(|e| e.at() < now).collect();
+        let first = from.date_naive();
+        let mut total = self.line(self.seats, first, self.price_at(self.bought));
+        // Segments after the purchase's, billed in advance while the subscription is in
+        // force; of a term not begun yet, only its first.
+        let mut day = self.segment(first).1;
         while day < billed_through {
-            let ended = self.final_end().is_some_and(|last| day >= last);
-            if ended {
+            let k = self.term_index(day);
+            let Some(price) = self.term_price(k, now) else { break };
+            if !self.began(k, now) && day != self.term_start(k) {
                 break;
             }
             let Some(seats) = self.seats_on(&known, day) else { break };
-            total += self.line(seats, day);
-            day = self.cycle(day).1;
+            total += self.line(seats, day, price);
+            day = self.segment(day).1;
         }
-        // Every change known, from its day to the end of its cycle.
+        // Every change known, from its day to the end of its segment, at its term's prices
+        // (a change dated in a term that has not begun is billed once it has).
         let mut seats = self.seats;
         for event in &known {
+            let day = event.at().date_naive();
+            let k = self.term_index(day);
+            let price = if self.began(k, now) { self.term_price(k, now) } else { None };
             match event {
-                Event::Seats { at, to } => {
-                    total += self.line(to - seats, at.date_naive());
+                Event::Seats { to, .. } => {
+                    if let Some(price) = price {
+                        total += self.line(to - seats, day, price);
+                    }
                     seats = *to;
                 }
-                Event::Cancel { at } => {
-                    total += self.line(-seats, at.date_naive());
+                Event::Cancel { .. } => {
+                    if let Some(price) = price {
+                        total += self.line(-seats, day, price);
+                    }
                     break;
                 }
+                Event::AutoRenew { .. } => {}
             }
         }
         total
@@ -221,33 +296,49 @@ impl Subscription {
 
     /// The start of the term in force at `at` (a renewal opens a new 168 h window).
     pub fn term_start_at(&self, at: DateTime<Utc>) -> DateTime<Utc> {
-        let k = {
-            let mut k = 0;
-            while self.term_start_time(k + 1) <= at {
-                k += 1;
-            }
-            k
-        };
+        let mut k = 0;
+        while self.term_start_time(k + 1) <= at {
+            k += 1;
+        }
         self.term_start_time(k)
     }
 
-    fn term_start_time(&self, k: u32) -> DateTime<Utc> {
-        self.bought.checked_add_months(Months::new(self.term.months() * k)).unwrap_or(self.bought)
+    /// Whether the subscription is in force at `at` (bought, not cancelled, its term begun).
+    pub fn in_force(&self, at: DateTime<Utc>) -> bool {
+        let mut k = 0;
+        while self.term_start_time(k + 1) <= at {
+            k += 1;
+        }
+        let provisioned = self.provisioning.iter().find(|(when, ok)| *ok && *when <= at).is_some();
+        provisioned
+            && self.billed_from(at).is_some()
+            && !self.cancelled_before(at + chrono::Duration::seconds(1))
+            && self.began(k, at)
     }
 
-    /// Whether the subscription is in force at `at` (bought, not cancelled, not past the end
-    /// of a term that does not renew).
-    pub fn in_force(&self, at: DateTime<Utc>) -> bool {
-        let cancelled = self.events.iter().any(|e| matches!(e, Event::Cancel { at: when } if *when <= at));
-        let ended = !self.auto_renew && self.term_start_time(1) <= at;
-        self.bought <= at && !cancelled && !ended
+    /// The vendor refused the purchase and no retry has provisioned it yet.
+    pub fn refused(&self) -> bool {
+        self.provisioning.first().is_some_and(|(_, ok)| !ok) && !self.provisioning.iter().any(|(_, ok)| *ok)
+    }
+
+    /// Still waiting for the vendor's first answer.
+    pub fn pending(&self) -> bool {
+        self.provisioning.is_empty()
     }
 
     /// Seats now.
     pub fn current_seats(&self) -> i32 {
         self.events.iter().fold(self.seats, |seats, e| match e {
             Event::Seats { to, .. } => *to,
-            Event::Cancel { .. } => seats,
+            _ => seats,
+        })
+    }
+
+    /// Auto-renew now.
+    pub fn auto_renew_now(&self) -> bool {
+        self.events.iter().fold(self.auto_renew, |on, e| match e {
+            Event::AutoRenew { on, .. } => *on,
+            _ => on,
         })
     }
 }
@@ -269,8 +360,9 @@ mod tests {
             term: Term::P1m,
             frequency: Frequency::Monthly,
             auto_renew: true,
-            price: Amounts { cost: price, wholesale: price, retail: price },
+            prices: vec![(bought, Amounts { cost: price, wholesale: price, retail: price })],
             events: vec![],
+            provisioning: vec![(bought, true)],
         }
     }
 
@@ -301,6 +393,52 @@ mod tests {
         let through_february = NaiveDate::from_ymd_opt(2027, 3, 1).unwrap();
         let owed = sub.owed(at(2027, 2, 2), through_february);
         assert_eq!(owed.retail, dec!(2.00) * dec!(3) + dec!(7.74) * dec!(3));
+    }
+
+    /// A P1M at 10.00 bought 15 November; from 1 December it costs 20.00; billed through January.
+    fn renewing_mid_december(events: Vec<Event>, auto_renew: bool) -> Decimal {
+        let mut sub = monthly(dec!(10), at(2026, 11, 15), 1);
+        sub.auto_renew = auto_renew;
+        let doubled = Amounts { cost: dec!(20), wholesale: dec!(20), retail: dec!(20) };
+        sub.prices.push((at(2026, 12, 1), doubled));
+        sub.events = events;
+        sub.owed(at(2027, 1, 1), NaiveDate::from_ymd_opt(2027, 2, 1).unwrap()).retail
+    }
+
+    #[test]
+    fn a_renewed_term_is_charged_at_the_prices_in_force_when_it_began() {
+        // November 16/30 of 10.00; December 14/31 of 10.00 and 17/31 of 20.00; January
+        // 14/31 and 17/31 of 20.00 (the term renewing on 15 January is expected).
+        let owed = renewing_mid_december(vec![], true);
+        assert_eq!(owed, dec!(5.33) + dec!(4.52) + dec!(10.97) + dec!(9.03) + dec!(10.97));
+    }
+
+    #[test]
+    fn auto_renew_decides_when_the_term_ends() {
+        let off = Event::AutoRenew { at: at(2026, 12, 5), on: false };
+        assert_eq!(renewing_mid_december(vec![off], true), dec!(5.33) + dec!(4.52));
+        let on = Event::AutoRenew { at: at(2026, 12, 5), on: true };
+        assert_eq!(
+            renewing_mid_december(vec![on], false),
+            dec!(5.33) + dec!(4.52) + dec!(10.97) + dec!(9.03) + dec!(10.97)
+        );
+    }
+
+    #[test]
+    fn a_refused_purchase_owes_nothing_until_a_retry_provisions_it() {
+        // 2 seats at 7.40 ordered 20 November, pending through December's run, refused on
+        // 2 December, provisioned on a retry on 10 December.
+        let mut sub = monthly(dec!(7.40), at(2026, 11, 20), 2);
+        sub.term = Term::P1y;
+        sub.provisioning = vec![];
+        let through_december = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
+        assert_eq!(sub.owed(at(2026, 12, 1), through_december).retail, dec!(5.42) + dec!(14.80), "pending: billed");
+        sub.provisioning.push((at(2026, 12, 2), false));
+        assert_eq!(sub.owed(at(2026, 12, 3), through_december).retail, dec!(0));
+        sub.provisioning.push((at(2026, 12, 10), true));
+        // 2 × round(7.40 × 22/31) for December; January 2 × 7.40.
+        let through_january = NaiveDate::from_ymd_opt(2027, 2, 1).unwrap();
+        assert_eq!(sub.owed(at(2027, 1, 1), through_january).retail, dec!(10.50) + dec!(14.80));
     }
 
     #[test]
