@@ -237,6 +237,7 @@ async fn usage_is_deduplicated_forever_and_billed_in_arrears() {
     let subscription = placed["order"]["lines"][0]["subscription"]["id"].clone();
     let record = |id: &str, quantity: &str, at: &str| json!({"subscriptionId": subscription, "externalId": id, "meter": "azure", "quantity": quantity, "occurredAt": at});
     const RECORD: &str = "mutation($r: [UsageRecordInput!]!) { recordUsage(records: $r) { externalId status } }";
+    app.clock.set("2026-11-30T00:00:00Z".parse().unwrap());
     let first = app.data(&reseller, RECORD, json!({"r": [record("u-1", "55", "2026-11-10T00:00:00Z")]})).await;
     assert_eq!(first["recordUsage"][0]["status"], "ACCEPTED");
     let retry = app.data(&reseller, RECORD, json!({"r": [record("u-1", "55", "2026-11-10T00:00:00Z")]})).await;
@@ -244,10 +245,12 @@ async fn usage_is_deduplicated_forever_and_billed_in_arrears() {
     let (_, body) = app.post(Some(&reseller), RECORD, json!({"r": [{"subscriptionId": subscription, "externalId": "x", "meter": "other", "quantity": "1", "occurredAt": "2026-11-10T00:00:00Z"}]})).await;
     assert_eq!(body["errors"][0]["extensions"]["field"], "records[0].meter");
 
+    // In arrears: November's usage is December's run's.
     app.clock.set("2026-12-01T06:00:00Z".parse().unwrap());
     run(&app, "2026-11").await;
+    run(&app, "2026-12").await;
     let invoice =
-        invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string(), "period": "2026-11"})).await.remove(0);
+        invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string(), "period": "2026-12"})).await.remove(0);
     let usage = invoice["lines"]
         .as_array()
         .unwrap()
@@ -258,7 +261,7 @@ async fn usage_is_deduplicated_forever_and_billed_in_arrears() {
     assert_eq!(usage["amount"]["amount"], "3.69", "0.067 × 55 = 3.685 → 3.69");
     app.data(&reseller, "mutation($id: ID!) { issueInvoice(id: $id) { number } }", json!({"id": invoice["id"]})).await;
 
-    // A retry after billing is still a duplicate; late usage for November lands on December.
+    // A retry after billing is still a duplicate; late usage for November lands on January.
     let late = app
         .data(
             &reseller,
@@ -268,11 +271,11 @@ async fn usage_is_deduplicated_forever_and_billed_in_arrears() {
         .await;
     assert_eq!(late["recordUsage"][0]["status"], "DUPLICATE");
     assert_eq!(late["recordUsage"][1]["status"], "ACCEPTED");
-    run(&app, "2026-11").await;
-    run(&app, "2026-12").await;
-    let december =
-        invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string(), "period": "2026-12"})).await.remove(0);
-    let late_line = december["lines"]
+    app.clock.set("2027-01-01T06:00:00Z".parse().unwrap());
+    run(&app, "2027-01").await;
+    let january =
+        invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string(), "period": "2027-01"})).await.remove(0);
+    let late_line = january["lines"]
         .as_array()
         .unwrap()
         .iter()

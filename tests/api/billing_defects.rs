@@ -432,7 +432,7 @@ async fn a_run_bills_more_usage_records_than_a_statement_can_bind() {
         .await
         .unwrap();
     app.clock.set("2026-12-01T06:00:00Z".parse().unwrap());
-    let (_, body) = app.post(Some(&app.operator()), crate::billing::RUN, json!({"p": "2026-11"})).await;
+    let (_, body) = app.post(Some(&app.operator()), crate::billing::RUN, json!({"p": "2026-12"})).await;
     assert!(body.get("errors").is_none(), "{body}");
     // 70,000 calls × 0.067 = 4,690.00, billed once; every record marked billed.
     let charged = retail_charged(&app, &subscription).await;
@@ -705,4 +705,140 @@ async fn a_failed_purchase_retried_successfully_is_billed_from_its_provisioning(
     run(&app, "2027-01").await;
     // 10–31 December: 2 × round(7.40 × 22/31) = 2 × 5.25; January 2 × 7.40.
     assert_eq!(cost_total(&app, &subscription).await, dec("10.50") + dec("14.80"));
+}
+
+const RECORD_USAGE: &str = "mutation($r: [UsageRecordInput!]!) { recordUsage(records: $r) { externalId status } }";
+
+/// A P1M offer metered in GB (usage cost 0.80, list 0.92; no seat price), one seat bought
+/// 2 November for customer A of reseller A (Gold tier: wholesale = cost × 1.15).
+async fn metered(app: &TestApp, f: &Fixture) -> String {
+    let offer = f
+        .offer(
+            app,
+            ExtraOffer {
+                sku: "A-STORAGE",
+                term: entity::enums::Term::P1m,
+                frequency: entity::enums::BillingFrequency::Monthly,
+                max_quantity: 1,
+                cost: "0",
+                list: "0",
+                usage: Some(("GB", "0.80", "0.92")),
+            },
+        )
+        .await;
+    app.clock.set("2026-11-02T10:00:00Z".parse().unwrap());
+    bought(app, f, offer, 1, "storage").await
+}
+
+fn usage(subscription: &str, id: &str, quantity: &str, at: &str) -> Value {
+    json!({"subscriptionId": subscription, "externalId": id, "meter": "GB", "quantity": quantity, "occurredAt": at})
+}
+
+/// Usage charges so far: (period, retail amount), in order.
+async fn usage_charged(app: &TestApp, subscription: &str) -> Vec<(String, String)> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    entity::charge::Entity::find()
+        .filter(entity::charge::Column::SubscriptionId.eq(subscription.parse::<i64>().unwrap()))
+        .filter(entity::charge::Column::ChargeKey.starts_with("usage:"))
+        .order_by_asc(entity::charge::Column::Id)
+        .all(&app.domain.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| (c.period.clone(), c.amount_retail.0.to_string()))
+        .collect()
+}
+
+/// #8.5 (a–c): usage is billed in arrears by the next month's run, each record at the
+/// price in force when it occurred, at retail by the reseller's default markup; each
+/// record links to the charge that billed it; a backdated price point reprices nothing
+/// already billed.
+#[tokio::test]
+async fn usage_is_billed_in_arrears_at_the_price_of_its_time_with_the_resellers_markup() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let subscription = metered(&app, &f).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.data(&reseller, "mutation { setRetailMarkup(markup: \"0.2\") { id } }", json!({})).await;
+    let price_point = "mutation($o: ID!, $from: DateTime!, $cost: Decimal!, $list: Decimal!) { addPricePoint(input: {offerId: $o, currency: \"USD\", cost: \"0\", listPrice: \"0\", usageUnitCost: $cost, usageUnitListPrice: $list, effectiveFrom: $from}) { id } }";
+    let offer = {
+        use sea_orm::EntityTrait;
+        entity::subscription::Entity::find_by_id(subscription.parse::<i64>().unwrap())
+            .one(&app.domain.db)
+            .await
+            .unwrap()
+            .unwrap()
+            .offer_id
+    };
+    app.data(
+        &app.operator(),
+        price_point,
+        json!({"o": offer.to_string(), "from": "2026-11-15T00:00:00Z", "cost": "1.00", "list": "1.10"}),
+    )
+    .await;
+    app.clock.set("2026-11-25T10:00:00Z".parse().unwrap());
+    let records = json!({"r": [usage(&subscription, "a", "20", "2026-11-10T08:00:00Z"), usage(&subscription, "b", "17.5", "2026-11-20T08:00:00Z")]});
+    app.data(&reseller, RECORD_USAGE, records).await;
+    // November's run (late in the month) bills no November usage: that is December's.
+    app.clock.set("2026-11-30T12:00:00Z".parse().unwrap());
+    run(&app, "2026-11").await;
+    assert_eq!(usage_charged(&app, &subscription).await, vec![]);
+    app.clock.set("2026-12-01T00:30:00Z".parse().unwrap());
+    run(&app, "2026-12").await;
+    // 20 GB at 0.80 × 1.15 × 1.2 = 1.104 → 22.08; 17.5 GB at 1.00 × 1.15 × 1.2 = 1.38 → 24.15.
+    let mut charged = usage_charged(&app, &subscription).await;
+    charged.sort();
+    assert_eq!(charged, vec![("2026-12".to_owned(), "22.08".to_owned()), ("2026-12".to_owned(), "24.15".to_owned())]);
+    // Each record names the charge that billed it.
+    {
+        use sea_orm::EntityTrait;
+        let records = entity::usage_record::Entity::find().all(&app.domain.db).await.unwrap();
+        for record in records {
+            let charge =
+                entity::charge::Entity::find_by_id(record.charge_id.expect("linked")).one(&app.domain.db).await;
+            assert!(charge.unwrap().unwrap().charge_key.starts_with("usage:2026-11:"));
+        }
+    }
+    // A price point backdated to 1 November reprices nothing already billed.
+    app.data(
+        &app.operator(),
+        price_point,
+        json!({"o": offer.to_string(), "from": "2026-11-01T00:00:00Z", "cost": "5.00", "list": "9.00"}),
+    )
+    .await;
+    run(&app, "2026-12").await;
+    app.clock.set("2027-01-01T00:30:00Z".parse().unwrap());
+    run(&app, "2027-01").await;
+    assert_eq!(usage_charged(&app, &subscription).await.len(), 2);
+}
+
+/// #8.5 (d): usage before the subscription existed, in the future or after it ended is
+/// refused with BAD_USER_INPUT naming the record.
+#[tokio::test]
+async fn usage_outside_the_subscriptions_life_is_refused() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let subscription = metered(&app, &f).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.clock.set("2026-11-03T10:00:00Z".parse().unwrap());
+    for (at, why) in [("2026-11-01T10:00:00Z", "before the purchase"), ("2026-11-03T10:05:00Z", "in the future")] {
+        let (_, body) =
+            app.post(Some(&reseller), RECORD_USAGE, json!({"r": [usage(&subscription, "x", "1", at)]})).await;
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{why}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["field"], "records[0].occurredAt", "{why}");
+    }
+    app.data(
+        &reseller,
+        "mutation($id: ID!) { cancelSubscription(id: $id, idempotencyKey: \"c\") { replayed } }",
+        json!({"id": subscription}),
+    )
+    .await;
+    app.clock.set("2026-11-04T10:00:00Z".parse().unwrap());
+    let ok =
+        app.data(&reseller, RECORD_USAGE, json!({"r": [usage(&subscription, "y", "1", "2026-11-03T09:00:00Z")]})).await;
+    assert_eq!(ok["recordUsage"][0]["status"], "ACCEPTED", "before the cancellation");
+    let (_, body) = app
+        .post(Some(&reseller), RECORD_USAGE, json!({"r": [usage(&subscription, "z", "1", "2026-11-03T11:00:00Z")]}))
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "after the cancellation: {body}");
 }

@@ -129,6 +129,14 @@ async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTim
     Ok(summary)
 }
 
+/// A batch's plan: per subscription, its lines and, per usage line, its key and records.
+type Planned = HashMap<i64, (Vec<PlannedCharge>, Vec<(String, Vec<i64>)>)>;
+
+/// Usage is billed in arrears: the run for a period bills usage that occurred before it.
+fn usage_cutoff(period: Period) -> DateTime<Utc> {
+    chrono::TimeZone::from_utc_datetime(&Utc, &period.start.and_time(chrono::NaiveTime::MIN))
+}
+
 /// Subscriptions created before the period ends may have charges in it.
 fn plan_cutoff(period: Period) -> DateTime<Utc> {
     chrono::TimeZone::from_utc_datetime(&Utc, &period.end().and_time(chrono::NaiveTime::MIN))
@@ -140,7 +148,7 @@ async fn plan_batch(
     batch: &[subscription::Model],
     period: Period,
     settings: BillingSettings,
-) -> Result<HashMap<i64, (Vec<PlannedCharge>, Vec<i64>)>> {
+) -> Result<Planned> {
     let ids: Vec<i64> = batch.iter().map(|s| s.id).collect();
     let changes = subscription_change::Entity::find()
         .filter(subscription_change::Column::SubscriptionId.is_in(ids.clone()))
@@ -167,7 +175,7 @@ async fn plan_batch(
     let usage = usage_record::Entity::find()
         .filter(usage_record::Column::SubscriptionId.is_in(ids))
         .filter(usage_record::Column::BilledPeriod.is_null())
-        .filter(usage_record::Column::OccurredAt.lt(plan_cutoff(period)))
+        .filter(usage_record::Column::OccurredAt.lt(usage_cutoff(period)))
         .all(&domain.db)
         .await?;
     let mut usage_by_subscription: HashMap<i64, Vec<usage_record::Model>> = HashMap::new();
@@ -180,22 +188,24 @@ async fn plan_batch(
         let history = history.get(&subscription.id).map(Vec::as_slice).unwrap_or_default();
         let charged = charged.get(&subscription.id).unwrap_or(&empty);
         let mut lines = plan::plan_subscription(subscription, history, period, charged, settings)?;
-        let mut usage_ids = Vec::new();
+        let mut usage = Vec::new();
         if let Some(records) = usage_by_subscription.get(&subscription.id) {
             for (line, ids) in plan_usage(domain, subscription, records, period, charged).await? {
+                usage.push((line.key.clone(), ids));
                 lines.push(line);
-                usage_ids.extend(ids);
             }
         }
         if !lines.is_empty() {
-            planned.insert(subscription.id, (lines, usage_ids));
+            planned.insert(subscription.id, (lines, usage));
         }
     }
     Ok(planned)
 }
 
-/// Usage lines, one per period of usage not billed yet, priced from the usage rates in
-/// force (cost and list; wholesale is cost plus the reseller's tier markup).
+/// Usage lines, in arrears: one per month of usage not billed yet and price point, each
+/// record rated at the usage prices in force when it occurred. Wholesale is cost plus the
+/// reseller's tier markup; retail the reseller's default markup over wholesale, else the
+/// list price. Records with no usage price in force wait (and are not guessed).
 async fn plan_usage(
     domain: &Domain,
     subscription: &subscription::Model,
@@ -205,35 +215,43 @@ async fn plan_usage(
 ) -> Result<Vec<(PlannedCharge, Vec<i64>)>> {
     let currency = Currency::parse(&subscription.currency, "currency")?;
     let snapshot = domain.catalog.snapshot(&domain.db).await?;
-    let tier_markup = match domain.catalog.reseller_pricing(&domain.db, subscription.reseller_id).await? {
-        Some(pricing) => snapshot.tiers.get(&pricing.reseller.tier_id).map(|t| t.markup.0).unwrap_or_default(),
-        None => Decimal::ZERO,
-    };
-    let mut by_period: HashMap<Period, Vec<&usage_record::Model>> = HashMap::new();
+    let (tier_markup, retail_markup) =
+        match domain.catalog.reseller_pricing(&domain.db, subscription.reseller_id).await? {
+            Some(pricing) => (
+                snapshot.tiers.get(&pricing.reseller.tier_id).map(|t| t.markup.0).unwrap_or_default(),
+                pricing.reseller.default_retail_markup.map(|m| m.0),
+            ),
+            None => (Decimal::ZERO, None),
+        };
+    let points: Vec<_> = snapshot
+        .price_points
+        .get(&subscription.offer_id)
+        .into_iter()
+        .flatten()
+        .filter(|p| p.currency == subscription.currency)
+        .collect();
+    let mut groups: HashMap<(Period, i64), Vec<&usage_record::Model>> = HashMap::new();
     for record in records {
-        by_period.entry(Period::containing(record.occurred_at.date_naive())).or_default().push(record);
+        let Some(point) = super::pricing::in_force(&points, record.occurred_at) else { continue };
+        groups.entry((Period::containing(record.occurred_at.date_naive()), point.id)).or_default().push(record);
     }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by_key(|((usage_period, point), _)| (*usage_period, *point));
     let mut lines = Vec::new();
-    for (usage_period, records) in by_period {
-        let key = format!("usage:{}:{}", usage_period.label(), period.label());
+    for ((usage_period, point_id), records) in groups {
+        let key = format!("usage:{}:{}:{point_id}", usage_period.label(), period.label());
         if charged.contains(&key) {
             continue;
         }
-        let points: Vec<_> = snapshot
-            .price_points
-            .get(&subscription.offer_id)
-            .into_iter()
-            .flatten()
-            .filter(|p| p.currency == subscription.currency)
-            .collect();
-        let at = plan_cutoff(usage_period);
-        let Some(point) = super::pricing::in_force(&points, at) else { continue };
+        let Some(point) = points.iter().find(|p| p.id == point_id) else { continue };
         let (Some(cost), Some(list)) = (point.usage_unit_cost, point.usage_unit_list_price) else { continue };
-        let (cost, list) = (cost.0, list.0);
+        let cost = cost.0;
         let wholesale = cost * (Decimal::ONE + tier_markup);
+        let retail = retail_markup.map_or(list.0, |markup| wholesale * (Decimal::ONE + markup));
         let quantity: Decimal = records.iter().map(|r| r.quantity.0).sum();
-        let kind = if usage_period < period { ChargeKind::Adjustment } else { ChargeKind::Usage };
+        let kind = if usage_period.next() < period { ChargeKind::Adjustment } else { ChargeKind::Usage };
         let meter = records.first().map(|r| r.meter.clone()).unwrap_or_default();
+        let amount = |unit: Decimal| round_to_minor_units(unit * quantity, currency);
         lines.push((
             PlannedCharge {
                 kind,
@@ -242,17 +260,10 @@ async fn plan_usage(
                 quantity,
                 days_used: None,
                 days_in_period: None,
-                service_start: chrono::TimeZone::from_utc_datetime(
-                    &Utc,
-                    &usage_period.start.and_time(chrono::NaiveTime::MIN),
-                ),
-                service_end: at,
-                unit: (cost, wholesale, list),
-                amount: (
-                    round_to_minor_units(cost * quantity, currency),
-                    round_to_minor_units(wholesale * quantity, currency),
-                    round_to_minor_units(list * quantity, currency),
-                ),
+                service_start: usage_cutoff(usage_period),
+                service_end: usage_cutoff(usage_period.next()),
+                unit: (cost, wholesale, retail),
+                amount: (amount(cost), amount(wholesale), amount(retail)),
             },
             records.iter().map(|r| r.id).collect(),
         ));
@@ -265,7 +276,7 @@ async fn plan_usage(
 async fn write_charges(
     domain: &Domain,
     batch: &[subscription::Model],
-    planned: &HashMap<i64, (Vec<PlannedCharge>, Vec<i64>)>,
+    planned: &Planned,
     period: &str,
     run_id: Option<i64>,
     now: DateTime<Utc>,
@@ -277,7 +288,7 @@ async fn write_charges(
     let mut usage_ids = Vec::new();
     for subscription in batch {
         let Some((lines, usage)) = planned.get(&subscription.id) else { continue };
-        usage_ids.extend(usage.iter().copied());
+        usage_ids.extend(usage.iter().flat_map(|(_, ids)| ids.iter().copied()));
         for line in lines {
             models.push(charge::ActiveModel {
                 id: NotSet,
@@ -341,6 +352,26 @@ async fn write_charges(
     if written != u64::try_from(models.len()).unwrap_or(u64::MAX) {
         w.rollback().await;
         return Err(Error::conflict("STALE_PLAN", "another run charged some of this batch since it was planned"));
+    }
+    // Each usage record names the charge that billed it.
+    for (subscription, (_, usage)) in planned {
+        for (key, ids) in usage {
+            let charge_id: Option<i64> = charge::Entity::find()
+                .select_only()
+                .column(charge::Column::Id)
+                .filter(charge::Column::SubscriptionId.eq(*subscription))
+                .filter(charge::Column::ChargeKey.eq(key.clone()))
+                .into_tuple()
+                .one(w.db())
+                .await?;
+            for ids in ids.chunks(USAGE_CHUNK) {
+                usage_record::Entity::update_many()
+                    .col_expr(usage_record::Column::ChargeId, sea_orm::sea_query::Expr::value(charge_id))
+                    .filter(usage_record::Column::Id.is_in(ids.iter().copied()))
+                    .exec(w.db())
+                    .await?;
+            }
+        }
     }
     w.commit(Audit::Bookkeeping("a billing run's charges; the run's row and its runBilling audit row record it"))
         .await?;

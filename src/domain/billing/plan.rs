@@ -30,8 +30,8 @@ use entity::{subscription, subscription_change};
 use rust_decimal::Decimal;
 
 use super::proration::{ProrationRounding, prorate};
-use super::terms::{Prices, Segment, Terms, billable, date, midnight};
 pub use super::terms::{Cycle, Period, cycle_containing, state_before};
+use super::terms::{Prices, Segment, Terms, billable, date, midnight};
 use crate::domain::error::Result;
 use crate::domain::money::Currency;
 
@@ -81,7 +81,6 @@ pub struct PlannedCharge {
     /// Line amounts (cost, wholesale, retail), rounded.
     pub amount: (Decimal, Decimal, Decimal),
 }
-
 
 /// The charges `period` adds for one subscription. `charged` holds the keys this
 /// subscription was already charged under, in any period.

@@ -133,7 +133,6 @@ pub(super) fn billable(status: S) -> bool {
     matches!(status, S::Pending | S::Provisioning | S::Active | S::Suspended)
 }
 
-
 /// Unit prices per billing cycle: (cost, wholesale, retail).
 pub(super) type Prices = (Decimal, Decimal, Decimal);
 

@@ -1,4 +1,5 @@
-//! Usage records: accepted in batches, deduplicated by external id forever.
+//! Usage records: accepted in batches, deduplicated by external id forever, and only for
+//! time the subscription was in force (bought, not cancelled or ended, not in the future).
 //!
 //! A retry of an accepted record is reported as DUPLICATE — not an error, and never a
 //! second charge — because the unique key (reseller, external id) outlives billing.
@@ -6,11 +7,11 @@
 use crate::domain::ids::SubscriptionId;
 use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
-use entity::enums::Role;
-use entity::{DbDecimal, offer, usage_record};
+use entity::enums::{Role, SubscriptionChangeKind, SubscriptionStatus};
+use entity::{DbDecimal, offer, subscription, subscription_change, usage_record};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{EntityTrait, NotSet, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set};
 
 use crate::domain::actor::Actor;
 use crate::domain::error::{Error, Result};
@@ -45,6 +46,36 @@ pub enum UsageOutcome {
     Duplicate,
 }
 
+/// Why usage at `at` cannot belong to `subscription`: before it was bought, in the future,
+/// after it was cancelled or its term ended without renewal, or for a purchase the vendor
+/// refused. None when it can.
+async fn outside_life<C: ConnectionTrait>(
+    db: &C,
+    subscription: &subscription::Model,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<&'static str>> {
+    if at < subscription.created_at {
+        return Ok(Some("is before the subscription was bought"));
+    }
+    if at > now {
+        return Ok(Some("is in the future"));
+    }
+    let ended = match subscription.status {
+        SubscriptionStatus::Failed => return Ok(Some("the vendor refused the purchase: nothing was in force")),
+        SubscriptionStatus::Expired => subscription.term_end,
+        SubscriptionStatus::Cancelled => subscription_change::Entity::find()
+            .filter(subscription_change::Column::SubscriptionId.eq(subscription.id))
+            .filter(subscription_change::Column::Kind.eq(SubscriptionChangeKind::Cancel))
+            .order_by_desc(subscription_change::Column::Id)
+            .one(db)
+            .await?
+            .map(|c| c.occurred_at),
+        _ => None,
+    };
+    Ok(ended.filter(|end| at >= *end).map(|_| "is after the subscription ended"))
+}
+
 /// Records a batch of usage (the reseller of the subscriptions, or the operator).
 pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>) -> Result<Vec<UsageOutcome>> {
     actor.require_role(&[Role::Operator, Role::Reseller])?;
@@ -66,6 +97,10 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
         if offer.usage_meter.as_deref() != Some(record.meter.as_str()) {
             return Err(Error::validation(field("meter"), "the subscription's offer has no such meter"));
         }
+        let occurred_at = crate::domain::clock::truncate_to_micros(record.occurred_at);
+        if let Some(why) = outside_life(w.db(), &subscription, occurred_at, now).await? {
+            return Err(Error::validation(field("occurredAt"), why));
+        }
         let inserted = usage_record::Entity::insert(usage_record::ActiveModel {
             id: NotSet,
             reseller_id: Set(subscription.reseller_id),
@@ -74,7 +109,7 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
             external_id: Set(external_id),
             meter: Set(record.meter),
             quantity: Set(DbDecimal(quantity)),
-            occurred_at: Set(crate::domain::clock::truncate_to_micros(record.occurred_at)),
+            occurred_at: Set(occurred_at),
             received_at: Set(now),
             billed_period: Set(None),
             charge_id: Set(None),
