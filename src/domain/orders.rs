@@ -34,7 +34,7 @@ use super::error::{Error, Result, map_unique_violation};
 use super::events::{DomainEvent, EventKind};
 use super::jobs::{self, NewJob};
 use super::lifecycle::term_end;
-use super::money::{Currency, round_to_minor_units};
+use super::money::Currency;
 use super::pricing::in_force;
 
 /// Most lines in one order.
@@ -161,7 +161,10 @@ async fn price(domain: &Domain, actor: &Actor, input: &OrderInput, at: DateTime<
         let point = in_force(&points, at)
             .ok_or_else(|| Error::validation(field("offerId"), format!("the offer has no {currency} price")))?;
         let (unit_wholesale, unit_retail) = resolve_reseller_prices(&snapshot, offer, point, &pricing, at);
+        // A whole cycle is priced by the proration rule with every day used, so a quote and
+        // the invoice of a full cycle agree to the cent under either rounding policy.
         let quantity = Decimal::from(line.quantity);
+        let cycle = |unit| super::billing::proration::prorate(unit, quantity, 1, 1, currency, domain.billing.rounding).amount;
         lines.push(PricedLine {
             line_number: i32::try_from(index + 1).unwrap_or(i32::MAX),
             offer: offer.clone(),
@@ -169,9 +172,9 @@ async fn price(domain: &Domain, actor: &Actor, input: &OrderInput, at: DateTime<
             unit_cost: point.cost.0,
             unit_wholesale,
             unit_retail,
-            amount_cost: round_to_minor_units(point.cost.0 * quantity, currency),
-            amount_wholesale: round_to_minor_units(unit_wholesale * quantity, currency),
-            amount_retail: round_to_minor_units(unit_retail * quantity, currency),
+            amount_cost: cycle(point.cost.0),
+            amount_wholesale: cycle(unit_wholesale),
+            amount_retail: cycle(unit_retail),
         });
     }
     Ok(Quote {

@@ -842,3 +842,40 @@ async fn usage_outside_the_subscriptions_life_is_refused() {
         .await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "after the cancellation: {body}");
 }
+
+/// #8.6: a quote and the invoice of a full month agree to the cent: one rounding rule
+/// (the proration rule for a whole cycle) for both.
+#[tokio::test]
+async fn a_quote_and_the_invoice_of_a_full_month_agree() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    // Wholesale 5.03 × 1.15 = 5.7845 a month: round(5.7845) × 3 = 17.34, not round(17.3535) = 17.35.
+    let offer = f
+        .offer(
+            &app,
+            ExtraOffer {
+                sku: "A-ODD",
+                term: entity::enums::Term::P1m,
+                frequency: entity::enums::BillingFrequency::Monthly,
+                max_quantity: 10,
+                cost: "5.03",
+                list: "7.00",
+                usage: None,
+            },
+        )
+        .await;
+    app.clock.set("2026-12-01T00:00:00Z".parse().unwrap());
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let query = "query($input: PlaceOrderInput!) { quoteOrder(input: $input) { lines { amountWholesale { amount } } } }";
+    let quote = app.data(&reseller, query, json!({"input": order_input(f.customer_a, &[(offer, 3)])})).await;
+    let subscription = bought(&app, &f, offer, 3, "odd").await;
+    run(&app, "2026-12").await;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let charges = entity::charge::Entity::find()
+        .filter(entity::charge::Column::SubscriptionId.eq(subscription.parse::<i64>().unwrap()))
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    assert_eq!(charges.len(), 1, "the purchase, for all of December");
+    assert_eq!(quote["quoteOrder"]["lines"][0]["amountWholesale"]["amount"], charges[0].amount_wholesale.0.to_string());
+}
