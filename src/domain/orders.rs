@@ -164,7 +164,8 @@ async fn price(domain: &Domain, actor: &Actor, input: &OrderInput, at: DateTime<
         // A whole cycle is priced by the proration rule with every day used, so a quote and
         // the invoice of a full cycle agree to the cent under either rounding policy.
         let quantity = Decimal::from(line.quantity);
-        let cycle = |unit| super::billing::proration::prorate(unit, quantity, 1, 1, currency, domain.billing.rounding).amount;
+        let cycle =
+            |unit| super::billing::proration::prorate(unit, quantity, 1, 1, currency, domain.billing.rounding).amount;
         lines.push(PricedLine {
             line_number: i32::try_from(index + 1).unwrap_or(i32::MAX),
             offer: offer.clone(),

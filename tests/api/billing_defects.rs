@@ -866,7 +866,8 @@ async fn a_quote_and_the_invoice_of_a_full_month_agree() {
         .await;
     app.clock.set("2026-12-01T00:00:00Z".parse().unwrap());
     let reseller = app.token(Role::Reseller, Some(f.reseller_a));
-    let query = "query($input: PlaceOrderInput!) { quoteOrder(input: $input) { lines { amountWholesale { amount } } } }";
+    let query =
+        "query($input: PlaceOrderInput!) { quoteOrder(input: $input) { lines { amountWholesale { amount } } } }";
     let quote = app.data(&reseller, query, json!({"input": order_input(f.customer_a, &[(offer, 3)])})).await;
     let subscription = bought(&app, &f, offer, 3, "odd").await;
     run(&app, "2026-12").await;
@@ -878,4 +879,58 @@ async fn a_quote_and_the_invoice_of_a_full_month_agree() {
         .unwrap();
     assert_eq!(charges.len(), 1, "the purchase, for all of December");
     assert_eq!(quote["quoteOrder"]["lines"][0]["amountWholesale"]["amount"], charges[0].amount_wholesale.0.to_string());
+}
+
+/// An app whose distributor refunds cancellations in full within 24 hours, then by the hour.
+async fn hourly_refunds() -> TestApp {
+    crate::helpers::spawn_app_with(|server| {
+        server.cancellation_refund = switchyard::config::CancellationRefundPolicy::FullWithin24hThenHourly;
+    })
+    .await
+}
+
+async fn cancel(app: &TestApp, f: &Fixture, subscription: &str) {
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.data(
+        &reseller,
+        "mutation($id: ID!) { cancelSubscription(id: $id, idempotencyKey: \"cancel\") { replayed } }",
+        json!({"id": subscription}),
+    )
+    .await;
+}
+
+/// #8.11: within 24 hours the refund is everything billed for the term, also across a
+/// month boundary (bought 30 November 10:00, cancelled 1 December 09:00).
+#[tokio::test]
+async fn a_cancellation_within_24_hours_refunds_everything_billed_across_a_month_boundary() {
+    let app = hourly_refunds().await;
+    let f = Fixture::build(&app).await;
+    app.clock.set("2026-11-30T10:00:00Z".parse().unwrap());
+    let subscription = bought(&app, &f, f.offers_a[1], 3, "late-nov").await;
+    run(&app, "2026-11").await;
+    app.clock.set("2026-12-01T00:30:00Z".parse().unwrap());
+    run(&app, "2026-12").await;
+    assert!(retail_total(&app, &subscription).await > dec("30"));
+    app.clock.set("2026-12-01T09:00:00Z".parse().unwrap());
+    cancel(&app, &f, &subscription).await;
+    run(&app, "2026-12").await;
+    assert_eq!(retail_total(&app, &subscription).await, dec("0"));
+}
+
+/// #8.11: after 24 hours the refund is by the hour, and the hours used are counted from the
+/// purchase, not from the midnight before it.
+#[tokio::test]
+async fn an_hourly_refund_counts_the_hours_used_from_the_purchase() {
+    let app = hourly_refunds().await;
+    let f = Fixture::build(&app).await;
+    // 3 seats at 10.00 a month bought 10 November 18:00: 21 of 30 days billed (3 × 7.00).
+    app.clock.set("2026-11-10T18:00:00Z".parse().unwrap());
+    let subscription = bought(&app, &f, f.offers_a[1], 3, "hourly").await;
+    run(&app, "2026-11").await;
+    // Cancelled 48 hours later: of the 504 hours billed, 456 were not used:
+    // 3 × round(10 × 456 / 720) = 3 × 6.33.
+    app.clock.set("2026-11-12T18:00:00Z".parse().unwrap());
+    cancel(&app, &f, &subscription).await;
+    run(&app, "2026-11").await;
+    assert_eq!(retail_total(&app, &subscription).await, dec("21.00") - dec("18.99"));
 }

@@ -8,6 +8,7 @@
 //! prices, itemised by customer. The operator's cost stays on every charge, per vendor, for
 //! margin and reconciliation.
 
+mod corrections;
 pub mod drafts;
 pub mod invoices;
 pub mod issuing;

@@ -29,6 +29,7 @@ use entity::enums::{ChargeKind, SubscriptionChangeKind as K};
 use entity::{subscription, subscription_change};
 use rust_decimal::Decimal;
 
+use super::corrections::{CancellationLine, correct_expected_term, reverse_refused_purchase};
 use super::proration::{ProrationRounding, prorate};
 pub use super::terms::{Cycle, Period, cycle_containing, state_before};
 use super::terms::{Prices, Segment, Terms, billable, date, midnight};
@@ -195,7 +196,8 @@ pub fn plan_subscription(
         let Some(prices) = terms.prices(segment.term) else { continue };
         let kind = if day < period.start && kind != ChargeKind::Refund { ChargeKind::Adjustment } else { kind };
         if change.kind == K::Cancel && settings.cancellation_refund == CancellationRefund::FullWithin24HoursThenHourly {
-            planned.push(cancellation_refund(subscription, change, key.clone(), segment, prices, currency, settings));
+            let refund = CancellationLine { terms: &terms, history, change, key: &key, segment, prices };
+            planned.extend(refund.full_or_hourly(subscription, &line, currency, settings));
         } else {
             let description = format!("{what}: {delta:+} × {day} – {}", segment.end);
             planned.push(line(kind, key.clone(), description, delta, day, segment, prices));
@@ -219,150 +221,6 @@ pub fn plan_subscription(
         }
     }
     Ok(planned)
-}
-
-/// The first provisioning failure reverses what was billed while the purchase was pending:
-/// the purchase's line and every segment billed in advance before the vendor provisioned it
-/// on a retry (if it ever did), each at the seats and prices it was billed at.
-fn reverse_refused_purchase(
-    terms: &Terms<'_>,
-    history: &[subscription_change::Model],
-    failure: &subscription_change::Model,
-    key: String,
-    line: &impl Fn(ChargeKind, String, String, i32, NaiveDate, Segment, Prices) -> PlannedCharge,
-    charged: &HashSet<String>,
-) -> Vec<PlannedCharge> {
-    let mut reversed = Vec::new();
-    let Some(purchase) = history.iter().find(|c| c.kind == K::Purchase) else { return reversed };
-    let purchase_day = date(purchase.occurred_at);
-    let first_prices = terms.prices.first().copied().unwrap_or_default();
-    let mut segment = terms.segment(purchase_day);
-    if charged.contains(&format!("change:{}", purchase.id)) {
-        let quantity = purchase.quantity_after;
-        let description = format!("provisioning failed: reverse {quantity} × {purchase_day} – {}", segment.end);
-        reversed.push(line(
-            ChargeKind::Refund,
-            key.clone(),
-            description,
-            -quantity,
-            purchase_day,
-            segment,
-            first_prices,
-        ));
-    }
-    let provisioned =
-        history.iter().find(|c| c.kind == K::Provisioned && c.id > failure.id).map(|c| date(c.occurred_at));
-    for _ in 0..10_000 {
-        let next = terms.segment(segment.end);
-        if next.start <= segment.start || !next.charged(charged) || provisioned.is_some_and(|day| next.start >= day) {
-            break;
-        }
-        segment = next;
-        let reversal = format!("{key}:cycle:{}", segment.start);
-        if charged.contains(&reversal) {
-            continue;
-        }
-        let Some((quantity, _)) = state_before(history, segment.start) else { continue };
-        let prices = terms.prices(segment.term).unwrap_or(first_prices);
-        let description = format!("provisioning failed: reverse {quantity} × {} – {}", segment.start, segment.end);
-        reversed.push(line(ChargeKind::Refund, reversal, description, -quantity, segment.start, segment, prices));
-    }
-    reversed
-}
-
-/// A renewal or an expiry on record corrects the first segment of the term it opened (or
-/// did not), if that segment was billed in advance at the previous term's prices: an
-/// expiry refunds it; a renewal at new prices refunds it and charges it again at the new
-/// ones. The seats billed in advance for it are the seats at its start (the segment's own
-/// line plus the changes applied to it).
-fn correct_expected_term(
-    terms: &Terms<'_>,
-    history: &[subscription_change::Model],
-    change: &subscription_change::Model,
-    key: String,
-    line: &impl Fn(ChargeKind, String, String, i32, NaiveDate, Segment, Prices) -> PlannedCharge,
-    charged: &HashSet<String>,
-) -> Vec<PlannedCharge> {
-    // The term this change opened (a renewal) or would have opened (an expiry).
-    let term = match terms.renewals.iter().position(|id| *id == change.id) {
-        Some(index) => u32::try_from(index + 1).unwrap_or(u32::MAX),
-        None => terms.on_record(),
-    };
-    let segment = terms.segment(terms.start(term));
-    if !segment.charged_as_expected(charged) {
-        return Vec::new();
-    }
-    let Some((quantity, _)) = state_before(history, segment.start) else { return Vec::new() };
-    let index = |k: u32| usize::try_from(k).ok().and_then(|k| terms.prices.get(k).copied());
-    let (Some(previous), renewed) = (term.checked_sub(1).and_then(index), index(term)) else { return Vec::new() };
-    let span = format!("{} – {}", segment.start, segment.end);
-    match renewed {
-        None => {
-            let description = format!("term ended without renewal: {:+} × {span}", -quantity);
-            vec![line(ChargeKind::Refund, key, description, -quantity, segment.start, segment, previous)]
-        }
-        Some(renewed) if renewed != previous => vec![
-            line(
-                ChargeKind::Refund,
-                key.clone(),
-                format!("renewed at new prices: {:+} × {span} at the previous term's", -quantity),
-                -quantity,
-                segment.start,
-                segment,
-                previous,
-            ),
-            line(
-                ChargeKind::Adjustment,
-                format!("{key}:renewed"),
-                format!("renewed at new prices: {quantity:+} × {span} at the renewed term's"),
-                quantity,
-                segment.start,
-                segment,
-                renewed,
-            ),
-        ],
-        Some(_) => Vec::new(),
-    }
-}
-
-/// The refund of a cancellation under `FullWithin24HoursThenHourly`.
-fn cancellation_refund(
-    subscription: &subscription::Model,
-    change: &subscription_change::Model,
-    key: String,
-    segment: Segment,
-    prices: Prices,
-    currency: Currency,
-    settings: BillingSettings,
-) -> PlannedCharge {
-    let at = change.occurred_at;
-    let cycle = segment.cycle;
-    let term_start = subscription.term_start.unwrap_or(at);
-    let q = Decimal::from(-change.quantity_before);
-    let (from, used, of, unit_name) = if at - term_start <= chrono::Duration::hours(24) {
-        // In full: the days billed from the term's start (or the segment's) to its end.
-        let from = date(term_start).max(segment.start);
-        let days = u32::try_from((segment.end - from).num_days().max(0)).unwrap_or(0);
-        (midnight(from), days, cycle.days(), "days")
-    } else {
-        let hours = |from: DateTime<Utc>| u32::try_from((midnight(segment.end) - from).num_hours().max(0)).unwrap_or(0);
-        let of = u32::try_from((midnight(cycle.end) - midnight(cycle.start)).num_hours().max(0)).unwrap_or(0);
-        (at, hours(at), of, "hours")
-    };
-    let p = |unit| prorate(unit, q, used, of, currency, settings.rounding);
-    let (cost, wholesale, retail) = (p(prices.0), p(prices.1), p(prices.2));
-    PlannedCharge {
-        kind: ChargeKind::Refund,
-        key,
-        description: format!("cancelled: {q} × {used}/{of} {unit_name}"),
-        quantity: q,
-        days_used: Some(used),
-        days_in_period: Some(of),
-        service_start: from,
-        service_end: midnight(segment.end),
-        unit: (cost.unit_price, wholesale.unit_price, retail.unit_price),
-        amount: (cost.amount, wholesale.amount, retail.amount),
-    }
 }
 
 #[cfg(test)]
@@ -527,6 +385,8 @@ mod tests {
         // Cancelled 5 November 10:00: 614 of 720 hours left, round(30 × 614 / 720) = 25.58 × 3.
         assert_eq!((hourly[1].days_used, hourly[1].days_in_period), (Some(614), Some(720)));
         assert_eq!(hourly[1].amount.2, dec!(-76.74));
+        // The 10 hours from midnight to the purchase were billed and never used: 3 × round(30 × 10 / 720).
+        assert_eq!((hourly[2].days_used, hourly[2].amount.2), (Some(10), dec!(-1.26)));
     }
 
     #[test]
