@@ -22,7 +22,10 @@
 //! pending for days (busy, so the job retries with backoff) across billing runs, and
 //! refuses others (at once or after a while); an operator retries refused purchases days
 //! later, and the retry succeeds or is refused again.
-//! Not yet: explicit wholesale and retail prices, usage (see #8).
+//! A metered offer takes usage records every day: some late (for a month already billed),
+//! some sent twice (deduplicated), some refused (in the future); usage is billed in arrears
+//! at the usage price in force when it occurred.
+//! Not yet: explicit wholesale and retail prices (see #8).
 
 pub mod model;
 
@@ -40,13 +43,16 @@ use switchyard::domain::ids::{OfferId, ProductId, ResellerId, TierId, VendorId};
 use switchyard::domain::resellers::{self, NewReseller};
 use switchyard::domain::{Actor, Role, subscriptions};
 
-use self::model::{Amounts, Event, Frequency, Subscription, Term};
+use self::model::{Amounts, Event, Frequency, Markups, Subscription, Term, UsagePrice, UsageRecord, usage_owed};
 use crate::helpers::{TestApp, dec, spawn_app};
 use crate::provisioning::{FakeVendor, SECRET, Script};
 
 /// An offer of the simulation and its prices per cycle.
 struct Offer {
     id: i64,
+    /// The usage price (cost, list) now, for a metered offer, and since when each held.
+    usage: Option<(Decimal, Decimal)>,
+    usage_history: Vec<UsagePrice>,
     term: Term,
     frequency: Frequency,
     cost: Decimal,
@@ -59,6 +65,8 @@ struct Reseller {
     markup: Decimal,
     retail_markup: Option<Decimal>,
     token: String,
+    /// Its markups over time.
+    history: Vec<Markups>,
 }
 
 struct Customer {
@@ -78,6 +86,8 @@ struct Bought {
     troubled: bool,
     /// Its status when last looked at, to notice the vendor's answers.
     status: String,
+    /// Usage records accepted: (external id, when it occurred, quantity, when it was sent).
+    usage: Vec<(String, chrono::DateTime<Utc>, Decimal, chrono::DateTime<Utc>)>,
 }
 
 struct World {
@@ -90,6 +100,8 @@ struct World {
     issued: HashMap<String, Value>,
     keys: usize,
     vendor: FakeVendor,
+    /// Every billing run: (period, when).
+    runs: Vec<(String, chrono::DateTime<Utc>)>,
 }
 
 const FIRST_DAY: (i32, u32, u32) = (2026, 11, 2);
@@ -130,7 +142,12 @@ async fn setup(app: &TestApp) -> World {
         (T::P3y, F::Monthly, Term::P3y, Frequency::Monthly, "5.55", "8.88"),
         (T::P3y, F::Annual, Term::P3y, Frequency::Annual, "66.66", "99.99"),
         (T::P3y, F::Upfront, Term::P3y, Frequency::Upfront, "199.97", "299.00"),
+        // Metered: a small seat price and usage in GB.
+        (T::P1m, F::Monthly, Term::P1m, Frequency::Monthly, "1.00", "1.50"),
     ];
+    let metered = combos.len() - 1;
+    let (usage_cost, usage_list) = (dec("0.043"), dec("0.061"));
+    let since = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
     let mut offers = Vec::new();
     for (index, (term, frequency, model_term, model_frequency, cost, list)) in combos.into_iter().enumerate() {
         let id = catalog::create_offer(
@@ -145,7 +162,7 @@ async fn setup(app: &TestApp) -> World {
                 billing_frequency: frequency,
                 min_quantity: 1,
                 max_quantity: 500,
-                usage_meter: None,
+                usage_meter: (index == metered).then(|| "GB".to_owned()),
             },
         )
         .await
@@ -159,14 +176,24 @@ async fn setup(app: &TestApp) -> World {
                 currency: "USD".into(),
                 cost: dec(cost),
                 list_price: dec(list),
-                usage_unit_cost: None,
-                usage_unit_list_price: None,
-                effective_from: Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()),
+                usage_unit_cost: (index == metered).then_some(usage_cost),
+                usage_unit_list_price: (index == metered).then_some(usage_list),
+                effective_from: Some(since),
             },
         )
         .await
         .unwrap();
-        offers.push(Offer { id, term: model_term, frequency: model_frequency, cost: dec(cost), list: dec(list) });
+        let usage = (index == metered).then_some((usage_cost, usage_list));
+        let usage_history = usage.map(|(cost, list)| vec![UsagePrice { from: since, cost, list }]).unwrap_or_default();
+        offers.push(Offer {
+            id,
+            usage,
+            usage_history,
+            term: model_term,
+            frequency: model_frequency,
+            cost: dec(cost),
+            list: dec(list),
+        });
     }
     let gold = resellers::create_tier(domain, &op, "Gold", dec("0.15")).await.unwrap().id;
     let silver = resellers::create_tier(domain, &op, "Silver", dec("0.0725")).await.unwrap().id;
@@ -198,6 +225,7 @@ async fn setup(app: &TestApp) -> World {
             markup: dec(markup),
             retail_markup: retail_markup.map(dec),
             token: app.token(Role::Reseller, Some(id)),
+            history: vec![Markups { from: since, tier: dec(markup), retail: retail_markup.map(dec) }],
         });
     }
     let mut customers_ = Vec::new();
@@ -232,6 +260,7 @@ async fn setup(app: &TestApp) -> World {
         issued: HashMap::new(),
         keys: 0,
         vendor: fake,
+        runs: Vec::new(),
     }
 }
 
@@ -282,6 +311,12 @@ async fn simulate(seed: u64) -> usize {
                 _ => Runs::Once,
             };
             run_billing(&app, &world, &period, runs, seed).await;
+            let ran = app.domain.clock.now();
+            world.runs.push((period.clone(), ran));
+            if runs == Runs::WithThePrevious {
+                let previous = month_of(day).checked_sub_months(chrono::Months::new(1)).unwrap();
+                world.runs.push((previous.format("%Y-%m").to_string(), ran));
+            }
             // A re-run of the previous month may take charges a void released onto its own
             // new draft, so the month's invoices are then compared with the model only.
             if runs != Runs::WithThePrevious {
@@ -317,6 +352,7 @@ async fn simulate(seed: u64) -> usize {
             subscriptions::renew_due(&app.domain).await.unwrap();
             act(&app, &mut world, &mut rng, seed).await;
         }
+        send_usage(&app, &mut world, &mut rng, seed).await;
         app.run_jobs().await;
         observe_provisioning(&app, &mut world).await;
         vendor_troubles(&app, &mut world, &mut rng, seed).await;
@@ -350,6 +386,16 @@ async fn simulate(seed: u64) -> usize {
         "seed {seed}: {refused} purchases refused, {retried} of them provisioned on a retry; {renewals_at_new_prices} in force with a price change"
     );
     assert!(refused > 0 && retried > 0, "seed {seed}: no purchase was refused and then provisioned on a retry");
+    let records = entity::usage_record::Entity::find().all(&app.domain.db).await.unwrap();
+    let late = records
+        .iter()
+        .filter(|r| {
+            let next = month_of(r.occurred_at.date_naive()).checked_add_months(chrono::Months::new(1)).unwrap();
+            r.billed_period.as_ref().is_some_and(|p| *p > next.format("%Y-%m").to_string())
+        })
+        .count();
+    println!("seed {seed}: {} usage records, {late} of them billed late", records.len());
+    assert!(late > 0, "seed {seed}: no usage was billed late");
     subscription_months
 }
 
@@ -413,8 +459,63 @@ async fn buy(app: &TestApp, world: &mut World, rng: &mut StdRng) {
         key,
         troubled: trouble.is_some(),
         status,
+        usage: Vec::new(),
     });
     observe_provisioning(app, world).await;
+}
+
+/// Usage for some metered subscriptions in force: records of the last few days (some for a
+/// month already billed), now and then one sent again (a duplicate, billed once) and one
+/// dated in the future (refused).
+async fn send_usage(app: &TestApp, world: &mut World, rng: &mut StdRng, seed: u64) {
+    const RECORD: &str = "mutation($r: [UsageRecordInput!]!) { recordUsage(records: $r) { externalId status } }";
+    let now = app.domain.clock.now();
+    for index in 0..world.bought.len() {
+        let bought = &world.bought[index];
+        if world.offers[bought.offer].usage.is_none() || !bought.model.in_force(now) || !rng.gen_bool(0.5) {
+            continue;
+        }
+        let token = world.resellers[world.customers[bought.customer].reseller].token.clone();
+        let id = bought.id.clone();
+        let mut sent = Vec::new();
+        let mut records = Vec::new();
+        let record = |external: &str, occurred: chrono::DateTime<Utc>, quantity: Decimal| {
+            json!({"subscriptionId": id, "externalId": external, "meter": "GB",
+                   "quantity": quantity.to_string(), "occurredAt": occurred.to_rfc3339()})
+        };
+        for _ in 0..rng.gen_range(1..=3) {
+            let occurred = now - Duration::minutes(rng.gen_range(1..6 * 24 * 60));
+            if occurred <= bought.model.bought || !bought.model.in_force(occurred) {
+                continue;
+            }
+            let quantity = Decimal::new(rng.gen_range(1..100_000), 3);
+            let external = format!("{id}-{}", world.keys + records.len() + 1);
+            records.push(record(&external, occurred, quantity));
+            sent.push((external, occurred, quantity, now));
+        }
+        world.keys += records.len();
+        let again = bought.usage.last().filter(|_| rng.gen_bool(0.2)).cloned();
+        if let Some((external, occurred, quantity, _)) = &again {
+            records.push(record(external, *occurred, *quantity));
+        }
+        if records.is_empty() {
+            continue;
+        }
+        let future = record(&format!("{id}-future-{}", world.keys), now + Duration::hours(2), Decimal::ONE);
+        let data = app.data(&token, RECORD, json!({"r": records})).await;
+        let statuses: Vec<&str> =
+            data["recordUsage"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+        let mut expected = vec!["ACCEPTED"; sent.len()];
+        if again.is_some() {
+            expected.push("DUPLICATE");
+        }
+        assert_eq!(statuses, expected, "seed {seed}: usage of {id}");
+        world.bought[index].usage.extend(sent);
+        if rng.gen_bool(0.05) {
+            let (_, body) = app.post(Some(&token), RECORD, json!({"r": [future]})).await;
+            assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "seed {seed}: {body}");
+        }
+    }
 }
 
 /// Records the vendor's answers: a troubled subscription whose status moved to ACTIVE or
@@ -492,6 +593,14 @@ async fn change_prices(app: &TestApp, world: &mut World, rng: &mut StdRng) {
             let offer = &mut world.offers[index];
             offer.cost = cents(offer.cost * factor(rng));
             offer.list = cents(offer.list * factor(rng)).max(offer.cost);
+            if let Some((cost, list)) = offer.usage {
+                let thousandths =
+                    |d: Decimal| d.round_dp_with_strategy(3, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+                let cost = thousandths(cost * factor(rng));
+                let list = thousandths(list * factor(rng)).max(cost);
+                offer.usage = Some((cost, list));
+                offer.usage_history.push(UsagePrice { from: now, cost, list });
+            }
             catalog::add_price_point(
                 &app.domain,
                 &op,
@@ -500,8 +609,8 @@ async fn change_prices(app: &TestApp, world: &mut World, rng: &mut StdRng) {
                     currency: "USD".into(),
                     cost: offer.cost,
                     list_price: offer.list,
-                    usage_unit_cost: None,
-                    usage_unit_list_price: None,
+                    usage_unit_cost: offer.usage.map(|(cost, _)| cost),
+                    usage_unit_list_price: offer.usage.map(|(_, list)| list),
                     effective_from: Some(now),
                 },
             )
@@ -515,6 +624,7 @@ async fn change_prices(app: &TestApp, world: &mut World, rng: &mut StdRng) {
             resellers::update_tier(&app.domain, &op, TierId::new(tier), None, Some(markup)).await.unwrap();
             for reseller in world.resellers.iter_mut().filter(|r| r.tier == tier) {
                 reseller.markup = markup;
+                reseller.history.push(Markups { from: now, tier: markup, retail: reseller.retail_markup });
             }
         }
         _ => {
@@ -522,7 +632,9 @@ async fn change_prices(app: &TestApp, world: &mut World, rng: &mut StdRng) {
             let markup = [None, Some("0.1"), Some("0.2"), Some("0.333")][rng.gen_range(0..4)].map(dec);
             let actor = Actor::from_role(None, Role::Reseller, Some(world.resellers[index].id)).unwrap();
             customers::set_retail_markup(&app.domain, &actor, markup).await.unwrap();
-            world.resellers[index].retail_markup = markup;
+            let reseller = &mut world.resellers[index];
+            reseller.retail_markup = markup;
+            reseller.history.push(Markups { from: now, tier: reseller.markup, retail: markup });
         }
     }
     for index in 0..world.bought.len() {
@@ -656,8 +768,34 @@ async fn check(app: &TestApp, world: &mut World, billed_through: NaiveDate, seed
         entry.wholesale += charge.amount_wholesale.0;
         entry.retail += charge.amount_retail.0;
     }
+    let records = entity::usage_record::Entity::find().all(&app.domain.db).await.unwrap();
+    let billed_period: HashMap<&str, Option<&String>> =
+        records.iter().map(|r| (r.external_id.as_str(), r.billed_period.as_ref())).collect();
+    let cutoff = month_of(billed_through.pred_opt().unwrap());
     for bought in &world.bought {
-        let expected = bought.model.owed(now, billed_through);
+        // Usage: billed in arrears, by the first run of its period after it was sent.
+        let mut usage = Vec::new();
+        for (external, occurred, quantity, sent) in &bought.usage {
+            let billed = billed_period[external.as_str()].map(|period| {
+                let month = NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d").unwrap();
+                assert!(
+                    month > occurred.date_naive(),
+                    "seed {seed}: usage {external} of {occurred} billed by {period}"
+                );
+                let ran = world.runs.iter().find(|(p, at)| p == period && at > sent).unwrap().1;
+                (period.clone(), ran)
+            });
+            if occurred.date_naive() < cutoff {
+                assert!(
+                    billed.is_some(),
+                    "seed {seed}: usage {external} of {occurred} not billed by the run for {period}"
+                );
+            }
+            usage.push(UsageRecord { occurred: *occurred, quantity: *quantity, billed });
+        }
+        let reseller = &world.resellers[world.customers[bought.customer].reseller];
+        let mut expected = bought.model.owed(now, billed_through);
+        expected += usage_owed(&usage, &world.offers[bought.offer].usage_history, &reseller.history);
         let actual = billed.get(&bought.id.parse::<i64>().unwrap()).copied().unwrap_or_default();
         if expected != actual {
             let lines: Vec<String> = charges

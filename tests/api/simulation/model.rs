@@ -343,6 +343,64 @@ impl Subscription {
     }
 }
 
+/// A usage price of the offer, from an instant on (per unit, unrounded).
+#[derive(Clone, Copy, Debug)]
+pub struct UsagePrice {
+    pub from: DateTime<Utc>,
+    pub cost: Decimal,
+    pub list: Decimal,
+}
+
+/// A reseller's markups from an instant on: its tier's over cost, its own over wholesale.
+#[derive(Clone, Copy, Debug)]
+pub struct Markups {
+    pub from: DateTime<Utc>,
+    pub tier: Decimal,
+    pub retail: Option<Decimal>,
+}
+
+/// A usage record as sent, and the run that billed it (its period and when it ran).
+#[derive(Clone, Debug)]
+pub struct UsageRecord {
+    pub occurred: DateTime<Utc>,
+    pub quantity: Decimal,
+    pub billed: Option<(String, DateTime<Utc>)>,
+}
+
+/// What the billed usage records owe, by DOMAIN.md: usage in arrears, rated at the usage
+/// price in force when it occurred; wholesale is cost plus the tier markup and retail the
+/// reseller's markup over wholesale, else the list price, both as they are when the run
+/// rates it; one line per usage month, price and run, rounded half away from zero at cents
+/// (`0.067 × 55 = 3.685 → 3.69`).
+pub fn usage_owed(records: &[UsageRecord], prices: &[UsagePrice], markups: &[Markups]) -> Amounts {
+    // (usage month, price, billing period, when that run rated it) → units.
+    type Group = (String, usize, String, DateTime<Utc>);
+    let mut groups: Vec<(Group, Decimal)> = Vec::new();
+    for record in records {
+        let Some((period, ran)) = &record.billed else { continue };
+        let Some(price) = prices.iter().rposition(|p| p.from <= record.occurred) else { continue };
+        let month = record.occurred.format("%Y-%m").to_string();
+        let key = (month, price, period.clone(), *ran);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, quantity)) => *quantity += record.quantity,
+            None => groups.push((key, record.quantity)),
+        }
+    }
+    let mut total = Amounts::default();
+    for ((_, price, _, ran), quantity) in groups {
+        let price = prices[price];
+        let Some(markup) = markups.iter().rfind(|m| m.from <= ran) else { continue };
+        let wholesale = price.cost * (Decimal::ONE + markup.tier);
+        let retail = markup.retail.map_or(price.list, |m| wholesale * (Decimal::ONE + m));
+        total += Amounts {
+            cost: cents(price.cost * quantity),
+            wholesale: cents(wholesale * quantity),
+            retail: cents(retail * quantity),
+        };
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,6 +497,30 @@ mod tests {
         // 2 × round(7.40 × 22/31) for December; January 2 × 7.40.
         let through_january = NaiveDate::from_ymd_opt(2027, 2, 1).unwrap();
         assert_eq!(sub.owed(at(2027, 1, 1), through_january).retail, dec!(10.50) + dec!(14.80));
+    }
+
+    #[test]
+    fn usage_is_rated_at_the_price_of_its_time_and_rounded_per_line() {
+        let t = |d| at(2026, 11, d);
+        let prices = [
+            UsagePrice { from: t(1), cost: dec!(0.80), list: dec!(0.92) },
+            UsagePrice { from: t(15), cost: dec!(1.00), list: dec!(1.10) },
+        ];
+        let markups = [Markups { from: t(1), tier: dec!(0.15), retail: Some(dec!(0.2)) }];
+        let billed = Some(("2026-12".to_owned(), at(2026, 12, 1)));
+        let records = [
+            UsageRecord { occurred: t(10), quantity: dec!(20), billed: billed.clone() },
+            UsageRecord { occurred: t(20), quantity: dec!(17.5), billed },
+            UsageRecord { occurred: t(25), quantity: dec!(99), billed: None },
+        ];
+        // 20 × 1.104 = 22.08 and 17.5 × 1.38 = 24.15 (the example, at its own prices).
+        assert_eq!(usage_owed(&records, &prices, &markups).retail, dec!(22.08) + dec!(24.15));
+        // Without a reseller markup: the list price; 55 × 0.067 = 3.685 → 3.69.
+        let list = [UsagePrice { from: t(1), cost: dec!(0.057), list: dec!(0.067) }];
+        let plain = [Markups { from: t(1), tier: dec!(0.15), retail: None }];
+        let one =
+            [UsageRecord { occurred: t(10), quantity: dec!(55), billed: Some(("2026-12".into(), at(2026, 12, 1))) }];
+        assert_eq!(usage_owed(&one, &list, &plain).retail, dec!(3.69));
     }
 
     #[test]
