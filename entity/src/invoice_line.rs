@@ -24,6 +24,11 @@ pub struct Model {
     pub unit_cost: DbDecimal,
     pub unit_wholesale: DbDecimal,
     pub unit_retail: DbDecimal,
+    /// For a line converted from another currency: that currency, the amount there and the
+    /// rate applied (amount = round(source amount × rate) at this invoice's minor units).
+    pub source_currency: Option<String>,
+    pub source_amount: Option<DbDecimal>,
+    pub exchange_rate: Option<DbDecimal>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,7 @@ pub mod charge;
 pub mod customer;
 pub mod customer_vendor_account;
 pub mod domain_event;
+pub mod exchange_rate;
 pub mod invoice;
 pub mod invoice_line;
 pub mod job;

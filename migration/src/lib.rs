@@ -22,6 +22,7 @@ mod m20261125_000010_generalize_jobs;
 mod m20261125_000011_charges_remember_invoices;
 mod m20261125_000012_charge_key_unique_per_subscription;
 mod m20261126_000013_changes_record_prices;
+mod m20261126_000014_exchange_rates;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000011_charges_remember_invoices::Migration),
             Box::new(m20261125_000012_charge_key_unique_per_subscription::Migration),
             Box::new(m20261126_000013_changes_record_prices::Migration),
+            Box::new(m20261126_000014_exchange_rates::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod customers;
 pub mod error;
 pub mod events;
+pub mod exchange_rates;
 pub mod fulfilment;
 pub mod ids;
 pub mod jobs;

@@ -581,6 +581,9 @@ async fn issued_invoice(app: &TestApp, f: &Fixture, rate: &str, lines: &[(&str, 
             unit_cost: Set(DbDecimal(dec("0"))),
             unit_wholesale: Set(DbDecimal(dec("0"))),
             unit_retail: Set(DbDecimal(dec(amount) / dec(quantity))),
+            source_currency: Set(None),
+            source_amount: Set(None),
+            exchange_rate: Set(None),
         }
         .insert(&app.domain.db)
         .await
@@ -933,4 +936,79 @@ async fn an_hourly_refund_counts_the_hours_used_from_the_purchase() {
     cancel(&app, &f, &subscription).await;
     run(&app, "2026-11").await;
     assert_eq!(retail_total(&app, &subscription).await, dec("21.00") - dec("18.99"));
+}
+
+const OPERATOR_INVOICES: &str = "query($f: InvoiceFilterInput) { invoices(first: 50, filter: $f) { edges { node {
+    currency recipientResellerId lines { amount { amount } sourceCurrency sourceAmount { amount } exchangeRate } } } } }";
+
+/// #8.12: the operator invoices a reseller in the reseller's currency: a charge in another
+/// currency is converted at the rate in force on the day it starts, stored on the line and
+/// rounded at the reseller currency's minor units; with no rate in force the run says so
+/// and guesses nothing.
+#[tokio::test]
+async fn the_operator_invoices_a_reseller_in_its_currency_at_the_rate_of_the_charge_date() {
+    use switchyard::domain::Actor;
+    use switchyard::domain::customers::{self, NewCustomer};
+    use switchyard::domain::ids::ResellerId;
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    // Reseller B keeps its books in EUR; this customer of it pays in USD.
+    let customer = customers::create_customer(
+        &app.domain,
+        &Actor::system(),
+        NewCustomer {
+            reseller_id: Some(ResellerId::new(f.reseller_b)),
+            name: "Customer B (USD)".into(),
+            country: "US".into(),
+            currency: "USD".into(),
+            tax_rate: dec("0"),
+            vendor_accounts: vec![],
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_b));
+    app.clock.set("2026-11-02T10:00:00Z".parse().unwrap());
+    place(&app, &reseller, order_input(customer, &[(f.offer_b, 2)]), "usd").await;
+    app.run_jobs().await;
+    let operator = app.operator();
+    let run = "mutation { runBilling(period: \"2026-11\") { chargesCreated missingExchangeRates } }";
+    let first = app.data(&operator, run, json!({})).await;
+    assert_eq!(first["runBilling"]["missingExchangeRates"], json!(["USD→EUR on 2026-11-02"]), "{first}");
+    let filter = json!({"f": {"resellerId": f.reseller_b.to_string()}});
+    let to_reseller = |data: Value| -> Vec<Value> {
+        data["invoices"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"].clone())
+            .filter(|n| !n["recipientResellerId"].is_null())
+            .collect()
+    };
+    assert!(to_reseller(app.data(&operator, OPERATOR_INVOICES, filter.clone()).await).is_empty(), "no USD invoice");
+    // The operator maintains dated rates; the one in force on 2 November converts.
+    let set = "mutation($i: ExchangeRateInput!) { setExchangeRate(input: $i) { from to rate effectiveFrom } }";
+    for (rate, from) in [("0.9", "2026-10-01T00:00:00Z"), ("0.95", "2026-11-05T00:00:00Z")] {
+        app.data(&operator, set, json!({"i": {"from": "USD", "to": "EUR", "rate": rate, "effectiveFrom": from}})).await;
+    }
+    let listed = app.data(&operator, "query { exchangeRates(from: \"USD\", to: \"EUR\") { rate } }", json!({})).await;
+    assert_eq!(listed["exchangeRates"].as_array().unwrap().len(), 2);
+    let again = app.data(&operator, run, json!({})).await;
+    assert_eq!(again["runBilling"]["missingExchangeRates"], json!([]));
+    let invoices = to_reseller(app.data(&operator, OPERATOR_INVOICES, filter).await);
+    assert_eq!(invoices.len(), 1, "{invoices:?}");
+    assert_eq!(invoices[0]["currency"], "EUR");
+    let line = &invoices[0]["lines"][0];
+    assert_eq!((line["sourceCurrency"].as_str(), line["exchangeRate"].as_str()), (Some("USD"), Some("0.9")));
+    let source = dec(line["sourceAmount"]["amount"].as_str().unwrap());
+    let expected =
+        (source * dec("0.9")).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    assert_eq!(dec(line["amount"]["amount"].as_str().unwrap()), expected);
+    // Bad rates are refused.
+    for bad in [json!({"from": "USD", "to": "USD", "rate": "1"}), json!({"from": "USD", "to": "EUR", "rate": "0"})] {
+        assert_eq!(app.error_code(Some(&operator), set, json!({"i": bad})).await, "BAD_USER_INPUT");
+    }
+    let rate = json!({"i": {"from": "USD", "to": "EUR", "rate": "1"}});
+    assert_eq!(app.error_code(Some(&reseller), set, rate).await, "FORBIDDEN");
 }

@@ -10,7 +10,7 @@
 //! open a new draft, and voiding a draft releases its charges to the next run. A run for a
 //! period gathers every charge of that period or earlier that is not on a live invoice yet.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::enums::{InvoiceKind, InvoiceStatus};
@@ -112,11 +112,29 @@ const CLAIM_CHUNK: usize = 500;
 /// Customers handled per step of `invoice_period`: bounds memory whatever the run's size.
 const CUSTOMER_CHUNK: usize = 1000;
 
+/// What gathering did: invoices created or extended, and the conversions it could not
+/// make (`USD→EUR on 2026-11-02`): those charges wait for a rate, off the reseller's invoice.
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// Invoices created or extended.
+    pub touched: usize,
+    /// Missing exchange rates, each once.
+    pub missing_rates: BTreeSet<String>,
+}
+
 /// Gathers every charge of `period` or earlier that is not on a live invoice yet onto the
-/// DRAFT invoices of `period`, on both sides; how many invoices were created or extended.
-/// Works through the customers in chunks; a reseller's invoice grows by one chunk's lines
-/// at a time.
-pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, now: DateTime<Utc>) -> Result<usize> {
+/// DRAFT invoices of `period`, on both sides. The operator invoices each reseller in the
+/// reseller's currency: a charge in another currency is converted at the rate in force on
+/// the day it starts. Works through the customers in chunks; a reseller's invoice grows by
+/// one chunk's lines at a time.
+pub async fn invoice_period(
+    domain: &Domain,
+    period: &str,
+    run_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Gathered> {
+    let rates = crate::domain::exchange_rates::all_rates(&domain.db).await?;
+    let mut missing_rates = BTreeSet::new();
     let customers: Vec<i64> = charge::Entity::find()
         .select_only()
         .column(charge::Column::CustomerId)
@@ -138,6 +156,15 @@ pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, 
             .await?;
         let mut by_customer: BTreeMap<(i64, i64, String), Vec<&charge::Model>> = BTreeMap::new();
         let mut by_reseller: BTreeMap<(i64, String), Vec<&charge::Model>> = BTreeMap::new();
+        let mut converted: HashMap<i64, Decimal> = HashMap::new();
+        let reseller_ids: BTreeSet<i64> = charges.iter().map(|c| c.reseller_id).collect();
+        let reseller_currency: HashMap<i64, String> = entity::reseller::Entity::find()
+            .filter(entity::reseller::Column::Id.is_in(reseller_ids))
+            .all(&domain.db)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.currency))
+            .collect();
         for charge in &charges {
             if charge.customer_invoice_id.is_none() {
                 by_customer
@@ -146,7 +173,16 @@ pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, 
                     .push(charge);
             }
             if charge.reseller_invoice_id.is_none() {
-                by_reseller.entry((charge.reseller_id, charge.currency.clone())).or_default().push(charge);
+                let currency = reseller_currency.get(&charge.reseller_id).unwrap_or(&charge.currency);
+                if *currency != charge.currency {
+                    let day = charge.service_start.date_naive();
+                    let Some(rate) = rates.in_force(&charge.currency, currency, day) else {
+                        missing_rates.insert(format!("{}→{currency} on {day}", charge.currency));
+                        continue;
+                    };
+                    converted.insert(charge.id, rate);
+                }
+                by_reseller.entry((charge.reseller_id, currency.clone())).or_default().push(charge);
             }
         }
         let customer_rates: std::collections::HashMap<i64, Decimal> = entity::customer::Entity::find()
@@ -159,22 +195,37 @@ pub async fn invoice_period(domain: &Domain, period: &str, run_id: Option<i64>, 
         for ((customer_id, reseller_id, currency), lines) in by_customer {
             let rate = customer_rates.get(&customer_id).copied().unwrap_or_default();
             let parties = Parties::reseller_to_customer(reseller_id, customer_id);
-            let changed =
-                add_to_invoice(domain, Side::Customer, &parties, period, &currency, rate, &lines, run_id, now).await?;
+            let gather =
+                Gather { side: Side::Customer, parties: &parties, period, currency: &currency, tax_rate: rate };
+            let changed = add_to_invoice(domain, &gather, &lines, &HashMap::new(), run_id, now).await?;
             touched += usize::from(changed);
         }
         for ((reseller_id, currency), lines) in by_reseller {
             let parties = Parties::operator_to_reseller(reseller_id);
             // B2B within the channel: reverse charge, no tax on the operator's invoice.
-            let changed =
-                add_to_invoice(domain, Side::Reseller, &parties, period, &currency, Decimal::ZERO, &lines, run_id, now)
-                    .await?;
+            let gather = Gather {
+                side: Side::Reseller,
+                parties: &parties,
+                period,
+                currency: &currency,
+                tax_rate: Decimal::ZERO,
+            };
+            let changed = add_to_invoice(domain, &gather, &lines, &converted, run_id, now).await?;
             if changed && touched_resellers.insert((reseller_id, currency)) {
                 touched += 1;
             }
         }
     }
-    Ok(touched)
+    Ok(Gathered { touched, missing_rates })
+}
+
+/// Which invoice a gathering adds to: its side, parties, period, currency and tax rate.
+struct Gather<'a> {
+    side: Side,
+    parties: &'a Parties,
+    period: &'a str,
+    currency: &'a str,
+    tax_rate: Decimal,
 }
 
 /// Who issues an invoice and who receives it.
@@ -235,40 +286,34 @@ async fn find_draft<C: ConnectionTrait>(
 /// no charge was left to claim. Two runs creating the same draft at once: the loser's
 /// insert violates the unique index of open drafts, and it tries again, finding the
 /// winner's draft.
-#[expect(clippy::too_many_arguments, reason = "the invoice's identity and contents")]
+/// `converted` holds the rate of each charge converted into the invoice's currency.
 async fn add_to_invoice(
     domain: &Domain,
-    side: Side,
-    parties: &Parties,
-    period: &str,
-    currency: &str,
-    tax_rate: Decimal,
+    gather: &Gather<'_>,
     charges: &[&charge::Model],
+    converted: &HashMap<i64, Decimal>,
     run_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match try_add_to_invoice(domain, side, parties, period, currency, tax_rate, charges, run_id, now).await {
+        match try_add_to_invoice(domain, gather, charges, converted, run_id, now).await {
             Err(Error::Conflict { reason: "INVOICE_RACE", .. }) if attempt < 3 => continue,
             other => return other,
         }
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "the invoice's identity and contents")]
 async fn try_add_to_invoice(
     domain: &Domain,
-    side: Side,
-    parties: &Parties,
-    period: &str,
-    currency: &str,
-    tax_rate: Decimal,
+    gather: &Gather<'_>,
     charges: &[&charge::Model],
+    converted: &HashMap<i64, Decimal>,
     run_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
+    let Gather { side, parties, period, currency, tax_rate } = *gather;
     let w = Write::begin(domain).await?;
     let (invoice, fresh) = match find_draft(w.db(), parties, period, currency).await? {
         Some(existing) => (existing, false),
@@ -351,10 +396,17 @@ async fn try_add_to_invoice(
     ordered.sort_by_key(|c| (c.customer_id, c.id));
     for charge in ordered {
         next += 1;
-        let (unit_price, amount) = match side {
+        let (mut unit_price, mut amount) = match side {
             Side::Customer => (charge.unit_retail.0, charge.amount_retail.0),
             Side::Reseller => (charge.unit_wholesale.0, charge.amount_wholesale.0),
         };
+        // Converted: amount = round(source amount × rate) at the invoice currency's minor
+        // units; the unit price is shown at the storage's 10 decimal places.
+        let conversion = converted.get(&charge.id).map(|rate| (charge.currency.clone(), amount, *rate));
+        if let Some((_, source, rate)) = &conversion {
+            unit_price = (unit_price * rate).round_dp(10);
+            amount = round_to_minor_units(source * rate, currency_code);
+        }
         let line_tax = match domain.billing.tax {
             TaxPolicy::PerLine => round_to_minor_units(amount * tax_rate, currency_code),
             TaxPolicy::PerInvoice => Decimal::ZERO,
@@ -377,6 +429,9 @@ async fn try_add_to_invoice(
             unit_cost: Set(charge.unit_cost),
             unit_wholesale: Set(charge.unit_wholesale),
             unit_retail: Set(charge.unit_retail),
+            source_currency: Set(conversion.as_ref().map(|(code, ..)| code.clone())),
+            source_amount: Set(conversion.as_ref().map(|(_, source, _)| DbDecimal(*source))),
+            exchange_rate: Set(conversion.as_ref().map(|(.., rate)| DbDecimal(*rate))),
         });
     }
     if new_lines.is_empty() {

@@ -352,6 +352,10 @@ pub async fn credit_invoice(
             unit_cost: Set(line.unit_cost),
             unit_wholesale: Set(line.unit_wholesale),
             unit_retail: Set(line.unit_retail),
+            // A credit is in the invoice's currency; the rate the line was converted at stays for reference.
+            source_currency: Set(line.source_currency.clone()),
+            source_amount: Set(None),
+            exchange_rate: Set(line.exchange_rate),
         })
         .collect();
     for chunk in negated.chunks(200) {

@@ -51,6 +51,9 @@ pub struct RunSummary {
     pub charges_created: usize,
     /// Invoices created or extended by this run.
     pub invoices_touched: usize,
+    /// Exchange rates a conversion needed and found none in force (`USD→EUR on 2026-11-02`):
+    /// those charges wait, off the reseller's invoice, until the operator records one.
+    pub missing_exchange_rates: Vec<String>,
 }
 
 /// Runs billing for `period` (operator only; not for a month that has not started).
@@ -78,7 +81,8 @@ pub async fn run_billing(domain: &Domain, actor: &Actor, period: &str) -> Result
     let result = bill(domain, period, Some(run.id), now).await;
     let details = match &result {
         Ok(summary) => {
-            serde_json::json!({"period": summary.period, "charges": summary.charges_created, "invoices": summary.invoices_touched})
+            serde_json::json!({"period": summary.period, "charges": summary.charges_created,
+                               "invoices": summary.invoices_touched, "missingExchangeRates": summary.missing_exchange_rates})
         }
         Err(_) => serde_json::json!({"period": run.period, "failed": true}),
     };
@@ -126,7 +130,9 @@ async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTim
             }
         };
     }
-    summary.invoices_touched = drafts::invoice_period(domain, &label, run_id, now).await?;
+    let gathered = drafts::invoice_period(domain, &label, run_id, now).await?;
+    summary.invoices_touched = gathered.touched;
+    summary.missing_exchange_rates = gathered.missing_rates.into_iter().collect();
     Ok(summary)
 }
 

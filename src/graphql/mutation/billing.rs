@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::billing::usage::{self, NewUsage, UsageOutcome};
 use crate::domain::billing::{issuing, run_billing};
+use crate::domain::exchange_rates::{self, NewExchangeRate};
 use crate::graphql::parse_id;
 use crate::graphql::scalars::DecimalScalar;
-use crate::graphql::types::billing::{BillingRunResult, Invoice};
+use crate::graphql::types::billing::{BillingRunResult, ExchangeRate, Invoice};
 use crate::graphql::{ResultExt, actor, domain};
 
 /// One usage record.
@@ -19,6 +20,19 @@ pub struct UsageRecordInput {
     pub meter: String,
     pub quantity: DecimalScalar,
     pub occurred_at: DateTime<Utc>,
+}
+
+/// A dated exchange rate.
+#[derive(InputObject)]
+pub struct ExchangeRateInput {
+    /// ISO 4217 code converted from.
+    pub from: String,
+    /// ISO 4217 code converted to.
+    pub to: String,
+    /// Units of `to` per unit of `from`.
+    pub rate: DecimalScalar,
+    /// When it takes effect; now when omitted.
+    pub effective_from: Option<DateTime<Utc>>,
 }
 
 /// A line of an invoice to credit.
@@ -58,7 +72,24 @@ impl BillingMutation {
             subscriptions: summary.subscriptions,
             charges_created: summary.charges_created,
             invoices_touched: summary.invoices_touched,
+            missing_exchange_rates: summary.missing_exchange_rates,
         })
+    }
+
+    /// Records a dated exchange rate (operator): one unit of `from` is `rate` units of `to`
+    /// from `effectiveFrom` (now when omitted) on.
+    async fn set_exchange_rate(
+        &self,
+        ctx: &Context<'_>,
+        input: ExchangeRateInput,
+    ) -> async_graphql::Result<ExchangeRate> {
+        let input = NewExchangeRate {
+            from: input.from,
+            to: input.to,
+            rate: input.rate.0,
+            effective_from: input.effective_from,
+        };
+        exchange_rates::set_exchange_rate(domain(ctx), actor(ctx)?, input).await.map(ExchangeRate).gql()
     }
 
     /// Issues a DRAFT invoice, assigning its number (the issuer or the operator).

@@ -6,7 +6,7 @@ use crate::domain::billing::invoices::{self, InvoiceFilter};
 use crate::domain::billing::{plan::Period, preview_billing};
 use crate::domain::pagination::PageRequest;
 use crate::graphql::parse_id;
-use crate::graphql::types::billing::{BillingPreview, Invoice, PreviewLine};
+use crate::graphql::types::billing::{BillingPreview, ExchangeRate, Invoice, PreviewLine};
 use crate::graphql::types::catalog::Money;
 use crate::graphql::types::enums::InvoiceStatus;
 use crate::graphql::types::{PageConnection, connection};
@@ -53,6 +53,25 @@ impl BillingQuery {
     async fn invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
         let id = parse_id(&id, "id")?;
         invoices::get_invoice(&domain(ctx).db, actor(ctx)?, id).await.map(Invoice).gql()
+    }
+
+    /// The exchange rates the operator maintains, optionally between two currencies, oldest
+    /// first (operator and resellers).
+    async fn exchange_rates(
+        &self,
+        ctx: &Context<'_>,
+        from: Option<String>,
+        to: Option<String>,
+    ) -> async_graphql::Result<Vec<ExchangeRate>> {
+        let rates = crate::domain::exchange_rates::list_exchange_rates(
+            domain(ctx),
+            actor(ctx)?,
+            from.as_deref(),
+            to.as_deref(),
+        )
+        .await
+        .gql()?;
+        Ok(rates.into_iter().map(ExchangeRate).collect())
     }
 
     /// Exactly what the customer's invoice for `period` will hold after a billing run.

@@ -115,6 +115,20 @@ impl InvoiceLine {
     async fn amount(&self) -> Option<Money> {
         Money::from_code(self.0.amount.0, &self.1)
     }
+    /// For a line converted from another currency: that currency.
+    async fn source_currency(&self) -> Option<&str> {
+        self.0.source_currency.as_deref()
+    }
+    /// For a converted line: its amount in the source currency (amount = round(source
+    /// amount × exchange rate) at this invoice's minor units).
+    async fn source_amount(&self) -> Option<Money> {
+        let (amount, currency) = (self.0.source_amount?, self.0.source_currency.as_deref()?);
+        Money::from_code(amount.0, currency)
+    }
+    /// For a converted line: the rate applied, in force on the day the charge starts.
+    async fn exchange_rate(&self) -> Option<DecimalScalar> {
+        self.0.exchange_rate.map(|rate| DecimalScalar(rate.0))
+    }
 }
 
 /// A charge a billing run writes (or would write), as its customer sees it.
@@ -162,4 +176,26 @@ pub struct BillingRunResult {
     pub subscriptions: usize,
     pub charges_created: usize,
     pub invoices_touched: usize,
+    /// Conversions that found no exchange rate in force (`USD→EUR on 2026-11-02`): those
+    /// charges wait, off the reseller's invoice, until the operator records a rate.
+    pub missing_exchange_rates: Vec<String>,
+}
+
+/// A dated exchange rate: one unit of `from` is `rate` units of `to` from `effectiveFrom` on.
+pub struct ExchangeRate(pub entity::exchange_rate::Model);
+
+#[Object]
+impl ExchangeRate {
+    async fn from(&self) -> &str {
+        &self.0.from_currency
+    }
+    async fn to(&self) -> &str {
+        &self.0.to_currency
+    }
+    async fn rate(&self) -> DecimalScalar {
+        DecimalScalar(self.0.rate.0)
+    }
+    async fn effective_from(&self) -> DateTime<Utc> {
+        self.0.effective_from
+    }
 }
