@@ -88,6 +88,17 @@ pub fn round_to_minor_units(amount: Decimal, currency: Currency) -> Decimal {
     amount.round_dp_with_strategy(currency.minor_units(), RoundingStrategy::MidpointAwayFromZero)
 }
 
+/// `amount` as text with at least `code`'s minor units ("43.20", "1500" for JPY); never
+/// rounded (an amount finer than the minor units keeps its digits).
+pub fn format_minor_units(amount: Decimal, code: &str) -> String {
+    let mut amount = amount.normalize();
+    let units = Currency::parse(code, "currency").map_or(2, |c| c.minor_units());
+    if amount.scale() < units {
+        amount.rescale(units);
+    }
+    amount.to_string()
+}
+
 /// An exact amount in one currency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Money {

@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// An export's error response: the status for the error's code, and the same error body as
 /// the API's (`{"errors": [{"message", "extensions": {"code"}}]}`); internal causes are
 /// logged, never sent.
-fn failure(error: Error) -> HttpResponse {
+pub(super) fn failure(error: Error) -> HttpResponse {
     let (status, message) = match &error {
         Error::Unauthenticated => return super::caller::Unauthenticated::default().error_response(),
         Error::NotFound(_) => (StatusCode::NOT_FOUND, error.to_string()),
@@ -39,7 +39,7 @@ fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-fn escape_csv(text: &str) -> String {
+pub(super) fn escape_csv(text: &str) -> String {
     if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
 }
 

@@ -7,6 +7,7 @@ pub mod caller;
 pub mod graphql;
 mod health;
 pub mod invoices;
+pub mod reports;
 pub mod ws;
 
 use std::net::TcpListener;
@@ -25,6 +26,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/invoices.csv", web::get().to(invoices::period_csv))
         .route("/invoices/{id}", web::get().to(invoices::html))
         .route("/invoices/{id}/lines.csv", web::get().to(invoices::lines_csv))
+        .route("/reports/margin.csv", web::get().to(reports::margin_csv))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/", web::get().to(graphiql));

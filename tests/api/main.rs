@@ -13,6 +13,7 @@ mod layering;
 mod live;
 mod orders;
 mod provisioning;
+mod reports;
 mod scale;
 mod simulation;
 mod startup;

@@ -12,6 +12,7 @@ mod corrections;
 pub mod drafts;
 pub mod invoices;
 pub mod issuing;
+pub mod margins;
 pub mod plan;
 pub mod proration;
 pub mod terms;

@@ -3,10 +3,13 @@
 use async_graphql::{Context, ID, InputObject, Object};
 
 use crate::domain::billing::invoices::{self, InvoiceFilter};
+use crate::domain::billing::margins;
 use crate::domain::billing::{plan::Period, preview_billing};
 use crate::domain::pagination::PageRequest;
 use crate::graphql::parse_id;
-use crate::graphql::types::billing::{BillingPreview, ExchangeRate, Invoice, PreviewLine};
+use crate::graphql::types::billing::{
+    BillingPreview, Charge, ExchangeRate, Invoice, MarginGroupBy, MarginRow, PreviewLine,
+};
 use crate::graphql::types::catalog::Money;
 use crate::graphql::types::enums::InvoiceStatus;
 use crate::graphql::types::{PageConnection, connection};
@@ -53,6 +56,32 @@ impl BillingQuery {
     async fn invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Invoice> {
         let id = parse_id(&id, "id")?;
         invoices::get_invoice(&domain(ctx).db, actor(ctx)?, id).await.map(Invoice).gql()
+    }
+
+    /// The charges billed in a period's runs, each at cost, wholesale and retail (operator).
+    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    async fn charges(
+        &self,
+        ctx: &Context<'_>,
+        period: String,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<PageConnection<Charge>> {
+        let page = PageRequest::parse(first, after.as_deref()).gql()?;
+        let page = margins::charges_of_period(domain(ctx), actor(ctx)?, &period, page).await.gql()?;
+        Ok(connection(page, |c| c.id, Charge))
+    }
+
+    /// A period's margin report (operator): per reseller, customer, vendor or offer and
+    /// currency, the charges' cost, wholesale and retail, and both margins.
+    async fn margin_report(
+        &self,
+        ctx: &Context<'_>,
+        period: String,
+        group_by: MarginGroupBy,
+    ) -> async_graphql::Result<Vec<MarginRow>> {
+        let rows = margins::margin_report(domain(ctx), actor(ctx)?, &period, group_by.into()).await.gql()?;
+        Ok(rows.into_iter().map(MarginRow).collect())
     }
 
     /// The exchange rates the operator maintains, optionally between two currencies, oldest

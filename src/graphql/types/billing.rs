@@ -199,3 +199,131 @@ impl ExchangeRate {
         self.0.effective_from
     }
 }
+
+/// What a margin report groups by.
+#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+pub enum MarginGroupBy {
+    Reseller,
+    Customer,
+    Vendor,
+    Offer,
+}
+
+impl From<MarginGroupBy> for crate::domain::billing::margins::MarginGroup {
+    fn from(by: MarginGroupBy) -> Self {
+        match by {
+            MarginGroupBy::Reseller => Self::Reseller,
+            MarginGroupBy::Customer => Self::Customer,
+            MarginGroupBy::Vendor => Self::Vendor,
+            MarginGroupBy::Offer => Self::Offer,
+        }
+    }
+}
+
+/// One group of a period's margin report, in one currency (the customers').
+pub struct MarginRow(pub crate::domain::billing::margins::MarginRow);
+
+#[Object]
+impl MarginRow {
+    /// The reseller, customer, vendor or offer.
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn currency(&self) -> &str {
+        &self.0.currency
+    }
+    /// Charged lines in the group.
+    async fn lines(&self) -> usize {
+        self.0.lines
+    }
+    /// What the vendor charges the operator.
+    async fn cost(&self) -> Option<Money> {
+        Money::from_code(self.0.cost, &self.0.currency)
+    }
+    /// What the operator charges resellers.
+    async fn wholesale(&self) -> Option<Money> {
+        Money::from_code(self.0.wholesale, &self.0.currency)
+    }
+    /// What resellers charge customers.
+    async fn retail(&self) -> Option<Money> {
+        Money::from_code(self.0.retail, &self.0.currency)
+    }
+    /// Wholesale − cost.
+    async fn operator_margin(&self) -> Option<Money> {
+        Money::from_code(self.0.operator_margin(), &self.0.currency)
+    }
+    /// Retail − wholesale.
+    async fn reseller_margin(&self) -> Option<Money> {
+        Money::from_code(self.0.reseller_margin(), &self.0.currency)
+    }
+}
+
+/// A charged line at all three prices (operator only).
+pub struct Charge(pub charge::Model);
+
+#[Object]
+impl Charge {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    async fn period(&self) -> &str {
+        &self.0.period
+    }
+    async fn kind(&self) -> ChargeKind {
+        self.0.kind.into()
+    }
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+    async fn subscription_id(&self) -> ID {
+        ID(self.0.subscription_id.to_string())
+    }
+    async fn customer_id(&self) -> ID {
+        ID(self.0.customer_id.to_string())
+    }
+    async fn reseller_id(&self) -> ID {
+        ID(self.0.reseller_id.to_string())
+    }
+    async fn vendor_id(&self) -> ID {
+        ID(self.0.vendor_id.to_string())
+    }
+    async fn offer_id(&self) -> ID {
+        ID(self.0.offer_id.to_string())
+    }
+    async fn quantity(&self) -> DecimalScalar {
+        DecimalScalar(self.0.quantity.0)
+    }
+    async fn days_used(&self) -> Option<i32> {
+        self.0.days_used
+    }
+    async fn days_in_period(&self) -> Option<i32> {
+        self.0.days_in_period
+    }
+    async fn service_start(&self) -> DateTime<Utc> {
+        self.0.service_start
+    }
+    async fn service_end(&self) -> DateTime<Utc> {
+        self.0.service_end
+    }
+    async fn unit_cost(&self) -> Option<Money> {
+        Money::from_code(self.0.unit_cost.0, &self.0.currency)
+    }
+    async fn unit_wholesale(&self) -> Option<Money> {
+        Money::from_code(self.0.unit_wholesale.0, &self.0.currency)
+    }
+    async fn unit_retail(&self) -> Option<Money> {
+        Money::from_code(self.0.unit_retail.0, &self.0.currency)
+    }
+    async fn cost(&self) -> Option<Money> {
+        Money::from_code(self.0.amount_cost.0, &self.0.currency)
+    }
+    async fn wholesale(&self) -> Option<Money> {
+        Money::from_code(self.0.amount_wholesale.0, &self.0.currency)
+    }
+    async fn retail(&self) -> Option<Money> {
+        Money::from_code(self.0.amount_retail.0, &self.0.currency)
+    }
+}
