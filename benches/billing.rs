@@ -136,6 +136,7 @@ async fn seed(db: &sea_orm::DatabaseConnection, count: usize) {
             version: Set(1),
             created_at: Set(bought),
             updated_at: Set(bought),
+            billing_settled: Set(false),
         });
         let change = |kind, before, after, status_before, status_after, at| subscription_change::ActiveModel {
             id: NotSet,

@@ -23,6 +23,7 @@ mod m20261125_000011_charges_remember_invoices;
 mod m20261125_000012_charge_key_unique_per_subscription;
 mod m20261126_000013_changes_record_prices;
 mod m20261126_000014_exchange_rates;
+mod m20261126_000015_subscriptions_billing_settled;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000012_charge_key_unique_per_subscription::Migration),
             Box::new(m20261126_000013_changes_record_prices::Migration),
             Box::new(m20261126_000014_exchange_rates::Migration),
+            Box::new(m20261126_000015_subscriptions_billing_settled::Migration),
         ]
     }
 }

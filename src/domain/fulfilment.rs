@@ -178,6 +178,8 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<
         if sub.status == SubscriptionStatus::Failed {
             let mut model: subscription::ActiveModel = sub.into();
             model.status = Set(next_status(SubscriptionStatus::Failed, Transition::RetryProvisioning)?);
+            // Billing plans it again (a retry that succeeds is billed).
+            model.billing_settled = Set(false);
             model.updated_at = Set(now);
             let updated = model.update(w.db()).await?;
             events.push(lifecycle::changed_event(&updated, now));

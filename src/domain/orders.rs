@@ -315,6 +315,7 @@ async fn write_line(
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
+        billing_settled: Set(false),
     }
     .insert(w.db())
     .await?;

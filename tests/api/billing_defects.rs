@@ -1012,3 +1012,28 @@ async fn the_operator_invoices_a_reseller_in_its_currency_at_the_rate_of_the_cha
     let rate = json!({"i": {"from": "USD", "to": "EUR", "rate": "1"}});
     assert_eq!(app.error_code(Some(&reseller), set, rate).await, "FORBIDDEN");
 }
+
+/// #8.13: a run skips subscriptions that can no longer produce charges (ended, fully
+/// billed, no usage waiting), and plans them again when late usage arrives.
+#[tokio::test]
+async fn a_run_skips_subscriptions_that_can_no_longer_produce_charges() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let subscription = metered(&app, &f).await;
+    let other = bought(&app, &f, f.offers_a[0], 1, "other").await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    app.clock.set("2026-11-03T10:00:00Z".parse().unwrap());
+    cancel(&app, &f, &subscription).await;
+    app.clock.set("2026-12-01T00:30:00Z".parse().unwrap());
+    assert_eq!(run(&app, "2026-11").await["subscriptions"], 2);
+    // December: the cancelled subscription was billed through its end; only the other is planned.
+    app.clock.set("2027-01-01T00:30:00Z".parse().unwrap());
+    assert_eq!(run(&app, "2026-12").await["subscriptions"], 1);
+    assert_eq!(run(&app, "2027-01").await["subscriptions"], 1);
+    // Usage from before the cancellation arrives late: planned and billed again.
+    app.data(&reseller, RECORD_USAGE, json!({"r": [usage(&subscription, "late", "10", "2026-11-03T09:00:00Z")]})).await;
+    assert_eq!(run(&app, "2027-01").await["subscriptions"], 2);
+    assert_eq!(usage_charged(&app, &subscription).await.len(), 1);
+    assert_eq!(run(&app, "2027-01").await["subscriptions"], 1);
+    let _ = other;
+}

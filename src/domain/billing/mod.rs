@@ -23,7 +23,7 @@ use crate::domain::write::{Audit, Write};
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use entity::enums::{BillingRunStatus, ChargeKind};
+use entity::enums::{BillingRunStatus, ChargeKind, SubscriptionStatus};
 use entity::{DbDecimal, billing_run, charge, subscription, subscription_change, usage_record};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::OnConflict;
@@ -112,6 +112,7 @@ async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTim
     loop {
         let batch = subscription::Entity::find()
             .filter(subscription::Column::Id.gt(after))
+            .filter(subscription::Column::BillingSettled.eq(false))
             .filter(subscription::Column::CreatedAt.lt(plan_cutoff(period)))
             .order_by_asc(subscription::Column::Id)
             .limit(BATCH)
@@ -122,14 +123,16 @@ async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTim
         summary.subscriptions += batch.len();
         let batch: Vec<_> = batch.into_iter().filter(|s| !frozen.contains(&s.customer_id)).collect();
         let mut attempt = 0;
-        summary.charges_created += loop {
+        let (written, settleable) = loop {
             attempt += 1;
-            let planned = plan_batch(domain, &batch, period, settings).await?;
+            let (planned, ended) = plan_batch(domain, &batch, period, settings).await?;
             match write_charges(domain, &batch, &planned, &label, run_id, now).await {
                 Err(Error::Conflict { reason: "STALE_PLAN", .. }) if attempt < 5 => continue,
-                other => break other?,
+                other => break (other?, ended),
             }
         };
+        summary.charges_created += written;
+        settle(domain, &settleable).await?;
     }
     let gathered = drafts::invoice_period(domain, &label, run_id, now).await?;
     summary.invoices_touched = gathered.touched;
@@ -151,12 +154,14 @@ fn plan_cutoff(period: Period) -> DateTime<Utc> {
 }
 
 /// Plans the charges of a batch of subscriptions: three statements for the whole batch.
+/// Also names the subscriptions this plan bills through their end (ended, every change
+/// before the period's end): once written, only late usage could bill them again.
 async fn plan_batch(
     domain: &Domain,
     batch: &[subscription::Model],
     period: Period,
     settings: BillingSettings,
-) -> Result<Planned> {
+) -> Result<(Planned, Vec<i64>)> {
     let ids: Vec<i64> = batch.iter().map(|s| s.id).collect();
     let changes = subscription_change::Entity::find()
         .filter(subscription_change::Column::SubscriptionId.is_in(ids.clone()))
@@ -192,7 +197,16 @@ async fn plan_batch(
     }
     let empty = HashSet::new();
     let mut planned = HashMap::new();
+    let mut ended = Vec::new();
     for subscription in batch {
+        let history_of = history.get(&subscription.id).map(Vec::as_slice).unwrap_or_default();
+        if matches!(
+            subscription.status,
+            SubscriptionStatus::Cancelled | SubscriptionStatus::Expired | SubscriptionStatus::Failed
+        ) && history_of.iter().all(|c| c.occurred_at < plan_cutoff(period))
+        {
+            ended.push(subscription.id);
+        }
         let history = history.get(&subscription.id).map(Vec::as_slice).unwrap_or_default();
         let charged = charged.get(&subscription.id).unwrap_or(&empty);
         let mut lines = plan::plan_subscription(subscription, history, period, charged, settings)?;
@@ -207,7 +221,51 @@ async fn plan_batch(
             planned.insert(subscription.id, (lines, usage));
         }
     }
-    Ok(planned)
+    Ok((planned, ended))
+}
+
+/// Marks `ended` subscriptions settled, except those with usage waiting. On PostgreSQL the
+/// rows are locked first, so usage recorded meanwhile (which unsettles the row before adding
+/// the record) is either seen here or unsettles it after; SQLite serializes writers.
+async fn settle(domain: &Domain, ended: &[i64]) -> Result<()> {
+    if ended.is_empty() {
+        return Ok(());
+    }
+    let w = Write::begin(domain).await?;
+    if sea_orm::ConnectionTrait::get_database_backend(w.db()) == sea_orm::DbBackend::Postgres {
+        subscription::Entity::find()
+            .select_only()
+            .column(subscription::Column::Id)
+            .filter(subscription::Column::Id.is_in(ended.iter().copied()))
+            .lock_exclusive()
+            .into_tuple::<i64>()
+            .all(w.db())
+            .await?;
+    }
+    let waiting: HashSet<i64> = usage_record::Entity::find()
+        .select_only()
+        .column(usage_record::Column::SubscriptionId)
+        .filter(usage_record::Column::SubscriptionId.is_in(ended.iter().copied()))
+        .filter(usage_record::Column::BilledPeriod.is_null())
+        .into_tuple::<i64>()
+        .all(w.db())
+        .await?
+        .into_iter()
+        .collect();
+    let settled: Vec<i64> = ended.iter().copied().filter(|id| !waiting.contains(id)).collect();
+    subscription::Entity::update_many()
+        .col_expr(subscription::Column::BillingSettled, sea_orm::sea_query::Expr::value(true))
+        .filter(subscription::Column::Id.is_in(settled))
+        .filter(subscription::Column::Status.is_in([
+            SubscriptionStatus::Cancelled,
+            SubscriptionStatus::Expired,
+            SubscriptionStatus::Failed,
+        ]))
+        .exec(w.db())
+        .await?;
+    w.commit(Audit::Bookkeeping("billing marks ended subscriptions it billed through their end; the run records it"))
+        .await?;
+    Ok(())
 }
 
 /// Usage lines, in arrears: one per month of usage not billed yet and price point, each
@@ -476,7 +534,7 @@ async fn preview_lines(
         .order_by_asc(subscription::Column::Id)
         .all(&domain.db)
         .await?;
-    let planned = plan_batch(domain, &subscriptions, period, domain.billing).await?;
+    let (planned, _) = plan_batch(domain, &subscriptions, period, domain.billing).await?;
     for subscription in &subscriptions {
         let Some((planned, _)) = planned.get(&subscription.id) else { continue };
         for line in planned {

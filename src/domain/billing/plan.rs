@@ -262,6 +262,7 @@ mod tests {
             version: 1,
             created_at: start,
             updated_at: start,
+            billing_settled: false,
         }
     }
 

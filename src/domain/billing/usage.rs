@@ -85,6 +85,7 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
     let now = domain.clock.now();
     let w = Write::begin(domain).await?;
     let mut outcomes = Vec::with_capacity(records.len());
+    let mut unsettled = std::collections::HashSet::new();
     for (index, record) in records.into_iter().enumerate() {
         let field = |name: &str| format!("records[{index}].{name}");
         let external_id = validate::text(&record.external_id, 255, &field("externalId"))?;
@@ -100,6 +101,15 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
         let occurred_at = crate::domain::clock::truncate_to_micros(record.occurred_at);
         if let Some(why) = outside_life(w.db(), &subscription, occurred_at, now).await? {
             return Err(Error::validation(field("occurredAt"), why));
+        }
+        // An ended subscription billing skipped is planned again: the row is written (and
+        // locked) before the record, so a run settling it either sees the record or is undone.
+        if unsettled.insert(subscription.id) {
+            subscription::Entity::update_many()
+                .col_expr(subscription::Column::BillingSettled, sea_orm::sea_query::Expr::value(false))
+                .filter(subscription::Column::Id.eq(subscription.id))
+                .exec(w.db())
+                .await?;
         }
         let inserted = usage_record::Entity::insert(usage_record::ActiveModel {
             id: NotSet,
