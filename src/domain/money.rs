@@ -198,7 +198,7 @@ pub fn parse_rate(value: Decimal, max: Decimal, field: &str) -> Result<Decimal> 
 }
 
 /// The largest amount the `NUMERIC(28,10)` columns hold: 18 integer digits.
-fn max_storable() -> Decimal {
+pub fn max_storable() -> Decimal {
     Decimal::new(999_999_999_999_999_999, 0)
 }
 

@@ -39,8 +39,11 @@ fn escape_html(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// A CSV field: quoted when it holds a separator, and a leading `=`, `+`, `-`, `@`, tab or
+/// carriage return defused with `'` so a spreadsheet never runs it as a formula.
 pub(super) fn escape_csv(text: &str) -> String {
-    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_owned() }
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() };
+    if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
 }
 
 const CSV_HEADER: &str = "invoice_id,invoice_number,period,currency,line_number,customer_id,subscription_id,description,quantity,unit_price,days_used,days_in_period,amount,tax\n";

@@ -830,6 +830,27 @@ async fn usage_outside_the_subscriptions_life_is_refused() {
         assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{why}: {body}");
         assert_eq!(body["errors"][0]["extensions"]["field"], "records[0].occurredAt", "{why}");
     }
+    // More than a billion units in one record; usage of a purchase the vendor has not
+    // provisioned (yet, or ever).
+    let (_, body) = app
+        .post(
+            Some(&reseller),
+            RECORD_USAGE,
+            json!({"r": [usage(&subscription, "x", "1000000001", "2026-11-03T09:00:00Z")]}),
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "records[0].quantity", "{body}");
+    let offer = {
+        use sea_orm::EntityTrait;
+        let id = subscription.parse::<i64>().unwrap();
+        entity::subscription::Entity::find_by_id(id).one(&app.domain.db).await.unwrap().unwrap().offer_id
+    };
+    let placed = place(&app, &reseller, order_input(f.customer_a, &[(offer, 1)]), "pending").await;
+    let pending = placed["order"]["lines"][0]["subscription"]["id"].as_str().unwrap().to_owned();
+    let (_, body) = app
+        .post(Some(&reseller), RECORD_USAGE, json!({"r": [usage(&pending, "p", "1", "2026-11-03T10:00:00Z")]}))
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["field"], "records[0].occurredAt", "pending: {body}");
     app.data(
         &reseller,
         "mutation($id: ID!) { cancelSubscription(id: $id, idempotencyKey: \"c\") { replayed } }",
@@ -1036,4 +1057,41 @@ async fn a_run_skips_subscriptions_that_can_no_longer_produce_charges() {
     assert_eq!(usage_charged(&app, &subscription).await.len(), 1);
     assert_eq!(run(&app, "2027-01").await["subscriptions"], 1);
     let _ = other;
+}
+
+/// #8.3 (found by review): a purchase refused before the month's run is billed nothing for
+/// that month either, and once an operator's retry succeeds it is billed from then on
+/// (the refusal settled it; the retry brings it back to the runs).
+#[tokio::test]
+async fn a_purchase_refused_before_the_months_run_is_billed_nothing_for_that_month() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let vendor = FakeVendor::start(Script::Always(400, "customer not eligible")).await;
+    app.clock.set("2026-11-20T10:00:00Z".parse().unwrap());
+    let (_, subscription) = order_from_http_vendor(&app, &f, &vendor).await;
+    run(&app, "2026-11").await;
+    // Refused on 2 December; December's run comes a day late.
+    app.clock.set("2026-12-02T10:00:00Z".parse().unwrap());
+    app.run_jobs().await;
+    app.clock.set("2026-12-03T00:30:00Z".parse().unwrap());
+    run(&app, "2026-12").await;
+    assert_eq!(cost_total(&app, &subscription).await, dec("0"));
+    app.clock.set("2027-01-01T00:30:00Z".parse().unwrap());
+    run(&app, "2027-01").await;
+    assert_eq!(cost_total(&app, &subscription).await, dec("0"));
+    // Retried successfully on 10 January: 2 × round(7.40 × 22/31) for January, then February.
+    let jobs = app
+        .data(
+            &app.operator(),
+            "query($s: ID!) { provisioningJobs(subscriptionId: $s) { edges { node { id } } } }",
+            json!({"s": subscription}),
+        )
+        .await;
+    app.clock.set("2027-01-10T10:00:00Z".parse().unwrap());
+    vendor.set_script(Script::FailFirst(0, 200, None));
+    app.data(&app.operator(), RETRY, json!({"id": jobs["provisioningJobs"]["edges"][0]["node"]["id"]})).await;
+    app.run_jobs().await;
+    app.clock.set("2027-02-01T00:30:00Z".parse().unwrap());
+    run(&app, "2027-02").await;
+    assert_eq!(cost_total(&app, &subscription).await, dec("10.50") + dec("14.80"));
 }

@@ -152,3 +152,87 @@ async fn every_commit_is_durable_before_it_is_acknowledged() {
         transactions.push(txn);
     }
 }
+
+/// Migration 13 backfills: each existing change records the prices of the term in force
+/// (the row's), and a month that earlier versions billed only up to a term's end (auto-renew
+/// off) is renamed to the key the new plan gives that part of the month, so a whole-month
+/// key keeps meaning the whole month (else the expiry would refund days never billed).
+#[tokio::test]
+async fn migration_13_backfills_change_prices_and_renames_months_cut_at_a_term_end() {
+    use migration::MigratorTrait;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    let database = crate::helpers::TestDatabase::create().await;
+    let db = switchyard::db::connect(&database.url, 1).await.unwrap();
+    migration::Migrator::up(&db, Some(12)).await.unwrap();
+    let backend = db.get_database_backend();
+    let no_foreign_keys = match backend {
+        sea_orm::DbBackend::Postgres => "SET session_replication_role = replica",
+        _ => "PRAGMA foreign_keys = OFF",
+    };
+    db.execute_unprepared(no_foreign_keys).await.unwrap();
+    let at = |d: u32| chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 6, d, 0, 0, 0).unwrap();
+    let money = |text: &str| -> sea_orm::Value {
+        match backend {
+            sea_orm::DbBackend::Postgres => text.parse::<rust_decimal::Decimal>().unwrap().into(),
+            _ => text.to_owned().into(),
+        }
+    };
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO subscriptions (id, customer_id, reseller_id, vendor_id, offer_id, quantity, status, term, billing_frequency, \
+         term_start, term_end, auto_renew, update_count, currency, unit_cost, unit_wholesale, unit_retail, prices_locked_at, \
+         version, created_at, updated_at) VALUES (5, 1, 1, 1, 1, 2, 'ACTIVE', 'P1Y', 'MONTHLY', $1, $2, FALSE, 0, 'USD', $3, $4, $5, $1, 1, $1, $1)",
+        [at(15).into(), chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2027, 6, 15, 0, 0, 0).unwrap().into(), money("8"), money("9.2"), money("10")],
+    ))
+    .await
+    .unwrap();
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO subscription_changes (id, subscription_id, kind, actor_role, quantity_before, quantity_after, status_before, \
+         status_after, occurred_at) VALUES (9, 5, 'PURCHASE', 'RESELLER', 0, 2, 'PENDING', 'PENDING', $1)",
+        [at(15).into()],
+    ))
+    .await
+    .unwrap();
+    // Two cycle charges: a month cut at the term's end (14 of 30 days) and a whole month.
+    for (id, key, start, end, used) in
+        [(1, "cycle:2026-06-01", at(1), at(15), 14), (2, "cycle:2026-05-01", at(1), at(1), 31)]
+    {
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            "INSERT INTO charges (id, subscription_id, customer_id, reseller_id, vendor_id, offer_id, period, kind, charge_key, \
+             description, quantity, days_used, days_in_period, service_start, service_end, currency, unit_cost, unit_wholesale, \
+             unit_retail, amount_cost, amount_wholesale, amount_retail, created_at) \
+             VALUES ($1, 5, 1, 1, 1, 1, '2026-06', 'RECURRING', $2, 'x', $3, $4, $5, $6, $7, 'USD', $3, $3, $3, $3, $3, $3, $6)",
+            [id.into(), key.into(), money("2"), used.into(), if used == 31 { 31.into() } else { 30.into() }, start.into(), end.into()],
+        ))
+        .await
+        .unwrap();
+    }
+    migration::Migrator::up(&db, Some(1)).await.unwrap();
+    let change = entity::subscription_change::Entity::find_by_id(9).one(&db).await.unwrap().unwrap();
+    let prices = (change.unit_cost.map(|d| d.0), change.unit_wholesale.map(|d| d.0), change.unit_retail.map(|d| d.0));
+    assert_eq!(
+        prices,
+        (Some(crate::helpers::dec("8")), Some(crate::helpers::dec("9.2")), Some(crate::helpers::dec("10")))
+    );
+    let keys: Vec<String> = db
+        .query_all_raw(Statement::from_string(backend, "SELECT charge_key FROM charges ORDER BY id"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get("", "charge_key").unwrap())
+        .collect();
+    assert_eq!(keys, ["cycle:2026-06-01:to:2026-06-15", "cycle:2026-05-01"]);
+    // And back: the key as earlier versions wrote it.
+    migration::Migrator::down(&db, Some(1)).await.unwrap();
+    let keys: Vec<String> = db
+        .query_all_raw(Statement::from_string(backend, "SELECT charge_key FROM charges ORDER BY id"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get("", "charge_key").unwrap())
+        .collect();
+    assert_eq!(keys, ["cycle:2026-06-01", "cycle:2026-05-01"]);
+}

@@ -187,10 +187,9 @@ impl CancellationLine<'_> {
             }
             return refunds;
         }
-        let cycle = self.segment.cycle;
         let hours = |from: DateTime<Utc>, to: DateTime<Utc>| u32::try_from((to - from).num_hours().max(0)).unwrap_or(0);
-        let of = hours(midnight(cycle.start), midnight(cycle.end));
-        let hourly = |quantity: i32, from: DateTime<Utc>, to: DateTime<Utc>, key: String, what: &str| {
+        let cycle_hours = |segment: Segment| hours(midnight(segment.cycle.start), midnight(segment.cycle.end));
+        let hourly = |quantity: i32, from: DateTime<Utc>, to: DateTime<Utc>, of: u32, key: String, what: &str| {
             let q = Decimal::from(quantity);
             let used = hours(from, to);
             let p = |unit| prorate(unit, q, used, of, currency, settings.rounding);
@@ -208,16 +207,27 @@ impl CancellationLine<'_> {
                 amount: (cost.amount, wholesale.amount, retail.amount),
             }
         };
+        let until = midnight(self.segment.end);
         let mut refunds =
-            vec![hourly(-change.quantity_before, at, midnight(self.segment.end), key.to_owned(), "cancelled")];
+            vec![hourly(-change.quantity_before, at, until, cycle_hours(self.segment), key.to_owned(), "cancelled")];
+        // The purchase's first day was billed from midnight: the hours before the purchase
+        // were never used. (A renewal's first day before the renewal belonged to the term
+        // before, which was billed up to that day.)
         let billed_from = midnight(date(term_start));
-        if first.start == self.segment.start && term_start > billed_from {
+        if first.term == 0 && term_start > billed_from {
             let opened = history
                 .iter()
                 .rfind(|c| matches!(c.kind, K::Purchase | K::Renew) && c.occurred_at <= at)
                 .map_or(change.quantity_before, |c| c.quantity_after);
             let what = "cancelled: the hours before the term began";
-            refunds.push(hourly(-opened, billed_from, term_start, format!("{key}:before-start"), what));
+            refunds.push(hourly(
+                -opened,
+                billed_from,
+                term_start,
+                cycle_hours(first),
+                format!("{key}:before-start"),
+                what,
+            ));
         }
         refunds
     }

@@ -237,6 +237,7 @@ async fn settle(domain: &Domain, ended: &[i64]) -> Result<()> {
             .select_only()
             .column(subscription::Column::Id)
             .filter(subscription::Column::Id.is_in(ended.iter().copied()))
+            .order_by_asc(subscription::Column::Id)
             .lock_exclusive()
             .into_tuple::<i64>()
             .all(w.db())
@@ -314,10 +315,23 @@ async fn plan_usage(
         let cost = cost.0;
         let wholesale = cost * (Decimal::ONE + tier_markup);
         let retail = retail_markup.map_or(list.0, |markup| wholesale * (Decimal::ONE + markup));
-        let quantity: Decimal = records.iter().map(|r| r.quantity.0).sum();
         let kind = if usage_period.next() < period { ChargeKind::Adjustment } else { ChargeKind::Usage };
         let meter = records.first().map(|r| r.meter.clone()).unwrap_or_default();
-        let amount = |unit: Decimal| round_to_minor_units(unit * quantity, currency);
+        // Checked: a line past what an amount may hold is left unbilled (and logged) rather
+        // than failing every run.
+        let quantity = records.iter().try_fold(Decimal::ZERO, |sum, r| sum.checked_add(r.quantity.0));
+        let amount = |unit: Decimal| {
+            quantity
+                .and_then(|q| unit.checked_mul(q))
+                .map(|a| round_to_minor_units(a, currency))
+                .filter(|a| a.abs() <= crate::domain::money::max_storable())
+        };
+        let (Some(quantity), Some(cost_amount), Some(wholesale_amount), Some(retail_amount)) =
+            (quantity, amount(cost), amount(wholesale), amount(retail))
+        else {
+            tracing::warn!(subscription = subscription.id, %key, "usage line too large to bill; left unbilled");
+            continue;
+        };
         lines.push((
             PlannedCharge {
                 kind,
@@ -329,7 +343,7 @@ async fn plan_usage(
                 service_start: usage_cutoff(usage_period),
                 service_end: usage_cutoff(usage_period.next()),
                 unit: (cost, wholesale, retail),
-                amount: (amount(cost), amount(wholesale), amount(retail)),
+                amount: (cost_amount, wholesale_amount, retail_amount),
             },
             records.iter().map(|r| r.id).collect(),
         ));

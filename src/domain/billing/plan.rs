@@ -120,6 +120,15 @@ pub fn plan_subscription(
     // Recurring lines, in advance: every segment after the purchase's that starts before
     // this period ends and was never billed (a run that was skipped is caught up).
     let purchase = history.iter().find(|c| c.kind == K::Purchase);
+    // A purchase the vendor refused is in force only from a retry that succeeded: nothing
+    // before that day is billed (what was billed while it was pending is reversed below).
+    let first_failure = history
+        .iter()
+        .find(|c| matches!(c.kind, K::ProvisioningFailed | K::Provisioned))
+        .filter(|c| c.kind == K::ProvisioningFailed);
+    let in_force_from = first_failure.map(|failure| {
+        history.iter().find(|c| c.kind == K::Provisioned && c.id > failure.id).map(|c| date(c.occurred_at))
+    });
     let mut segment = purchase.map(|p| terms.segment(date(p.occurred_at)));
     while let Some(previous) = segment {
         let current = terms.segment(previous.end);
@@ -134,7 +143,7 @@ pub fn plan_subscription(
         if expected && current.start != terms.start(current.term) {
             break;
         }
-        if current.charged(charged) {
+        if current.charged(charged) || in_force_from.is_some_and(|from| from.is_none_or(|day| current.start < day)) {
             continue;
         }
         let Some((quantity, status)) = state_before(history, current.start) else { continue };
@@ -151,10 +160,6 @@ pub fn plan_subscription(
     // A purchase the vendor refused is not billed: the first failure (before any success)
     // reverses what was billed while it was pending; a retry that succeeds is billed from
     // the day the vendor provisioned it.
-    let first_failure = history
-        .iter()
-        .find(|c| matches!(c.kind, K::ProvisioningFailed | K::Provisioned))
-        .filter(|c| c.kind == K::ProvisioningFailed);
     for change in history.iter().filter(|c| date(c.occurred_at) < period.end()) {
         let key = format!("change:{}", change.id);
         if charged.contains(&key) {

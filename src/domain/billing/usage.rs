@@ -22,6 +22,12 @@ use crate::domain::{Domain, validate};
 /// Most records in one call.
 pub const MAX_BATCH: usize = 1000;
 
+/// Most units in one record: a billion (of GB, calls…), so a month's usage times its price
+/// stays far inside what an amount may hold.
+pub fn max_quantity() -> Decimal {
+    Decimal::from(1_000_000_000)
+}
+
 /// One usage record as sent.
 #[derive(Clone, Debug)]
 pub struct NewUsage {
@@ -61,6 +67,16 @@ async fn outside_life<C: ConnectionTrait>(
     if at > now {
         return Ok(Some("is in the future"));
     }
+    // In force from the vendor's provisioning (after a refusal, from the retry's).
+    let provisioned = subscription_change::Entity::find()
+        .filter(subscription_change::Column::SubscriptionId.eq(subscription.id))
+        .filter(subscription_change::Column::Kind.eq(SubscriptionChangeKind::Provisioned))
+        .order_by_asc(subscription_change::Column::Id)
+        .one(db)
+        .await?;
+    if provisioned.is_none_or(|p| at < p.occurred_at) {
+        return Ok(Some("is before the vendor provisioned the subscription"));
+    }
     let ended = match subscription.status {
         SubscriptionStatus::Failed => return Ok(Some("the vendor refused the purchase: nothing was in force")),
         SubscriptionStatus::Expired => subscription.term_end,
@@ -85,11 +101,24 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
     let now = domain.clock.now();
     let w = Write::begin(domain).await?;
     let mut outcomes = Vec::with_capacity(records.len());
-    let mut unsettled = std::collections::HashSet::new();
+    // An ended subscription billing skipped is planned again: its row is written (and, on
+    // PostgreSQL, locked, in id order, once for the batch) before its records, so a run
+    // settling it either sees the records or is undone by this.
+    let mut ids: Vec<i64> = records.iter().map(|r| r.subscription_id.get()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    subscription::Entity::update_many()
+        .col_expr(subscription::Column::BillingSettled, sea_orm::sea_query::Expr::value(false))
+        .filter(subscription::Column::Id.is_in(ids))
+        .exec(w.db())
+        .await?;
     for (index, record) in records.into_iter().enumerate() {
         let field = |name: &str| format!("records[{index}].{name}");
         let external_id = validate::text(&record.external_id, 255, &field("externalId"))?;
         let quantity = parse_price(record.quantity, &field("quantity"))?;
+        if quantity > max_quantity() {
+            return Err(Error::validation(field("quantity"), format!("at most {} units per record", max_quantity())));
+        }
         let subscription = get_subscription(w.db(), actor, record.subscription_id)
             .await
             .map_err(|_| Error::validation(field("subscriptionId"), "no such subscription"))?;
@@ -101,15 +130,6 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
         let occurred_at = crate::domain::clock::truncate_to_micros(record.occurred_at);
         if let Some(why) = outside_life(w.db(), &subscription, occurred_at, now).await? {
             return Err(Error::validation(field("occurredAt"), why));
-        }
-        // An ended subscription billing skipped is planned again: the row is written (and
-        // locked) before the record, so a run settling it either sees the record or is undone.
-        if unsettled.insert(subscription.id) {
-            subscription::Entity::update_many()
-                .col_expr(subscription::Column::BillingSettled, sea_orm::sea_query::Expr::value(false))
-                .filter(subscription::Column::Id.eq(subscription.id))
-                .exec(w.db())
-                .await?;
         }
         let inserted = usage_record::Entity::insert(usage_record::ActiveModel {
             id: NotSet,
