@@ -92,6 +92,9 @@ async fn seed(db: &sea_orm::DatabaseConnection, count: usize) {
             status: Set(OrganizationStatus::Active),
             created_at: Set(now),
             updated_at: Set(now),
+            legal_name: Set(None),
+            address: Set(None),
+            tax_id: Set(None),
         })
         .collect();
     for chunk in customers.chunks(1000) {

@@ -172,6 +172,18 @@ pub struct ServerConfig {
     /// Prefix of the operator's invoice numbers (`OP` → `OP-2026-000001`).
     #[arg(long, env = "SWITCHYARD_OPERATOR_INVOICE_PREFIX", default_value = "OP")]
     pub operator_invoice_prefix: String,
+    /// The operator's legal name, as its invoices show it.
+    #[arg(long, env = "SWITCHYARD_OPERATOR_LEGAL_NAME", default_value = "Switchyard Distribution")]
+    pub operator_legal_name: String,
+    /// The operator's postal address (`\n` between lines).
+    #[arg(long, env = "SWITCHYARD_OPERATOR_ADDRESS", default_value = "")]
+    pub operator_address: String,
+    /// The operator's tax id.
+    #[arg(long, env = "SWITCHYARD_OPERATOR_TAX_ID", default_value = "")]
+    pub operator_tax_id: String,
+    /// Days resellers have to pay the operator's invoices.
+    #[arg(long, env = "SWITCHYARD_OPERATOR_PAYMENT_TERMS_DAYS", default_value_t = 30)]
+    pub operator_payment_terms_days: i32,
     /// Events buffered per live subscriber before it lags (and misses the oldest).
     #[arg(long, env = "SWITCHYARD_EVENT_BUFFER", default_value_t = 1024)]
     pub event_buffer: usize,

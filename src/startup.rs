@@ -145,5 +145,11 @@ fn domain(
             cancellation_refund: server.cancellation_refund.into(),
         },
         operator_invoice_prefix: server.operator_invoice_prefix.clone(),
+        operator: crate::domain::OperatorProfile {
+            legal_name: server.operator_legal_name.clone(),
+            address: server.operator_address.replace("\\n", "\n"),
+            tax_id: server.operator_tax_id.clone(),
+            payment_terms_days: server.operator_payment_terms_days.clamp(0, 365),
+        },
     })
 }

@@ -37,6 +37,11 @@ pub struct Model {
     pub customer_invoice_id: Option<i64>,
     /// The live (not VOID) invoice that bills this charge to the reseller, if any yet.
     pub reseller_invoice_id: Option<i64>,
+    /// The undiscounted price of one unit for a whole billing cycle at each tier (for usage,
+    /// per unit): the prorated unit prices come from these.
+    pub cycle_unit_cost: Option<DbDecimal>,
+    pub cycle_unit_wholesale: Option<DbDecimal>,
+    pub cycle_unit_retail: Option<DbDecimal>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,10 @@ pub struct Model {
     pub status: OrganizationStatus,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// For its invoices: legal name (the display name when unset), address, tax id.
+    pub legal_name: Option<String>,
+    pub address: Option<String>,
+    pub tax_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

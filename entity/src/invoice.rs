@@ -33,6 +33,8 @@ pub struct Model {
     pub voided_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// When payment is due: set at issue from the issuer's payment terms.
+    pub due_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

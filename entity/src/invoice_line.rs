@@ -29,6 +29,13 @@ pub struct Model {
     pub source_currency: Option<String>,
     pub source_amount: Option<DbDecimal>,
     pub exchange_rate: Option<DbDecimal>,
+    /// What the line covers: its service period, the product, and the undiscounted price
+    /// per billing cycle of this invoice's tier (amount = round(that × days used / days in
+    /// cycle) × quantity).
+    pub service_start: Option<DateTimeUtc>,
+    pub service_end: Option<DateTimeUtc>,
+    pub product_name: Option<String>,
+    pub cycle_unit_price: Option<DbDecimal>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -19,6 +19,12 @@ pub struct Model {
     pub status: OrganizationStatus,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// For its invoices: its legal name (the display name when unset), postal address and
+    /// tax id, and the days its customers have to pay.
+    pub legal_name: Option<String>,
+    pub address: Option<String>,
+    pub tax_id: Option<String>,
+    pub payment_terms_days: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

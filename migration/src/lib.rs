@@ -24,6 +24,7 @@ mod m20261125_000012_charge_key_unique_per_subscription;
 mod m20261126_000013_changes_record_prices;
 mod m20261126_000014_exchange_rates;
 mod m20261126_000015_subscriptions_billing_settled;
+mod m20261126_000016_invoices_people_can_send;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000013_changes_record_prices::Migration),
             Box::new(m20261126_000014_exchange_rates::Migration),
             Box::new(m20261126_000015_subscriptions_billing_settled::Migration),
+            Box::new(m20261126_000016_invoices_people_can_send::Migration),
         ]
     }
 }

@@ -121,9 +121,52 @@ pub struct NewCustomer {
     pub vendor_accounts: Vec<VendorAccount>,
 }
 
+/// What an invoice needs to name a party: legal name, postal address, tax id. Each field
+/// given replaces the stored one; an empty string clears it.
+#[derive(Clone, Debug, Default)]
+pub struct LegalDetails {
+    pub legal_name: Option<String>,
+    pub address: Option<String>,
+    pub tax_id: Option<String>,
+}
+
+impl LegalDetails {
+    /// The validated values to store: `None` leaves a column, `Some(None)` clears it.
+    #[expect(clippy::type_complexity, reason = "one optional update per column")]
+    pub fn validated(&self) -> Result<(Option<Option<String>>, Option<Option<String>>, Option<Option<String>>)> {
+        let field = |value: &Option<String>, max: usize, name: &str| -> Result<Option<Option<String>>> {
+            match value.as_deref().map(str::trim) {
+                None => Ok(None),
+                Some("") => Ok(Some(None)),
+                Some(text) => Ok(Some(Some(validate::text(text, max, name)?))),
+            }
+        };
+        // An address may span lines: each line is checked as text, empty ones dropped.
+        let address = match self.address.as_deref().map(str::trim) {
+            None => None,
+            Some("") => Some(None),
+            Some(text) => {
+                let lines = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|l| validate::text(l, 200, "input.address"))
+                    .collect::<Result<Vec<_>>>()?;
+                if lines.len() > 8 {
+                    return Err(Error::validation("input.address", "at most 8 lines"));
+                }
+                Some(Some(lines.join("\n")))
+            }
+        };
+        Ok((field(&self.legal_name, 200, "input.legalName")?, address, field(&self.tax_id, 64, "input.taxId")?))
+    }
+}
+
 /// Changes of `update_customer`.
 #[derive(Clone, Debug, Default)]
 pub struct CustomerChanges {
+    /// Legal name, address and tax id for its invoices.
+    pub legal: LegalDetails,
     /// New name.
     pub name: Option<String>,
     /// New country.
@@ -219,6 +262,9 @@ pub async fn create_customer(domain: &Domain, actor: &Actor, input: NewCustomer)
         status: Set(OrganizationStatus::Active),
         created_at: Set(now),
         updated_at: Set(now),
+        legal_name: Set(None),
+        address: Set(None),
+        tax_id: Set(None),
     }
     .insert(w.db())
     .await?;
@@ -251,6 +297,16 @@ pub async fn update_customer(
     }
     if let Some(status) = changes.status {
         model.status = Set(status);
+    }
+    let (legal_name, address, tax_id) = changes.legal.validated()?;
+    if let Some(value) = legal_name {
+        model.legal_name = Set(value);
+    }
+    if let Some(value) = address {
+        model.address = Set(value);
+    }
+    if let Some(value) = tax_id {
+        model.tax_id = Set(value);
     }
     model.updated_at = Set(now);
     let customer = model.update(w.db()).await?;

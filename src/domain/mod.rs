@@ -55,4 +55,19 @@ pub struct Domain {
     pub billing: billing::plan::BillingSettings,
     /// The prefix of the operator's invoice numbers.
     pub operator_invoice_prefix: String,
+    /// The operator as its invoices name it.
+    pub operator: OperatorProfile,
+}
+
+/// The operator's legal details and payment terms, for the invoices it issues.
+#[derive(Clone, Debug, Default)]
+pub struct OperatorProfile {
+    /// Legal name.
+    pub legal_name: String,
+    /// Postal address (may span lines).
+    pub address: String,
+    /// Tax id (VAT number…).
+    pub tax_id: String,
+    /// Days resellers have to pay.
+    pub payment_terms_days: i32,
 }

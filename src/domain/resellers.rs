@@ -151,6 +151,10 @@ pub struct ResellerChanges {
     pub invoice_prefix: Option<String>,
     /// New status.
     pub status: Option<OrganizationStatus>,
+    /// Legal name, address and tax id for its invoices.
+    pub legal: super::customers::LegalDetails,
+    /// Days its customers have to pay its invoices (1 to 365).
+    pub payment_terms_days: Option<i32>,
 }
 
 fn invoice_prefix(value: &str) -> Result<String> {
@@ -195,6 +199,10 @@ pub async fn create_reseller(domain: &Domain, actor: &Actor, input: NewReseller)
         status: Set(OrganizationStatus::Active),
         created_at: Set(now),
         updated_at: Set(now),
+        legal_name: Set(None),
+        address: Set(None),
+        tax_id: Set(None),
+        payment_terms_days: Set(30),
     }
     .insert(w.db())
     .await
@@ -241,6 +249,22 @@ pub async fn update_reseller(
     }
     if let Some(status) = changes.status {
         model.status = Set(status);
+    }
+    let (legal_name, address, tax_id) = changes.legal.validated()?;
+    if let Some(value) = legal_name {
+        model.legal_name = Set(value);
+    }
+    if let Some(value) = address {
+        model.address = Set(value);
+    }
+    if let Some(value) = tax_id {
+        model.tax_id = Set(value);
+    }
+    if let Some(days) = changes.payment_terms_days {
+        if !(1..=365).contains(&days) {
+            return Err(Error::validation("input.paymentTermsDays", "between 1 and 365 days"));
+        }
+        model.payment_terms_days = Set(days);
     }
     model.updated_at = Set(now);
     let reseller = model.update(w.db()).await.map_err(partner_id_conflict)?;

@@ -2,6 +2,10 @@
 //! - `GET /invoices/{id}` — a printable HTML invoice;
 //! - `GET /invoices/{id}/lines.csv` — the invoice's lines as CSV;
 //! - `GET /invoices.csv?period=YYYY-MM` — every line of the period's invoices the caller sees.
+//!
+//! Every CSV row carries its invoice's header (number, kind, status, side — sale, purchase
+//! or the channel's —, issuer, recipient, dates, currency) and totals; amounts are at the
+//! currency's minor units.
 
 use std::fmt::Write as _;
 
@@ -12,6 +16,7 @@ use entity::{invoice, invoice_line};
 use super::caller::Caller;
 use crate::domain::billing::invoices;
 use crate::domain::ids::InvoiceId;
+use crate::domain::money::format_minor_units;
 use crate::domain::{Actor, Error};
 use crate::state::AppState;
 
@@ -46,27 +51,66 @@ pub(super) fn escape_csv(text: &str) -> String {
     if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
 }
 
-const CSV_HEADER: &str = "invoice_id,invoice_number,period,currency,line_number,customer_id,subscription_id,description,quantity,unit_price,days_used,days_in_period,amount,tax\n";
+const CSV_HEADER: &str = "invoice_id,invoice_number,kind,status,side,issuer,recipient,issue_date,due_date,period,currency,\
+line_number,customer_id,subscription_id,product,service_start,service_end,description,quantity,cycle_unit_price,unit_price,\
+days_used,days_in_period,amount,tax,source_currency,source_amount,exchange_rate,invoice_subtotal,invoice_tax,invoice_total\n";
 
-fn csv_rows(out: &mut String, invoice: &invoice::Model, lines: &[invoice_line::Model]) {
+fn day(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    at.map(|at| at.format("%Y-%m-%d").to_string()).unwrap_or_default()
+}
+
+/// Whose side of the channel an invoice is for the caller: what it sells, what it buys,
+/// or (the operator looking at a reseller's invoice to a customer) the channel's.
+fn side(actor: &Actor, invoice: &invoice::Model) -> &'static str {
+    match actor.tenant {
+        crate::domain::Tenant::Operator if invoice.issuer_reseller_id.is_none() => "sale",
+        crate::domain::Tenant::Operator => "channel",
+        crate::domain::Tenant::Reseller(id) if invoice.issuer_reseller_id == Some(id.get()) => "sale",
+        _ => "purchase",
+    }
+}
+
+fn csv_rows(out: &mut String, actor: &Actor, invoice: &invoice::Model, lines: &[invoice_line::Model]) {
+    let money = |amount: rust_decimal::Decimal| format_minor_units(amount, &invoice.currency);
     for line in lines.iter().filter(|l| l.invoice_id == invoice.id) {
+        let source_money = match (&line.source_amount, &line.source_currency) {
+            (Some(amount), Some(code)) => format_minor_units(amount.0, code),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{:?},{:?},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             invoice.id,
             invoice.number.as_deref().unwrap_or(""),
+            invoice.kind,
+            invoice.status,
+            side(actor, invoice),
+            escape_csv(&invoice.issuer_key),
+            escape_csv(&invoice.recipient_key),
+            day(invoice.issued_at),
+            day(invoice.due_at),
             invoice.period,
             invoice.currency,
             line.line_number,
             line.customer_id.map(|id| id.to_string()).unwrap_or_default(),
             line.subscription_id.map(|id| id.to_string()).unwrap_or_default(),
+            escape_csv(line.product_name.as_deref().unwrap_or("")),
+            day(line.service_start),
+            day(line.service_end),
             escape_csv(&line.description),
             line.quantity.0,
+            line.cycle_unit_price.map(|p| p.0.to_string()).unwrap_or_default(),
             line.unit_price.0,
             line.days_used.map(|d| d.to_string()).unwrap_or_default(),
             line.days_in_period.map(|d| d.to_string()).unwrap_or_default(),
-            line.amount.0,
-            line.tax.0,
+            money(line.amount.0),
+            money(line.tax.0),
+            line.source_currency.as_deref().unwrap_or(""),
+            source_money,
+            line.exchange_rate.map(|r| r.0.to_string()).unwrap_or_default(),
+            money(invoice.subtotal.0),
+            money(invoice.tax.0),
+            money(invoice.total.0),
         );
     }
 }
@@ -78,16 +122,49 @@ async fn load(state: &AppState, actor: &Actor, id: i64) -> Result<(invoice::Mode
     Ok((invoice, lines))
 }
 
-/// GET /invoices/{id}: printable HTML.
+fn party_html(title: &str, party: &invoices::Party) -> String {
+    let mut html = format!("<div class=party><h2>{title}</h2><p><b>{}</b>", escape_html(&party.legal_name));
+    for line in party.address.lines().filter(|l| !l.trim().is_empty()) {
+        let _ = write!(html, "<br>{}", escape_html(line));
+    }
+    if !party.country.is_empty() {
+        let _ = write!(html, "<br>{}", escape_html(&party.country));
+    }
+    if !party.tax_id.is_empty() {
+        let _ = write!(html, "<br>Tax id {}", escape_html(&party.tax_id));
+    }
+    html.push_str("</p></div>");
+    html
+}
+
+const STYLE: &str = "@page{margin:15mm}\
+body{font-family:Helvetica,Arial,sans-serif;font-size:10pt;color:#111;max-width:180mm;margin:0 auto}\
+h1{font-size:18pt;margin:0 0 4mm}h2{font-size:9pt;text-transform:uppercase;color:#555;margin:0 0 1mm}\
+.parties{display:flex;justify-content:space-between;gap:10mm;margin:6mm 0}.party{flex:1}\
+table{border-collapse:collapse;width:100%}td,th{padding:1.5mm 1mm;vertical-align:top;border-bottom:.2mm solid #ccc}\
+th{text-align:left;font-size:8.5pt;color:#555}.n{text-align:right;white-space:nowrap}thead{display:table-header-group}\
+tr{page-break-inside:avoid}.meta td{border:none;padding:.5mm 2mm .5mm 0}.totals{width:auto;margin-left:auto;margin-top:4mm}\
+.totals td{border:none}.small{font-size:8.5pt;color:#555}";
+
+/// GET /invoices/{id}: a printable HTML invoice (A4 or Letter): the parties with their
+/// legal names, addresses and tax ids, number, dates, and per line the product, service
+/// period, quantity, undiscounted price per cycle, days and amount, then subtotal, tax at
+/// its rate and total, every amount at the currency's minor units.
 pub async fn html(state: web::Data<AppState>, caller: Caller, id: web::Path<i64>) -> HttpResponse {
     let Ok(actor) = caller.required() else { return failure(Error::Unauthenticated) };
     let (invoice, lines) = match load(&state, &actor, *id).await {
         Ok(loaded) => loaded,
         Err(error) => return failure(error),
     };
+    let (issuer, recipient, credited) = match invoices::parties_of(&state.domain, &invoice).await {
+        Ok(parties) => parties,
+        Err(error) => return failure(error),
+    };
+    let currency = escape_html(&invoice.currency);
+    let money = |amount: rust_decimal::Decimal| format_minor_units(amount, &invoice.currency);
     let title = match (&invoice.kind, &invoice.number) {
-        (entity::enums::InvoiceKind::CreditNote, Some(n)) => format!("Credit note {n}"),
-        (_, Some(n)) => format!("Invoice {n}"),
+        (entity::enums::InvoiceKind::CreditNote, Some(n)) => format!("Credit note {}", escape_html(n)),
+        (_, Some(n)) => format!("Invoice {}", escape_html(n)),
         (_, None) => format!("Draft invoice #{}", invoice.id),
     };
     let mut rows = String::new();
@@ -96,32 +173,66 @@ pub async fn html(state: web::Data<AppState>, caller: Caller, id: web::Path<i64>
             (Some(used), Some(of)) => format!("{used}/{of}"),
             _ => String::new(),
         };
+        let period = match (line.service_start, line.service_end) {
+            (Some(start), Some(end)) => {
+                // The last day covered, inclusive.
+                let last = (end - chrono::Duration::days(1)).max(start);
+                format!("{} – {}", start.format("%Y-%m-%d"), last.format("%Y-%m-%d"))
+            }
+            _ => String::new(),
+        };
+        let unit = line.cycle_unit_price.map_or(line.unit_price.0, |p| p.0);
+        let converted = match (&line.source_currency, &line.source_amount, &line.exchange_rate) {
+            (Some(code), Some(amount), Some(rate)) => format!(
+                "<br><span class=small>converted from {} {} at {}</span>",
+                format_minor_units(amount.0, code),
+                escape_html(code),
+                rate.0
+            ),
+            _ => String::new(),
+        };
         let _ = write!(
             rows,
-            "<tr><td>{}</td><td>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td><td class=n>{}</td></tr>",
+            "<tr><td>{}</td><td><b>{}</b><br><span class=small>{}</span>{converted}</td><td>{period}</td>\
+             <td class=n>{}</td><td class=n>{}</td><td class=n>{days}</td><td class=n>{}</td></tr>",
             line.line_number,
+            escape_html(line.product_name.as_deref().unwrap_or("")),
             escape_html(&line.description),
-            line.quantity.0,
-            line.unit_price.0,
-            days,
-            line.amount.0
+            line.quantity.0.normalize(),
+            unit.normalize(),
+            money(line.amount.0),
         );
     }
+    let credits =
+        credited.map(|number| format!("<p><b>Credits invoice {}</b></p>", escape_html(&number))).unwrap_or_default();
+    let rate = (invoice.tax_rate.0 * rust_decimal::Decimal::ONE_HUNDRED).normalize();
+    let reverse_charge =
+        if invoice.issuer_reseller_id.is_none() && invoice.tax.0.is_zero() { " (reverse charge)" } else { "" };
     let page = format!(
-        "<!doctype html><html><head><meta charset=utf-8><title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}\
-         table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.3em}}.n{{text-align:right}}</style></head>\
-         <body><h1>{title}</h1><p>Period {period} · {issuer} → {recipient} · status {status:?}</p>\
-         <table><tr><th>#</th><th>Description</th><th class=n>Qty</th><th class=n>Unit price</th><th class=n>Days</th><th class=n>Amount</th></tr>{rows}</table>\
-         <p class=n>Subtotal {subtotal} {currency}<br>Tax ({rate}) {tax} {currency}<br><b>Total {total} {currency}</b></p></body></html>",
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title><style>{STYLE}</style></head><body>\
+         <h1>{title}</h1>{credits}\
+         <table class=meta><tr><td>Number</td><td>{number}</td></tr><tr><td>Issue date</td><td>{issued}</td></tr>\
+         <tr><td>Due date</td><td>{due}</td></tr><tr><td>Billing period</td><td>{period}</td></tr>\
+         <tr><td>Currency</td><td>{currency}</td></tr><tr><td>Status</td><td>{status:?}</td></tr></table>\
+         <div class=parties>{from}{to}</div>\
+         <table class=lines><thead><tr><th>#</th><th>Product</th><th>Service period</th><th class=n>Quantity</th>\
+         <th class=n>Unit price per cycle</th><th class=n>Days</th><th class=n>Amount ({currency})</th></tr></thead>\
+         <tbody>{rows}</tbody></table>\
+         <table class=totals><tr><td>Subtotal</td><td class=n>{subtotal} {currency}</td></tr>\
+         <tr><td>Tax at {rate} %{reverse_charge}</td><td class=n>{tax} {currency}</td></tr>\
+         <tr><td><b>Total</b></td><td class=n><b>{total} {currency}</b></td></tr></table>\
+         <p class=small>Each line: round(unit price per cycle × days used ÷ days in the cycle) at the currency's \
+         minor units, × quantity.</p></body></html>",
+        number = escape_html(invoice.number.as_deref().unwrap_or("(draft: numbered when issued)")),
+        issued = day(invoice.issued_at),
+        due = day(invoice.due_at),
         period = escape_html(&invoice.period),
-        issuer = escape_html(&invoice.issuer_key),
-        recipient = escape_html(&invoice.recipient_key),
         status = invoice.status,
-        subtotal = invoice.subtotal.0,
-        rate = invoice.tax_rate.0,
-        tax = invoice.tax.0,
-        total = invoice.total.0,
-        currency = escape_html(&invoice.currency),
+        from = party_html("From", &issuer),
+        to = party_html("To", &recipient),
+        subtotal = money(invoice.subtotal.0),
+        tax = money(invoice.tax.0),
+        total = money(invoice.total.0),
     );
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page)
 }
@@ -134,7 +245,7 @@ pub async fn lines_csv(state: web::Data<AppState>, caller: Caller, id: web::Path
         Err(error) => return failure(error),
     };
     let mut out = CSV_HEADER.to_owned();
-    csv_rows(&mut out, &invoice, &lines);
+    csv_rows(&mut out, &actor, &invoice, &lines);
     HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(out)
 }
 
@@ -153,7 +264,7 @@ pub async fn period_csv(state: web::Data<AppState>, caller: Caller, query: web::
     };
     let mut out = CSV_HEADER.to_owned();
     for (invoice, lines) in &invoices {
-        csv_rows(&mut out, invoice, lines);
+        csv_rows(&mut out, &actor, invoice, lines);
     }
     HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(out)
 }

@@ -559,6 +559,7 @@ async fn issued_invoice(app: &TestApp, f: &Fixture, rate: &str, lines: &[(&str, 
         voided_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        due_at: Set(None),
     }
     .insert(&app.domain.db)
     .await
@@ -584,6 +585,10 @@ async fn issued_invoice(app: &TestApp, f: &Fixture, rate: &str, lines: &[(&str, 
             source_currency: Set(None),
             source_amount: Set(None),
             exchange_rate: Set(None),
+            service_start: Set(None),
+            service_end: Set(None),
+            product_name: Set(None),
+            cycle_unit_price: Set(None),
         }
         .insert(&app.domain.db)
         .await

@@ -8,6 +8,7 @@ mod auth;
 mod billing;
 mod billing_defects;
 mod catalog;
+mod documents;
 mod http;
 mod layering;
 mod live;

@@ -89,34 +89,58 @@ pub(super) fn correct_expected_term(
     let Some((quantity, _)) = state_before(history, segment.start) else { return Vec::new() };
     let index = |k: u32| usize::try_from(k).ok().and_then(|k| terms.prices.get(k).copied());
     let (Some(previous), renewed) = (term.checked_sub(1).and_then(index), index(term)) else { return Vec::new() };
-    let span = format!("{} – {}", segment.start, segment.end);
-    match renewed {
-        None => {
-            let description = format!("term ended without renewal: {:+} × {span}", -quantity);
-            vec![line(ChargeKind::Refund, key, description, -quantity, segment.start, segment, previous)]
-        }
-        Some(renewed) if renewed != previous => vec![
-            line(
-                ChargeKind::Refund,
-                key.clone(),
-                format!("renewed at new prices: {:+} × {span} at the previous term's", -quantity),
-                -quantity,
-                segment.start,
-                segment,
-                previous,
-            ),
-            line(
-                ChargeKind::Adjustment,
-                format!("{key}:renewed"),
-                format!("renewed at new prices: {quantity:+} × {span} at the renewed term's"),
-                quantity,
-                segment.start,
-                segment,
-                renewed,
-            ),
-        ],
-        Some(_) => Vec::new(),
+    if renewed == Some(previous) {
+        return Vec::new();
     }
+    // What was billed at the previous term's prices, line by line as it was billed (so a
+    // line rounded on its own is reversed exactly): the segment's own line, for the seats
+    // at that time, and one line per seat change applied to it since.
+    let corrections: Vec<(i64, i32)> = history
+        .iter()
+        .filter(|c| charged.contains(&format!("change:{}:cycle:{}", c.id, segment.start)))
+        .map(|c| {
+            let delta = match c.kind {
+                K::Cancel => -c.quantity_before,
+                _ => c.quantity_after - c.quantity_before,
+            };
+            (c.id, delta)
+        })
+        .collect();
+    let own = quantity - corrections.iter().map(|(_, delta)| delta).sum::<i32>();
+    let span = format!("{} – {}", segment.start, segment.end);
+    let why = if renewed.is_some() { "renewed at new prices" } else { "term ended without renewal" };
+    let mut lines = vec![line(
+        ChargeKind::Refund,
+        key.clone(),
+        format!("{why}: {:+} × {span} at the previous term's prices", -own),
+        -own,
+        segment.start,
+        segment,
+        previous,
+    )];
+    for (id, delta) in corrections {
+        lines.push(line(
+            ChargeKind::Refund,
+            format!("{key}:undo:{id}"),
+            format!("{why}: {:+} × {span} at the previous term's prices (seat change)", -delta),
+            -delta,
+            segment.start,
+            segment,
+            previous,
+        ));
+    }
+    if let Some(renewed) = renewed {
+        lines.push(line(
+            ChargeKind::Adjustment,
+            format!("{key}:renewed"),
+            format!("renewed at new prices: {quantity:+} × {span} at the renewed term's"),
+            quantity,
+            segment.start,
+            segment,
+            renewed,
+        ));
+    }
+    lines
 }
 
 /// A cancellation under `FullWithin24HoursThenHourly`.
@@ -205,6 +229,7 @@ impl CancellationLine<'_> {
                 service_end: to,
                 unit: (cost.unit_price, wholesale.unit_price, retail.unit_price),
                 amount: (cost.amount, wholesale.amount, retail.amount),
+                cycle_unit: self.prices,
             }
         };
         let until = midnight(self.segment.end);

@@ -314,6 +314,10 @@ async fn try_add_to_invoice(
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let Gather { side, parties, period, currency, tax_rate } = *gather;
+    let offer_names: std::collections::HashMap<i64, String> = {
+        let snapshot = domain.catalog.snapshot(&domain.db).await?;
+        charges.iter().filter_map(|c| snapshot.offers.get(&c.offer_id).map(|o| (c.offer_id, o.name.clone()))).collect()
+    };
     let w = Write::begin(domain).await?;
     let (invoice, fresh) = match find_draft(w.db(), parties, period, currency).await? {
         Some(existing) => (existing, false),
@@ -342,6 +346,7 @@ async fn try_add_to_invoice(
                 voided_at: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
+                due_at: Set(None),
             }
             .insert(w.db())
             .await
@@ -400,11 +405,16 @@ async fn try_add_to_invoice(
             Side::Customer => (charge.unit_retail.0, charge.amount_retail.0),
             Side::Reseller => (charge.unit_wholesale.0, charge.amount_wholesale.0),
         };
+        let mut cycle_unit = match side {
+            Side::Customer => charge.cycle_unit_retail.map(|d| d.0),
+            Side::Reseller => charge.cycle_unit_wholesale.map(|d| d.0),
+        };
         // Converted: amount = round(source amount × rate) at the invoice currency's minor
-        // units; the unit price is shown at the storage's 10 decimal places.
+        // units; the unit prices are shown at the storage's 10 decimal places.
         let conversion = converted.get(&charge.id).map(|rate| (charge.currency.clone(), amount, *rate));
         if let Some((_, source, rate)) = &conversion {
             unit_price = (unit_price * rate).round_dp(10);
+            cycle_unit = cycle_unit.map(|unit| (unit * rate).round_dp(10));
             amount = round_to_minor_units(source * rate, currency_code);
         }
         let line_tax = match domain.billing.tax {
@@ -432,6 +442,10 @@ async fn try_add_to_invoice(
             source_currency: Set(conversion.as_ref().map(|(code, ..)| code.clone())),
             source_amount: Set(conversion.as_ref().map(|(_, source, _)| DbDecimal(*source))),
             exchange_rate: Set(conversion.as_ref().map(|(.., rate)| DbDecimal(*rate))),
+            service_start: Set(Some(charge.service_start)),
+            service_end: Set(Some(charge.service_end)),
+            product_name: Set(offer_names.get(&charge.offer_id).cloned()),
+            cycle_unit_price: Set(cycle_unit.map(DbDecimal)),
         });
     }
     if new_lines.is_empty() {

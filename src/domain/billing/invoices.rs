@@ -139,6 +139,61 @@ pub async fn invoices_of_period_with_lines(
     }
 }
 
+/// A party as an invoice names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Party {
+    /// Legal name (the display name when none is recorded).
+    pub legal_name: String,
+    /// Postal address, possibly several lines.
+    pub address: String,
+    /// Tax id, if recorded.
+    pub tax_id: String,
+    /// ISO country, for customers.
+    pub country: String,
+}
+
+/// Who issued `invoice` and who receives it, and the number of the invoice a credit note
+/// credits (the caller could read `invoice`, so it may read these).
+pub async fn parties_of(domain: &Domain, invoice: &invoice::Model) -> Result<(Party, Party, Option<String>)> {
+    let db = &domain.db;
+    let reseller = |id: i64| async move {
+        let r = entity::reseller::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("reseller"))?;
+        Ok::<Party, Error>(Party {
+            legal_name: r.legal_name.unwrap_or(r.name),
+            address: r.address.unwrap_or_default(),
+            tax_id: r.tax_id.unwrap_or_default(),
+            country: String::new(),
+        })
+    };
+    let issuer = match invoice.issuer_reseller_id {
+        Some(id) => reseller(id).await?,
+        None => Party {
+            legal_name: domain.operator.legal_name.clone(),
+            address: domain.operator.address.clone(),
+            tax_id: domain.operator.tax_id.clone(),
+            country: String::new(),
+        },
+    };
+    let recipient = match (invoice.recipient_customer_id, invoice.recipient_reseller_id) {
+        (Some(id), _) => {
+            let c = entity::customer::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("customer"))?;
+            Party {
+                legal_name: c.legal_name.unwrap_or(c.name),
+                address: c.address.unwrap_or_default(),
+                tax_id: c.tax_id.unwrap_or_default(),
+                country: c.country,
+            }
+        }
+        (None, Some(id)) => reseller(id).await?,
+        (None, None) => Party::default(),
+    };
+    let credited = match invoice.credited_invoice_id {
+        Some(id) => invoice::Entity::find_by_id(id).one(db).await?.and_then(|i| i.number),
+        None => None,
+    };
+    Ok((issuer, recipient, credited))
+}
+
 /// Credit notes against an invoice.
 pub async fn credit_notes_of(domain: &Domain, invoice_id: i64) -> Result<Vec<invoice::Model>> {
     Ok(invoice::Entity::find().filter(invoice::Column::CreditedInvoiceId.eq(invoice_id)).all(&domain.db).await?)

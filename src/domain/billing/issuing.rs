@@ -81,16 +81,15 @@ pub async fn issue_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Res
         }
         _ => invoice,
     };
-    let prefix = match invoice.issuer_reseller_id {
+    let (prefix, terms) = match invoice.issuer_reseller_id {
         Some(reseller_id) => {
-            reseller::Entity::find_by_id(reseller_id)
-                .one(w.db())
-                .await?
-                .ok_or(Error::NotFound("reseller"))?
-                .invoice_prefix
+            let issuer =
+                reseller::Entity::find_by_id(reseller_id).one(w.db()).await?.ok_or(Error::NotFound("reseller"))?;
+            (issuer.invoice_prefix, issuer.payment_terms_days)
         }
-        None => domain.operator_invoice_prefix.clone(),
+        None => (domain.operator_invoice_prefix.clone(), domain.operator.payment_terms_days),
     };
+    let is_credit_note = invoice.credited_invoice_id.is_some();
     let year = now.year();
     let backend = w.db().get_database_backend();
     let sql = match backend {
@@ -115,6 +114,9 @@ pub async fn issue_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Res
     model.number = Set(Some(number.clone()));
     model.number_year = Set(Some(year));
     model.issued_at = Set(Some(now));
+    // Due after the issuer's payment terms (a credit note is due at once).
+    let terms = if is_credit_note { 0 } else { terms };
+    model.due_at = Set(Some(now + chrono::Duration::days(i64::from(terms))));
     model.updated_at = Set(now);
     let issued = model.update(w.db()).await?;
     w.commit(Audit::action(actor, "issueInvoice", "invoice", id, json!({"number": number}))).await?;
@@ -327,6 +329,7 @@ pub async fn credit_invoice(
         voided_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        due_at: Set(None),
     }
     .insert(w.db())
     .await?;
@@ -356,6 +359,10 @@ pub async fn credit_invoice(
             source_currency: Set(line.source_currency.clone()),
             source_amount: Set(None),
             exchange_rate: Set(line.exchange_rate),
+            service_start: Set(line.service_start),
+            service_end: Set(line.service_end),
+            product_name: Set(line.product_name.clone()),
+            cycle_unit_price: Set(line.cycle_unit_price),
         })
         .collect();
     for chunk in negated.chunks(200) {

@@ -344,6 +344,7 @@ async fn plan_usage(
                 service_end: usage_cutoff(usage_period.next()),
                 unit: (cost, wholesale, retail),
                 amount: (cost_amount, wholesale_amount, retail_amount),
+                cycle_unit: (cost, wholesale, retail),
             },
             records.iter().map(|r| r.id).collect(),
         ));
@@ -397,6 +398,9 @@ async fn write_charges(
                 created_at: Set(now),
                 customer_invoice_id: Set(None),
                 reseller_invoice_id: Set(None),
+                cycle_unit_cost: Set(Some(DbDecimal(line.cycle_unit.0))),
+                cycle_unit_wholesale: Set(Some(DbDecimal(line.cycle_unit.1))),
+                cycle_unit_retail: Set(Some(DbDecimal(line.cycle_unit.2))),
             });
         }
     }
@@ -579,6 +583,9 @@ async fn preview_lines(
                 created_at: now,
                 customer_invoice_id: None,
                 reseller_invoice_id: None,
+                cycle_unit_cost: Some(DbDecimal(line.cycle_unit.0)),
+                cycle_unit_wholesale: Some(DbDecimal(line.cycle_unit.1)),
+                cycle_unit_retail: Some(DbDecimal(line.cycle_unit.2)),
             });
         }
     }

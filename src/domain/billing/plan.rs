@@ -81,6 +81,8 @@ pub struct PlannedCharge {
     pub unit: (Decimal, Decimal, Decimal),
     /// Line amounts (cost, wholesale, retail), rounded.
     pub amount: (Decimal, Decimal, Decimal),
+    /// Undiscounted unit prices for a whole cycle (per unit for usage).
+    pub cycle_unit: (Decimal, Decimal, Decimal),
 }
 
 /// The charges `period` adds for one subscription. `charged` holds the keys this
@@ -114,6 +116,7 @@ pub fn plan_subscription(
                 service_end: midnight(segment.end),
                 unit: (cost.unit_price, wholesale.unit_price, retail.unit_price),
                 amount: (cost.amount, wholesale.amount, retail.amount),
+                cycle_unit: prices,
             }
         };
 

@@ -44,6 +44,10 @@ pub struct UpdateCustomerInput {
     /// Accounts to add or replace, per vendor.
     #[graphql(default)]
     pub vendor_accounts: Vec<VendorAccountInput>,
+    /// For its invoices (an empty string clears a field).
+    pub legal_name: Option<String>,
+    pub address: Option<String>,
+    pub tax_id: Option<String>,
 }
 
 /// Input of `setRetailPrice`.
@@ -111,6 +115,11 @@ impl CustomersMutation {
             tax_rate: input.tax_rate.map(|t| t.0),
             status: input.status.map(Into::into),
             vendor_accounts: vendor_accounts(input.vendor_accounts)?,
+            legal: customers::LegalDetails {
+                legal_name: input.legal_name,
+                address: input.address,
+                tax_id: input.tax_id,
+            },
         };
         customers::update_customer(domain(ctx), actor(ctx)?, id, changes).await.map(Customer).gql()
     }

@@ -46,6 +46,12 @@ pub struct UpdateResellerInput {
     pub external_partner_id: Option<String>,
     pub invoice_prefix: Option<String>,
     pub status: Option<OrganizationStatus>,
+    /// For its invoices (an empty string clears a field).
+    pub legal_name: Option<String>,
+    pub address: Option<String>,
+    pub tax_id: Option<String>,
+    /// Days its customers have to pay its invoices (1 to 365; 30 unless set).
+    pub payment_terms_days: Option<i32>,
 }
 
 /// Whom a wholesale price applies to: exactly one of a reseller or a tier.
@@ -123,6 +129,12 @@ impl ResellersMutation {
             external_partner_id: input.external_partner_id,
             invoice_prefix: input.invoice_prefix,
             status: input.status.map(Into::into),
+            legal: crate::domain::customers::LegalDetails {
+                legal_name: input.legal_name,
+                address: input.address,
+                tax_id: input.tax_id,
+            },
+            payment_terms_days: input.payment_terms_days,
         };
         resellers::update_reseller(domain(ctx), actor(ctx)?, id, changes).await.map(Reseller).gql()
     }

@@ -37,6 +37,20 @@ impl Reseller {
         ID(self.0.id.to_string())
     }
 
+    /// For its invoices: legal name, postal address, tax id, payment terms in days.
+    async fn legal_name(&self) -> Option<&str> {
+        self.0.legal_name.as_deref()
+    }
+    async fn address(&self) -> Option<&str> {
+        self.0.address.as_deref()
+    }
+    async fn tax_id(&self) -> Option<&str> {
+        self.0.tax_id.as_deref()
+    }
+    async fn payment_terms_days(&self) -> i32 {
+        self.0.payment_terms_days
+    }
+
     async fn name(&self) -> &str {
         &self.0.name
     }
@@ -95,6 +109,17 @@ pub struct Customer(pub customer::Model);
 impl Customer {
     async fn id(&self) -> ID {
         ID(self.0.id.to_string())
+    }
+
+    /// For its invoices: legal name, postal address, tax id.
+    async fn legal_name(&self) -> Option<&str> {
+        self.0.legal_name.as_deref()
+    }
+    async fn address(&self) -> Option<&str> {
+        self.0.address.as_deref()
+    }
+    async fn tax_id(&self) -> Option<&str> {
+        self.0.tax_id.as_deref()
     }
 
     async fn name(&self) -> &str {
