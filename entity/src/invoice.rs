@@ -35,6 +35,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// When payment is due: set at issue from the issuer's payment terms.
     pub due_at: Option<DateTimeUtc>,
+    /// The issuer and recipient as they were at issue (legal name, address, tax id).
+    pub parties: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,6 +1,7 @@
 //! What an invoice needs to be sent: the parties' legal names, addresses and tax ids and a
 //! reseller's payment terms (the operator's come from its settings); an issued invoice's due
-//! date; and on each line the service period, the product and the undiscounted price per
+//! date and the parties as they were when it was issued (an issued invoice never changes);
+//! and on each line the service period, the product and the undiscounted price per
 //! billing cycle, kept on the charge too, so every line can be reproduced by hand
 //! (round(cycle price × days / days in cycle) × quantity).
 
@@ -20,6 +21,7 @@ ALTER TABLE customers ADD COLUMN legal_name VARCHAR(200);
 ALTER TABLE customers ADD COLUMN address TEXT;
 ALTER TABLE customers ADD COLUMN tax_id VARCHAR(64);
 ALTER TABLE invoices ADD COLUMN due_at {ts};
+ALTER TABLE invoices ADD COLUMN parties {json};
 ALTER TABLE charges ADD COLUMN cycle_unit_cost {money};
 ALTER TABLE charges ADD COLUMN cycle_unit_wholesale {money};
 ALTER TABLE charges ADD COLUMN cycle_unit_retail {money};
@@ -42,6 +44,7 @@ ALTER TABLE invoice_lines DROP COLUMN service_start;
 ALTER TABLE charges DROP COLUMN cycle_unit_retail;
 ALTER TABLE charges DROP COLUMN cycle_unit_wholesale;
 ALTER TABLE charges DROP COLUMN cycle_unit_cost;
+ALTER TABLE invoices DROP COLUMN parties;
 ALTER TABLE invoices DROP COLUMN due_at;
 ALTER TABLE customers DROP COLUMN tax_id;
 ALTER TABLE customers DROP COLUMN address;

@@ -79,11 +79,19 @@ fn csv_rows(out: &mut String, actor: &Actor, invoice: &invoice::Model, lines: &[
         };
         let _ = writeln!(
             out,
-            "{},{},{:?},{:?},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             invoice.id,
             invoice.number.as_deref().unwrap_or(""),
-            invoice.kind,
-            invoice.status,
+            match invoice.kind {
+                entity::enums::InvoiceKind::Invoice => "INVOICE",
+                entity::enums::InvoiceKind::CreditNote => "CREDIT_NOTE",
+            },
+            match invoice.status {
+                entity::enums::InvoiceStatus::Draft => "DRAFT",
+                entity::enums::InvoiceStatus::Issued => "ISSUED",
+                entity::enums::InvoiceStatus::Paid => "PAID",
+                entity::enums::InvoiceStatus::Void => "VOID",
+            },
             side(actor, invoice),
             escape_csv(&invoice.issuer_key),
             escape_csv(&invoice.recipient_key),
@@ -99,15 +107,15 @@ fn csv_rows(out: &mut String, actor: &Actor, invoice: &invoice::Model, lines: &[
             day(line.service_end),
             escape_csv(&line.description),
             line.quantity.0,
-            line.cycle_unit_price.map(|p| p.0.to_string()).unwrap_or_default(),
-            line.unit_price.0,
+            line.cycle_unit_price.map(|p| p.0.normalize().to_string()).unwrap_or_default(),
+            line.unit_price.0.normalize(),
             line.days_used.map(|d| d.to_string()).unwrap_or_default(),
             line.days_in_period.map(|d| d.to_string()).unwrap_or_default(),
             money(line.amount.0),
             money(line.tax.0),
             line.source_currency.as_deref().unwrap_or(""),
             source_money,
-            line.exchange_rate.map(|r| r.0.to_string()).unwrap_or_default(),
+            line.exchange_rate.map(|r| r.0.normalize().to_string()).unwrap_or_default(),
             money(invoice.subtotal.0),
             money(invoice.tax.0),
             money(invoice.total.0),
@@ -181,7 +189,12 @@ pub async fn html(state: web::Data<AppState>, caller: Caller, id: web::Path<i64>
             }
             _ => String::new(),
         };
-        let unit = line.cycle_unit_price.map_or(line.unit_price.0, |p| p.0);
+        // Lines billed before the price per cycle was kept show their prorated unit price,
+        // marked: their amount is that × quantity.
+        let unit = match line.cycle_unit_price {
+            Some(price) => price.0.normalize().to_string(),
+            None => format!("{} *", line.unit_price.0.normalize()),
+        };
         let converted = match (&line.source_currency, &line.source_amount, &line.exchange_rate) {
             (Some(code), Some(amount), Some(rate)) => format!(
                 "<br><span class=small>converted from {} {} at {}</span>",
@@ -199,7 +212,7 @@ pub async fn html(state: web::Data<AppState>, caller: Caller, id: web::Path<i64>
             escape_html(line.product_name.as_deref().unwrap_or("")),
             escape_html(&line.description),
             line.quantity.0.normalize(),
-            unit.normalize(),
+            unit,
             money(line.amount.0),
         );
     }
@@ -221,8 +234,18 @@ pub async fn html(state: web::Data<AppState>, caller: Caller, id: web::Path<i64>
          <table class=totals><tr><td>Subtotal</td><td class=n>{subtotal} {currency}</td></tr>\
          <tr><td>Tax at {rate} %{reverse_charge}</td><td class=n>{tax} {currency}</td></tr>\
          <tr><td><b>Total</b></td><td class=n><b>{total} {currency}</b></td></tr></table>\
-         <p class=small>Each line: round(unit price per cycle × days used ÷ days in the cycle) at the currency's \
-         minor units, × quantity.</p></body></html>",
+         <p class=small>{rule} A converted line: round(its amount in the source currency × the rate). \
+         * A prorated unit price: the amount is that × quantity.</p></body></html>",
+        rule = match state.domain.billing.rounding {
+            crate::domain::billing::proration::ProrationRounding::RoundPerUnitThenMultiply => {
+                "Each line: round(unit price per cycle × days used ÷ days in the cycle) at the currency's minor \
+                 units, × quantity (hours for a refund by the hour)."
+            }
+            crate::domain::billing::proration::ProrationRounding::RoundPerLine => {
+                "Each line: round(unit price per cycle × days used ÷ days in the cycle × quantity) at the \
+                 currency's minor units (hours for a refund by the hour)."
+            }
+        },
         number = escape_html(invoice.number.as_deref().unwrap_or("(draft: numbered when issued)")),
         issued = day(invoice.issued_at),
         due = day(invoice.due_at),

@@ -560,6 +560,7 @@ async fn issued_invoice(app: &TestApp, f: &Fixture, rate: &str, lines: &[(&str, 
         created_at: Set(now),
         updated_at: Set(now),
         due_at: Set(None),
+        parties: Set(None),
     }
     .insert(&app.domain.db)
     .await
@@ -1099,4 +1100,35 @@ async fn a_purchase_refused_before_the_months_run_is_billed_nothing_for_that_mon
     app.clock.set("2027-02-01T00:30:00Z".parse().unwrap());
     run(&app, "2027-02").await;
     assert_eq!(cost_total(&app, &subscription).await, dec("10.50") + dec("14.80"));
+}
+
+/// #8.4 under the per-line rounding policy: a renewal at new prices reverses what was billed
+/// in advance line by line as it was billed (the segment's own line, each seat change
+/// applied to it, also when both are billed by the same run), so not a cent of the old
+/// prices stays: 1 seat billed for 15–31 December in advance, 6 more on 5 December.
+#[tokio::test]
+async fn a_renewal_at_new_prices_reverses_what_was_billed_in_advance_line_by_line() {
+    let app = crate::helpers::spawn_app_with(|server| {
+        server.proration_rounding = switchyard::config::ProrationRoundingPolicy::PerLine;
+    })
+    .await;
+    let f = Fixture::build(&app).await;
+    let subscription = renewing_mid_december(&app, &f).await;
+    app.data(
+        &app.operator(),
+        "mutation($o: ID!) { addPricePoint(input: {offerId: $o, currency: \"USD\", cost: \"16.00\", listPrice: \"20.00\", effectiveFrom: \"2026-12-01T00:00:00Z\"}) { id } }",
+        json!({"o": f.offers_a[1].to_string()}),
+    )
+    .await;
+    december_then_january(&app, async {
+        app.clock.set("2026-12-05T10:00:00Z".parse().unwrap());
+        set_seats(&app, &f, &subscription, 7).await;
+    })
+    .await;
+    // November 5.33; December 1–14: 4.52 (1 seat) + 19.35 (6 seats from the 5th); 15–31 at
+    // 20.00 for 7 seats: round(20 × 17 × 7 / 31) = 76.77; January 63.23 + 76.77. (Reversing
+    // the 1 + 6 seats billed at 10.00 as one line, round(10 × 17 × 7 / 31) = 38.39, would
+    // leave a cent: they were billed as 5.48 + 32.90.)
+    let expected = dec("5.33") + dec("4.52") + dec("19.35") + dec("76.77") + dec("63.23") + dec("76.77");
+    assert_eq!(retail_total(&app, &subscription).await, expected);
 }

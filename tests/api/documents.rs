@@ -43,7 +43,7 @@ async fn an_issued_invoice_is_a_document_a_reseller_can_send() {
     let invoice = invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string()})).await.remove(0);
     let id = invoice["id"].as_str().unwrap().to_owned();
     let issued = app
-        .data(&reseller, "mutation($id: ID!) { issueInvoice(id: $id) { number } }", json!({"id": id}))
+        .data(&reseller, "mutation($id: ID!) { issueInvoice(id: $id) { number dueAt } }", json!({"id": id}))
         .await["issueInvoice"]["number"]
         .as_str()
         .unwrap()
@@ -82,7 +82,7 @@ async fn an_issued_invoice_is_a_document_a_reseller_can_send() {
         "invoice_id,invoice_number,kind,status,side,issuer,recipient,issue_date,due_date,period,currency,"
     ));
     assert!(rows[0].ends_with(",invoice_subtotal,invoice_tax,invoice_total"), "{}", rows[0]);
-    assert!(rows[1].contains(&format!(",{issued},Invoice,Issued,sale,")), "{csv}");
+    assert!(rows[1].contains(&format!(",{issued},INVOICE,ISSUED,sale,")), "{csv}");
     assert!(rows[1].contains(",2026-12-01,2026-12-15,2026-11,USD,"), "{csv}");
     assert!(rows[1].ends_with(",48.35,9.19,57.54"), "{csv}");
     // The period export tells the reseller's sales from its purchases (the operator's invoice).
@@ -103,4 +103,16 @@ async fn an_issued_invoice_is_a_document_a_reseller_can_send() {
         "{operator_html}"
     );
     assert!(operator_html.contains("Reseller A GmbH"), "{operator_html}");
+    // An issued invoice never changes: the parties are as they were at issue.
+    app.data(
+        &operator,
+        "mutation($id: ID!) { updateReseller(id: $id, input: {legalName: \"Renamed AG\", taxId: \"\"}) { legalName } }",
+        json!({"id": f.reseller_a.to_string()}),
+    )
+    .await;
+    let again = get(&app, &format!("/invoices/{id}"), &reseller).await;
+    assert!(
+        again.contains("Reseller A GmbH") && again.contains("Tax id DE123456789") && !again.contains("Renamed AG"),
+        "{again}"
+    );
 }

@@ -95,16 +95,19 @@ pub(super) fn correct_expected_term(
     // What was billed at the previous term's prices, line by line as it was billed (so a
     // line rounded on its own is reversed exactly): the segment's own line, for the seats
     // at that time, and one line per seat change applied to it since.
+    // A seat change applied to it is a line of its own: billed by an earlier run, or by
+    // this one (a change before the segment, not charged yet, whose segment ends where this
+    // one starts: the plan applies it to this segment in the same run).
     let corrections: Vec<(i64, i32)> = history
         .iter()
-        .filter(|c| charged.contains(&format!("change:{}:cycle:{}", c.id, segment.start)))
-        .map(|c| {
-            let delta = match c.kind {
-                K::Cancel => -c.quantity_before,
-                _ => c.quantity_after - c.quantity_before,
-            };
-            (c.id, delta)
+        .filter(|c| matches!(c.kind, K::QuantityIncrease | K::QuantityDecrease) && c.id < change.id)
+        .filter(|c| {
+            charged.contains(&format!("change:{}:cycle:{}", c.id, segment.start))
+                || (!charged.contains(&format!("change:{}", c.id))
+                    && date(c.occurred_at) < segment.start
+                    && terms.segment(date(c.occurred_at)).end == segment.start)
         })
+        .map(|c| (c.id, c.quantity_after - c.quantity_before))
         .collect();
     let own = quantity - corrections.iter().map(|(_, delta)| delta).sum::<i32>();
     let span = format!("{} – {}", segment.start, segment.end);

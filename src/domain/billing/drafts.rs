@@ -347,6 +347,7 @@ async fn try_add_to_invoice(
                 created_at: Set(now),
                 updated_at: Set(now),
                 due_at: Set(None),
+                parties: Set(None),
             }
             .insert(w.db())
             .await

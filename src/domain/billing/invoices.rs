@@ -140,7 +140,7 @@ pub async fn invoices_of_period_with_lines(
 }
 
 /// A party as an invoice names it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Party {
     /// Legal name (the display name when none is recorded).
     pub legal_name: String,
@@ -152,10 +152,29 @@ pub struct Party {
     pub country: String,
 }
 
-/// Who issued `invoice` and who receives it, and the number of the invoice a credit note
-/// credits (the caller could read `invoice`, so it may read these).
+/// Who issued `invoice` and who receives it — as they were when it was issued, for an
+/// issued invoice — and the number of the invoice a credit note credits (the caller could
+/// read `invoice`, so it may read these).
 pub async fn parties_of(domain: &Domain, invoice: &invoice::Model) -> Result<(Party, Party, Option<String>)> {
-    let db = &domain.db;
+    let credited = match invoice.credited_invoice_id {
+        Some(id) => invoice::Entity::find_by_id(id).one(&domain.db).await?.and_then(|i| i.number),
+        None => None,
+    };
+    if let Some(snapshot) = &invoice.parties
+        && let Ok((issuer, recipient)) = serde_json::from_value::<(Party, Party)>(snapshot.clone())
+    {
+        return Ok((issuer, recipient, credited));
+    }
+    let (issuer, recipient) = current_parties(&domain.db, domain, invoice).await?;
+    Ok((issuer, recipient, credited))
+}
+
+/// The parties of `invoice` as their records are now (frozen onto the invoice at issue).
+pub async fn current_parties<C: ConnectionTrait>(
+    db: &C,
+    domain: &Domain,
+    invoice: &invoice::Model,
+) -> Result<(Party, Party)> {
     let reseller = |id: i64| async move {
         let r = entity::reseller::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("reseller"))?;
         Ok::<Party, Error>(Party {
@@ -187,11 +206,7 @@ pub async fn parties_of(domain: &Domain, invoice: &invoice::Model) -> Result<(Pa
         (None, Some(id)) => reseller(id).await?,
         (None, None) => Party::default(),
     };
-    let credited = match invoice.credited_invoice_id {
-        Some(id) => invoice::Entity::find_by_id(id).one(db).await?.and_then(|i| i.number),
-        None => None,
-    };
-    Ok((issuer, recipient, credited))
+    Ok((issuer, recipient))
 }
 
 /// Credit notes against an invoice.

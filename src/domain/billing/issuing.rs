@@ -109,11 +109,15 @@ pub async fn issue_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Res
         .ok_or_else(|| Error::internal("the invoice counter returned nothing"))?;
     let value: i64 = row.try_get("", "last_value")?;
     let number = format!("{prefix}-{year}-{value:06}");
+    let issuing = invoice.clone();
     let mut model: invoice::ActiveModel = invoice.into();
     model.status = Set(InvoiceStatus::Issued);
     model.number = Set(Some(number.clone()));
     model.number_year = Set(Some(year));
     model.issued_at = Set(Some(now));
+    // The parties as they are now: an issued invoice never changes, whatever their records do.
+    let parties = super::invoices::current_parties(w.db(), domain, &issuing).await?;
+    model.parties = Set(Some(json!([parties.0, parties.1])));
     // Due after the issuer's payment terms (a credit note is due at once).
     let terms = if is_credit_note { 0 } else { terms };
     model.due_at = Set(Some(now + chrono::Duration::days(i64::from(terms))));
@@ -330,6 +334,7 @@ pub async fn credit_invoice(
         created_at: Set(now),
         updated_at: Set(now),
         due_at: Set(None),
+        parties: Set(None),
     }
     .insert(w.db())
     .await?;

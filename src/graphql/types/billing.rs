@@ -67,6 +67,10 @@ impl Invoice {
     async fn issued_at(&self) -> Option<DateTime<Utc>> {
         self.0.issued_at
     }
+    /// When payment is due (set at issue from the issuer's payment terms).
+    async fn due_at(&self) -> Option<DateTime<Utc>> {
+        self.0.due_at
+    }
     async fn paid_at(&self) -> Option<DateTime<Utc>> {
         self.0.paid_at
     }
