@@ -51,7 +51,8 @@ pub(super) fn escape_csv(text: &str) -> String {
     if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
 }
 
-const CSV_HEADER: &str = "invoice_id,invoice_number,kind,status,side,issuer,recipient,issue_date,due_date,period,currency,\
+const CSV_HEADER: &str = "invoice_id,invoice_number,kind,status,side,issuer,recipient,issuer_name,recipient_name,\
+issue_date,due_date,period,currency,\
 line_number,customer_id,subscription_id,product,service_start,service_end,description,quantity,cycle_unit_price,unit_price,\
 days_used,days_in_period,amount,tax,source_currency,source_amount,exchange_rate,invoice_subtotal,invoice_tax,invoice_total\n";
 
@@ -70,7 +71,14 @@ fn side(actor: &Actor, invoice: &invoice::Model) -> &'static str {
     }
 }
 
-fn csv_rows(out: &mut String, actor: &Actor, invoice: &invoice::Model, lines: &[invoice_line::Model]) {
+fn csv_rows(
+    out: &mut String,
+    actor: &Actor,
+    invoice: &invoice::Model,
+    names: &std::collections::HashMap<i64, (String, String)>,
+    lines: &[invoice_line::Model],
+) {
+    let (issuer_name, recipient_name) = names.get(&invoice.id).cloned().unwrap_or_default();
     let money = |amount: rust_decimal::Decimal| format_minor_units(amount, &invoice.currency);
     for line in lines.iter().filter(|l| l.invoice_id == invoice.id) {
         let source_money = match (&line.source_amount, &line.source_currency) {
@@ -79,7 +87,7 @@ fn csv_rows(out: &mut String, actor: &Actor, invoice: &invoice::Model, lines: &[
         };
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             invoice.id,
             invoice.number.as_deref().unwrap_or(""),
             match invoice.kind {
@@ -95,6 +103,8 @@ fn csv_rows(out: &mut String, actor: &Actor, invoice: &invoice::Model, lines: &[
             side(actor, invoice),
             escape_csv(&invoice.issuer_key),
             escape_csv(&invoice.recipient_key),
+            escape_csv(&issuer_name),
+            escape_csv(&recipient_name),
             day(invoice.issued_at),
             day(invoice.due_at),
             invoice.period,
@@ -267,8 +277,12 @@ pub async fn lines_csv(state: web::Data<AppState>, caller: Caller, id: web::Path
         Ok(loaded) => loaded,
         Err(error) => return failure(error),
     };
+    let names = match invoices::party_names(&state.domain, &[&invoice]).await {
+        Ok(names) => names,
+        Err(error) => return failure(error),
+    };
     let mut out = CSV_HEADER.to_owned();
-    csv_rows(&mut out, &actor, &invoice, &lines);
+    csv_rows(&mut out, &actor, &invoice, &names, &lines);
     HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(out)
 }
 
@@ -285,9 +299,14 @@ pub async fn period_csv(state: web::Data<AppState>, caller: Caller, query: web::
         Ok(invoices) => invoices,
         Err(error) => return failure(error),
     };
+    let all: Vec<&invoice::Model> = invoices.iter().map(|(invoice, _)| invoice).collect();
+    let names = match invoices::party_names(&state.domain, &all).await {
+        Ok(names) => names,
+        Err(error) => return failure(error),
+    };
     let mut out = CSV_HEADER.to_owned();
     for (invoice, lines) in &invoices {
-        csv_rows(&mut out, &actor, invoice, lines);
+        csv_rows(&mut out, &actor, invoice, &names, lines);
     }
     HttpResponse::Ok().content_type("text/csv; charset=utf-8").body(out)
 }

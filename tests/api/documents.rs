@@ -79,8 +79,9 @@ async fn an_issued_invoice_is_a_document_a_reseller_can_send() {
     let csv = get(&app, &format!("/invoices/{id}/lines.csv"), &reseller).await;
     let rows: Vec<&str> = csv.lines().collect();
     assert!(rows[0].starts_with(
-        "invoice_id,invoice_number,kind,status,side,issuer,recipient,issue_date,due_date,period,currency,"
+        "invoice_id,invoice_number,kind,status,side,issuer,recipient,issuer_name,recipient_name,issue_date,due_date,"
     ));
+    assert!(rows[1].contains(",Reseller A GmbH,Customer A SARL,"), "{csv}");
     assert!(rows[0].ends_with(",invoice_subtotal,invoice_tax,invoice_total"), "{}", rows[0]);
     assert!(rows[1].contains(&format!(",{issued},INVOICE,ISSUED,sale,")), "{csv}");
     assert!(rows[1].contains(",2026-12-01,2026-12-15,2026-11,USD,"), "{csv}");

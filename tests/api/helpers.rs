@@ -107,7 +107,13 @@ pub async fn spawn(adjust: impl FnOnce(&mut ServerConfig), workers: usize, share
     let (state, domain) = (app.state.clone(), Arc::clone(app.domain()));
     TestApp {
         address,
-        client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+        // Idle pooled connections are dropped well before the server's keep-alive (5 s) closes
+        // them: reusing one the server is closing fails the request (IncompleteMessage).
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap(),
         state,
         domain,
         clock,

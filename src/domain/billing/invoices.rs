@@ -169,6 +169,65 @@ pub async fn parties_of(domain: &Domain, invoice: &invoice::Model) -> Result<(Pa
     Ok((issuer, recipient, credited))
 }
 
+/// The legal names of each invoice's issuer and recipient (frozen at issue, else as their
+/// records are now), for exports: a few statements for the lot, not one per invoice.
+pub async fn party_names(
+    domain: &Domain,
+    invoices: &[&invoice::Model],
+) -> Result<std::collections::HashMap<i64, (String, String)>> {
+    use std::collections::{BTreeSet, HashMap};
+    let mut names = HashMap::new();
+    let mut resellers = BTreeSet::new();
+    let mut customers = BTreeSet::new();
+    for invoice in invoices {
+        if let Some(Ok((issuer, recipient))) =
+            invoice.parties.as_ref().map(|p| serde_json::from_value::<(Party, Party)>(p.clone()))
+        {
+            names.insert(invoice.id, (issuer.legal_name, recipient.legal_name));
+            continue;
+        }
+        resellers.extend(invoice.issuer_reseller_id);
+        resellers.extend(invoice.recipient_reseller_id);
+        customers.extend(invoice.recipient_customer_id);
+    }
+    let resellers: Vec<i64> = resellers.into_iter().collect();
+    let customers: Vec<i64> = customers.into_iter().collect();
+    let mut reseller_names = HashMap::new();
+    for ids in resellers.chunks(500) {
+        for r in entity::reseller::Entity::find()
+            .filter(entity::reseller::Column::Id.is_in(ids.iter().copied()))
+            .all(&domain.db)
+            .await?
+        {
+            reseller_names.insert(r.id, r.legal_name.unwrap_or(r.name));
+        }
+    }
+    let mut customer_names = HashMap::new();
+    for ids in customers.chunks(500) {
+        for c in entity::customer::Entity::find()
+            .filter(entity::customer::Column::Id.is_in(ids.iter().copied()))
+            .all(&domain.db)
+            .await?
+        {
+            customer_names.insert(c.id, c.legal_name.unwrap_or(c.name));
+        }
+    }
+    let pending: Vec<&&invoice::Model> = invoices.iter().filter(|i| !names.contains_key(&i.id)).collect();
+    for invoice in pending {
+        let issuer = match invoice.issuer_reseller_id {
+            Some(id) => reseller_names.get(&id).cloned().unwrap_or_default(),
+            None => domain.operator.legal_name.clone(),
+        };
+        let recipient = match (invoice.recipient_customer_id, invoice.recipient_reseller_id) {
+            (Some(id), _) => customer_names.get(&id).cloned().unwrap_or_default(),
+            (None, Some(id)) => reseller_names.get(&id).cloned().unwrap_or_default(),
+            (None, None) => String::new(),
+        };
+        names.insert(invoice.id, (issuer, recipient));
+    }
+    Ok(names)
+}
+
 /// The parties of `invoice` as their records are now (frozen onto the invoice at issue).
 pub async fn current_parties<C: ConnectionTrait>(
     db: &C,
