@@ -94,12 +94,7 @@ fn csv_rows(
                 entity::enums::InvoiceKind::Invoice => "INVOICE",
                 entity::enums::InvoiceKind::CreditNote => "CREDIT_NOTE",
             },
-            match invoice.status {
-                entity::enums::InvoiceStatus::Draft => "DRAFT",
-                entity::enums::InvoiceStatus::Issued => "ISSUED",
-                entity::enums::InvoiceStatus::Paid => "PAID",
-                entity::enums::InvoiceStatus::Void => "VOID",
-            },
+            crate::domain::billing::issuing::status_name(invoice.status),
             side(actor, invoice),
             escape_csv(&invoice.issuer_key),
             escape_csv(&invoice.recipient_key),

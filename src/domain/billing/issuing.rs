@@ -34,7 +34,8 @@ fn require_issuer(actor: &Actor, invoice: &invoice::Model) -> Result<()> {
     }
 }
 
-fn status_name(status: InvoiceStatus) -> &'static str {
+/// An invoice status as the API spells it.
+pub fn status_name(status: InvoiceStatus) -> &'static str {
     match status {
         InvoiceStatus::Draft => "DRAFT",
         InvoiceStatus::Issued => "ISSUED",

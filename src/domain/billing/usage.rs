@@ -52,44 +52,60 @@ pub enum UsageOutcome {
     Duplicate,
 }
 
-/// Why usage at `at` cannot belong to `subscription`: before it was bought, in the future,
-/// after it was cancelled or its term ended without renewal, or for a purchase the vendor
-/// refused. None when it can.
-async fn outside_life<C: ConnectionTrait>(
-    db: &C,
-    subscription: &subscription::Model,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<Option<&'static str>> {
-    if at < subscription.created_at {
-        return Ok(Some("is before the subscription was bought"));
-    }
-    if at > now {
-        return Ok(Some("is in the future"));
-    }
-    // In force from the vendor's provisioning (after a refusal, from the retry's).
-    let provisioned = subscription_change::Entity::find()
-        .filter(subscription_change::Column::SubscriptionId.eq(subscription.id))
-        .filter(subscription_change::Column::Kind.eq(SubscriptionChangeKind::Provisioned))
-        .order_by_asc(subscription_change::Column::Id)
-        .one(db)
-        .await?;
-    if provisioned.is_none_or(|p| at < p.occurred_at) {
-        return Ok(Some("is before the vendor provisioned the subscription"));
-    }
-    let ended = match subscription.status {
-        SubscriptionStatus::Failed => return Ok(Some("the vendor refused the purchase: nothing was in force")),
-        SubscriptionStatus::Expired => subscription.term_end,
-        SubscriptionStatus::Cancelled => subscription_change::Entity::find()
-            .filter(subscription_change::Column::SubscriptionId.eq(subscription.id))
-            .filter(subscription_change::Column::Kind.eq(SubscriptionChangeKind::Cancel))
-            .order_by_desc(subscription_change::Column::Id)
+/// What a batch needs to know of a subscription, looked up once per batch: the row, its
+/// offer's meter, and the span it was in force (from the vendor's provisioning — after a
+/// refusal, the retry's — to its cancellation or its term's end; none for a refused purchase).
+struct Life {
+    subscription: subscription::Model,
+    meter: Option<String>,
+    provisioned: Option<DateTime<Utc>>,
+    ended: Option<DateTime<Utc>>,
+}
+
+impl Life {
+    async fn of<C: ConnectionTrait>(db: &C, subscription: subscription::Model) -> Result<Self> {
+        let meter = offer::Entity::find_by_id(subscription.offer_id)
             .one(db)
             .await?
-            .map(|c| c.occurred_at),
-        _ => None,
-    };
-    Ok(ended.filter(|end| at >= *end).map(|_| "is after the subscription ended"))
+            .ok_or(Error::NotFound("offer"))?
+            .usage_meter;
+        let first = |kind: SubscriptionChangeKind, latest: bool| {
+            let find = subscription_change::Entity::find()
+                .filter(subscription_change::Column::SubscriptionId.eq(subscription.id))
+                .filter(subscription_change::Column::Kind.eq(kind));
+            let find = if latest {
+                find.order_by_desc(subscription_change::Column::Id)
+            } else {
+                find.order_by_asc(subscription_change::Column::Id)
+            };
+            async move { Ok::<_, Error>(find.one(db).await?.map(|c| c.occurred_at)) }
+        };
+        let provisioned = first(SubscriptionChangeKind::Provisioned, false).await?;
+        let ended = match subscription.status {
+            SubscriptionStatus::Expired => subscription.term_end,
+            SubscriptionStatus::Cancelled => first(SubscriptionChangeKind::Cancel, true).await?,
+            _ => None,
+        };
+        Ok(Self { subscription, meter, provisioned, ended })
+    }
+
+    /// Why usage at `at` cannot belong to the subscription: before it was bought or
+    /// provisioned, in the future, after it ended, or for a purchase the vendor refused.
+    fn refuses(&self, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<&'static str> {
+        if at < self.subscription.created_at {
+            return Some("is before the subscription was bought");
+        }
+        if at > now {
+            return Some("is in the future");
+        }
+        if self.provisioned.is_none_or(|p| at < p) {
+            return Some("is before the vendor provisioned the subscription");
+        }
+        if self.subscription.status == SubscriptionStatus::Failed {
+            return Some("the vendor refused the purchase: nothing was in force");
+        }
+        self.ended.filter(|end| at >= *end).map(|_| "is after the subscription ended")
+    }
 }
 
 /// Records a batch of usage (the reseller of the subscriptions, or the operator).
@@ -101,6 +117,7 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
     let now = domain.clock.now();
     let w = Write::begin(domain).await?;
     let mut outcomes = Vec::with_capacity(records.len());
+    let mut lives: std::collections::HashMap<i64, Life> = std::collections::HashMap::new();
     // An ended subscription billing skipped is planned again: its row is written (and, on
     // PostgreSQL, locked, in id order, once for the batch) before its records, so a run
     // settling it either sees the records or is undone by this.
@@ -119,18 +136,23 @@ pub async fn record_usage(domain: &Domain, actor: &Actor, records: Vec<NewUsage>
         if quantity > max_quantity() {
             return Err(Error::validation(field("quantity"), format!("at most {} units per record", max_quantity())));
         }
-        let subscription = get_subscription(w.db(), actor, record.subscription_id)
-            .await
-            .map_err(|_| Error::validation(field("subscriptionId"), "no such subscription"))?;
-        let offer =
-            offer::Entity::find_by_id(subscription.offer_id).one(w.db()).await?.ok_or(Error::NotFound("offer"))?;
-        if offer.usage_meter.as_deref() != Some(record.meter.as_str()) {
+        let life = match lives.entry(record.subscription_id.get()) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let subscription = get_subscription(w.db(), actor, record.subscription_id)
+                    .await
+                    .map_err(|_| Error::validation(field("subscriptionId"), "no such subscription"))?;
+                slot.insert(Life::of(w.db(), subscription).await?)
+            }
+        };
+        if life.meter.as_deref() != Some(record.meter.as_str()) {
             return Err(Error::validation(field("meter"), "the subscription's offer has no such meter"));
         }
         let occurred_at = crate::domain::clock::truncate_to_micros(record.occurred_at);
-        if let Some(why) = outside_life(w.db(), &subscription, occurred_at, now).await? {
+        if let Some(why) = life.refuses(occurred_at, now) {
             return Err(Error::validation(field("occurredAt"), why));
         }
+        let subscription = &life.subscription;
         let inserted = usage_record::Entity::insert(usage_record::ActiveModel {
             id: NotSet,
             reseller_id: Set(subscription.reseller_id),
