@@ -3,7 +3,8 @@
 //! `BENCH_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`; skipped if
 //! unreachable). Run with `cargo bench --bench billing` (`BENCH_SUBSCRIPTIONS` to change N;
 //! `BENCH_WARM=1` bills October first, untimed, so November is a steady month rather than
-//! the first run, which catches up every cycle since purchase).
+//! the first run, which catches up every cycle since purchase; `BENCH_PG_STATS=1` resets
+//! pg_stat_statements, where the server preloads it, just before the timed run).
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
 mod common;
@@ -59,6 +60,16 @@ async fn run(backend: &str, url: &str, count: usize) {
     if std::env::var("BENCH_WARM").is_ok() {
         // A steady month: every month before November billed already (untimed).
         billing::run_billing(&domain, &Actor::system(), "2026-10").await.unwrap();
+    }
+    if backend == "PostgreSQL" && std::env::var("BENCH_PG_STATS").is_ok() {
+        // Profile the timed run alone: pg_stat_statements (which the server must preload)
+        // starts counting here; read it from any database of the server afterwards.
+        for sql in ["CREATE EXTENSION IF NOT EXISTS pg_stat_statements", "SELECT pg_stat_statements_reset()"] {
+            let statement = sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql);
+            if let Err(error) = domain.db.execute_raw(statement).await {
+                eprintln!("BENCH_PG_STATS: {error}");
+            }
+        }
     }
     let rss_before = memory_kib("VmRSS:");
     let started = Instant::now();

@@ -7,7 +7,7 @@ use crate::domain::Tenant;
 use crate::domain::ids::{OfferId, ResellerId, TierId};
 use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
-use entity::enums::OrganizationStatus;
+use entity::enums::{OrganizationStatus, Role};
 use entity::{DbDecimal, offer, reseller, tier, wholesale_price};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set};
@@ -157,6 +157,27 @@ pub struct ResellerChanges {
     pub payment_terms_days: Option<i32>,
 }
 
+/// The audit detail of a reseller update: each field that changed, from and to.
+fn changed_fields(before: &reseller::Model, after: &reseller::Model) -> serde_json::Value {
+    let fields = [
+        ("name", json!(before.name), json!(after.name)),
+        ("tierId", json!(before.tier_id), json!(after.tier_id)),
+        ("externalPartnerId", json!(before.external_partner_id), json!(after.external_partner_id)),
+        ("invoicePrefix", json!(before.invoice_prefix), json!(after.invoice_prefix)),
+        ("status", json!(format!("{:?}", before.status)), json!(format!("{:?}", after.status))),
+        ("legalName", json!(before.legal_name), json!(after.legal_name)),
+        ("address", json!(before.address), json!(after.address)),
+        ("taxId", json!(before.tax_id), json!(after.tax_id)),
+        ("paymentTermsDays", json!(before.payment_terms_days), json!(after.payment_terms_days)),
+    ];
+    let changed: serde_json::Map<String, serde_json::Value> = fields
+        .into_iter()
+        .filter(|(_, from, to)| from != to)
+        .map(|(field, from, to)| (field.to_owned(), json!({"from": from, "to": to})))
+        .collect();
+    serde_json::Value::Object(changed)
+}
+
 fn invoice_prefix(value: &str) -> Result<String> {
     let prefix = validate::code(value, 16, "input.invoicePrefix")?;
     if prefix.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) {
@@ -219,17 +240,36 @@ pub async fn create_reseller(domain: &Domain, actor: &Actor, input: NewReseller)
     Ok(reseller)
 }
 
-/// Updates a reseller (operator only).
+/// Updates a reseller: the operator changes anything; a reseller keeps its own legal
+/// details and payment terms (what its invoices to its customers say), nothing else, and
+/// another reseller is not found.
 pub async fn update_reseller(
     domain: &Domain,
     actor: &Actor,
     id: ResellerId,
     changes: ResellerChanges,
 ) -> Result<reseller::Model> {
-    actor.require_operator()?;
+    if !actor.is_operator() {
+        actor.require_role(&[Role::Reseller])?;
+        if actor.reseller_id() != Some(id.get()) {
+            return Err(Error::NotFound("reseller"));
+        }
+        let ResellerChanges { name, tier_id, external_partner_id, invoice_prefix, status, .. } = &changes;
+        if name.is_some()
+            || tier_id.is_some()
+            || external_partner_id.is_some()
+            || invoice_prefix.is_some()
+            || status.is_some()
+        {
+            return Err(Error::Forbidden(
+                "a reseller changes only its legal name, address, tax id and payment terms".into(),
+            ));
+        }
+    }
     let now = domain.clock.now();
     let mut w = Write::begin(domain).await?;
     let current = reseller::Entity::find_by_id(id).one(w.db()).await?.ok_or(Error::NotFound("reseller"))?;
+    let before = current.clone();
     let mut model: reseller::ActiveModel = current.into();
     if let Some(name) = changes.name {
         model.name = Set(validate::text(&name, 200, "input.name")?);
@@ -268,8 +308,20 @@ pub async fn update_reseller(
     }
     model.updated_at = Set(now);
     let reseller = model.update(w.db()).await.map_err(partner_id_conflict)?;
-    w.invalidate_catalog();
-    w.commit(Audit::action(actor, "updateReseller", "reseller", id, json!({}))).await?;
+    // The catalog snapshot holds the reseller row; its legal details and payment terms are
+    // not read from there, so changing only those (a reseller's own update) keeps the cache.
+    let legal_only = reseller::Model {
+        legal_name: before.legal_name.clone(),
+        address: before.address.clone(),
+        tax_id: before.tax_id.clone(),
+        payment_terms_days: before.payment_terms_days,
+        updated_at: before.updated_at,
+        ..reseller.clone()
+    } == before;
+    if !legal_only {
+        w.invalidate_catalog();
+    }
+    w.commit(Audit::action(actor, "updateReseller", "reseller", id, changed_fields(&before, &reseller))).await?;
     Ok(reseller)
 }
 

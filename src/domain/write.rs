@@ -156,3 +156,27 @@ impl<'d> Write<'d> {
         }
     }
 }
+
+/// Tables whose planner statistics a bulk write may refresh.
+#[derive(Clone, Copy, Debug)]
+pub enum Analyzed {
+    /// `charges`, after a billing run wrote a month of them.
+    Charges,
+}
+
+/// Refreshes PostgreSQL's planner statistics of a table a bulk write just grew (a no-op on
+/// SQLite). Without it, a month of fresh charges looks like none to the planner until
+/// autovacuum runs, and claiming a customer's few charges by id (`… AND
+/// customer_invoice_id IS NULL`) scans every uninvoiced charge through the NULL index
+/// instead of looking ten ids up: 7 ms a statement instead of a fraction of one.
+pub async fn analyze(domain: &Domain, table: Analyzed) -> Result<()> {
+    use sea_orm::ConnectionTrait;
+    if domain.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(());
+    }
+    let sql = match table {
+        Analyzed::Charges => "ANALYZE charges",
+    };
+    domain.db.execute_unprepared(sql).await?;
+    Ok(())
+}

@@ -157,7 +157,7 @@ h1{font-size:18pt;margin:0 0 4mm}h2{font-size:9pt;text-transform:uppercase;color
 table{border-collapse:collapse;width:100%}td,th{padding:1.5mm 1mm;vertical-align:top;border-bottom:.2mm solid #ccc}\
 th{text-align:left;font-size:8.5pt;color:#555}.n{text-align:right;white-space:nowrap}thead{display:table-header-group}\
 tr{page-break-inside:avoid}.meta td{border:none;padding:.5mm 2mm .5mm 0}.totals{width:auto;margin-left:auto;margin-top:4mm}\
-.totals td{border:none}.small{font-size:8.5pt;color:#555}";
+.totals td{border:none}.small{font-size:8.5pt;color:#555}.d{white-space:nowrap}";
 
 /// GET /invoices/{id}: a printable HTML invoice (A4 or Letter): the parties with their
 /// legal names, addresses and tax ids, number, dates, and per line the product, service
@@ -190,7 +190,11 @@ pub async fn html(state: web::Data<AppState>, caller: Caller, id: web::Path<i64>
             (Some(start), Some(end)) => {
                 // The last day covered, inclusive.
                 let last = (end - chrono::Duration::days(1)).max(start);
-                format!("{} – {}", start.format("%Y-%m-%d"), last.format("%Y-%m-%d"))
+                format!(
+                    "<span class=d>{}</span> – <span class=d>{}</span>",
+                    start.format("%Y-%m-%d"),
+                    last.format("%Y-%m-%d")
+                )
             }
             _ => String::new(),
         };

@@ -7,6 +7,7 @@ mod helpers;
 mod auth;
 mod billing;
 mod billing_defects;
+mod browser;
 mod catalog;
 mod documents;
 mod http;

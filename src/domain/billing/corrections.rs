@@ -33,7 +33,7 @@ pub(super) fn reverse_refused_purchase(
     let mut segment = terms.segment(purchase_day);
     if charged.contains(&format!("change:{}", purchase.id)) {
         let quantity = purchase.quantity_after;
-        let description = format!("provisioning failed: reverse {quantity} × {purchase_day} – {}", segment.end);
+        let description = format!("provisioning failed: reverse {quantity} × {purchase_day} – {}", segment.last_day());
         reversed.push(line(
             ChargeKind::Refund,
             key.clone(),
@@ -58,7 +58,8 @@ pub(super) fn reverse_refused_purchase(
         }
         let Some((quantity, _)) = state_before(history, segment.start) else { continue };
         let prices = terms.prices(segment.term).unwrap_or(first_prices);
-        let description = format!("provisioning failed: reverse {quantity} × {} – {}", segment.start, segment.end);
+        let description =
+            format!("provisioning failed: reverse {quantity} × {} – {}", segment.start, segment.last_day());
         reversed.push(line(ChargeKind::Refund, reversal, description, -quantity, segment.start, segment, prices));
     }
     reversed
@@ -110,7 +111,7 @@ pub(super) fn correct_expected_term(
         .map(|c| (c.id, c.quantity_after - c.quantity_before))
         .collect();
     let own = quantity - corrections.iter().map(|(_, delta)| delta).sum::<i32>();
-    let span = format!("{} – {}", segment.start, segment.end);
+    let span = format!("{} – {}", segment.start, segment.last_day());
     let why = if renewed.is_some() { "renewed at new prices" } else { "term ended without renewal" };
     let mut lines = vec![line(
         ChargeKind::Refund,
@@ -180,7 +181,8 @@ impl CancellationLine<'_> {
                 .iter()
                 .rfind(|c| matches!(c.kind, K::Purchase | K::Renew) && c.occurred_at <= at)
                 .map_or(change.quantity_before, |c| c.quantity_after);
-            let description = format!("cancelled within 24 hours: {} × {} – {}", -opened, first.start, first.end);
+            let description =
+                format!("cancelled within 24 hours: {} × {} – {}", -opened, first.start, first.last_day());
             let from = date(term_start).max(first.start);
             refunds.push(line(ChargeKind::Refund, key.to_owned(), description, -opened, from, first, self.prices));
             let mut segment = first;
@@ -188,7 +190,7 @@ impl CancellationLine<'_> {
                 segment = terms.segment(segment.end);
                 let Some((quantity, _)) = state_before(history, segment.start) else { break };
                 let description =
-                    format!("cancelled within 24 hours: {} × {} – {}", -quantity, segment.start, segment.end);
+                    format!("cancelled within 24 hours: {} × {} – {}", -quantity, segment.start, segment.last_day());
                 let key = format!("{key}:cycle:{}", segment.start);
                 refunds.push(line(
                     ChargeKind::Refund,
@@ -208,7 +210,7 @@ impl CancellationLine<'_> {
                 let delta = added.quantity_before - added.quantity_after;
                 let day = date(added.occurred_at);
                 let segment = terms.segment(day);
-                let description = format!("cancelled within 24 hours: {delta:+} × {day} – {}", segment.end);
+                let description = format!("cancelled within 24 hours: {delta:+} × {day} – {}", segment.last_day());
                 let key = format!("{key}:change:{}", added.id);
                 refunds.push(line(ChargeKind::Refund, key, description, delta, day, segment, self.prices));
             }

@@ -22,7 +22,7 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use super::invoices::totals;
+use super::draft_totals::{LinesHeld, add_to_totals, refresh_totals};
 use super::proration::TaxPolicy;
 use crate::domain::Domain;
 use crate::domain::error::{Error, Result};
@@ -361,14 +361,10 @@ async fn try_add_to_invoice(
             true,
         ),
     };
-    // A draft created just now has no lines to read.
-    let existing = if fresh {
-        Vec::new()
-    } else {
-        invoice_line::Entity::find().filter(invoice_line::Column::InvoiceId.eq(invoice.id)).all(w.db()).await?
-    };
-    let present: HashSet<i64> = existing.iter().filter_map(|l| l.charge_id).collect();
-    let mut next = existing.iter().map(|l| l.line_number).max().unwrap_or(0);
+    // What the draft's lines hold, summed by the database (they are not read back): its
+    // totals are added to, unless they disagree with its lines or its recipient's rate.
+    let held = if fresh { LinesHeld::default() } else { LinesHeld::of(w.db(), invoice.id).await? };
+    let mut next = held.last_line;
     let currency_code = Currency::parse(currency, "currency")?;
     // Claim: only charges still on no live invoice of this side become this draft's.
     let column = side.invoice_column();
@@ -384,17 +380,30 @@ async fn try_add_to_invoice(
         } else {
             // SQLite: the write lock is held from the update to the commit, so reading back
             // what now names this draft is what this update claimed (plus earlier lines).
+            // Less those another run claimed into this same draft before (its lines).
             claim.exec(w.db()).await?;
-            charge::Entity::find()
+            let named: Vec<i64> = charge::Entity::find()
                 .select_only()
                 .column(charge::Column::Id)
                 .filter(charge::Column::Id.is_in(ids.iter().copied()))
                 .filter(column.eq(invoice.id))
                 .into_tuple()
                 .all(w.db())
+                .await?;
+            let present: HashSet<i64> = invoice_line::Entity::find()
+                .select_only()
+                .column(invoice_line::Column::ChargeId)
+                .filter(invoice_line::Column::InvoiceId.eq(invoice.id))
+                .filter(invoice_line::Column::ChargeId.is_in(named.iter().copied()))
+                .into_tuple::<Option<i64>>()
+                .all(w.db())
                 .await?
+                .into_iter()
+                .flatten()
+                .collect();
+            named.into_iter().filter(|id| !present.contains(id)).collect()
         };
-        claimed.extend(mine.into_iter().filter(|id| !present.contains(id)));
+        claimed.extend(mine);
     }
     let mut new_lines = Vec::new();
     let mut new_amounts = Vec::new();
@@ -422,7 +431,7 @@ async fn try_add_to_invoice(
             TaxPolicy::PerLine => round_to_minor_units(amount * tax_rate, currency_code),
             TaxPolicy::PerInvoice => Decimal::ZERO,
         };
-        new_amounts.push((0, amount, line_tax));
+        new_amounts.push((amount, line_tax));
         new_lines.push(invoice_line::ActiveModel {
             id: NotSet,
             invoice_id: Set(invoice.id),
@@ -456,69 +465,13 @@ async fn try_add_to_invoice(
     for chunk in new_lines.chunks(200) {
         invoice_line::Entity::insert_many(chunk.to_vec()).exec_without_returning(w.db()).await?;
     }
-    let mut lines: Vec<(i64, Decimal, Decimal)> = existing.iter().map(|l| (l.id, l.amount.0, l.tax.0)).collect();
-    lines.extend(new_amounts);
-    update_totals(w.db(), invoice, &lines, tax_rate, domain.billing.tax, now).await?;
+    if held.agrees_with(&invoice, tax_rate, domain.billing.tax) {
+        add_to_totals(w.db(), invoice, &held, &new_amounts, domain.billing.tax, now).await?;
+    } else {
+        // The recipient's rate (or the tax policy) changed since the draft was totalled:
+        // every line again.
+        refresh_totals(w.db(), invoice, tax_rate, domain.billing.tax, now).await?;
+    }
     w.commit(Audit::Bookkeeping("gathering a run's charges onto a draft; the billing run records it")).await?;
     Ok(true)
-}
-
-/// Brings a DRAFT's tax rate, line taxes (per-line policy) and totals to `rate`: a draft
-/// follows its recipient's current rate until it is issued, and its rate, tax and total
-/// always agree. Its kind follows the sign of its total.
-pub async fn refresh_totals<C: ConnectionTrait>(
-    db: &C,
-    invoice: invoice::Model,
-    rate: Decimal,
-    policy: TaxPolicy,
-    now: DateTime<Utc>,
-) -> Result<invoice::Model> {
-    let lines: Vec<(i64, Decimal, Decimal)> = invoice_line::Entity::find()
-        .select_only()
-        .column(invoice_line::Column::Id)
-        .column(invoice_line::Column::Amount)
-        .column(invoice_line::Column::Tax)
-        .filter(invoice_line::Column::InvoiceId.eq(invoice.id))
-        .into_tuple::<(i64, DbDecimal, DbDecimal)>()
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|(id, amount, tax)| (id, amount.0, tax.0))
-        .collect();
-    update_totals(db, invoice, &lines, rate, policy, now).await
-}
-
-/// [`refresh_totals`] with the draft's lines known: (id, amount, tax); id 0 for a line
-/// written with its tax at `rate` already.
-async fn update_totals<C: ConnectionTrait>(
-    db: &C,
-    invoice: invoice::Model,
-    lines: &[(i64, Decimal, Decimal)],
-    rate: Decimal,
-    policy: TaxPolicy,
-    now: DateTime<Utc>,
-) -> Result<invoice::Model> {
-    let currency = Currency::parse(&invoice.currency, "currency")?;
-    if policy == TaxPolicy::PerLine {
-        for (id, amount, tax) in lines.iter().filter(|(id, ..)| *id != 0) {
-            let due = round_to_minor_units(*amount * rate, currency);
-            if due != *tax {
-                invoice_line::Entity::update_many()
-                    .col_expr(invoice_line::Column::Tax, Expr::value(DbDecimal(due)))
-                    .filter(invoice_line::Column::Id.eq(*id))
-                    .exec(db)
-                    .await?;
-            }
-        }
-    }
-    let amounts: Vec<Decimal> = lines.iter().map(|(_, amount, _)| *amount).collect();
-    let totals = totals(&amounts, rate, currency, policy);
-    let mut model: invoice::ActiveModel = invoice.into();
-    model.kind = Set(if totals.total < Decimal::ZERO { InvoiceKind::CreditNote } else { InvoiceKind::Invoice });
-    model.tax_rate = Set(DbDecimal(rate));
-    model.subtotal = Set(DbDecimal(totals.subtotal));
-    model.tax = Set(DbDecimal(totals.tax));
-    model.total = Set(DbDecimal(totals.total));
-    model.updated_at = Set(now);
-    Ok(model.update(db).await?)
 }

@@ -78,7 +78,7 @@ pub async fn issue_invoice(domain: &Domain, actor: &Actor, id: InvoiceId) -> Res
                 .ok_or(Error::NotFound("customer"))?
                 .tax_rate
                 .0;
-            super::drafts::refresh_totals(w.db(), invoice, rate, domain.billing.tax, now).await?
+            super::draft_totals::refresh_totals(w.db(), invoice, rate, domain.billing.tax, now).await?
         }
         _ => invoice,
     };

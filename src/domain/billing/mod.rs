@@ -9,6 +9,7 @@
 //! margin and reconciliation.
 
 mod corrections;
+pub mod draft_totals;
 pub mod drafts;
 pub mod invoices;
 pub mod issuing;
@@ -133,6 +134,12 @@ async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTim
         };
         summary.charges_created += written;
         settle(domain, &settleable).await?;
+    }
+    // Best effort: fresh statistics keep gathering fast; without them it is slower, not wrong.
+    if summary.charges_created > 0
+        && let Err(error) = crate::domain::write::analyze(domain, crate::domain::write::Analyzed::Charges).await
+    {
+        tracing::warn!(%error, "could not refresh the planner's statistics of charges");
     }
     let gathered = drafts::invoice_period(domain, &label, run_id, now).await?;
     summary.invoices_touched = gathered.touched;

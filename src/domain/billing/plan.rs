@@ -155,7 +155,7 @@ pub fn plan_subscription(
         }
         let kind = if current.start < period.start { ChargeKind::Adjustment } else { ChargeKind::Recurring };
         let renewal = if expected { " (renewal, billed in advance)" } else { "" };
-        let description = format!("{quantity} × {} – {}{renewal}", current.start, current.end);
+        let description = format!("{quantity} × {} – {}{renewal}", current.start, current.last_day());
         planned.push(line(kind, current.key(expected), description, quantity, current.start, current, prices));
     }
 
@@ -207,7 +207,7 @@ pub fn plan_subscription(
             let refund = CancellationLine { terms: &terms, history, change, key: &key, segment, prices };
             planned.extend(refund.full_or_hourly(subscription, &line, currency, settings));
         } else {
-            let description = format!("{what}: {delta:+} × {day} – {}", segment.end);
+            let description = format!("{what}: {delta:+} × {day} – {}", segment.last_day());
             planned.push(line(kind, key.clone(), description, delta, day, segment, prices));
         }
         // The next segment may have been billed in advance before this change was known (an
@@ -216,7 +216,7 @@ pub fn plan_subscription(
         // (Not to a provisioning after a retry: what was billed before it was reversed.)
         let next = terms.segment(segment.end);
         if next.start > day && next.charged(charged) && change.kind != K::Provisioned {
-            let description = format!("{what}: {delta:+} × {} – {} (billed in advance)", next.start, next.end);
+            let description = format!("{what}: {delta:+} × {} – {} (billed in advance)", next.start, next.last_day());
             planned.push(line(
                 kind,
                 format!("{key}:cycle:{}", next.start),

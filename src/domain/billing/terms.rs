@@ -228,6 +228,11 @@ pub(super) struct Segment {
 }
 
 impl Segment {
+    /// Its last day (`end` is exclusive), as descriptions and invoices show a period.
+    pub(super) fn last_day(&self) -> NaiveDate {
+        self.end.pred_opt().unwrap_or(self.end)
+    }
+
     /// Its charge key; `expected` for a segment billed before its term was on record.
     pub(super) fn key(&self, expected: bool) -> String {
         let mut key = format!("cycle:{}", self.start);

@@ -115,7 +115,8 @@ impl ResellersMutation {
         resellers::create_reseller(domain(ctx), actor(ctx)?, input).await.map(Reseller).gql()
     }
 
-    /// Updates a reseller (operator).
+    /// Updates a reseller: the operator anything; a reseller its own legal details and
+    /// payment terms.
     async fn update_reseller(
         &self,
         ctx: &Context<'_>,

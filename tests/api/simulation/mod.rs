@@ -5,7 +5,8 @@
 //! totals that add up, issued invoices that never change.
 //!
 //! Seeded and reproducible: `SIM_SEED=n` replays one history, `SIM_CASES=k` runs k seeds
-//! (default 1 in `cargo test`); a failure names its seed.
+//! (default 2 in `cargo test`: odd seeds tax the invoice's subtotal, even ones each line);
+//! a failure names its seed.
 //!
 //! What a history holds: customers of three resellers on two tiers (one with a default
 //! retail markup), offers of every term × billing frequency (P1M UPFRONT included),
@@ -13,7 +14,8 @@
 //! seat increases, decreases inside and outside the 168 h windows, cancellations inside and
 //! outside them, suspensions and resumptions, auto-renew turned off and on again, renewals
 //! and expiries by the scheduler, price changes (the vendor's cost and list price, a tier's
-//! markup, a reseller's retail markup) that terms take at renewal, billing runs on the
+//! markup, a reseller's retail markup, the operator's explicit wholesale price for a reseller
+//! or a tier, a reseller's explicit retail price) that terms take at renewal, billing runs on the
 //! 1st or a few days late (sometimes two of the month at once, sometimes with the previous
 //! month's again at once), drafts issued and voided, issued invoices credited in part or in
 //! full, customers' tax rates changing. Each run is also checked against the previews taken
@@ -25,7 +27,10 @@
 //! A metered offer takes usage records every day: some late (for a month already billed),
 //! some sent twice (deduplicated), some refused (in the future); usage is billed in arrears
 //! at the usage price in force when it occurred.
-//! Not yet: explicit wholesale and retail prices (see #8).
+//! One reseller keeps its books in EUR while its customers buy in USD: the operator records
+//! no USD→EUR rate at first (runs report it missing and its invoice waits), then a first
+//! rate and one for each month, ten days ahead; every line of its invoices is converted at
+//! the rate in force on the day the charge starts.
 
 pub mod model;
 
@@ -44,7 +49,7 @@ use switchyard::domain::resellers::{self, NewReseller};
 use switchyard::domain::{Actor, Role, subscriptions};
 
 use self::model::{Amounts, Event, Frequency, Markups, Subscription, Term, UsagePrice, UsageRecord, usage_owed};
-use crate::helpers::{TestApp, dec, spawn_app};
+use crate::helpers::{TestApp, dec, spawn_app_with};
 use crate::provisioning::{FakeVendor, SECRET, Script};
 
 /// An offer of the simulation and its prices per cycle.
@@ -61,9 +66,15 @@ struct Offer {
 
 struct Reseller {
     id: i64,
+    /// Its books' currency (its customers buy in USD).
+    currency: &'static str,
     tier: i64,
     markup: Decimal,
     retail_markup: Option<Decimal>,
+    /// Explicit prices per offer index: the operator's wholesale price for this reseller,
+    /// and its own retail price.
+    wholesale: HashMap<usize, Decimal>,
+    retail: HashMap<usize, Decimal>,
     token: String,
     /// Its markups over time.
     history: Vec<Markups>,
@@ -102,12 +113,23 @@ struct World {
     vendor: FakeVendor,
     /// Every billing run: (period, when).
     runs: Vec<(String, chrono::DateTime<Utc>)>,
+    /// The operator's explicit wholesale prices per (tier, offer index).
+    tier_prices: HashMap<(i64, usize), Decimal>,
+    /// USD→EUR rates the operator recorded: (in force from, rate), oldest first; and the
+    /// day it records the first.
+    rates: Vec<(chrono::DateTime<Utc>, Decimal)>,
+    first_rate: NaiveDate,
+    /// Tax per line (even seeds) rather than on the invoice's subtotal.
+    per_line_tax: bool,
+    /// The missing rates the last billing run(s) reported, and how many runs reported any.
+    missing: Vec<String>,
+    runs_missing_rates: usize,
 }
 
 const FIRST_DAY: (i32, u32, u32) = (2026, 11, 2);
 const MONTHS: u32 = 25;
 
-async fn setup(app: &TestApp) -> World {
+async fn setup(app: &TestApp, rng: &mut StdRng) -> World {
     let domain = &app.domain;
     let op = Actor::system();
     let fake = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
@@ -198,8 +220,14 @@ async fn setup(app: &TestApp) -> World {
     let gold = resellers::create_tier(domain, &op, "Gold", dec("0.15")).await.unwrap().id;
     let silver = resellers::create_tier(domain, &op, "Silver", dec("0.0725")).await.unwrap().id;
     let mut resellers_ = Vec::new();
-    for (index, (tier, markup, retail_markup)) in
-        [(gold, "0.15", None), (silver, "0.0725", Some("0.2")), (gold, "0.15", Some("0.333"))].into_iter().enumerate()
+    for (index, (tier, markup, retail_markup, currency)) in [
+        (gold, "0.15", None, "USD"),
+        (silver, "0.0725", Some("0.2"), "USD"),
+        (gold, "0.15", Some("0.333"), "USD"),
+        (silver, "0.0725", None, "EUR"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let id = resellers::create_reseller(
             domain,
@@ -207,7 +235,7 @@ async fn setup(app: &TestApp) -> World {
             NewReseller {
                 name: format!("Sim Reseller {index}"),
                 tier_id: TierId::new(tier),
-                currency: "USD".into(),
+                currency: currency.into(),
                 external_partner_id: None,
                 invoice_prefix: format!("SIM{index}"),
             },
@@ -221,16 +249,20 @@ async fn setup(app: &TestApp) -> World {
         }
         resellers_.push(Reseller {
             id,
+            currency,
             tier,
             markup: dec(markup),
             retail_markup: retail_markup.map(dec),
+            wholesale: HashMap::new(),
+            retail: HashMap::new(),
             token: app.token(Role::Reseller, Some(id)),
             history: vec![Markups { from: since, tier: dec(markup), retail: retail_markup.map(dec) }],
         });
     }
     let mut customers_ = Vec::new();
-    for (index, tax) in ["0.19", "0", "0.23", "0.2", "0.07", "0.19"].into_iter().enumerate() {
-        let reseller = index % resellers_.len();
+    for (index, tax) in ["0.19", "0", "0.23", "0.2", "0.07", "0.19", "0.21", "0.19"].into_iter().enumerate() {
+        // Two customers each for the USD resellers, then two for the EUR one.
+        let reseller = if index < 6 { index % 3 } else { 3 };
         let id = customers::create_customer(
             domain,
             &op,
@@ -261,17 +293,39 @@ async fn setup(app: &TestApp) -> World {
         keys: 0,
         vendor: fake,
         runs: Vec::new(),
+        tier_prices: HashMap::new(),
+        rates: Vec::new(),
+        first_rate: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap() + Duration::days(rng.gen_range(0..90)),
+        missing: Vec::new(),
+        runs_missing_rates: 0,
+        per_line_tax: false,
     }
 }
 
 impl World {
-    fn prices(&self, offer: &Offer, reseller: &Reseller) -> Amounts {
-        let wholesale = offer.cost * (Decimal::ONE + reseller.markup);
-        let retail = match reseller.retail_markup {
-            Some(markup) => wholesale * (Decimal::ONE + markup),
-            None => offer.list,
+    /// The cascade of DOMAIN.md: wholesale is the operator's explicit price for the
+    /// reseller, else for its tier, else cost × (1 + tier markup); retail is the reseller's
+    /// explicit price, else its default markup over wholesale, else the list price.
+    fn prices(&self, index: usize, reseller: &Reseller) -> Amounts {
+        let offer = &self.offers[index];
+        let wholesale = reseller
+            .wholesale
+            .get(&index)
+            .or_else(|| self.tier_prices.get(&(reseller.tier, index)))
+            .copied()
+            .unwrap_or_else(|| offer.cost * (Decimal::ONE + reseller.markup));
+        let retail = match (reseller.retail.get(&index), reseller.retail_markup) {
+            (Some(&price), _) => price,
+            (None, Some(markup)) => wholesale * (Decimal::ONE + markup),
+            (None, None) => offer.list,
         };
         Amounts { cost: offer.cost, wholesale, retail }
+    }
+
+    /// The USD→EUR rate in force at the start of `day`, as the operator recorded it.
+    fn rate_on(&self, day: NaiveDate) -> Option<Decimal> {
+        let start = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap());
+        self.rates.iter().rev().find(|(from, _)| *from <= start).map(|(_, rate)| *rate)
     }
 
     fn key(&mut self) -> String {
@@ -282,9 +336,17 @@ impl World {
 
 /// Runs one history; panics with the seed on any difference.
 async fn simulate(seed: u64) -> usize {
-    let app = spawn_app().await;
-    let mut world = setup(&app).await;
+    // Even seeds tax each line, odd ones the invoice's subtotal.
+    let per_line_tax = seed.is_multiple_of(2);
+    let app = spawn_app_with(|config| {
+        if per_line_tax {
+            config.tax_policy = switchyard::config::TaxPolicyConfig::PerLine;
+        }
+    })
+    .await;
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut world = setup(&app, &mut rng).await;
+    world.per_line_tax = per_line_tax;
     let (y, m, d) = FIRST_DAY;
     let first = NaiveDate::from_ymd_opt(y, m, d).unwrap();
     let last = NaiveDate::from_ymd_opt(y, m, 1).unwrap().checked_add_months(chrono::Months::new(MONTHS)).unwrap();
@@ -310,7 +372,8 @@ async fn simulate(seed: u64) -> usize {
                 10..20 if day > first + Duration::days(31) => Runs::WithThePrevious,
                 _ => Runs::Once,
             };
-            run_billing(&app, &world, &period, runs, seed).await;
+            world.missing = run_billing(&app, &world, &period, runs, seed).await;
+            world.runs_missing_rates += usize::from(!world.missing.is_empty());
             let ran = app.domain.clock.now();
             world.runs.push((period.clone(), ran));
             if runs == Runs::WithThePrevious {
@@ -363,6 +426,7 @@ async fn simulate(seed: u64) -> usize {
         if rng.gen_bool(0.03) {
             change_prices(&app, &mut world, &mut rng).await;
         }
+        record_rates(&app, &mut world, &mut rng, day).await;
         day = day.succ_opt().unwrap();
     }
     // The history exercised what the checks are about (else they pass vacuously).
@@ -395,6 +459,14 @@ async fn simulate(seed: u64) -> usize {
         })
         .count();
     println!("seed {seed}: {} usage records, {late} of them billed late", records.len());
+    let converted = entity::invoice_line::Entity::find()
+        .filter(entity::invoice_line::Column::SourceCurrency.is_not_null())
+        .all(&app.domain.db)
+        .await
+        .unwrap()
+        .len();
+    println!("seed {seed}: {converted} lines converted to EUR; {} runs missed a rate", world.runs_missing_rates);
+    assert!(converted > 0 && world.runs_missing_rates > 0, "seed {seed}: no conversion, or none waited for a rate");
     assert!(late > 0, "seed {seed}: no usage was billed late");
     subscription_months
 }
@@ -405,7 +477,13 @@ fn month_of(day: NaiveDate) -> NaiveDate {
 }
 
 async fn buy(app: &TestApp, world: &mut World, rng: &mut StdRng) {
-    let customer = rng.gen_range(0..world.customers.len());
+    // The first two purchases are the EUR reseller's customers' (customers 6 and 7), so its
+    // charges wait for the operator's first exchange rate.
+    let customer = match world.bought.len() {
+        0 => 6,
+        1 => 7,
+        _ => rng.gen_range(0..world.customers.len()),
+    };
     let offer = rng.gen_range(0..world.offers.len());
     let seats = rng.gen_range(1..=20);
     let auto_renew = rng.gen_bool(0.7);
@@ -437,7 +515,7 @@ async fn buy(app: &TestApp, world: &mut World, rng: &mut StdRng) {
         .await;
     }
     app.run_jobs().await;
-    let price = world.prices(&world.offers[offer], &world.resellers[reseller]);
+    let price = world.prices(offer, &world.resellers[reseller]);
     let model = Subscription {
         bought: bought_at,
         seats,
@@ -580,14 +658,15 @@ async fn vendor_troubles(app: &TestApp, world: &mut World, rng: &mut StdRng, see
 }
 
 /// A price change: an offer's cost and list price (a new price point from now on), a tier's
-/// markup or a reseller's default retail markup. Each subscription it concerns learns its
-/// new price list; its terms take it when they renew.
+/// markup, a reseller's default retail markup, or an explicit price (the operator's
+/// wholesale price for a reseller or a tier, a reseller's retail price). Each subscription
+/// it concerns learns its new price list; its terms take it when they renew.
 async fn change_prices(app: &TestApp, world: &mut World, rng: &mut StdRng) {
     let now = app.domain.clock.now();
     let op = Actor::system();
     let factor = |rng: &mut StdRng| Decimal::new(rng.gen_range(80..=125), 2);
     let cents = |d: Decimal| d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
-    match rng.gen_range(0..3) {
+    match rng.gen_range(0..7) {
         0 => {
             let index = rng.gen_range(0..world.offers.len());
             let offer = &mut world.offers[index];
@@ -627,6 +706,44 @@ async fn change_prices(app: &TestApp, world: &mut World, rng: &mut StdRng) {
                 reseller.history.push(Markups { from: now, tier: markup, retail: reseller.retail_markup });
             }
         }
+        3 | 4 => {
+            // The operator's explicit wholesale price for one reseller or for a whole tier.
+            let offer = rng.gen_range(0..world.offers.len());
+            let index = rng.gen_range(0..world.resellers.len());
+            let price = cents(world.offers[offer].cost * Decimal::new(rng.gen_range(100..=130), 2));
+            let target = if rng.gen_bool(0.5) {
+                world.resellers[index].wholesale.insert(offer, price);
+                resellers::WholesaleTarget::Reseller(ResellerId::new(world.resellers[index].id))
+            } else {
+                let tier = world.resellers[index].tier;
+                world.tier_prices.insert((tier, offer), price);
+                resellers::WholesaleTarget::Tier(TierId::new(tier))
+            };
+            let input = resellers::NewWholesalePrice {
+                offer_id: OfferId::new(world.offers[offer].id),
+                target,
+                currency: "USD".into(),
+                price,
+                effective_from: None,
+            };
+            resellers::set_wholesale_price(&app.domain, &op, input).await.unwrap();
+        }
+        5 => {
+            // A reseller's explicit retail price for an offer.
+            let offer = rng.gen_range(0..world.offers.len());
+            let index = rng.gen_range(0..world.resellers.len());
+            let reseller = &mut world.resellers[index];
+            let price = cents(world.offers[offer].list * factor(rng));
+            reseller.retail.insert(offer, price);
+            let actor = Actor::from_role(None, Role::Reseller, Some(reseller.id)).unwrap();
+            let input = customers::NewRetailPrice {
+                offer_id: OfferId::new(world.offers[offer].id),
+                currency: "USD".into(),
+                price,
+                effective_from: None,
+            };
+            customers::set_retail_price(&app.domain, &actor, input).await.unwrap();
+        }
         _ => {
             let index = rng.gen_range(0..world.resellers.len());
             let markup = [None, Some("0.1"), Some("0.2"), Some("0.333")][rng.gen_range(0..4)].map(dec);
@@ -639,8 +756,7 @@ async fn change_prices(app: &TestApp, world: &mut World, rng: &mut StdRng) {
     }
     for index in 0..world.bought.len() {
         let bought = &world.bought[index];
-        let price =
-            world.prices(&world.offers[bought.offer], &world.resellers[world.customers[bought.customer].reseller]);
+        let price = world.prices(bought.offer, &world.resellers[world.customers[bought.customer].reseller]);
         world.bought[index].model.prices.push((now, price));
     }
 }
@@ -732,8 +848,17 @@ enum Runs {
     WithThePrevious,
 }
 
-async fn run_billing(app: &TestApp, world: &World, period: &str, runs: Runs, seed: u64) {
-    let run = "mutation($p: String!) { runBilling(period: $p) { chargesCreated } }";
+/// The month's run(s); returns the missing exchange rates they reported.
+async fn run_billing(app: &TestApp, world: &World, period: &str, runs: Runs, seed: u64) -> Vec<String> {
+    let run = "mutation($p: String!) { runBilling(period: $p) { chargesCreated missingExchangeRates } }";
+    let missing = |body: &Value| -> Vec<String> {
+        body["data"]["runBilling"]["missingExchangeRates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_owned())
+            .collect()
+    };
     let variables = json!({"p": period});
     let operator = world.operator.clone();
     let other = match runs {
@@ -749,12 +874,39 @@ async fn run_billing(app: &TestApp, world: &World, period: &str, runs: Runs, see
         Some(other) => {
             let (a, b) = tokio::join!(app.post(Some(&operator), run, variables), app.post(Some(&operator), run, other));
             assert!(a.1.get("errors").is_none() && b.1.get("errors").is_none(), "seed {seed}: {a:?} {b:?}");
+            let mut both = missing(&a.1);
+            both.extend(missing(&b.1));
+            both
         }
         None => {
             let (_, body) = app.post(Some(&operator), run, variables).await;
             assert!(body.get("errors").is_none(), "seed {seed}: run {period}: {body}");
+            missing(&body)
         }
     }
+}
+
+/// The operator's USD→EUR rates: none until the first (recorded late, in force from long
+/// before), then each month's on the 20th of the month before.
+async fn record_rates(app: &TestApp, world: &mut World, rng: &mut StdRng, day: NaiveDate) {
+    let from = if day == world.first_rate {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    } else if day > world.first_rate && day.day() == 20 {
+        Utc.from_utc_datetime(
+            &month_of(day).checked_add_months(chrono::Months::new(1)).unwrap().and_hms_opt(0, 0, 0).unwrap(),
+        )
+    } else {
+        return;
+    };
+    let rate = Decimal::new(rng.gen_range(850_000..990_000), 6);
+    let input = switchyard::domain::exchange_rates::NewExchangeRate {
+        from: "USD".into(),
+        to: "EUR".into(),
+        rate,
+        effective_from: Some(from),
+    };
+    switchyard::domain::exchange_rates::set_exchange_rate(&app.domain, &Actor::system(), input).await.unwrap();
+    world.rates.push((from, rate));
 }
 
 /// Compares every subscription's charges with the model and checks the invoices.
@@ -823,8 +975,21 @@ async fn check(app: &TestApp, world: &mut World, billed_through: NaiveDate, seed
             *on_invoice.entry((line.invoice_id, charge)).or_default() += 1;
         }
     }
+    let currency_of: HashMap<i64, &str> = world.resellers.iter().map(|r| (r.id, r.currency)).collect();
     for charge in &charges {
-        for invoice in [charge.customer_invoice_id, charge.reseller_invoice_id] {
+        // A charge whose reseller keeps its books in EUR waits, off the operator's invoice,
+        // until a USD→EUR rate is in force on its first day, and the run says so.
+        let day = charge.service_start.date_naive();
+        if currency_of[&charge.reseller_id] == "EUR" && world.rate_on(day).is_none() {
+            assert_eq!(charge.reseller_invoice_id, None, "seed {seed}: charge {} converted with no rate", charge.id);
+            let reported = format!("USD→EUR on {day}");
+            assert!(world.missing.contains(&reported), "seed {seed}: {reported} not in {:?}", world.missing);
+        }
+        let sides = [charge.customer_invoice_id].into_iter().chain(
+            (currency_of[&charge.reseller_id] == "USD" || world.rate_on(day).is_some())
+                .then_some(charge.reseller_invoice_id),
+        );
+        for invoice in sides {
             let invoice = invoice.unwrap_or_else(|| panic!("seed {seed}: charge {} is on no invoice", charge.id));
             assert_ne!(status[&invoice].status, entity::enums::InvoiceStatus::Void, "seed {seed}");
             assert_eq!(on_invoice.get(&(invoice, charge.id)), Some(&1), "seed {seed}: charge {}", charge.id);
@@ -845,11 +1010,49 @@ async fn check(app: &TestApp, world: &mut World, billed_through: NaiveDate, seed
         let sum: Decimal = lines.iter().filter(|l| l.invoice_id == invoice.id).map(|l| l.amount.0).sum();
         assert_eq!(invoice.subtotal.0, sum, "seed {seed}: invoice {} subtotal", invoice.id);
         assert_eq!(invoice.subtotal.0 + invoice.tax.0, invoice.total.0, "seed {seed}: invoice {}", invoice.id);
-        let tax = (invoice.subtotal.0 * invoice.tax_rate.0)
-            .round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        // Per DOMAIN.md's tax policies: on the rounded subtotal, lines untaxed; or on each
+        // line (rounded), the invoice's tax their sum.
+        let cents = |d: Decimal| d.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        let own: Vec<_> = lines.iter().filter(|l| l.invoice_id == invoice.id).collect();
+        let tax = if world.per_line_tax {
+            own.iter().map(|l| cents(l.amount.0 * invoice.tax_rate.0)).sum()
+        } else {
+            cents(invoice.subtotal.0 * invoice.tax_rate.0)
+        };
         if invoice.credited_invoice_id.is_none() && invoice.status != entity::enums::InvoiceStatus::Void {
             assert_eq!(invoice.tax.0, tax, "seed {seed}: invoice {} taxed at its own rate", invoice.id);
+            for line in &own {
+                let due = if world.per_line_tax { cents(line.amount.0 * invoice.tax_rate.0) } else { Decimal::ZERO };
+                assert_eq!(line.tax.0, due, "seed {seed}: line {} of invoice {}", line.id, invoice.id);
+            }
         }
+    }
+    // The EUR reseller's invoices: every line converted from the charge's wholesale amount
+    // at the rate in force on its first day, rounded to cents; no other line converted.
+    let by_id: HashMap<i64, &entity::charge::Model> = charges.iter().map(|c| (c.id, c)).collect();
+    for line in &lines {
+        let invoice = status[&line.invoice_id];
+        let Some(charge) = line.charge_id.and_then(|id| by_id.get(&id)) else { continue };
+        if invoice.credited_invoice_id.is_some() || invoice.currency == "USD" {
+            assert_eq!(line.source_currency, None, "seed {seed}: line {} converted", line.id);
+            continue;
+        }
+        let rate = world.rate_on(charge.service_start.date_naive()).unwrap();
+        let source = charge.amount_wholesale.0;
+        let converted = (source * rate).round_dp_with_strategy(2, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+        assert_eq!(
+            (
+                line.source_currency.as_deref(),
+                line.source_amount.map(|a| a.0),
+                line.exchange_rate.map(|r| r.0),
+                line.amount.0
+            ),
+            (Some("USD"), Some(source), Some(rate), converted),
+            "seed {seed}: line {} of invoice {} (charge {})",
+            line.id,
+            invoice.id,
+            charge.id
+        );
     }
     // Live credit notes never credit more of a line than it holds, in quantity or amount.
     let mut credited: HashMap<(i64, i32), (Decimal, Decimal)> = HashMap::new();
@@ -993,7 +1196,8 @@ fn cases() -> Vec<u64> {
     if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
         return vec![seed];
     }
-    let count = std::env::var("SIM_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(1_u64);
+    // By default one history per tax policy.
+    let count = std::env::var("SIM_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(2_u64);
     (1..=count).collect()
 }
 
