@@ -141,6 +141,10 @@ pub struct ServerConfig {
     /// Most aliases in one document.
     #[arg(long, env = "SWITCHYARD_MAX_ALIASES", default_value_t = 30)]
     pub max_aliases: usize,
+    /// Most field selections in one document with its fragments expanded (checked before
+    /// validation, whose cost grows with it).
+    #[arg(long, env = "SWITCHYARD_MAX_SELECTIONS", default_value_t = 5_000)]
+    pub max_selections: usize,
     /// Most directives on one field.
     #[arg(long, env = "SWITCHYARD_MAX_DIRECTIVES", default_value_t = 4)]
     pub max_directives: usize,

@@ -42,7 +42,7 @@ pub fn build_schema(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKe
             .limit_complexity(config.max_complexity)
             .limit_directives(config.max_directives)
             .disable_suggestions()
-            .extension(limits::AliasLimit::new(config.max_aliases));
+            .extension(limits::DocumentLimits::new(config.max_aliases, config.max_selections));
     if !config.introspection {
         builder = builder.disable_introspection();
     }

@@ -184,3 +184,60 @@ async fn schema_graphql_is_current() {
         "schema.graphql is stale: run `cargo run -- schema > schema.graphql`"
     );
 }
+
+/// A document whose fragments each spread the previous one twice: `levels` doublings of
+/// `leaf`.
+fn fragment_bomb(levels: usize, leaf: &str) -> String {
+    let mut query = format!("query {{ ...F0 }}\nfragment F0 on Query {{ {leaf} }}\n");
+    for level in 1..=levels {
+        let previous = level - 1;
+        query.push_str(&format!("fragment F{level} on Query {{ ...F{previous} ...F{previous} }}\n"));
+    }
+    query.replace("query { ...F0 }", &format!("query {{ ...F{levels} }}"))
+}
+
+#[tokio::test]
+async fn a_fragment_bomb_is_refused_before_validation_while_health_checks_answer() {
+    let app = spawn_app().await;
+    let url = format!("{}/graphql", app.address);
+    // 30 doublings (within async-graphql's recursion depth of 32, so only the selection
+    // limit refuses it) in 1.2 KB, sent without a token, twice at once.
+    let bomb = fragment_bomb(30, "__typename");
+    assert!(bomb.len() < 1300, "{}", bomb.len());
+    let send = || {
+        let client = app.client.clone();
+        let url = url.clone();
+        let bomb = bomb.clone();
+        async move {
+            let started = std::time::Instant::now();
+            let body: Value =
+                client.post(&url).json(&json!({"query": bomb})).send().await.unwrap().json().await.unwrap();
+            (body, started.elapsed())
+        }
+    };
+    let health = async {
+        let mut slowest = std::time::Duration::ZERO;
+        for _ in 0..10 {
+            let started = std::time::Instant::now();
+            let response = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            slowest = slowest.max(started.elapsed());
+        }
+        slowest
+    };
+    let ((first, first_took), (second, second_took), slowest_health) = tokio::join!(send(), send(), health);
+    for body in [&first, &second] {
+        assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+        assert!(body["errors"][0]["message"].as_str().unwrap().contains("document too large"), "{body}");
+    }
+    println!("fragment bomb refused in {first_took:?} and {second_took:?}; slowest health check {slowest_health:?}");
+    // Generous bounds for a debug build on a loaded machine: without the limit these take
+    // hours, and health checks stop answering.
+    assert!(first_took.max(second_took) < std::time::Duration::from_secs(5));
+    assert!(slowest_health < std::time::Duration::from_secs(5));
+    // A document just within the limit (about 3,000 selections) still runs.
+    let started = std::time::Instant::now();
+    let (_, body) = app.post(Some(&app.operator()), &fragment_bomb(8, "me { role }"), json!({})).await;
+    assert_eq!(body["data"]["me"]["role"], "OPERATOR", "{body}");
+    println!("a document of about 3,000 selections answered in {:?}", started.elapsed());
+}
