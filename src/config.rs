@@ -203,8 +203,12 @@ pub struct ProvisioningConfig {
     #[arg(long, env = "SWITCHYARD_WORKERS", default_value_t = 2)]
     pub workers: usize,
     /// How long a claimed job stays leased to its worker; an expired lease is claimed again.
+    /// Must be longer than `vendor_timeout`.
     #[arg(long, env = "SWITCHYARD_JOB_LEASE", default_value = "60s", value_parser = parse_duration)]
     pub job_lease: Duration,
+    /// How often a worker renews its lease while a job runs (`0s`: a third of the lease).
+    #[arg(long, env = "SWITCHYARD_JOB_HEARTBEAT", default_value = "0s", value_parser = parse_duration)]
+    pub job_heartbeat: Duration,
     /// Attempts before a job is DEAD and waits for an operator.
     #[arg(long, env = "SWITCHYARD_JOB_MAX_ATTEMPTS", default_value_t = 8)]
     pub job_max_attempts: i32,
@@ -220,9 +224,42 @@ pub struct ProvisioningConfig {
     /// Timeout of one call to a vendor's HTTP endpoint.
     #[arg(long, env = "SWITCHYARD_VENDOR_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub vendor_timeout: Duration,
+    /// The longest delay a vendor's `Retry-After` may ask for; longer ones are cut to it.
+    #[arg(long, env = "SWITCHYARD_VENDOR_RETRY_AFTER_MAX", default_value = "1h", value_parser = parse_duration)]
+    pub vendor_retry_after_max: Duration,
     /// How often the scheduler renews or expires subscriptions whose term has ended.
     #[arg(long, env = "SWITCHYARD_RENEWAL_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub renewal_interval: Duration,
+}
+
+impl ProvisioningConfig {
+    /// Refuses settings that cannot work: a lease no longer than one vendor call (another
+    /// worker would start the same job while the call runs), a heartbeat no shorter than
+    /// the lease, no attempts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.job_lease <= self.vendor_timeout {
+            return Err(format!(
+                "SWITCHYARD_JOB_LEASE ({:?}) must be longer than SWITCHYARD_VENDOR_TIMEOUT ({:?}): a lease that can run out \
+                 during one vendor call lets a second worker make the same call",
+                self.job_lease, self.vendor_timeout
+            ));
+        }
+        if self.heartbeat() >= self.job_lease {
+            return Err(format!(
+                "SWITCHYARD_JOB_HEARTBEAT ({:?}) must be shorter than SWITCHYARD_JOB_LEASE ({:?})",
+                self.job_heartbeat, self.job_lease
+            ));
+        }
+        if self.job_max_attempts < 1 {
+            return Err("SWITCHYARD_JOB_MAX_ATTEMPTS must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The lease renewal interval: as configured, else a third of the lease.
+    pub fn heartbeat(&self) -> Duration {
+        if self.job_heartbeat.is_zero() { self.job_lease / 3 } else { self.job_heartbeat }
+    }
 }
 
 /// Parses `500ms`, `30s`, `5m`, `8h`, `2d`, or a bare number of seconds.

@@ -110,6 +110,7 @@ impl Application {
 /// `migrate`, `seed`): connected (unless overridden) and migrated, without token keys and
 /// without an event listener, so they need no auth settings and hold no extra connection.
 pub async fn build_domain(settings: &Settings, overrides: Overrides) -> Result<Arc<Domain>, StartupError> {
+    settings.provisioning.validate()?;
     let connection = match overrides.database {
         Some(connection) => connection,
         None => db::connect(&db::database_url(&settings.database)?, settings.database.db_max_connections).await?,
@@ -137,6 +138,8 @@ fn domain(
             max_attempts: provisioning.job_max_attempts,
             backoff: provisioning.job_backoff,
             backoff_max: provisioning.job_backoff_max,
+            heartbeat: provisioning.heartbeat(),
+            retry_after_max: provisioning.vendor_retry_after_max,
         },
         job_wakeup: tokio::sync::Notify::new(),
         billing: BillingSettings {

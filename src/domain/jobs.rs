@@ -8,9 +8,11 @@
 //!
 //! Claiming is one atomic statement. On PostgreSQL the candidate row is picked with
 //! `FOR UPDATE SKIP LOCKED`, so workers in any number of processes never claim the same job;
-//! on SQLite the statement runs under the database's single write lock. A job whose lease
-//! ran out (its worker died) is claimable again; the worker that lost the lease cannot
-//! settle it, because settling matches the lease token.
+//! on SQLite the statement runs under the database's single write lock. A worker renews its
+//! lease while the job runs (a heartbeat), so a slow vendor call is never run twice at once.
+//! A job whose lease ran out (its worker died) is claimable again, and that claim counts as
+//! an attempt; past the last attempt it is DEAD without another call. The worker that lost
+//! the lease cannot settle it, because settling matches the lease token.
 //!
 //! Every job has a kind and may have an ordering key (jobs of one subject: a subscription).
 //! Today every job is a vendor provisioning call, whose subject columns (subscription,
@@ -44,6 +46,10 @@ pub struct JobSettings {
     pub backoff: StdDuration,
     /// Longest retry delay.
     pub backoff_max: StdDuration,
+    /// How often a worker renews its lease while a job runs (real time).
+    pub heartbeat: StdDuration,
+    /// The longest delay a vendor's Retry-After may ask for; longer ones are cut to it.
+    pub retry_after_max: StdDuration,
 }
 
 impl Default for JobSettings {
@@ -53,6 +59,8 @@ impl Default for JobSettings {
             max_attempts: 8,
             backoff: StdDuration::from_secs(2),
             backoff_max: StdDuration::from_secs(600),
+            heartbeat: StdDuration::from_secs(20),
+            retry_after_max: StdDuration::from_secs(3600),
         }
     }
 }
@@ -229,6 +237,12 @@ pub enum Outcome {
         /// The vendor's message.
         error: String,
     },
+    /// The job cannot be handled (its run panicked, or its lease expired on its last
+    /// attempt): DEAD now, whatever attempts are left, with the reason.
+    Abandoned {
+        /// Why.
+        error: String,
+    },
 }
 
 /// The delay before retry `attempt` (1-based): `backoff × 2^(attempt-1)`, capped, with up to
@@ -259,11 +273,17 @@ pub async fn settle(w: &Write<'_>, claimed: &ClaimedJob, outcome: Outcome) -> Re
     let (status, run_after, error, reference) = match &outcome {
         Outcome::Succeeded { reference } => (JobStatus::Succeeded, job.run_after, None, reference.clone()),
         Outcome::Transient { error, retry_after } if job.attempts < job.max_attempts => {
-            let delay = retry_after.unwrap_or_else(|| backoff_delay(&domain.jobs, job.attempts));
-            let delay = Duration::from_std(delay).unwrap_or(Duration::seconds(60));
-            (JobStatus::Queued, now + delay, Some(error.clone()), None)
+            // A vendor's Retry-After is capped: any value, however large, is a valid delay.
+            let delay = retry_after
+                .map(|asked| asked.min(domain.jobs.retry_after_max))
+                .unwrap_or_else(|| backoff_delay(&domain.jobs, job.attempts));
+            let delay = Duration::from_std(delay).unwrap_or(Duration::hours(1));
+            let run_after = now.checked_add_signed(delay).unwrap_or(now + Duration::hours(1));
+            (JobStatus::Queued, run_after, Some(error.clone()), None)
         }
-        Outcome::Transient { error, .. } => (JobStatus::Dead, job.run_after, Some(error.clone()), None),
+        Outcome::Transient { error, .. } | Outcome::Abandoned { error } => {
+            (JobStatus::Dead, job.run_after, Some(error.clone()), None)
+        }
         Outcome::Permanent { error } => (JobStatus::Failed, job.run_after, Some(error.clone()), None),
     };
     let finished = matches!(status, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Dead);
@@ -286,6 +306,22 @@ pub async fn settle(w: &Write<'_>, claimed: &ClaimedJob, outcome: Outcome) -> Re
         return Ok(None);
     }
     Ok(Some(Settled { status, error, reference }))
+}
+
+/// Extends the lease of a job a worker is still running to `lease` from now; `false` when the
+/// lease is no longer the worker's (another worker took the job over after it expired).
+pub async fn renew_lease(domain: &Domain, claimed: &ClaimedJob) -> Result<bool> {
+    let w = Write::begin(domain).await?;
+    let until = w.now() + Duration::from_std(domain.jobs.lease).unwrap_or(Duration::seconds(60));
+    let renewed = job::Entity::update_many()
+        .col_expr(job::Column::LockedUntil, sea_orm::sea_query::Expr::value(Some(until)))
+        .filter(job::Column::Id.eq(claimed.job.id))
+        .filter(job::Column::Status.eq(JobStatus::Running))
+        .filter(job::Column::LeaseToken.eq(claimed.lease_token.clone()))
+        .exec(w.db())
+        .await?;
+    w.commit(Audit::Bookkeeping("a worker renews the lease of the job it runs")).await?;
+    Ok(renewed.rows_affected == 1)
 }
 
 trait IntoValueExpr {

@@ -1,9 +1,15 @@
 //! The background loops of a process: provisioning workers (claim due jobs, run them
-//! through the vendor's connector, record the outcome) and the renewal scheduler, which
-//! renews or expires subscriptions at term end.
+//! through the vendor's connector while renewing the lease, record the outcome) and the
+//! renewal scheduler, which renews or expires subscriptions at term end.
+//!
+//! No job can take a worker down: a job whose run panics is DEAD with the panic's message,
+//! and the loop goes on; so does a loop whose own step panicked.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use tokio::task::JoinHandle;
 
@@ -45,7 +51,11 @@ pub fn start(domain: Arc<Domain>, config: &ProvisioningConfig) -> Workers {
 /// One worker's loop; it never returns.
 pub async fn run_worker(domain: Arc<Domain>, name: String, client: reqwest::Client, config: ProvisioningConfig) {
     loop {
-        match run_one(&domain, &name, &client, config.vendor_timeout).await {
+        let step = AssertUnwindSafe(run_one(&domain, &name, &client, config.vendor_timeout)).catch_unwind().await;
+        let step = step.unwrap_or_else(|panic| {
+            Err(crate::domain::Error::internal(format!("the worker's step panicked: {}", panic_message(&*panic))))
+        });
+        match step {
             Ok(true) => continue,
             Ok(false) => {
                 let wakeup = domain.job_wakeup.notified();
@@ -62,7 +72,9 @@ pub async fn run_worker(domain: Arc<Domain>, name: String, client: reqwest::Clie
     }
 }
 
-/// Claims and runs one due job; `false` when none was due.
+/// Claims and runs one due job; `false` when none was due. A job claimed again after its
+/// last attempt's lease ran out is DEAD without another call; a job whose run panics is
+/// DEAD with the panic's message.
 pub async fn run_one(
     domain: &Domain,
     worker: &str,
@@ -70,10 +82,59 @@ pub async fn run_one(
     timeout: Duration,
 ) -> crate::domain::Result<bool> {
     let Some(claimed) = claim_next_job(domain, worker).await? else { return Ok(false) };
-    match claimed.job.kind {
-        JobKind::Provisioning => provision(domain, worker, client, timeout, &claimed).await?,
+    if claimed.job.attempts > claimed.job.max_attempts {
+        let reason = format!(
+            "the lease of its last attempt ({} of {}) ran out without an outcome: its worker died or hung",
+            claimed.job.max_attempts, claimed.job.max_attempts
+        );
+        abandon(domain, worker, &claimed, reason).await?;
+        return Ok(true);
+    }
+    let run = async {
+        match claimed.job.kind {
+            JobKind::Provisioning => provision(domain, worker, client, timeout, &claimed).await,
+        }
+    };
+    match AssertUnwindSafe(run).catch_unwind().await {
+        Ok(result) => result?,
+        Err(panic) => {
+            let message = panic_message(&*panic);
+            tracing::error!(job = claimed.job.id, worker, %message, "a job's run panicked; it is DEAD");
+            abandon(domain, worker, &claimed, format!("the job could not be handled: {message}")).await?;
+        }
     }
     Ok(true)
+}
+
+/// Settles a job DEAD with `reason` (a purchase's subscription FAILED with it).
+async fn abandon(domain: &Domain, worker: &str, claimed: &ClaimedJob, reason: String) -> crate::domain::Result<()> {
+    if !complete_job(domain, claimed, Outcome::Abandoned { error: reason }).await? {
+        tracing::warn!(job = claimed.job.id, worker, "lease lost: another worker took the job over");
+    }
+    Ok(())
+}
+
+/// What a panic said, if it said it as text.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Renews the job's lease every heartbeat while it runs; returns only when the lease is
+/// lost (another worker took the job over after it expired). A failed renewal is retried
+/// at the next beat.
+async fn keep_lease(domain: &Domain, worker: &str, claimed: &ClaimedJob) {
+    loop {
+        tokio::time::sleep(domain.jobs.heartbeat).await;
+        match jobs::renew_lease(domain, claimed).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => tracing::warn!(job = claimed.job.id, worker, %error, "renewing a lease failed"),
+        }
+    }
 }
 
 /// Runs a claimed provisioning job through its vendor's connector and records the outcome.
@@ -95,14 +156,24 @@ async fn provision(
     };
     mark_started(domain, claimed).await?;
     let snapshot = domain.catalog.snapshot(&domain.db).await?;
-    let outcome = match snapshot.vendors.get(&subject.vendor_id) {
-        Some(vendor) => {
-            let connector = connector_for(vendor, client, timeout);
-            execute(connector.as_ref(), &VendorRequest::for_job(&claimed.job, &subject)).await
+    let call = async {
+        match snapshot.vendors.get(&subject.vendor_id) {
+            Some(vendor) => {
+                let connector = connector_for(vendor, client, timeout);
+                execute(connector.as_ref(), &VendorRequest::for_job(&claimed.job, &subject)).await
+            }
+            None => Outcome::Permanent { error: "the vendor no longer exists".into() },
         }
-        None => Outcome::Permanent { error: "the vendor no longer exists".into() },
     };
-    if let Outcome::Transient { error, .. } | Outcome::Permanent { error } = &outcome {
+    // The lease is renewed while the vendor call runs, so no other worker starts it.
+    let outcome = tokio::select! {
+        outcome = call => outcome,
+        () = keep_lease(domain, worker, claimed) => {
+            tracing::warn!(job = claimed.job.id, worker, "lease lost during the vendor call: another worker has the job");
+            return Ok(());
+        }
+    };
+    if let Outcome::Transient { error, .. } | Outcome::Permanent { error } | Outcome::Abandoned { error } = &outcome {
         tracing::warn!(job = claimed.job.id, attempt = claimed.job.attempts, %error, "provisioning attempt failed");
     }
     if !complete_job(domain, claimed, outcome).await? {

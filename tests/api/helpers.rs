@@ -71,6 +71,8 @@ pub fn provisioning_config(workers: usize) -> ProvisioningConfig {
     provisioning.job_backoff = Duration::ZERO;
     provisioning.job_max_attempts = 4;
     provisioning.vendor_timeout = Duration::from_millis(500);
+    // Leases are renewed often: tests move the clock past a lease while a call runs.
+    provisioning.job_heartbeat = Duration::from_millis(100);
     provisioning.renewal_interval = Duration::from_secs(3600);
     provisioning
 }

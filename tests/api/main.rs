@@ -22,4 +22,5 @@ mod startup;
 mod storage;
 mod subscriptions;
 mod tenancy;
+mod workers;
 mod writes;

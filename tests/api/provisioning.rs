@@ -162,7 +162,7 @@ pub async fn order_from_http_vendor(app: &TestApp, f: &Fixture, vendor: &FakeVen
     (order, subscription)
 }
 
-async fn job(app: &TestApp, subscription: &str) -> Value {
+pub async fn job(app: &TestApp, subscription: &str) -> Value {
     let data = app
         .data(
             &app.operator(),

@@ -1,0 +1,93 @@
+//! Workers under faults (issue #9, items 1 and 4): a vendor call slower than the lease is
+//! made once, because its worker renews the lease; a lease that runs out counts as an
+//! attempt and the last one ends DEAD without another call; a vendor's Retry-After is
+//! capped, so no answer can panic a worker; a lease no longer than one vendor call is a
+//! configuration the process refuses.
+
+use std::time::Duration;
+
+use switchyard::domain::jobs::claim_next_job;
+
+use crate::helpers::{Fixture, spawn_app};
+use crate::provisioning::{FakeVendor, Script, job, order_from_http_vendor};
+
+#[tokio::test]
+async fn a_vendor_call_slower_than_the_lease_is_made_once_while_its_worker_renews_the_lease() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    // The vendor takes 1.5 s to answer; the lease is 60 s of the test's clock.
+    let vendor = FakeVendor::start(Script::SlowFirst(Duration::from_millis(1500))).await;
+    let (_, subscription) = order_from_http_vendor(&app, &f, &vendor).await;
+    let domain = std::sync::Arc::clone(&app.domain);
+    let first = tokio::spawn(async move {
+        switchyard::workers::run_one(&domain, "slow-worker", &reqwest::Client::new(), Duration::from_secs(5)).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While the call runs, the clock passes the lease's first end twice over.
+    for _ in 0..3 {
+        app.advance(chrono::Duration::seconds(45));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let second = claim_next_job(&app.domain, "second-worker").await.unwrap();
+        assert!(second.is_none(), "another worker took a job whose call still runs: {second:?}");
+    }
+    assert!(first.await.unwrap().unwrap());
+    let state = job(&app, &subscription).await;
+    assert_eq!(state["job"]["status"], "SUCCEEDED", "{state}");
+    assert_eq!(state["job"]["attempts"], 1, "{state}");
+    assert_eq!(vendor.calls().values().copied().collect::<Vec<_>>(), [1], "one call");
+}
+
+#[tokio::test]
+async fn a_job_whose_lease_runs_out_on_its_last_attempt_is_dead_without_another_call() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
+    let (_, subscription) = order_from_http_vendor(&app, &f, &vendor).await;
+    // Four workers (the tests' maximum attempts) claim the job and die, one after another.
+    for attempt in 1..=4 {
+        let claimed = claim_next_job(&app.domain, &format!("doomed-{attempt}")).await.unwrap().unwrap();
+        assert_eq!(claimed.job.attempts, attempt, "an expired lease claimed again counts as an attempt");
+        app.advance(chrono::Duration::seconds(61));
+    }
+    assert_eq!(app.run_jobs().await, 1);
+    let state = job(&app, &subscription).await;
+    assert_eq!(state["job"]["status"], "DEAD", "{state}");
+    assert_eq!(state["job"]["attempts"], 5, "{state}");
+    assert!(state["job"]["lastError"].as_str().unwrap().contains("lease of its last attempt"), "{state}");
+    assert_eq!(state["subscription"]["status"], "FAILED", "{state}");
+    assert!(vendor.calls().is_empty(), "no call after the last attempt");
+    app.advance(chrono::Duration::minutes(10));
+    assert_eq!(app.run_jobs().await, 0, "a DEAD job is not claimed again");
+}
+
+#[tokio::test]
+async fn a_huge_retry_after_is_capped_and_the_worker_goes_on() {
+    use sea_orm::EntityTrait;
+    use switchyard::domain::clock::Clock;
+
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    // 10^15 seconds is past the end of the calendar: it must not panic the worker.
+    let vendor = FakeVendor::start(Script::FailFirst(1, 503, Some(1_000_000_000_000_000))).await;
+    let (_, subscription) = order_from_http_vendor(&app, &f, &vendor).await;
+    let before = app.clock.now();
+    assert_eq!(app.run_jobs().await, 1);
+    let row = entity::job::Entity::find().one(&app.domain.db).await.unwrap().unwrap();
+    assert_eq!(row.status, entity::enums::JobStatus::Queued);
+    assert_eq!(row.run_after, before + chrono::Duration::hours(1), "cut to SWITCHYARD_VENDOR_RETRY_AFTER_MAX");
+    app.advance(chrono::Duration::hours(1));
+    assert_eq!(app.run_jobs().await, 1, "the worker goes on");
+    assert_eq!(job(&app, &subscription).await["job"]["status"], "SUCCEEDED");
+}
+
+#[tokio::test]
+async fn a_lease_no_longer_than_the_vendor_timeout_is_refused_at_startup() {
+    let mut settings = switchyard::startup::Settings::from_environment().unwrap();
+    settings.database.database_url = Some("sqlite::memory:".into());
+    settings.provisioning.job_lease = Duration::from_secs(5);
+    settings.provisioning.vendor_timeout = Duration::from_secs(10);
+    let refused = switchyard::startup::build_domain(&settings, Default::default()).await.err().unwrap().to_string();
+    assert!(refused.contains("SWITCHYARD_JOB_LEASE") && refused.contains("SWITCHYARD_VENDOR_TIMEOUT"), "{refused}");
+    settings.provisioning.job_lease = Duration::from_secs(11);
+    assert!(switchyard::startup::build_domain(&settings, Default::default()).await.is_ok());
+}
