@@ -170,6 +170,11 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<
     let job = jobs::requeue(&mut w, job_id).await?;
     let mut events = Vec::new();
     let subject = ProvisioningSubject::of(&job)?;
+    let job = if subject.action == ProvisioningAction::ChangeQuantity {
+        current_intent(&w, job, subject.subscription_id).await?
+    } else {
+        job
+    };
     if subject.action == ProvisioningAction::Purchase {
         let sub = subscription::Entity::find_by_id(subject.subscription_id)
             .one(w.db())
@@ -194,6 +199,24 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<
     w.emit_all(events).await?;
     w.commit(Audit::action(actor, "retryProvisioning", "provisioning_job", Some(job.id), json!({}))).await?;
     Ok(ProvisioningJob { job, subject })
+}
+
+/// A retried quantity change sends the seat count the subscription has now, not the one it
+/// had when the change was made (a later change may have succeeded since). A changed body
+/// is a new request: it gets a new request id, which the vendor has never answered.
+async fn current_intent(w: &Write<'_>, job: job::Model, subscription_id: i64) -> Result<job::Model> {
+    let current =
+        subscription::Entity::find_by_id(subscription_id).one(w.db()).await?.ok_or(Error::NotFound("subscription"))?;
+    let mut payload = job.payload.clone();
+    payload["quantity"] = json!(current.quantity);
+    payload["vendorReference"] = json!(current.vendor_reference);
+    if payload == job.payload {
+        return Ok(job);
+    }
+    let mut model: job::ActiveModel = job.into();
+    model.payload = Set(payload);
+    model.request_id = Set(uuid::Uuid::new_v4().to_string());
+    Ok(model.update(w.db()).await?)
 }
 
 /// Jobs the caller may see: the operator all, a vendor those for its offers, a reseller

@@ -14,7 +14,8 @@
 //! an attempt; past the last attempt it is DEAD without another call. The worker that lost
 //! the lease cannot settle it, because settling matches the lease token.
 //!
-//! Every job has a kind and may have an ordering key (jobs of one subject: a subscription).
+//! Every job has a kind and may have an ordering key (jobs of one subject: a subscription):
+//! jobs of one key run one at a time, in the order they were made.
 //! Today every job is a vendor provisioning call, whose subject columns (subscription,
 //! order, vendor, action) say what it acts on; webhook deliveries and imports will be
 //! further kinds.
@@ -70,8 +71,8 @@ impl Default for JobSettings {
 pub struct NewJob {
     /// What it does.
     pub kind: JobKind,
-    /// Jobs with the same key belong to one subject (`subscription:42`). Stored with the
-    /// job; claims do not hold later jobs of a key back yet (that is issue 9's ordering).
+    /// Jobs with the same key belong to one subject (`subscription:42`) and run one at a
+    /// time, in the order they were made.
     pub ordering_key: Option<String>,
     /// What the job's runner needs (for provisioning: what the connector sends).
     pub payload: serde_json::Value,
@@ -177,8 +178,15 @@ fn runnable_kinds() -> String {
     JobKind::iter().map(|kind| format!("'{}'", kind.to_value())).collect::<Vec<_>>().join(", ")
 }
 
+/// Jobs of one ordering key (one subscription) run one at a time, in the order they were
+/// made: a job waits while an earlier one of its key is QUEUED or RUNNING (a FAILED or DEAD
+/// one waits for the operator and holds nothing back). `idx_jobs_ordering_key` serves it.
+const FIRST_OF_ITS_KEY: &str = "NOT EXISTS (SELECT 1 FROM jobs earlier \
+     WHERE earlier.ordering_key = jobs.ordering_key AND earlier.id < jobs.id \
+       AND earlier.status IN ('QUEUED', 'RUNNING'))";
+
 /// Claims the next due job of a kind this build runs for `worker`, or `None` when nothing
-/// is due.
+/// is due (or every due job waits for an earlier one of its ordering key).
 pub async fn claim_next_job(domain: &Domain, worker: &str) -> Result<Option<ClaimedJob>> {
     let now = domain.clock.now();
     let lease_until = now + Duration::from_std(domain.jobs.lease).unwrap_or(Duration::seconds(60));
@@ -193,6 +201,7 @@ pub async fn claim_next_job(domain: &Domain, worker: &str) -> Result<Option<Clai
              WHERE id = (SELECT id FROM jobs \
                          WHERE kind IN ({kinds}) \
                            AND ((status = 'QUEUED' AND run_after <= $4) OR (status = 'RUNNING' AND locked_until < $4)) \
+                           AND {FIRST_OF_ITS_KEY} \
                          ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING *"
             ),
@@ -205,6 +214,7 @@ pub async fn claim_next_job(domain: &Domain, worker: &str) -> Result<Option<Clai
              WHERE id = (SELECT id FROM jobs \
                          WHERE kind IN ({kinds}) \
                            AND ((status = 'QUEUED' AND run_after <= ?4) OR (status = 'RUNNING' AND locked_until < ?4)) \
+                           AND {FIRST_OF_ITS_KEY} \
                          ORDER BY run_after, id LIMIT 1) \
              RETURNING *"
             ),

@@ -39,6 +39,8 @@ struct VendorState {
     answers: HashMap<i64, u16>,
     provisioned: HashMap<String, String>,
     bad_signatures: usize,
+    /// Every call's action and body, in the order they arrived.
+    received: Vec<(String, Value)>,
 }
 
 pub struct FakeVendor {
@@ -71,6 +73,11 @@ impl FakeVendor {
 
     pub fn calls(&self) -> HashMap<String, usize> {
         self.state.lock().unwrap().calls.clone()
+    }
+
+    /// Every call's action (`purchase`, `quantity`…) and body, in the order they arrived.
+    pub fn received(&self) -> Vec<(String, Value)> {
+        self.state.lock().unwrap().received.clone()
     }
 
     fn provisioned(&self) -> usize {
@@ -107,6 +114,8 @@ async fn vendor_endpoint(data: web::Data<Shared>, request: HttpRequest, body: we
         if signed != signature(SECRET, &body) {
             state.bad_signatures += 1;
         }
+        let action = request.match_info().get("action").unwrap_or_default().to_owned();
+        state.received.push((action, serde_json::from_slice(&body).unwrap_or(Value::Null)));
         let count = state.calls.entry(request_id.clone()).or_default();
         *count += 1;
         let call = *count;

@@ -91,3 +91,80 @@ async fn a_lease_no_longer_than_the_vendor_timeout_is_refused_at_startup() {
     settings.provisioning.job_lease = Duration::from_secs(11);
     assert!(switchyard::startup::build_domain(&settings, Default::default()).await.is_ok());
 }
+
+const QUANTITY: &str = "mutation($id: ID!, $q: Int!, $key: String!) {
+  changeSubscriptionQuantity(id: $id, quantity: $q, idempotencyKey: $key) { subscription { quantity } } }";
+
+/// Ids of the subscription's jobs, oldest first.
+async fn job_ids(app: &crate::helpers::TestApp, subscription: &str) -> Vec<i64> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    entity::job::Entity::find()
+        .filter(entity::job::Column::SubscriptionId.eq(subscription.parse::<i64>().unwrap()))
+        .order_by_asc(entity::job::Column::Id)
+        .all(&app.domain.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect()
+}
+
+#[tokio::test]
+async fn jobs_of_one_subscription_run_one_at_a_time_in_the_order_they_were_made() {
+    use switchyard::domain::fulfilment::complete_job;
+    use switchyard::domain::jobs::Outcome;
+
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
+    let (_, subscription) = order_from_http_vendor(&app, &f, &vendor).await;
+    assert_eq!(app.run_jobs().await, 1);
+    let reseller = app.token(switchyard::domain::Role::Reseller, Some(f.reseller_b));
+    for (quantity, key) in [(5, "to-5"), (7, "to-7")] {
+        app.data(&reseller, QUANTITY, serde_json::json!({"id": subscription, "q": quantity, "key": key})).await;
+    }
+    let ids = job_ids(&app, &subscription).await;
+    let (to_five, to_seven) = (ids[1], ids[2]);
+    // A worker takes the first change; no other worker may take the second meanwhile.
+    let first = claim_next_job(&app.domain, "worker-a").await.unwrap().unwrap();
+    assert_eq!(first.job.id, to_five);
+    assert!(claim_next_job(&app.domain, "worker-b").await.unwrap().is_none(), "the second ran beside the first");
+    // The first is busy at the vendor and goes back to the queue (due at once here): it
+    // is still the one claimed next.
+    let busy = Outcome::Transient { error: "busy".into(), retry_after: None };
+    assert!(complete_job(&app.domain, &first, busy).await.unwrap());
+    let again = claim_next_job(&app.domain, "worker-b").await.unwrap().unwrap();
+    assert_eq!(again.job.id, to_five, "the later change overtook the earlier");
+    assert!(complete_job(&app.domain, &again, Outcome::Succeeded { reference: None }).await.unwrap());
+    let second = claim_next_job(&app.domain, "worker-a").await.unwrap().unwrap();
+    assert_eq!(second.job.id, to_seven);
+}
+
+#[tokio::test]
+async fn a_retried_quantity_change_sends_the_seats_the_subscription_has_now() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
+    let (_, subscription) = order_from_http_vendor(&app, &f, &vendor).await;
+    assert_eq!(app.run_jobs().await, 1);
+    let id: i64 = subscription.parse().unwrap();
+    let reseller = app.token(switchyard::domain::Role::Reseller, Some(f.reseller_b));
+    // The change to 5 seats is refused; the change to 7 goes through.
+    vendor.answer(id, Some(400));
+    app.data(&reseller, QUANTITY, serde_json::json!({"id": subscription, "q": 5, "key": "to-5"})).await;
+    assert_eq!(app.run_jobs().await, 1);
+    vendor.answer(id, None);
+    app.data(&reseller, QUANTITY, serde_json::json!({"id": subscription, "q": 7, "key": "to-7"})).await;
+    assert_eq!(app.run_jobs().await, 1);
+    // The operator retries the refused change: the vendor is told 7, under a new request id.
+    let refused = job_ids(&app, &subscription).await[1];
+    let retry = "mutation($id: ID!) { retryProvisioning(jobId: $id) { status requestId } }";
+    app.data(&app.operator(), retry, serde_json::json!({"id": refused.to_string()})).await;
+    assert_eq!(app.run_jobs().await, 1);
+    let received = vendor.received();
+    let (action, body) = received.last().unwrap();
+    assert_eq!(action, "change_quantity");
+    assert_eq!(body["payload"]["quantity"], 7, "{received:?}");
+    let request_ids: std::collections::HashSet<_> = vendor.calls().into_keys().collect();
+    assert_eq!(request_ids.len(), received.len(), "each body went under its own request id");
+}
