@@ -81,7 +81,8 @@ async fn apply_to_subscription(
     now: DateTime<Utc>,
 ) -> Result<Vec<DomainEvent>> {
     let subject = ProvisioningSubject::of(job)?;
-    let current = subscription::Entity::find_by_id(subject.subscription_id)
+    // Locked: a change made meanwhile (a suspend, say) is read, not overwritten.
+    let current = super::write::locking(subscription::Entity::find_by_id(subject.subscription_id), txn)
         .one(txn)
         .await?
         .ok_or(Error::NotFound("subscription"))?;
@@ -176,7 +177,7 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<
         job
     };
     if subject.action == ProvisioningAction::Purchase {
-        let sub = subscription::Entity::find_by_id(subject.subscription_id)
+        let sub = super::write::locking(subscription::Entity::find_by_id(subject.subscription_id), w.db())
             .one(w.db())
             .await?
             .ok_or(Error::NotFound("subscription"))?;

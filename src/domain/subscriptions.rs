@@ -126,7 +126,11 @@ pub async fn change_subscription(
     let key = super::validate::text(idempotency_key, 255, "idempotencyKey")?;
     let now = domain.clock.now();
     let mut w = Write::begin(domain).await?;
-    let current = get_subscription(w.db(), actor, id).await?;
+    // Locked: a concurrent change of the same subscription waits and starts from this one's.
+    let current = super::write::locking(scoped(actor).filter(subscription::Column::Id.eq(id)), w.db())
+        .one(w.db())
+        .await?
+        .ok_or(Error::NotFound("subscription"))?;
     let previous = subscription_change::Entity::find()
         .filter(subscription_change::Column::SubscriptionId.eq(id))
         .filter(subscription_change::Column::IdempotencyKey.eq(key.clone()))
@@ -323,20 +327,30 @@ pub async fn renew_due(domain: &Domain) -> Result<(usize, usize)> {
         .await?;
     let (mut renewed, mut expired) = (0, 0);
     for subscription in due {
-        if renew_one(domain, subscription.id, now).await? {
-            renewed += 1;
-        } else {
-            expired += 1;
+        match renew_one(domain, subscription.id, now).await? {
+            Some(true) => renewed += 1,
+            Some(false) => expired += 1,
+            None => {}
         }
     }
     Ok((renewed, expired))
 }
 
-async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<bool> {
+/// Renews (`Some(true)`) or expires (`Some(false)`) one subscription whose term has ended;
+/// `None` when another process got there first. The row is locked, so two schedulers
+/// never renew one term twice.
+async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<Option<bool>> {
     let system = Actor::system();
     let mut w = Write::begin(domain).await?;
-    let Some(current) = subscription::Entity::find_by_id(id).one(w.db()).await? else { return Ok(false) };
-    let Some(ended) = current.term_end.filter(|end| *end <= now) else { return Ok(false) };
+    let Some(current) = super::write::locking(subscription::Entity::find_by_id(id), w.db()).one(w.db()).await? else {
+        w.rollback().await;
+        return Ok(None);
+    };
+    let still_due = matches!(current.status, SubscriptionStatus::Active | SubscriptionStatus::Suspended);
+    let Some(ended) = current.term_end.filter(|end| *end <= now && still_due) else {
+        w.rollback().await;
+        return Ok(None);
+    };
     let mut model: subscription::ActiveModel = current.clone().into();
     let mut events = Vec::new();
     let renewed = current.auto_renew;
@@ -386,7 +400,7 @@ async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<bool>
         "the scheduler renews or expires at term end; the subscription's change history records it",
     ))
     .await?;
-    Ok(renewed)
+    Ok(Some(renewed))
 }
 
 /// The prices in force at `at` for a subscription's offer, customer currency and reseller.

@@ -180,3 +180,12 @@ pub async fn analyze(domain: &Domain, table: Analyzed) -> Result<()> {
     domain.db.execute_unprepared(sql).await?;
     Ok(())
 }
+
+/// `select` taking its rows' locks (`FOR UPDATE`) on PostgreSQL, for a read that a write in
+/// the same transaction depends on: a concurrent writer of the same row (another request,
+/// another process) waits until this transaction ends and then reads what it wrote, so no
+/// update is lost. SQLite serializes write transactions already.
+pub fn locking<E: sea_orm::EntityTrait>(select: sea_orm::Select<E>, txn: &DatabaseTransaction) -> sea_orm::Select<E> {
+    use sea_orm::{ConnectionTrait, QuerySelect};
+    if txn.get_database_backend() == sea_orm::DbBackend::Postgres { select.lock_exclusive() } else { select }
+}

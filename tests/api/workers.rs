@@ -168,3 +168,78 @@ async fn a_retried_quantity_change_sends_the_seats_the_subscription_has_now() {
     let request_ids: std::collections::HashSet<_> = vendor.calls().into_keys().collect();
     assert_eq!(request_ids.len(), received.len(), "each body went under its own request id");
 }
+
+/// The subscription's history is one chain: each change starts from the seats the one before
+/// left, and the last leaves what the subscription has.
+async fn assert_history_is_one_chain(app: &crate::helpers::TestApp, subscription: i64) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let changes = entity::subscription_change::Entity::find()
+        .filter(entity::subscription_change::Column::SubscriptionId.eq(subscription))
+        .order_by_asc(entity::subscription_change::Column::Id)
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    for pair in changes.windows(2) {
+        assert_eq!(
+            pair[1].quantity_before, pair[0].quantity_after,
+            "change {} started from {} seats, but change {} had left {}",
+            pair[1].id, pair[1].quantity_before, pair[0].id, pair[0].quantity_after
+        );
+    }
+    let row = entity::subscription::Entity::find_by_id(subscription).one(&app.domain.db).await.unwrap().unwrap();
+    assert_eq!(row.quantity, changes.last().unwrap().quantity_after);
+    use entity::enums::SubscriptionChangeKind as K;
+    let updates =
+        changes.iter().filter(|c| matches!(c.kind, K::QuantityIncrease | K::QuantityDecrease | K::Renew)).count();
+    assert_eq!(i64::from(row.update_count), updates as i64, "every update counted once");
+}
+
+#[tokio::test]
+async fn concurrent_changes_and_renewals_from_two_instances_never_lose_an_update() {
+    use sea_orm::EntityTrait;
+    use switchyard::domain::clock::Clock;
+
+    let app = spawn_app().await;
+    let other = crate::helpers::spawn(|_| {}, 0, Some(&app)).await;
+    other.clock.set(app.clock.now());
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(switchyard::domain::Role::Reseller, Some(f.reseller_a));
+    let placed = crate::orders::place(
+        &app,
+        &reseller,
+        crate::orders::order_input(f.customer_a, &[(f.offers_a[1], 2)]),
+        "two-instances",
+    )
+    .await;
+    let subscription = placed["order"]["lines"][0]["subscription"]["id"].as_str().unwrap().to_owned();
+    app.run_jobs().await;
+    // Twenty seat counts set at once, half through each instance.
+    let changes = (0..20).map(|i| {
+        let (instance, reseller, subscription) = (if i % 2 == 0 { &app } else { &other }, &reseller, &subscription);
+        async move {
+            let variables = serde_json::json!({"id": subscription, "q": 3 + i, "key": format!("at-once-{i}")});
+            instance.post(Some(reseller), QUANTITY, variables).await
+        }
+    });
+    for (status, body) in futures_util::future::join_all(changes).await {
+        assert_eq!(status, 200);
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let id: i64 = subscription.parse().unwrap();
+    assert_history_is_one_chain(&app, id).await;
+    // Both instances' schedulers find the term ended at once: it renews once.
+    let row = entity::subscription::Entity::find_by_id(id).one(&app.domain.db).await.unwrap().unwrap();
+    let after_end = row.term_end.unwrap() + chrono::Duration::minutes(1);
+    app.clock.set(after_end);
+    other.clock.set(after_end);
+    let (a, b) = tokio::join!(
+        switchyard::domain::subscriptions::renew_due(&app.domain),
+        switchyard::domain::subscriptions::renew_due(&other.domain)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!((a.0 + b.0, a.1 + b.1), (1, 0), "renewed once, expired none: {a:?} {b:?}");
+    assert_history_is_one_chain(&app, id).await;
+    let renew_jobs = job_ids(&app, &subscription).await.len();
+    // The purchase, twenty changes and one renewal.
+    assert_eq!(renew_jobs, 22);
+}
