@@ -26,7 +26,8 @@ pub fn database_url(config: &DatabaseConfig) -> Result<String, String> {
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        .max_connections(max_connections)
+        // Two at least: migrating holds one connection for its lock while it runs on another.
+        .max_connections(max_connections.max(2))
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
         .sqlx_logging(false)
@@ -36,10 +37,22 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true)
         });
-    Database::connect(options).await
+    // Switching a new SQLite file to WAL does not wait for the busy timeout: processes
+    // opening one file together retry instead of failing.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match Database::connect(options.clone()).await {
+            Err(error) if attempt < 100 && error.to_string().contains("database is locked") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
-/// Applies every pending migration.
+/// Applies every pending migration; of several processes starting together, one migrates
+/// and the others wait (`write::migrating`).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    crate::domain::write::migrating(db, || Migrator::up(db, None)).await
 }

@@ -189,3 +189,43 @@ pub fn locking<E: sea_orm::EntityTrait>(select: sea_orm::Select<E>, txn: &Databa
     use sea_orm::{ConnectionTrait, QuerySelect};
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres { select.lock_exclusive() } else { select }
 }
+
+/// The advisory lock key of schema migrations ("SWITCHYD").
+const MIGRATION_LOCK: i64 = 0x5357_4954_4348_5944;
+
+/// Runs `migrate` (the schema migrations) so that of several processes starting together
+/// on one database, one migrates and the others wait. On PostgreSQL under an advisory
+/// lock, held by a transaction of its own (one pooled connection) while `migrate` runs on
+/// the others; whoever gets it next finds nothing left to do. SQLite has no such lock: a
+/// process that collides with another's migration (a table that exists already, a busy
+/// database) waits and tries again, up to a minute.
+pub async fn migrating<F, Fut>(db: &sea_orm::DatabaseConnection, migrate: F) -> std::result::Result<(), sea_orm::DbErr>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), sea_orm::DbErr>>,
+{
+    use sea_orm::ConnectionTrait;
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let lock = db.begin().await?;
+        lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
+        let migrated = migrate().await;
+        lock.commit().await?;
+        return migrated;
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match migrate().await {
+            Err(error) if attempt < 240 && collided(&error) => {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether a failed SQLite migration collided with another process's.
+fn collided(error: &sea_orm::DbErr) -> bool {
+    let text = error.to_string();
+    text.contains("already exists") || text.contains("database is locked") || text.contains("UNIQUE constraint failed")
+}

@@ -75,3 +75,63 @@ async fn an_app_built_from_settings_alone_migrates_its_own_pool_and_provisions_o
     }
     handle.stop(true).await;
 }
+
+/// Two servers and a worker started together on an empty database: one migrates, the
+/// others wait for it, and all three come up (issue #9, item 8).
+#[tokio::test]
+async fn processes_starting_together_on_an_empty_database_migrate_it_once() {
+    let database = TestDatabase::create().await;
+    let mut settings = Settings::from_environment().expect("default settings");
+    settings.database.database_url = Some(database.url.clone());
+    settings.auth = auth_config();
+    settings.provisioning = provisioning_config(0);
+    let starts = (0..3).map(|index| {
+        let settings = settings.clone();
+        async move {
+            if index == 2 {
+                switchyard::startup::build_domain(&settings, Overrides::default()).await.map(|_| ())
+            } else {
+                Application::build(settings, Overrides::default()).await.map(|_| ())
+            }
+        }
+    });
+    for (index, started) in futures_util::future::join_all(starts).await.into_iter().enumerate() {
+        assert!(started.is_ok(), "process {index} failed to start: {:?}", started.err());
+    }
+}
+
+/// With its database down, `/readyz` answers "not ready" within about a second instead of
+/// waiting out the pool's 30 s acquire timeout; once the database is back, "ready" again
+/// (issue #9, item 9). On a throwaway PostgreSQL cluster the test makes and stops.
+#[tokio::test]
+async fn readyz_answers_within_a_second_while_the_database_is_down() {
+    let cluster = crate::pg_cluster::Cluster::start();
+    let mut settings = Settings::from_environment().expect("default settings");
+    settings.database.database_url = Some(cluster.url("postgres"));
+    settings.auth = auth_config();
+    settings.provisioning = provisioning_config(0);
+    let app = Application::build(settings, Overrides::default()).await.expect("build");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}/readyz", listener.local_addr().unwrap());
+    tokio::spawn(app.serve(listener).unwrap());
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+    assert_eq!(client.get(&address).send().await.unwrap().status(), 200);
+    cluster.stop();
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let status = client.get(&address).send().await.unwrap().status();
+        let took = started.elapsed();
+        assert_eq!(status, 503);
+        assert!(took < Duration::from_millis(2500), "not ready after {took:?}");
+    }
+    cluster.resume();
+    let mut ready = false;
+    for _ in 0..50 {
+        if client.get(&address).send().await.unwrap().status() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ready, "ready again once the database is back");
+}
