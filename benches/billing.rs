@@ -50,6 +50,7 @@ async fn run(backend: &str, url: &str, count: usize) {
     let mut settings = Settings::from_environment().unwrap();
     settings.database.database_url = Some(url.to_owned());
     settings.database.db_max_connections = 8;
+    settings.auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret-00".into());
     let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 30, 12, 0, 0).unwrap()));
     let app = Application::build(settings, Overrides { clock: Some(clock), ..Overrides::default() }).await.unwrap();
     let domain = Arc::clone(app.domain());

@@ -9,8 +9,65 @@ use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{AuthConfig, DEV_JWT_SECRET, JwtAlgorithm};
+use crate::config::{AuthConfig, DatabaseConfig, JwtAlgorithm};
 use crate::domain::{Actor, Error, Role};
+
+/// The settings with an HS256 secret: the configured one; else, on SQLite, a random one
+/// kept in the data directory (`jwt-secret`, made at the first start, readable by its owner
+/// only), shared by every command on that data directory. With PostgreSQL there is no such
+/// fallback: processes sharing a database must share a configured secret, so starting
+/// without one is refused. (There is no built-in secret: one in the source is everyone's.)
+pub fn with_secret(auth: &AuthConfig, database: &DatabaseConfig) -> Result<AuthConfig, String> {
+    let mut auth = auth.clone();
+    if auth.jwt_algorithm != JwtAlgorithm::Hs256 || auth.jwt_secret.is_some() {
+        return Ok(auth);
+    }
+    if database.database_url.as_deref().is_some_and(|url| url.starts_with("postgres")) {
+        return Err("set SWITCHYARD_JWT_SECRET (32 bytes or more): processes sharing a PostgreSQL database \
+                    must share it, so none is made up"
+            .into());
+    }
+    auth.jwt_secret = Some(kept_secret(&database.data_dir)?);
+    Ok(auth)
+}
+
+/// The secret kept in `data_dir/jwt-secret`, made if absent. Two processes making it at
+/// once agree: each writes its own file and links it into place only if none is there.
+fn kept_secret(data_dir: &std::path::Path) -> Result<String, String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("jwt-secret");
+    let read = |path: &std::path::Path| -> Result<String, String> {
+        let secret = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let secret = secret.trim().to_owned();
+        if secret.len() < 32 {
+            return Err(format!("{} holds fewer than 32 bytes", path.display()));
+        }
+        Ok(secret)
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let secret: String = rand::random::<[u8; 32]>().iter().map(|byte| format!("{byte:02x}")).collect();
+    let draft = data_dir.join(format!("jwt-secret.{}.{}", std::process::id(), rand::random::<u32>()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&draft)
+        .and_then(|mut file| file.write_all(format!("{secret}\n").as_bytes()).and_then(|()| file.sync_all()));
+    let linked = written.and_then(|()| std::fs::hard_link(&draft, &path));
+    let _ = std::fs::remove_file(&draft);
+    match linked {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "made a JWT secret for this data directory");
+            Ok(secret)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+        Err(error) => Err(format!("cannot keep a JWT secret in {}: {error}", path.display())),
+    }
+}
 
 /// The claims Switchyard signs and expects.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -60,7 +117,9 @@ impl AuthKeys {
     pub fn from_config(config: &AuthConfig) -> Result<Self, String> {
         let (algorithm, encoding, decoding) = match config.jwt_algorithm {
             JwtAlgorithm::Hs256 => {
-                let secret = config.jwt_secret.as_deref().unwrap_or(DEV_JWT_SECRET);
+                let Some(secret) = config.jwt_secret.as_deref() else {
+                    return Err("no JWT secret: set SWITCHYARD_JWT_SECRET".into());
+                };
                 if secret.len() < 32 {
                     return Err("the JWT secret must be at least 32 bytes".into());
                 }

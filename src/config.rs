@@ -6,9 +6,6 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-/// The development signing secret, used when none is configured (a warning is logged).
-pub const DEV_JWT_SECRET: &str = "switchyard-development-secret-do-not-use-in-production";
-
 /// JWT signing algorithms Switchyard accepts (one is pinned per deployment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum JwtAlgorithm {
@@ -94,7 +91,8 @@ pub struct AuthConfig {
     /// The pinned JWT algorithm; tokens signed otherwise (or with `alg: none`) are refused.
     #[arg(long, env = "SWITCHYARD_JWT_ALGORITHM", value_enum, default_value_t = JwtAlgorithm::Hs256)]
     pub jwt_algorithm: JwtAlgorithm,
-    /// HS256 secret. Defaults to a development secret; set it in production.
+    /// HS256 secret (32 bytes or more). Without one, a SQLite data directory keeps a random
+    /// secret of its own; with PostgreSQL it is required.
     #[arg(long, env = "SWITCHYARD_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// RS256/EdDSA: PEM file of the public key that verifies tokens.

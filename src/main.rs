@@ -67,10 +67,12 @@ enum Command {
     },
     /// Prints the GraphQL schema (SDL).
     Schema,
-    /// Prints a development token signed with the configured key.
+    /// Prints a development token signed with the configured key (or the data directory's).
     Token {
         #[command(flatten)]
         auth: AuthConfig,
+        #[command(flatten)]
+        database: DatabaseConfig,
         /// The role to act in.
         #[arg(long, value_parser = parse_role)]
         role: Role,
@@ -177,11 +179,11 @@ async fn run(command: Command) -> Result<(), StartupError> {
             print!("{}", graphql::sdl());
             Ok(())
         }
-        Command::Token { auth, role, org, ttl } => {
+        Command::Token { auth, database, role, org, ttl } => {
             if role != Role::Operator && org.is_none() {
                 return Err("--org is required for this role".into());
             }
-            let keys = switchyard::auth::AuthKeys::from_config(&auth)?;
+            let keys = switchyard::auth::AuthKeys::from_config(&switchyard::auth::with_secret(&auth, &database)?)?;
             let actor = Actor::from_role(None, role, if role == Role::Operator { None } else { org })?;
             println!("{}", keys.issue(&actor, ttl)?);
             Ok(())

@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use crate::auth::AuthKeys;
-use crate::config::{self, AuthConfig, DEV_JWT_SECRET, DatabaseConfig, ProvisioningConfig, ServerConfig};
+use crate::config::{self, AuthConfig, DatabaseConfig, ProvisioningConfig, ServerConfig};
 use crate::db;
 use crate::domain::Domain;
 use crate::domain::billing::plan::BillingSettings;
@@ -71,7 +71,8 @@ impl Application {
     /// Connects (unless overridden), migrates, assembles the domain and the state, and on
     /// PostgreSQL starts listening for every process's events before returning.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartupError> {
-        let keys = Arc::new(AuthKeys::from_config(&settings.auth)?);
+        let auth = crate::auth::with_secret(&settings.auth, &settings.database)?;
+        let keys = Arc::new(AuthKeys::from_config(&auth)?);
         let domain = build_domain(&settings, overrides).await?;
         if domain.events.delivery() == Delivery::PostgresNotify {
             start_postgres_listener(&db::database_url(&settings.database)?, Arc::clone(&domain.events)).await?;
@@ -99,9 +100,6 @@ impl Application {
     /// Serves HTTP on an already bound listener (port 0 in tests); the returned server runs
     /// when awaited or spawned.
     pub fn serve(&self, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
-        if self.settings.auth.jwt_secret.is_none() && self.settings.auth.jwt_algorithm == config::JwtAlgorithm::Hs256 {
-            tracing::warn!("no SWITCHYARD_JWT_SECRET set: signing with the development secret {DEV_JWT_SECRET:?}");
-        }
         crate::http::serve(self.state.clone(), listener)
     }
 }

@@ -166,3 +166,73 @@ async fn eddsa_keys_sign_and_verify_tokens() {
     assert!(verify_only.verify(&token).is_ok());
     assert!(verify_only.issue(&actor, std::time::Duration::from_secs(60)).is_err());
 }
+
+/// The secret the source used to fall back on when none was configured: public knowledge.
+const PUBLISHED_DEVELOPMENT_SECRET: &str = "switchyard-development-secret-do-not-use-in-production";
+
+/// Without SWITCHYARD_JWT_SECRET a server on the embedded database makes a random secret
+/// of its own, kept in its data directory (readable by its owner only), and keeps using it;
+/// an operator token signed with the secret once published in the source is refused
+/// (issue #9, item 17).
+#[tokio::test]
+async fn without_a_configured_secret_the_embedded_server_keeps_a_random_one_of_its_own() {
+    use std::os::unix::fs::PermissionsExt;
+    use switchyard::startup::{Application, Overrides, Settings};
+
+    let data_dir =
+        std::env::temp_dir().join(format!("switchyard-secret-{}-{}", std::process::id(), rand::random::<u32>()));
+    let mut settings = Settings::from_environment().unwrap();
+    settings.database.database_url = None;
+    settings.database.data_dir = data_dir.clone();
+    settings.auth.jwt_secret = None;
+    settings.auth.jwt_algorithm = switchyard::config::JwtAlgorithm::Hs256;
+    settings.provisioning = crate::helpers::provisioning_config(0);
+    let app = Application::build(settings.clone(), Overrides::default()).await.expect("starts without a secret");
+    let file = data_dir.join("jwt-secret");
+    let kept = std::fs::read_to_string(&file).expect("the secret is kept in the data directory");
+    assert!(kept.trim().len() >= 64, "{} characters", kept.trim().len());
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/graphql", listener.local_addr().unwrap());
+    tokio::spawn(app.serve(listener).unwrap());
+    let client = reqwest::Client::new();
+    let me = |token: String| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let body: Value = client
+                .post(&url)
+                .bearer_auth(token)
+                .json(&json!({"query": "{ me { role } }"}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body
+        }
+    };
+    let forged = me(sign(&claims(json!({})), PUBLISHED_DEVELOPMENT_SECRET)).await;
+    assert_eq!(forged["errors"][0]["extensions"]["code"], "UNAUTHENTICATED", "{forged}");
+    let genuine = me(sign(&claims(json!({})), kept.trim())).await;
+    assert_eq!(genuine["data"]["me"]["role"], "OPERATOR", "{genuine}");
+    // Started again, it keeps the same secret.
+    drop(Application::build(settings, Overrides::default()).await.unwrap());
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), kept);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// Processes sharing a PostgreSQL database must share their secret: without one configured,
+/// a server refuses to start (issue #9, item 17).
+#[tokio::test]
+async fn without_a_configured_secret_a_server_on_postgresql_refuses_to_start() {
+    use switchyard::startup::{Application, Overrides, Settings};
+
+    let mut settings = Settings::from_environment().unwrap();
+    settings.database.database_url = Some("postgres://postgres@127.0.0.1:5432/postgres".into());
+    settings.auth.jwt_secret = None;
+    settings.auth.jwt_algorithm = switchyard::config::JwtAlgorithm::Hs256;
+    settings.provisioning = crate::helpers::provisioning_config(0);
+    let refused = Application::build(settings, Overrides::default()).await.err().expect("refused").to_string();
+    assert!(refused.contains("SWITCHYARD_JWT_SECRET"), "{refused}");
+}
