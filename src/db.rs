@@ -26,8 +26,7 @@ pub fn database_url(config: &DatabaseConfig) -> Result<String, String> {
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DbErr> {
     let mut options = ConnectOptions::new(url.to_owned());
     options
-        // Two at least: migrating holds one connection for its lock while it runs on another.
-        .max_connections(max_connections.max(2))
+        .max_connections(max_connections)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
         .sqlx_logging(false)

@@ -111,7 +111,10 @@ pub async fn build_domain(settings: &Settings, overrides: Overrides) -> Result<A
     settings.provisioning.validate()?;
     let connection = match overrides.database {
         Some(connection) => connection,
-        None => db::connect(&db::database_url(&settings.database)?, settings.database.db_max_connections).await?,
+        // Two at least: migrating holds one connection for its lock while it runs on another.
+        None => {
+            db::connect(&db::database_url(&settings.database)?, settings.database.db_max_connections.max(2)).await?
+        }
     };
     db::migrate(&connection).await?;
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));

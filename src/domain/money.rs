@@ -177,8 +177,8 @@ pub fn parse_price(value: Decimal, field: &str) -> Result<Decimal> {
     if value.normalize().scale() > PRICE_MAX_SCALE {
         return Err(Error::validation(field, format!("at most {PRICE_MAX_SCALE} decimal places")));
     }
-    if value > max_storable() {
-        return Err(Error::validation(field, "too large"));
+    if value > max_unit_price() {
+        return Err(Error::validation(field, format!("at most {}", max_unit_price())));
     }
     Ok(value.normalize())
 }
@@ -200,6 +200,24 @@ pub fn parse_rate(value: Decimal, max: Decimal, field: &str) -> Result<Decimal> 
 /// The largest amount the `NUMERIC(28,10)` columns hold: 18 integer digits.
 pub fn max_storable() -> Decimal {
     Decimal::new(999_999_999_999_999_999, 0)
+}
+
+/// The largest unit price accepted (cost, list, explicit wholesale or retail, usage): one
+/// billion. With markups of at most 10 (1,000 %) a unit sells for at most 121 × that, and
+/// a line of [`MAX_QUANTITY`] units for at most 1.21 × 10^17, below [`max_storable`]; sums
+/// of lines (order and invoice totals) are checked against it.
+pub fn max_unit_price() -> Decimal {
+    Decimal::from(1_000_000_000_u64)
+}
+
+/// The largest quantity of an offer, an order line or a subscription: one million.
+pub const MAX_QUANTITY: i32 = 1_000_000;
+
+/// The sum of `amounts`, if no partial sum passes [`max_storable`] either way.
+pub fn checked_total(amounts: impl IntoIterator<Item = Decimal>) -> Option<Decimal> {
+    amounts
+        .into_iter()
+        .try_fold(Decimal::ZERO, |sum, amount| sum.checked_add(amount).filter(|total| total.abs() <= max_storable()))
 }
 
 #[cfg(test)]

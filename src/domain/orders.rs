@@ -34,7 +34,7 @@ use super::error::{Error, Result, map_unique_violation};
 use super::events::{DomainEvent, EventKind};
 use super::jobs::{self, NewJob};
 use super::lifecycle::term_end;
-use super::money::Currency;
+use super::money::{Currency, MAX_QUANTITY, checked_total, max_storable};
 use super::pricing::in_force;
 
 /// Most lines in one order.
@@ -145,10 +145,11 @@ async fn price(domain: &Domain, actor: &Actor, input: &OrderInput, at: DateTime<
         if offer.status != CatalogStatus::Active {
             return Err(Error::validation(field("offerId"), "the offer is retired"));
         }
-        if line.quantity < offer.min_quantity.max(1) || line.quantity > offer.max_quantity {
+        let max = offer.max_quantity.min(MAX_QUANTITY);
+        if line.quantity < offer.min_quantity.max(1) || line.quantity > max {
             return Err(Error::validation(
                 field("quantity"),
-                format!("must be between {} and {}", offer.min_quantity.max(1), offer.max_quantity),
+                format!("must be between {} and {max}", offer.min_quantity.max(1)),
             ));
         }
         let points: Vec<_> = snapshot
@@ -178,10 +179,19 @@ async fn price(domain: &Domain, actor: &Actor, input: &OrderInput, at: DateTime<
             amount_retail: cycle(unit_retail),
         });
     }
+    // Each line is within bounds (prices, markups and quantities are); their sums are checked.
+    let total = |amount: fn(&PricedLine) -> Decimal| {
+        checked_total(lines.iter().map(amount)).ok_or_else(|| {
+            Error::validation(
+                "input.lines",
+                format!("the order's total is larger than an amount may be ({})", max_storable()),
+            )
+        })
+    };
     Ok(Quote {
-        total_cost: lines.iter().map(|l| l.amount_cost).sum(),
-        total_wholesale: lines.iter().map(|l| l.amount_wholesale).sum(),
-        total_retail: lines.iter().map(|l| l.amount_retail).sum(),
+        total_cost: total(|l| l.amount_cost)?,
+        total_wholesale: total(|l| l.amount_wholesale)?,
+        total_retail: total(|l| l.amount_retail)?,
         customer,
         currency,
         lines,

@@ -218,10 +218,11 @@ async fn apply(
         Change::Quantity(quantity) => {
             next_status(current.status, Transition::ChangeQuantity)?;
             let offer = offer::Entity::find_by_id(current.offer_id).one(txn).await?.ok_or(Error::NotFound("offer"))?;
-            if quantity < offer.min_quantity.max(1) || quantity > offer.max_quantity {
+            let max = offer.max_quantity.min(super::money::MAX_QUANTITY);
+            if quantity < offer.min_quantity.max(1) || quantity > max {
                 return Err(Error::validation(
                     "quantity",
-                    format!("must be between {} and {}", offer.min_quantity.max(1), offer.max_quantity),
+                    format!("must be between {} and {max}", offer.min_quantity.max(1)),
                 ));
             }
             if quantity == current.quantity {

@@ -14,6 +14,7 @@ mod http;
 mod layering;
 mod live;
 mod orders;
+mod overflow;
 mod pg_cluster;
 mod provisioning;
 mod reports;

@@ -11,8 +11,15 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityT
 
 use super::invoices::{self, totals};
 use super::proration::TaxPolicy;
-use crate::domain::error::Result;
-use crate::domain::money::{Currency, round_to_minor_units};
+use crate::domain::error::{Error, Result};
+use crate::domain::money::{Currency, checked_total, max_storable, round_to_minor_units};
+
+/// The conflict reason of totals that would pass the largest amount an invoice may hold.
+pub const TOO_LARGE: &str = "AMOUNT_TOO_LARGE";
+
+fn too_large() -> Error {
+    Error::conflict(TOO_LARGE, format!("its total would be larger than an amount may be ({})", max_storable()))
+}
 
 /// Brings a DRAFT's tax rate, line taxes (per-line policy) and totals to `rate`: a draft
 /// follows its recipient's current rate until it is issued, and its rate, tax and total
@@ -108,12 +115,15 @@ pub(super) async fn add_to_totals<C: ConnectionTrait>(
 ) -> Result<invoice::Model> {
     let currency = Currency::parse(&invoice.currency, "currency")?;
     let rate = invoice.tax_rate.0;
-    let subtotal = held.amount + added.iter().map(|(amount, _)| amount).sum::<Decimal>();
+    let subtotal = checked_total(std::iter::once(held.amount).chain(added.iter().map(|(amount, _)| *amount)))
+        .ok_or_else(too_large)?;
     let tax = match policy {
-        TaxPolicy::PerInvoice => round_to_minor_units(subtotal * rate, currency),
-        TaxPolicy::PerLine => held.tax + added.iter().map(|(_, tax)| tax).sum::<Decimal>(),
-    };
-    write_totals(db, invoice, invoices::Totals { subtotal, tax, total: subtotal + tax }, rate, now).await
+        TaxPolicy::PerInvoice => subtotal.checked_mul(rate).map(|tax| round_to_minor_units(tax, currency)),
+        TaxPolicy::PerLine => checked_total(std::iter::once(held.tax).chain(added.iter().map(|(_, tax)| *tax))),
+    }
+    .ok_or_else(too_large)?;
+    let total = checked_total([subtotal, tax]).ok_or_else(too_large)?;
+    write_totals(db, invoice, invoices::Totals { subtotal, tax, total }, rate, now).await
 }
 
 /// [`refresh_totals`] with the draft's lines known: (id, amount, tax).
@@ -142,6 +152,11 @@ async fn update_totals<C: ConnectionTrait>(
         }
     }
     let amounts: Vec<Decimal> = lines.iter().map(|(_, amount, _)| *amount).collect();
+    // Each line is within bounds; the sums are checked before they are computed.
+    let subtotal = checked_total(amounts.iter().copied()).ok_or_else(too_large)?;
+    if subtotal.checked_mul(rate).and_then(|tax| checked_total([subtotal, tax])).is_none() {
+        return Err(too_large());
+    }
     write_totals(db, invoice, totals(&amounts, rate, currency, policy), rate, now).await
 }
 

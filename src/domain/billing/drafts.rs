@@ -120,6 +120,8 @@ pub struct Gathered {
     pub touched: usize,
     /// Missing exchange rates, each once.
     pub missing_rates: BTreeSet<String>,
+    /// Invoices that would pass the largest amount: their new charges wait.
+    pub unbillable: Vec<String>,
 }
 
 /// Gathers every charge of `period` or earlier that is not on a live invoice yet onto the
@@ -146,6 +148,7 @@ pub async fn invoice_period(
         .await?;
     let mut touched_resellers = HashSet::new();
     let mut touched = 0;
+    let mut unbillable = Vec::new();
     for chunk in customers.chunks(CUSTOMER_CHUNK) {
         let charges = charge::Entity::find()
             .filter(uninvoiced(period))
@@ -197,7 +200,10 @@ pub async fn invoice_period(
             let parties = Parties::reseller_to_customer(reseller_id, customer_id);
             let gather =
                 Gather { side: Side::Customer, parties: &parties, period, currency: &currency, tax_rate: rate };
-            let changed = add_to_invoice(domain, &gather, &lines, &HashMap::new(), run_id, now).await?;
+            let changed = add_to_invoice(domain, &gather, &lines, &HashMap::new(), run_id, now).await;
+            let Some(changed) = too_large(changed, &mut unbillable, || format!("customer {customer_id}"))? else {
+                continue;
+            };
             touched += usize::from(changed);
         }
         for ((reseller_id, currency), lines) in by_reseller {
@@ -210,13 +216,29 @@ pub async fn invoice_period(
                 currency: &currency,
                 tax_rate: Decimal::ZERO,
             };
-            let changed = add_to_invoice(domain, &gather, &lines, &converted, run_id, now).await?;
+            let changed = add_to_invoice(domain, &gather, &lines, &converted, run_id, now).await;
+            let Some(changed) = too_large(changed, &mut unbillable, || format!("reseller {reseller_id}"))? else {
+                continue;
+            };
             if changed && touched_resellers.insert((reseller_id, currency)) {
                 touched += 1;
             }
         }
     }
-    Ok(Gathered { touched, missing_rates })
+    Ok(Gathered { touched, missing_rates, unbillable })
+}
+
+/// An invoice that would pass the largest amount is reported, not a failed run: its new
+/// charges wait (everything else is gathered).
+fn too_large(added: Result<bool>, report: &mut Vec<String>, whose: impl Fn() -> String) -> Result<Option<bool>> {
+    match added {
+        Err(Error::Conflict { reason: super::draft_totals::TOO_LARGE, message }) => {
+            tracing::warn!(%message, "an invoice cannot take its charges");
+            report.push(format!("the invoice to {}: {message}", whose()));
+            Ok(None)
+        }
+        other => other.map(Some),
+    }
 }
 
 /// Which invoice a gathering adds to: its side, parties, period, currency and tax rate.

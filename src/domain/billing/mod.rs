@@ -16,6 +16,7 @@ pub mod issuing;
 pub mod margins;
 pub mod plan;
 pub mod proration;
+mod rating;
 pub mod terms;
 pub mod usage;
 
@@ -24,7 +25,7 @@ use crate::domain::write::{Audit, Write};
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use entity::enums::{BillingRunStatus, ChargeKind, SubscriptionStatus};
+use entity::enums::{BillingRunStatus, SubscriptionStatus};
 use entity::{DbDecimal, billing_run, charge, subscription, subscription_change, usage_record};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::OnConflict;
@@ -34,7 +35,7 @@ use self::plan::{BillingSettings, Period, PlannedCharge};
 use super::Domain;
 use super::actor::Actor;
 use super::error::{Error, Result};
-use super::money::{Currency, round_to_minor_units};
+use super::money::Currency;
 
 /// Subscriptions handled per transaction.
 const BATCH: u64 = 500;
@@ -56,6 +57,10 @@ pub struct RunSummary {
     /// Exchange rates a conversion needed and found none in force (`USD→EUR on 2026-11-02`):
     /// those charges wait, off the reseller's invoice, until the operator records one.
     pub missing_exchange_rates: Vec<String>,
+    /// What could not be billed, and why: a subscription whose amounts would pass the
+    /// largest amount (data from before prices and quantities were bounded), an invoice
+    /// that would. The rest of the run goes on; those wait.
+    pub unbillable: Vec<String>,
 }
 
 /// Runs billing for `period` (operator only; not for a month that has not started).
@@ -126,7 +131,10 @@ async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTim
         let mut attempt = 0;
         let (written, settleable) = loop {
             attempt += 1;
-            let (planned, ended) = plan_batch(domain, &batch, period, settings).await?;
+            let (planned, ended, unbillable) = plan_batch(domain, &batch, period, settings).await?;
+            if attempt == 1 {
+                summary.unbillable.extend(unbillable);
+            }
             match write_charges(domain, &batch, &planned, &label, run_id, now).await {
                 Err(Error::Conflict { reason: "STALE_PLAN", .. }) if attempt < 5 => continue,
                 other => break (other?, ended),
@@ -144,6 +152,7 @@ async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTim
     let gathered = drafts::invoice_period(domain, &label, run_id, now).await?;
     summary.invoices_touched = gathered.touched;
     summary.missing_exchange_rates = gathered.missing_rates.into_iter().collect();
+    summary.unbillable.extend(gathered.unbillable);
     Ok(summary)
 }
 
@@ -168,7 +177,7 @@ async fn plan_batch(
     batch: &[subscription::Model],
     period: Period,
     settings: BillingSettings,
-) -> Result<(Planned, Vec<i64>)> {
+) -> Result<(Planned, Vec<i64>, Vec<String>)> {
     let ids: Vec<i64> = batch.iter().map(|s| s.id).collect();
     let changes = subscription_change::Entity::find()
         .filter(subscription_change::Column::SubscriptionId.is_in(ids.clone()))
@@ -205,7 +214,14 @@ async fn plan_batch(
     let empty = HashSet::new();
     let mut planned = HashMap::new();
     let mut ended = Vec::new();
+    let mut unbillable = Vec::new();
     for subscription in batch {
+        let history_of = history.get(&subscription.id).map(Vec::as_slice).unwrap_or_default();
+        if let Some(why) = rating::out_of_bounds(subscription, history_of) {
+            tracing::warn!(subscription = subscription.id, why, "a subscription cannot be billed");
+            unbillable.push(format!("subscription {}: {why}", subscription.id));
+            continue;
+        }
         let history_of = history.get(&subscription.id).map(Vec::as_slice).unwrap_or_default();
         if matches!(
             subscription.status,
@@ -216,10 +232,19 @@ async fn plan_batch(
         }
         let history = history.get(&subscription.id).map(Vec::as_slice).unwrap_or_default();
         let charged = charged.get(&subscription.id).unwrap_or(&empty);
-        let mut lines = plan::plan_subscription(subscription, history, period, charged, settings)?;
+        let mut lines = match plan::plan_subscription(subscription, history, period, charged, settings) {
+            Ok(lines) => lines,
+            Err(error) => {
+                tracing::warn!(subscription = subscription.id, %error, "a subscription cannot be planned");
+                unbillable.push(format!("subscription {}: {error}", subscription.id));
+                continue;
+            }
+        };
         let mut usage = Vec::new();
         if let Some(records) = usage_by_subscription.get(&subscription.id) {
-            for (line, ids) in plan_usage(domain, subscription, records, period, charged).await? {
+            let (usage_lines, too_large) = rating::plan_usage(domain, subscription, records, period, charged).await?;
+            unbillable.extend(too_large);
+            for (line, ids) in usage_lines {
                 usage.push((line.key.clone(), ids));
                 lines.push(line);
             }
@@ -228,7 +253,7 @@ async fn plan_batch(
             planned.insert(subscription.id, (lines, usage));
         }
     }
-    Ok((planned, ended))
+    Ok((planned, ended, unbillable))
 }
 
 /// Marks `ended` subscriptions settled, except those with usage waiting. On PostgreSQL the
@@ -274,89 +299,6 @@ async fn settle(domain: &Domain, ended: &[i64]) -> Result<()> {
     w.commit(Audit::Bookkeeping("billing marks ended subscriptions it billed through their end; the run records it"))
         .await?;
     Ok(())
-}
-
-/// Usage lines, in arrears: one per month of usage not billed yet and price point, each
-/// record rated at the usage prices in force when it occurred. Wholesale is cost plus the
-/// reseller's tier markup; retail the reseller's default markup over wholesale, else the
-/// list price. Records with no usage price in force wait (and are not guessed).
-async fn plan_usage(
-    domain: &Domain,
-    subscription: &subscription::Model,
-    records: &[usage_record::Model],
-    period: Period,
-    charged: &HashSet<String>,
-) -> Result<Vec<(PlannedCharge, Vec<i64>)>> {
-    let currency = Currency::parse(&subscription.currency, "currency")?;
-    let snapshot = domain.catalog.snapshot(&domain.db).await?;
-    let (tier_markup, retail_markup) =
-        match domain.catalog.reseller_pricing(&domain.db, subscription.reseller_id).await? {
-            Some(pricing) => (
-                snapshot.tiers.get(&pricing.reseller.tier_id).map(|t| t.markup.0).unwrap_or_default(),
-                pricing.reseller.default_retail_markup.map(|m| m.0),
-            ),
-            None => (Decimal::ZERO, None),
-        };
-    let points: Vec<_> = snapshot
-        .price_points
-        .get(&subscription.offer_id)
-        .into_iter()
-        .flatten()
-        .filter(|p| p.currency == subscription.currency)
-        .collect();
-    let mut groups: HashMap<(Period, i64), Vec<&usage_record::Model>> = HashMap::new();
-    for record in records {
-        let Some(point) = super::pricing::in_force(&points, record.occurred_at) else { continue };
-        groups.entry((Period::containing(record.occurred_at.date_naive()), point.id)).or_default().push(record);
-    }
-    let mut groups: Vec<_> = groups.into_iter().collect();
-    groups.sort_by_key(|((usage_period, point), _)| (*usage_period, *point));
-    let mut lines = Vec::new();
-    for ((usage_period, point_id), records) in groups {
-        let key = format!("usage:{}:{}:{point_id}", usage_period.label(), period.label());
-        if charged.contains(&key) {
-            continue;
-        }
-        let Some(point) = points.iter().find(|p| p.id == point_id) else { continue };
-        let (Some(cost), Some(list)) = (point.usage_unit_cost, point.usage_unit_list_price) else { continue };
-        let cost = cost.0;
-        let wholesale = cost * (Decimal::ONE + tier_markup);
-        let retail = retail_markup.map_or(list.0, |markup| wholesale * (Decimal::ONE + markup));
-        let kind = if usage_period.next() < period { ChargeKind::Adjustment } else { ChargeKind::Usage };
-        let meter = records.first().map(|r| r.meter.clone()).unwrap_or_default();
-        // Checked: a line past what an amount may hold is left unbilled (and logged) rather
-        // than failing every run.
-        let quantity = records.iter().try_fold(Decimal::ZERO, |sum, r| sum.checked_add(r.quantity.0));
-        let amount = |unit: Decimal| {
-            quantity
-                .and_then(|q| unit.checked_mul(q))
-                .map(|a| round_to_minor_units(a, currency))
-                .filter(|a| a.abs() <= crate::domain::money::max_storable())
-        };
-        let (Some(quantity), Some(cost_amount), Some(wholesale_amount), Some(retail_amount)) =
-            (quantity, amount(cost), amount(wholesale), amount(retail))
-        else {
-            tracing::warn!(subscription = subscription.id, %key, "usage line too large to bill; left unbilled");
-            continue;
-        };
-        lines.push((
-            PlannedCharge {
-                kind,
-                key,
-                description: format!("usage {meter} {}: {quantity} units", usage_period.label()),
-                quantity,
-                days_used: None,
-                days_in_period: None,
-                service_start: usage_cutoff(usage_period),
-                service_end: usage_cutoff(usage_period.next()),
-                unit: (cost, wholesale, retail),
-                amount: (cost_amount, wholesale_amount, retail_amount),
-                cycle_unit: (cost, wholesale, retail),
-            },
-            records.iter().map(|r| r.id).collect(),
-        ));
-    }
-    Ok(lines)
 }
 
 /// Writes a batch's planned charges in one transaction; duplicates are skipped by the
@@ -559,7 +501,7 @@ async fn preview_lines(
         .order_by_asc(subscription::Column::Id)
         .all(&domain.db)
         .await?;
-    let (planned, _) = plan_batch(domain, &subscriptions, period, domain.billing).await?;
+    let (planned, _, _) = plan_batch(domain, &subscriptions, period, domain.billing).await?;
     for subscription in &subscriptions {
         let Some((planned, _)) = planned.get(&subscription.id) else { continue };
         for line in planned {

@@ -257,6 +257,9 @@ fn check_quantity_range(min: i32, max: i32) -> Result<()> {
     if max < 1 {
         return Err(Error::validation("input.maxQuantity", "must be at least 1"));
     }
+    if max > crate::domain::money::MAX_QUANTITY {
+        return Err(Error::validation("input.maxQuantity", format!("at most {}", crate::domain::money::MAX_QUANTITY)));
+    }
     if min > max {
         return Err(Error::validation("input.minQuantity", format!("must not exceed maxQuantity ({max})")));
     }

@@ -73,6 +73,7 @@ impl BillingMutation {
             charges_created: summary.charges_created,
             invoices_touched: summary.invoices_touched,
             missing_exchange_rates: summary.missing_exchange_rates,
+            unbillable: summary.unbillable,
         })
     }
 

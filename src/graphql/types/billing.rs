@@ -183,6 +183,9 @@ pub struct BillingRunResult {
     /// Conversions that found no exchange rate in force (`USD→EUR on 2026-11-02`): those
     /// charges wait, off the reseller's invoice, until the operator records a rate.
     pub missing_exchange_rates: Vec<String>,
+    /// What could not be billed, and why (a subscription whose amounts pass the largest
+    /// amount, an invoice that would): everything else was billed; those wait.
+    pub unbillable: Vec<String>,
 }
 
 /// A dated exchange rate: one unit of `from` is `rate` units of `to` from `effectiveFrom` on.
