@@ -38,6 +38,16 @@ fn kept_secret(data_dir: &std::path::Path) -> Result<String, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = data_dir.join("jwt-secret");
     let read = |path: &std::path::Path| -> Result<String, String> {
+        use std::os::unix::fs::PermissionsExt;
+        // Only a regular file of ours that no one else can read or write is trusted: a
+        // planted or linked secret would let its author sign any token.
+        let meta = std::fs::symlink_metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if !meta.file_type().is_file() {
+            return Err(format!("{} is not a regular file", path.display()));
+        }
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(format!("{} must be readable by its owner only (chmod 600)", path.display()));
+        }
         let secret = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let secret = secret.trim().to_owned();
         if secret.len() < 32 {

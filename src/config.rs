@@ -156,6 +156,10 @@ pub struct ServerConfig {
     /// Writes through this process invalidate it at once; this bounds staleness across processes.
     #[arg(long, env = "SWITCHYARD_CATALOG_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
     pub catalog_cache_ttl: Duration,
+    /// How long a caller's good standing (organisation active, user enabled) is remembered;
+    /// a suspension takes effect within it.
+    #[arg(long, env = "SWITCHYARD_STANDING_TTL", default_value = "5s", value_parser = parse_duration)]
+    pub standing_ttl: Duration,
     /// How long a WebSocket client has to send `connection_init` (then: close 4408).
     #[arg(long, env = "SWITCHYARD_WS_INIT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub ws_init_timeout: Duration,

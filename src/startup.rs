@@ -155,5 +155,6 @@ fn domain(
             tax_id: server.operator_tax_id.clone(),
             payment_terms_days: server.operator_payment_terms_days.clamp(0, 365),
         },
+        standing: crate::domain::standing::Standing::new(server.standing_ttl),
     })
 }

@@ -171,10 +171,23 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<
     let job = jobs::requeue(&mut w, job_id).await?;
     let mut events = Vec::new();
     let subject = ProvisioningSubject::of(&job)?;
-    let job = if subject.action == ProvisioningAction::ChangeQuantity {
-        current_intent(&w, job, subject.subscription_id).await?
-    } else {
-        job
+    let job = match subject.action {
+        ProvisioningAction::ChangeQuantity => current_intent(&w, job, subject.subscription_id).await?,
+        ProvisioningAction::Purchase => job,
+        // A suspend, resume, cancel or renew made before a later change would undo it.
+        _ => {
+            let later = job::Entity::find()
+                .filter(job::Column::OrderingKey.eq(job.ordering_key.clone()))
+                .filter(job::Column::Id.gt(job.id))
+                .one(w.db())
+                .await?;
+            if later.is_some() {
+                return Err(Error::InvalidTransition(
+                    "the subscription was changed again since this job was made; sending it now would undo that".into(),
+                ));
+            }
+            job
+        }
     };
     if subject.action == ProvisioningAction::Purchase {
         let sub = super::write::locking(subscription::Entity::find_by_id(subject.subscription_id), w.db())

@@ -179,11 +179,12 @@ fn runnable_kinds() -> String {
 }
 
 /// Jobs of one ordering key (one subscription) run one at a time, in the order they were
-/// made: a job waits while an earlier one of its key is QUEUED or RUNNING (a FAILED or DEAD
-/// one waits for the operator and holds nothing back). `idx_jobs_ordering_key` serves it.
-const FIRST_OF_ITS_KEY: &str = "NOT EXISTS (SELECT 1 FROM jobs earlier \
-     WHERE earlier.ordering_key = jobs.ordering_key AND earlier.id < jobs.id \
-       AND earlier.status IN ('QUEUED', 'RUNNING'))";
+/// made: a job waits while another of its key is RUNNING (whatever its id: an operator's
+/// retry of an old job keeps its id) or an earlier one is QUEUED; a FAILED or DEAD one
+/// waits for the operator and holds nothing back. `idx_jobs_ordering_key` serves it.
+const FIRST_OF_ITS_KEY: &str = "NOT EXISTS (SELECT 1 FROM jobs other \
+     WHERE other.ordering_key = jobs.ordering_key AND other.id <> jobs.id \
+       AND (other.status = 'RUNNING' OR (other.status = 'QUEUED' AND other.id < jobs.id)))";
 
 /// Claims the next due job of a kind this build runs for `worker`, or `None` when nothing
 /// is due (or every due job waits for an earlier one of its ordering key).
@@ -356,11 +357,28 @@ pub async fn fail_unrunnable(domain: &Domain, claimed: &ClaimedJob, reason: Stri
     Ok(true)
 }
 
+/// Settles a claimed job DEAD with `reason` on the job row alone, when recording its outcome
+/// on its subject failed: the job must not stay RUNNING, claimed again after every lease;
+/// `false` if the lease was lost.
+pub async fn bury(domain: &Domain, claimed: &ClaimedJob, reason: String) -> Result<bool> {
+    let w = Write::begin(domain).await?;
+    if settle(&w, claimed, Outcome::Abandoned { error: reason }).await?.is_none() {
+        w.rollback().await;
+        return Ok(false);
+    }
+    w.commit(Audit::Bookkeeping("a job whose outcome cannot be recorded is DEAD; its row keeps the reason")).await?;
+    Ok(true)
+}
+
 /// Puts a FAILED or DEAD job back in the queue inside `w`, with fresh attempts and the same
 /// request id (the write wakes the workers once it commits); anything else is an invalid
 /// transition.
 pub async fn requeue(w: &mut Write<'_>, job_id: JobId) -> Result<job::Model> {
-    let job = job::Entity::find_by_id(job_id).one(w.db()).await?.ok_or(Error::NotFound("provisioning job"))?;
+    // Locked: a second retry of the same job waits and then finds it QUEUED, not FAILED.
+    let job = super::write::locking(job::Entity::find_by_id(job_id), w.db())
+        .one(w.db())
+        .await?
+        .ok_or(Error::NotFound("provisioning job"))?;
     if !matches!(job.status, JobStatus::Failed | JobStatus::Dead) {
         return Err(Error::InvalidTransition(format!(
             "only FAILED or DEAD jobs can be retried; this one is {}",

@@ -24,6 +24,7 @@ pub mod orders;
 pub mod pagination;
 pub mod pricing;
 pub mod resellers;
+pub mod standing;
 pub mod subscriptions;
 pub mod users;
 pub mod validate;
@@ -57,6 +58,8 @@ pub struct Domain {
     pub operator_invoice_prefix: String,
     /// The operator as its invoices name it.
     pub operator: OperatorProfile,
+    /// Whether callers' organisations and users are still in good standing (cached briefly).
+    pub standing: standing::Standing,
 }
 
 /// The operator's legal details and payment terms, for the invoices it issues.

@@ -73,7 +73,11 @@ pub async fn create_user(domain: &Domain, actor: &Actor, input: NewUser<'_>) -> 
 /// Checks an email and password; the user's actor on success, Unauthenticated otherwise.
 pub async fn login(domain: &Domain, email: &str, password: &str) -> Result<(user::Model, Actor)> {
     let email = email.trim().to_lowercase();
-    let found = user::Entity::find().filter(user::Column::Email.eq(email)).one(&domain.db).await?;
+    // No stored address holds a NUL or runs past 320 bytes (and PostgreSQL refuses NUL in
+    // text): such an address is simply unknown.
+    let lookup = !email.contains('\0') && email.len() <= 320;
+    let found =
+        if lookup { user::Entity::find().filter(user::Column::Email.eq(email)).one(&domain.db).await? } else { None };
     let hash = found.as_ref().map(|u| u.password_hash.clone());
     let password = password.to_owned();
     // An unknown email still costs one argon2 computation, so timing does not reveal it.

@@ -193,24 +193,28 @@ pub fn locking<E: sea_orm::EntityTrait>(select: sea_orm::Select<E>, txn: &Databa
 /// The advisory lock key of schema migrations ("SWITCHYD").
 const MIGRATION_LOCK: i64 = 0x5357_4954_4348_5944;
 
-/// Runs `migrate` (the schema migrations) so that of several processes starting together
-/// on one database, one migrates and the others wait. On PostgreSQL under an advisory
-/// lock, held by a transaction of its own (one pooled connection) while `migrate` runs on
-/// the others; whoever gets it next finds nothing left to do. SQLite has no such lock: a
-/// process that collides with another's migration (a table that exists already, a busy
-/// database) waits and tries again, up to a minute.
-pub async fn migrating<F, Fut>(db: &sea_orm::DatabaseConnection, migrate: F) -> std::result::Result<(), sea_orm::DbErr>
+/// Runs the schema migrations so that of several processes starting together on one
+/// database, one migrates and the others wait. On PostgreSQL they run inside one
+/// transaction holding an advisory lock (`migrate_in` is given it): whoever gets the lock
+/// next finds nothing left to do, and a failed migration leaves nothing half done. SQLite
+/// has no such lock: a process that collides with another's migration (a table that exists
+/// already, a busy database) waits and tries again (`migrate` on the pool), up to a minute.
+pub async fn migrating<L, LF, P, PF>(
+    db: &sea_orm::DatabaseConnection,
+    migrate_in: L,
+    migrate: P,
+) -> std::result::Result<(), sea_orm::DbErr>
 where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<(), sea_orm::DbErr>>,
+    L: FnOnce(DatabaseTransaction) -> LF,
+    LF: std::future::Future<Output = std::result::Result<DatabaseTransaction, sea_orm::DbErr>>,
+    P: Fn() -> PF,
+    PF: std::future::Future<Output = std::result::Result<(), sea_orm::DbErr>>,
 {
     use sea_orm::ConnectionTrait;
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {
         let lock = db.begin().await?;
         lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
-        let migrated = migrate().await;
-        lock.commit().await?;
-        return migrated;
+        return migrate_in(lock).await?.commit().await;
     }
     let mut attempt = 0;
     loop {

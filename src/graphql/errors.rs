@@ -72,8 +72,14 @@ fn set_code(error: &mut ServerError, code: &str) {
     error.extensions.get_or_insert_with(Default::default).set("code", code);
 }
 
+/// Argument coercion failures, as async-graphql words them: a value of the wrong type
+/// (`Expected input type "DateTime", found 1700000000.`), one its scalar refuses (`Failed to
+/// parse …`, `Invalid value …`), or a variable the request never defined.
 fn is_input_error(message: &str) -> bool {
-    message.starts_with("Failed to parse") || message.starts_with("Invalid value")
+    message.starts_with("Failed to parse")
+        || message.starts_with("Invalid value")
+        || message.starts_with("Expected input type")
+        || (message.starts_with("Variable ") && message.contains(" is not defined"))
 }
 
 /// A request-level error with a code, for the HTTP layer.

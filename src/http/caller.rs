@@ -8,11 +8,14 @@
 //!   that fails verification, is refused with one response: 401 `UNAUTHENTICATED` with
 //!   `WWW-Authenticate: Bearer`;
 //! - a WebSocket client, which cannot set headers from a browser, sends the same value as
-//!   `authorization` in its `connection_init` payload (or the bare token as `token`).
+//!   `authorization` in its `connection_init` payload (or the bare token as `token`);
+//! - a verified token is honoured only while its organisation is active and its user
+//!   enabled (`domain::standing`, cached for seconds): a suspended reseller or a disabled
+//!   user is refused like a bad token, as is a token for an organisation that never existed.
 //!
 //! API keys will be a second kind of credential here, beside JWTs.
 
-use std::future::{Ready, ready};
+use futures_util::future::LocalBoxFuture;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -68,14 +71,40 @@ impl ResponseError for Unauthenticated {
 
 impl FromRequest for Caller {
     type Error = Unauthenticated;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(caller_of(request))
+        let verified = verified_caller(request);
+        let state = request.app_data::<web::Data<AppState>>().cloned();
+        let refused = Unauthenticated { graphql_json: accepts_graphql_response(request) };
+        Box::pin(async move {
+            match (verified?, state) {
+                (Caller(Some(actor)), Some(state)) => {
+                    if in_good_standing(&state, &actor).await {
+                        Ok(Caller(Some(actor)))
+                    } else {
+                        Err(refused)
+                    }
+                }
+                (caller, _) => Ok(caller),
+            }
+        })
     }
 }
 
-fn caller_of(request: &HttpRequest) -> Result<Caller, Unauthenticated> {
+/// Whether the verified `actor` may act now. A database that cannot answer lets it through:
+/// whatever it asks for needs that database too, and fails there with its own error.
+async fn in_good_standing(state: &AppState, actor: &Actor) -> bool {
+    match state.domain.standing.check(&state.domain, actor).await {
+        Ok(good) => good,
+        Err(error) => {
+            tracing::warn!(%error, "could not check the caller's standing");
+            true
+        }
+    }
+}
+
+fn verified_caller(request: &HttpRequest) -> Result<Caller, Unauthenticated> {
     let refused = || Unauthenticated { graphql_json: accepts_graphql_response(request) };
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
         return Ok(Caller(None));
@@ -98,10 +127,12 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 
 /// The verified token of a WebSocket `connection_init` payload: `authorization` (or
 /// `Authorization`), else `token`, each either an `Authorization` header value
-/// (`Bearer <jwt>`) or the bare token, as browser clients often send one.
-pub fn connection_init_token(state: &AppState, payload: &Value) -> Option<VerifiedToken> {
+/// (`Bearer <jwt>`) or the bare token, as browser clients often send one; `None` also when
+/// its caller is no longer in good standing.
+pub async fn connection_init_token(state: &AppState, payload: &Value) -> Option<VerifiedToken> {
     let value = ["authorization", "Authorization", "token"].iter().find_map(|key| payload[*key].as_str())?;
-    verify(state, bearer_token(value).unwrap_or(value.trim()))
+    let verified = verify(state, bearer_token(value).unwrap_or(value.trim()))?;
+    in_good_standing(state, &verified.actor).await.then_some(verified)
 }
 
 fn verify(state: &AppState, token: &str) -> Option<VerifiedToken> {

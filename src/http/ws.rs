@@ -109,7 +109,7 @@ async fn run(
                 if token.is_some() {
                     break close(4429, "Too many initialisation requests");
                 }
-                match super::caller::connection_init_token(&state, &value["payload"]) {
+                match super::caller::connection_init_token(&state, &value["payload"]).await {
                     Some(verified) => {
                         token = Some(verified);
                         if !send(&mut session, json!({"type": "connection_ack"})).await {

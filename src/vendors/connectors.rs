@@ -217,7 +217,7 @@ impl HttpConnector {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let text = response.text().await.unwrap_or_default();
+        let text = read_at_most(response, MAX_ANSWER_BYTES).await;
         let message: String = text.chars().take(500).collect();
         if status.is_success() {
             let reference = serde_json::from_str::<serde_json::Value>(&text)
@@ -233,6 +233,22 @@ impl HttpConnector {
 }
 
 connector_calls!(HttpConnector);
+
+/// The most of a vendor's answer read: its reference or its error fits many times over; a
+/// vendor streaming more cannot fill the process's memory.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// The first `limit` bytes of a response body, as text (lossy).
+async fn read_at_most(mut response: reqwest::Response, limit: usize) -> String {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
 
 #[cfg(test)]
 mod tests {

@@ -107,8 +107,21 @@ pub async fn run_one(
 }
 
 /// Settles a job DEAD with `reason` (a purchase's subscription FAILED with it).
+/// If recording that on the subscription fails or panics, the job row alone is DEAD: it
+/// must not stay RUNNING, claimed again after every lease.
 async fn abandon(domain: &Domain, worker: &str, claimed: &ClaimedJob, reason: String) -> crate::domain::Result<()> {
-    if !complete_job(domain, claimed, Outcome::Abandoned { error: reason }).await? {
+    let recorded = AssertUnwindSafe(complete_job(domain, claimed, Outcome::Abandoned { error: reason.clone() }))
+        .catch_unwind()
+        .await;
+    let kept = match recorded {
+        Ok(Ok(kept)) => kept,
+        Ok(Err(error)) => jobs::bury(domain, claimed, format!("{reason}; recording it failed: {error}")).await?,
+        Err(panic) => {
+            let message = panic_message(&*panic);
+            jobs::bury(domain, claimed, format!("{reason}; recording it panicked: {message}")).await?
+        }
+    };
+    if !kept {
         tracing::warn!(job = claimed.job.id, worker, "lease lost: another worker took the job over");
     }
     Ok(())

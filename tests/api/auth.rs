@@ -236,3 +236,88 @@ async fn without_a_configured_secret_a_server_on_postgresql_refuses_to_start() {
     let refused = Application::build(settings, Overrides::default()).await.err().expect("refused").to_string();
     assert!(refused.contains("SWITCHYARD_JWT_SECRET"), "{refused}");
 }
+
+/// A suspended reseller, its customers and a disabled user are refused at once (within the
+/// standing cache, here 0 s), not when their tokens expire; reactivated, they work again
+/// (issue #9, item 18).
+#[tokio::test]
+async fn suspended_organisations_and_disabled_users_are_refused_before_their_tokens_expire() {
+    use sea_orm::{ActiveModelTrait, EntityTrait};
+
+    let app = crate::helpers::spawn_app_with(|server| server.standing_ttl = std::time::Duration::ZERO).await;
+    let f = crate::helpers::Fixture::build(&app).await;
+    let now = Utc::now();
+    let user = entity::user::ActiveModel {
+        id: NotSet,
+        email: Set("rita@reseller.test".into()),
+        display_name: Set("Rita".into()),
+        password_hash: Set(hash_password("correct horse battery staple").unwrap()),
+        role: Set(Role::Reseller),
+        organization_id: Set(Some(f.reseller_a)),
+        disabled: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&app.domain.db)
+    .await
+    .unwrap();
+    let rita = app
+        .state
+        .auth
+        .issue(
+            &switchyard::domain::Actor::from_role(Some(user.id), Role::Reseller, Some(f.reseller_a)).unwrap(),
+            std::time::Duration::from_secs(3600),
+        )
+        .unwrap();
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let customer = app.token(Role::Customer, Some(f.customer_a));
+    for token in [&rita, &reseller, &customer] {
+        assert_eq!(status_and_code(&app, token).await.1, "none");
+    }
+    let status = |value: &str| json!({"id": f.reseller_a.to_string(), "input": {"status": value}});
+    let update =
+        "mutation($id: ID!, $input: UpdateResellerInput!) { updateReseller(id: $id, input: $input) { status } }";
+    app.data(&app.operator(), update, status("INACTIVE")).await;
+    for token in [&rita, &reseller, &customer] {
+        assert_eq!(status_and_code(&app, token).await, (401, "UNAUTHENTICATED".to_owned()));
+    }
+    app.data(&app.operator(), update, status("ACTIVE")).await;
+    for token in [&rita, &reseller, &customer] {
+        assert_eq!(status_and_code(&app, token).await.1, "none");
+    }
+    // A disabled user is refused; the reseller's other callers are not.
+    let mut disabled: entity::user::ActiveModel =
+        entity::user::Entity::find_by_id(user.id).one(&app.domain.db).await.unwrap().unwrap().into();
+    disabled.disabled = Set(true);
+    disabled.update(&app.domain.db).await.unwrap();
+    assert_eq!(status_and_code(&app, &rita).await, (401, "UNAUTHENTICATED".to_owned()));
+    assert_eq!(status_and_code(&app, &reseller).await.1, "none");
+}
+
+/// A kept secret that someone else could have written is not trusted: a file others may
+/// read or write, or a link, stops the start with a clear reason.
+#[tokio::test]
+async fn a_kept_secret_others_could_have_written_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    use switchyard::startup::{Application, Overrides, Settings};
+
+    let data_dir =
+        std::env::temp_dir().join(format!("switchyard-planted-{}-{}", std::process::id(), rand::random::<u32>()));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let file = data_dir.join("jwt-secret");
+    std::fs::write(&file, "planted-planted-planted-planted-planted-planted\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut settings = Settings::from_environment().unwrap();
+    settings.database.database_url = None;
+    settings.database.data_dir = data_dir.clone();
+    settings.auth.jwt_secret = None;
+    settings.auth.jwt_algorithm = switchyard::config::JwtAlgorithm::Hs256;
+    settings.provisioning = crate::helpers::provisioning_config(0);
+    let refused = Application::build(settings.clone(), Overrides::default()).await.err().expect("refused").to_string();
+    assert!(refused.contains("owner only"), "{refused}");
+    std::fs::remove_file(&file).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &file).unwrap();
+    let refused = Application::build(settings, Overrides::default()).await.err().expect("refused").to_string();
+    assert!(refused.contains("not a regular file"), "{refused}");
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod bad_input;
 mod billing;
 mod billing_defects;
 mod browser;

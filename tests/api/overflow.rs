@@ -173,3 +173,73 @@ async fn an_invoice_that_would_pass_the_largest_amount_waits_and_is_reported() {
     let ordinary = crate::billing::invoices(&app, &reseller_b, json!({"customerId": f.customer_b.to_string()})).await;
     assert_eq!(ordinary.len(), 1, "the other customer is invoiced");
 }
+
+#[tokio::test]
+async fn a_conversion_past_the_largest_amount_waits_and_is_reported() {
+    use switchyard::domain::ids::{ResellerId, TierId, VendorId};
+    use switchyard::domain::{Actor, customers, exchange_rates, resellers};
+
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let op = Actor::system();
+    let offer = app.data(&app.operator(), CREATE_OFFER, json!({"i": offer_input(&f, "MAX", 1_000_000)})).await;
+    let offer: i64 = offer["createOffer"]["id"].as_str().unwrap().parse().unwrap();
+    app.data(&app.operator(), ADD_PRICE, json!({"i": price_input(&offer.to_string(), "1000000000")})).await;
+    // A reseller keeping its books in JPY, on a tier marking cost up 10 times, with a USD
+    // customer: one line of the largest order is 1.1e16 USD wholesale, 1.65e18 JPY.
+    let tier = resellers::create_tier(&app.domain, &op, "Tenfold", crate::helpers::dec("10")).await.unwrap().id;
+    let input = resellers::NewReseller {
+        name: "Yen Reseller".into(),
+        tier_id: TierId::new(tier),
+        currency: "JPY".into(),
+        external_partner_id: None,
+        invoice_prefix: "YEN".into(),
+    };
+    let reseller = resellers::create_reseller(&app.domain, &op, input).await.unwrap().id;
+    let customer = customers::create_customer(
+        &app.domain,
+        &op,
+        customers::NewCustomer {
+            reseller_id: Some(ResellerId::new(reseller)),
+            name: "Dollar Customer".into(),
+            country: "US".into(),
+            currency: "USD".into(),
+            tax_rate: crate::helpers::dec("0"),
+            vendor_accounts: vec![customers::VendorAccount {
+                vendor_id: VendorId::new(f.vendor_a),
+                external_id: "usd-1".into(),
+            }],
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    let rate = exchange_rates::NewExchangeRate {
+        from: "USD".into(),
+        to: "JPY".into(),
+        rate: crate::helpers::dec("150"),
+        effective_from: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+    };
+    exchange_rates::set_exchange_rate(&app.domain, &op, rate).await.unwrap();
+    let token = app.token(Role::Reseller, Some(reseller));
+    let placed = app
+        .data(&token, PLACE_ORDER, json!({"input": order_input(customer, &[(offer, 1_000_000)]), "key": "yen"}))
+        .await;
+    assert!(placed["placeOrder"]["order"]["id"].is_string());
+    let reseller_b = app.token(Role::Reseller, Some(f.reseller_b));
+    app.data(
+        &reseller_b,
+        PLACE_ORDER,
+        json!({"input": order_input(f.customer_b, &[(f.offer_b, 3)]), "key": "ordinary"}),
+    )
+    .await;
+    app.run_jobs().await;
+    app.clock.set("2026-12-01T08:00:00Z".parse().unwrap());
+    let (status, body) = app.post(Some(&app.operator()), RUN_REPORT, json!({"p": "2026-11"})).await;
+    assert_eq!(status, 200);
+    assert!(body.get("errors").is_none(), "the run goes on: {body}");
+    let report = body["data"]["runBilling"]["unbillable"].to_string();
+    assert!(report.contains(&format!("reseller {reseller}")), "{body}");
+    let ordinary = crate::billing::invoices(&app, &reseller_b, json!({"customerId": f.customer_b.to_string()})).await;
+    assert_eq!(ordinary.len(), 1, "the other customer is invoiced");
+}

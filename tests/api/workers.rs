@@ -243,3 +243,60 @@ async fn concurrent_changes_and_renewals_from_two_instances_never_lose_an_update
     // The purchase, twenty changes and one renewal.
     assert_eq!(renew_jobs, 22);
 }
+
+#[tokio::test]
+async fn a_retry_waits_for_the_running_job_of_its_subscription_and_a_stale_suspend_is_not_sent() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
+    let (_, subscription) = order_from_http_vendor(&app, &f, &vendor).await;
+    assert_eq!(app.run_jobs().await, 1);
+    let id: i64 = subscription.parse().unwrap();
+    let reseller = app.token(switchyard::domain::Role::Reseller, Some(f.reseller_b));
+    let operator = app.operator();
+    let retry = "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }";
+    // A quantity change is refused by the vendor; a later one is being sent right now.
+    vendor.answer(id, Some(400));
+    app.data(&reseller, QUANTITY, serde_json::json!({"id": subscription, "q": 5, "key": "to-5"})).await;
+    assert_eq!(app.run_jobs().await, 1);
+    vendor.answer(id, None);
+    app.data(&reseller, QUANTITY, serde_json::json!({"id": subscription, "q": 7, "key": "to-7"})).await;
+    let running = claim_next_job(&app.domain, "busy-worker").await.unwrap().unwrap();
+    // The operator retries the refused change (an older job): it waits for the running one.
+    let refused = job_ids(&app, &subscription).await[1];
+    app.data(&operator, retry, serde_json::json!({"id": refused.to_string()})).await;
+    assert!(
+        claim_next_job(&app.domain, "other-worker").await.unwrap().is_none(),
+        "two jobs of one subscription ran at once"
+    );
+    let done = switchyard::domain::jobs::Outcome::Succeeded { reference: None };
+    assert!(switchyard::domain::fulfilment::complete_job(&app.domain, &running, done).await.unwrap());
+    assert_eq!(app.run_jobs().await, 1);
+    // A suspend the vendor refused, then a resume that went through: sending the suspend
+    // again would undo the resume, so its retry is refused.
+    let mutation = |name: &str| {
+        format!(
+            "mutation($id: ID!, $key: String!) {{ {name}(id: $id, idempotencyKey: $key) {{ subscription {{ status }} }} }}"
+        )
+    };
+    vendor.answer(id, Some(400));
+    app.data(&reseller, &mutation("suspendSubscription"), serde_json::json!({"id": subscription, "key": "suspend"}))
+        .await;
+    assert_eq!(app.run_jobs().await, 1);
+    vendor.answer(id, None);
+    let resumed = app
+        .post(
+            Some(&reseller),
+            &mutation("resumeSubscription"),
+            serde_json::json!({"id": subscription, "key": "resume"}),
+        )
+        .await;
+    if resumed.1.get("errors").is_none() {
+        app.run_jobs().await;
+    }
+    let suspend =
+        *job_ids(&app, &subscription).await.iter().rev().nth(usize::from(resumed.1.get("errors").is_none())).unwrap();
+    let (_, refused) = app.post(Some(&operator), retry, serde_json::json!({"id": suspend.to_string()})).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{refused}");
+    assert!(refused["errors"][0]["message"].as_str().unwrap().contains("changed again"), "{refused}");
+}

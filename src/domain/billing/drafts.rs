@@ -22,11 +22,11 @@ use sea_orm::{
     QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use super::draft_totals::{LinesHeld, add_to_totals, refresh_totals};
+use super::draft_totals::{LinesHeld, TOO_LARGE, add_to_totals, refresh_totals};
 use super::proration::TaxPolicy;
 use crate::domain::Domain;
 use crate::domain::error::{Error, Result};
-use crate::domain::money::{Currency, round_to_minor_units};
+use crate::domain::money::{Currency, max_storable, round_to_minor_units};
 use crate::domain::write::{Audit, Write};
 
 /// The counter key and recipient key of the operator.
@@ -232,7 +232,7 @@ pub async fn invoice_period(
 /// charges wait (everything else is gathered).
 fn too_large(added: Result<bool>, report: &mut Vec<String>, whose: impl Fn() -> String) -> Result<Option<bool>> {
     match added {
-        Err(Error::Conflict { reason: super::draft_totals::TOO_LARGE, message }) => {
+        Err(Error::Conflict { reason: TOO_LARGE, message }) => {
             tracing::warn!(%message, "an invoice cannot take its charges");
             report.push(format!("the invoice to {}: {message}", whose()));
             Ok(None)
@@ -445,9 +445,18 @@ async fn try_add_to_invoice(
         // units; the unit prices are shown at the storage's 10 decimal places.
         let conversion = converted.get(&charge.id).map(|rate| (charge.currency.clone(), amount, *rate));
         if let Some((_, source, rate)) = &conversion {
-            unit_price = (unit_price * rate).round_dp(10);
-            cycle_unit = cycle_unit.map(|unit| (unit * rate).round_dp(10));
-            amount = round_to_minor_units(source * rate, currency_code);
+            // Checked: a large amount at a large rate may pass what an amount may hold; the
+            // invoice then waits (reported) instead of failing the run on a column overflow.
+            let times_rate = |value: Decimal| value.checked_mul(*rate).filter(|v| v.abs() <= max_storable());
+            let (Some(unit), Some(converted)) = (times_rate(unit_price), times_rate(*source)) else {
+                return Err(Error::conflict(
+                    TOO_LARGE,
+                    format!("converting charge {} passes the largest amount", charge.id),
+                ));
+            };
+            unit_price = unit.round_dp(10);
+            cycle_unit = cycle_unit.and_then(times_rate).map(|unit| unit.round_dp(10));
+            amount = round_to_minor_units(converted, currency_code);
         }
         let line_tax = match domain.billing.tax {
             TaxPolicy::PerLine => round_to_minor_units(amount * tax_rate, currency_code),

@@ -222,15 +222,7 @@ async fn plan_batch(
             unbillable.push(format!("subscription {}: {why}", subscription.id));
             continue;
         }
-        let history_of = history.get(&subscription.id).map(Vec::as_slice).unwrap_or_default();
-        if matches!(
-            subscription.status,
-            SubscriptionStatus::Cancelled | SubscriptionStatus::Expired | SubscriptionStatus::Failed
-        ) && history_of.iter().all(|c| c.occurred_at < plan_cutoff(period))
-        {
-            ended.push(subscription.id);
-        }
-        let history = history.get(&subscription.id).map(Vec::as_slice).unwrap_or_default();
+        let history = history_of;
         let charged = charged.get(&subscription.id).unwrap_or(&empty);
         let mut lines = match plan::plan_subscription(subscription, history, period, charged, settings) {
             Ok(lines) => lines,
@@ -240,6 +232,14 @@ async fn plan_batch(
                 continue;
             }
         };
+        // Settled only once planned: a subscription that could not be is tried again.
+        if matches!(
+            subscription.status,
+            SubscriptionStatus::Cancelled | SubscriptionStatus::Expired | SubscriptionStatus::Failed
+        ) && history_of.iter().all(|c| c.occurred_at < plan_cutoff(period))
+        {
+            ended.push(subscription.id);
+        }
         let mut usage = Vec::new();
         if let Some(records) = usage_by_subscription.get(&subscription.id) {
             let (usage_lines, too_large) = rating::plan_usage(domain, subscription, records, period, charged).await?;
