@@ -226,6 +226,10 @@ pub struct ProvisioningConfig {
     /// Timeout of one call to a vendor's HTTP endpoint.
     #[arg(long, env = "SWITCHYARD_VENDOR_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub vendor_timeout: Duration,
+    /// A PEM file of extra root certificates to trust for vendors' `https://` endpoints (a
+    /// private CA); the public web roots are always trusted.
+    #[arg(long, env = "SWITCHYARD_VENDOR_CA_FILE")]
+    pub vendor_ca_file: Option<std::path::PathBuf>,
     /// The longest delay a vendor's `Retry-After` may ask for; longer ones are cut to it.
     #[arg(long, env = "SWITCHYARD_VENDOR_RETRY_AFTER_MAX", default_value = "1h", value_parser = parse_duration)]
     pub vendor_retry_after_max: Duration,
@@ -255,7 +259,7 @@ impl ProvisioningConfig {
         if self.job_max_attempts < 1 {
             return Err("SWITCHYARD_JOB_MAX_ATTEMPTS must be at least 1".into());
         }
-        Ok(())
+        crate::workers::http_client(self).map(|_| ())
     }
 
     /// The lease renewal interval: as configured, else a third of the lease.

@@ -53,13 +53,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
 /// Applies every pending migration; of several processes starting together, one migrates
 /// and the others wait (`write::migrating`).
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    crate::domain::write::migrating(
-        db,
-        |lock| async move {
-            Migrator::up(&lock, None).await?;
-            Ok(lock)
-        },
-        || Migrator::up(db, None),
-    )
+    crate::domain::write::migrating(db, |lock| async move {
+        Migrator::up(&lock, None).await?;
+        Ok(lock)
+    })
     .await
 }

@@ -348,25 +348,26 @@ impl IntoValueExpr for JobStatus {
 /// Settles a claimed job that cannot run at all (its row lacks what its kind needs) as
 /// FAILED with `reason`, so it is not claimed again and again; `false` if the lease was lost.
 pub async fn fail_unrunnable(domain: &Domain, claimed: &ClaimedJob, reason: String) -> Result<bool> {
-    let w = Write::begin(domain).await?;
-    if settle(&w, claimed, Outcome::Permanent { error: reason }).await?.is_none() {
-        w.rollback().await;
-        return Ok(false);
-    }
-    w.commit(Audit::Bookkeeping("a job that cannot run is FAILED; its row keeps the reason")).await?;
-    Ok(true)
+    let why = "a job that cannot run is FAILED; its row keeps the reason";
+    settle_row_alone(domain, claimed, Outcome::Permanent { error: reason }, why).await
 }
 
 /// Settles a claimed job DEAD with `reason` on the job row alone, when recording its outcome
 /// on its subject failed: the job must not stay RUNNING, claimed again after every lease;
 /// `false` if the lease was lost.
 pub async fn bury(domain: &Domain, claimed: &ClaimedJob, reason: String) -> Result<bool> {
+    let why = "a job whose outcome cannot be recorded is DEAD; its row keeps the reason";
+    settle_row_alone(domain, claimed, Outcome::Abandoned { error: reason }, why).await
+}
+
+/// Settles the job row in a write of its own, touching nothing else.
+async fn settle_row_alone(domain: &Domain, claimed: &ClaimedJob, outcome: Outcome, why: &'static str) -> Result<bool> {
     let w = Write::begin(domain).await?;
-    if settle(&w, claimed, Outcome::Abandoned { error: reason }).await?.is_none() {
+    if settle(&w, claimed, outcome).await?.is_none() {
         w.rollback().await;
         return Ok(false);
     }
-    w.commit(Audit::Bookkeeping("a job whose outcome cannot be recorded is DEAD; its row keeps the reason")).await?;
+    w.commit(Audit::Bookkeeping(why)).await?;
     Ok(true)
 }
 

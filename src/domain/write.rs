@@ -194,42 +194,24 @@ pub fn locking<E: sea_orm::EntityTrait>(select: sea_orm::Select<E>, txn: &Databa
 const MIGRATION_LOCK: i64 = 0x5357_4954_4348_5944;
 
 /// Runs the schema migrations so that of several processes starting together on one
-/// database, one migrates and the others wait. On PostgreSQL they run inside one
-/// transaction holding an advisory lock (`migrate_in` is given it): whoever gets the lock
-/// next finds nothing left to do, and a failed migration leaves nothing half done. SQLite
-/// has no such lock: a process that collides with another's migration (a table that exists
-/// already, a busy database) waits and tries again (`migrate` on the pool), up to a minute.
-pub async fn migrating<L, LF, P, PF>(
+/// database, one migrates and the others wait: `migrate_in` runs them inside one
+/// transaction that holds the database's write lock (`BEGIN IMMEDIATE` on SQLite, whose
+/// other writers wait for it) or, on PostgreSQL, an advisory lock. Whoever gets the lock
+/// next finds nothing left to do, and a failed migration leaves nothing half done.
+pub async fn migrating<L, LF>(
     db: &sea_orm::DatabaseConnection,
     migrate_in: L,
-    migrate: P,
 ) -> std::result::Result<(), sea_orm::DbErr>
 where
     L: FnOnce(DatabaseTransaction) -> LF,
     LF: std::future::Future<Output = std::result::Result<DatabaseTransaction, sea_orm::DbErr>>,
-    P: Fn() -> PF,
-    PF: std::future::Future<Output = std::result::Result<(), sea_orm::DbErr>>,
 {
     use sea_orm::ConnectionTrait;
+    let options =
+        TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+    let lock = db.begin_with_options(options).await?;
     if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        let lock = db.begin().await?;
         lock.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")).await?;
-        return migrate_in(lock).await?.commit().await;
     }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match migrate().await {
-            Err(error) if attempt < 240 && collided(&error) => {
-                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Whether a failed SQLite migration collided with another process's.
-fn collided(error: &sea_orm::DbErr) -> bool {
-    let text = error.to_string();
-    text.contains("already exists") || text.contains("database is locked") || text.contains("UNIQUE constraint failed")
+    migrate_in(lock).await?.commit().await
 }

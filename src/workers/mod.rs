@@ -33,9 +33,31 @@ impl Drop for Workers {
     }
 }
 
+/// The HTTP client of vendor calls: TLS by rustls, trusting the public web roots and the
+/// certificates of `SWITCHYARD_VENDOR_CA_FILE`, if set.
+pub fn http_client(config: &ProvisioningConfig) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().use_rustls_tls();
+    if let Some(path) = &config.vendor_ca_file {
+        let pem = std::fs::read(path).map_err(|e| format!("SWITCHYARD_VENDOR_CA_FILE {}: {e}", path.display()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("SWITCHYARD_VENDOR_CA_FILE {}: {e}", path.display()))?;
+        if roots.is_empty() {
+            return Err(format!("SWITCHYARD_VENDOR_CA_FILE {} holds no certificate", path.display()));
+        }
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    builder.build().map_err(|e| format!("cannot build the vendors' HTTP client: {e}"))
+}
+
 /// Starts `config.workers` workers and the renewal scheduler on the current runtime.
 pub fn start(domain: Arc<Domain>, config: &ProvisioningConfig) -> Workers {
-    let client = reqwest::Client::new();
+    // The settings were validated at start-up, which built this client once already.
+    let client = http_client(config).unwrap_or_else(|error| {
+        tracing::error!(%error, "vendor calls use the public roots only");
+        reqwest::Client::new()
+    });
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "switchyard".into());
     let mut handles = Vec::new();
     for index in 0..config.workers {

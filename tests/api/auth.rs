@@ -86,10 +86,8 @@ async fn anonymous_callers_get_unauthenticated() {
     }
 }
 
-#[tokio::test]
-async fn login_issues_a_token_for_the_users_role() {
-    let app = spawn_app().await;
-    let fixture = crate::helpers::Fixture::build(&app).await;
+/// Rita, a user of `reseller` with the password "correct horse battery staple".
+async fn rita(app: &TestApp, reseller: i64) -> entity::user::Model {
     let now = Utc::now();
     entity::user::ActiveModel {
         id: NotSet,
@@ -97,14 +95,21 @@ async fn login_issues_a_token_for_the_users_role() {
         display_name: Set("Rita".into()),
         password_hash: Set(hash_password("correct horse battery staple").unwrap()),
         role: Set(Role::Reseller),
-        organization_id: Set(Some(fixture.reseller_a)),
+        organization_id: Set(Some(reseller)),
         disabled: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
     }
     .insert(&app.domain.db)
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn login_issues_a_token_for_the_users_role() {
+    let app = spawn_app().await;
+    let fixture = crate::helpers::Fixture::build(&app).await;
+    rita(&app, fixture.reseller_a).await;
     let login = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token me { role organizationId userId } } }";
     let (_, body) =
         app.post(None, login, json!({"e": "Rita@Reseller.test", "p": "correct horse battery staple"})).await;
@@ -246,21 +251,7 @@ async fn suspended_organisations_and_disabled_users_are_refused_before_their_tok
 
     let app = crate::helpers::spawn_app_with(|server| server.standing_ttl = std::time::Duration::ZERO).await;
     let f = crate::helpers::Fixture::build(&app).await;
-    let now = Utc::now();
-    let user = entity::user::ActiveModel {
-        id: NotSet,
-        email: Set("rita@reseller.test".into()),
-        display_name: Set("Rita".into()),
-        password_hash: Set(hash_password("correct horse battery staple").unwrap()),
-        role: Set(Role::Reseller),
-        organization_id: Set(Some(f.reseller_a)),
-        disabled: Set(false),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&app.domain.db)
-    .await
-    .unwrap();
+    let user = rita(&app, f.reseller_a).await;
     let rita = app
         .state
         .auth

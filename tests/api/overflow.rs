@@ -22,6 +22,27 @@ fn price_input(offer: &str, price: &str) -> Value {
     json!({"offerId": offer, "currency": "USD", "cost": price, "listPrice": price, "effectiveFrom": "2026-01-01T00:00:00Z"})
 }
 
+/// An offer of the largest quantity (10^6) at the largest unit price (10^9).
+async fn largest_offer(app: &TestApp, f: &Fixture) -> i64 {
+    let offer = app.data(&app.operator(), CREATE_OFFER, json!({"i": offer_input(f, "MAX", 1_000_000)})).await;
+    let offer: i64 = offer["createOffer"]["id"].as_str().unwrap().parse().unwrap();
+    app.data(&app.operator(), ADD_PRICE, json!({"i": price_input(&offer.to_string(), "1000000000")})).await;
+    offer
+}
+
+/// The largest markups for reseller A: its tier (gold) 10, its own retail markup 10.
+async fn tenfold_markups(app: &TestApp, f: &Fixture) {
+    let op = switchyard::domain::Actor::system();
+    let tier = switchyard::domain::ids::TierId::new(f.tier_gold);
+    switchyard::domain::resellers::update_tier(&app.domain, &op, tier, None, Some(crate::helpers::dec("10")))
+        .await
+        .unwrap();
+    let actor = switchyard::domain::Actor::from_role(None, Role::Reseller, Some(f.reseller_a)).unwrap();
+    switchyard::domain::customers::set_retail_markup(&app.domain, &actor, Some(crate::helpers::dec("10")))
+        .await
+        .unwrap();
+}
+
 async fn code(app: &TestApp, query: &str, variables: Value) -> String {
     app.error_code(Some(&app.operator()), query, variables).await
 }
@@ -46,20 +67,10 @@ async fn prices_and_quantities_past_their_bounds_are_refused() {
 async fn an_order_too_large_to_store_is_refused_and_the_largest_lines_bill() {
     let app = spawn_app().await;
     let f = Fixture::build(&app).await;
-    let offer = app.data(&app.operator(), CREATE_OFFER, json!({"i": offer_input(&f, "MAX", 1_000_000)})).await;
-    let offer: i64 = offer["createOffer"]["id"].as_str().unwrap().parse().unwrap();
-    app.data(&app.operator(), ADD_PRICE, json!({"i": price_input(&offer.to_string(), "1000000000")})).await;
+    let offer = largest_offer(&app, &f).await;
     let reseller = app.token(Role::Reseller, Some(f.reseller_a));
     // The largest markups: wholesale is 11 × cost, retail 11 × wholesale.
-    let op = switchyard::domain::Actor::system();
-    let tier = switchyard::domain::ids::TierId::new(f.tier_gold);
-    switchyard::domain::resellers::update_tier(&app.domain, &op, tier, None, Some(crate::helpers::dec("10")))
-        .await
-        .unwrap();
-    let actor = switchyard::domain::Actor::from_role(None, Role::Reseller, Some(f.reseller_a)).unwrap();
-    switchyard::domain::customers::set_retail_markup(&app.domain, &actor, Some(crate::helpers::dec("10")))
-        .await
-        .unwrap();
+    tenfold_markups(&app, &f).await;
     // A hundred lines of a million seats at 121 billion each: more than any amount can hold.
     let lines: Vec<(i64, i32)> = (0..100).map(|_| (offer, 1_000_000)).collect();
     let (status, body) = app
@@ -137,18 +148,8 @@ async fn a_run_bills_everyone_else_and_reports_what_it_cannot_bill() {
 async fn an_invoice_that_would_pass_the_largest_amount_waits_and_is_reported() {
     let app = spawn_app().await;
     let f = Fixture::build(&app).await;
-    let offer = app.data(&app.operator(), CREATE_OFFER, json!({"i": offer_input(&f, "MAX", 1_000_000)})).await;
-    let offer: i64 = offer["createOffer"]["id"].as_str().unwrap().parse().unwrap();
-    app.data(&app.operator(), ADD_PRICE, json!({"i": price_input(&offer.to_string(), "1000000000")})).await;
-    let op = switchyard::domain::Actor::system();
-    let tier = switchyard::domain::ids::TierId::new(f.tier_gold);
-    switchyard::domain::resellers::update_tier(&app.domain, &op, tier, None, Some(crate::helpers::dec("10")))
-        .await
-        .unwrap();
-    let actor = switchyard::domain::Actor::from_role(None, Role::Reseller, Some(f.reseller_a)).unwrap();
-    switchyard::domain::customers::set_retail_markup(&app.domain, &actor, Some(crate::helpers::dec("10")))
-        .await
-        .unwrap();
+    let offer = largest_offer(&app, &f).await;
+    tenfold_markups(&app, &f).await;
     let reseller = app.token(Role::Reseller, Some(f.reseller_a));
     // Nine orders of the largest line: each is an order, together more than an invoice holds.
     for index in 0..9 {
@@ -182,9 +183,7 @@ async fn a_conversion_past_the_largest_amount_waits_and_is_reported() {
     let app = spawn_app().await;
     let f = Fixture::build(&app).await;
     let op = Actor::system();
-    let offer = app.data(&app.operator(), CREATE_OFFER, json!({"i": offer_input(&f, "MAX", 1_000_000)})).await;
-    let offer: i64 = offer["createOffer"]["id"].as_str().unwrap().parse().unwrap();
-    app.data(&app.operator(), ADD_PRICE, json!({"i": price_input(&offer.to_string(), "1000000000")})).await;
+    let offer = largest_offer(&app, &f).await;
     // A reseller keeping its books in JPY, on a tier marking cost up 10 times, with a USD
     // customer: one line of the largest order is 1.1e16 USD wholesale, 1.65e18 JPY.
     let tier = resellers::create_tier(&app.domain, &op, "Tenfold", crate::helpers::dec("10")).await.unwrap().id;

@@ -95,6 +95,16 @@ async fn a_lease_no_longer_than_the_vendor_timeout_is_refused_at_startup() {
 const QUANTITY: &str = "mutation($id: ID!, $q: Int!, $key: String!) {
   changeSubscriptionQuantity(id: $id, quantity: $q, idempotencyKey: $key) { subscription { quantity } } }";
 
+/// A subscription bought from a vendor that answers at once, provisioned.
+async fn provisioned() -> (crate::helpers::TestApp, Fixture, FakeVendor, String) {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
+    let (_, subscription) = order_from_http_vendor(&app, &f, &vendor).await;
+    assert_eq!(app.run_jobs().await, 1);
+    (app, f, vendor, subscription)
+}
+
 /// Ids of the subscription's jobs, oldest first.
 async fn job_ids(app: &crate::helpers::TestApp, subscription: &str) -> Vec<i64> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -114,11 +124,7 @@ async fn jobs_of_one_subscription_run_one_at_a_time_in_the_order_they_were_made(
     use switchyard::domain::fulfilment::complete_job;
     use switchyard::domain::jobs::Outcome;
 
-    let app = spawn_app().await;
-    let f = Fixture::build(&app).await;
-    let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
-    let (_, subscription) = order_from_http_vendor(&app, &f, &vendor).await;
-    assert_eq!(app.run_jobs().await, 1);
+    let (app, f, _vendor, subscription) = provisioned().await;
     let reseller = app.token(switchyard::domain::Role::Reseller, Some(f.reseller_b));
     for (quantity, key) in [(5, "to-5"), (7, "to-7")] {
         app.data(&reseller, QUANTITY, serde_json::json!({"id": subscription, "q": quantity, "key": key})).await;
@@ -142,11 +148,7 @@ async fn jobs_of_one_subscription_run_one_at_a_time_in_the_order_they_were_made(
 
 #[tokio::test]
 async fn a_retried_quantity_change_sends_the_seats_the_subscription_has_now() {
-    let app = spawn_app().await;
-    let f = Fixture::build(&app).await;
-    let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
-    let (_, subscription) = order_from_http_vendor(&app, &f, &vendor).await;
-    assert_eq!(app.run_jobs().await, 1);
+    let (app, f, vendor, subscription) = provisioned().await;
     let id: i64 = subscription.parse().unwrap();
     let reseller = app.token(switchyard::domain::Role::Reseller, Some(f.reseller_b));
     // The change to 5 seats is refused; the change to 7 goes through.
@@ -246,11 +248,7 @@ async fn concurrent_changes_and_renewals_from_two_instances_never_lose_an_update
 
 #[tokio::test]
 async fn a_retry_waits_for_the_running_job_of_its_subscription_and_a_stale_suspend_is_not_sent() {
-    let app = spawn_app().await;
-    let f = Fixture::build(&app).await;
-    let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
-    let (_, subscription) = order_from_http_vendor(&app, &f, &vendor).await;
-    assert_eq!(app.run_jobs().await, 1);
+    let (app, f, vendor, subscription) = provisioned().await;
     let id: i64 = subscription.parse().unwrap();
     let reseller = app.token(switchyard::domain::Role::Reseller, Some(f.reseller_b));
     let operator = app.operator();
@@ -299,4 +297,70 @@ async fn a_retry_waits_for_the_running_job_of_its_subscription_and_a_stale_suspe
     let (_, refused) = app.post(Some(&operator), retry, serde_json::json!({"id": suspend.to_string()})).await;
     assert_eq!(refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{refused}");
     assert!(refused["errors"][0]["message"].as_str().unwrap().contains("changed again"), "{refused}");
+}
+
+/// A TLS front on a free port for the plain-HTTP fake vendor at `target`, with the test
+/// CA's certificate for 127.0.0.1.
+async fn tls_front(target: String) -> String {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(fixtures.join("vendor-tls.pem")).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(fixtures.join("vendor-tls-key.pem")).unwrap();
+    let config =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, target) = (acceptor.clone(), target.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(&target).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    format!("https://127.0.0.1:{port}")
+}
+
+#[tokio::test]
+async fn a_vendor_is_called_over_https_trusting_the_configured_ca() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
+    let url = tls_front(vendor.url().trim_start_matches("http://").to_owned()).await;
+    app.data(
+        &app.operator(),
+        "mutation($id: ID!, $settings: JSON!) { updateVendor(id: $id, input: {connectorKind: HTTP, connectorSettings: $settings}) { id } }",
+        serde_json::json!({"id": f.vendor_b.to_string(), "settings": {"url": url, "secret": crate::provisioning::SECRET}}),
+    )
+    .await;
+    let reseller = app.token(switchyard::domain::Role::Reseller, Some(f.reseller_b));
+    let placed =
+        crate::orders::place(&app, &reseller, crate::orders::order_input(f.customer_b, &[(f.offer_b, 2)]), "tls").await;
+    let subscription = placed["order"]["lines"][0]["subscription"]["id"].as_str().unwrap().to_owned();
+    let mut config = crate::helpers::provisioning_config(1);
+    // Without the test CA the vendor's certificate is not trusted: no call gets through.
+    let public_roots = switchyard::workers::http_client(&config).unwrap();
+    assert!(switchyard::workers::run_one(&app.domain, "w", &public_roots, Duration::from_secs(5)).await.unwrap());
+    let state = job(&app, &subscription).await;
+    assert_eq!(state["job"]["status"], "QUEUED", "{state}");
+    assert!(vendor.calls().is_empty(), "an untrusted certificate was accepted");
+    // With it, the call is made over TLS and succeeds.
+    config.vendor_ca_file = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/test-ca.pem"));
+    let trusting = switchyard::workers::http_client(&config).unwrap();
+    assert!(switchyard::workers::run_one(&app.domain, "w", &trusting, Duration::from_secs(5)).await.unwrap());
+    let state = job(&app, &subscription).await;
+    assert_eq!(state["job"]["status"], "SUCCEEDED", "{state}");
+    assert_eq!(vendor.calls().len(), 1);
 }
