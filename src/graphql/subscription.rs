@@ -52,7 +52,8 @@ pub struct LiveEvent {
     pub job_id: Option<ID>,
     pub customer_id: Option<ID>,
     pub quantity: Option<i32>,
-    /// A vendor's error message, for failures.
+    /// For failures: the vendor's error message for the operator (and the vendor), its
+    /// reason for resellers and customers.
     pub detail: Option<String>,
     pub occurred_at: DateTime<Utc>,
 }
@@ -93,7 +94,10 @@ fn events(
             loop {
                 match receiver.recv().await {
                     Ok(event) if event.is_visible_to(&actor) && keep(&event) => {
-                        return Some((LiveEvent::from(event.as_ref()), receiver));
+                        let mut live = LiveEvent::from(event.as_ref());
+                        live.detail =
+                            crate::graphql::errors::vendor_error_for(&actor, &live.status, live.detail.as_deref());
+                        return Some((live, receiver));
                     }
                     Ok(_) => {}
                     Err(RecvError::Lagged(missed)) => {

@@ -13,6 +13,7 @@ mod catalog;
 mod documents;
 mod http;
 mod layering;
+mod leaks;
 mod live;
 mod orders;
 mod overflow;

@@ -269,8 +269,9 @@ pub async fn current_parties<C: ConnectionTrait>(
 }
 
 /// Credit notes against an invoice.
-pub async fn credit_notes_of(domain: &Domain, invoice_id: i64) -> Result<Vec<invoice::Model>> {
-    Ok(invoice::Entity::find().filter(invoice::Column::CreditedInvoiceId.eq(invoice_id)).all(&domain.db).await?)
+pub async fn credit_notes_of(domain: &Domain, actor: &Actor, invoice_id: i64) -> Result<Vec<invoice::Model>> {
+    // Scoped like every invoice read: a customer sees no DRAFT credit note.
+    Ok(scoped(actor)?.filter(invoice::Column::CreditedInvoiceId.eq(invoice_id)).all(&domain.db).await?)
 }
 
 #[cfg(test)]

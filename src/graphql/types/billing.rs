@@ -80,8 +80,8 @@ impl Invoice {
         Ok(lines.into_iter().map(|line| InvoiceLine(line, currency.clone())).collect())
     }
     async fn credit_notes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Invoice>> {
-        actor(ctx)?;
-        Ok(invoices::credit_notes_of(domain(ctx), self.0.id).await.gql()?.into_iter().map(Invoice).collect())
+        let actor = actor(ctx)?;
+        Ok(invoices::credit_notes_of(domain(ctx), actor, self.0.id).await.gql()?.into_iter().map(Invoice).collect())
     }
 }
 

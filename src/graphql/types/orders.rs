@@ -262,9 +262,11 @@ impl ProvisioningJob {
     async fn run_after(&self) -> DateTime<Utc> {
         self.0.job.run_after
     }
-    /// The last failure, as the vendor or the connector reported it.
-    async fn last_error(&self) -> Option<&str> {
-        self.0.job.last_error.as_deref()
+    /// The last failure: for the operator (and the vendor) as the vendor or the connector
+    /// reported it; for resellers and customers its reason, without the message.
+    async fn last_error(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        let status = crate::domain::jobs::job_status_name(self.0.job.status);
+        Ok(crate::graphql::errors::vendor_error_for(actor(ctx)?, status, self.0.job.last_error.as_deref()))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.job.created_at

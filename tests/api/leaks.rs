@@ -1,0 +1,67 @@
+//! Leaks of detail (issue #9, item 19): a vendor connector's raw error — which may name the
+//! operator's endpoint and a key in its query string — reaches only the operator (and the
+//! vendor), resellers and customers get its reason; a customer does not see DRAFT credit
+//! notes through `invoice.creditNotes`.
+
+use serde_json::json;
+use switchyard::domain::Role;
+
+use crate::helpers::{Fixture, spawn_app};
+use crate::orders::{order_input, place};
+
+const JOBS: &str = "query($s: ID!) { provisioningJobs(subscriptionId: $s) { edges { node { status lastError } } } }";
+
+#[tokio::test]
+async fn a_vendors_raw_error_reaches_only_the_operator() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    // The operator's endpoint for vendor B carries a key; nothing listens there.
+    let url = "http://127.0.0.1:9/provision?key=SECRET-KEY-123";
+    app.data(
+        &app.operator(),
+        "mutation($id: ID!, $settings: JSON!) { updateVendor(id: $id, input: {connectorKind: HTTP, connectorSettings: $settings}) { id } }",
+        json!({"id": f.vendor_b.to_string(), "settings": {"url": url, "secret": "s"}}),
+    )
+    .await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_b));
+    let placed = place(&app, &reseller, order_input(f.customer_b, &[(f.offer_b, 2)]), "leak").await;
+    let subscription = placed["order"]["lines"][0]["subscription"]["id"].as_str().unwrap().to_owned();
+    app.run_jobs().await;
+    let seen = |token: String| {
+        let (app, subscription) = (&app, subscription.clone());
+        async move {
+            let data = app.data(&token, JOBS, json!({"s": subscription})).await;
+            data["provisioningJobs"]["edges"][0]["node"]["lastError"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let operator = seen(app.operator()).await;
+    assert!(operator.contains("127.0.0.1:9"), "the operator sees the connector's error: {operator}");
+    for (who, token) in [("reseller", reseller.clone()), ("customer", app.token(Role::Customer, Some(f.customer_b)))] {
+        let error = seen(token).await;
+        assert!(!error.is_empty(), "{who} is told why");
+        assert!(!error.contains("SECRET-KEY") && !error.contains("127.0.0.1"), "{who} sees {error}");
+    }
+}
+
+#[tokio::test]
+async fn a_customer_does_not_see_draft_credit_notes() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    place(&app, &reseller, order_input(f.customer_a, &[(f.offers_a[0], 5)]), "credit").await;
+    app.run_jobs().await;
+    app.clock.set("2026-12-01T08:00:00Z".parse().unwrap());
+    crate::billing::run(&app, "2026-11").await;
+    let invoice =
+        crate::billing::invoices(&app, &reseller, json!({"customerId": f.customer_a.to_string()})).await.remove(0);
+    let id = invoice["id"].as_str().unwrap().to_owned();
+    app.data(&reseller, "mutation($id: ID!) { issueInvoice(id: $id) { number } }", json!({"id": id})).await;
+    let note = app.data(&reseller, "mutation($id: ID!) { creditInvoice(id: $id) { status } }", json!({"id": id})).await;
+    assert_eq!(note["creditInvoice"]["status"], "DRAFT");
+    let query = "query($id: ID!) { invoice(id: $id) { creditNotes { id status } } }";
+    let as_reseller = app.data(&reseller, query, json!({"id": id})).await;
+    assert_eq!(as_reseller["invoice"]["creditNotes"].as_array().unwrap().len(), 1, "the reseller sees its draft");
+    let customer = app.token(Role::Customer, Some(f.customer_a));
+    let as_customer = app.data(&customer, query, json!({"id": id})).await;
+    assert_eq!(as_customer["invoice"]["creditNotes"], json!([]), "{as_customer}");
+}
