@@ -98,6 +98,8 @@ async fn run(
                 let _ = session.pong(&bytes).await;
                 continue;
             }
+            // A frame past the size the server takes (64 KiB): "message too big".
+            Some(Err(actix_ws::ProtocolError::Overflow)) => break close(1009, "Message too big"),
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
             Some(Ok(_)) => continue,
         };
@@ -183,8 +185,10 @@ async fn run(
     let _ = session.close(reason).await;
 }
 
+/// When a token expiring at `expires_at` (seconds since the epoch) runs out, at most a
+/// year ahead: a token that never expires (`exp` = i64::MAX) must not overflow the timer.
 fn expiry_instant(expires_at: i64) -> tokio::time::Instant {
-    let remaining = expires_at.saturating_sub(chrono::Utc::now().timestamp());
+    let remaining = expires_at.saturating_sub(chrono::Utc::now().timestamp()).clamp(0, 86_400 * 365);
     tokio::time::Instant::now() + Duration::from_secs(u64::try_from(remaining).unwrap_or(0))
 }
 

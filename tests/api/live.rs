@@ -237,3 +237,13 @@ async fn the_legacy_graphql_ws_protocol_works_too() {
     client.send(json!({"id": "1", "type": "stop"})).await;
     assert_eq!(client.next().await.unwrap(), json!({"type": "complete", "id": "1"}));
 }
+
+/// A frame larger than the server takes (64 KiB) closes with 1009 "message too big", not
+/// without a code (issue #9, item 20).
+#[tokio::test]
+async fn an_oversized_frame_closes_with_1009() {
+    let app = spawn_app().await;
+    let mut client = WsClient::init(&app, &app.operator()).await;
+    client.send(json!({"type": "ping", "payload": {"padding": "x".repeat(70 * 1024)}})).await;
+    assert_eq!(client.close_code().await, 1009);
+}
