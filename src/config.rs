@@ -259,7 +259,7 @@ impl ProvisioningConfig {
         if self.job_max_attempts < 1 {
             return Err("SWITCHYARD_JOB_MAX_ATTEMPTS must be at least 1".into());
         }
-        crate::workers::http_client(self).map(|_| ())
+        Ok(())
     }
 
     /// The lease renewal interval: as configured, else a third of the lease.

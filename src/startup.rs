@@ -109,6 +109,8 @@ impl Application {
 /// without an event listener, so they need no auth settings and hold no extra connection.
 pub async fn build_domain(settings: &Settings, overrides: Overrides) -> Result<Arc<Domain>, StartupError> {
     settings.provisioning.validate()?;
+    // The vendors' HTTP client builds (a configured CA file is readable and holds roots).
+    crate::workers::http_client(&settings.provisioning)?;
     let connection = match overrides.database {
         Some(connection) => connection,
         // Two at least: migrating holds one connection for its lock while it runs on another.

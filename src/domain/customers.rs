@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use entity::enums::{OrganizationStatus, Role};
 use entity::{DbDecimal, customer, customer_vendor_account, offer, reseller, retail_price, vendor};
 use rust_decimal::Decimal;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Select, Set};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, EntityTrait, NotSet, QueryFilter, Select, Set,
+};
 use serde_json::json;
 
 use super::Domain;
@@ -131,9 +133,14 @@ pub struct LegalDetails {
 }
 
 impl LegalDetails {
-    /// The validated values to store: `None` leaves a column, `Some(None)` clears it.
-    #[expect(clippy::type_complexity, reason = "one optional update per column")]
-    pub fn validated(&self) -> Result<(Option<Option<String>>, Option<Option<String>>, Option<Option<String>>)> {
+    /// Validates the given fields and sets them on a party's columns (legal name, address,
+    /// tax id): a field not given leaves its column, an empty one clears it.
+    pub fn apply(
+        &self,
+        legal_name_column: &mut ActiveValue<Option<String>>,
+        address_column: &mut ActiveValue<Option<String>>,
+        tax_id_column: &mut ActiveValue<Option<String>>,
+    ) -> Result<()> {
         let field = |value: &Option<String>, max: usize, name: &str| -> Result<Option<Option<String>>> {
             match value.as_deref().map(str::trim) {
                 None => Ok(None),
@@ -158,7 +165,14 @@ impl LegalDetails {
                 Some(Some(lines.join("\n")))
             }
         };
-        Ok((field(&self.legal_name, 200, "input.legalName")?, address, field(&self.tax_id, 64, "input.taxId")?))
+        let values =
+            [field(&self.legal_name, 200, "input.legalName")?, address, field(&self.tax_id, 64, "input.taxId")?];
+        for (column, value) in [legal_name_column, address_column, tax_id_column].into_iter().zip(values) {
+            if let Some(value) = value {
+                *column = Set(value);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -298,16 +312,7 @@ pub async fn update_customer(
     if let Some(status) = changes.status {
         model.status = Set(status);
     }
-    let (legal_name, address, tax_id) = changes.legal.validated()?;
-    if let Some(value) = legal_name {
-        model.legal_name = Set(value);
-    }
-    if let Some(value) = address {
-        model.address = Set(value);
-    }
-    if let Some(value) = tax_id {
-        model.tax_id = Set(value);
-    }
+    changes.legal.apply(&mut model.legal_name, &mut model.address, &mut model.tax_id)?;
     model.updated_at = Set(now);
     let customer = model.update(w.db()).await?;
     upsert_vendor_accounts(w.db(), id.get(), changes.vendor_accounts, now).await?;

@@ -290,16 +290,7 @@ pub async fn update_reseller(
     if let Some(status) = changes.status {
         model.status = Set(status);
     }
-    let (legal_name, address, tax_id) = changes.legal.validated()?;
-    if let Some(value) = legal_name {
-        model.legal_name = Set(value);
-    }
-    if let Some(value) = address {
-        model.address = Set(value);
-    }
-    if let Some(value) = tax_id {
-        model.tax_id = Set(value);
-    }
+    changes.legal.apply(&mut model.legal_name, &mut model.address, &mut model.tax_id)?;
     if let Some(days) = changes.payment_terms_days {
         if !(1..=365).contains(&days) {
             return Err(Error::validation("input.paymentTermsDays", "between 1 and 365 days"));

@@ -88,25 +88,3 @@ pub fn request_error(message: impl Into<String>, code: &str) -> ServerError {
     set_code(&mut error, code);
     error
 }
-
-/// What a caller may read of a vendor's error: the operator (and the vendor, whose own
-/// endpoint it is) the message as the connector reported it — it may name the operator's
-/// endpoint and carry a key in its query string; resellers and customers a reason by
-/// `status` (a job's or a subscription's), never the message.
-pub fn vendor_error_for(actor: &crate::domain::Actor, status: &str, raw: Option<&str>) -> Option<String> {
-    let raw = raw?;
-    if matches!(actor.role(), entity::enums::Role::Operator | entity::enums::Role::Vendor) {
-        return Some(raw.to_owned());
-    }
-    Some(
-        match status {
-            "FAILED" => "the vendor refused the request",
-            "DEAD" => "the vendor did not complete the request after every attempt; the operator can retry it",
-            "QUEUED" | "RUNNING" | "PENDING" | "PROVISIONING" => {
-                "the vendor was busy or unreachable; it is tried again"
-            }
-            _ => "the vendor reported a problem",
-        }
-        .to_owned(),
-    )
-}

@@ -96,7 +96,7 @@ fn events(
                     Ok(event) if event.is_visible_to(&actor) && keep(&event) => {
                         let mut live = LiveEvent::from(event.as_ref());
                         live.detail =
-                            crate::graphql::errors::vendor_error_for(&actor, &live.status, live.detail.as_deref());
+                            crate::domain::fulfilment::vendor_error_for(&actor, &live.status, live.detail.as_deref());
                         return Some((live, receiver));
                     }
                     Ok(_) => {}

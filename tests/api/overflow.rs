@@ -43,6 +43,21 @@ async fn tenfold_markups(app: &TestApp, f: &Fixture) {
         .unwrap();
 }
 
+/// An ordinary order of reseller B's customer, beside whatever a test makes too large.
+async fn ordinary_order(app: &TestApp, f: &Fixture) {
+    let reseller_b = app.token(Role::Reseller, Some(f.reseller_b));
+    let input = json!({"input": order_input(f.customer_b, &[(f.offer_b, 3)]), "key": "ordinary"});
+    let placed = app.data(&reseller_b, PLACE_ORDER, input).await;
+    assert!(placed["placeOrder"]["order"]["id"].is_string());
+}
+
+/// The ordinary customer was invoiced by the run.
+async fn assert_ordinary_invoiced(app: &TestApp, f: &Fixture) {
+    let reseller_b = app.token(Role::Reseller, Some(f.reseller_b));
+    let invoices = crate::billing::invoices(app, &reseller_b, json!({"customerId": f.customer_b.to_string()})).await;
+    assert_eq!(invoices.len(), 1, "the other customer is invoiced");
+}
+
 async fn code(app: &TestApp, query: &str, variables: Value) -> String {
     app.error_code(Some(&app.operator()), query, variables).await
 }
@@ -99,16 +114,8 @@ async fn a_run_bills_everyone_else_and_reports_what_it_cannot_bill() {
     let app = spawn_app().await;
     let f = Fixture::build(&app).await;
     let reseller_a = app.token(Role::Reseller, Some(f.reseller_a));
-    let reseller_b = app.token(Role::Reseller, Some(f.reseller_b));
     // An ordinary subscription of another customer.
-    let ordinary = app
-        .data(
-            &reseller_b,
-            PLACE_ORDER,
-            json!({"input": order_input(f.customer_b, &[(f.offer_b, 3)]), "key": "ordinary"}),
-        )
-        .await;
-    assert!(ordinary["placeOrder"]["order"]["id"].is_string());
+    ordinary_order(&app, &f).await;
     // A subscription from before prices were bounded: its stored prices are the largest
     // amount a column holds.
     let legacy = app
@@ -140,8 +147,7 @@ async fn a_run_bills_everyone_else_and_reports_what_it_cannot_bill() {
     let report = run["unbillable"].to_string();
     assert!(report.contains(&format!("subscription {legacy_id}")), "{report}");
     // The ordinary customer has its invoice.
-    let invoices = crate::billing::invoices(&app, &reseller_b, json!({"customerId": f.customer_b.to_string()})).await;
-    assert_eq!(invoices.len(), 1);
+    assert_ordinary_invoiced(&app, &f).await;
 }
 
 #[tokio::test]
@@ -158,21 +164,14 @@ async fn an_invoice_that_would_pass_the_largest_amount_waits_and_is_reported() {
         assert!(placed["placeOrder"]["order"]["id"].is_string());
     }
     // And an ordinary one of another reseller's customer.
-    let reseller_b = app.token(Role::Reseller, Some(f.reseller_b));
-    app.data(
-        &reseller_b,
-        PLACE_ORDER,
-        json!({"input": order_input(f.customer_b, &[(f.offer_b, 3)]), "key": "ordinary"}),
-    )
-    .await;
+    ordinary_order(&app, &f).await;
     app.run_jobs().await;
     app.clock.set("2026-12-01T08:00:00Z".parse().unwrap());
     let (status, body) = app.post(Some(&app.operator()), RUN_REPORT, json!({"p": "2026-11"})).await;
     assert_eq!(status, 200);
     let report = body["data"]["runBilling"]["unbillable"].to_string();
     assert!(report.contains(&format!("customer {}", f.customer_a)), "{body}");
-    let ordinary = crate::billing::invoices(&app, &reseller_b, json!({"customerId": f.customer_b.to_string()})).await;
-    assert_eq!(ordinary.len(), 1, "the other customer is invoiced");
+    assert_ordinary_invoiced(&app, &f).await;
 }
 
 #[tokio::test]
@@ -225,13 +224,7 @@ async fn a_conversion_past_the_largest_amount_waits_and_is_reported() {
         .data(&token, PLACE_ORDER, json!({"input": order_input(customer, &[(offer, 1_000_000)]), "key": "yen"}))
         .await;
     assert!(placed["placeOrder"]["order"]["id"].is_string());
-    let reseller_b = app.token(Role::Reseller, Some(f.reseller_b));
-    app.data(
-        &reseller_b,
-        PLACE_ORDER,
-        json!({"input": order_input(f.customer_b, &[(f.offer_b, 3)]), "key": "ordinary"}),
-    )
-    .await;
+    ordinary_order(&app, &f).await;
     app.run_jobs().await;
     app.clock.set("2026-12-01T08:00:00Z".parse().unwrap());
     let (status, body) = app.post(Some(&app.operator()), RUN_REPORT, json!({"p": "2026-11"})).await;
@@ -239,6 +232,5 @@ async fn a_conversion_past_the_largest_amount_waits_and_is_reported() {
     assert!(body.get("errors").is_none(), "the run goes on: {body}");
     let report = body["data"]["runBilling"]["unbillable"].to_string();
     assert!(report.contains(&format!("reseller {reseller}")), "{body}");
-    let ordinary = crate::billing::invoices(&app, &reseller_b, json!({"customerId": f.customer_b.to_string()})).await;
-    assert_eq!(ordinary.len(), 1, "the other customer is invoiced");
+    assert_ordinary_invoiced(&app, &f).await;
 }

@@ -266,7 +266,7 @@ impl ProvisioningJob {
     /// reported it; for resellers and customers its reason, without the message.
     async fn last_error(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
         let status = crate::domain::jobs::job_status_name(self.0.job.status);
-        Ok(crate::graphql::errors::vendor_error_for(actor(ctx)?, status, self.0.job.last_error.as_deref()))
+        Ok(crate::domain::fulfilment::vendor_error_for(actor(ctx)?, status, self.0.job.last_error.as_deref()))
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.job.created_at
