@@ -158,6 +158,7 @@ async fn seed(db: &sea_orm::DatabaseConnection, count: usize) {
             created_at: Set(bought),
             updated_at: Set(bought),
             billing_settled: Set(false),
+            sync_issue: Set(None),
         });
         let change = |kind, before, after, status_before, status_after, at| subscription_change::ActiveModel {
             id: NotSet,
@@ -174,6 +175,8 @@ async fn seed(db: &sea_orm::DatabaseConnection, count: usize) {
             unit_cost: Set(Some(DbDecimal(Decimal::new(4800, 2)))),
             unit_wholesale: Set(Some(DbDecimal(Decimal::new(5520, 2)))),
             unit_retail: Set(Some(DbDecimal(Decimal::new(6000, 2)))),
+            job_id: Set(None),
+            vendor_outcome: Set(None),
         };
         changes.push(change(
             SubscriptionChangeKind::Purchase,

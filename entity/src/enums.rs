@@ -155,6 +155,30 @@ pub enum SubscriptionChangeKind {
     Expire,
     #[sea_orm(string_value = "AUTO_RENEW_CHANGED")]
     AutoRenewChanged,
+    /// The subscription went back to what the vendor has after it refused a change (or an
+    /// operator declared an unconfirmed change not made); informational for billing.
+    #[sea_orm(string_value = "REVERTED")]
+    Reverted,
+}
+
+/// What the vendor did with a change that needed a call to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(16))")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VendorOutcome {
+    /// Its job has not finished: billing holds the change (and every later one) until it has.
+    #[sea_orm(string_value = "PENDING")]
+    Pending,
+    /// The vendor made it.
+    #[sea_orm(string_value = "DONE")]
+    Done,
+    /// The vendor refused it: it was reverted and is never billed.
+    #[sea_orm(string_value = "REFUSED")]
+    Refused,
+    /// Every attempt ended without an answer: nobody knows; the subscription is out of sync
+    /// and billing holds the change until an operator's retry or abandon settles it.
+    #[sea_orm(string_value = "UNCONFIRMED")]
+    Unconfirmed,
 }
 
 /// Where a batch of seats came from; each batch has its own 168 h window.

@@ -36,6 +36,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// Ended and billed through its end with no usage waiting: billing runs skip it.
     pub billing_settled: bool,
+    /// Why the vendor's state may differ from this row: a change it never confirmed (every
+    /// attempt ended without an answer). None while in sync.
+    pub sync_issue: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

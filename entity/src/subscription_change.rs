@@ -6,6 +6,7 @@ use crate::DbDecimal;
 use crate::enums::Role;
 use crate::enums::SubscriptionChangeKind;
 use crate::enums::SubscriptionStatus;
+use crate::enums::VendorOutcome;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "subscription_changes")]
@@ -26,6 +27,11 @@ pub struct Model {
     pub unit_cost: Option<DbDecimal>,
     pub unit_wholesale: Option<DbDecimal>,
     pub unit_retail: Option<DbDecimal>,
+    /// The provisioning job the change was sent to the vendor as.
+    pub job_id: Option<i64>,
+    /// What the vendor did with it; None for a change that needs no vendor call (and for
+    /// changes recorded before outcomes were kept: they count as done).
+    pub vendor_outcome: Option<VendorOutcome>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

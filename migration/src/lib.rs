@@ -25,6 +25,7 @@ mod m20261126_000013_changes_record_prices;
 mod m20261126_000014_exchange_rates;
 mod m20261126_000015_subscriptions_billing_settled;
 mod m20261126_000016_invoices_people_can_send;
+mod m20261126_000017_changes_follow_the_vendor;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000014_exchange_rates::Migration),
             Box::new(m20261126_000015_subscriptions_billing_settled::Migration),
             Box::new(m20261126_000016_invoices_people_can_send::Migration),
+            Box::new(m20261126_000017_changes_follow_the_vendor::Migration),
         ]
     }
 }

@@ -8,7 +8,7 @@ use crate::domain::Tenant;
 use crate::domain::ids::{JobId, SubscriptionId};
 use chrono::{DateTime, Utc};
 use entity::enums::{
-    JobKind, JobStatus, OrderLineStatus, ProvisioningAction, SubscriptionChangeKind, SubscriptionStatus,
+    JobKind, JobStatus, OrderLineStatus, ProvisioningAction, SubscriptionChangeKind, SubscriptionStatus, VendorOutcome,
 };
 use entity::{job, subscription};
 use sea_orm::{
@@ -22,7 +22,7 @@ use super::events::{DomainEvent, EventKind};
 use super::jobs::{self, ClaimedJob, Outcome, ProvisioningSubject, job_status_name};
 use super::lifecycle::{self, Transition, next_status, status_name};
 use super::write::{Audit, Write};
-use super::{Domain, orders};
+use super::{Domain, orders, vendor_sync};
 
 /// A provisioning job: the queue's row and its subject.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,11 +82,25 @@ async fn apply_to_subscription(
 ) -> Result<Vec<DomainEvent>> {
     let subject = ProvisioningSubject::of(job)?;
     // Locked: a change made meanwhile (a suspend, say) is read, not overwritten.
-    let current = super::write::locking(subscription::Entity::find_by_id(subject.subscription_id), txn)
+    let mut current = super::write::locking(subscription::Entity::find_by_id(subject.subscription_id), txn)
         .one(txn)
         .await?
         .ok_or(Error::NotFound("subscription"))?;
     let is_purchase = subject.action == ProvisioningAction::Purchase;
+    let mut events = Vec::new();
+    // A change's end: the subscription follows what the vendor did.
+    let outcome = match status {
+        JobStatus::Succeeded => Some(VendorOutcome::Done),
+        JobStatus::Failed => Some(VendorOutcome::Refused),
+        JobStatus::Dead => Some(VendorOutcome::Unconfirmed),
+        JobStatus::Queued | JobStatus::Running | JobStatus::Inquire => None,
+    };
+    if let (false, Some(outcome)) = (is_purchase, outcome)
+        && let Some(updated) = vendor_sync::job_ended(txn, &current, job, outcome, error.as_deref(), now).await?
+    {
+        events.push(lifecycle::changed_event(&updated, now));
+        current = updated;
+    }
     let transition = match (is_purchase, status) {
         (true, JobStatus::Running) if current.status != SubscriptionStatus::Provisioning => {
             Some(Transition::StartProvisioning)
@@ -100,7 +114,6 @@ async fn apply_to_subscription(
         Some(transition) => next_status(before, transition).unwrap_or(before),
         None => before,
     };
-    let mut events = Vec::new();
     if after != before || reference.is_some() {
         let mut model: subscription::ActiveModel = current.clone().into();
         model.status = Set(after);
@@ -171,6 +184,7 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<
     let job = jobs::requeue(&mut w, job_id).await?;
     let mut events = Vec::new();
     let subject = ProvisioningSubject::of(&job)?;
+    vendor_sync::retried(w.db(), &job).await?;
     let job = match subject.action {
         ProvisioningAction::ChangeQuantity => current_intent(&w, job, subject.subscription_id).await?,
         ProvisioningAction::Purchase => job,
@@ -212,6 +226,41 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<
     }
     w.emit_all(events).await?;
     w.commit(Audit::action(actor, "retryProvisioning", "provisioning_job", Some(job.id), json!({}))).await?;
+    Ok(ProvisioningJob { job, subject })
+}
+
+/// The operator declares that the vendor did not make the change of a DEAD job (one it
+/// never confirmed): the change is refused and the subscription goes back to what the
+/// vendor has. The job stays DEAD, its reason saying so.
+pub async fn abandon_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<ProvisioningJob> {
+    actor.require_operator()?;
+    let mut w = Write::begin(domain).await?;
+    let now = w.now();
+    let job = super::write::locking(job::Entity::find_by_id(job_id.get()), w.db())
+        .one(w.db())
+        .await?
+        .filter(|job| job.kind == JobKind::Provisioning)
+        .ok_or(Error::NotFound("provisioning job"))?;
+    if job.status != JobStatus::Dead {
+        return Err(Error::InvalidTransition(format!(
+            "only a DEAD job can be abandoned; this one is {}",
+            job_status_name(job.status)
+        )));
+    }
+    let subject = ProvisioningSubject::of(&job)?;
+    let current = super::write::locking(subscription::Entity::find_by_id(subject.subscription_id), w.db())
+        .one(w.db())
+        .await?
+        .ok_or(Error::NotFound("subscription"))?;
+    let updated = vendor_sync::abandoned(w.db(), &current, &job, now).await?;
+    let reason =
+        format!("abandoned by the operator: the change was reverted; {}", job.last_error.clone().unwrap_or_default());
+    let mut model: job::ActiveModel = job.into();
+    model.last_error = Set(Some(reason));
+    model.updated_at = Set(now);
+    let job = model.update(w.db()).await?;
+    w.emit(lifecycle::changed_event(&updated, now)).await?;
+    w.commit(Audit::action(actor, "abandonProvisioningJob", "provisioning_job", Some(job.id), json!({}))).await?;
     Ok(ProvisioningJob { job, subject })
 }
 
@@ -296,6 +345,7 @@ pub fn vendor_error_for(actor: &Actor, status: &str, raw: Option<&str>) -> Optio
         match status {
             "FAILED" => "the vendor refused the request",
             "DEAD" => "the vendor did not complete the request after every attempt; the operator can retry it",
+            "OUT_OF_SYNC" => "the vendor has not confirmed a change; the operator is settling it",
             "QUEUED" | "RUNNING" | "PENDING" | "PROVISIONING" => {
                 "the vendor was busy or unreachable; it is tried again"
             }

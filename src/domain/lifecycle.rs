@@ -164,8 +164,8 @@ pub async fn record_change<C: ConnectionTrait>(
     status: (SubscriptionStatus, SubscriptionStatus),
     idempotency_key: Option<String>,
     at: DateTime<Utc>,
-) -> Result<()> {
-    subscription_change::ActiveModel {
+) -> Result<subscription_change::Model> {
+    let change = subscription_change::ActiveModel {
         id: NotSet,
         subscription_id: Set(subscription.id),
         kind: Set(kind),
@@ -180,6 +180,8 @@ pub async fn record_change<C: ConnectionTrait>(
         unit_cost: Set(Some(subscription.unit_cost)),
         unit_wholesale: Set(Some(subscription.unit_wholesale)),
         unit_retail: Set(Some(subscription.unit_retail)),
+        job_id: Set(None),
+        vendor_outcome: Set(None),
     }
     .insert(db)
     .await
@@ -190,7 +192,7 @@ pub async fn record_change<C: ConnectionTrait>(
             Error::conflict("IDEMPOTENCY_KEY_RACE", "raced"),
         )
     })?;
-    Ok(())
+    Ok(change)
 }
 
 /// The event announcing a subscription's new state.

@@ -28,6 +28,7 @@ pub mod standing;
 pub mod subscriptions;
 pub mod users;
 pub mod validate;
+pub mod vendor_sync;
 pub mod write;
 
 use std::sync::Arc;

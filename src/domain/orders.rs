@@ -326,6 +326,7 @@ async fn write_line(
         created_at: Set(now),
         updated_at: Set(now),
         billing_settled: Set(false),
+        sync_issue: Set(None),
     }
     .insert(w.db())
     .await?;

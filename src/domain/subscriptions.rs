@@ -61,6 +61,8 @@ pub struct SubscriptionFilter {
     pub order_id: Option<OrderId>,
     /// Only this status.
     pub status: Option<SubscriptionStatus>,
+    /// Only those out of sync with the vendor (or only those in sync).
+    pub out_of_sync: Option<bool>,
 }
 
 /// A page of the subscriptions the caller may see.
@@ -79,6 +81,11 @@ pub async fn list_subscriptions(
     }
     if let Some(status) = filter.status {
         select = select.filter(subscription::Column::Status.eq(status));
+    }
+    match filter.out_of_sync {
+        Some(true) => select = select.filter(subscription::Column::SyncIssue.is_not_null()),
+        Some(false) => select = select.filter(subscription::Column::SyncIssue.is_null()),
+        None => {}
     }
     fetch_page(&domain.db, select, subscription::Column::Id, page).await
 }
@@ -147,7 +154,7 @@ pub async fn change_subscription(
         )));
     }
     let (kind, updated, action) = apply(w.db(), &current, change, now).await?;
-    record_change(
+    let recorded = record_change(
         w.db(),
         &updated,
         actor,
@@ -161,6 +168,7 @@ pub async fn change_subscription(
     let mut events = vec![changed_event(&updated, now)];
     if let Some(action) = action {
         let job = enqueue_change(&mut w, &updated, action).await?;
+        super::vendor_sync::sent_as(w.db(), recorded, &job).await?;
         events.push(DomainEvent {
             vendor_id: Some(updated.vendor_id),
             reseller_id: Some(updated.reseller_id),
@@ -375,7 +383,7 @@ async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<Optio
     model.updated_at = Set(now);
     let updated = model.update(w.db()).await?;
     let kind = if renewed { SubscriptionChangeKind::Renew } else { SubscriptionChangeKind::Expire };
-    record_change(
+    let recorded = record_change(
         w.db(),
         &updated,
         &system,
@@ -393,7 +401,8 @@ async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<Optio
             .exec(w.db())
             .await?;
         add_seat_batch(w.db(), id, SeatBatchSource::Renewal, updated.quantity, ended).await?;
-        enqueue_change(&mut w, &updated, ProvisioningAction::Renew).await?;
+        let job = enqueue_change(&mut w, &updated, ProvisioningAction::Renew).await?;
+        super::vendor_sync::sent_as(w.db(), recorded, &job).await?;
     }
     events.push(changed_event(&updated, now));
     w.emit_all(events).await?;

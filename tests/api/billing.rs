@@ -102,6 +102,7 @@ async fn changes_are_prorated_and_late_ones_become_adjustments() {
         json!({"id": subscription}),
     )
     .await;
+    app.run_jobs().await;
     let preview = app
         .data(&reseller, "query($c: ID!) { previewBilling(customerId: $c, period: \"2026-11\") { lines { kind amount { amount } } subtotal { amount } total { amount } } }", json!({"c": f.customer_a.to_string()}))
         .await["previewBilling"]
@@ -117,6 +118,7 @@ async fn changes_are_prorated_and_late_ones_become_adjustments() {
     // Issue November; a change after that lands on December as an adjustment.
     app.data(&reseller, "mutation($id: ID!) { issueInvoice(id: $id) { number } }", json!({"id": invoice["id"]})).await;
     app.data(&reseller, "mutation($id: ID!) { changeSubscriptionQuantity(id: $id, quantity: 6, idempotencyKey: \"down\") { replayed } }", json!({"id": subscription})).await;
+    app.run_jobs().await;
     assert_eq!(run(&app, "2026-11").await["chargesCreated"], 0, "an issued invoice never changes");
     app.clock.set("2026-12-01T08:00:00Z".parse().unwrap());
     let preview = app
@@ -458,6 +460,7 @@ async fn a_period_of_refunds_becomes_a_credit_note() {
         json!({"id": subscription}),
     )
     .await;
+    app.run_jobs().await;
     app.clock.set("2027-01-01T01:00:00Z".parse().unwrap());
     run(&app, "2027-01").await;
     let january =
@@ -495,6 +498,7 @@ async fn a_suspended_subscription_is_still_billed() {
         json!({"id": subscription}),
     )
     .await;
+    app.run_jobs().await;
     app.clock.set("2026-12-01T01:00:00Z".parse().unwrap());
     run(&app, "2026-12").await;
     let december =

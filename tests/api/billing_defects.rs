@@ -37,6 +37,7 @@ async fn set_seats(app: &TestApp, f: &Fixture, subscription: &str, seats: i32) {
         json!({"id": subscription, "q": seats}),
     )
     .await;
+    app.run_jobs().await;
 }
 
 fn amounts(invoice: &Value) -> Vec<String> {
@@ -64,6 +65,7 @@ async fn a_subscription_that_does_not_renew_is_not_billed_after_its_term_ends() 
     assert_eq!(january["chargesCreated"], 0, "nothing is in force in January: {january}");
     // Nor after it did.
     assert_eq!(subscriptions::renew_due(&app.domain).await.unwrap(), (0, 2));
+    app.run_jobs().await;
     assert_eq!(run(&app, "2027-01").await["chargesCreated"], 0);
     let reseller = app.token(Role::Reseller, Some(f.reseller_a));
     let december = invoices(&app, &reseller, json!({"period": "2026-12"})).await;
@@ -92,6 +94,7 @@ async fn month_end_anchors_do_not_drift_on_renewal() {
             term_end(&app, &reseller, &subscription).await.as_str().unwrap().parse().unwrap();
         app.clock.set(end + Duration::minutes(5));
         assert_eq!(subscriptions::renew_due(&app.domain).await.unwrap(), (1, 0));
+        app.run_jobs().await;
         ends.push(term_end(&app, &reseller, &subscription).await.as_str().unwrap().to_owned());
     }
     assert_eq!(
@@ -220,6 +223,7 @@ async fn a_renewal_later_in_the_month_than_its_run_is_billed_in_advance() {
     run(&app, "2027-11").await;
     app.clock.set("2027-11-21T00:10:00Z".parse().unwrap());
     assert_eq!(subscriptions::renew_due(&app.domain).await.unwrap(), (1, 0));
+    app.run_jobs().await;
     app.clock.set("2027-12-01T00:30:00Z".parse().unwrap());
     run(&app, "2027-12").await;
     assert_eq!(retail_charged(&app, &subscription).await, vec!["240", "240"]);
@@ -277,6 +281,7 @@ async fn december_then_january(app: &TestApp, between: impl std::future::Future<
     between.await;
     app.clock.set("2026-12-15T10:05:00Z".parse().unwrap());
     subscriptions::renew_due(&app.domain).await.unwrap();
+    app.run_jobs().await;
     app.clock.set("2027-01-01T00:30:00Z".parse().unwrap());
     run(app, "2027-01").await;
 }
@@ -863,6 +868,7 @@ async fn usage_outside_the_subscriptions_life_is_refused() {
         json!({"id": subscription}),
     )
     .await;
+    app.run_jobs().await;
     app.clock.set("2026-11-04T10:00:00Z".parse().unwrap());
     let ok =
         app.data(&reseller, RECORD_USAGE, json!({"r": [usage(&subscription, "y", "1", "2026-11-03T09:00:00Z")]})).await;
@@ -927,6 +933,7 @@ async fn cancel(app: &TestApp, f: &Fixture, subscription: &str) {
         json!({"id": subscription}),
     )
     .await;
+    app.run_jobs().await;
 }
 
 /// #8.11: within 24 hours the refund is everything billed for the term, also across a

@@ -26,5 +26,6 @@ mod startup;
 mod storage;
 mod subscriptions;
 mod tenancy;
+mod vendor_sync;
 mod workers;
 mod writes;

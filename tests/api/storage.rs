@@ -211,8 +211,20 @@ async fn migration_13_backfills_change_prices_and_renames_months_cut_at_a_term_e
         .unwrap();
     }
     migration::Migrator::up(&db, Some(1)).await.unwrap();
-    let change = entity::subscription_change::Entity::find_by_id(9).one(&db).await.unwrap().unwrap();
-    let prices = (change.unit_cost.map(|d| d.0), change.unit_wholesale.map(|d| d.0), change.unit_retail.map(|d| d.0));
+    // The columns as of migration 13 (the entity has later ones).
+    use entity::subscription_change::Column;
+    use sea_orm::{ColumnTrait, QueryFilter, QuerySelect};
+    type Prices = (Option<entity::DbDecimal>, Option<entity::DbDecimal>, Option<entity::DbDecimal>);
+    let (cost, wholesale, retail): Prices = entity::subscription_change::Entity::find()
+        .select_only()
+        .columns([Column::UnitCost, Column::UnitWholesale, Column::UnitRetail])
+        .filter(Column::Id.eq(9))
+        .into_tuple()
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    let prices = (cost.map(|d| d.0), wholesale.map(|d| d.0), retail.map(|d| d.0));
     assert_eq!(
         prices,
         (Some(crate::helpers::dec("8")), Some(crate::helpers::dec("9.2")), Some(crate::helpers::dec("10")))

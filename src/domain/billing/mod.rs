@@ -36,6 +36,7 @@ use super::Domain;
 use super::actor::Actor;
 use super::error::{Error, Result};
 use super::money::Currency;
+use super::vendor_sync;
 
 /// Subscriptions handled per transaction.
 const BATCH: u64 = 500;
@@ -216,7 +217,19 @@ async fn plan_batch(
     let mut ended = Vec::new();
     let mut unbillable = Vec::new();
     for subscription in batch {
-        let history_of = history.get(&subscription.id).map(Vec::as_slice).unwrap_or_default();
+        // Only what the vendor did: no refused change, nothing it has not confirmed yet.
+        let recorded = history.get(&subscription.id).map(Vec::as_slice).unwrap_or_default();
+        let view = vendor_sync::as_the_vendor_has_it(recorded, true);
+        let held_back;
+        let subscription = match view.state.filter(|_| view.held) {
+            // The row holds the intent; billing reads the subscription as the vendor has it.
+            Some((quantity, status)) => {
+                held_back = subscription::Model { quantity, status, ..subscription.clone() };
+                &held_back
+            }
+            None => subscription,
+        };
+        let history_of = view.history.as_slice();
         if let Some(why) = rating::out_of_bounds(subscription, history_of) {
             tracing::warn!(subscription = subscription.id, why, "a subscription cannot be billed");
             unbillable.push(format!("subscription {}: {why}", subscription.id));
@@ -233,10 +246,12 @@ async fn plan_batch(
             }
         };
         // Settled only once planned: a subscription that could not be is tried again.
-        if matches!(
-            subscription.status,
-            SubscriptionStatus::Cancelled | SubscriptionStatus::Expired | SubscriptionStatus::Failed
-        ) && history_of.iter().all(|c| c.occurred_at < plan_cutoff(period))
+        if !view.held
+            && matches!(
+                subscription.status,
+                SubscriptionStatus::Cancelled | SubscriptionStatus::Expired | SubscriptionStatus::Failed
+            )
+            && history_of.iter().all(|c| c.occurred_at < plan_cutoff(period))
         {
             ended.push(subscription.id);
         }

@@ -271,6 +271,7 @@ mod tests {
             created_at: start,
             updated_at: start,
             billing_settled: false,
+            sync_issue: None,
         }
     }
 
@@ -290,6 +291,8 @@ mod tests {
             unit_cost: None,
             unit_wholesale: None,
             unit_retail: None,
+            job_id: None,
+            vendor_outcome: None,
         }
     }
 

@@ -118,4 +118,11 @@ impl OrdersMutation {
         let id = parse_id(&job_id, "jobId")?;
         fulfilment::retry_job(domain(ctx), actor(ctx)?, id).await.map(ProvisioningJob).gql()
     }
+
+    /// Declares that the vendor did not make the change of a DEAD job it never confirmed
+    /// (operator): the change is reverted, never billed, and the subscription back in sync.
+    async fn abandon_provisioning_job(&self, ctx: &Context<'_>, job_id: ID) -> async_graphql::Result<ProvisioningJob> {
+        let id = parse_id(&job_id, "jobId")?;
+        fulfilment::abandon_job(domain(ctx), actor(ctx)?, id).await.map(ProvisioningJob).gql()
+    }
 }

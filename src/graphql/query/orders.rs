@@ -56,6 +56,8 @@ pub struct SubscriptionFilterInput {
     pub customer_id: Option<ID>,
     pub order_id: Option<ID>,
     pub status: Option<SubscriptionStatus>,
+    /// Only those out of sync with their vendor (true) or in sync (false).
+    pub out_of_sync: Option<bool>,
 }
 
 #[derive(Default)]
@@ -107,6 +109,7 @@ impl OrdersQuery {
             customer_id: filter.customer_id.map(|id| parse_id(&id, "filter.customerId")).transpose()?,
             order_id: filter.order_id.map(|id| parse_id(&id, "filter.orderId")).transpose()?,
             status: filter.status.map(Into::into),
+            out_of_sync: filter.out_of_sync,
         };
         let page = subscriptions::list_subscriptions(domain(ctx), actor(ctx)?, &filter, page).await.gql()?;
         Ok(connection(page, |s| s.id, Subscription))

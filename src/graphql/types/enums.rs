@@ -72,8 +72,12 @@ mirror_enum!(
     /// What a recorded subscription change was.
     SubscriptionChangeKind => SubscriptionChangeKind {
         Purchase, Provisioned, ProvisioningFailed, QuantityIncrease, QuantityDecrease, Suspend, Resume, Cancel,
-        Renew, Expire, AutoRenewChanged
+        Renew, Expire, AutoRenewChanged, Reverted
     }
+);
+mirror_enum!(
+    /// What the vendor did with a change that needed a call to it.
+    VendorOutcome => VendorOutcome { Pending, Done, Refused, Unconfirmed }
 );
 mirror_enum!(
     /// The vendor action of a provisioning job.

@@ -10,7 +10,7 @@ use entity::{order, order_line, subscription, subscription_change};
 use super::catalog::{Money, Offer};
 use super::enums::{
     BillingFrequency, JobStatus, OrderLineStatus, OrderStatus, ProvisioningAction, Role, SubscriptionChangeKind,
-    SubscriptionStatus, Term,
+    SubscriptionStatus, Term, VendorOutcome,
 };
 use super::parties::Customer;
 use rust_decimal::Decimal;
@@ -157,6 +157,20 @@ impl Subscription {
         self.0.vendor_reference.as_deref()
     }
 
+    /// True while the vendor's state may differ from this one: a change the vendor never
+    /// confirmed after every attempt. The operator settles it by retrying the job
+    /// (`retryProvisioning`) or abandoning it (`abandonProvisioningJob`); billing holds the
+    /// change back until then.
+    async fn out_of_sync(&self) -> bool {
+        self.0.sync_issue.is_some()
+    }
+
+    /// Why it is out of sync: for the operator (and the vendor) as the connector reported it;
+    /// for resellers and customers that a change awaits the vendor's confirmation.
+    async fn sync_issue(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<String>> {
+        Ok(fulfilment::vendor_error_for(actor(ctx)?, "OUT_OF_SYNC", self.0.sync_issue.as_deref()))
+    }
+
     /// Changes so far (the vendor refuses more than 1,200).
     async fn update_count(&self) -> i32 {
         self.0.update_count
@@ -225,6 +239,12 @@ impl SubscriptionChange {
     }
     async fn occurred_at(&self) -> DateTime<Utc> {
         self.0.occurred_at
+    }
+    /// What the vendor did with it, for a change that needed a call to the vendor: PENDING
+    /// until its job ends; a REFUSED change was reverted and is never billed; an UNCONFIRMED
+    /// one is held from billing until an operator settles it.
+    async fn vendor_outcome(&self) -> Option<VendorOutcome> {
+        self.0.vendor_outcome.map(Into::into)
     }
 }
 

@@ -23,7 +23,10 @@
 //! The vendor is a real HTTP server: it provisions most purchases at once, keeps some
 //! pending for days (busy, so the job retries with backoff) across billing runs, and
 //! refuses others (at once or after a while); an operator retries refused purchases days
-//! later, and the retry succeeds or is refused again.
+//! later, and the retry succeeds or is refused again. It also refuses one change in ten
+//! (seats, cancellations, suspensions): the subscription must be back to what the model —
+//! which never hears of a refused change — says, and billed as if it had never been asked.
+//! Workers are prompt: a renewal's job runs right after the scheduler made it.
 //! A metered offer takes usage records every day: some late (for a month already billed),
 //! some sent twice (deduplicated), some refused (in the future); usage is billed in arrears
 //! at the usage price in force when it occurred.
@@ -124,6 +127,8 @@ struct World {
     /// The missing rates the last billing run(s) reported, and how many runs reported any.
     missing: Vec<String>,
     runs_missing_rates: usize,
+    /// Changes the API took and the vendor then refused.
+    refused_changes: usize,
 }
 
 const FIRST_DAY: (i32, u32, u32) = (2026, 11, 2);
@@ -298,6 +303,7 @@ async fn setup(app: &TestApp, rng: &mut StdRng) -> World {
         first_rate: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap() + Duration::days(rng.gen_range(0..90)),
         missing: Vec::new(),
         runs_missing_rates: 0,
+        refused_changes: 0,
         per_line_tax: false,
     }
 }
@@ -358,6 +364,7 @@ async fn simulate(seed: u64) -> usize {
         // The scheduler renews and expires shortly after midnight.
         app.clock.set(at(0, 10));
         subscriptions::renew_due(&app.domain).await.unwrap();
+        app.run_jobs().await;
         // The month's billing run: on the 1st, or a few days late.
         if day.day() == 1 {
             let late = if rng.gen_bool(0.7) { 0 } else { rng.gen_range(1..=4) };
@@ -413,6 +420,7 @@ async fn simulate(seed: u64) -> usize {
             // The scheduler is prompt: a term that ended minutes ago has renewed (a change
             // in the minutes before it runs sees the old term; noted in #8).
             subscriptions::renew_due(&app.domain).await.unwrap();
+            app.run_jobs().await;
             act(&app, &mut world, &mut rng, seed).await;
         }
         send_usage(&app, &mut world, &mut rng, seed).await;
@@ -423,6 +431,7 @@ async fn simulate(seed: u64) -> usize {
         // force when its term ends).
         app.clock.set(at(12, 0));
         subscriptions::renew_due(&app.domain).await.unwrap();
+        app.run_jobs().await;
         if rng.gen_bool(0.03) {
             change_prices(&app, &mut world, &mut rng).await;
         }
@@ -466,6 +475,8 @@ async fn simulate(seed: u64) -> usize {
         .unwrap()
         .len();
     println!("seed {seed}: {converted} lines converted to EUR; {} runs missed a rate", world.runs_missing_rates);
+    println!("seed {seed}: {} changes refused by the vendor and reverted", world.refused_changes);
+    assert!(world.refused_changes > 0, "seed {seed}: the vendor refused no change");
     assert!(converted > 0 && world.runs_missing_rates > 0, "seed {seed}: no conversion, or none waited for a rate");
     assert!(late > 0, "seed {seed}: no usage was billed late");
     subscription_months
@@ -814,9 +825,30 @@ async fn act(app: &TestApp, world: &mut World, rng: &mut StdRng, seed: u64) {
     let mut variables = variables;
     variables["id"] = json!(bought.id);
     variables["key"] = json!(key);
+    // Now and then the vendor refuses a change (#9.5): the subscription goes back to what
+    // the vendor has and the change is never billed, so the model never hears of it.
+    let touches_vendor = !mutation.starts_with("setAutoRenew");
+    let refused = touches_vendor && !bought.troubled && rng.gen_bool(0.1);
+    let id: i64 = bought.id.parse().unwrap();
+    if refused {
+        world.vendor.answer(id, Some(422));
+    }
     let (_, body) = app.post(Some(&token), &document, variables).await;
-    let accepted = body.get("errors").is_none();
-    if !accepted {
+    if refused {
+        app.run_jobs().await;
+        world.vendor.answer(id, None);
+        world.refused_changes += usize::from(body.get("errors").is_none());
+    }
+    let bought = &mut world.bought[index];
+    let accepted = body.get("errors").is_none() && !refused;
+    if refused {
+        let row = entity::subscription::Entity::find_by_id(id).one(&app.domain.db).await.unwrap().unwrap();
+        let seats = bought.model.current_seats();
+        assert_eq!(row.quantity, seats, "seed {seed}: {mutation} refused on {id}: back to what the vendor has");
+        let suspended = row.status == entity::enums::SubscriptionStatus::Suspended;
+        assert_eq!(suspended, bought.suspended, "seed {seed}: {mutation} refused on {id}: {:?}", row.status);
+    }
+    if body.get("errors").is_some() {
         let code = body["errors"][0]["extensions"]["code"].as_str().unwrap_or_default();
         assert!(
             ["BAD_USER_INPUT", "CONFLICT"].contains(&code),
@@ -827,7 +859,8 @@ async fn act(app: &TestApp, world: &mut World, rng: &mut StdRng, seed: u64) {
     match event {
         Some(Event::Cancel { .. }) => {
             let window_open = now - bought.model.term_start_at(now) <= Duration::hours(168);
-            assert_eq!(accepted, window_open, "seed {seed}: cancel of {} at {now}: {body}", bought.id);
+            let taken = body.get("errors").is_none();
+            assert_eq!(taken, window_open, "seed {seed}: cancel of {} at {now}: {body}", bought.id);
         }
         None if accepted => bought.suspended = !bought.suspended,
         _ => {}
