@@ -233,6 +233,11 @@ pub struct ProvisioningConfig {
     /// The longest delay a vendor's `Retry-After` may ask for; longer ones are cut to it.
     #[arg(long, env = "SWITCHYARD_VENDOR_RETRY_AFTER_MAX", default_value = "1h", value_parser = parse_duration)]
     pub vendor_retry_after_max: Duration,
+    /// On SIGTERM/SIGINT, how long in-flight work may take to finish: HTTP requests, and jobs
+    /// whose vendor call runs (a job still running then is released to the queue, not left
+    /// RUNNING until its lease expires).
+    #[arg(long, env = "SWITCHYARD_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
     /// How often the scheduler renews or expires subscriptions whose term has ended.
     #[arg(long, env = "SWITCHYARD_RENEWAL_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub renewal_interval: Duration,

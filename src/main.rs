@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use switchyard::config::{AuthConfig, DatabaseConfig, ProvisioningConfig, ServerConfig, parse_duration};
 use switchyard::domain::{Actor, Role};
+use switchyard::shutdown::Shutdown;
 use switchyard::startup::{self, Application, Overrides, Settings, StartupError};
 use switchyard::{demo, graphql};
 
@@ -132,7 +133,8 @@ async fn run(command: Command) -> Result<(), StartupError> {
             app.start_workers();
             let workers = app.settings().provisioning.workers;
             tracing::info!(address = %listener.local_addr()?, workers, "serving GraphQL at /graphql, GraphiQL at /");
-            app.serve(listener)?.await?;
+            let server = app.serve(listener)?;
+            app.serve_until_signalled(server).await?;
             Ok(())
         }
         Command::Worker { database, provisioning } => {
@@ -141,9 +143,12 @@ async fn run(command: Command) -> Result<(), StartupError> {
             }
             let settings = Settings { database, provisioning, ..Settings::from_environment()? };
             let domain = startup::build_domain(&settings, Overrides::default()).await?;
-            let _workers = switchyard::workers::start(domain, &settings.provisioning);
+            let workers = switchyard::workers::start(domain, &settings.provisioning, Shutdown::new());
             tracing::info!(workers = settings.provisioning.workers, "provisioning workers running");
-            tokio::signal::ctrl_c().await?;
+            let signal = switchyard::shutdown::signalled().await?;
+            tracing::info!(signal, "shutting down: finishing the jobs in flight");
+            workers.stop(settings.provisioning.shutdown_grace).await;
+            tracing::info!("stopped");
             Ok(())
         }
         Command::Bill { database, server, period } => {

@@ -94,13 +94,43 @@ impl Application {
     /// Starts the configured provisioning workers and the renewal scheduler (none with zero
     /// workers). They run until the application is dropped.
     pub fn start_workers(&mut self) {
-        self.workers = Some(crate::workers::start(Arc::clone(&self.state.domain), &self.settings.provisioning));
+        let domain = Arc::clone(&self.state.domain);
+        self.workers = Some(crate::workers::start(domain, &self.settings.provisioning, self.state.shutdown.clone()));
+    }
+
+    /// Shuts down in order once asked (SIGTERM, SIGINT): WebSocket connections close with
+    /// 1001 and workers stop claiming; the HTTP server stops accepting and finishes the
+    /// requests in flight; the jobs in flight get the grace period, then are released. Runs
+    /// `server` until then; returns once everything stopped.
+    pub async fn serve_until_signalled(&mut self, server: actix_web::dev::Server) -> std::io::Result<()> {
+        let handle = server.handle();
+        let running = tokio::spawn(server);
+        let signal = crate::shutdown::signalled().await?;
+        tracing::info!(signal, "shutting down: finishing requests and jobs in flight");
+        self.shut_down(handle).await;
+        running.await.map_err(std::io::Error::other)??;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
+    /// The shutdown sequence of [`Application::serve_until_signalled`], for a server already running.
+    pub async fn shut_down(&mut self, server: actix_web::dev::ServerHandle) {
+        self.state.shutdown.trigger();
+        let grace = self.settings.provisioning.shutdown_grace;
+        let workers = self.workers.take();
+        let stop_workers = async move {
+            match workers {
+                Some(workers) => workers.stop(grace).await,
+                None => 0,
+            }
+        };
+        let ((), _released) = tokio::join!(server.stop(true), stop_workers);
     }
 
     /// Serves HTTP on an already bound listener (port 0 in tests); the returned server runs
     /// when awaited or spawned.
     pub fn serve(&self, listener: TcpListener) -> std::io::Result<actix_web::dev::Server> {
-        crate::http::serve(self.state.clone(), listener)
+        crate::http::serve(self.state.clone(), listener, self.settings.provisioning.shutdown_grace)
     }
 }
 

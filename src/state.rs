@@ -7,6 +7,7 @@ use crate::config::ServerConfig;
 use crate::domain::Domain;
 use crate::graphql::response_cache::ResponseCache;
 use crate::graphql::{AppSchema, build_schema};
+use crate::shutdown::Shutdown;
 
 /// Everything a request needs, built once outside `HttpServer::new`.
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct AppState {
     pub schema: AppSchema,
     /// Whole responses of catalog queries.
     pub response_cache: Arc<ResponseCache>,
+    /// Given when the process shuts down: WebSocket connections close with 1001.
+    pub shutdown: Shutdown,
 }
 
 impl AppState {
@@ -28,6 +31,7 @@ impl AppState {
     pub fn new(domain: Arc<Domain>, auth: Arc<AuthKeys>, config: ServerConfig) -> Self {
         let config = Arc::new(config);
         let schema = build_schema(&config, Arc::clone(&domain), Arc::clone(&auth));
-        Self { domain, auth, config, schema, response_cache: Arc::new(ResponseCache::default()) }
+        let response_cache = Arc::new(ResponseCache::default());
+        Self { domain, auth, config, schema, response_cache, shutdown: Shutdown::new() }
     }
 }

@@ -371,6 +371,39 @@ async fn settle_row_alone(domain: &Domain, claimed: &ClaimedJob, outcome: Outcom
     Ok(true)
 }
 
+/// Releases the jobs still RUNNING under these workers' names (a process shutting down
+/// whose calls outlasted its grace period): QUEUED again and due now, so another process
+/// takes them at once instead of after their lease; the attempt counts (the vendor may have
+/// had the call: the retry sends the same request id). How many were released.
+pub async fn release_held_by(domain: &Domain, workers: &[String]) -> Result<u64> {
+    if workers.is_empty() {
+        return Ok(0);
+    }
+    let w = Write::begin(domain).await?;
+    let now = w.now();
+    let released = job::Entity::update_many()
+        .col_expr(job::Column::Status, JobStatus::Queued.into_value_expr())
+        .col_expr(job::Column::LockedBy, sea_orm::sea_query::Expr::value(Option::<String>::None))
+        .col_expr(
+            job::Column::LockedUntil,
+            sea_orm::sea_query::Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .col_expr(job::Column::LeaseToken, sea_orm::sea_query::Expr::value(Option::<String>::None))
+        .col_expr(job::Column::RunAfter, sea_orm::sea_query::Expr::value(now))
+        .col_expr(job::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+        .col_expr(
+            job::Column::LastError,
+            sea_orm::sea_query::Expr::value("released when its worker's process shut down during the call"),
+        )
+        .filter(job::Column::Status.eq(JobStatus::Running))
+        .filter(job::Column::LockedBy.is_in(workers.iter().cloned()))
+        .exec(w.db())
+        .await?
+        .rows_affected;
+    w.commit(Audit::Bookkeeping("a process shutting down releases the jobs it was running")).await?;
+    Ok(released)
+}
+
 /// Puts a FAILED or DEAD job back in the queue inside `w`, with fresh attempts and the same
 /// request id (the write wakes the workers once it commits); anything else is an invalid
 /// transition.

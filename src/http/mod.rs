@@ -41,7 +41,10 @@ async fn graphiql(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Starts the server on an already bound listener (port 0 in tests).
-pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> {
+///
+/// The server does not handle signals itself: the application stops it in its shutdown
+/// order, giving requests in flight `grace` to finish.
+pub fn serve(state: AppState, listener: TcpListener, grace: std::time::Duration) -> std::io::Result<Server> {
     let workers = match state.config.http_workers {
         0 => std::thread::available_parallelism().map(usize::from).unwrap_or(2),
         n => n,
@@ -52,6 +55,8 @@ pub fn serve(state: AppState, listener: TcpListener) -> std::io::Result<Server> 
         App::new().app_data(data.clone()).app_data(web::PayloadConfig::new(max_body)).configure(routes)
     })
     .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(grace.as_secs().max(1))
     .listen(listener)?
     .run();
     Ok(server)

@@ -8,7 +8,8 @@
 //! - 4403 a missing or invalid token, and when the token expires (streams end then);
 //! - 4408 no `connection_init` within the init timeout;
 //! - 4409 a second `subscribe` with an id still in use;
-//! - 4429 a second `connection_init`.
+//! - 4429 a second `connection_init`;
+//! - 1001 the server is shutting down (its streams are completed first): reconnect.
 //!
 //! A connection holds at most `ws_max_subscriptions` streams; more get an `error` message.
 
@@ -73,11 +74,21 @@ async fn run(
     let (finished_tx, mut finished_rx) = mpsc::channel::<String>(64);
     let init_deadline = tokio::time::Instant::now() + init_timeout;
     let far_future = tokio::time::Instant::now() + Duration::from_secs(86_400 * 365);
+    let shutdown = state.shutdown.clone();
     let reason = loop {
         let expiry = token.as_ref().map_or(far_future, |t| expiry_instant(t.expires_at));
         let deadline = if token.is_none() { init_deadline } else { expiry };
         let message = tokio::select! {
             message = messages.next() => message,
+            () = shutdown.triggered() => {
+                for id in streams.keys() {
+                    send(&mut session, complete_message(protocol, id)).await;
+                }
+                break Some(CloseReason {
+                    code: CloseCode::Away,
+                    description: Some("Going away: the server is shutting down".into()),
+                });
+            }
             Some(id) = finished_rx.recv() => {
                 streams.remove(&id);
                 continue;

@@ -4,6 +4,9 @@
 //!
 //! No job can take a worker down: a job whose run panics is DEAD with the panic's message,
 //! and the loop goes on; so does a loop whose own step panicked.
+//!
+//! On shutdown the loops stop claiming; [`Workers::stop`] waits for the jobs in flight for
+//! the grace period, then stops the rest and releases their jobs to the queue.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -17,12 +20,48 @@ use crate::config::ProvisioningConfig;
 use crate::domain::fulfilment::{complete_job, mark_started};
 use crate::domain::jobs::{self, ClaimedJob, Outcome, ProvisioningSubject, claim_next_job};
 use crate::domain::{Domain, subscriptions};
+use crate::shutdown::Shutdown;
 use crate::vendors::connectors::{VendorRequest, connector_for, execute};
 use entity::enums::JobKind;
 
 /// Running workers and the scheduler; aborted when dropped.
 pub struct Workers {
     handles: Vec<JoinHandle<()>>,
+    /// The workers' names (each job they claim records it).
+    names: Vec<String>,
+    domain: Arc<Domain>,
+    shutdown: Shutdown,
+}
+
+impl Workers {
+    /// Stops the loops: none claims another job; the jobs in flight get `grace` to finish,
+    /// then their loops are stopped and their jobs released to the queue. Returns how many
+    /// jobs were released.
+    pub async fn stop(mut self, grace: Duration) -> u64 {
+        self.shutdown.trigger();
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut cut_short = false;
+        for mut handle in std::mem::take(&mut self.handles) {
+            if tokio::time::timeout_at(deadline, &mut handle).await.is_err() {
+                handle.abort();
+                let _ = handle.await;
+                cut_short = true;
+            }
+        }
+        if !cut_short {
+            return 0;
+        }
+        match jobs::release_held_by(&self.domain, &self.names).await {
+            Ok(released) => {
+                tracing::warn!(released, "jobs still running at the end of the grace period were released");
+                released
+            }
+            Err(error) => {
+                tracing::error!(%error, "the jobs in flight could not be released; their leases will expire");
+                0
+            }
+        }
+    }
 }
 
 impl Drop for Workers {
@@ -51,8 +90,9 @@ pub fn http_client(config: &ProvisioningConfig) -> Result<reqwest::Client, Strin
     builder.build().map_err(|e| format!("cannot build the vendors' HTTP client: {e}"))
 }
 
-/// Starts `config.workers` workers and the renewal scheduler on the current runtime.
-pub fn start(domain: Arc<Domain>, config: &ProvisioningConfig) -> Workers {
+/// Starts `config.workers` workers and the renewal scheduler on the current runtime; they
+/// stop claiming once `shutdown` is given.
+pub fn start(domain: Arc<Domain>, config: &ProvisioningConfig, shutdown: Shutdown) -> Workers {
     // The settings were validated at start-up, which built this client once already.
     let client = http_client(config).unwrap_or_else(|error| {
         tracing::error!(%error, "vendor calls use the public roots only");
@@ -60,19 +100,28 @@ pub fn start(domain: Arc<Domain>, config: &ProvisioningConfig) -> Workers {
     });
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "switchyard".into());
     let mut handles = Vec::new();
+    let mut names = Vec::new();
     for index in 0..config.workers {
         let name = format!("{host}:{}:{index}", std::process::id());
-        handles.push(tokio::spawn(run_worker(Arc::clone(&domain), name, client.clone(), config.clone())));
+        names.push(name.clone());
+        let worker = run_worker(Arc::clone(&domain), name, client.clone(), config.clone(), shutdown.clone());
+        handles.push(tokio::spawn(worker));
     }
     if config.workers > 0 {
-        handles.push(tokio::spawn(run_scheduler(Arc::clone(&domain), config.renewal_interval)));
+        handles.push(tokio::spawn(run_scheduler(Arc::clone(&domain), config.renewal_interval, shutdown.clone())));
     }
-    Workers { handles }
+    Workers { handles, names, domain, shutdown }
 }
 
-/// One worker's loop; it never returns.
-pub async fn run_worker(domain: Arc<Domain>, name: String, client: reqwest::Client, config: ProvisioningConfig) {
-    loop {
+/// One worker's loop, until `shutdown` is given (a job it runs then is finished first).
+pub async fn run_worker(
+    domain: Arc<Domain>,
+    name: String,
+    client: reqwest::Client,
+    config: ProvisioningConfig,
+    shutdown: Shutdown,
+) {
+    while !shutdown.is_triggered() {
         let step = AssertUnwindSafe(run_one(&domain, &name, &client, config.vendor_timeout)).catch_unwind().await;
         let step = step.unwrap_or_else(|panic| {
             Err(crate::domain::Error::internal(format!("the worker's step panicked: {}", panic_message(&*panic))))
@@ -84,6 +133,7 @@ pub async fn run_worker(domain: Arc<Domain>, name: String, client: reqwest::Clie
                 tokio::select! {
                     () = wakeup => {}
                     () = tokio::time::sleep(config.worker_poll) => {}
+                    () = shutdown.triggered() => {}
                 }
             }
             Err(error) => {
@@ -217,14 +267,17 @@ async fn provision(
     Ok(())
 }
 
-/// Renews or expires due subscriptions every `interval`.
-pub async fn run_scheduler(domain: Arc<Domain>, interval: Duration) {
-    loop {
+/// Renews or expires due subscriptions every `interval`, until `shutdown` is given.
+pub async fn run_scheduler(domain: Arc<Domain>, interval: Duration, shutdown: Shutdown) {
+    while !shutdown.is_triggered() {
         match subscriptions::renew_due(&domain).await {
             Ok((0, 0)) => {}
             Ok((renewed, expired)) => tracing::info!(renewed, expired, "term ends processed"),
             Err(error) => tracing::error!(%error, "renewal scheduler error"),
         }
-        tokio::time::sleep(interval).await;
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.triggered() => {}
+        }
     }
 }

@@ -189,6 +189,11 @@ impl TestApp {
         ran
     }
 
+    /// The URL of this app's database (another process can open it).
+    pub fn database_url(&self) -> &str {
+        &self._database.url
+    }
+
     /// Moves the test clock forward.
     pub fn advance(&self, by: chrono::Duration) {
         self.clock.advance(by);

@@ -18,7 +18,12 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(app: &TestApp, protocol: &str) -> Self {
-        let url = app.address.replace("http://", "ws://") + "/graphql";
+        Self::connect_to(&app.address, protocol).await
+    }
+
+    /// Connects to the server at `address` (`http://host:port`).
+    pub async fn connect_to(address: &str, protocol: &str) -> Self {
+        let url = address.replace("http://", "ws://") + "/graphql";
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
         let (stream, response) = tokio_tungstenite::connect_async(request).await.unwrap();
@@ -28,7 +33,12 @@ impl WsClient {
 
     /// Connects and completes `connection_init` with `token`.
     pub async fn init(app: &TestApp, token: &str) -> Self {
-        let mut client = Self::connect(app, "graphql-transport-ws").await;
+        Self::init_at(&app.address, token).await
+    }
+
+    /// [`WsClient::init`] for the server at `address`.
+    pub async fn init_at(address: &str, token: &str) -> Self {
+        let mut client = Self::connect_to(address, "graphql-transport-ws").await;
         client.send(json!({"type": "connection_init", "payload": {"authorization": format!("Bearer {token}")}})).await;
         assert_eq!(client.next().await.unwrap()["type"], "connection_ack");
         client
