@@ -177,6 +177,7 @@ async fn seed(db: &sea_orm::DatabaseConnection, count: usize) {
             unit_retail: Set(Some(DbDecimal(Decimal::new(6000, 2)))),
             job_id: Set(None),
             vendor_outcome: Set(None),
+            seats_taken: Set(None),
         };
         changes.push(change(
             SubscriptionChangeKind::Purchase,

@@ -32,6 +32,9 @@ pub struct Model {
     /// What the vendor did with it; None for a change that needs no vendor call (and for
     /// changes recorded before outcomes were kept: they count as done).
     pub vendor_outcome: Option<VendorOutcome>,
+    /// For a decrease: the seats it took from each batch, `[[batch id, seats], …]`.
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub seats_taken: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

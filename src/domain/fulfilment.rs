@@ -186,13 +186,29 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<
     let subject = ProvisioningSubject::of(&job)?;
     vendor_sync::retried(w.db(), &job).await?;
     let job = match subject.action {
-        ProvisioningAction::ChangeQuantity => current_intent(&w, job, subject.subscription_id).await?,
+        ProvisioningAction::ChangeQuantity => {
+            let sent = job.request_id.clone();
+            let job = current_intent(&w, job, subject.subscription_id).await?;
+            if job.request_id != sent {
+                // A later seat change set the count the retry sends: this change, never
+                // confirmed, is superseded by it and billed as never made.
+                vendor_sync::superseded(w.db(), &job, now).await?;
+            }
+            job
+        }
         ProvisioningAction::Purchase => job,
-        // A suspend, resume, cancel or renew made before a later change would undo it.
+        // A suspend, resume, cancel or renew sent after a later one of these would undo it
+        // (a later seat change does not).
         _ => {
             let later = job::Entity::find()
                 .filter(job::Column::OrderingKey.eq(job.ordering_key.clone()))
                 .filter(job::Column::Id.gt(job.id))
+                .filter(job::Column::Action.is_in([
+                    ProvisioningAction::Suspend,
+                    ProvisioningAction::Resume,
+                    ProvisioningAction::Cancel,
+                    ProvisioningAction::Renew,
+                ]))
                 .one(w.db())
                 .await?;
             if later.is_some() {
@@ -227,6 +243,28 @@ pub async fn retry_job(domain: &Domain, actor: &Actor, job_id: JobId) -> Result<
     w.emit_all(events).await?;
     w.commit(Audit::action(actor, "retryProvisioning", "provisioning_job", Some(job.id), json!({}))).await?;
     Ok(ProvisioningJob { job, subject })
+}
+
+/// Marks the change of a job buried DEAD on its row alone (recording its outcome failed)
+/// unconfirmed, in a write of its own: the subscription is out of sync, not held silently.
+pub async fn unconfirmed_alone(domain: &Domain, job: &job::Model, reason: &str) -> Result<()> {
+    let subject = ProvisioningSubject::of(job)?;
+    if subject.action == ProvisioningAction::Purchase {
+        return Ok(());
+    }
+    let mut w = Write::begin(domain).await?;
+    let now = w.now();
+    let current = super::write::locking(subscription::Entity::find_by_id(subject.subscription_id), w.db())
+        .one(w.db())
+        .await?
+        .ok_or(Error::NotFound("subscription"))?;
+    if let Some(updated) =
+        vendor_sync::job_ended(w.db(), &current, job, VendorOutcome::Unconfirmed, Some(reason), now).await?
+    {
+        w.emit(lifecycle::changed_event(&updated, now)).await?;
+    }
+    w.commit(Audit::Bookkeeping("a buried job's change is unconfirmed; the change history records it")).await?;
+    Ok(())
 }
 
 /// The operator declares that the vendor did not make the change of a DEAD job (one it

@@ -182,6 +182,7 @@ pub async fn record_change<C: ConnectionTrait>(
         unit_retail: Set(Some(subscription.unit_retail)),
         job_id: Set(None),
         vendor_outcome: Set(None),
+        seats_taken: Set(None),
     }
     .insert(db)
     .await

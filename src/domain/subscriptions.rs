@@ -153,7 +153,7 @@ pub async fn change_subscription(
             current.update_count
         )));
     }
-    let (kind, updated, action) = apply(w.db(), &current, change, now).await?;
+    let (kind, updated, action, taken) = apply(w.db(), &current, change, now).await?;
     let recorded = record_change(
         w.db(),
         &updated,
@@ -168,7 +168,7 @@ pub async fn change_subscription(
     let mut events = vec![changed_event(&updated, now)];
     if let Some(action) = action {
         let job = enqueue_change(&mut w, &updated, action).await?;
-        super::vendor_sync::sent_as(w.db(), recorded, &job).await?;
+        super::vendor_sync::sent_as(w.db(), recorded, &job, taken).await?;
         events.push(DomainEvent {
             vendor_id: Some(updated.vendor_id),
             reseller_id: Some(updated.reseller_id),
@@ -213,15 +213,19 @@ fn change_action_name(change: Change) -> &'static str {
     }
 }
 
-/// Checks and applies one change; returns the history kind, the updated row and the vendor
-/// action to enqueue, if any.
+/// What one change did: its history kind, the updated row, the vendor action to enqueue (if
+/// any) and, for a decrease, the seats it took from each batch.
+type Applied = (SubscriptionChangeKind, subscription::Model, Option<ProvisioningAction>, Vec<(i64, i32)>);
+
+/// Checks and applies one change.
 async fn apply(
     txn: &DatabaseTransaction,
     current: &subscription::Model,
     change: Change,
     now: DateTime<Utc>,
-) -> Result<(SubscriptionChangeKind, subscription::Model, Option<ProvisioningAction>)> {
+) -> Result<Applied> {
     let mut model: subscription::ActiveModel = current.clone().into();
+    let mut taken = Vec::new();
     let (kind, action) = match change {
         Change::Quantity(quantity) => {
             next_status(current.status, Transition::ChangeQuantity)?;
@@ -241,7 +245,7 @@ async fn apply(
                 add_seat_batch(txn, current.id, SeatBatchSource::Increase, quantity - current.quantity, now).await?;
                 (SubscriptionChangeKind::QuantityIncrease, Some(ProvisioningAction::ChangeQuantity))
             } else {
-                remove_seats(txn, current.id, current.quantity - quantity, now).await?;
+                taken = remove_seats(txn, current.id, current.quantity - quantity, now).await?;
                 (SubscriptionChangeKind::QuantityDecrease, Some(ProvisioningAction::ChangeQuantity))
             }
         }
@@ -273,12 +277,17 @@ async fn apply(
     model.update_count = Set(current.update_count + 1);
     model.version = Set(current.version + 1);
     model.updated_at = Set(now);
-    Ok((kind, model.update(txn).await?, action))
+    Ok((kind, model.update(txn).await?, action, taken))
 }
 
 /// Removes `count` seats from batches still inside their window, newest first; refuses
-/// when fewer removable seats remain.
-async fn remove_seats(txn: &DatabaseTransaction, subscription_id: i64, count: i32, now: DateTime<Utc>) -> Result<()> {
+/// when fewer removable seats remain. Returns the seats taken from each batch.
+async fn remove_seats(
+    txn: &DatabaseTransaction,
+    subscription_id: i64,
+    count: i32,
+    now: DateTime<Utc>,
+) -> Result<Vec<(i64, i32)>> {
     let batches = seat_batch::Entity::find()
         .filter(seat_batch::Column::SubscriptionId.eq(subscription_id))
         .filter(seat_batch::Column::Remaining.gt(0))
@@ -294,18 +303,20 @@ async fn remove_seats(txn: &DatabaseTransaction, subscription_id: i64, count: i3
         )));
     }
     let mut left = count;
+    let mut taken = Vec::new();
     for batch in open {
         if left == 0 {
             break;
         }
         let take = left.min(batch.remaining);
         left -= take;
+        taken.push((batch.id, take));
         let remaining = batch.remaining - take;
         let mut model: seat_batch::ActiveModel = batch.into();
         model.remaining = Set(remaining);
         model.update(txn).await?;
     }
-    Ok(())
+    Ok(taken)
 }
 
 async fn enqueue_change(
@@ -402,7 +413,7 @@ async fn renew_one(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<Optio
             .await?;
         add_seat_batch(w.db(), id, SeatBatchSource::Renewal, updated.quantity, ended).await?;
         let job = enqueue_change(&mut w, &updated, ProvisioningAction::Renew).await?;
-        super::vendor_sync::sent_as(w.db(), recorded, &job).await?;
+        super::vendor_sync::sent_as(w.db(), recorded, &job, Vec::new()).await?;
     }
     events.push(changed_event(&updated, now));
     w.emit_all(events).await?;

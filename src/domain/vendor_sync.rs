@@ -98,11 +98,21 @@ async fn history_of(txn: &DatabaseTransaction, subscription_id: i64) -> Result<V
         .await?)
 }
 
-/// Notes that `change` was sent to the vendor as `job`: PENDING until the job ends.
-pub async fn sent_as(txn: &DatabaseTransaction, change: subscription_change::Model, job: &job::Model) -> Result<()> {
+/// Notes that `change` was sent to the vendor as `job`: PENDING until the job ends; and for
+/// a decrease, the seats it took from each batch (`[[batch id, seats], …]`), so a refusal
+/// gives back exactly those.
+pub async fn sent_as(
+    txn: &DatabaseTransaction,
+    change: subscription_change::Model,
+    job: &job::Model,
+    seats_taken: Vec<(i64, i32)>,
+) -> Result<()> {
     let mut model: subscription_change::ActiveModel = change.into();
     model.job_id = Set(Some(job.id));
     model.vendor_outcome = Set(Some(VendorOutcome::Pending));
+    if !seats_taken.is_empty() {
+        model.seats_taken = Set(Some(serde_json::json!(seats_taken)));
+    }
     model.update(txn).await?;
     Ok(())
 }
@@ -207,6 +217,7 @@ pub async fn retried(txn: &DatabaseTransaction, job: &job::Model) -> Result<()> 
 }
 
 /// An operator declares that the vendor did not make an unconfirmed change: it is refused.
+/// Not a renewal that later renewals followed (the vendor renewed those, so it renewed this).
 pub async fn abandoned(
     txn: &DatabaseTransaction,
     current: &subscription::Model,
@@ -215,10 +226,37 @@ pub async fn abandoned(
 ) -> Result<subscription::Model> {
     match change_of(txn, job.id).await? {
         Some(change) if change.vendor_outcome == Some(VendorOutcome::Unconfirmed) => {
+            if change.kind == K::Renew {
+                let later = subscription_change::Entity::find()
+                    .filter(subscription_change::Column::SubscriptionId.eq(current.id))
+                    .filter(subscription_change::Column::Kind.eq(K::Renew))
+                    .filter(subscription_change::Column::Id.gt(change.id))
+                    .one(txn)
+                    .await?;
+                if later.is_some() {
+                    return Err(Error::InvalidTransition(
+                        "a later renewal followed this one, so the vendor renewed it: retry it instead".into(),
+                    ));
+                }
+            }
             refuse(txn, current, &change, now).await
         }
         _ => Err(Error::InvalidTransition("only a change the vendor never confirmed can be abandoned".into())),
     }
+}
+
+/// A retried quantity change now sends the count a later change set: the change it was made
+/// for, never confirmed, is superseded and billed as never made (the later change, which
+/// sets an absolute count, defines the subscription).
+pub async fn superseded(txn: &DatabaseTransaction, job: &job::Model, now: DateTime<Utc>) -> Result<()> {
+    let Some(change) = change_of(txn, job.id).await? else { return Ok(()) };
+    set_outcome(txn, &change, VendorOutcome::Refused).await?;
+    let current = subscription::Entity::find_by_id(change.subscription_id)
+        .one(txn)
+        .await?
+        .ok_or(Error::NotFound("subscription"))?;
+    in_sync_unless_unconfirmed(txn, current.id, current.into(), now).await?;
+    Ok(())
 }
 
 /// The vendor did not make `change`: the subscription goes back to what it has.
@@ -239,16 +277,17 @@ async fn refuse(
     let confirmed = as_the_vendor_has_it(&history, true).state.map(|(_, status)| status);
     match change.kind {
         K::QuantityIncrease => close_added_seats(txn, current.id, change).await?,
-        K::QuantityDecrease => {
-            restore_removed_seats(txn, current.id, change.quantity_before - change.quantity_after).await?
-        }
+        K::QuantityDecrease => restore_removed_seats(txn, current.id, change).await?,
         // The vendor did not renew: the subscription ended with the term it kept.
         K::Renew if matches!(confirmed, Some(S::Active | S::Suspended)) => {
             kind = K::Expire;
             after.1 = S::Expired;
             if let Some(ended) = current.term_start {
                 model.term_end = Set(Some(ended));
-                model.term_start = Set(Some(previous_term_start(current, ended)));
+                let start = previous_term_start(current, ended);
+                model.term_start = Set(Some(start));
+                // The kept term's prices were locked when it began.
+                model.prices_locked_at = Set(start);
             }
             let kept = view.history.iter().rev().find(|c| matches!(c.kind, K::Purchase | K::Renew));
             if let Some((cost, wholesale, retail)) =
@@ -293,7 +332,8 @@ fn previous_term_start(subscription: &subscription::Model, end: DateTime<Utc>) -
     start
 }
 
-/// The seats a refused increase would have added never existed: none can be removed.
+/// The seats a refused increase would have added never existed: none can be removed, nor
+/// be given back to the batch by another change's refusal.
 async fn close_added_seats(
     txn: &DatabaseTransaction,
     subscription_id: i64,
@@ -301,6 +341,7 @@ async fn close_added_seats(
 ) -> Result<()> {
     seat_batch::Entity::update_many()
         .col_expr(seat_batch::Column::Remaining, Expr::value(0))
+        .col_expr(seat_batch::Column::Quantity, Expr::value(0))
         .filter(seat_batch::Column::SubscriptionId.eq(subscription_id))
         .filter(seat_batch::Column::Source.eq(SeatBatchSource::Increase))
         .filter(seat_batch::Column::AddedAt.eq(change.occurred_at))
@@ -309,9 +350,30 @@ async fn close_added_seats(
     Ok(())
 }
 
-/// The seats a refused decrease took are back in their batches, newest first (the order
-/// they were taken in), so they stay removable within their own windows.
-async fn restore_removed_seats(txn: &DatabaseTransaction, subscription_id: i64, mut count: i32) -> Result<()> {
+/// The seats a refused decrease took are back in the batches it took them from, so they
+/// stay removable within their own windows. (A decrease recorded before the takes were
+/// kept gives them back newest first, the order they are taken in.)
+async fn restore_removed_seats(
+    txn: &DatabaseTransaction,
+    subscription_id: i64,
+    change: &subscription_change::Model,
+) -> Result<()> {
+    let taken: Option<Vec<(i64, i32)>> = change.seats_taken.clone().and_then(|v| serde_json::from_value(v).ok());
+    if let Some(taken) = taken {
+        for (batch, seats) in taken {
+            seat_batch::Entity::update_many()
+                .col_expr(seat_batch::Column::Remaining, Expr::col(seat_batch::Column::Remaining).add(seats))
+                .filter(seat_batch::Column::Id.eq(batch))
+                .filter(seat_batch::Column::SubscriptionId.eq(subscription_id))
+                .filter(
+                    Expr::col(seat_batch::Column::Remaining).add(seats).lte(Expr::col(seat_batch::Column::Quantity)),
+                )
+                .exec(txn)
+                .await?;
+        }
+        return Ok(());
+    }
+    let mut count = change.quantity_before - change.quantity_after;
     let batches = seat_batch::Entity::find()
         .filter(seat_batch::Column::SubscriptionId.eq(subscription_id))
         .filter(Expr::col(seat_batch::Column::Remaining).lt(Expr::col(seat_batch::Column::Quantity)))
@@ -367,6 +429,7 @@ mod tests {
             unit_retail: None,
             job_id: None,
             vendor_outcome: outcome,
+            seats_taken: None,
         }
     }
 

@@ -182,7 +182,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 impl HttpConnector {
     async fn call(&self, request: &VendorRequest) -> Outcome {
         if self.url.is_empty() {
-            return Outcome::Permanent { error: "the vendor's connector has no url configured".into() };
+            return Outcome::Abandoned { error: "the vendor's connector has no url configured".into() };
         }
         let body = json!({
             "requestId": request.request_id,
@@ -224,10 +224,16 @@ impl HttpConnector {
                 .ok()
                 .and_then(|v| v["reference"].as_str().map(str::to_owned));
             Outcome::Succeeded { reference }
-        } else if status.as_u16() == 429 || status.is_server_error() {
+        } else if matches!(status.as_u16(), 408 | 429) || status.is_server_error() {
             Outcome::Transient { error: format!("vendor answered {status}: {message}"), retry_after }
-        } else {
+        } else if matches!(status.as_u16(), 400 | 409 | 422) {
+            // The vendor's own answer about the request: it will not do it.
             Outcome::Permanent { error: format!("vendor refused ({status}): {message}") }
+        } else {
+            // 401, 403, 404…: the call never reached a decision (credentials, endpoint). Not a
+            // refusal: the job is DEAD, a change unconfirmed, until the operator fixes the
+            // connector and retries.
+            Outcome::Abandoned { error: format!("the vendor's endpoint answered {status}: {message}") }
         }
     }
 }

@@ -185,6 +185,10 @@ async fn abandon(domain: &Domain, worker: &str, claimed: &ClaimedJob, reason: St
     let recorded = AssertUnwindSafe(complete_job(domain, claimed, Outcome::Abandoned { error: reason.clone() }))
         .catch_unwind()
         .await;
+    let recorded_ok = match &recorded {
+        Ok(Ok(kept)) => Some(*kept),
+        _ => None,
+    };
     let kept = match recorded {
         Ok(Ok(kept)) => kept,
         Ok(Err(error)) => jobs::bury(domain, claimed, format!("{reason}; recording it failed: {error}")).await?,
@@ -195,6 +199,15 @@ async fn abandon(domain: &Domain, worker: &str, claimed: &ClaimedJob, reason: St
     };
     if !kept {
         tracing::warn!(job = claimed.job.id, worker, "lease lost: another worker took the job over");
+    } else if !matches!(recorded_ok, Some(true)) {
+        // Buried: the job row alone says DEAD. Its change, if any, is unconfirmed too (so it
+        // is listed and can be settled), if that can be recorded on its own.
+        let unconfirmed = AssertUnwindSafe(crate::domain::fulfilment::unconfirmed_alone(domain, &claimed.job, &reason))
+            .catch_unwind()
+            .await;
+        if !matches!(unconfirmed, Ok(Ok(()))) {
+            tracing::error!(job = claimed.job.id, "a buried job's change could not be marked unconfirmed");
+        }
     }
     Ok(())
 }
@@ -247,7 +260,7 @@ async fn provision(
                 let connector = connector_for(vendor, client, timeout);
                 execute(connector.as_ref(), &VendorRequest::for_job(&claimed.job, &subject)).await
             }
-            None => Outcome::Permanent { error: "the vendor no longer exists".into() },
+            None => Outcome::Abandoned { error: "the vendor no longer exists".into() },
         }
     };
     // The lease is renewed while the vendor call runs, so no other worker starts it.

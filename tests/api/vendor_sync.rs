@@ -242,13 +242,19 @@ async fn a_change_the_vendor_never_confirmed_is_out_of_sync_and_held_until_an_op
     assert_eq!(seen["quantity"], 5, "the intent stays until the outcome is known");
     assert!(!seen["syncIssue"].as_str().unwrap().contains("127.0.0.1"), "{seen}");
 
-    // Held from billing while nobody knows: nothing for the three seats in November's run.
-    app.clock.set("2026-11-30T23:00:00Z".parse().unwrap());
-    run(&app, "2026-11").await;
+    // Held from billing while nobody knows, over three runs: nothing for the three seats.
+    for (at, period) in
+        [("2026-11-30T23:00:00Z", "2026-11"), ("2026-12-01T00:30:00Z", "2026-12"), ("2027-01-01T00:30:00Z", "2027-01")]
+    {
+        app.clock.set(at.parse().unwrap());
+        run(&app, period).await;
+    }
     let held = totals(&app, &subject).await;
     assert!(held.0 < totals(&app, &control).await.0, "the unconfirmed seats were billed: {held:?}");
 
-    // The operator retries and the vendor confirms: billed from the change, like the control.
+    // The operator retries on 20 January and the vendor confirms: billed from the change,
+    // for every month billed meanwhile, like the control.
+    app.clock.set("2027-01-20T10:00:00Z".parse().unwrap());
     vendor.answer(subscription_id(&subject), None);
     app.data(&operator, "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }", json!({"id": job["id"]}))
         .await;
@@ -256,9 +262,91 @@ async fn a_change_the_vendor_never_confirmed_is_out_of_sync_and_held_until_an_op
     let settled = state(&app, &reseller, &subject).await;
     assert_eq!(settled["outOfSync"], false, "{settled}");
     assert_eq!(settled["syncIssue"], Value::Null);
-    for (at, period) in [("2026-12-01T00:30:00Z", "2026-12"), ("2027-01-01T00:30:00Z", "2027-01")] {
+    for (at, period) in [("2027-02-01T00:30:00Z", "2027-02"), ("2027-03-01T00:30:00Z", "2027-03")] {
         app.clock.set(at.parse().unwrap());
         run(&app, period).await;
+    }
+    assert_eq!(totals(&app, &subject).await, totals(&app, &control).await);
+}
+
+/// Another two seats of vendor B's offer for customer B, provisioned.
+async fn another(app: &TestApp, f: &Fixture, key: &str) -> String {
+    let placed = place(app, &reseller(app, f), order_input(f.customer_b, &[(f.offer_b, 2)]), key).await;
+    app.run_jobs().await;
+    placed["order"]["lines"][0]["subscription"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn retry_last_job(app: &TestApp, subscription: &str) {
+    let job = jobs(app, subscription).await[0].clone();
+    assert_eq!(job["status"], "DEAD", "{job}");
+    let retry = "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }";
+    app.data(&app.operator(), retry, json!({"id": job["id"]})).await;
+    app.run_jobs().await;
+}
+
+#[tokio::test]
+async fn a_cancellation_confirmed_months_later_refunds_every_month_billed_meanwhile() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let (vendor, subject, _) = two_subscriptions(&app, &f).await;
+    let control = another(&app, &f, "cancelled control").await;
+    let reseller = reseller(&app, &f);
+    app.clock.set("2026-11-05T10:00:00Z".parse().unwrap());
+    vendor.answer(subscription_id(&subject), Some(503));
+    app.data(&reseller, CANCEL, json!({"id": subject, "k": "cancel"})).await;
+    app.data(&reseller, CANCEL, json!({"id": control, "k": "cancel"})).await;
+    app.run_jobs().await;
+    bill_four_months(&app).await;
+    app.clock.set("2027-02-10T10:00:00Z".parse().unwrap());
+    vendor.answer(subscription_id(&subject), None);
+    retry_last_job(&app, &subject).await;
+    for (at, period) in [("2027-03-01T00:30:00Z", "2027-03"), ("2027-04-01T00:30:00Z", "2027-04")] {
+        app.clock.set(at.parse().unwrap());
+        run(&app, period).await;
+    }
+    assert_eq!(state(&app, &reseller, &subject).await["status"], "CANCELLED");
+    assert_eq!(totals(&app, &subject).await, totals(&app, &control).await);
+}
+
+#[tokio::test]
+async fn a_renewal_confirmed_after_its_runs_is_billed_at_the_renewed_prices_like_one_confirmed_at_once() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let (vendor, subject, control) = two_subscriptions(&app, &f).await;
+    let reseller = reseller(&app, &f);
+    // New prices from October 2027: the renewed terms take them.
+    app.data(
+        &app.operator(),
+        "mutation($o: ID!) { addPricePoint(input: {offerId: $o, currency: \"EUR\", cost: \"9.00\", listPrice: \"12.00\", effectiveFrom: \"2027-10-01T00:00:00Z\"}) { id } }",
+        json!({"o": f.offer_b.to_string()}),
+    )
+    .await;
+    // Seats added in the term before, while the renewal's outcome is unknown for months.
+    let mut month = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    while month <= chrono::NaiveDate::from_ymd_opt(2028, 3, 1).unwrap() {
+        app.clock.set(month.and_hms_opt(0, 30, 0).unwrap().and_utc());
+        run(&app, &month.format("%Y-%m").to_string()).await;
+        if month == chrono::NaiveDate::from_ymd_opt(2027, 11, 1).unwrap() {
+            app.clock.set("2027-11-02T09:30:00Z".parse().unwrap());
+            vendor.answer(subscription_id(&subject), Some(503));
+            subscriptions::renew_due(&app.domain).await.unwrap();
+            app.run_jobs().await;
+            assert_eq!(state(&app, &reseller, &subject).await["outOfSync"], true);
+            vendor.answer(subscription_id(&subject), None);
+            app.clock.set("2027-11-20T10:00:00Z".parse().unwrap());
+            app.data(&reseller, CHANGE_QUANTITY, json!({"id": subject, "q": 4, "k": "more"})).await;
+            app.data(&reseller, CHANGE_QUANTITY, json!({"id": control, "q": 4, "k": "more"})).await;
+            app.run_jobs().await;
+        }
+        if month == chrono::NaiveDate::from_ymd_opt(2028, 1, 1).unwrap() {
+            app.clock.set("2028-01-15T10:00:00Z".parse().unwrap());
+            let renewal = jobs(&app, &subject).await.into_iter().find(|j| j["action"] == "RENEW").unwrap();
+            let retry = "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }";
+            app.data(&app.operator(), retry, json!({"id": renewal["id"]})).await;
+            app.run_jobs().await;
+            assert_eq!(state(&app, &reseller, &subject).await["outOfSync"], false);
+        }
+        month = month.checked_add_months(chrono::Months::new(1)).unwrap();
     }
     assert_eq!(totals(&app, &subject).await, totals(&app, &control).await);
 }
@@ -314,4 +402,80 @@ async fn a_cancel_queued_behind_a_refused_renewal_leaves_the_subscription_expire
     assert_eq!(after["termEnd"], before);
     // Nothing is due again: the scheduler does not renew it a second time.
     assert_eq!(subscriptions::renew_due(&app.domain).await.unwrap(), (0, 0));
+}
+
+/// A 401 (or 403, 404…) says the call never reached the vendor's decision: the change is
+/// unconfirmed, not refused, so fixing the connector and retrying can still make it.
+#[tokio::test]
+async fn an_endpoint_error_is_not_a_refusal_the_change_is_unconfirmed_until_retried() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let (vendor, subject, control) = two_subscriptions(&app, &f).await;
+    let reseller = reseller(&app, &f);
+    app.clock.set("2026-11-05T10:00:00Z".parse().unwrap());
+    vendor.answer(subscription_id(&subject), Some(401));
+    app.data(&reseller, CANCEL, json!({"id": subject, "k": "cancel"})).await;
+    app.data(&reseller, CANCEL, json!({"id": control, "k": "cancel"})).await;
+    app.run_jobs().await;
+    let after = state(&app, &app.operator(), &subject).await;
+    assert_eq!((after["status"].clone(), after["outOfSync"].clone()), (json!("CANCELLED"), json!(true)), "{after}");
+    vendor.answer(subscription_id(&subject), None);
+    retry_last_job(&app, &subject).await;
+    assert_eq!(state(&app, &reseller, &subject).await["outOfSync"], false);
+    bill_four_months(&app).await;
+    assert_eq!(totals(&app, &subject).await, totals(&app, &control).await);
+}
+
+/// A refused decrease gives its seats back to the batch it took them from, not to a newer
+/// one whose window runs later.
+#[tokio::test]
+async fn a_refused_decrease_gives_back_the_seats_it_took_where_it_took_them() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let (vendor, subject, _) = two_subscriptions(&app, &f).await;
+    let reseller = reseller(&app, &f);
+    vendor.answer(subscription_id(&subject), Some(422));
+    app.clock.set("2026-11-03T10:00:00Z".parse().unwrap());
+    app.data(&reseller, CHANGE_QUANTITY, json!({"id": subject, "q": 5, "k": "up"})).await;
+    app.run_jobs().await;
+    app.data(&reseller, CHANGE_QUANTITY, json!({"id": subject, "q": 1, "k": "down"})).await;
+    app.run_jobs().await;
+    let batches: Vec<(i32, i32)> = entity::seat_batch::Entity::find()
+        .filter(entity::seat_batch::Column::SubscriptionId.eq(subscription_id(&subject)))
+        .order_by_asc(entity::seat_batch::Column::Id)
+        .all(&app.domain.db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| (b.quantity, b.remaining))
+        .collect();
+    assert_eq!(batches, [(2, 2), (0, 0)], "the purchase's two seats back; the refused three never existed");
+}
+
+/// A retried quantity change sends the count a later change set: the change it was made for,
+/// never confirmed, is billed as never made.
+#[tokio::test]
+async fn a_retry_that_sends_a_later_count_bills_the_unconfirmed_change_as_never_made() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let (vendor, subject, control) = two_subscriptions(&app, &f).await;
+    let reseller = reseller(&app, &f);
+    app.clock.set("2026-11-10T10:00:00Z".parse().unwrap());
+    vendor.answer(subscription_id(&subject), Some(503));
+    app.data(&reseller, CHANGE_QUANTITY, json!({"id": subject, "q": 5, "k": "to 5"})).await;
+    app.run_jobs().await;
+    let unconfirmed = jobs(&app, &subject).await[0].clone();
+    vendor.answer(subscription_id(&subject), None);
+    app.clock.set("2026-11-20T10:00:00Z".parse().unwrap());
+    app.data(&reseller, CHANGE_QUANTITY, json!({"id": subject, "q": 7, "k": "to 7"})).await;
+    app.data(&reseller, CHANGE_QUANTITY, json!({"id": control, "q": 7, "k": "to 7"})).await;
+    app.run_jobs().await;
+    let retry = "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }";
+    app.data(&app.operator(), retry, json!({"id": unconfirmed["id"]})).await;
+    app.run_jobs().await;
+    let after = state(&app, &reseller, &subject).await;
+    assert_eq!((after["quantity"].clone(), after["outOfSync"].clone()), (json!(7), json!(false)), "{after}");
+    bill_four_months(&app).await;
+    assert_eq!(totals(&app, &subject).await, totals(&app, &control).await);
 }

@@ -97,8 +97,8 @@ pub(super) fn correct_expected_term(
     // line rounded on its own is reversed exactly): the segment's own line, for the seats
     // at that time, and one line per seat change applied to it since.
     // A seat change applied to it is a line of its own: billed by an earlier run, or by
-    // this one (a change before the segment, not charged yet, whose segment ends where this
-    // one starts: the plan applies it to this segment in the same run).
+    // this one (a change before the segment, not charged yet, from whose segment on every
+    // one up to this was billed: the plan applies it to each of them in the same run).
     let corrections: Vec<(i64, i32)> = history
         .iter()
         .filter(|c| matches!(c.kind, K::QuantityIncrease | K::QuantityDecrease) && c.id < change.id)
@@ -106,7 +106,10 @@ pub(super) fn correct_expected_term(
             charged.contains(&format!("change:{}:cycle:{}", c.id, segment.start))
                 || (!charged.contains(&format!("change:{}", c.id))
                     && date(c.occurred_at) < segment.start
-                    && terms.segment(date(c.occurred_at)).end == segment.start)
+                    && terms
+                        .billed_after(terms.segment(date(c.occurred_at)), charged)
+                        .iter()
+                        .any(|billed| billed.start == segment.start))
         })
         .map(|c| (c.id, c.quantity_after - c.quantity_before))
         .collect();

@@ -210,12 +210,21 @@ pub fn plan_subscription(
             let description = format!("{what}: {delta:+} × {day} – {}", segment.last_day());
             planned.push(line(kind, key.clone(), description, delta, day, segment, prices));
         }
-        // The next segment may have been billed in advance before this change was known (an
-        // anniversary or a renewal later in a month already run): it was billed for the
-        // seats in force at its start, at this term's prices, so the change applies to it too.
+        // Segments after it may have been billed before this change was known: the next one
+        // in advance (an anniversary or a renewal later in a month already run), and every
+        // one billed while the vendor had not confirmed the change (billing held it). Each
+        // was billed for the seats in force at its start, at the prices it was billed at (an
+        // expected term's at the term before's), so the change applies to each.
         // (Not to a provisioning after a retry: what was billed before it was reversed.)
-        let next = terms.segment(segment.end);
-        if next.start > day && next.charged(charged) && change.kind != K::Provisioned {
+        for next in terms.billed_after(segment, charged) {
+            if change.kind == K::Provisioned {
+                break;
+            }
+            let billed_at = if next.charged_as_expected(charged) && next.term > 0 {
+                terms.prices(next.term - 1)
+            } else {
+                terms.prices(next.term)
+            };
             let description = format!("{what}: {delta:+} × {} – {} (billed in advance)", next.start, next.last_day());
             planned.push(line(
                 kind,
@@ -224,7 +233,7 @@ pub fn plan_subscription(
                 delta,
                 next.start,
                 next,
-                prices,
+                billed_at.unwrap_or(prices),
             ));
         }
     }
@@ -293,6 +302,7 @@ mod tests {
             unit_retail: None,
             job_id: None,
             vendor_outcome: None,
+            seats_taken: None,
         }
     }
 

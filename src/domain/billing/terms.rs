@@ -209,6 +209,22 @@ impl<'a> Terms<'a> {
         }
     }
 
+    /// The segments after `segment` that were billed already, in order, up to the first that
+    /// was not.
+    pub(super) fn billed_after(&self, segment: Segment, charged: &HashSet<String>) -> Vec<Segment> {
+        let mut billed = Vec::new();
+        let mut previous = segment;
+        for _ in 0..10_000 {
+            let next = self.segment(previous.end);
+            if next.start <= previous.start || !next.charged(charged) {
+                break;
+            }
+            billed.push(next);
+            previous = next;
+        }
+        billed
+    }
+
     /// The segment containing `day`: its billing cycle cut at the terms' boundaries (a
     /// calendar month that a renewal splits is two segments, each prorated over the month).
     pub(super) fn segment(&self, day: NaiveDate) -> Segment {
