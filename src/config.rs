@@ -238,6 +238,10 @@ pub struct ProvisioningConfig {
     /// RUNNING until its lease expires).
     #[arg(long, env = "SWITCHYARD_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// How long the outbox keeps events (a live subscription can resume within it); the
+    /// scheduler prunes older ones.
+    #[arg(long, env = "SWITCHYARD_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub event_retention: Duration,
     /// How often the scheduler renews or expires subscriptions whose term has ended.
     #[arg(long, env = "SWITCHYARD_RENEWAL_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub renewal_interval: Duration,

@@ -77,6 +77,7 @@ impl Application {
         if domain.events.delivery() == Delivery::PostgresNotify {
             start_postgres_listener(&db::database_url(&settings.database)?, Arc::clone(&domain.events)).await?;
         }
+        crate::domain::outbox::start_relay(domain.db.clone(), Arc::clone(&domain.events)).await?;
         let state = AppState::new(domain, keys, settings.server.clone());
         Ok(Self { state, workers: None, settings })
     }

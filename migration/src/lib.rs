@@ -26,6 +26,7 @@ mod m20261126_000014_exchange_rates;
 mod m20261126_000015_subscriptions_billing_settled;
 mod m20261126_000016_invoices_people_can_send;
 mod m20261126_000017_changes_follow_the_vendor;
+mod m20261126_000018_outbox_horizon;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000015_subscriptions_billing_settled::Migration),
             Box::new(m20261126_000016_invoices_people_can_send::Migration),
             Box::new(m20261126_000017_changes_follow_the_vendor::Migration),
+            Box::new(m20261126_000018_outbox_horizon::Migration),
         ]
     }
 }

@@ -1,24 +1,25 @@
-//! Domain events: written to the outbox in the writer's transaction, delivered after commit.
+//! Domain events: recorded in the outbox by the writer's transaction (`outbox`), published
+//! after commit in commit order, in every server process.
 //!
-//! Every state change a dashboard cares about becomes a [`DomainEvent`] with a stable id and
-//! the tenancy keys (vendor, reseller, customer) that decide who may receive it.
-//! Delivery reaches every server process:
-//! - on PostgreSQL the writer also calls `pg_notify` inside its transaction, so the
-//!   notification is sent exactly when (and only if) the transaction commits; every
-//!   process — the writer included — LISTENs and publishes what it hears locally;
-//! - on SQLite (one process) the writer publishes after commit, in process.
+//! Every state change a dashboard cares about becomes a [`DomainEvent`] with a stable id,
+//! its place in the outbox (`sequence`, increasing in commit order) and the tenancy keys
+//! (vendor, reseller, customer) that decide who may receive it. Each process's relay
+//! (`outbox::start_relay`) reads the outbox after the last sequence it published and
+//! delivers what it finds on this process's [`EventBus`]; a commit wakes it (in process, and
+//! in every process by `pg_notify` on PostgreSQL), and it also looks every second, so an
+//! event committed while a LISTEN connection was down is published all the same.
 //!
-//! Local delivery is a bounded broadcast channel: a slow subscriber lags (it is told how
-//! many events it missed) and never blocks the writer or other subscribers.
+//! Local delivery is a bounded broadcast channel: a slow subscriber lags and never blocks
+//! the writer or other subscribers; it catches up from the outbox (see `graphql::subscription`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use entity::domain_event;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbBackend, NotSet, Set, Statement};
+use sea_orm::DbBackend;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use super::error::Result;
 
@@ -44,6 +45,10 @@ pub enum EventKind {
 pub struct DomainEvent {
     /// Stable id (UUID), for deduplication by receivers.
     pub id: String,
+    /// Its place in the outbox: increasing in commit order (0 until recorded). A live
+    /// subscription resumes after one.
+    #[serde(default)]
+    pub sequence: i64,
     /// What happened.
     pub kind: EventKind,
     /// When.
@@ -73,6 +78,7 @@ impl DomainEvent {
     pub fn new(kind: EventKind, status: impl Into<String>, at: DateTime<Utc>) -> Self {
         Self {
             id: uuid::Uuid::new_v4().to_string(),
+            sequence: 0,
             kind,
             occurred_at: at,
             vendor_id: None,
@@ -98,7 +104,7 @@ impl DomainEvent {
         }
     }
 
-    fn aggregate(&self) -> (&'static str, i64) {
+    pub(super) fn aggregate(&self) -> (&'static str, i64) {
         match (self.job_id, self.subscription_id, self.order_id) {
             (Some(id), _, _) if self.kind == EventKind::ProvisioningStatusChanged => ("provisioning_job", id),
             (_, Some(id), _) if self.kind == EventKind::SubscriptionChanged => ("subscription", id),
@@ -110,34 +116,41 @@ impl DomainEvent {
 }
 
 /// How events reach subscribers in this deployment.
+/// How committed events reach this process's subscribers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
-    /// One process: publish after commit, in process (SQLite).
+    /// One process (SQLite): a commit wakes the relay in process.
     InProcess,
-    /// Many processes: `pg_notify` in the transaction, LISTEN everywhere (PostgreSQL).
+    /// Several processes (PostgreSQL): a commit also sends `pg_notify`, which wakes every
+    /// process's relay.
     PostgresNotify,
 }
 
-/// The event bus of one process.
+/// This process's event bus: the relay publishes on it, in sequence order; live
+/// subscriptions receive from it.
 #[derive(Debug)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<DomainEvent>>,
     delivery: Delivery,
+    /// The last sequence the relay published here.
+    published: AtomicI64,
+    /// Wakes the relay (a commit in this process, a notification from another).
+    wakeup: Notify,
 }
 
 impl EventBus {
-    /// A bus keeping at most `capacity` undelivered events per subscriber.
+    /// A bus buffering `capacity` events per subscriber.
     pub fn new(capacity: usize, delivery: Delivery) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        Self { sender, delivery }
+        Self { sender, delivery, published: AtomicI64::new(0), wakeup: Notify::new() }
     }
 
-    /// The delivery mode for a database backend.
+    /// The delivery a backend needs.
     pub fn delivery_for(backend: DbBackend) -> Delivery {
         if backend == DbBackend::Postgres { Delivery::PostgresNotify } else { Delivery::InProcess }
     }
 
-    /// How this bus delivers events.
+    /// How events reach this process.
     pub fn delivery(&self) -> Delivery {
         self.delivery
     }
@@ -147,60 +160,37 @@ impl EventBus {
         self.sender.subscribe()
     }
 
-    /// Writes `event` to the outbox inside the caller's transaction (and, on PostgreSQL,
-    /// queues its notification, which the database sends only if the transaction commits).
-    pub async fn record<C: ConnectionTrait>(&self, db: &C, event: &DomainEvent) -> Result<()> {
-        let payload = serde_json::to_value(event).map_err(super::Error::internal)?;
-        let (aggregate_type, aggregate_id) = event.aggregate();
-        domain_event::ActiveModel {
-            id: NotSet,
-            event_id: Set(event.id.clone()),
-            kind: Set(serde_json::to_value(event.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default()),
-            aggregate_type: Set(aggregate_type.to_owned()),
-            aggregate_id: Set(aggregate_id),
-            vendor_id: Set(event.vendor_id),
-            reseller_id: Set(event.reseller_id),
-            customer_id: Set(event.customer_id),
-            payload: Set(payload.clone()),
-            occurred_at: Set(event.occurred_at),
-            published_at: Set(None),
-        }
-        .insert(db)
-        .await?;
-        if self.delivery == Delivery::PostgresNotify {
-            db.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_notify($1, $2)",
-                [CHANNEL.into(), payload.to_string().into()],
-            ))
-            .await?;
-        }
-        Ok(())
+    /// The last sequence published on this bus.
+    pub fn published_through(&self) -> i64 {
+        self.published.load(Ordering::SeqCst)
     }
 
-    /// Publishes events whose transaction has committed (in-process delivery only; on
-    /// PostgreSQL the notification does it).
-    pub fn after_commit(&self, events: Vec<DomainEvent>) {
-        if self.delivery == Delivery::InProcess {
-            for event in events {
-                self.deliver(Arc::new(event));
-            }
-        }
+    /// After a commit that recorded events: the relay looks at the outbox now.
+    pub fn after_commit(&self) {
+        self.wakeup.notify_one();
     }
 
-    /// Hands one committed event to this process's subscribers.
+    /// Waits until a commit or a notification wakes the relay, or `timeout` passes.
+    pub async fn woken_within(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.wakeup.notified()).await;
+    }
+
+    /// Publishes one event the relay read from the outbox (in sequence order).
     pub fn deliver(&self, event: Arc<DomainEvent>) {
+        self.published.fetch_max(event.sequence, Ordering::SeqCst);
         // No subscriber is not an error: events are also in the outbox.
         let _ = self.sender.send(event);
     }
+
+    /// Starts the relay's wake-ups from the sequence it starts after.
+    pub fn start_at(&self, sequence: i64) {
+        self.published.fetch_max(sequence, Ordering::SeqCst);
+    }
 }
 
-/// Starts listening for events from every process on PostgreSQL and delivering them
-/// locally. Returns once the LISTEN is in place, so no event committed after this returns is
-/// missed; the listener then reconnects by itself after failures, for the life of the process.
+/// Listens for other processes' commits on PostgreSQL and wakes this process's relay.
+/// Returns once the LISTEN is in place; the listener then reconnects by itself after
+/// failures, for the life of the process (the relay's own polling covers the gap).
 pub async fn start_postgres_listener(url: &str, bus: Arc<EventBus>) -> Result<tokio::task::JoinHandle<()>> {
     use sea_orm::sqlx::postgres::PgListener;
     let mut listener = PgListener::connect(url).await.map_err(super::Error::internal)?;
@@ -208,13 +198,12 @@ pub async fn start_postgres_listener(url: &str, bus: Arc<EventBus>) -> Result<to
     Ok(tokio::spawn(async move {
         loop {
             match listener.recv().await {
-                Ok(notification) => match serde_json::from_str::<DomainEvent>(notification.payload()) {
-                    Ok(event) => bus.deliver(Arc::new(event)),
-                    Err(error) => tracing::warn!(%error, "malformed event notification"),
-                },
+                Ok(_) => bus.after_commit(),
                 Err(error) => {
-                    // sqlx reconnects on the next `recv`; back off a little meanwhile.
+                    // sqlx reconnects on the next `recv`; back off a little meanwhile, and
+                    // let the relay look at the outbox for what was committed meanwhile.
                     tracing::warn!(%error, "event listener lost its connection; reconnecting");
+                    bus.after_commit();
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -227,31 +216,33 @@ mod tests {
     use super::*;
 
     fn event(n: i64) -> DomainEvent {
-        DomainEvent { order_id: Some(n), ..DomainEvent::new(EventKind::OrderPlaced, "PROCESSING", Utc::now()) }
+        DomainEvent { sequence: n, ..DomainEvent::new(EventKind::OrderPlaced, "PROCESSING", Utc::now()) }
     }
 
     /// A subscriber that does not read never blocks publishing or other subscribers: it
-    /// lags, is told how much it missed, and then sees only the newest events.
+    /// lags and is told how much it missed (and catches up from the outbox).
     #[tokio::test]
     async fn a_slow_subscriber_lags_without_blocking_anyone() {
         let bus = EventBus::new(4, Delivery::InProcess);
         let mut slow = bus.subscribe();
         let mut fast = bus.subscribe();
-        for n in 0..10 {
-            bus.after_commit(vec![event(n)]);
-            assert_eq!(fast.recv().await.ok().and_then(|e| e.order_id), Some(n));
+        for n in 1..=10 {
+            bus.deliver(Arc::new(event(n)));
+            assert_eq!(fast.recv().await.ok().map(|e| e.sequence), Some(n));
         }
         assert!(matches!(slow.recv().await, Err(broadcast::error::RecvError::Lagged(6))));
-        assert_eq!(slow.recv().await.ok().and_then(|e| e.order_id), Some(6));
+        assert_eq!(slow.recv().await.ok().map(|e| e.sequence), Some(7));
+        assert_eq!(bus.published_through(), 10);
     }
 
+    /// A commit only wakes the relay: what subscribers receive comes from the outbox, once.
     #[test]
-    fn postgres_delivery_publishes_through_the_database_only() {
+    fn a_commit_wakes_the_relay_and_publishes_nothing_itself() {
         let bus = EventBus::new(4, Delivery::PostgresNotify);
         let mut receiver = bus.subscribe();
-        bus.after_commit(vec![event(1)]);
-        assert!(receiver.try_recv().is_err(), "the LISTENer delivers it, once");
+        bus.after_commit();
+        assert!(receiver.try_recv().is_err(), "the relay delivers it, once");
         bus.deliver(Arc::new(event(2)));
-        assert_eq!(receiver.try_recv().ok().and_then(|e| e.order_id), Some(2));
+        assert_eq!(receiver.try_recv().ok().map(|e| e.sequence), Some(2));
     }
 }

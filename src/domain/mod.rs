@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod money;
 pub mod orders;
+pub mod outbox;
 pub mod pagination;
 pub mod pricing;
 pub mod resellers;

@@ -1,12 +1,14 @@
 //! One unit of work for every domain write: [`Write`].
 //!
 //! A write opens its transaction with [`Write::begin`], changes rows through
-//! [`Write::db`], records its domain events with [`Write::emit`] (outbox rows in the same
-//! transaction) and ends with [`Write::commit`], which takes the write's [`Audit`] entry:
-//! there is no way to commit without naming one. Only after the commit succeeds does it
-//! publish the events, invalidate the catalog cache and wake this process's workers, in
-//! that order, as the write asked. Dropping a `Write` without committing rolls it back and
-//! does none of that.
+//! [`Write::db`], adds its domain events with [`Write::emit`] and ends with
+//! [`Write::commit`], which takes the write's [`Audit`] entry: there is no way to commit
+//! without naming one. The commit records the events in the outbox last, in the same
+//! transaction and in commit order (on PostgreSQL under an advisory lock held until the
+//! commit, so outbox ids — the events' sequences — are handed out in the order writes
+//! commit). Only after the commit succeeds does it wake the event relay, invalidate the
+//! catalog cache and wake this process's workers, as the write asked. Dropping a `Write`
+//! without committing rolls it back and does none of that.
 //!
 //! Invariants:
 //! - every committed write on a caller's behalf has exactly one audit row, in its own
@@ -21,7 +23,10 @@
 //! system modules; `tests/api/writes.rs` checks the commit and rollback behaviour.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseTransaction, SqliteTransactionMode, TransactionOptions, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseTransaction, DbBackend, NotSet, Set, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
+};
 
 use super::actor::Actor;
 use super::error::Result;
@@ -107,9 +112,9 @@ impl<'d> Write<'d> {
         self.now
     }
 
-    /// Records `event` in the outbox now; it is published only if the write commits.
+    /// Adds `event` to the write: it is recorded in the outbox when the write commits (in
+    /// the same transaction, in commit order) and published only if it does.
     pub async fn emit(&mut self, event: DomainEvent) -> Result<()> {
-        self.domain.events.record(&self.txn, &event).await?;
         self.events.push(event);
         Ok(())
     }
@@ -134,12 +139,16 @@ impl<'d> Write<'d> {
 
     /// Writes the audit row (if `audit` is an action), commits, then publishes the events,
     /// invalidates the catalog cache and wakes workers as asked.
-    pub async fn commit(self, audit: Audit<'_>) -> Result<()> {
+    pub async fn commit(mut self, audit: Audit<'_>) -> Result<()> {
         if let Audit::Action { actor, action, object_type, object_id, details } = audit {
             audit::record(&self.txn, actor, action, object_type, object_id, details, self.now).await?;
         }
+        // Last, so the lock that orders the outbox is held only until the commit.
+        record_events(&self.txn, &mut self.events).await?;
         self.txn.commit().await?;
-        self.domain.events.after_commit(self.events);
+        if !self.events.is_empty() {
+            self.domain.events.after_commit();
+        }
         if self.invalidates_catalog {
             self.domain.catalog.invalidate();
         }
@@ -155,6 +164,56 @@ impl<'d> Write<'d> {
             tracing::warn!(%error, "rolling back a write failed; the connection discards it");
         }
     }
+}
+
+/// The advisory lock that orders event-recording transactions ("SYEVENTS").
+const EVENTS_LOCK: i64 = 0x5359_4556_454E_5453;
+
+/// Records `events` in the outbox inside `txn` (the write's, just before it commits) and
+/// numbers them; on PostgreSQL, in commit order, and notifies every process's relay.
+async fn record_events<C: ConnectionTrait>(db: &C, events: &mut [DomainEvent]) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let postgres = db.get_database_backend() == DbBackend::Postgres;
+    if postgres {
+        let lock = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [EVENTS_LOCK.into()],
+        );
+        db.execute_raw(lock).await?;
+    }
+    for event in events.iter_mut() {
+        let payload = serde_json::to_value(&*event).map_err(super::error::Error::internal)?;
+        let (aggregate_type, aggregate_id) = event.aggregate();
+        let row = entity::domain_event::ActiveModel {
+            id: NotSet,
+            event_id: Set(event.id.clone()),
+            kind: Set(payload["kind"].as_str().unwrap_or_default().to_owned()),
+            aggregate_type: Set(aggregate_type.to_owned()),
+            aggregate_id: Set(aggregate_id),
+            vendor_id: Set(event.vendor_id),
+            reseller_id: Set(event.reseller_id),
+            customer_id: Set(event.customer_id),
+            payload: Set(payload),
+            occurred_at: Set(event.occurred_at),
+            published_at: Set(None),
+        }
+        .insert(db)
+        .await?;
+        event.sequence = row.id;
+    }
+    if postgres {
+        let last = events.last().map_or(0, |e| e.sequence);
+        let notify = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_notify($1, $2)",
+            [super::events::CHANNEL.into(), last.to_string().into()],
+        );
+        db.execute_raw(notify).await?;
+    }
+    Ok(())
 }
 
 /// Tables whose planner statistics a bulk write may refresh.

@@ -3,17 +3,26 @@
 //! Each stream is scoped exactly like queries: the filter's object must be visible to the
 //! caller (NOT_FOUND otherwise), and every event is checked against the caller's tenancy
 //! before it is sent, so a reseller never receives another reseller's events.
+//!
+//! Never lost silently: every event carries its `cursor` (its place in the outbox,
+//! increasing in commit order). A stream given `after: <cursor>` first replays what came
+//! after it from the outbox, then goes on live, with nothing repeated; a subscriber that falls
+//! behind the process's bus is caught up from the outbox the same way. When the outbox no
+//! longer keeps what a subscriber missed (`SWITCHYARD_EVENT_RETENTION`), the operation ends
+//! with an `error` message whose error has `extensions.code = "EVENTS_LOST"`: reload the
+//! state and subscribe again.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, SimpleObject, Subscription};
+use async_graphql::{Context, Enum, ErrorExtensions, ID, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::ids::{CustomerId, OrderId, VendorId};
-use crate::domain::{Actor, Error, catalog, customers, orders};
+use crate::domain::{Actor, Error, catalog, customers, orders, outbox};
 use crate::graphql::parse_id;
 use crate::graphql::{ResultExt, actor, domain, snapshot};
 
@@ -42,6 +51,9 @@ impl From<EventKind> for LiveEventKind {
 pub struct LiveEvent {
     /// Stable id: the same event seen twice (say, after a reconnect) has the same id.
     pub event_id: ID,
+    /// Its place in the stream of events, increasing in commit order: give it as `after`
+    /// to resume after this event.
+    pub cursor: String,
     pub kind: LiveEventKind,
     /// The new status: a subscription status (PENDING, PROVISIONING, ACTIVE…) for
     /// provisioning of purchases and subscription changes, an order status for orders, a
@@ -66,6 +78,7 @@ impl From<&DomainEvent> for LiveEvent {
     fn from(event: &DomainEvent) -> Self {
         Self {
             event_id: ID(event.id.clone()),
+            cursor: event.sequence.to_string(),
             kind: event.kind.into(),
             status: event.status.clone(),
             order_id: id(event.order_id),
@@ -79,35 +92,142 @@ impl From<&DomainEvent> for LiveEvent {
     }
 }
 
-/// Committed events for `actor` that pass `keep`, as a stream. A subscriber that falls
-/// more than the bus's buffer behind skips what it missed (and is told so in the log).
+/// What a live stream yields: an event, or the one EVENTS_LOST error that ends it.
+type Item = async_graphql::Result<LiveEvent>;
+
+/// A stream's position: the last sequence it went past, what it has read from the outbox
+/// and not sent yet, and whether it is catching up from the outbox.
+struct Feed {
+    receiver: tokio::sync::broadcast::Receiver<Arc<DomainEvent>>,
+    last: i64,
+    backlog: VecDeque<DomainEvent>,
+    catching_up: bool,
+    ended: bool,
+}
+
+/// The error that ends a stream whose missed events the outbox no longer keeps.
+fn events_lost(after: i64, pruned: i64) -> async_graphql::Error {
+    async_graphql::Error::new(format!(
+        "the events after cursor {after} up to {pruned} are no longer kept: reload the state and subscribe again"
+    ))
+    .extend_with(|_, e| e.set("code", "EVENTS_LOST"))
+}
+
+/// Committed events for `actor` that pass `keep`, as a stream: after `after` (replayed from
+/// the outbox), else from now on; a subscriber that lags is caught up from the outbox.
 fn events(
     ctx: &Context<'_>,
     actor: Actor,
+    after: Option<String>,
     keep: impl Fn(&DomainEvent) -> bool + Send + Sync + 'static,
-) -> impl Stream<Item = LiveEvent> + Send + 'static {
-    let receiver = domain(ctx).events.subscribe();
+) -> async_graphql::Result<impl Stream<Item = Item> + Send + 'static> {
+    let domain = Arc::clone(domain(ctx));
+    // Subscribed first, so nothing published from here on is missed.
+    let receiver = domain.events.subscribe();
+    let (last, catching_up) = match after {
+        Some(cursor) => {
+            let cursor = cursor.trim().parse::<i64>().ok().filter(|c| *c >= 0);
+            (cursor.ok_or_else(|| Error::validation("after", "is not a cursor")).gql()?, true)
+        }
+        None => (domain.events.published_through(), false),
+    };
+    let feed = Feed { receiver, last, backlog: VecDeque::new(), catching_up, ended: false };
     let keep = Arc::new(keep);
-    stream::unfold(receiver, move |mut receiver| {
-        let (actor, keep) = (actor.clone(), Arc::clone(&keep));
+    Ok(stream::unfold(feed, move |mut feed| {
+        let (actor, keep, domain) = (actor.clone(), Arc::clone(&keep), Arc::clone(&domain));
         async move {
             loop {
-                match receiver.recv().await {
-                    Ok(event) if event.is_visible_to(&actor) && keep(&event) => {
-                        let mut live = LiveEvent::from(event.as_ref());
-                        live.detail =
-                            crate::domain::fulfilment::vendor_error_for(&actor, &live.status, live.detail.as_deref());
-                        return Some((live, receiver));
+                if feed.ended {
+                    return None;
+                }
+                if let Some(event) = feed.backlog.pop_front() {
+                    if let Some(live) = pass(&mut feed, &actor, keep.as_ref(), &event) {
+                        return Some((Ok(live), feed));
                     }
-                    Ok(_) => {}
+                    continue;
+                }
+                if feed.catching_up {
+                    match catch_up(&domain, &mut feed).await {
+                        Ok(()) => continue,
+                        Err(lost) => {
+                            feed.ended = true;
+                            return Some((Err(lost), feed));
+                        }
+                    }
+                }
+                match feed.receiver.recv().await {
+                    Ok(event) => {
+                        if let Some(live) = pass(&mut feed, &actor, keep.as_ref(), &event) {
+                            return Some((Ok(live), feed));
+                        }
+                    }
                     Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "a live subscriber lagged and skipped events")
+                        tracing::info!(
+                            missed,
+                            after = feed.last,
+                            "a live subscriber fell behind; catching up from the outbox"
+                        );
+                        feed.catching_up = true;
                     }
                     Err(RecvError::Closed) => return None,
                 }
             }
         }
-    })
+    }))
+}
+
+/// Moves the feed past `event`; the event to send, if it is new and the caller's.
+fn pass(
+    feed: &mut Feed,
+    actor: &Actor,
+    keep: &(dyn Fn(&DomainEvent) -> bool + Send + Sync),
+    event: &DomainEvent,
+) -> Option<LiveEvent> {
+    if event.sequence <= feed.last {
+        return None;
+    }
+    feed.last = event.sequence;
+    if !(event.is_visible_to(actor) && keep(event)) {
+        return None;
+    }
+    let mut live = LiveEvent::from(event);
+    live.detail = crate::domain::fulfilment::vendor_error_for(actor, &live.status, live.detail.as_deref());
+    Some(live)
+}
+
+/// Reads the next page after the feed's position from the outbox; done catching up when
+/// there is none. EVENTS_LOST when the outbox was pruned past the position.
+async fn catch_up(domain: &crate::domain::Domain, feed: &mut Feed) -> Result<(), async_graphql::Error> {
+    loop {
+        match outbox::pruned_through(&domain.db).await {
+            Ok(pruned) if pruned > feed.last => return Err(events_lost(feed.last, pruned)),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "a live subscriber cannot read the outbox; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        match outbox::since(&domain.db, feed.last, 500).await {
+            Ok((page, None)) => {
+                debug_assert!(page.is_empty());
+                feed.catching_up = false;
+                return Ok(());
+            }
+            Ok((page, Some(last))) => {
+                if page.is_empty() {
+                    // Only rows that are not events: read past them.
+                    feed.last = last;
+                }
+                feed.backlog.extend(page);
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "a live subscriber cannot read the outbox; trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// Every subscription.
@@ -124,7 +244,8 @@ impl SubscriptionRoot {
         order_id: Option<ID>,
         customer_id: Option<ID>,
         vendor_id: Option<ID>,
-    ) -> async_graphql::Result<impl Stream<Item = LiveEvent>> {
+        #[graphql(desc = "Resume after this cursor: what came after it is replayed first.")] after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = Item>> {
         let actor = actor(ctx)?.clone();
         let domain = domain(ctx);
         let order_id: Option<OrderId> = order_id.map(|id| parse_id(&id, "orderId")).transpose()?;
@@ -147,12 +268,12 @@ impl SubscriptionRoot {
             let snapshot = snapshot(ctx).await?;
             catalog::get_vendor(&actor, &snapshot, id).gql()?;
         }
-        Ok(events(ctx, actor, move |event| {
+        events(ctx, actor, after, move |event| {
             event.kind == EventKind::ProvisioningStatusChanged
                 && order_id.is_none_or(|id| event.order_id == Some(id.get()))
                 && customer_id.is_none_or(|id| event.customer_id == Some(id.get()))
                 && vendor_id.is_none_or(|id| event.vendor_id == Some(id.get()))
-        }))
+        })
     }
 
     /// Status changes of one order.
@@ -160,14 +281,15 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
         order_id: ID,
-    ) -> async_graphql::Result<impl Stream<Item = LiveEvent>> {
+        #[graphql(desc = "Resume after this cursor: what came after it is replayed first.")] after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = Item>> {
         let actor = actor(ctx)?.clone();
         let order_id = parse_id(&order_id, "orderId")?;
         orders::get_order(domain(ctx), &actor, order_id).await.gql()?;
-        Ok(events(ctx, actor, move |event| {
+        events(ctx, actor, after, move |event| {
             matches!(event.kind, EventKind::OrderPlaced | EventKind::OrderStatusChanged)
                 && event.order_id == Some(order_id.get())
-        }))
+        })
     }
 
     /// Changes of one customer's subscriptions.
@@ -175,12 +297,13 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
         customer_id: ID,
-    ) -> async_graphql::Result<impl Stream<Item = LiveEvent>> {
+        #[graphql(desc = "Resume after this cursor: what came after it is replayed first.")] after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = Item>> {
         let actor = actor(ctx)?.clone();
         let customer_id = parse_id(&customer_id, "customerId")?;
         customers::get_customer(&domain(ctx).db, &actor, customer_id).await.gql()?;
-        Ok(events(ctx, actor, move |event| {
+        events(ctx, actor, after, move |event| {
             event.kind == EventKind::SubscriptionChanged && event.customer_id == Some(customer_id.get())
-        }))
+        })
     }
 }

@@ -108,7 +108,9 @@ pub fn start(domain: Arc<Domain>, config: &ProvisioningConfig, shutdown: Shutdow
         handles.push(tokio::spawn(worker));
     }
     if config.workers > 0 {
-        handles.push(tokio::spawn(run_scheduler(Arc::clone(&domain), config.renewal_interval, shutdown.clone())));
+        let scheduler =
+            run_scheduler(Arc::clone(&domain), config.renewal_interval, config.event_retention, shutdown.clone());
+        handles.push(tokio::spawn(scheduler));
     }
     Workers { handles, names, domain, shutdown }
 }
@@ -280,13 +282,19 @@ async fn provision(
     Ok(())
 }
 
-/// Renews or expires due subscriptions every `interval`, until `shutdown` is given.
-pub async fn run_scheduler(domain: Arc<Domain>, interval: Duration, shutdown: Shutdown) {
+/// Renews or expires due subscriptions and prunes the outbox of events older than
+/// `retention`, every `interval`, until `shutdown` is given.
+pub async fn run_scheduler(domain: Arc<Domain>, interval: Duration, retention: Duration, shutdown: Shutdown) {
     while !shutdown.is_triggered() {
         match subscriptions::renew_due(&domain).await {
             Ok((0, 0)) => {}
             Ok((renewed, expired)) => tracing::info!(renewed, expired, "term ends processed"),
             Err(error) => tracing::error!(%error, "renewal scheduler error"),
+        }
+        match crate::domain::outbox::prune(&domain, retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "events past their retention left the outbox"),
+            Err(error) => tracing::error!(%error, "outbox pruning error"),
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

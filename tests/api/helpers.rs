@@ -79,14 +79,24 @@ pub fn provisioning_config(workers: usize) -> ProvisioningConfig {
 
 /// Spawns the app; with `shared`, on another app's database (a second server process).
 pub async fn spawn(adjust: impl FnOnce(&mut ServerConfig), workers: usize, shared: Option<&TestApp>) -> TestApp {
-    let mut server: ServerConfig = config::defaults().expect("server defaults");
-    server.http_workers = 2;
-    server.bind = "127.0.0.1:0".into();
-    adjust(&mut server);
     let database = match shared {
         Some(other) => TestDatabase { url: other._database.url.clone(), cleanup: Cleanup::None },
         None => TestDatabase::create().await,
     };
+    spawn_in(database, adjust, workers).await
+}
+
+/// Spawns the app, without workers, on the database at `url` (a throwaway cluster's, say),
+/// whichever backend the suite runs on.
+pub async fn spawn_on(url: &str, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    spawn_in(TestDatabase { url: url.to_owned(), cleanup: Cleanup::None }, adjust, 0).await
+}
+
+async fn spawn_in(database: TestDatabase, adjust: impl FnOnce(&mut ServerConfig), workers: usize) -> TestApp {
+    let mut server: ServerConfig = config::defaults().expect("server defaults");
+    server.http_workers = 2;
+    server.bind = "127.0.0.1:0".into();
+    adjust(&mut server);
     let mut connection = db::connect(&database.url, 8).await.expect("connect");
     let statements = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&statements);

@@ -11,6 +11,7 @@ mod billing_defects;
 mod browser;
 mod catalog;
 mod documents;
+mod event_delivery;
 mod http;
 mod layering;
 mod leaks;

@@ -1,0 +1,169 @@
+//! #9.10 and #9.11: live events are never lost silently. Every event has a cursor (its
+//! place in the outbox, increasing in commit order); a subscriber that falls behind is
+//! caught up from the outbox, a subscription resumes after a cursor, events committed while
+//! PostgreSQL's LISTEN connection is down are relayed from the outbox, and a cursor older
+//! than what the outbox keeps is told so (EVENTS_LOST), never skipped.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard::domain::events::{DomainEvent, EventKind};
+use switchyard::domain::{Audit, Write};
+
+use crate::helpers::{TestApp, spawn_app_with, spawn_on};
+use crate::live::WsClient;
+
+const LIVE: &str = "subscription($after: String) { provisioningStatus(after: $after) { eventId cursor status jobId } }";
+
+/// Commits `count` synthetic provisioning events, `per_write` to a transaction; their job ids
+/// number them from `first`.
+async fn commit_events(app: &TestApp, first: i64, count: i64, per_write: i64) {
+    let mut next = first;
+    while next < first + count {
+        let mut w = Write::begin(&app.domain).await.unwrap();
+        let now = w.now();
+        let last = (next + per_write).min(first + count);
+        for n in next..last {
+            let event = DomainEvent {
+                job_id: Some(n),
+                vendor_id: Some(1),
+                ..DomainEvent::new(EventKind::ProvisioningStatusChanged, "RUNNING", now)
+            };
+            w.emit(event).await.unwrap();
+        }
+        w.commit(Audit::Bookkeeping("test events")).await.unwrap();
+        next = last;
+    }
+}
+
+/// Reads `count` events of subscription "1" (`next` payloads), failing on anything else.
+async fn read_events(client: &mut WsClient, count: usize) -> Vec<Value> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        let message = client.next_within(Duration::from_secs(20)).await;
+        let message = message.unwrap_or_else(|()| panic!("only {} of {count} events came", events.len()));
+        let message = message.unwrap_or_else(|| panic!("closed after {} of {count} events", events.len()));
+        assert_eq!(message["type"], "next", "{message}");
+        assert!(message["payload"].get("errors").is_none(), "{message}");
+        events.push(message["payload"]["data"]["provisioningStatus"].clone());
+    }
+    events
+}
+
+/// Every event once, in commit order: job ids `first..first + count` and increasing cursors.
+fn assert_in_order(events: &[Value], first: i64) {
+    let cursors: Vec<i64> = events.iter().map(|e| e["cursor"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(cursors.windows(2).all(|w| w[0] < w[1]), "cursors not increasing: {cursors:?}");
+    let jobs: Vec<i64> = events.iter().map(|e| e["jobId"].as_str().unwrap().parse().unwrap()).collect();
+    let expected: Vec<i64> = (first..first + events.len() as i64).collect();
+    assert_eq!(jobs, expected, "events lost, repeated or out of order");
+    let ids: HashSet<&str> = events.iter().map(|e| e["eventId"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len());
+}
+
+async fn subscribe(app: &TestApp, after: Option<&str>) -> WsClient {
+    let mut client = WsClient::init(app, &app.operator()).await;
+    client.subscribe("1", LIVE, json!({"after": after})).await;
+    // The stream is set up once the server has read the subscribe message.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client
+}
+
+#[tokio::test]
+async fn a_stalled_subscriber_gets_every_event_in_order_from_the_outbox() {
+    // A bus of 8 events: a subscriber that stops reading falls behind at once.
+    let app = spawn_app_with(|server| server.event_buffer = 8).await;
+    let mut client = subscribe(&app, None).await;
+    // 3,000 events while the client reads nothing (its socket buffers fill up).
+    commit_events(&app, 0, 3000, 100).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = read_events(&mut client, 3000).await;
+    assert_in_order(&events, 0);
+}
+
+#[tokio::test]
+async fn a_subscription_resumes_after_its_cursor_without_loss_or_repeat() {
+    let app = crate::helpers::spawn_app().await;
+    let mut first = subscribe(&app, None).await;
+    commit_events(&app, 0, 5, 1).await;
+    let seen = read_events(&mut first, 5).await;
+    assert_in_order(&seen, 0);
+    drop(first);
+    // Gone while 5 more are committed; back after the third it saw.
+    commit_events(&app, 5, 5, 2).await;
+    let cursor = seen[2]["cursor"].as_str().unwrap().to_owned();
+    let mut again = subscribe(&app, Some(&cursor)).await;
+    let replayed = read_events(&mut again, 7).await;
+    assert_in_order(&replayed, 3);
+    // And live after the replay, without repeating it.
+    commit_events(&app, 10, 3, 1).await;
+    let live = read_events(&mut again, 3).await;
+    assert_in_order(&[replayed, live].concat(), 3);
+}
+
+#[tokio::test]
+async fn events_committed_while_the_listen_connection_is_down_are_relayed_from_the_outbox() {
+    use sea_orm::ConnectionTrait;
+    // LISTEN is PostgreSQL's: a throwaway cluster, whichever backend the suite runs on.
+    let cluster = crate::pg_cluster::Cluster::start();
+    let sql = |text: &str| sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, text.to_owned());
+    let admin = switchyard::db::connect(&cluster.url("postgres"), 1).await.unwrap();
+    admin.execute_raw(sql("CREATE DATABASE events")).await.unwrap();
+    // The subscriber's server hears of another server's commits only through the database.
+    let app = spawn_on(&cluster.url("events"), |_| {}).await;
+    let writer = spawn_on(&cluster.url("events"), |_| {}).await;
+    let mut client = subscribe(&app, None).await;
+    let kill_listeners = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+        WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()";
+    let mut killed = 0;
+    for round in 0..21 {
+        // Every fourth batch, and the last (no notification follows it), is committed while
+        // the LISTEN connections are down: cut, and noticed, but not reconnected yet.
+        if round % 4 == 0 || round == 20 {
+            let rows = app
+                .domain
+                .db
+                .query_all_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, kill_listeners));
+            killed += rows.await.unwrap().len();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        commit_events(&writer, round * 50, 50, 10).await;
+    }
+    assert!(killed >= 6, "the listeners' connections were cut {killed} times");
+    let events = read_events(&mut client, 1050).await;
+    assert_in_order(&events, 0);
+    // And a batch committed while the listeners cannot come back at all (the database takes
+    // no new connections; the pools keep theirs): no notification ever tells of it.
+    admin.execute_raw(sql("ALTER DATABASE events WITH ALLOW_CONNECTIONS false")).await.unwrap();
+    app.domain.db.query_all_raw(sql(kill_listeners)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    commit_events(&writer, 1050, 50, 10).await;
+    let unannounced = read_events(&mut client, 50).await;
+    admin.execute_raw(sql("ALTER DATABASE events WITH ALLOW_CONNECTIONS true")).await.unwrap();
+    assert_in_order(&[events, unannounced].concat(), 0);
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_the_kept_events_is_told_they_are_lost() {
+    let app = crate::helpers::spawn_app().await;
+    let mut client = subscribe(&app, None).await;
+    commit_events(&app, 0, 10, 5).await;
+    let seen = read_events(&mut client, 10).await;
+    drop(client);
+    // Eight days later, with a week's retention, the outbox no longer has them.
+    app.advance(chrono::Duration::days(8));
+    let pruned = switchyard::domain::outbox::prune(&app.domain, Duration::from_secs(7 * 86_400)).await.unwrap();
+    assert_eq!(pruned, 10);
+    let first = seen[0]["cursor"].as_str().unwrap();
+    let mut late = subscribe(&app, Some(first)).await;
+    // graphql-transport-ws's `error` message: the operation ends with it.
+    let message = late.next().await.unwrap();
+    assert_eq!(message["type"], "error", "{message}");
+    assert_eq!(message["payload"][0]["extensions"]["code"], "EVENTS_LOST", "{message}");
+    // A cursor that missed nothing resumes quietly.
+    let last = seen[9]["cursor"].as_str().unwrap();
+    let mut current = subscribe(&app, Some(last)).await;
+    commit_events(&app, 10, 1, 1).await;
+    assert_in_order(&read_events(&mut current, 1).await, 10);
+}
