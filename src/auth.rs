@@ -120,6 +120,10 @@ pub struct AuthKeys {
     audience: String,
     /// Lifetime of tokens issued by login.
     pub login_token_ttl: Duration,
+    /// The longest a token may live, in seconds.
+    max_lifetime: i64,
+    /// Clock skew tolerated, in seconds.
+    leeway: i64,
 }
 
 impl AuthKeys {
@@ -173,12 +177,20 @@ impl AuthKeys {
             validation,
             issuer: config.jwt_issuer.clone(),
             audience: config.jwt_audience.clone(),
-            login_token_ttl: config.login_token_ttl,
+            login_token_ttl: config.login_token_ttl.min(config.jwt_max_lifetime),
+            max_lifetime: i64::try_from(config.jwt_max_lifetime.as_secs()).unwrap_or(i64::MAX),
+            leeway: i64::try_from(config.jwt_leeway_seconds).unwrap_or(0),
         })
     }
 
     /// Signs a token for `actor`, valid for `ttl`.
     pub fn issue(&self, actor: &Actor, ttl: Duration) -> Result<String, Error> {
+        if i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX) > self.max_lifetime {
+            return Err(Error::validation(
+                "ttl",
+                format!("is longer than SWITCHYARD_JWT_MAX_LIFETIME ({} s)", self.max_lifetime),
+            ));
+        }
         let encoding =
             self.encoding.as_ref().ok_or_else(|| Error::internal("no private key is configured to sign tokens"))?;
         let now = Utc::now().timestamp();
@@ -202,6 +214,11 @@ impl AuthKeys {
             Error::Unauthenticated
         })?;
         let claims = data.claims;
+        // A token valid for longer than any this server issues: refused, whoever signed it.
+        if claims.exp.saturating_sub(Utc::now().timestamp()) > self.max_lifetime.saturating_add(self.leeway) {
+            tracing::debug!(exp = claims.exp, "token refused: it lives longer than the maximum lifetime");
+            return Err(Error::Unauthenticated);
+        }
         let user_id = match claims.sub.as_str() {
             "cli" => None,
             sub => Some(sub.strip_prefix("user:").and_then(|id| id.parse().ok()).ok_or(Error::Unauthenticated)?),

@@ -113,6 +113,10 @@ pub struct AuthConfig {
     /// Lifetime of tokens issued by `login` (e.g. `30m`, `8h`).
     #[arg(long, env = "SWITCHYARD_LOGIN_TOKEN_TTL", default_value = "8h", value_parser = parse_duration)]
     pub login_token_ttl: Duration,
+    /// The longest a token may live: one expiring later than this from now is refused, and
+    /// none is issued for longer (`login`'s lifetime is cut to it).
+    #[arg(long, env = "SWITCHYARD_JWT_MAX_LIFETIME", default_value = "24h", value_parser = parse_duration)]
+    pub jwt_max_lifetime: Duration,
 }
 
 /// The HTTP server and its abuse limits.
@@ -193,6 +197,9 @@ pub struct ServerConfig {
     /// Events buffered per live subscriber before it lags (and misses the oldest).
     #[arg(long, env = "SWITCHYARD_EVENT_BUFFER", default_value_t = 1024)]
     pub event_buffer: usize,
+    /// The most memory the response cache may hold, in bytes (bodies and their keys).
+    #[arg(long, env = "SWITCHYARD_RESPONSE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub response_cache_bytes: usize,
     /// Also cache whole responses of catalog queries per caller (see `graphql::response_cache`).
     #[arg(long, env = "SWITCHYARD_RESPONSE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     pub response_cache: bool,

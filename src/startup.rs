@@ -77,7 +77,9 @@ impl Application {
         if domain.events.delivery() == Delivery::PostgresNotify {
             start_postgres_listener(&db::database_url(&settings.database)?, Arc::clone(&domain.events)).await?;
         }
-        crate::domain::outbox::start_relay(domain.db.clone(), Arc::clone(&domain.events)).await?;
+        // The relay polls on a connection of its own: it never waits for the pool requests use.
+        let relay = db::connect(&db::database_url(&settings.database)?, 1).await?;
+        crate::domain::outbox::start_relay(relay, Arc::clone(&domain.events)).await?;
         let state = AppState::new(domain, keys, settings.server.clone());
         Ok(Self { state, workers: None, settings })
     }

@@ -31,7 +31,7 @@ impl AppState {
     pub fn new(domain: Arc<Domain>, auth: Arc<AuthKeys>, config: ServerConfig) -> Self {
         let config = Arc::new(config);
         let schema = build_schema(&config, Arc::clone(&domain), Arc::clone(&auth));
-        let response_cache = Arc::new(ResponseCache::default());
+        let response_cache = Arc::new(ResponseCache::with_budget(config.response_cache_bytes));
         Self { domain, auth, config, schema, response_cache, shutdown: Shutdown::new() }
     }
 }

@@ -245,6 +245,23 @@ impl CatalogCache {
         Ok(Some(value))
     }
 
+    /// When the oldest data now cached was loaded (now, when nothing is): a response
+    /// computed from this cache is at most that old, whenever it is computed.
+    pub fn data_as_of(&self) -> Instant {
+        let mut oldest = Instant::now();
+        if let Ok(current) = self.current.read()
+            && let Some(cached) = current.as_ref()
+        {
+            oldest = oldest.min(cached.loaded_at);
+        }
+        if let Ok(map) = self.resellers.read() {
+            for cached in map.values() {
+                oldest = oldest.min(cached.loaded_at);
+            }
+        }
+        oldest
+    }
+
     /// Drops everything cached; called after every committed catalog or price write.
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);

@@ -373,8 +373,9 @@ async fn settle_row_alone(domain: &Domain, claimed: &ClaimedJob, outcome: Outcom
 
 /// Releases the jobs still RUNNING under these workers' names (a process shutting down
 /// whose calls outlasted its grace period): QUEUED again and due now, so another process
-/// takes them at once instead of after their lease; the attempt counts (the vendor may have
-/// had the call: the retry sends the same request id). How many were released.
+/// takes them at once instead of after their lease. The interrupted attempt is given back
+/// (a job on its last attempt must not go DEAD for a shutdown); the retry sends the same
+/// request id, so a vendor that had the call answers it once. How many were released.
 pub async fn release_held_by(domain: &Domain, workers: &[String]) -> Result<u64> {
     if workers.is_empty() {
         return Ok(0);
@@ -383,6 +384,10 @@ pub async fn release_held_by(domain: &Domain, workers: &[String]) -> Result<u64>
     let now = w.now();
     let released = job::Entity::update_many()
         .col_expr(job::Column::Status, JobStatus::Queued.into_value_expr())
+        .col_expr(
+            job::Column::Attempts,
+            sea_orm::sea_query::Expr::cust("CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END"),
+        )
         .col_expr(job::Column::LockedBy, sea_orm::sea_query::Expr::value(Option::<String>::None))
         .col_expr(
             job::Column::LockedUntil,

@@ -6,10 +6,15 @@
 //! lead only to catalog data and to the caller's own prices, so such a response depends on
 //! nothing else. An entry is used while all of these hold:
 //! - the catalog generation is unchanged (every catalog or price write bumps it);
-//! - it is younger than the catalog cache TTL (bounds staleness across processes);
+//! - the data it was computed from is younger than the catalog cache TTL (bounds staleness
+//!   across processes: the age counts from when that data was loaded, not from when the
+//!   response was computed, so another process's write shows within one TTL);
 //! - no price has taken effect since it was computed (`next_price_change_after`).
 //!
-//! A TTL of zero disables this cache along with the catalog cache.
+//! A TTL of zero disables this cache along with the catalog cache. The cache holds at most
+//! `SWITCHYARD_RESPONSE_CACHE_BYTES` of bodies (and 4,096 entries); a body larger than a
+//! sixteenth of that is not kept, and the cache is emptied when the next body would pass
+//! the budget, so no tenant's queries can make it grow without bound.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -71,14 +76,25 @@ impl CacheKey {
 struct Entry {
     body: Bytes,
     generation: u64,
+    /// When the data it was computed from was loaded.
     stored_at: Instant,
     valid_until: Option<DateTime<Utc>>,
+    /// Its bytes, key included.
+    size: usize,
 }
 
 /// The response cache; see the module documentation for when entries are used.
 #[derive(Default)]
 pub struct ResponseCache {
-    entries: RwLock<HashMap<CacheKey, Entry>>,
+    entries: RwLock<Entries>,
+    /// The most bytes of bodies kept (0: no limit but the entry count).
+    budget: usize,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<CacheKey, Entry>,
+    bytes: usize,
 }
 
 impl ResponseCache {
@@ -89,30 +105,48 @@ impl ResponseCache {
             return None;
         }
         let entries = self.entries.read().ok()?;
-        let entry = entries.get(key)?;
+        let entry = entries.map.get(key)?;
         let fresh = entry.generation == domain.catalog.generation()
             && entry.stored_at.elapsed() < ttl
             && entry.valid_until.is_none_or(|until| domain.clock.now() < until);
         fresh.then(|| entry.body.clone())
     }
 
-    /// Stores a body computed at catalog `generation`, valid until the next price change.
+    /// A cache holding at most `budget` bytes of bodies (0: only the entry cap).
+    pub fn with_budget(budget: usize) -> Self {
+        Self { entries: RwLock::default(), budget }
+    }
+
+    /// Stores a body computed at catalog `generation` from data loaded at `as_of` (see
+    /// `CatalogCache::data_as_of`), valid until the next price change.
     pub fn put(
         &self,
         key: CacheKey,
         body: Bytes,
-        generation: u64,
+        (generation, as_of): (u64, Instant),
         valid_until: Option<DateTime<Utc>>,
         domain: &Domain,
     ) {
-        if domain.catalog.ttl().is_zero() {
+        if domain.catalog.ttl().is_zero() || (self.budget > 0 && body.len() > self.budget / 16) {
             return;
         }
+        let size = key.query.len() + key.variables.len() + body.len();
         if let Ok(mut entries) = self.entries.write() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
+            let over_budget = self.budget > 0 && entries.bytes + size > self.budget;
+            if entries.map.len() >= MAX_ENTRIES || over_budget {
+                entries.map.clear();
+                entries.bytes = 0;
             }
-            entries.insert(key, Entry { body, generation, stored_at: Instant::now(), valid_until });
+            let entry = Entry { body, generation, stored_at: as_of, valid_until, size };
+            if let Some(replaced) = entries.map.insert(key, entry) {
+                entries.bytes -= replaced.size;
+            }
+            entries.bytes += size;
         }
+    }
+
+    /// The bytes of bodies (and their keys) now kept.
+    pub fn bytes(&self) -> usize {
+        self.entries.read().map_or(0, |entries| entries.bytes)
     }
 }

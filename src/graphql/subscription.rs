@@ -9,8 +9,10 @@
 //! after it from the outbox, then goes on live, with nothing repeated; a subscriber that falls
 //! behind the process's bus is caught up from the outbox the same way. When the outbox no
 //! longer keeps what a subscriber missed (`SWITCHYARD_EVENT_RETENTION`), the operation ends
-//! with an `error` message whose error has `extensions.code = "EVENTS_LOST"`: reload the
-//! state and subscribe again.
+//! with an error whose `extensions.code` is `"EVENTS_LOST"` (an `error` message when it
+//! resumed from too old a cursor; a `next` carrying the error, then `complete`, when it fell
+//! that far behind while running): reload the state and subscribe again. A client that has
+//! seen no event yet takes its starting cursor from the `liveCursor` query.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -114,8 +116,9 @@ fn events_lost(after: i64, pruned: i64) -> async_graphql::Error {
 }
 
 /// Committed events for `actor` that pass `keep`, as a stream: after `after` (replayed from
-/// the outbox), else from now on; a subscriber that lags is caught up from the outbox.
-fn events(
+/// the outbox), else from now on; a subscriber that lags is caught up from the outbox. A
+/// cursor past the outbox's last event is refused (it would skip every event until then).
+async fn events(
     ctx: &Context<'_>,
     actor: Actor,
     after: Option<String>,
@@ -127,7 +130,11 @@ fn events(
     let (last, catching_up) = match after {
         Some(cursor) => {
             let cursor = cursor.trim().parse::<i64>().ok().filter(|c| *c >= 0);
-            (cursor.ok_or_else(|| Error::validation("after", "is not a cursor")).gql()?, true)
+            let cursor = cursor.ok_or_else(|| Error::validation("after", "is not a cursor")).gql()?;
+            if cursor > outbox::last_sequence(&domain.db).await.gql()? {
+                return Err(Error::validation("after", "is past the last event")).gql();
+            }
+            (cursor, true)
         }
         None => (domain.events.published_through(), false),
     };
@@ -147,7 +154,7 @@ fn events(
                     continue;
                 }
                 if feed.catching_up {
-                    match catch_up(&domain, &mut feed).await {
+                    match catch_up(&domain, &actor, &mut feed).await {
                         Ok(()) => continue,
                         Err(lost) => {
                             feed.ended = true;
@@ -195,26 +202,24 @@ fn pass(
     Some(live)
 }
 
-/// Reads the next page after the feed's position from the outbox; done catching up when
-/// there is none. EVENTS_LOST when the outbox was pruned past the position.
-async fn catch_up(domain: &crate::domain::Domain, feed: &mut Feed) -> Result<(), async_graphql::Error> {
+/// Reads the next page of the caller's events after the feed's position from the outbox;
+/// done catching up when there is none. EVENTS_LOST when the outbox was pruned past the
+/// position: the horizon is read after the page, so a prune that ran in between is seen.
+async fn catch_up(domain: &crate::domain::Domain, actor: &Actor, feed: &mut Feed) -> Result<(), async_graphql::Error> {
     loop {
-        match outbox::pruned_through(&domain.db).await {
-            Ok(pruned) if pruned > feed.last => return Err(events_lost(feed.last, pruned)),
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(%error, "a live subscriber cannot read the outbox; trying again");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        }
-        match outbox::since(&domain.db, feed.last, 500).await {
-            Ok((page, None)) => {
+        let read = async {
+            let page = outbox::since(&domain.db, feed.last, 500, Some(actor)).await?;
+            let pruned = outbox::pruned_through(&domain.db).await?;
+            Ok::<_, Error>((page, pruned))
+        };
+        match read.await {
+            Ok((_, pruned)) if pruned > feed.last => return Err(events_lost(feed.last, pruned)),
+            Ok(((page, None), _)) => {
                 debug_assert!(page.is_empty());
                 feed.catching_up = false;
                 return Ok(());
             }
-            Ok((page, Some(last))) => {
+            Ok(((page, Some(last)), _)) => {
                 if page.is_empty() {
                     // Only rows that are not events: read past them.
                     feed.last = last;
@@ -274,6 +279,7 @@ impl SubscriptionRoot {
                 && customer_id.is_none_or(|id| event.customer_id == Some(id.get()))
                 && vendor_id.is_none_or(|id| event.vendor_id == Some(id.get()))
         })
+        .await
     }
 
     /// Status changes of one order.
@@ -290,6 +296,7 @@ impl SubscriptionRoot {
             matches!(event.kind, EventKind::OrderPlaced | EventKind::OrderStatusChanged)
                 && event.order_id == Some(order_id.get())
         })
+        .await
     }
 
     /// Changes of one customer's subscriptions.
@@ -305,5 +312,6 @@ impl SubscriptionRoot {
         events(ctx, actor, after, move |event| {
             event.kind == EventKind::SubscriptionChanged && event.customer_id == Some(customer_id.get())
         })
+        .await
     }
 }

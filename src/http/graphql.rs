@@ -93,6 +93,8 @@ async fn cached_catalog_query(
     }
     let BatchRequest::Single(request) = batch else { return HttpResponse::InternalServerError().finish() };
     let generation = state.domain.catalog.generation();
+    // Read before the response is computed: the data it uses is at most this old.
+    let data_as_of = state.domain.catalog.data_as_of();
     let computed_at = state.domain.clock.now();
     let mut response = state.schema.execute(with_context(state, request, actor)).await;
     finalize(&mut response);
@@ -104,7 +106,7 @@ async fn cached_catalog_query(
     };
     if cacheable && let Ok(snapshot) = state.domain.catalog.snapshot(&state.domain.db).await {
         let valid_until = snapshot.next_price_change_after(computed_at);
-        state.response_cache.put(key, body.clone(), generation, valid_until, &state.domain);
+        state.response_cache.put(key, body.clone(), (generation, data_as_of), valid_until, &state.domain);
     }
     let status = if graphql_json && request_error { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     HttpResponse::build(status).content_type(content_type).body(body)

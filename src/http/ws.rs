@@ -81,8 +81,14 @@ async fn run(
         let message = tokio::select! {
             message = messages.next() => message,
             () = shutdown.triggered() => {
-                for id in streams.keys() {
-                    send(&mut session, complete_message(protocol, id)).await;
+                // The streams stop first (no `next` after their `complete`); a client that
+                // reads nothing more cannot hold the shutdown up.
+                for (id, handle) in &streams {
+                    handle.abort();
+                    let completed = send(&mut session, complete_message(protocol, id));
+                    if tokio::time::timeout(Duration::from_secs(1), completed).await.is_err() {
+                        break;
+                    }
                 }
                 break Some(CloseReason {
                     code: CloseCode::Away,
@@ -193,7 +199,7 @@ async fn run(
     for handle in streams.values() {
         handle.abort();
     }
-    let _ = session.close(reason).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), session.close(reason)).await;
 }
 
 /// When a token expiring at `expires_at` (seconds since the epoch) runs out, at most a

@@ -99,10 +99,13 @@ pub fn start(domain: Arc<Domain>, config: &ProvisioningConfig, shutdown: Shutdow
         reqwest::Client::new()
     });
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "switchyard".into());
+    // Unique to this process even when hosts share a name and a pid: shutdown releases the
+    // jobs held under these names, never another process's.
+    let instance = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut handles = Vec::new();
     let mut names = Vec::new();
     for index in 0..config.workers {
-        let name = format!("{host}:{}:{index}", std::process::id());
+        let name = format!("{host}:{}:{instance}:{index}", std::process::id());
         names.push(name.clone());
         let worker = run_worker(Arc::clone(&domain), name, client.clone(), config.clone(), shutdown.clone());
         handles.push(tokio::spawn(worker));
@@ -140,7 +143,10 @@ pub async fn run_worker(
             }
             Err(error) => {
                 tracing::error!(worker = %name, %error, "provisioning worker error");
-                tokio::time::sleep(config.worker_poll).await;
+                tokio::select! {
+                    () = tokio::time::sleep(config.worker_poll) => {}
+                    () = shutdown.triggered() => {}
+                }
             }
         }
     }

@@ -312,3 +312,21 @@ async fn a_kept_secret_others_could_have_written_is_refused() {
     assert!(refused.contains("not a regular file"), "{refused}");
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// #9.18: a token lives at most `SWITCHYARD_JWT_MAX_LIFETIME` (24 h by default): one
+/// signed with a correct key but expiring later is refused, `exp = i64::MAX` included, as
+/// is issuing one.
+#[tokio::test]
+async fn a_token_living_longer_than_the_maximum_lifetime_is_refused() {
+    let app = spawn_app().await;
+    let now = Utc::now().timestamp();
+    let within = sign(&claims(json!({"exp": now + 23 * 3600})), TEST_SECRET);
+    assert_eq!(status_and_code(&app, &within).await.0, 200);
+    for exp in [now + 30 * 86_400, i64::MAX] {
+        let forever = sign(&claims(json!({"exp": exp})), TEST_SECRET);
+        assert_eq!(status_and_code(&app, &forever).await, (401, "UNAUTHENTICATED".to_owned()), "exp {exp}");
+    }
+    let actor = switchyard::domain::Actor::from_role(None, Role::Operator, None).unwrap();
+    let long = app.state.auth.issue(&actor, std::time::Duration::from_secs(30 * 86_400));
+    assert!(long.is_err(), "a 30-day token was issued");
+}

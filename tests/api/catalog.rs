@@ -6,7 +6,7 @@ use switchyard::domain::catalog::{self, NewOffer, NewProduct};
 use switchyard::domain::ids::{OfferId, ProductId, VendorId};
 use switchyard::domain::{Actor, Role};
 
-use crate::helpers::{Fixture, dec, spawn_app, spawn_app_with};
+use crate::helpers::{Fixture, TestApp, dec, spawn_app, spawn_app_with};
 
 const OFFER_PRICES: &str = r#"query($id: ID!, $currency: String, $resellerId: ID) {
   offer(id: $id) { sku prices(currency: $currency, resellerId: $resellerId) {
@@ -450,4 +450,61 @@ async fn cached_catalog_responses_are_per_tenant_and_follow_writes() {
     app.clock.set("2026-11-20T00:00:00Z".parse().unwrap());
     assert_eq!(wholesale(app.data(&a, query, json!({})).await)["wholesale"]["amount"], "7.77");
     assert_eq!(wholesale(app.data(&b, query, json!({})).await)["wholesale"]["amount"], "8.51");
+}
+
+/// #9.12: across processes, a cached catalog response is never older than the cache's TTL:
+/// its age counts from when the data it was computed from was loaded, not from when it was
+/// computed (the snapshot of its first request can be almost a TTL old by then).
+#[tokio::test]
+async fn a_catalog_change_in_another_process_shows_within_the_ttl() {
+    let ttl = std::time::Duration::from_millis(1500);
+    let app = crate::helpers::spawn_app_with(|server| server.catalog_cache_ttl = ttl).await;
+    let f = Fixture::build(&app).await;
+    let other = crate::helpers::spawn(|server| server.catalog_cache_ttl = ttl, 0, Some(&app)).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let offer = f.offers_a[0].to_string();
+    async fn name(app: &TestApp, reseller: &str, offer: &str) -> String {
+        let data = app.data(reseller, "query($id: ID!) { offer(id: $id) { name } }", json!({"id": offer})).await;
+        data["offer"]["name"].as_str().unwrap().to_owned()
+    }
+    // The first process loads its snapshot; the other renames the offer right after.
+    app.data(&reseller, "{ vendors { totalCount } }", json!({})).await;
+    other
+        .data(
+            &other.operator(),
+            "mutation($id: ID!) { updateOffer(id: $id, input: {name: \"Renamed\"}) { id } }",
+            json!({"id": offer}),
+        )
+        .await;
+    let changed = std::time::Instant::now();
+    // Asked for the first time late in the snapshot's life, then until it shows.
+    tokio::time::sleep(ttl.mul_f64(0.8)).await;
+    while name(&app, &reseller, &offer).await != "Renamed" {
+        assert!(changed.elapsed() < ttl * 3, "never showed");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let stale = changed.elapsed();
+    println!("a change in another process showed after {stale:?} (TTL {ttl:?})");
+    assert!(stale <= ttl + std::time::Duration::from_millis(200), "stale for {stale:?} with a TTL of {ttl:?}");
+}
+
+/// #9.12: the response cache holds at most its budget in bytes, however many distinct
+/// catalog queries a tenant sends.
+#[tokio::test]
+async fn the_response_cache_stays_within_its_byte_budget() {
+    let budget = 32 * 1024;
+    let app = spawn_app_with(|server| server.response_cache_bytes = budget).await;
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let offer = f.offers_a[0];
+    for n in 0..400 {
+        let query = format!("{{ distinct_query_number_{n}: offer(id: \"{offer}\") {{ name sku term }} }}");
+        app.data(&reseller, &query, json!({})).await;
+        assert!(
+            app.state.response_cache.bytes() <= budget,
+            "{} bytes after {n} queries",
+            app.state.response_cache.bytes()
+        );
+    }
+    assert!(app.state.response_cache.bytes() > 0, "nothing was cached");
 }

@@ -65,6 +65,13 @@ pub struct OrdersQuery;
 
 #[Object]
 impl OrdersQuery {
+    /// The cursor of the newest event: subscribe with `after` set to it to receive every
+    /// event from now on, resumable even before the first one arrives (any signed-in caller).
+    async fn live_cursor(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        actor(ctx)?;
+        Ok(crate::domain::outbox::last_sequence(&domain(ctx).db).await.gql()?.to_string())
+    }
+
     /// Prices an order exactly as `placeOrder` would, without writing anything.
     async fn quote_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> async_graphql::Result<Quote> {
         let actor = actor(ctx)?;
