@@ -275,6 +275,19 @@ impl ProvisioningConfig {
         if self.job_max_attempts < 1 {
             return Err("SWITCHYARD_JOB_MAX_ATTEMPTS must be at least 1".into());
         }
+        const DAY: Duration = Duration::from_secs(86_400);
+        let bounds = [
+            ("SWITCHYARD_JOB_LEASE", self.job_lease, DAY),
+            ("SWITCHYARD_JOB_BACKOFF_MAX", self.job_backoff_max, 7 * DAY),
+            ("SWITCHYARD_JOB_BACKOFF", self.job_backoff, self.job_backoff_max),
+            ("SWITCHYARD_VENDOR_RETRY_AFTER_MAX", self.vendor_retry_after_max, 7 * DAY),
+            ("SWITCHYARD_SHUTDOWN_GRACE", self.shutdown_grace, Duration::from_secs(600)),
+        ];
+        for (name, value, most) in bounds {
+            if value > most {
+                return Err(format!("{name} ({value:?}) must be at most {most:?}"));
+            }
+        }
         Ok(())
     }
 
@@ -325,5 +338,27 @@ mod tests {
         assert_eq!(parse_duration("8h"), Ok(Duration::from_secs(8 * 3600)));
         assert!(parse_duration("1y").is_err());
         assert!(parse_duration("h").is_err());
+    }
+
+    /// Settings past their documented bounds are refused at start-up with the variable's
+    /// name, not obeyed (a 30-day lease would leave a dead worker's job untouched for a month).
+    #[test]
+    fn provisioning_settings_past_their_bounds_are_refused() {
+        let fine: ProvisioningConfig = defaults().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fine.validate(), Ok(()));
+        type Spoil = fn(&mut ProvisioningConfig);
+        let cases: [(&str, Spoil); 5] = [
+            ("SWITCHYARD_JOB_LEASE", |c| c.job_lease = Duration::from_secs(30 * 86_400)),
+            ("SWITCHYARD_JOB_BACKOFF", |c| c.job_backoff = c.job_backoff_max + Duration::from_secs(1)),
+            ("SWITCHYARD_JOB_BACKOFF_MAX", |c| c.job_backoff_max = Duration::from_secs(30 * 86_400)),
+            ("SWITCHYARD_VENDOR_RETRY_AFTER_MAX", |c| c.vendor_retry_after_max = Duration::from_secs(30 * 86_400)),
+            ("SWITCHYARD_SHUTDOWN_GRACE", |c| c.shutdown_grace = Duration::from_secs(86_400)),
+        ];
+        for (name, spoil) in cases {
+            let mut config = fine.clone();
+            spoil(&mut config);
+            let refused = config.validate().err().unwrap_or_default();
+            assert!(refused.contains(name), "{name}: {refused:?}");
+        }
     }
 }

@@ -265,6 +265,15 @@ pub fn backoff_delay(settings: &JobSettings, attempt: i32) -> StdDuration {
     base.mul_f64(jitter).min(settings.backoff_max)
 }
 
+/// The delay before the next attempt: a vendor's Retry-After, else our backoff. A
+/// Retry-After is kept between our first backoff (`0` must not spend every attempt in a
+/// burst) and the cap (any value, however large, is a valid delay).
+pub fn retry_delay(settings: &JobSettings, attempt: i32, retry_after: Option<StdDuration>) -> StdDuration {
+    retry_after
+        .map(|asked| asked.max(settings.backoff).min(settings.retry_after_max.max(settings.backoff)))
+        .unwrap_or_else(|| backoff_delay(settings, attempt))
+}
+
 /// What settling an attempt did to the job row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settled {
@@ -284,10 +293,7 @@ pub async fn settle(w: &Write<'_>, claimed: &ClaimedJob, outcome: Outcome) -> Re
     let (status, run_after, error, reference) = match &outcome {
         Outcome::Succeeded { reference } => (JobStatus::Succeeded, job.run_after, None, reference.clone()),
         Outcome::Transient { error, retry_after } if job.attempts < job.max_attempts => {
-            // A vendor's Retry-After is capped: any value, however large, is a valid delay.
-            let delay = retry_after
-                .map(|asked| asked.min(domain.jobs.retry_after_max))
-                .unwrap_or_else(|| backoff_delay(&domain.jobs, job.attempts));
+            let delay = retry_delay(&domain.jobs, job.attempts, *retry_after);
             let delay = Duration::from_std(delay).unwrap_or(Duration::hours(1));
             let run_after = now.checked_add_signed(delay).unwrap_or(now + Duration::hours(1));
             (JobStatus::Queued, run_after, Some(error.clone()), None)
@@ -451,6 +457,24 @@ pub fn job_status_name(status: JobStatus) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A vendor's Retry-After is honoured between the first backoff and the cap: `0` must not
+    /// spend every attempt in a burst against a vendor that is already overloaded.
+    #[test]
+    fn retry_after_is_kept_between_the_first_backoff_and_the_cap() {
+        let settings = JobSettings {
+            backoff: StdDuration::from_secs(2),
+            backoff_max: StdDuration::from_secs(600),
+            retry_after_max: StdDuration::from_secs(3600),
+            ..JobSettings::default()
+        };
+        let asked = |seconds: u64| retry_delay(&settings, 1, Some(StdDuration::from_secs(seconds)));
+        assert_eq!(asked(0), StdDuration::from_secs(2));
+        assert_eq!(asked(30), StdDuration::from_secs(30));
+        assert_eq!(asked(u64::MAX), StdDuration::from_secs(3600));
+        let own = retry_delay(&settings, 1, None);
+        assert!(own >= StdDuration::from_millis(1600) && own <= StdDuration::from_millis(2400), "{own:?}");
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
