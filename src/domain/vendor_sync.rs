@@ -395,11 +395,6 @@ async fn restore_removed_seats(
     Ok(())
 }
 
-/// Whether a job's action is a change of an existing subscription (not a purchase).
-pub fn is_change(action: Option<ProvisioningAction>) -> bool {
-    action.is_some_and(|action| action != ProvisioningAction::Purchase)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ const CANCEL: &str =
     "mutation($id: ID!, $k: String!) { cancelSubscription(id: $id, idempotencyKey: $k) { subscription { status } } }";
 const STATE: &str = "query($id: ID!) { subscription(id: $id) { status quantity termEnd outOfSync syncIssue
     history { kind quantityAfter statusAfter vendorOutcome } } }";
+const RETRY: &str = "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }";
 const JOBS: &str = "query($s: ID!) { provisioningJobs(subscriptionId: $s) { edges { node { id status action } } } }";
 
 /// Vendor B (an HTTP vendor started here) with two subscriptions of two seats of its P1Y
@@ -256,8 +257,7 @@ async fn a_change_the_vendor_never_confirmed_is_out_of_sync_and_held_until_an_op
     // for every month billed meanwhile, like the control.
     app.clock.set("2027-01-20T10:00:00Z".parse().unwrap());
     vendor.answer(subscription_id(&subject), None);
-    app.data(&operator, "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }", json!({"id": job["id"]}))
-        .await;
+    app.data(&operator, RETRY, json!({"id": job["id"]})).await;
     app.run_jobs().await;
     let settled = state(&app, &reseller, &subject).await;
     assert_eq!(settled["outOfSync"], false, "{settled}");
@@ -279,8 +279,7 @@ async fn another(app: &TestApp, f: &Fixture, key: &str) -> String {
 async fn retry_last_job(app: &TestApp, subscription: &str) {
     let job = jobs(app, subscription).await[0].clone();
     assert_eq!(job["status"], "DEAD", "{job}");
-    let retry = "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }";
-    app.data(&app.operator(), retry, json!({"id": job["id"]})).await;
+    app.data(&app.operator(), RETRY, json!({"id": job["id"]})).await;
     app.run_jobs().await;
 }
 
@@ -341,8 +340,7 @@ async fn a_renewal_confirmed_after_its_runs_is_billed_at_the_renewed_prices_like
         if month == chrono::NaiveDate::from_ymd_opt(2028, 1, 1).unwrap() {
             app.clock.set("2028-01-15T10:00:00Z".parse().unwrap());
             let renewal = jobs(&app, &subject).await.into_iter().find(|j| j["action"] == "RENEW").unwrap();
-            let retry = "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }";
-            app.data(&app.operator(), retry, json!({"id": renewal["id"]})).await;
+            app.data(&app.operator(), RETRY, json!({"id": renewal["id"]})).await;
             app.run_jobs().await;
             assert_eq!(state(&app, &reseller, &subject).await["outOfSync"], false);
         }
@@ -371,13 +369,7 @@ async fn an_abandoned_unconfirmed_change_is_reverted_and_never_billed() {
     let after = state(&app, &reseller, &subject).await;
     assert_eq!((after["quantity"].clone(), after["outOfSync"].clone()), (json!(2), json!(false)), "{after}");
     // A reverted change cannot be sent again by a retry: it would be made behind everyone's back.
-    let code = app
-        .error_code(
-            Some(&app.operator()),
-            "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }",
-            json!({"id": job["id"]}),
-        )
-        .await;
+    let code = app.error_code(Some(&app.operator()), RETRY, json!({"id": job["id"]})).await;
     assert_eq!(code, "BAD_USER_INPUT");
     bill_four_months(&app).await;
     assert_eq!(totals(&app, &subject).await, totals(&app, &control).await);
@@ -471,8 +463,7 @@ async fn a_retry_that_sends_a_later_count_bills_the_unconfirmed_change_as_never_
     app.data(&reseller, CHANGE_QUANTITY, json!({"id": subject, "q": 7, "k": "to 7"})).await;
     app.data(&reseller, CHANGE_QUANTITY, json!({"id": control, "q": 7, "k": "to 7"})).await;
     app.run_jobs().await;
-    let retry = "mutation($id: ID!) { retryProvisioning(jobId: $id) { status } }";
-    app.data(&app.operator(), retry, json!({"id": unconfirmed["id"]})).await;
+    app.data(&app.operator(), RETRY, json!({"id": unconfirmed["id"]})).await;
     app.run_jobs().await;
     let after = state(&app, &reseller, &subject).await;
     assert_eq!((after["quantity"].clone(), after["outOfSync"].clone()), (json!(7), json!(false)), "{after}");
