@@ -142,22 +142,21 @@ async fn events_committed_while_the_listen_connection_is_down_are_relayed_from_t
     let sql = |text: &str| sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, text.to_owned());
     let admin = switchyard::db::connect(&cluster.url("postgres"), 1).await.unwrap();
     admin.execute_raw(sql("CREATE DATABASE events")).await.unwrap();
+    // The subscriber's server logs in as a role of its own, so that the test can keep that
+    // server, and it alone, from connecting again.
+    admin.execute_raw(sql("CREATE ROLE subscriber LOGIN SUPERUSER")).await.unwrap();
     // The subscriber's server hears of another server's commits only through the database.
-    let app = spawn_on(&cluster.url("events"), |_| {}).await;
+    let app = spawn_on(&cluster.url_as("subscriber", "events"), |_| {}).await;
     let writer = spawn_on(&cluster.url("events"), |_| {}).await;
     let mut client = subscribe(&app, None).await;
     let kill_listeners = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-        WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()";
+        WHERE datname = 'events' AND query ILIKE 'LISTEN%'";
     let mut killed = 0;
     for round in 0..21 {
         // Every fourth batch, and the last (no notification follows it), is committed while
         // the LISTEN connections are down: cut, and noticed, but not reconnected yet.
         if round % 4 == 0 || round == 20 {
-            let rows = app
-                .domain
-                .db
-                .query_all_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, kill_listeners));
-            killed += rows.await.unwrap().len();
+            killed += admin.query_all_raw(sql(kill_listeners)).await.unwrap().len();
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         commit_events(&writer, round * 50, 50, 10).await;
@@ -165,14 +164,24 @@ async fn events_committed_while_the_listen_connection_is_down_are_relayed_from_t
     assert!(killed >= 6, "the listeners' connections were cut {killed} times");
     let events = read_events(&mut client, 1050).await;
     assert_in_order(&events, 0);
-    // And a batch committed while the listeners cannot come back at all (the database takes
-    // no new connections; the pools keep theirs): no notification ever tells of it.
-    admin.execute_raw(sql("ALTER DATABASE events WITH ALLOW_CONNECTIONS false")).await.unwrap();
-    app.domain.db.query_all_raw(sql(kill_listeners)).await.unwrap();
+    // And a batch committed while the subscriber's listener cannot come back at all (its role
+    // may no longer log in; the connections it has stay): no notification ever tells of it.
+    // The writer, another role, connects as it needs.
+    let subscribers_listener = "SELECT pid FROM pg_stat_activity \
+        WHERE datname = 'events' AND query ILIKE 'LISTEN%' AND usename = 'subscriber'";
+    for _ in 0..100 {
+        if !admin.query_all_raw(sql(subscribers_listener)).await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    admin.execute_raw(sql("ALTER ROLE subscriber NOLOGIN")).await.unwrap();
+    let cut = admin.query_all_raw(sql(&format!("{kill_listeners} AND usename = 'subscriber'"))).await.unwrap();
+    assert_eq!(cut.len(), 1, "the subscriber's listener, back after the last cut, is cut again");
     tokio::time::sleep(Duration::from_millis(300)).await;
     commit_events(&writer, 1050, 50, 10).await;
     let unannounced = read_events(&mut client, 50).await;
-    admin.execute_raw(sql("ALTER DATABASE events WITH ALLOW_CONNECTIONS true")).await.unwrap();
+    admin.execute_raw(sql("ALTER ROLE subscriber LOGIN")).await.unwrap();
     assert_in_order(&[events, unannounced].concat(), 0);
 }
 
