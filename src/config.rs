@@ -203,6 +203,28 @@ pub struct ServerConfig {
     /// Also cache whole responses of catalog queries per caller (see `graphql::response_cache`).
     #[arg(long, env = "SWITCHYARD_RESPONSE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     pub response_cache: bool,
+    /// Wrong passwords an account takes per `login_window`; then every login to it, the
+    /// right password too, waits for the window to end.
+    #[arg(long, env = "SWITCHYARD_LOGIN_ACCOUNT_FAILURES", default_value_t = 10)]
+    pub login_account_failures: u32,
+    /// Failed logins one client (an IPv4 address, an IPv6 /64) makes per `login_window`,
+    /// across accounts, before its logins wait.
+    #[arg(long, env = "SWITCHYARD_LOGIN_CLIENT_FAILURES", default_value_t = 100)]
+    pub login_client_failures: u32,
+    /// The window the login failure counts run over.
+    #[arg(long, env = "SWITCHYARD_LOGIN_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub login_window: Duration,
+    /// Passwords hashed at once by this process (0: one per core); more wait for a turn.
+    #[arg(long, env = "SWITCHYARD_LOGIN_CONCURRENCY", default_value_t = 0)]
+    pub login_concurrency: usize,
+    /// How long a login waits for a turn to hash before it is refused as RATE_LIMITED.
+    #[arg(long, env = "SWITCHYARD_LOGIN_QUEUE_WAIT", default_value = "5s", value_parser = parse_duration)]
+    pub login_queue_wait: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated addresses): from
+    /// them, the client is the last address in that header that is not itself a trusted
+    /// proxy. From any other peer the header is ignored.
+    #[arg(long, env = "SWITCHYARD_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// The provisioning engine: workers, leases, retries.

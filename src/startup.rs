@@ -191,5 +191,12 @@ fn domain(
             payment_terms_days: server.operator_payment_terms_days.clamp(0, 365),
         },
         standing: crate::domain::standing::Standing::new(server.standing_ttl),
+        logins: crate::domain::logins::LoginGuard::new(crate::domain::logins::LoginPolicy {
+            account_failures: server.login_account_failures,
+            client_failures: server.login_client_failures,
+            window: server.login_window,
+            concurrency: server.login_concurrency,
+            queue_wait: server.login_queue_wait,
+        }),
     })
 }

@@ -16,6 +16,7 @@ pub mod exchange_rate;
 pub mod invoice;
 pub mod invoice_line;
 pub mod job;
+pub mod login_attempt;
 pub mod offer;
 pub mod order;
 pub mod order_line;

@@ -33,6 +33,12 @@ pub enum Error {
     /// The object's current state does not allow the operation.
     #[error("{0}")]
     InvalidTransition(String),
+    /// Too many attempts (logins): the caller may try again after `retry_after`.
+    #[error("too many attempts; try again in {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        /// How long to wait, sent as `extensions.retryAfter` (whole seconds, at least 1).
+        retry_after: std::time::Duration,
+    },
     /// A fault the caller cannot fix; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Cause),
@@ -57,7 +63,7 @@ impl Error {
 
     /// The error's stable code, as clients see it (`extensions.code` in GraphQL; the
     /// `code` of an export's error body): UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, CONFLICT,
-    /// BAD_USER_INPUT (validation and invalid transitions) or INTERNAL.
+    /// BAD_USER_INPUT (validation and invalid transitions), RATE_LIMITED or INTERNAL.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthenticated => "UNAUTHENTICATED",
@@ -65,6 +71,7 @@ impl Error {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict { .. } => "CONFLICT",
             Self::Validation { .. } | Self::InvalidTransition(_) => "BAD_USER_INPUT",
+            Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Internal(_) => "INTERNAL",
         }
     }

@@ -19,6 +19,7 @@ pub mod fulfilment;
 pub mod ids;
 pub mod jobs;
 pub mod lifecycle;
+pub mod logins;
 pub mod money;
 pub mod orders;
 pub mod outbox;
@@ -62,6 +63,8 @@ pub struct Domain {
     pub operator: OperatorProfile,
     /// Whether callers' organisations and users are still in good standing (cached briefly).
     pub standing: standing::Standing,
+    /// Login throttling and this process's hashing turns.
+    pub logins: logins::LoginGuard,
 }
 
 /// The operator's legal details and payment terms, for the invoices it issues.

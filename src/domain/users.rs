@@ -10,6 +10,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, S
 use super::Domain;
 use super::actor::Actor;
 use super::error::{Error, Result};
+use super::logins::{self, Subject};
 use super::write::{Audit, Write};
 
 /// Hashes a password with argon2id and a random salt.
@@ -70,8 +71,42 @@ pub async fn create_user(domain: &Domain, actor: &Actor, input: NewUser<'_>) -> 
     Ok(user)
 }
 
-/// Checks an email and password; the user's actor on success, Unauthenticated otherwise.
-pub async fn login(domain: &Domain, email: &str, password: &str) -> Result<(user::Model, Actor)> {
+/// Checks an email and password from `client` (its address, when known); the user's actor
+/// on success, Unauthenticated otherwise, RATE_LIMITED when the account or the client has
+/// failed too often in the window ([`super::logins`]).
+pub async fn login(
+    domain: &Domain,
+    email: &str,
+    password: &str,
+    client: Option<std::net::IpAddr>,
+) -> Result<(user::Model, Actor)> {
+    let policy = domain.logins.policy();
+    let (account, client) = (Subject::account(email), Subject::client(client));
+    // Counted before the password is checked, so that concurrent guesses cannot all pass.
+    logins::count(domain, &client, policy.client_failures).await?;
+    if let Err(refused) = logins::count(domain, &account, policy.account_failures).await {
+        // No password was checked: not a failure of the client's.
+        logins::give_back(domain, &client).await?;
+        return Err(refused);
+    }
+    match check(domain, email, password).await {
+        Ok(found) => {
+            logins::clear(domain, &account).await?;
+            logins::give_back(domain, &client).await?;
+            Ok(found)
+        }
+        Err(Error::Unauthenticated) => Err(Error::Unauthenticated),
+        Err(other) => {
+            // Not a failed guess (no turn to hash, a fault): neither count keeps it.
+            logins::give_back(domain, &account).await?;
+            logins::give_back(domain, &client).await?;
+            Err(other)
+        }
+    }
+}
+
+/// Checks the password, in a hashing turn.
+async fn check(domain: &Domain, email: &str, password: &str) -> Result<(user::Model, Actor)> {
     let email = email.trim().to_lowercase();
     // No stored address holds a NUL or runs past 320 bytes (and PostgreSQL refuses NUL in
     // text): such an address is simply unknown.
@@ -81,12 +116,13 @@ pub async fn login(domain: &Domain, email: &str, password: &str) -> Result<(user
     let hash = found.as_ref().map(|u| u.password_hash.clone());
     let password = password.to_owned();
     // An unknown email still costs one argon2 computation, so timing does not reveal it.
-    let valid = tokio::task::spawn_blocking(move || match hash {
-        Some(hash) => verify_password(&password, &hash),
-        None => hash_password(&password).is_err(),
-    })
-    .await
-    .map_err(Error::internal)?;
+    let valid = domain
+        .logins
+        .hash(move || match hash {
+            Some(hash) => verify_password(&password, &hash),
+            None => hash_password(&password).is_err(),
+        })
+        .await?;
     match found {
         Some(user) if valid && !user.disabled => {
             let actor = Actor::from_role(Some(user.id), user.role, user.organization_id)?;

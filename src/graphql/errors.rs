@@ -1,6 +1,7 @@
 //! Turning domain errors into GraphQL errors with `extensions.code`, in one place.
 //!
-//! Codes: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, CONFLICT, INTERNAL.
+//! Codes: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, CONFLICT, RATE_LIMITED (with
+//! `retryAfter` in seconds), INTERNAL.
 //! Internal causes are logged here and replaced by "internal error"; they are never sent.
 
 use async_graphql::{ErrorExtensions, Response, ServerError, Value};
@@ -19,6 +20,14 @@ pub fn to_graphql(error: Error) -> async_graphql::Error {
             async_graphql::Error::new(format!("{field}: {message}")).extend_with(|_, e| {
                 e.set("code", code);
                 e.set("field", field.as_str());
+            })
+        }
+        Error::RateLimited { retry_after } => {
+            let message = Error::RateLimited { retry_after }.to_string();
+            let seconds = retry_after.as_secs().max(1);
+            async_graphql::Error::new(message).extend_with(|_, e| {
+                e.set("code", code);
+                e.set("retryAfter", seconds);
             })
         }
         Error::Internal(cause) => {

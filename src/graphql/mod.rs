@@ -54,6 +54,27 @@ pub fn sdl() -> String {
     Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::SubscriptionRoot).finish().sdl()
 }
 
+/// Who sent a request and whether it has logged in yet: one per HTTP request (shared by the
+/// operations of a batch) or WebSocket operation. `login` checks one password per request.
+#[derive(Clone, Debug)]
+pub struct LoginAllowance {
+    /// The client's address, for throttling (`domain::logins`).
+    pub client: Option<std::net::IpAddr>,
+    used: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LoginAllowance {
+    /// A fresh allowance for a request from `client`.
+    pub fn new(client: Option<std::net::IpAddr>) -> Self {
+        Self { client, used: Arc::default() }
+    }
+
+    /// Takes the request's one login; false when it was taken.
+    pub fn take(&self) -> bool {
+        !self.used.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Per-request data: the caller, request-scoped caches and DataLoaders (which carry the
 /// caller's scope, so they are never shared between requests).
 pub struct RequestContext {

@@ -148,6 +148,27 @@ pub fn accepts_graphql_response(request: &HttpRequest) -> bool {
         .is_some_and(|accept| accept.split(',').any(|media| media.trim().starts_with(GRAPHQL_RESPONSE_JSON)))
 }
 
+/// The address of the client behind a request: the peer's, unless the peer is one of the
+/// `trusted` proxies, in which case the last address of `X-Forwarded-For` that is not a
+/// trusted proxy itself (a proxy appends what it saw; what the client wrote before that is
+/// not believed). `None` when the peer is unknown (a test server over a socket pair).
+pub fn client_address(request: &HttpRequest, trusted: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
+    let peer = request.peer_addr()?.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<std::net::IpAddr> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|entry| entry.trim().parse::<std::net::IpAddr>())
+        .collect::<Result<_, _>>()
+        // An entry that is not an address: the chain cannot be read, so the proxy is the client.
+        .unwrap_or_default();
+    Some(forwarded.into_iter().rev().find(|address| !trusted.contains(address)).unwrap_or(peer))
+}
+
 #[cfg(test)]
 mod tests {
     use super::bearer_token;

@@ -15,11 +15,11 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{BatchRequest, BatchResponse, Request, ServerError};
 
-use super::caller::{Caller, GRAPHQL_RESPONSE_JSON, Unauthenticated, accepts_graphql_response};
+use super::caller::{Caller, GRAPHQL_RESPONSE_JSON, Unauthenticated, accepts_graphql_response, client_address};
 use crate::domain::Actor;
-use crate::graphql::RequestContext;
 use crate::graphql::errors::{finalize, request_error};
 use crate::graphql::response_cache::CacheKey;
+use crate::graphql::{LoginAllowance, RequestContext};
 use crate::state::AppState;
 
 /// POST /graphql
@@ -67,12 +67,14 @@ pub async fn post(
         && state.config.response_cache
         && let Some(key) = CacheKey::for_request(actor.as_ref(), single)
     {
-        return cached_catalog_query(&state, key, batch, actor, accepts_graphql_json).await;
+        return cached_catalog_query(&state, &request, key, batch, actor, accepts_graphql_json).await;
     }
+    // One allowance for the whole batch: its operations share the request's one login.
+    let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
     let batch = match batch {
-        BatchRequest::Single(single) => BatchRequest::Single(with_context(&state, single, actor)),
+        BatchRequest::Single(single) => BatchRequest::Single(with_context(&state, single, actor, &allowance)),
         BatchRequest::Batch(many) => {
-            BatchRequest::Batch(many.into_iter().map(|r| with_context(&state, r, actor.clone())).collect())
+            BatchRequest::Batch(many.into_iter().map(|r| with_context(&state, r, actor.clone(), &allowance)).collect())
         }
     };
     let response = state.schema.execute_batch(batch).await;
@@ -82,6 +84,7 @@ pub async fn post(
 /// Serves a single request through the response cache when it is a catalog query.
 async fn cached_catalog_query(
     state: &AppState,
+    http: &HttpRequest,
     key: CacheKey,
     batch: BatchRequest,
     actor: Option<Actor>,
@@ -96,7 +99,8 @@ async fn cached_catalog_query(
     // Read before the response is computed: the data it uses is at most this old.
     let data_as_of = state.domain.catalog.data_as_of();
     let computed_at = state.domain.clock.now();
-    let mut response = state.schema.execute(with_context(state, request, actor)).await;
+    let allowance = LoginAllowance::new(client_address(http, &state.config.trusted_proxies));
+    let mut response = state.schema.execute(with_context(state, request, actor, &allowance)).await;
     finalize(&mut response);
     let request_error = is_request_error(&response.errors);
     let cacheable = !state.domain.catalog.ttl().is_zero() && response.errors.is_empty() && key.is_catalog_query();
@@ -157,13 +161,14 @@ pub async fn get(
         Ok(Caller(actor)) => actor,
         Err(refused) => return refused.error_response(),
     };
-    let graphql_request = with_context(&state, graphql_request, actor);
+    let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
+    let graphql_request = with_context(&state, graphql_request, actor, &allowance);
     let response = state.schema.execute(graphql_request).await;
     respond(BatchResponse::Single(response), accepts_graphql_json)
 }
 
-fn with_context(state: &AppState, request: Request, actor: Option<Actor>) -> Request {
-    request.data(RequestContext::new(std::sync::Arc::clone(&state.domain), actor))
+fn with_context(state: &AppState, request: Request, actor: Option<Actor>, allowance: &LoginAllowance) -> Request {
+    request.data(RequestContext::new(std::sync::Arc::clone(&state.domain), actor)).data(allowance.clone())
 }
 
 /// Whether the selected operation of a GET request is a query. Unparsable documents count

@@ -35,6 +35,7 @@ pub(super) fn failure(error: Error) -> HttpResponse {
         Error::Validation { .. } | Error::InvalidTransition(_) | Error::Conflict { .. } => {
             (StatusCode::BAD_REQUEST, error.to_string())
         }
+        Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, error.to_string()),
     };
     let body = serde_json::json!({ "errors": [crate::graphql::errors::request_error(message, error.code())] });
     HttpResponse::build(status).json(body)

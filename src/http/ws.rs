@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::auth::VerifiedToken;
-use crate::graphql::RequestContext;
 use crate::graphql::errors::finalize;
+use crate::graphql::{LoginAllowance, RequestContext};
 use crate::state::AppState;
 
 /// The modern protocol.
@@ -49,7 +49,8 @@ pub async fn upgrade(
         Some(LEGACY_WS) => Protocol::Legacy,
         _ => Protocol::TransportWs,
     };
-    actix_web::rt::spawn(run(state.into_inner(), protocol, session, messages));
+    let client = super::caller::client_address(&request, &state.config.trusted_proxies);
+    actix_web::rt::spawn(run(state.into_inner(), protocol, client, session, messages));
     Ok(response)
 }
 
@@ -65,6 +66,7 @@ async fn send(session: &mut Session, message: Value) -> bool {
 async fn run(
     state: std::sync::Arc<AppState>,
     protocol: Protocol,
+    client: Option<std::net::IpAddr>,
     mut session: Session,
     mut messages: actix_ws::MessageStream,
 ) {
@@ -171,7 +173,8 @@ async fn run(
                     break close(4400, "Invalid message: bad payload");
                 };
                 let request = request
-                    .data(RequestContext::new(std::sync::Arc::clone(&state.domain), Some(verified.actor.clone())));
+                    .data(RequestContext::new(std::sync::Arc::clone(&state.domain), Some(verified.actor.clone())))
+                    .data(LoginAllowance::new(client));
                 let handle = actix_web::rt::spawn(run_stream(
                     state.schema.clone(),
                     request,

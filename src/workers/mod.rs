@@ -288,8 +288,8 @@ async fn provision(
     Ok(())
 }
 
-/// Renews or expires due subscriptions and prunes the outbox of events older than
-/// `retention`, every `interval`, until `shutdown` is given.
+/// Renews or expires due subscriptions, prunes the outbox of events older than `retention`
+/// and drops login counts whose window ended, every `interval`, until `shutdown` is given.
 pub async fn run_scheduler(domain: Arc<Domain>, interval: Duration, retention: Duration, shutdown: Shutdown) {
     while !shutdown.is_triggered() {
         match subscriptions::renew_due(&domain).await {
@@ -301,6 +301,9 @@ pub async fn run_scheduler(domain: Arc<Domain>, interval: Duration, retention: D
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "events past their retention left the outbox"),
             Err(error) => tracing::error!(%error, "outbox pruning error"),
+        }
+        if let Err(error) = crate::domain::logins::prune(&domain).await {
+            tracing::error!(%error, "login count pruning error");
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}

@@ -16,6 +16,7 @@ mod http;
 mod layering;
 mod leaks;
 mod live;
+mod logins;
 mod orders;
 mod overflow;
 mod pg_cluster;

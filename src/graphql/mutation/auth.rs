@@ -6,9 +6,10 @@ use async_graphql::{Context, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use crate::auth::AuthKeys;
+use crate::domain::Error;
 use crate::domain::users;
 use crate::graphql::types::parties::Me;
-use crate::graphql::{ResultExt, domain};
+use crate::graphql::{LoginAllowance, ResultExt, domain};
 
 /// A bearer token and whom it is for.
 #[derive(SimpleObject)]
@@ -26,10 +27,18 @@ pub struct AuthMutation;
 
 #[Object]
 impl AuthMutation {
-    /// Logs in with email and password. Wrong credentials get UNAUTHENTICATED.
+    /// Logs in with email and password. Wrong credentials get UNAUTHENTICATED; an account or
+    /// a client that failed too often in the window gets RATE_LIMITED (`retryAfter` seconds),
+    /// the right password too. One login per request: others in the same document or batch
+    /// get BAD_USER_INPUT unchecked.
     async fn login(&self, ctx: &Context<'_>, email: String, password: String) -> async_graphql::Result<LoginPayload> {
         let keys = ctx.data_unchecked::<Arc<AuthKeys>>();
-        let (_, actor) = users::login(domain(ctx), &email, &password).await.gql()?;
+        // Every entry point gives its requests an allowance; one without is refused.
+        let allowance = ctx.data::<LoginAllowance>()?;
+        if !allowance.take() {
+            return Err(Error::validation("login", "one login per request")).gql();
+        }
+        let (_, actor) = users::login(domain(ctx), &email, &password, allowance.client).await.gql()?;
         let token = keys.issue(&actor, keys.login_token_ttl).gql()?;
         let ttl = chrono::Duration::from_std(keys.login_token_ttl).unwrap_or_default();
         Ok(LoginPayload { token, expires_at: Utc::now() + ttl, me: Me(actor) })

@@ -1,0 +1,252 @@
+//! Login throttling: how many wrong passwords an account and a client may try, and how many
+//! passwords this process hashes at once.
+//!
+//! - **Counts live in the database** (`login_attempts`), so every server process enforces
+//!   the same limits. A subject is an account (the SHA-256 of its lower-cased address, known
+//!   or not: throttling must not tell which accounts exist, nor store guessed addresses) or a
+//!   client (an IPv4 address, an IPv6 /64).
+//! - **An attempt is counted before its password is checked**, by one atomic upsert that
+//!   returns the new count: concurrent guesses cannot all slip under the limit. Past the
+//!   limit the attempt is refused unchecked (RATE_LIMITED, with the seconds until the window
+//!   ends), the right password too: otherwise guessing would merely be slowed.
+//! - So the counts are of wrong passwords checked: a correct login clears its account's
+//!   count and gives its client's attempt back; an attempt refused unchecked (its account
+//!   locked, no turn to hash, a fault) gives back what it was counted against.
+//! - **Hashing is bounded**: at most `concurrency` argon2 computations run at once in this
+//!   process; a login waits `queue_wait` for a turn at most, then is refused as RATE_LIMITED.
+//!   (One login per request is the GraphQL layer's rule, `graphql::mutation::auth`.)
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use entity::login_attempt;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use super::Domain;
+use super::error::{Error, Result};
+use super::write::{Audit, Write};
+
+/// The limits (`SWITCHYARD_LOGIN_*`).
+#[derive(Clone, Debug)]
+pub struct LoginPolicy {
+    /// Wrong passwords an account takes per window.
+    pub account_failures: u32,
+    /// Failed logins a client makes per window, across accounts.
+    pub client_failures: u32,
+    /// The window the counts run over.
+    pub window: Duration,
+    /// Passwords hashed at once (0: one per core).
+    pub concurrency: usize,
+    /// The longest a login waits for a turn to hash.
+    pub queue_wait: Duration,
+}
+
+/// The policy and this process's hashing turns.
+pub struct LoginGuard {
+    policy: LoginPolicy,
+    hashing: Semaphore,
+}
+
+/// What an attempt is counted against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject(String);
+
+impl Subject {
+    /// An account, by its address (trimmed, lower-cased), whether or not it exists.
+    pub fn account(email: &str) -> Self {
+        let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+        Self(format!("account:{}", hex::encode(digest)))
+    }
+
+    /// A client: an IPv4 address, or the /64 network of an IPv6 address (one host usually
+    /// has all of it); `None` (no peer address known) is one shared client.
+    pub fn client(address: Option<IpAddr>) -> Self {
+        let key = match address.map(canonical) {
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            None => "unknown".to_owned(),
+        };
+        Self(format!("client:{key}"))
+    }
+}
+
+/// An IPv4 address mapped into IPv6 (`::ffff:a.b.c.d`) is that IPv4 address.
+fn canonical(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl LoginGuard {
+    /// A guard with `policy`.
+    pub fn new(policy: LoginPolicy) -> Self {
+        let permits = match policy.concurrency {
+            0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            n => n,
+        };
+        Self { policy, hashing: Semaphore::new(permits) }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &LoginPolicy {
+        &self.policy
+    }
+
+    /// Runs `hash` (an argon2 computation) on the blocking pool once a turn is free; waits
+    /// `queue_wait` at most, then RATE_LIMITED.
+    pub async fn hash<T: Send + 'static>(&self, hash: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let turn = tokio::time::timeout(self.policy.queue_wait, self.hashing.acquire()).await;
+        let Ok(Ok(_turn)) = turn else {
+            return Err(Error::RateLimited { retry_after: Duration::from_secs(1) });
+        };
+        tokio::task::spawn_blocking(hash).await.map_err(Error::internal)
+    }
+}
+
+/// The window in whole seconds (one at least).
+fn window_seconds(domain: &Domain) -> i64 {
+    i64::try_from(domain.logins.policy.window.as_secs()).unwrap_or(i64::MAX).max(1)
+}
+
+/// Counts an attempt against `subject` at the domain clock's now; RATE_LIMITED (counted all
+/// the same, up to one past the limit) when it passes `limit` within the window.
+pub async fn count(domain: &Domain, subject: &Subject, limit: u32) -> Result<()> {
+    let now = domain.clock.now().timestamp();
+    let window = window_seconds(domain);
+    let cap = i64::from(limit).saturating_add(1);
+    let sql = "INSERT INTO login_attempts (subject, failures, window_started_unix) VALUES ($1, 1, $2) \
+         ON CONFLICT (subject) DO UPDATE SET \
+         failures = CASE WHEN login_attempts.window_started_unix <= $3 THEN 1 \
+                         WHEN login_attempts.failures >= $4 THEN login_attempts.failures \
+                         ELSE login_attempts.failures + 1 END, \
+         window_started_unix = CASE WHEN login_attempts.window_started_unix <= $3 THEN $2 \
+                                    ELSE login_attempts.window_started_unix END \
+         RETURNING failures, window_started_unix";
+    let values = vec![subject.0.clone().into(), now.into(), now.saturating_sub(window).into(), cap.into()];
+    let w = Write::begin(domain).await?;
+    let row = w
+        .db()
+        .query_one_raw(statement(w.db().get_database_backend(), sql, values))
+        .await?
+        .ok_or_else(|| Error::internal("the login count upsert returned no row"))?;
+    let failures: i64 = row.try_get::<i64>("", "failures")?;
+    let started: i64 = row.try_get::<i64>("", "window_started_unix")?;
+    w.commit(Audit::Bookkeeping("a login attempt is counted")).await?;
+    if failures <= i64::from(limit) {
+        return Ok(());
+    }
+    let left = started.saturating_add(window).saturating_sub(now).max(1);
+    Err(Error::RateLimited { retry_after: Duration::from_secs(u64::try_from(left).unwrap_or(1)) })
+}
+
+/// Takes back one counted attempt of `subject` (it was not a failure).
+pub async fn give_back(domain: &Domain, subject: &Subject) -> Result<()> {
+    let w = Write::begin(domain).await?;
+    login_attempt::Entity::update_many()
+        .col_expr(
+            login_attempt::Column::Failures,
+            sea_orm::sea_query::ExprTrait::sub(Expr::col(login_attempt::Column::Failures), 1),
+        )
+        .filter(login_attempt::Column::Subject.eq(subject.0.as_str()))
+        .filter(login_attempt::Column::Failures.gt(0))
+        .exec(w.db())
+        .await?;
+    w.commit(Audit::Bookkeeping("a login attempt that was no failure is given back")).await
+}
+
+/// Clears `subject`'s count (its account logged in).
+pub async fn clear(domain: &Domain, subject: &Subject) -> Result<()> {
+    let w = Write::begin(domain).await?;
+    login_attempt::Entity::delete_by_id(subject.0.clone()).exec(w.db()).await?;
+    w.commit(Audit::Bookkeeping("a login clears its account's failures")).await
+}
+
+/// Deletes the counts whose window has ended; how many.
+pub async fn prune(domain: &Domain) -> Result<u64> {
+    let cutoff = domain.clock.now().timestamp().saturating_sub(window_seconds(domain));
+    let w = Write::begin(domain).await?;
+    let deleted = login_attempt::Entity::delete_many()
+        .filter(login_attempt::Column::WindowStartedUnix.lte(cutoff))
+        .exec(w.db())
+        .await?;
+    w.commit(Audit::Bookkeeping("login counts whose window ended are dropped")).await?;
+    Ok(deleted.rows_affected)
+}
+
+/// A statement written with `$n` placeholders, for either backend (SQLite reads them as
+/// `?n`).
+fn statement(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> Statement {
+    let sql = if backend == DbBackend::Postgres { sql.to_owned() } else { sql.replace('$', "?") };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    fn guard(concurrency: usize, queue_wait: Duration) -> LoginGuard {
+        LoginGuard::new(LoginPolicy {
+            account_failures: 10,
+            client_failures: 100,
+            window: Duration::from_secs(900),
+            concurrency,
+            queue_wait,
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_passwords_are_hashed_at_once_than_the_concurrency_allows() {
+        let guard = Arc::new(guard(2, Duration::from_secs(30)));
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let hashes = (0..12).map(|_| {
+            let (guard, running, most) = (Arc::clone(&guard), Arc::clone(&running), Arc::clone(&most));
+            tokio::spawn(async move {
+                guard
+                    .hash(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(30));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+            })
+        });
+        for hash in futures_util::future::join_all(hashes).await {
+            assert!(matches!(hash, Ok(Ok(()))));
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_login_that_waits_too_long_for_a_turn_is_rate_limited() {
+        let guard = Arc::new(guard(1, Duration::from_millis(50)));
+        let busy = Arc::clone(&guard);
+        let first = tokio::spawn(async move { busy.hash(|| std::thread::sleep(Duration::from_millis(500))).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let second = guard.hash(|| ()).await;
+        assert!(matches!(second, Err(Error::RateLimited { .. })), "{second:?}");
+        assert!(matches!(first.await, Ok(Ok(()))));
+        assert!(guard.hash(|| ()).await.is_ok());
+    }
+
+    #[test]
+    fn clients_are_addresses_and_ipv6_networks() {
+        let client = |s: &str| Subject::client(s.parse().ok());
+        assert_eq!(client("203.0.113.7"), client("::ffff:203.0.113.7"));
+        assert_ne!(client("203.0.113.7"), client("203.0.113.8"));
+        assert_eq!(client("2001:db8:0:1::1"), client("2001:db8:0:1:ffff::2"));
+        assert_ne!(client("2001:db8:0:1::1"), client("2001:db8:0:2::1"));
+        assert_eq!(Subject::account(" Rita@Example.test"), Subject::account("rita@example.test"));
+    }
+}
