@@ -1,4 +1,5 @@
-//! A customer's external id at one vendor (its tenant id, say).
+//! A customer's external id at one vendor (its tenant id, say), unique among its
+//! reseller's customers.
 
 use sea_orm::entity::prelude::*;
 
@@ -8,6 +9,8 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub customer_id: i64,
+    /// The customer's reseller: an external id is unique per reseller and vendor.
+    pub reseller_id: i64,
     pub vendor_id: i64,
     pub external_id: String,
     pub created_at: DateTimeUtc,

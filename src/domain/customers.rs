@@ -212,9 +212,11 @@ fn max_tax_rate() -> Decimal {
     Decimal::ONE
 }
 
+/// Sets `customer`'s external ids; one names one customer of its reseller at a vendor (another
+/// reseller may sell to the same tenant, and a conflict must not tell of it).
 async fn upsert_vendor_accounts<C: ConnectionTrait>(
     db: &C,
-    customer_id: i64,
+    customer: &customer::Model,
     accounts: Vec<VendorAccount>,
     now: DateTime<Utc>,
 ) -> Result<()> {
@@ -226,13 +228,14 @@ async fn upsert_vendor_accounts<C: ConnectionTrait>(
             .await?
             .ok_or_else(|| Error::validation(format!("{field}.vendorId"), "no such vendor"))?;
         customer_vendor_account::Entity::delete_many()
-            .filter(customer_vendor_account::Column::CustomerId.eq(customer_id))
+            .filter(customer_vendor_account::Column::CustomerId.eq(customer.id))
             .filter(customer_vendor_account::Column::VendorId.eq(account.vendor_id))
             .exec(db)
             .await?;
         customer_vendor_account::ActiveModel {
             id: NotSet,
-            customer_id: Set(customer_id),
+            customer_id: Set(customer.id),
+            reseller_id: Set(customer.reseller_id),
             vendor_id: Set(account.vendor_id.get()),
             external_id: Set(external_id),
             created_at: Set(now),
@@ -243,12 +246,13 @@ async fn upsert_vendor_accounts<C: ConnectionTrait>(
             map_unique_violation(
                 e,
                 &[
-                    "uq_customer_vendor_accounts_external",
-                    "customer_vendor_accounts.vendor_id, customer_vendor_accounts.external_id",
+                    "uq_customer_vendor_accounts_reseller_external",
+                    "customer_vendor_accounts.reseller_id, customer_vendor_accounts.vendor_id, \
+                     customer_vendor_accounts.external_id",
                 ],
                 Error::conflict(
                     "DUPLICATE_EXTERNAL_ID",
-                    format!("{field}.externalId is already used by another customer"),
+                    format!("{field}.externalId is already used by another of the reseller's customers"),
                 ),
             )
         })?;
@@ -282,7 +286,7 @@ pub async fn create_customer(domain: &Domain, actor: &Actor, input: NewCustomer)
     }
     .insert(w.db())
     .await?;
-    upsert_vendor_accounts(w.db(), customer.id, input.vendor_accounts, now).await?;
+    upsert_vendor_accounts(w.db(), &customer, input.vendor_accounts, now).await?;
     w.commit(Audit::action(actor, "createCustomer", "customer", Some(customer.id), json!({"resellerId": reseller_id})))
         .await?;
     Ok(customer)
@@ -315,7 +319,7 @@ pub async fn update_customer(
     changes.legal.apply(&mut model.legal_name, &mut model.address, &mut model.tax_id)?;
     model.updated_at = Set(now);
     let customer = model.update(w.db()).await?;
-    upsert_vendor_accounts(w.db(), id.get(), changes.vendor_accounts, now).await?;
+    upsert_vendor_accounts(w.db(), &customer, changes.vendor_accounts, now).await?;
     w.commit(Audit::action(actor, "updateCustomer", "customer", id, json!({}))).await?;
     Ok(customer)
 }

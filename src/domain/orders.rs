@@ -4,10 +4,13 @@
 //! purchase seat batch and change record), one provisioning job per line, and the events,
 //! all in one transaction: no order without its jobs, no job without its order.
 //!
-//! Idempotency follows the Stripe model: the same key from the same reseller with the same
-//! input returns the original order (marked as a replay); the same key with another input is
-//! CONFLICT (IDEMPOTENCY_KEY_REUSED); another reseller's identical key is unrelated. The
-//! unique index on (reseller, key) decides races; the loser reads the winner's order.
+//! Idempotency follows the Stripe model, with keys scoped to the customer ordered for: the
+//! same key for the same customer with the same input returns the original order (marked as
+//! a replay), whether the customer or its reseller sends it; the same key with another input
+//! is CONFLICT (IDEMPOTENCY_KEY_REUSED); another customer's identical key — of the same
+//! reseller too — is unrelated, so one customer never replays, nor learns of, another's
+//! order. The unique index on (customer, key) decides races; the loser reads the winner's
+//! order.
 
 use crate::domain::Tenant;
 use crate::domain::ids::{CustomerId, OfferId, OrderId};
@@ -208,9 +211,9 @@ pub fn request_hash(input: &OrderInput) -> String {
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
-async fn find_by_key<C: ConnectionTrait>(db: &C, reseller_id: i64, key: &str) -> Result<Option<order::Model>> {
+async fn find_by_key<C: ConnectionTrait>(db: &C, customer_id: i64, key: &str) -> Result<Option<order::Model>> {
     Ok(order::Entity::find()
-        .filter(order::Column::ResellerId.eq(reseller_id))
+        .filter(order::Column::CustomerId.eq(customer_id))
         .filter(order::Column::IdempotencyKey.eq(key))
         .one(db)
         .await?)
@@ -237,7 +240,7 @@ pub async fn place_order(
     let now = domain.clock.now();
     let quote = price(domain, actor, &input, now).await?;
     let reseller_id = quote.customer.reseller_id;
-    if let Some(existing) = find_by_key(&domain.db, reseller_id, &key).await? {
+    if let Some(existing) = find_by_key(&domain.db, quote.customer.id, &key).await? {
         return replay_or_conflict(existing, &hash);
     }
     let mut w = Write::begin(domain).await?;
@@ -264,13 +267,14 @@ pub async fn place_order(
         Err(error) => {
             let conflict = map_unique_violation(
                 error,
-                &["uq_orders_reseller_idempotency_key", "orders.reseller_id, orders.idempotency_key"],
+                &["uq_orders_customer_idempotency_key", "orders.customer_id, orders.idempotency_key"],
                 Error::conflict("IDEMPOTENCY_KEY_RACE", "raced"),
             );
             w.rollback().await;
             return match conflict {
                 Error::Conflict { reason: "IDEMPOTENCY_KEY_RACE", .. } => {
-                    let existing = find_by_key(&domain.db, reseller_id, &key).await?.ok_or(Error::NotFound("order"))?;
+                    let existing =
+                        find_by_key(&domain.db, quote.customer.id, &key).await?.ok_or(Error::NotFound("order"))?;
                     replay_or_conflict(existing, &hash)
                 }
                 other => Err(other),

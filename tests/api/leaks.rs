@@ -1,7 +1,9 @@
 //! Leaks of detail (issue #9, item 19): a vendor connector's raw error — which may name the
 //! operator's endpoint and a key in its query string — reaches only the operator (and the
 //! vendor), resellers and customers get its reason; a customer does not see DRAFT credit
-//! notes through `invoice.creditNotes`.
+//! notes through `invoice.creditNotes`; a vendor account's external id conflicts only with
+//! the same reseller's customers (so a conflict tells nothing of another reseller's); order
+//! idempotency keys are each customer's own.
 
 use serde_json::json;
 use switchyard::domain::Role;
@@ -64,4 +66,47 @@ async fn a_customer_does_not_see_draft_credit_notes() {
     let customer = app.token(Role::Customer, Some(f.customer_a));
     let as_customer = app.data(&customer, query, json!({"id": id})).await;
     assert_eq!(as_customer["invoice"]["creditNotes"], json!([]), "{as_customer}");
+}
+
+const CREATE_CUSTOMER: &str = "mutation($name: String!, $vendor: ID!, $tenant: String!) {
+  createCustomer(input: {name: $name, country: \"DE\", currency: \"USD\", taxRate: \"0.19\",
+                         vendorAccounts: [{vendorId: $vendor, externalId: $tenant}]}) { id } }";
+
+#[tokio::test]
+async fn an_external_id_conflicts_only_with_the_same_resellers_customers() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    // Reseller A's customer has "tenant-Customer-A" at vendor A. Reseller B may sell to the
+    // same tenant (a customer may buy through several resellers): no conflict, nothing learnt.
+    let b = app.token(Role::Reseller, Some(f.reseller_b));
+    let vars = |name: &str, tenant: &str| json!({"name": name, "vendor": f.vendor_a.to_string(), "tenant": tenant});
+    let (_, body) = app.post(Some(&b), CREATE_CUSTOMER, vars("Same tenant at B", "tenant-Customer-A")).await;
+    assert!(body["data"]["createCustomer"]["id"].is_string(), "{body}");
+    // Within one reseller, an external id names one customer.
+    let a = app.token(Role::Reseller, Some(f.reseller_a));
+    let (_, body) = app.post(Some(&a), CREATE_CUSTOMER, vars("Twin at A", "tenant-Customer-A")).await;
+    assert_eq!(body["errors"][0]["extensions"]["reason"], "DUPLICATE_EXTERNAL_ID", "{body}");
+    let (_, body) = app.post(Some(&b), CREATE_CUSTOMER, vars("Twin at B", "tenant-Customer-A")).await;
+    assert_eq!(body["errors"][0]["extensions"]["reason"], "DUPLICATE_EXTERNAL_ID", "{body}");
+}
+
+#[tokio::test]
+async fn two_customers_of_one_reseller_may_use_the_same_order_key() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let vars = json!({"name": "Customer A2", "vendor": f.vendor_a.to_string(), "tenant": "tenant-A2"});
+    let created = app.data(&reseller, CREATE_CUSTOMER, vars).await;
+    let a2: i64 = created["createCustomer"]["id"].as_str().unwrap().parse().unwrap();
+    // Both customers' storefronts number their carts from 1.
+    let first = app.token(Role::Customer, Some(f.customer_a));
+    let second = app.token(Role::Customer, Some(a2));
+    let mine = place(&app, &first, order_input(f.customer_a, &[(f.offers_a[0], 3)]), "cart-1").await;
+    let theirs = place(&app, &second, order_input(a2, &[(f.offers_a[0], 5)]), "cart-1").await;
+    assert_eq!(theirs["replayed"], false, "{theirs}");
+    assert_ne!(theirs["order"]["id"], mine["order"]["id"]);
+    assert_eq!(theirs["order"]["lines"][0]["quantity"], 5, "{theirs}");
+    // Each key still replays for its own customer, whoever of its buyers sends it.
+    let again = place(&app, &reseller, order_input(a2, &[(f.offers_a[0], 5)]), "cart-1").await;
+    assert_eq!((again["replayed"].clone(), again["order"]["id"].clone()), (json!(true), theirs["order"]["id"].clone()));
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 use switchyard::domain::Role;
 use switchyard::domain::clock::Clock;
 
-use crate::helpers::{Fixture, dec, spawn_app};
+use crate::helpers::{Fixture, count_rows, dec, spawn_app};
 
 #[tokio::test]
 async fn extreme_decimals_round_trip_exactly() {
@@ -247,4 +247,76 @@ async fn migration_13_backfills_change_prices_and_renames_months_cut_at_a_term_e
         .map(|row| row.try_get("", "charge_key").unwrap())
         .collect();
     assert_eq!(keys, ["cycle:2026-06-01", "cycle:2026-05-01"]);
+}
+
+/// Migration 20 (#9.19) moves the uniqueness of external ids to the reseller and of order
+/// keys to the customer. SQLite rebuilds `orders`, which order lines, subscriptions and
+/// jobs reference: every row, id and reference survives both ways; going back is refused
+/// while rows exist that only the new constraints allow.
+#[tokio::test]
+async fn migration_20_keeps_orders_and_accounts_both_ways() {
+    use migration::MigratorTrait;
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let input = crate::orders::order_input(f.customer_a, &[(f.offers_a[0], 3), (f.offers_a[1], 2)]);
+    let first = crate::orders::place(&app, &reseller, input, "k-1").await;
+    let db = &app.domain.db;
+    let backend = db.get_database_backend();
+    let rows = |sql: &'static str| async move {
+        let rows = db.query_all_raw(Statement::from_string(backend, sql)).await.unwrap();
+        rows.iter()
+            .map(|r| format!("{:?}", (r.try_get::<i64>("", "a").ok(), r.try_get::<i64>("", "b").ok())))
+            .collect::<Vec<_>>()
+    };
+    let snapshot = || async {
+        (
+            rows("SELECT id AS a, customer_id AS b FROM orders ORDER BY id").await,
+            rows("SELECT id AS a, order_id AS b FROM order_lines ORDER BY id").await,
+            rows("SELECT id AS a, order_id AS b FROM subscriptions ORDER BY id").await,
+            rows("SELECT id AS a, order_id AS b FROM jobs ORDER BY id").await,
+            rows("SELECT id AS a, customer_id AS b FROM customer_vendor_accounts ORDER BY id").await,
+        )
+    };
+    let before = snapshot().await;
+    assert_eq!(before.1.len(), 2, "{before:?}");
+    let foreign_key_check = || async {
+        if backend == sea_orm::DbBackend::Sqlite {
+            let broken = db.query_all_raw(Statement::from_string(backend, "PRAGMA foreign_key_check")).await.unwrap();
+            assert!(broken.is_empty(), "{} rows reference nothing", broken.len());
+        }
+    };
+    migration::Migrator::down(db, Some(1)).await.unwrap();
+    assert_eq!(snapshot().await, before);
+    foreign_key_check().await;
+    migration::Migrator::up(db, None).await.unwrap();
+    assert_eq!(snapshot().await, before);
+    foreign_key_check().await;
+    let owners = rows("SELECT a.reseller_id AS a, c.reseller_id AS b FROM customer_vendor_accounts a JOIN customers c ON c.id = a.customer_id").await;
+    assert!(
+        owners.iter().all(|o| o == &format!("{:?}", (Some(f.reseller_a), Some(f.reseller_a)))
+            || o == &format!("{:?}", (Some(f.reseller_b), Some(f.reseller_b)))),
+        "{owners:?}"
+    );
+    // New orders follow the old ones, and the same key for another customer of the reseller
+    // is a new order now.
+    let vars =
+        json!({"input": {"resellerId": null, "name": "A2", "country": "DE", "currency": "USD", "taxRate": "0.19"}});
+    let created = app
+        .data(&reseller, "mutation($input: CreateCustomerInput!) { createCustomer(input: $input) { id } }", vars)
+        .await;
+    let a2: i64 = created["createCustomer"]["id"].as_str().unwrap().parse().unwrap();
+    let second =
+        crate::orders::place(&app, &reseller, crate::orders::order_input(a2, &[(f.offers_a[0], 1)]), "k-1").await;
+    let (first_id, second_id): (i64, i64) = (
+        first["order"]["id"].as_str().unwrap().parse().unwrap(),
+        second["order"]["id"].as_str().unwrap().parse().unwrap(),
+    );
+    assert!(second_id > first_id, "{first_id} then {second_id}");
+    // Which the earlier constraint cannot hold: going back is refused, and changes nothing.
+    let refused = migration::Migrator::down(db, Some(1)).await.unwrap_err();
+    assert!(refused.to_string().contains("idempotency keys"), "{refused}");
+    assert_eq!(count_rows(&app, "orders").await, 2);
+    foreign_key_check().await;
 }

@@ -48,8 +48,9 @@ pub struct OrdersMutation;
 
 #[Object]
 impl OrdersMutation {
-    /// Places an order for a customer (resellers; customers for themselves). The same key
-    /// with the same input returns the original order; with another input, CONFLICT.
+    /// Places an order for a customer (resellers; customers for themselves). Keys are the
+    /// customer's: the same key for the same customer with the same input returns the
+    /// original order; with another input, CONFLICT; another customer's key is unrelated.
     async fn place_order(
         &self,
         ctx: &Context<'_>,
