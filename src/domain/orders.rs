@@ -109,6 +109,46 @@ pub struct PlacedOrder {
     pub order: order::Model,
     /// Whether this call replayed an earlier one with the same key.
     pub replayed: bool,
+    /// What the answer shows besides the order, read before the commit.
+    pub shown: OrderShown,
+}
+
+/// What an answer about an order shows besides its row — its customer, lines, their
+/// subscriptions and those subscriptions' histories — read in the transaction that wrote
+/// them, so that the answer to a committed order needs no further read.
+#[derive(Clone, Debug)]
+pub struct OrderShown {
+    /// The customer ordered for.
+    pub customer: customer::Model,
+    /// The lines, by line number.
+    pub lines: Vec<order_line::Model>,
+    /// The lines' subscriptions.
+    pub subscriptions: Vec<entity::subscription::Model>,
+    /// Their recorded changes, oldest first.
+    pub histories: Vec<entity::subscription_change::Model>,
+}
+
+impl OrderShown {
+    /// Reads what an answer about `order` shows, through `db`.
+    pub async fn read<C: ConnectionTrait>(db: &C, order: &order::Model) -> Result<Self> {
+        use entity::{subscription, subscription_change};
+        let customer =
+            customer::Entity::find_by_id(order.customer_id).one(db).await?.ok_or(Error::NotFound("customer"))?;
+        let lines = order_line::Entity::find()
+            .filter(order_line::Column::OrderId.eq(order.id))
+            .order_by_asc(order_line::Column::LineNumber)
+            .all(db)
+            .await?;
+        let ids: Vec<i64> = lines.iter().filter_map(|l| l.subscription_id).collect();
+        let subscriptions =
+            subscription::Entity::find().filter(subscription::Column::Id.is_in(ids.iter().copied())).all(db).await?;
+        let histories = subscription_change::Entity::find()
+            .filter(subscription_change::Column::SubscriptionId.is_in(ids))
+            .order_by_asc(subscription_change::Column::Id)
+            .all(db)
+            .await?;
+        Ok(Self { customer, lines, subscriptions, histories })
+    }
 }
 
 /// Refuses callers who do not order: only resellers, and customers for themselves.
@@ -219,9 +259,10 @@ async fn find_by_key<C: ConnectionTrait>(db: &C, customer_id: i64, key: &str) ->
         .await?)
 }
 
-fn replay_or_conflict(existing: order::Model, hash: &str) -> Result<PlacedOrder> {
+async fn replay_or_conflict(domain: &Domain, existing: order::Model, hash: &str) -> Result<PlacedOrder> {
     if existing.request_hash == hash {
-        Ok(PlacedOrder { order: existing, replayed: true })
+        let shown = OrderShown::read(&domain.db, &existing).await?;
+        Ok(PlacedOrder { order: existing, replayed: true, shown })
     } else {
         Err(Error::conflict("IDEMPOTENCY_KEY_REUSED", "this idempotency key was used for a different order"))
     }
@@ -241,7 +282,7 @@ pub async fn place_order(
     let quote = price(domain, actor, &input, now).await?;
     let reseller_id = quote.customer.reseller_id;
     if let Some(existing) = find_by_key(&domain.db, quote.customer.id, &key).await? {
-        return replay_or_conflict(existing, &hash);
+        return replay_or_conflict(domain, existing, &hash).await;
     }
     let mut w = Write::begin(domain).await?;
     let inserted = order::ActiveModel {
@@ -275,7 +316,7 @@ pub async fn place_order(
                 Error::Conflict { reason: "IDEMPOTENCY_KEY_RACE", .. } => {
                     let existing =
                         find_by_key(&domain.db, quote.customer.id, &key).await?.ok_or(Error::NotFound("order"))?;
-                    replay_or_conflict(existing, &hash)
+                    replay_or_conflict(domain, existing, &hash).await
                 }
                 other => Err(other),
             };
@@ -291,8 +332,9 @@ pub async fn place_order(
         events.extend(write_line(&mut w, actor, &quote, &order, line, now).await?);
     }
     w.emit_all(events).await?;
+    let shown = OrderShown::read(w.db(), &order).await?;
     w.commit(Audit::action(actor, "placeOrder", "order", Some(order.id), json!({"lines": quote.lines.len()}))).await?;
-    Ok(PlacedOrder { order, replayed: false })
+    Ok(PlacedOrder { order, replayed: false, shown })
 }
 
 /// Writes one line: the line, its subscription, seat batch, change record and job.

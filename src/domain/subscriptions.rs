@@ -119,6 +119,34 @@ pub struct Changed {
     pub replayed: bool,
     /// Warnings for the caller (the vendor's update limit approaching, say).
     pub warnings: Vec<String>,
+    /// Its customer and its history as the change left them, read before the commit: the
+    /// answer shows them without reading the database again.
+    pub shown: Shown,
+}
+
+/// What an answer about a subscription shows besides its row, read in the same transaction.
+#[derive(Clone, Debug)]
+pub struct Shown {
+    /// The subscription's customer.
+    pub customer: entity::customer::Model,
+    /// Every recorded change, oldest first.
+    pub history: Vec<subscription_change::Model>,
+}
+
+impl Shown {
+    /// Reads what an answer about `subscription` shows, through `db`.
+    pub async fn read<C: ConnectionTrait>(db: &C, subscription: &subscription::Model) -> Result<Self> {
+        let customer = entity::customer::Entity::find_by_id(subscription.customer_id)
+            .one(db)
+            .await?
+            .ok_or(Error::NotFound("customer"))?;
+        let history = subscription_change::Entity::find()
+            .filter(subscription_change::Column::SubscriptionId.eq(subscription.id))
+            .order_by_asc(subscription_change::Column::Id)
+            .all(db)
+            .await?;
+        Ok(Self { customer, history })
+    }
 }
 
 /// Applies `change` to a subscription the caller may manage, idempotently per key.
@@ -144,8 +172,9 @@ pub async fn change_subscription(
         .one(w.db())
         .await?;
     if previous.is_some() {
+        let shown = Shown::read(w.db(), &current).await?;
         w.rollback().await;
-        return Ok(Changed { subscription: current, replayed: true, warnings: Vec::new() });
+        return Ok(Changed { subscription: current, replayed: true, warnings: Vec::new(), shown });
     }
     if current.update_count >= UPDATE_LIMIT {
         return Err(Error::InvalidTransition(format!(
@@ -180,6 +209,7 @@ pub async fn change_subscription(
         });
     }
     w.emit_all(events).await?;
+    let shown = Shown::read(w.db(), &updated).await?;
     w.commit(Audit::action(
         actor,
         change_action_name(change),
@@ -200,7 +230,7 @@ pub async fn change_subscription(
             "subscription near the vendor's update limit"
         );
     }
-    Ok(Changed { subscription: updated, replayed: false, warnings })
+    Ok(Changed { subscription: updated, replayed: false, warnings, shown })
 }
 
 fn change_action_name(change: Change) -> &'static str {

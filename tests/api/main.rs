@@ -4,12 +4,14 @@
 
 mod helpers;
 
+mod after_commit;
 mod auth;
 mod bad_input;
 mod billing;
 mod billing_defects;
 mod browser;
 mod catalog;
+mod cut_proxy;
 mod documents;
 mod event_delivery;
 mod http;

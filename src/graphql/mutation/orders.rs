@@ -7,8 +7,8 @@ use crate::domain::orders;
 use crate::domain::subscriptions::{self, Change, Changed};
 use crate::graphql::parse_id;
 use crate::graphql::query::orders::PlaceOrderInput;
-use crate::graphql::types::orders::{Order, ProvisioningJob, Subscription};
-use crate::graphql::{ResultExt, actor, domain};
+use crate::graphql::types::orders::{Order, ProvisioningJob, Subscription, Written};
+use crate::graphql::{ResultExt, actor, domain, snapshot};
 
 /// The order placed, or the original one when the key was seen before.
 #[derive(SimpleObject)]
@@ -31,7 +31,10 @@ pub struct SubscriptionPayload {
 impl From<Changed> for SubscriptionPayload {
     fn from(changed: Changed) -> Self {
         Self {
-            subscription: Subscription(changed.subscription),
+            subscription: {
+                let written = Written::subscription(&changed.subscription, changed.shown);
+                Subscription(changed.subscription, Some(written))
+            },
             replayed: changed.replayed,
             warnings: changed.warnings,
         }
@@ -40,6 +43,9 @@ impl From<Changed> for SubscriptionPayload {
 
 async fn change(ctx: &Context<'_>, id: &ID, change: Change, key: &str) -> async_graphql::Result<SubscriptionPayload> {
     let id = parse_id(id, "id")?;
+    // The catalog the answer shows (the offer), read before the write: nothing the answer
+    // shows is read after the commit.
+    snapshot(ctx).await?;
     subscriptions::change_subscription(domain(ctx), actor(ctx)?, id, change, key).await.map(Into::into).gql()
 }
 
@@ -58,8 +64,12 @@ impl OrdersMutation {
         idempotency_key: String,
     ) -> async_graphql::Result<PlaceOrderPayload> {
         let input = input.parse()?;
+        snapshot(ctx).await?;
         let placed = orders::place_order(domain(ctx), actor(ctx)?, input, &idempotency_key).await.gql()?;
-        Ok(PlaceOrderPayload { order: Order(placed.order), replayed: placed.replayed })
+        Ok(PlaceOrderPayload {
+            order: Order(placed.order, Some(Written::order(placed.shown))),
+            replayed: placed.replayed,
+        })
     }
 
     /// Sets the seat count. Seats can be removed only within 168 hours of being added.

@@ -92,13 +92,13 @@ impl OrdersQuery {
         let page = PageRequest::parse(first, after.as_deref()).gql()?;
         let customer_id = customer_id.map(|id| parse_id(&id, "customerId")).transpose()?;
         let page = orders::list_orders(domain(ctx), actor(ctx)?, customer_id, page).await.gql()?;
-        Ok(connection(page, |o| o.id, Order))
+        Ok(connection(page, |o| o.id, Order::read))
     }
 
     /// One order.
     async fn order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Order> {
         let id = parse_id(&id, "id")?;
-        orders::get_order(domain(ctx), actor(ctx)?, id).await.map(Order).gql()
+        orders::get_order(domain(ctx), actor(ctx)?, id).await.map(Order::read).gql()
     }
 
     /// Subscriptions the caller may see (a vendor: those to its offers).
@@ -119,13 +119,13 @@ impl OrdersQuery {
             out_of_sync: filter.out_of_sync,
         };
         let page = subscriptions::list_subscriptions(domain(ctx), actor(ctx)?, &filter, page).await.gql()?;
-        Ok(connection(page, |s| s.id, Subscription))
+        Ok(connection(page, |s| s.id, Subscription::read))
     }
 
     /// One subscription.
     async fn subscription(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Subscription> {
         let id = parse_id(&id, "id")?;
-        subscriptions::get_subscription(&domain(ctx).db, actor(ctx)?, id).await.map(Subscription).gql()
+        subscriptions::get_subscription(&domain(ctx).db, actor(ctx)?, id).await.map(Subscription::read).gql()
     }
 
     /// Provisioning jobs the caller may see; operators watch DEAD ones here.

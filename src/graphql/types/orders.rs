@@ -5,7 +5,10 @@
 
 use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use entity::{order, order_line, subscription, subscription_change};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use entity::{customer, order, order_line, subscription, subscription_change};
 
 use super::catalog::{Money, Offer};
 use super::enums::{
@@ -15,7 +18,9 @@ use super::enums::{
 use super::parties::Customer;
 use rust_decimal::Decimal;
 
+use crate::domain::orders::OrderShown;
 use crate::domain::pricing::ChannelPrices;
+use crate::domain::subscriptions::Shown;
 use crate::domain::{Actor, fulfilment};
 use crate::graphql::{actor, request, snapshot};
 
@@ -26,8 +31,51 @@ async fn offer(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Offer
     Ok(snapshot.offers.get(&id).cloned().map(Offer))
 }
 
-/// An order.
-pub struct Order(pub order::Model);
+/// What a write's answer shows besides the object it returns, read in the write's own
+/// transaction (`domain::orders::OrderShown`, `domain::subscriptions::Shown`): nested fields
+/// resolve from it, so the answer to a committed write needs no read that could fail after
+/// the commit and tell the caller it failed.
+#[derive(Default)]
+pub struct Written {
+    customers: HashMap<i64, customer::Model>,
+    lines: HashMap<i64, Vec<order_line::Model>>,
+    subscriptions: HashMap<i64, subscription::Model>,
+    histories: HashMap<i64, Vec<subscription_change::Model>>,
+}
+
+impl Written {
+    /// What an order's answer shows.
+    pub fn order(shown: OrderShown) -> Arc<Self> {
+        let mut written = Self::default();
+        written.customers.insert(shown.customer.id, shown.customer);
+        for line in shown.lines {
+            written.lines.entry(line.order_id).or_default().push(line);
+        }
+        written.subscriptions = shown.subscriptions.into_iter().map(|s| (s.id, s)).collect();
+        for change in shown.histories {
+            written.histories.entry(change.subscription_id).or_default().push(change);
+        }
+        Arc::new(written)
+    }
+
+    /// What a subscription's answer shows.
+    pub fn subscription(subscription: &subscription::Model, shown: Shown) -> Arc<Self> {
+        let mut written = Self::default();
+        written.customers.insert(shown.customer.id, shown.customer);
+        written.histories.insert(subscription.id, shown.history);
+        Arc::new(written)
+    }
+}
+
+/// An order; with what its write left when it is the answer to that write.
+pub struct Order(pub order::Model, pub Option<Arc<Written>>);
+
+impl Order {
+    /// An order read from the database: its nested fields are read too.
+    pub fn read(order: order::Model) -> Self {
+        Self(order, None)
+    }
+}
 
 #[Object]
 impl Order {
@@ -67,17 +115,32 @@ impl Order {
     }
 
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Customer>> {
-        Ok(request(ctx)?.customers.load_one(self.0.customer_id).await?.map(Customer))
+        customer_of(ctx, self.0.customer_id, self.1.as_ref()).await
     }
 
     async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<OrderLine>> {
-        let lines = request(ctx)?.order_lines.load_one(self.0.id).await?.unwrap_or_default();
-        Ok(lines.into_iter().map(OrderLine).collect())
+        let lines = match self.1.as_ref().map(|w| w.lines.get(&self.0.id)) {
+            Some(written) => written.cloned().unwrap_or_default(),
+            None => request(ctx)?.order_lines.load_one(self.0.id).await?.unwrap_or_default(),
+        };
+        Ok(lines.into_iter().map(|line| OrderLine(line, self.1.clone())).collect())
     }
 }
 
+/// A customer, from what a write left when there is one.
+async fn customer_of(
+    ctx: &Context<'_>,
+    id: i64,
+    written: Option<&Arc<Written>>,
+) -> async_graphql::Result<Option<Customer>> {
+    if let Some(customer) = written.and_then(|w| w.customers.get(&id)) {
+        return Ok(Some(Customer(customer.clone())));
+    }
+    Ok(request(ctx)?.customers.load_one(id).await?.map(Customer))
+}
+
 /// One line of an order, with the prices it used.
-pub struct OrderLine(pub order_line::Model);
+pub struct OrderLine(pub order_line::Model, pub Option<Arc<Written>>);
 
 #[Object]
 impl OrderLine {
@@ -111,12 +174,23 @@ impl OrderLine {
 
     async fn subscription(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Subscription>> {
         let Some(id) = self.0.subscription_id else { return Ok(None) };
-        Ok(request(ctx)?.subscriptions.load_one(id).await?.map(Subscription))
+        if let Some(subscription) = self.1.as_ref().and_then(|w| w.subscriptions.get(&id)) {
+            return Ok(Some(Subscription(subscription.clone(), self.1.clone())));
+        }
+        Ok(request(ctx)?.subscriptions.load_one(id).await?.map(Subscription::read))
     }
 }
 
-/// A customer's subscription to an offer.
-pub struct Subscription(pub subscription::Model);
+/// A customer's subscription to an offer; with what its write left when it is the answer
+/// to that write (or part of one).
+pub struct Subscription(pub subscription::Model, pub Option<Arc<Written>>);
+
+impl Subscription {
+    /// A subscription read from the database: its nested fields are read too.
+    pub fn read(subscription: subscription::Model) -> Self {
+        Self(subscription, None)
+    }
+}
 
 #[Object]
 impl Subscription {
@@ -204,12 +278,15 @@ impl Subscription {
     }
 
     async fn customer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Customer>> {
-        Ok(request(ctx)?.customers.load_one(self.0.customer_id).await?.map(Customer))
+        customer_of(ctx, self.0.customer_id, self.1.as_ref()).await
     }
 
     /// Every recorded change, oldest first.
     async fn history(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<SubscriptionChange>> {
-        let rows = request(ctx)?.histories.load_one(self.0.id).await?.unwrap_or_default();
+        let rows = match self.1.as_ref().and_then(|w| w.histories.get(&self.0.id)) {
+            Some(written) => written.clone(),
+            None => request(ctx)?.histories.load_one(self.0.id).await?.unwrap_or_default(),
+        };
         Ok(rows.into_iter().map(SubscriptionChange).collect())
     }
 }
