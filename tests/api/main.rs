@@ -14,6 +14,7 @@ mod catalog;
 mod cut_proxy;
 mod documents;
 mod event_delivery;
+mod fuzz;
 mod http;
 mod layering;
 mod leaks;
