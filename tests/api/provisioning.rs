@@ -84,6 +84,11 @@ impl FakeVendor {
         self.state.lock().unwrap().provisioned.len()
     }
 
+    /// The vendor's reference for each request id it provisioned.
+    pub fn references(&self) -> HashMap<String, String> {
+        self.state.lock().unwrap().provisioned.clone()
+    }
+
     pub fn set_script(&self, script: Script) {
         *self.script.lock().unwrap() = script;
     }
