@@ -10,7 +10,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 
@@ -229,18 +229,37 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
-/// Renews the job's lease every heartbeat while it runs; returns only when the lease is
-/// lost (another worker took the job over after it expired). A failed renewal is retried
-/// at the next beat.
-async fn keep_lease(domain: &Domain, worker: &str, claimed: &ClaimedJob) {
+/// Renews the job's lease every heartbeat while it runs, the lease having been taken at
+/// `claimed_at`; returns when the lease is lost: another worker took the job over after it
+/// expired, or renewals kept failing (the database unreachable) until the lease would run
+/// out before the next beat — given up before it does, so that no second worker calls the
+/// vendor while this one still does. A failed renewal is retried at the next beat.
+async fn keep_lease(domain: &Domain, worker: &str, claimed: &ClaimedJob, claimed_at: Instant) {
+    let (lease, heartbeat) = (domain.jobs.lease, domain.jobs.heartbeat);
+    let mut held_until = claimed_at + lease;
     loop {
-        tokio::time::sleep(domain.jobs.heartbeat).await;
+        tokio::time::sleep(heartbeat).await;
+        let asked = Instant::now();
         match jobs::renew_lease(domain, claimed).await {
-            Ok(true) => {}
+            Ok(true) => held_until = asked + lease,
             Ok(false) => return,
             Err(error) => tracing::warn!(job = claimed.job.id, worker, %error, "renewing a lease failed"),
         }
+        if !lease_outlasts_next_beat(held_until, Instant::now(), heartbeat) {
+            tracing::warn!(
+                job = claimed.job.id,
+                worker,
+                "the lease cannot be renewed before it runs out: giving the job up"
+            );
+            return;
+        }
     }
+}
+
+/// Whether a lease held until `held_until` still holds at the next beat, a `heartbeat` after
+/// `now` (when the next renewal is tried).
+fn lease_outlasts_next_beat(held_until: Instant, now: Instant, heartbeat: Duration) -> bool {
+    now + heartbeat < held_until
 }
 
 /// Runs a claimed provisioning job through its vendor's connector and records the outcome.
@@ -260,6 +279,7 @@ async fn provision(
             return Ok(());
         }
     };
+    let claimed_at = Instant::now();
     mark_started(domain, claimed).await?;
     let snapshot = domain.catalog.snapshot(&domain.db).await?;
     let call = async {
@@ -274,8 +294,8 @@ async fn provision(
     // The lease is renewed while the vendor call runs, so no other worker starts it.
     let outcome = tokio::select! {
         outcome = call => outcome,
-        () = keep_lease(domain, worker, claimed) => {
-            tracing::warn!(job = claimed.job.id, worker, "lease lost during the vendor call: another worker has the job");
+        () = keep_lease(domain, worker, claimed, claimed_at) => {
+            tracing::warn!(job = claimed.job.id, worker, "lease lost during the vendor call: the call is abandoned, the job left to the lease");
             return Ok(());
         }
     };
@@ -309,5 +329,26 @@ pub async fn run_scheduler(domain: Arc<Domain>, interval: Duration, retention: D
             () = tokio::time::sleep(interval) => {}
             () = shutdown.triggered() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker whose renewals fail gives the job up before its lease runs out (so no
+    /// second worker calls the vendor while it still does), and not before it must.
+    #[test]
+    fn a_lease_that_cannot_be_renewed_is_given_up_before_it_runs_out() {
+        let (lease, beat) = (Duration::from_secs(60), Duration::from_secs(20));
+        let claimed = Instant::now();
+        let at = |seconds: u64| claimed + Duration::from_secs(seconds);
+        // Every renewal fails: held until the claim's lease ends, given up at the second beat.
+        assert!(lease_outlasts_next_beat(claimed + lease, at(20), beat));
+        assert!(!lease_outlasts_next_beat(claimed + lease, at(40), beat));
+        // The first renewal succeeded: held 60 s from it, given up two failed beats later.
+        let renewed = at(20) + lease;
+        assert!(lease_outlasts_next_beat(renewed, at(40), beat));
+        assert!(!lease_outlasts_next_beat(renewed, at(60), beat));
     }
 }
