@@ -39,6 +39,11 @@ pub enum Error {
         /// How long to wait, sent as `extensions.retryAfter` (whole seconds, at least 1).
         retry_after: std::time::Duration,
     },
+    /// The database could not be reached (a restart, a failover, the pool exhausted): the
+    /// caller may try again (with the same idempotency key, for a write). The cause is logged,
+    /// never sent.
+    #[error("the database is unavailable; try again")]
+    Unavailable(#[source] Cause),
     /// A fault the caller cannot fix; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Cause),
@@ -63,7 +68,8 @@ impl Error {
 
     /// The error's stable code, as clients see it (`extensions.code` in GraphQL; the
     /// `code` of an export's error body): UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, CONFLICT,
-    /// BAD_USER_INPUT (validation and invalid transitions), RATE_LIMITED or INTERNAL.
+    /// BAD_USER_INPUT (validation and invalid transitions), RATE_LIMITED, UNAVAILABLE or
+    /// INTERNAL.
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthenticated => "UNAUTHENTICATED",
@@ -72,6 +78,7 @@ impl Error {
             Self::Conflict { .. } => "CONFLICT",
             Self::Validation { .. } | Self::InvalidTransition(_) => "BAD_USER_INPUT",
             Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",
         }
     }
@@ -84,7 +91,32 @@ impl Error {
 
 impl From<DbErr> for Error {
     fn from(error: DbErr) -> Self {
-        Self::Internal(Box::new(error))
+        if is_unavailable(&error) { Self::Unavailable(Box::new(error)) } else { Self::Internal(Box::new(error)) }
+    }
+}
+
+/// Whether a database error means the database could not be reached or could not take the
+/// work right now (worth trying again), rather than a fault in what was asked.
+fn is_unavailable(error: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    let runtime = match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx) = runtime else { return false };
+    match sqlx.as_ref() {
+        Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+        Sqlx::Database(database) => database.code().is_some_and(|code| {
+            // PostgreSQL: connection exceptions (08…), shutting down or starting up (57P01,
+            // 57P02, 57P03), too many connections (53300). SQLite: busy or locked past the
+            // busy timeout (5, 6 and their extended codes).
+            code.starts_with("08")
+                || ["57P01", "57P02", "57P03", "53300"].contains(&code.as_ref())
+                || code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+        }),
+        _ => false,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Turning domain errors into GraphQL errors with `extensions.code`, in one place.
 //!
 //! Codes: UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, BAD_USER_INPUT, CONFLICT, RATE_LIMITED (with
-//! `retryAfter` in seconds), INTERNAL.
+//! `retryAfter` in seconds), UNAVAILABLE (the database could not be reached: try again), INTERNAL.
 //! Internal causes are logged here and replaced by "internal error"; they are never sent.
 
 use async_graphql::{ErrorExtensions, Response, ServerError, Value};
@@ -29,6 +29,10 @@ pub fn to_graphql(error: Error) -> async_graphql::Error {
                 e.set("code", code);
                 e.set("retryAfter", seconds);
             })
+        }
+        Error::Unavailable(cause) => {
+            tracing::warn!(error = %cause, "the database is unavailable");
+            async_graphql::Error::new("the database is unavailable; try again").extend_with(|_, e| e.set("code", code))
         }
         Error::Internal(cause) => {
             tracing::error!(error = %cause, "internal error");

@@ -36,6 +36,10 @@ pub(super) fn failure(error: Error) -> HttpResponse {
             (StatusCode::BAD_REQUEST, error.to_string())
         }
         Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, error.to_string()),
+        Error::Unavailable(cause) => {
+            tracing::warn!(error = %cause, "invoice export: the database is unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+        }
     };
     let body = serde_json::json!({ "errors": [crate::graphql::errors::request_error(message, error.code())] });
     HttpResponse::build(status).json(body)
