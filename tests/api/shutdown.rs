@@ -1,7 +1,8 @@
 //! #9.7: SIGTERM stops a real `switchyard serve` process in order: WebSocket connections
 //! close with 1001, workers stop claiming, the job whose vendor call is in flight finishes
 //! (or, past the grace period, is released to the queue instead of staying RUNNING for a
-//! whole lease), and the process exits 0.
+//! whole lease), HTTP requests in flight are answered while new connections are refused, and
+//! the process exits 0; `switchyard worker` likewise.
 
 use std::time::Duration;
 
@@ -119,4 +120,62 @@ async fn a_job_still_running_after_the_grace_period_is_released_to_the_queue() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(vendor.calls().get(&request_id), Some(&2), "{:?}", vendor.calls());
+}
+
+/// HTTP drains: a request whose body is still arriving when SIGTERM comes is answered in
+/// full, while new connections are no longer accepted.
+#[tokio::test]
+async fn sigterm_answers_the_http_request_in_flight_and_accepts_no_new_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let mut process = Process::start("serve", app.database_url(), &settings("10s")).await;
+    let token = app.token(Role::Operator, None);
+    let body = json!({"query": "{ me { role } }"}).to_string();
+    let port = process.address.rsplit(':').next().unwrap().to_owned();
+    let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    process.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await;
+    assert!(refused.is_err(), "a new connection was accepted after SIGTERM");
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""role":"OPERATOR""#), "{answer}");
+    let (status, _) = process.wait_exit(Duration::from_secs(10)).await.expect("the process did not exit");
+    assert!(status.success(), "exit status {status}");
+}
+
+/// `switchyard worker` stops the same way: the vendor call in flight finishes, nothing else
+/// is claimed, exit 0.
+#[tokio::test]
+async fn sigterm_stops_a_worker_process_after_the_job_in_flight() {
+    let (app, f, vendor) = slow_vendor(Duration::from_secs(2)).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_b));
+    for key in ["first", "second"] {
+        let input = crate::orders::order_input(f.customer_b, &[(f.offer_b, 1)]);
+        crate::orders::place(&app, &reseller, input, key).await;
+    }
+    let mut worker = Process::start("worker", app.database_url(), &settings("20s")).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while vendor.received().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the vendor was never called");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.signal("TERM");
+    let (status, took) = worker.wait_exit(Duration::from_secs(20)).await.expect("the worker did not exit");
+    assert!(status.success(), "exit status {status}");
+    let seen: Vec<_> = jobs(&app).await.iter().map(|j| (j.status, j.attempts)).collect();
+    use entity::enums::JobStatus as J;
+    assert_eq!(seen, [(J::Succeeded, 1), (J::Queued, 0)], "the call in flight finished, nothing else was claimed");
+    println!("SIGTERM → worker exit in {took:?} with a 2 s vendor call in flight");
 }
