@@ -108,14 +108,18 @@ fn is_unavailable(error: &DbErr) -> bool {
     let RuntimeErr::SqlxError(sqlx) = runtime else { return false };
     match sqlx.as_ref() {
         Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
-        Sqlx::Database(database) => database.code().is_some_and(|code| {
-            // PostgreSQL: connection exceptions (08…), shutting down or starting up (57P01,
-            // 57P02, 57P03), too many connections (53300). SQLite: busy or locked past the
-            // busy timeout (5, 6 and their extended codes).
-            code.starts_with("08")
-                || ["57P01", "57P02", "57P03", "53300"].contains(&code.as_ref())
-                || code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
-        }),
+        Sqlx::Database(database) => {
+            let Some(code) = database.code() else { return false };
+            if database.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>().is_some() {
+                // SQLite: busy or locked past the busy timeout (5, 6 and their extended codes).
+                code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+            } else {
+                // PostgreSQL: connection exceptions (08…, but not a protocol violation, a
+                // bug), shutting down or starting up (57P01-03), too many connections (53300).
+                (code.starts_with("08") && code != "08P01")
+                    || ["57P01", "57P02", "57P03", "53300"].contains(&code.as_ref())
+            }
+        }
         _ => false,
     }
 }

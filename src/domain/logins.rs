@@ -17,6 +17,7 @@
 //!   (One login per request is the GraphQL layer's rule, `graphql::mutation::auth`.)
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use entity::login_attempt;
@@ -47,7 +48,7 @@ pub struct LoginPolicy {
 /// The policy and this process's hashing turns.
 pub struct LoginGuard {
     policy: LoginPolicy,
-    hashing: Semaphore,
+    hashing: Arc<Semaphore>,
 }
 
 /// What an attempt is counted against.
@@ -91,7 +92,7 @@ impl LoginGuard {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             n => n,
         };
-        Self { policy, hashing: Semaphore::new(permits) }
+        Self { policy, hashing: Arc::new(Semaphore::new(permits)) }
     }
 
     /// The policy in force.
@@ -102,11 +103,18 @@ impl LoginGuard {
     /// Runs `hash` (an argon2 computation) on the blocking pool once a turn is free; waits
     /// `queue_wait` at most, then RATE_LIMITED.
     pub async fn hash<T: Send + 'static>(&self, hash: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let turn = tokio::time::timeout(self.policy.queue_wait, self.hashing.acquire()).await;
-        let Ok(Ok(_turn)) = turn else {
+        let turn = tokio::time::timeout(self.policy.queue_wait, Arc::clone(&self.hashing).acquire_owned()).await;
+        let Ok(Ok(turn)) = turn else {
             return Err(Error::RateLimited { retry_after: Duration::from_secs(1) });
         };
-        tokio::task::spawn_blocking(hash).await.map_err(Error::internal)
+        // The turn goes with the computation: a login abandoned while it hashes (a closed
+        // connection) does not free the turn before the hashing ends.
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            hash()
+        })
+        .await
+        .map_err(Error::internal)
     }
 }
 
@@ -189,7 +197,6 @@ fn statement(backend: DbBackend, sql: &str, values: Vec<sea_orm::Value>) -> Stat
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
@@ -237,6 +244,21 @@ mod tests {
         let second = guard.hash(|| ()).await;
         assert!(matches!(second, Err(Error::RateLimited { .. })), "{second:?}");
         assert!(matches!(first.await, Ok(Ok(()))));
+        assert!(guard.hash(|| ()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_login_abandoned_while_it_hashes_keeps_its_turn_until_the_hashing_ends() {
+        let guard = Arc::new(guard(1, Duration::from_millis(100)));
+        let abandoned = Arc::clone(&guard);
+        let first =
+            tokio::spawn(async move { abandoned.hash(|| std::thread::sleep(Duration::from_millis(600))).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        first.abort();
+        // The first hash still runs: no second one starts.
+        let second = guard.hash(|| ()).await;
+        assert!(matches!(second, Err(Error::RateLimited { .. })), "{second:?}");
+        tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(guard.hash(|| ()).await.is_ok());
     }
 
