@@ -203,10 +203,14 @@ pub struct ServerConfig {
     /// Also cache whole responses of catalog queries per caller (see `graphql::response_cache`).
     #[arg(long, env = "SWITCHYARD_RESPONSE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     pub response_cache: bool,
-    /// Wrong passwords an account takes per `login_window`; then every login to it, the
-    /// right password too, waits for the window to end.
+    /// Wrong passwords an account takes from one client per `login_window`; then that
+    /// client's logins to it, the right password too, wait for the window to end.
     #[arg(long, env = "SWITCHYARD_LOGIN_ACCOUNT_FAILURES", default_value_t = 10)]
     pub login_account_failures: u32,
+    /// Wrong passwords an account takes from all clients together per `login_window`; then
+    /// every login to it waits for the window to end, or for the operator's `unlockLogin`.
+    #[arg(long, env = "SWITCHYARD_LOGIN_ACCOUNT_FAILURES_TOTAL", default_value_t = 100)]
+    pub login_account_failures_total: u32,
     /// Failed logins one client (an IPv4 address, an IPv6 /64) makes per `login_window`,
     /// across accounts, before its logins wait.
     #[arg(long, env = "SWITCHYARD_LOGIN_CLIENT_FAILURES", default_value_t = 100)]

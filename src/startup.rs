@@ -193,6 +193,7 @@ fn domain(
         standing: crate::domain::standing::Standing::new(server.standing_ttl),
         logins: crate::domain::logins::LoginGuard::new(crate::domain::logins::LoginPolicy {
             account_failures: server.login_account_failures,
+            account_failures_total: server.login_account_failures_total,
             client_failures: server.login_client_failures,
             window: server.login_window,
             concurrency: server.login_concurrency,

@@ -2,16 +2,20 @@
 //! passwords this process hashes at once.
 //!
 //! - **Counts live in the database** (`login_attempts`), so every server process enforces
-//!   the same limits. A subject is an account (the SHA-256 of its lower-cased address, known
-//!   or not: throttling must not tell which accounts exist, nor store guessed addresses) or a
-//!   client (an IPv4 address, an IPv6 /64).
+//!   the same limits. An attempt counts against its client (an IPv4 address, an IPv6 /64),
+//!   against its account from that client, and against its account from all clients (an
+//!   account is the SHA-256 of its lower-cased address, known or not: throttling must not
+//!   tell which accounts exist, nor store guessed addresses). The tight limit is per account
+//!   and client, so that someone guessing from one client locks the account for that client
+//!   only; the total per account, higher, stops guessing spread over many clients, and the
+//!   operator can clear an account's counts (`unlock`).
 //! - **An attempt is counted before its password is checked**, by one atomic upsert that
 //!   returns the new count: concurrent guesses cannot all slip under the limit. Past the
 //!   limit the attempt is refused unchecked (RATE_LIMITED, with the seconds until the window
 //!   ends), the right password too: otherwise guessing would merely be slowed.
 //! - So the counts are of wrong passwords checked: a correct login clears its account's
-//!   count and gives its client's attempt back; an attempt refused unchecked (its account
-//!   locked, no turn to hash, a fault) gives back what it was counted against.
+//!   count from its client and gives its other attempts back; an attempt refused unchecked
+//!   (a limit reached, no turn to hash, a fault) gives back what it was counted against.
 //! - **Hashing is bounded**: at most `concurrency` argon2 computations run at once in this
 //!   process; a login waits `queue_wait` for a turn at most, then is refused as RATE_LIMITED.
 //!   (One login per request is the GraphQL layer's rule, `graphql::mutation::auth`.)
@@ -27,14 +31,18 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use super::Domain;
+use super::actor::Actor;
 use super::error::{Error, Result};
 use super::write::{Audit, Write};
 
 /// The limits (`SWITCHYARD_LOGIN_*`).
 #[derive(Clone, Debug)]
 pub struct LoginPolicy {
-    /// Wrong passwords an account takes per window.
+    /// Wrong passwords an account takes from one client per window.
     pub account_failures: u32,
+    /// Wrong passwords an account takes from all clients together per window (the backstop
+    /// against guessing spread over many clients).
+    pub account_failures_total: u32,
     /// Failed logins a client makes per window, across accounts.
     pub client_failures: u32,
     /// The window the counts run over.
@@ -55,25 +63,38 @@ pub struct LoginGuard {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subject(String);
 
+/// The hex SHA-256 of an address as logins read it (trimmed, lower-cased).
+fn account_key(email: &str) -> String {
+    hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()))
+}
+
+/// A client's key: an IPv4 address, or the /64 network of an IPv6 address (one host usually
+/// has all of it); `None` (no peer address known) is one shared client.
+fn client_key(address: Option<IpAddr>) -> String {
+    match address.map(canonical) {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        None => "unknown".to_owned(),
+    }
+}
+
 impl Subject {
-    /// An account, by its address (trimmed, lower-cased), whether or not it exists.
+    /// An account from every client together, by its address, whether or not it exists.
     pub fn account(email: &str) -> Self {
-        let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
-        Self(format!("account:{}", hex::encode(digest)))
+        Self(format!("account:{}", account_key(email)))
     }
 
-    /// A client: an IPv4 address, or the /64 network of an IPv6 address (one host usually
-    /// has all of it); `None` (no peer address known) is one shared client.
+    /// An account from one client.
+    pub fn account_from(email: &str, client: Option<IpAddr>) -> Self {
+        Self(format!("pair:{}:{}", account_key(email), client_key(client)))
+    }
+
+    /// A client, across accounts.
     pub fn client(address: Option<IpAddr>) -> Self {
-        let key = match address.map(canonical) {
-            Some(IpAddr::V4(v4)) => v4.to_string(),
-            Some(IpAddr::V6(v6)) => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-            None => "unknown".to_owned(),
-        };
-        Self(format!("client:{key}"))
+        Self(format!("client:{}", client_key(address)))
     }
 }
 
@@ -176,6 +197,26 @@ pub async fn clear(domain: &Domain, subject: &Subject) -> Result<()> {
     w.commit(Audit::Bookkeeping("a login clears its account's failures")).await
 }
 
+/// Clears every count of the account `email` (from all clients and from each), so that its
+/// logins no longer wait: the operator's remedy for an account locked by someone else's
+/// guesses. How many counts were cleared.
+pub async fn unlock(domain: &Domain, actor: &Actor, email: &str) -> Result<u64> {
+    actor.require_operator()?;
+    let key = account_key(email);
+    let w = Write::begin(domain).await?;
+    let deleted = login_attempt::Entity::delete_many()
+        .filter(
+            sea_orm::Condition::any()
+                .add(login_attempt::Column::Subject.eq(format!("account:{key}")))
+                .add(login_attempt::Column::Subject.starts_with(format!("pair:{key}:"))),
+        )
+        .exec(w.db())
+        .await?;
+    let details = serde_json::json!({"email": email.trim().to_lowercase(), "cleared": deleted.rows_affected});
+    w.commit(Audit::action(actor, "unlockLogin", "login", None, details)).await?;
+    Ok(deleted.rows_affected)
+}
+
 /// Deletes the counts whose window has ended; how many.
 pub async fn prune(domain: &Domain) -> Result<u64> {
     let cutoff = domain.clock.now().timestamp().saturating_sub(window_seconds(domain));
@@ -204,6 +245,7 @@ mod tests {
     fn guard(concurrency: usize, queue_wait: Duration) -> LoginGuard {
         LoginGuard::new(LoginPolicy {
             account_failures: 10,
+            account_failures_total: 100,
             client_failures: 100,
             window: Duration::from_secs(900),
             concurrency,
@@ -270,5 +312,8 @@ mod tests {
         assert_eq!(client("2001:db8:0:1::1"), client("2001:db8:0:1:ffff::2"));
         assert_ne!(client("2001:db8:0:1::1"), client("2001:db8:0:2::1"));
         assert_eq!(Subject::account(" Rita@Example.test"), Subject::account("rita@example.test"));
+        let from = |s: &str| Subject::account_from("rita@example.test", s.parse().ok());
+        assert_eq!(from("2001:db8:0:1::1"), from("2001:db8:0:1::2"));
+        assert_ne!(from("203.0.113.7"), from("203.0.113.8"));
     }
 }

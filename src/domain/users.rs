@@ -72,8 +72,9 @@ pub async fn create_user(domain: &Domain, actor: &Actor, input: NewUser<'_>) -> 
 }
 
 /// Checks an email and password from `client` (its address, when known); the user's actor
-/// on success, Unauthenticated otherwise, RATE_LIMITED when the account or the client has
-/// failed too often in the window ([`super::logins`]).
+/// on success, Unauthenticated otherwise, RATE_LIMITED when the client, the account from
+/// this client or the account from all clients has failed too often in the window
+/// ([`super::logins`]).
 pub async fn login(
     domain: &Domain,
     email: &str,
@@ -81,25 +82,36 @@ pub async fn login(
     client: Option<std::net::IpAddr>,
 ) -> Result<(user::Model, Actor)> {
     let policy = domain.logins.policy();
+    let from_client = Subject::account_from(email, client);
     let (account, client) = (Subject::account(email), Subject::client(client));
-    // Counted before the password is checked, so that concurrent guesses cannot all pass.
-    logins::count(domain, &client, policy.client_failures).await?;
-    if let Err(refused) = logins::count(domain, &account, policy.account_failures).await {
-        // No password was checked: not a failure of the client's.
-        logins::give_back(domain, &client).await?;
-        return Err(refused);
+    // Counted before the password is checked, so that concurrent guesses cannot all pass;
+    // each limit reached gives back what was counted before it (no password was checked).
+    let limits = [
+        (&client, policy.client_failures),
+        (&from_client, policy.account_failures),
+        (&account, policy.account_failures_total),
+    ];
+    for (index, (subject, limit)) in limits.iter().enumerate() {
+        if let Err(refused) = logins::count(domain, subject, *limit).await {
+            for (counted, _) in &limits[..index] {
+                logins::give_back(domain, counted).await?;
+            }
+            return Err(refused);
+        }
     }
     match check(domain, email, password).await {
         Ok(found) => {
-            logins::clear(domain, &account).await?;
+            logins::clear(domain, &from_client).await?;
+            logins::give_back(domain, &account).await?;
             logins::give_back(domain, &client).await?;
             Ok(found)
         }
         Err(Error::Unauthenticated) => Err(Error::Unauthenticated),
         Err(other) => {
-            // Not a failed guess (no turn to hash, a fault): neither count keeps it.
-            logins::give_back(domain, &account).await?;
-            logins::give_back(domain, &client).await?;
+            // Not a failed guess (no turn to hash, a fault): no count keeps it.
+            for (counted, _) in &limits {
+                logins::give_back(domain, counted).await?;
+            }
             Err(other)
         }
     }

@@ -1,7 +1,9 @@
 //! #9.16: password guessing is throttled. An account takes a few wrong passwords per window
-//! (then even the right one waits), a client a few more across accounts; the counts live in
-//! the database, so every server enforces them; a request checks one password however many
-//! `login` fields or batched operations it holds.
+//! from one client (then even the right one waits, from that client), a few more from all
+//! clients together (then every client waits, until the window ends or the operator unlocks
+//! it); a client a few more across accounts; the counts live in the database, so every
+//! server enforces them; a request checks one password however many `login` fields or
+//! batched operations it holds.
 
 use std::time::Instant;
 
@@ -54,58 +56,95 @@ fn outcome(body: &Value) -> String {
     body["errors"][0]["extensions"]["code"].as_str().unwrap_or_else(|| panic!("{body}")).to_owned()
 }
 
+/// The outcome of a login from the client `client` (through the trusted proxy).
+async fn from(app: &TestApp, client: &str, email: &str, password: &str) -> String {
+    outcome(&login_from(app, Some(client), email, password).await)
+}
+
 async fn login(app: &TestApp, email: &str, password: &str) -> String {
     outcome(&login_from(app, None, email, password).await)
 }
 
+/// Settings of the account tests: 5 wrong passwords per account and client, 8 per account
+/// in all; the test's own address is a trusted proxy, so `X-Forwarded-For` names clients.
+fn account_limits(s: &mut switchyard::config::ServerConfig) {
+    s.login_account_failures = 5;
+    s.login_account_failures_total = 8;
+    s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+}
+
 #[tokio::test]
-async fn wrong_passwords_lock_the_account_on_every_server_until_the_window_ends() {
-    let limits = |s: &mut switchyard::config::ServerConfig| s.login_account_failures = 5;
-    let app = spawn_app_with(limits).await;
-    let other = spawn(limits, 0, Some(&app)).await;
+async fn wrong_passwords_lock_the_account_for_their_client_on_every_server_until_the_window_ends() {
+    let app = spawn_app_with(account_limits).await;
+    let other = spawn(account_limits, 0, Some(&app)).await;
     user(&app, "rita@reseller.test").await;
     user(&app, "bob@reseller.test").await;
-    // 100 wrong passwords, alternating between the two servers.
+    // 100 wrong passwords from one client, alternating between the two servers.
     let started = Instant::now();
     let mut outcomes = Vec::new();
     for n in 0..100 {
         let server = if n % 2 == 0 { &app } else { &other };
-        outcomes.push(login(server, "rita@reseller.test", &format!("guess {n}")).await);
+        outcomes.push(from(server, "203.0.113.1", "rita@reseller.test", &format!("guess {n}")).await);
     }
     let elapsed = started.elapsed();
     let checked = outcomes.iter().filter(|o| *o == "UNAUTHENTICATED").count();
     eprintln!("100 wrong passwords in {elapsed:?}: {checked} checked, the rest refused unchecked");
     assert!(outcomes[..5].iter().all(|o| o == "UNAUTHENTICATED"), "{outcomes:?}");
     assert!(outcomes[5..].iter().all(|o| o == "RATE_LIMITED"), "{outcomes:?}");
-    // The right password waits too, and is told how long.
-    let body = login_from(&other, None, "Rita@Reseller.test", RIGHT).await;
+    // From that client the right password waits too, and is told how long.
+    let body = login_from(&other, Some("203.0.113.1"), "Rita@Reseller.test", RIGHT).await;
     assert_eq!(outcome(&body), "RATE_LIMITED", "{body}");
     let retry_after = body["errors"][0]["extensions"]["retryAfter"].as_i64().unwrap_or_else(|| panic!("{body}"));
     assert!((1..=900).contains(&retry_after), "{body}");
-    // Another account, from the same client, is not locked.
-    assert_eq!(login(&app, "bob@reseller.test", RIGHT).await, "OK");
-    // When the window ends, the right password works, and clears the count: the next
-    // wrong passwords start again from none.
+    // Rita, from her own client, is not locked out by the guesser; nor is Bob from the
+    // guesser's client.
+    assert_eq!(from(&app, "198.51.100.1", "rita@reseller.test", RIGHT).await, "OK");
+    assert_eq!(from(&app, "203.0.113.1", "bob@reseller.test", RIGHT).await, "OK");
+    // Guessing spread over clients: 5 wrong so far, 3 more from a second client reach the
+    // account's total, and then every client waits, the right password too.
+    for n in 0..3 {
+        assert_eq!(from(&other, "203.0.113.2", "rita@reseller.test", &format!("spread {n}")).await, "UNAUTHENTICATED");
+    }
+    assert_eq!(from(&app, "203.0.113.3", "rita@reseller.test", "one more").await, "RATE_LIMITED");
+    assert_eq!(from(&app, "198.51.100.1", "rita@reseller.test", RIGHT).await, "RATE_LIMITED");
+    // The operator clears the account's counts: Rita logs in from anywhere again.
+    let unlock = "mutation($e: String!) { unlockLogin(email: $e) }";
+    let f = crate::helpers::Fixture::build(&app).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    assert_eq!(app.error_code(Some(&reseller), unlock, json!({"e": "rita@reseller.test"})).await, "FORBIDDEN");
+    let cleared = app.data(&app.operator(), unlock, json!({"e": " RITA@reseller.test"})).await;
+    assert_eq!(cleared["unlockLogin"], true);
+    assert_eq!(from(&app, "198.51.100.1", "rita@reseller.test", RIGHT).await, "OK");
+    assert_eq!(from(&other, "203.0.113.1", "rita@reseller.test", RIGHT).await, "OK");
+    // A window's counts end with it: after 15 minutes, 4 wrong passwords from one client and
+    // the right one still work, which then clears that client's count.
+    user(&app, "carl@reseller.test").await;
+    for n in 0..5 {
+        assert_eq!(from(&app, "203.0.113.9", "carl@reseller.test", &format!("x{n}")).await, "UNAUTHENTICATED");
+    }
+    assert_eq!(from(&app, "203.0.113.9", "carl@reseller.test", RIGHT).await, "RATE_LIMITED");
     for server in [&app, &other] {
         server.advance(chrono::Duration::minutes(15));
     }
-    assert_eq!(login(&app, "rita@reseller.test", RIGHT).await, "OK");
+    assert_eq!(from(&app, "203.0.113.9", "carl@reseller.test", RIGHT).await, "OK");
     for n in 0..4 {
-        assert_eq!(login(&other, "rita@reseller.test", &format!("again {n}")).await, "UNAUTHENTICATED");
+        assert_eq!(from(&other, "203.0.113.9", "carl@reseller.test", &format!("again {n}")).await, "UNAUTHENTICATED");
     }
-    assert_eq!(login(&other, "rita@reseller.test", RIGHT).await, "OK");
+    assert_eq!(from(&other, "203.0.113.9", "carl@reseller.test", RIGHT).await, "OK");
     // An unknown address is throttled alike, so throttling does not tell which exist.
     let unknown: Vec<String> =
-        futures_util::future::join_all((0..7).map(|_| login(&app, "nobody@reseller.test", RIGHT))).await;
+        futures_util::future::join_all((0..7).map(|_| from(&app, "203.0.113.5", "nobody@reseller.test", RIGHT))).await;
     assert_eq!(unknown.iter().filter(|o| *o == "UNAUTHENTICATED").count(), 5, "{unknown:?}");
     assert_eq!(unknown.iter().filter(|o| *o == "RATE_LIMITED").count(), 2, "{unknown:?}");
     // Counts whose window ended are dropped by the scheduler's pruning; current ones stay.
+    switchyard::domain::logins::prune(&app.domain).await.unwrap();
     let pruned = switchyard::domain::logins::prune(&app.domain).await.unwrap();
-    assert_eq!(pruned, 0, "every count is of the current window");
+    assert_eq!(pruned, 0, "what is left is of the current window");
+    assert!(crate::helpers::count_rows(&app, "login_attempts").await >= 2);
     app.advance(chrono::Duration::minutes(15));
     let pruned = switchyard::domain::logins::prune(&app.domain).await.unwrap();
     assert!(pruned >= 2, "the unknown address's and the client's counts: {pruned}");
-    assert_eq!(login(&app, "nobody@reseller.test", RIGHT).await, "UNAUTHENTICATED");
+    assert_eq!(from(&app, "203.0.113.5", "nobody@reseller.test", RIGHT).await, "UNAUTHENTICATED");
 }
 
 #[tokio::test]

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::AuthKeys;
 use crate::domain::Error;
-use crate::domain::users;
+use crate::domain::{logins, users};
 use crate::graphql::types::parties::Me;
-use crate::graphql::{LoginAllowance, ResultExt, domain};
+use crate::graphql::{LoginAllowance, ResultExt, actor, domain};
 
 /// A bearer token and whom it is for.
 #[derive(SimpleObject)]
@@ -42,5 +42,12 @@ impl AuthMutation {
         let token = keys.issue(&actor, keys.login_token_ttl).gql()?;
         let ttl = chrono::Duration::from_std(keys.login_token_ttl).unwrap_or_default();
         Ok(LoginPayload { token, expires_at: Utc::now() + ttl, me: Me(actor) })
+    }
+
+    /// Clears the failed-login counts of an account, from every client, so that its logins
+    /// no longer wait (operator): for an account locked by someone else's guesses. Whether
+    /// there was anything to clear (an unknown address is answered alike).
+    async fn unlock_login(&self, ctx: &Context<'_>, email: String) -> async_graphql::Result<bool> {
+        logins::unlock(domain(ctx), actor(ctx)?, &email).await.map(|cleared| cleared > 0).gql()
     }
 }
