@@ -423,3 +423,31 @@ pub async fn own_pricing(domain: &Domain, actor: &Actor) -> Result<catalog::OwnP
     let default_currency = default_currency.map(|code| Currency::parse(code, "currency")).transpose()?;
     Ok(catalog::OwnPricing { reseller, default_currency })
 }
+
+/// A customer as an answer about something it owns shows it — with its reseller and its
+/// vendor accounts — read in the transaction of the write being answered.
+#[derive(Clone, Debug)]
+pub struct CustomerShown {
+    /// The customer.
+    pub customer: customer::Model,
+    /// Its reseller (the answer shows it to those who may see it).
+    pub reseller: entity::reseller::Model,
+    /// Its ids at vendors.
+    pub vendor_accounts: Vec<customer_vendor_account::Model>,
+}
+
+impl CustomerShown {
+    /// Reads the customer `id` with its reseller and vendor accounts, through `db`.
+    pub async fn read<C: ConnectionTrait>(db: &C, id: i64) -> Result<Self> {
+        let customer = customer::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("customer"))?;
+        let reseller = entity::reseller::Entity::find_by_id(customer.reseller_id)
+            .one(db)
+            .await?
+            .ok_or(Error::NotFound("reseller"))?;
+        let vendor_accounts = customer_vendor_account::Entity::find()
+            .filter(customer_vendor_account::Column::CustomerId.eq(id))
+            .all(db)
+            .await?;
+        Ok(Self { customer, reseller, vendor_accounts })
+    }
+}

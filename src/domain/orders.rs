@@ -118,8 +118,8 @@ pub struct PlacedOrder {
 /// them, so that the answer to a committed order needs no further read.
 #[derive(Clone, Debug)]
 pub struct OrderShown {
-    /// The customer ordered for.
-    pub customer: customer::Model,
+    /// The customer ordered for, with its reseller and vendor accounts.
+    pub customer: super::customers::CustomerShown,
     /// The lines, by line number.
     pub lines: Vec<order_line::Model>,
     /// The lines' subscriptions.
@@ -132,8 +132,7 @@ impl OrderShown {
     /// Reads what an answer about `order` shows, through `db`.
     pub async fn read<C: ConnectionTrait>(db: &C, order: &order::Model) -> Result<Self> {
         use entity::{subscription, subscription_change};
-        let customer =
-            customer::Entity::find_by_id(order.customer_id).one(db).await?.ok_or(Error::NotFound("customer"))?;
+        let customer = super::customers::CustomerShown::read(db, order.customer_id).await?;
         let lines = order_line::Entity::find()
             .filter(order_line::Column::OrderId.eq(order.id))
             .order_by_asc(order_line::Column::LineNumber)

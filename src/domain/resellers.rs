@@ -112,11 +112,15 @@ pub async fn get_reseller(domain: &Domain, actor: &Actor, id: ResellerId) -> Res
     reseller::Entity::find_by_id(id).one(&domain.db).await?.ok_or(Error::NotFound("reseller"))
 }
 
+/// Whether `actor` may see the reseller `id`: the operator and that reseller.
+pub fn is_visible_to(actor: &Actor, id: i64) -> bool {
+    actor.is_operator() || actor.reseller_id() == Some(id)
+}
+
 /// The resellers among `ids` the caller may see (the operator all; a reseller itself), in
 /// one statement; the others are left out, exactly like missing ones.
 pub async fn resellers_by_ids(domain: &Domain, actor: &Actor, ids: &[i64]) -> Result<Vec<reseller::Model>> {
-    let visible: Vec<i64> =
-        ids.iter().copied().filter(|id| actor.is_operator() || actor.reseller_id() == Some(*id)).collect();
+    let visible: Vec<i64> = ids.iter().copied().filter(|id| is_visible_to(actor, *id)).collect();
     if visible.is_empty() {
         return Ok(Vec::new());
     }

@@ -127,8 +127,8 @@ pub struct Changed {
 /// What an answer about a subscription shows besides its row, read in the same transaction.
 #[derive(Clone, Debug)]
 pub struct Shown {
-    /// The subscription's customer.
-    pub customer: entity::customer::Model,
+    /// The subscription's customer, its reseller and its vendor accounts.
+    pub customer: super::customers::CustomerShown,
     /// Every recorded change, oldest first.
     pub history: Vec<subscription_change::Model>,
 }
@@ -136,10 +136,7 @@ pub struct Shown {
 impl Shown {
     /// Reads what an answer about `subscription` shows, through `db`.
     pub async fn read<C: ConnectionTrait>(db: &C, subscription: &subscription::Model) -> Result<Self> {
-        let customer = entity::customer::Entity::find_by_id(subscription.customer_id)
-            .one(db)
-            .await?
-            .ok_or(Error::NotFound("customer"))?;
+        let customer = super::customers::CustomerShown::read(db, subscription.customer_id).await?;
         let history = subscription_change::Entity::find()
             .filter(subscription_change::Column::SubscriptionId.eq(subscription.id))
             .order_by_asc(subscription_change::Column::Id)

@@ -13,14 +13,15 @@ use crate::orders::order_input;
 
 const PLACE: &str = "mutation($input: PlaceOrderInput!, $key: String!) {
   placeOrder(input: $input, idempotencyKey: $key) { replayed order { id status currency
-    totalWholesale { amount } customer { id name }
-    lines { lineNumber quantity status unitWholesale { amount } offer { sku }
+    totalWholesale { amount } customer { id name reseller { id name } vendorAccounts { externalId } }
+    lines { lineNumber quantity status unitWholesale { amount } offer { sku prices { currency wholesale { amount } } }
             subscription { id status quantity orderId offer { sku } customer { id name }
                            history { kind quantityAfter statusAfter vendorOutcome } } } } } }";
 
 const CHANGE: &str = "mutation($id: ID!, $key: String!) {
   changeSubscriptionQuantity(id: $id, quantity: 7, idempotencyKey: $key) { replayed warnings
-    subscription { id status quantity offer { sku } customer { id name } history { kind quantityAfter vendorOutcome } } } }";
+    subscription { id status quantity offer { sku prices { currency retail { amount } } }
+                   customer { id name reseller { id } vendorAccounts { externalId } } history { kind quantityAfter vendorOutcome } } } }";
 
 /// A server on a throwaway cluster behind a cutting proxy, with the fixture, and a
 /// catalog read so that the catalog is cached as it would be in a running server.
@@ -52,6 +53,9 @@ async fn an_order_committed_before_the_database_goes_away_is_answered_in_full() 
     assert_complete(&body);
     let order = &body["data"]["placeOrder"]["order"];
     assert_eq!(order["customer"]["name"], "Customer A", "{body}");
+    assert_eq!(order["customer"]["reseller"]["id"], f.reseller_a.to_string(), "{body}");
+    assert_eq!(order["customer"]["vendorAccounts"][0]["externalId"], "tenant-Customer-A", "{body}");
+    assert!(order["lines"][0]["offer"]["prices"].as_array().is_some_and(|p| !p.is_empty()), "{body}");
     assert_eq!(order["lines"].as_array().map(Vec::len), Some(2), "{body}");
     for line in order["lines"].as_array().unwrap() {
         let subscription = &line["subscription"];
@@ -84,6 +88,8 @@ async fn a_change_committed_before_the_database_goes_away_is_answered_in_full() 
     let changed = &body["data"]["changeSubscriptionQuantity"]["subscription"];
     assert_eq!(changed["quantity"], 7, "{body}");
     assert_eq!(changed["customer"]["name"], "Customer A", "{body}");
+    assert_eq!(changed["customer"]["reseller"]["id"], f.reseller_a.to_string(), "{body}");
+    assert_eq!(changed["customer"]["vendorAccounts"][0]["externalId"], "tenant-Customer-A", "{body}");
     let history = changed["history"].as_array().unwrap();
     assert_eq!(history.last().unwrap()["quantityAfter"], 7, "{body}");
     assert_eq!(history.last().unwrap()["vendorOutcome"], "PENDING", "{body}");

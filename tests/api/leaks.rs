@@ -110,3 +110,24 @@ async fn two_customers_of_one_reseller_may_use_the_same_order_key() {
     let again = place(&app, &reseller, order_input(a2, &[(f.offers_a[0], 5)]), "cart-1").await;
     assert_eq!((again["replayed"].clone(), again["order"]["id"].clone()), (json!(true), theirs["order"]["id"].clone()));
 }
+
+/// An order's answer shows what its write read (#9.20), within the caller's scope: a
+/// customer does not see its reseller's record, the reseller does.
+#[tokio::test]
+async fn an_order_answer_shows_the_reseller_only_to_those_who_may_see_it() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let place = "mutation($input: PlaceOrderInput!, $key: String!) { placeOrder(input: $input, idempotencyKey: $key) {
+        order { customer { reseller { id } } lines { subscription { customer { reseller { id } } } } } } }";
+    let input = order_input(f.customer_a, &[(f.offers_a[0], 1)]);
+    let customer = app.token(Role::Customer, Some(f.customer_a));
+    let seen = app.data(&customer, place, json!({"input": input, "key": "c"})).await;
+    assert_eq!(seen["placeOrder"]["order"]["customer"]["reseller"], serde_json::Value::Null, "{seen}");
+    assert_eq!(
+        seen["placeOrder"]["order"]["lines"][0]["subscription"]["customer"]["reseller"],
+        serde_json::Value::Null
+    );
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let seen = app.data(&reseller, place, json!({"input": input, "key": "r"})).await;
+    assert_eq!(seen["placeOrder"]["order"]["customer"]["reseller"]["id"], f.reseller_a.to_string(), "{seen}");
+}

@@ -98,7 +98,7 @@ impl CustomersMutation {
             tax_rate: input.tax_rate.0,
             vendor_accounts: vendor_accounts(input.vendor_accounts)?,
         };
-        customers::create_customer(domain(ctx), actor(ctx)?, new).await.map(Customer).gql()
+        customers::create_customer(domain(ctx), actor(ctx)?, new).await.map(Customer::read).gql()
     }
 
     /// Updates a customer of the calling reseller.
@@ -121,7 +121,7 @@ impl CustomersMutation {
                 tax_id: input.tax_id,
             },
         };
-        customers::update_customer(domain(ctx), actor(ctx)?, id, changes).await.map(Customer).gql()
+        customers::update_customer(domain(ctx), actor(ctx)?, id, changes).await.map(Customer::read).gql()
     }
 
     /// Sets the calling reseller's retail price for an offer.

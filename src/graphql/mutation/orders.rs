@@ -8,7 +8,7 @@ use crate::domain::subscriptions::{self, Change, Changed};
 use crate::graphql::parse_id;
 use crate::graphql::query::orders::PlaceOrderInput;
 use crate::graphql::types::orders::{Order, ProvisioningJob, Subscription, Written};
-use crate::graphql::{ResultExt, actor, domain, snapshot};
+use crate::graphql::{ResultExt, actor, domain, own_pricing, snapshot};
 
 /// The order placed, or the original one when the key was seen before.
 #[derive(SimpleObject)]
@@ -41,11 +41,18 @@ impl From<Changed> for SubscriptionPayload {
     }
 }
 
+/// Reads the catalog an answer shows (offers, and the caller's own prices) before the write,
+/// so that nothing the answer shows is read after the commit.
+async fn read_catalog_first(ctx: &Context<'_>) -> async_graphql::Result<()> {
+    snapshot(ctx).await?;
+    // Not every caller has prices of its own; one that has none gets that answer later.
+    let _ = own_pricing(ctx).await;
+    Ok(())
+}
+
 async fn change(ctx: &Context<'_>, id: &ID, change: Change, key: &str) -> async_graphql::Result<SubscriptionPayload> {
     let id = parse_id(id, "id")?;
-    // The catalog the answer shows (the offer), read before the write: nothing the answer
-    // shows is read after the commit.
-    snapshot(ctx).await?;
+    read_catalog_first(ctx).await?;
     subscriptions::change_subscription(domain(ctx), actor(ctx)?, id, change, key).await.map(Into::into).gql()
 }
 
@@ -64,7 +71,7 @@ impl OrdersMutation {
         idempotency_key: String,
     ) -> async_graphql::Result<PlaceOrderPayload> {
         let input = input.parse()?;
-        snapshot(ctx).await?;
+        read_catalog_first(ctx).await?;
         let placed = orders::place_order(domain(ctx), actor(ctx)?, input, &idempotency_key).await.gql()?;
         Ok(PlaceOrderPayload {
             order: Order(placed.order, Some(Written::order(placed.shown))),

@@ -59,12 +59,12 @@ impl PartiesQuery {
         let reseller_id = reseller_id.map(|id| parse_id(&id, "resellerId")).transpose()?;
         let filter = CustomerFilter { reseller_id, search };
         let page = customers::list_customers(domain(ctx), actor(ctx)?, &filter, page).await.gql()?;
-        Ok(connection(page, |c| c.id, Customer))
+        Ok(connection(page, |c| c.id, Customer::read))
     }
 
     /// One customer.
     async fn customer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Customer> {
         let id = parse_id(&id, "id")?;
-        customers::get_customer(&domain(ctx).db, actor(ctx)?, id).await.map(Customer).gql()
+        customers::get_customer(&domain(ctx).db, actor(ctx)?, id).await.map(Customer::read).gql()
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use entity::{customer, order, order_line, subscription, subscription_change};
+use entity::{customer, customer_vendor_account, order, order_line, reseller, subscription, subscription_change};
 
 use super::catalog::{Money, Offer};
 use super::enums::{
@@ -18,8 +18,10 @@ use super::enums::{
 use super::parties::Customer;
 use rust_decimal::Decimal;
 
+use crate::domain::customers::CustomerShown;
 use crate::domain::orders::OrderShown;
 use crate::domain::pricing::ChannelPrices;
+use crate::domain::resellers;
 use crate::domain::subscriptions::Shown;
 use crate::domain::{Actor, fulfilment};
 use crate::graphql::{actor, request, snapshot};
@@ -38,16 +40,37 @@ async fn offer(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Offer
 #[derive(Default)]
 pub struct Written {
     customers: HashMap<i64, customer::Model>,
+    resellers: HashMap<i64, reseller::Model>,
+    vendor_accounts: HashMap<i64, Vec<customer_vendor_account::Model>>,
     lines: HashMap<i64, Vec<order_line::Model>>,
     subscriptions: HashMap<i64, subscription::Model>,
     histories: HashMap<i64, Vec<subscription_change::Model>>,
 }
 
 impl Written {
+    fn with_customer(shown: CustomerShown) -> Self {
+        let mut written = Self::default();
+        written.resellers.insert(shown.reseller.id, shown.reseller);
+        written.vendor_accounts.insert(shown.customer.id, shown.vendor_accounts);
+        written.customers.insert(shown.customer.id, shown.customer);
+        written
+    }
+
+    /// The reseller `id` as written, if the caller may see it; `None` when it is not part of
+    /// what was written (read it then).
+    pub fn reseller(&self, actor: &Actor, id: i64) -> Option<Option<&reseller::Model>> {
+        let reseller = self.resellers.get(&id)?;
+        Some(resellers::is_visible_to(actor, id).then_some(reseller))
+    }
+
+    /// The vendor accounts of the customer `id` as written.
+    pub fn vendor_accounts(&self, id: i64) -> Option<&[customer_vendor_account::Model]> {
+        self.vendor_accounts.get(&id).map(Vec::as_slice)
+    }
+
     /// What an order's answer shows.
     pub fn order(shown: OrderShown) -> Arc<Self> {
-        let mut written = Self::default();
-        written.customers.insert(shown.customer.id, shown.customer);
+        let mut written = Self::with_customer(shown.customer);
         for line in shown.lines {
             written.lines.entry(line.order_id).or_default().push(line);
         }
@@ -60,8 +83,7 @@ impl Written {
 
     /// What a subscription's answer shows.
     pub fn subscription(subscription: &subscription::Model, shown: Shown) -> Arc<Self> {
-        let mut written = Self::default();
-        written.customers.insert(shown.customer.id, shown.customer);
+        let mut written = Self::with_customer(shown.customer);
         written.histories.insert(subscription.id, shown.history);
         Arc::new(written)
     }
@@ -133,10 +155,12 @@ async fn customer_of(
     id: i64,
     written: Option<&Arc<Written>>,
 ) -> async_graphql::Result<Option<Customer>> {
-    if let Some(customer) = written.and_then(|w| w.customers.get(&id)) {
-        return Ok(Some(Customer(customer.clone())));
+    if let Some(w) = written
+        && let Some(customer) = w.customers.get(&id)
+    {
+        return Ok(Some(Customer(customer.clone(), Some(Arc::clone(w)))));
     }
-    Ok(request(ctx)?.customers.load_one(id).await?.map(Customer))
+    Ok(request(ctx)?.customers.load_one(id).await?.map(Customer::read))
 }
 
 /// One line of an order, with the prices it used.

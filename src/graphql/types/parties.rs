@@ -2,9 +2,12 @@
 
 use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
 use entity::{customer, reseller, tier};
 
 use super::enums::{OrganizationStatus, Role};
+use super::orders::Written;
 use crate::domain::Actor;
 use crate::graphql::scalars::DecimalScalar;
 use crate::graphql::{actor, request, snapshot};
@@ -103,7 +106,15 @@ pub struct VendorAccount {
 }
 
 /// An end customer.
-pub struct Customer(pub customer::Model);
+/// A customer; with what a write left when it is part of that write's answer.
+pub struct Customer(pub customer::Model, pub Option<Arc<Written>>);
+
+impl Customer {
+    /// A customer read from the database: its nested fields are read too.
+    pub fn read(customer: customer::Model) -> Self {
+        Self(customer, None)
+    }
+}
 
 #[Object]
 impl Customer {
@@ -147,12 +158,19 @@ impl Customer {
 
     /// The owning reseller, if the caller may see it (operator and that reseller).
     async fn reseller(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Reseller>> {
+        let caller = actor(ctx)?;
+        if let Some(written) = self.1.as_ref().and_then(|w| w.reseller(caller, self.0.reseller_id)) {
+            return Ok(written.cloned().map(Reseller));
+        }
         Ok(request(ctx)?.resellers.load_one(self.0.reseller_id).await?.map(Reseller))
     }
 
     /// Its ids at vendors.
     async fn vendor_accounts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<VendorAccount>> {
-        let accounts = request(ctx)?.vendor_accounts.load_one(self.0.id).await?.unwrap_or_default();
+        let accounts = match self.1.as_ref().and_then(|w| w.vendor_accounts(self.0.id)) {
+            Some(written) => written.to_vec(),
+            None => request(ctx)?.vendor_accounts.load_one(self.0.id).await?.unwrap_or_default(),
+        };
         Ok(accounts
             .into_iter()
             .map(|a| VendorAccount { vendor_id: ID(a.vendor_id.to_string()), external_id: a.external_id })
