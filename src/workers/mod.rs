@@ -229,23 +229,29 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
-/// Renews the job's lease every heartbeat while it runs, the lease having been taken at
-/// `claimed_at`; returns when the lease is lost: another worker took the job over after it
-/// expired, or renewals kept failing (the database unreachable) until the lease would run
-/// out before the next beat — given up before it does, so that no second worker calls the
-/// vendor while this one still does. A failed renewal is retried at the next beat.
-async fn keep_lease(domain: &Domain, worker: &str, claimed: &ClaimedJob, claimed_at: Instant) {
+/// Renews the job's lease every heartbeat while its vendor call runs (the lease held until
+/// `held_until`, the call over by `call_ends_by`); returns when the lease is lost: another
+/// worker took the job over after it expired, or renewals kept failing (the database
+/// unreachable, or too slow: a renewal gets one beat) until the lease would run out before
+/// the next beat and before the call's own end — given up then, so that no second worker
+/// calls the vendor while this one still does.
+async fn keep_lease(
+    domain: &Domain,
+    worker: &str,
+    claimed: &ClaimedJob,
+    mut held_until: Instant,
+    call_ends_by: Instant,
+) {
     let (lease, heartbeat) = (domain.jobs.lease, domain.jobs.heartbeat);
-    let mut held_until = claimed_at + lease;
     loop {
         tokio::time::sleep(heartbeat).await;
         let asked = Instant::now();
-        match jobs::renew_lease(domain, claimed).await {
-            Ok(true) => held_until = asked + lease,
-            Ok(false) => return,
-            Err(error) => tracing::warn!(job = claimed.job.id, worker, %error, "renewing a lease failed"),
+        match renew(domain, worker, claimed).await {
+            Some(true) => held_until = asked + lease,
+            Some(false) => return,
+            None => {}
         }
-        if !lease_outlasts_next_beat(held_until, Instant::now(), heartbeat) {
+        if gives_up(held_until, call_ends_by, Instant::now(), heartbeat) {
             tracing::warn!(
                 job = claimed.job.id,
                 worker,
@@ -256,10 +262,27 @@ async fn keep_lease(domain: &Domain, worker: &str, claimed: &ClaimedJob, claimed
     }
 }
 
-/// Whether a lease held until `held_until` still holds at the next beat, a `heartbeat` after
-/// `now` (when the next renewal is tried).
-fn lease_outlasts_next_beat(held_until: Instant, now: Instant, heartbeat: Duration) -> bool {
-    now + heartbeat < held_until
+/// One renewal, given a beat at most: whether the lease is still the worker's, `None` when
+/// the renewal failed or took too long.
+async fn renew(domain: &Domain, worker: &str, claimed: &ClaimedJob) -> Option<bool> {
+    match tokio::time::timeout(domain.jobs.heartbeat, jobs::renew_lease(domain, claimed)).await {
+        Ok(Ok(kept)) => Some(kept),
+        Ok(Err(error)) => {
+            tracing::warn!(job = claimed.job.id, worker, %error, "renewing a lease failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(job = claimed.job.id, worker, "renewing a lease took longer than a beat");
+            None
+        }
+    }
+}
+
+/// Whether a worker whose lease holds until `held_until`, with a call over by `call_ends_by`,
+/// gives the job up at `now`: when the lease ends before the call may and would end before
+/// the next renewal, a `heartbeat` away.
+fn gives_up(held_until: Instant, call_ends_by: Instant, now: Instant, heartbeat: Duration) -> bool {
+    held_until < call_ends_by && now + heartbeat >= held_until
 }
 
 /// Runs a claimed provisioning job through its vendor's connector and records the outcome.
@@ -282,6 +305,22 @@ async fn provision(
     let claimed_at = Instant::now();
     mark_started(domain, claimed).await?;
     let snapshot = domain.catalog.snapshot(&domain.db).await?;
+    // The lease must hold until the call may end; when getting here took too much of it, it
+    // is renewed first, and the call not made unless it was.
+    let call_ends_by = Instant::now() + timeout;
+    let mut held_until = claimed_at + domain.jobs.lease;
+    if held_until < call_ends_by {
+        let asked = Instant::now();
+        if renew(domain, worker, claimed).await != Some(true) {
+            tracing::warn!(
+                job = claimed.job.id,
+                worker,
+                "too little lease left for the vendor call: the job is left to it"
+            );
+            return Ok(());
+        }
+        held_until = asked + domain.jobs.lease;
+    }
     let call = async {
         match snapshot.vendors.get(&subject.vendor_id) {
             Some(vendor) => {
@@ -294,7 +333,7 @@ async fn provision(
     // The lease is renewed while the vendor call runs, so no other worker starts it.
     let outcome = tokio::select! {
         outcome = call => outcome,
-        () = keep_lease(domain, worker, claimed, claimed_at) => {
+        () = keep_lease(domain, worker, claimed, held_until, call_ends_by) => {
             tracing::warn!(job = claimed.job.id, worker, "lease lost during the vendor call: the call is abandoned, the job left to the lease");
             return Ok(());
         }
@@ -337,18 +376,27 @@ mod tests {
     use super::*;
 
     /// A worker whose renewals fail gives the job up before its lease runs out (so no
-    /// second worker calls the vendor while it still does), and not before it must.
+    /// second worker calls the vendor while it still does), and not before it must: never
+    /// while the lease outlasts the call.
     #[test]
     fn a_lease_that_cannot_be_renewed_is_given_up_before_it_runs_out() {
         let (lease, beat) = (Duration::from_secs(60), Duration::from_secs(20));
         let claimed = Instant::now();
         let at = |seconds: u64| claimed + Duration::from_secs(seconds);
-        // Every renewal fails: held until the claim's lease ends, given up at the second beat.
-        assert!(lease_outlasts_next_beat(claimed + lease, at(20), beat));
-        assert!(!lease_outlasts_next_beat(claimed + lease, at(40), beat));
+        // A call that may last past the lease; every renewal fails: held until the claim's
+        // lease ends, given up at the second beat.
+        let long_call = at(90);
+        assert!(!gives_up(claimed + lease, long_call, at(20), beat));
+        assert!(gives_up(claimed + lease, long_call, at(40), beat));
         // The first renewal succeeded: held 60 s from it, given up two failed beats later.
         let renewed = at(20) + lease;
-        assert!(lease_outlasts_next_beat(renewed, at(40), beat));
-        assert!(!lease_outlasts_next_beat(renewed, at(60), beat));
+        assert!(!gives_up(renewed, long_call, at(40), beat));
+        assert!(gives_up(renewed, long_call, at(60), beat));
+        // A lease of 12 s, a call of at most 10 s, a beat of 4 s: the lease outlasts the call,
+        // so failed renewals never abandon it.
+        let (short_lease, short_beat) = (Duration::from_secs(12), Duration::from_secs(4));
+        for now in [4, 8, 11] {
+            assert!(!gives_up(claimed + short_lease, at(10), at(now), short_beat));
+        }
     }
 }
