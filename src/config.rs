@@ -224,11 +224,11 @@ pub struct ServerConfig {
     /// How long a login waits for a turn to hash before it is refused as RATE_LIMITED.
     #[arg(long, env = "SWITCHYARD_LOGIN_QUEUE_WAIT", default_value = "5s", value_parser = parse_duration)]
     pub login_queue_wait: Duration,
-    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated addresses): from
-    /// them, the client is the last address in that header that is not itself a trusted
-    /// proxy. From any other peer the header is ignored.
+    /// Reverse proxies whose `X-Forwarded-For` is believed (comma-separated addresses or
+    /// networks, `10.0.0.0/8`): from them, the client is the last address in that header that
+    /// is not itself a trusted proxy. From any other peer the header is ignored.
     #[arg(long, env = "SWITCHYARD_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub trusted_proxies: Vec<IpRange>,
 }
 
 /// The provisioning engine: workers, leases, retries.
@@ -353,9 +353,77 @@ pub fn defaults<T: Args>() -> Result<T, clap::Error> {
     <Wrapper<T> as clap::Parser>::try_parse_from(["switchyard"]).map(|w| w.inner)
 }
 
+/// An address or a network of them (`203.0.113.7`, `10.0.0.0/8`, `2001:db8::/32`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpRange {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Whether `address` is in the range (an IPv4 address mapped into IPv6 counts as IPv4).
+    pub fn contains(&self, address: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let address = match address {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |a: IpAddr| match a {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32),
+            IpAddr::V6(v6) => (u128::from(v6), 128),
+        };
+        let ((net, net_len), (addr, addr_len)) = (bits(self.network), bits(address));
+        if net_len != addr_len {
+            return false;
+        }
+        // IPv4 sits in the top 32 bits, so one mask of the top `prefix` bits serves both.
+        let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+        net & mask == addr & mask
+    }
+}
+
+impl std::str::FromStr for IpRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network: std::net::IpAddr = address.parse().map_err(|_| format!("not an address: {text:?}"))?;
+        let most: u8 = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => {
+                p.parse::<u8>().ok().filter(|p| *p <= most).ok_or_else(|| format!("not a prefix length: {text:?}"))?
+            }
+            None => most,
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let range = |s: &str| s.parse::<IpRange>().unwrap_or_else(|e| panic!("{e}"));
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap_or_else(|e| panic!("{e}"));
+        assert!(range("10.0.0.0/8").contains(ip("10.200.3.4")));
+        assert!(!range("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(range("10.0.0.0/8").contains(ip("::ffff:10.1.2.3")));
+        assert!(range("203.0.113.7").contains(ip("203.0.113.7")));
+        assert!(!range("203.0.113.7").contains(ip("203.0.113.8")));
+        assert!(range("2001:db8::/32").contains(ip("2001:db8:1::5")));
+        assert!(!range("2001:db8::/32").contains(ip("2001:db9::5")));
+        assert!(!range("0.0.0.0/0").contains(ip("::1")), "an IPv4 range holds no IPv6 address");
+        assert!(range("0.0.0.0/0").contains(ip("192.0.2.1")));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129"] {
+            assert!(bad.parse::<IpRange>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_parse_with_units() {

@@ -149,24 +149,39 @@ pub fn accepts_graphql_response(request: &HttpRequest) -> bool {
 }
 
 /// The address of the client behind a request: the peer's, unless the peer is one of the
-/// `trusted` proxies, in which case the last address of `X-Forwarded-For` that is not a
-/// trusted proxy itself (a proxy appends what it saw; what the client wrote before that is
-/// not believed). `None` when the peer is unknown (a test server over a socket pair).
-pub fn client_address(request: &HttpRequest, trusted: &[std::net::IpAddr]) -> Option<std::net::IpAddr> {
-    let peer = request.peer_addr()?.ip();
-    if !trusted.contains(&peer) {
-        return Some(peer);
+/// `trusted` proxies; then `X-Forwarded-For` is read from its end (each proxy appends the
+/// address it saw), past the trusted proxies, and the first address that is not one is the
+/// client (what the client itself wrote before it is not believed). An entry that is not an
+/// address (`unknown`) ends the reading: the last trusted hop is the client then. Ports
+/// (`203.0.113.7:5555`, `[2001:db8::1]:443`) are ignored. `None` when the peer is unknown.
+pub fn client_address(request: &HttpRequest, trusted: &[crate::config::IpRange]) -> Option<std::net::IpAddr> {
+    let is_trusted = |address: std::net::IpAddr| trusted.iter().any(|range| range.contains(address));
+    let mut client = request.peer_addr()?.ip();
+    if !is_trusted(client) {
+        return Some(client);
     }
-    let forwarded: Vec<std::net::IpAddr> = request
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|entry| entry.trim().parse::<std::net::IpAddr>())
-        .collect::<Result<_, _>>()
-        // An entry that is not an address: the chain cannot be read, so the proxy is the client.
-        .unwrap_or_default();
-    Some(forwarded.into_iter().rev().find(|address| !trusted.contains(address)).unwrap_or(peer))
+    let values: Vec<&str> =
+        request.headers().get_all("x-forwarded-for").filter_map(|value| value.to_str().ok()).collect();
+    for entry in values.iter().flat_map(|value| value.split(',')).collect::<Vec<_>>().into_iter().rev() {
+        let Some(address) = forwarded_address(entry) else { break };
+        client = address;
+        if !is_trusted(address) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// An `X-Forwarded-For` entry's address, without a port.
+fn forwarded_address(entry: &str) -> Option<std::net::IpAddr> {
+    let entry = entry.trim();
+    if let Ok(address) = entry.parse() {
+        return Some(address);
+    }
+    if let Some(bracketed) = entry.strip_prefix('[') {
+        return bracketed.split_once(']').and_then(|(address, _)| address.parse().ok());
+    }
+    entry.rsplit_once(':').and_then(|(address, port)| port.parse::<u16>().ok().and_then(|_| address.parse().ok()))
 }
 
 #[cfg(test)]
