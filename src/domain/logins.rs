@@ -13,6 +13,9 @@
 //!   returns the new count: concurrent guesses cannot all slip under the limit. Past the
 //!   limit the attempt is refused unchecked (RATE_LIMITED, with the seconds until the window
 //!   ends), the right password too: otherwise guessing would merely be slowed.
+//! - A process remembers for 30 s the subjects it saw refused and refuses them again
+//!   without asking the database: a flood at a locked account costs no write. (So the
+//!   operator's unlock reaches other processes within 30 s.)
 //! - So the counts are of wrong passwords checked: a correct login clears its account's
 //!   count from its client and gives its other attempts back; an attempt refused unchecked
 //!   (a limit reached, no turn to hash, a fault) gives back what it was counted against.
@@ -20,8 +23,9 @@
 //!   process; a login waits `queue_wait` for a turn at most, then is refused as RATE_LIMITED.
 //!   (One login per request is the GraphQL layer's rule, `graphql::mutation::auth`.)
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use entity::login_attempt;
@@ -53,11 +57,22 @@ pub struct LoginPolicy {
     pub queue_wait: Duration,
 }
 
-/// The policy and this process's hashing turns.
+/// The policy, this process's hashing turns, and the subjects it saw refused lately.
 pub struct LoginGuard {
     policy: LoginPolicy,
     hashing: Arc<Semaphore>,
+    /// Subjects refused lately: until when (domain-clock seconds) this process refuses them
+    /// again without asking the database, and when their window ends.
+    refused: Mutex<HashMap<String, (i64, i64)>>,
 }
+
+/// How long a process remembers a refusal (seconds): a flood of attempts at a locked
+/// subject costs no write meanwhile, and an operator's unlock reaches other processes
+/// within it.
+const REMEMBERED_SECONDS: i64 = 30;
+
+/// The most refusals remembered; past it, the expired ones are dropped, then all.
+const REMEMBERED_MOST: usize = 100_000;
 
 /// What an attempt is counted against.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,12 +128,46 @@ impl LoginGuard {
             0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
             n => n,
         };
-        Self { policy, hashing: Arc::new(Semaphore::new(permits)) }
+        Self { policy, hashing: Arc::new(Semaphore::new(permits)), refused: Mutex::new(HashMap::new()) }
     }
 
     /// The policy in force.
     pub fn policy(&self) -> &LoginPolicy {
         &self.policy
+    }
+
+    /// RATE_LIMITED if this process refused one of `subjects` lately (within
+    /// [`REMEMBERED_SECONDS`]), without asking the database; `now` in domain-clock seconds.
+    pub fn refused_lately(&self, subjects: &[&Subject], now: i64) -> Result<()> {
+        let Ok(refused) = self.refused.lock() else { return Ok(()) };
+        let window_ends = subjects
+            .iter()
+            .filter_map(|s| refused.get(&s.0))
+            .filter(|(remembered_until, _)| *remembered_until > now)
+            .map(|(_, window_ends)| *window_ends)
+            .max();
+        match window_ends {
+            Some(ends) => Err(rate_limited(ends - now)),
+            None => Ok(()),
+        }
+    }
+
+    fn remember_refusal(&self, subject: &Subject, now: i64, window_ends: i64) {
+        let Ok(mut refused) = self.refused.lock() else { return };
+        if refused.len() >= REMEMBERED_MOST {
+            refused.retain(|_, (until, _)| *until > now);
+            if refused.len() >= REMEMBERED_MOST {
+                refused.clear();
+            }
+        }
+        refused.insert(subject.0.clone(), (window_ends.min(now + REMEMBERED_SECONDS), window_ends));
+    }
+
+    fn forget_account(&self, key: &str) {
+        if let Ok(mut refused) = self.refused.lock() {
+            let (account, pairs) = (format!("account:{key}"), format!("pair:{key}:"));
+            refused.retain(|subject, _| *subject != account && !subject.starts_with(&pairs));
+        }
     }
 
     /// Runs `hash` (an argon2 computation) on the blocking pool once a turn is free; waits
@@ -171,8 +220,14 @@ pub async fn count(domain: &Domain, subject: &Subject, limit: u32) -> Result<()>
     if failures <= i64::from(limit) {
         return Ok(());
     }
-    let left = started.saturating_add(window).saturating_sub(now).max(1);
-    Err(Error::RateLimited { retry_after: Duration::from_secs(u64::try_from(left).unwrap_or(1)) })
+    let window_ends = started.saturating_add(window);
+    domain.logins.remember_refusal(subject, now, window_ends);
+    Err(rate_limited(window_ends.saturating_sub(now)))
+}
+
+/// RATE_LIMITED for `seconds` (one at least).
+fn rate_limited(seconds: i64) -> Error {
+    Error::RateLimited { retry_after: Duration::from_secs(u64::try_from(seconds.max(1)).unwrap_or(1)) }
 }
 
 /// Takes back one counted attempt of `subject` (it was not a failure).
@@ -214,6 +269,8 @@ pub async fn unlock(domain: &Domain, actor: &Actor, email: &str) -> Result<u64> 
         .await?;
     let details = serde_json::json!({"email": email.trim().to_lowercase(), "cleared": deleted.rows_affected});
     w.commit(Audit::action(actor, "unlockLogin", "login", None, details)).await?;
+    // Other processes forget their refusals within REMEMBERED_SECONDS.
+    domain.logins.forget_account(&key);
     Ok(deleted.rows_affected)
 }
 

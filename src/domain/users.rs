@@ -86,6 +86,7 @@ pub async fn login(
     let (account, client) = (Subject::account(email), Subject::client(client));
     // Counted before the password is checked, so that concurrent guesses cannot all pass;
     // each limit reached gives back what was counted before it (no password was checked).
+    domain.logins.refused_lately(&[&client, &from_client, &account], domain.clock.now().timestamp())?;
     let limits = [
         (&client, policy.client_failures),
         (&from_client, policy.account_failures),

@@ -91,6 +91,13 @@ async fn wrong_passwords_lock_the_account_for_their_client_on_every_server_until
     eprintln!("100 wrong passwords in {elapsed:?}: {checked} checked, the rest refused unchecked");
     assert!(outcomes[..5].iter().all(|o| o == "UNAUTHENTICATED"), "{outcomes:?}");
     assert!(outcomes[5..].iter().all(|o| o == "RATE_LIMITED"), "{outcomes:?}");
+    // Both servers remember the refusal: more attempts at the locked account from that
+    // client cost no statement at all.
+    app.statements.store(0, std::sync::atomic::Ordering::SeqCst);
+    for n in 0..20 {
+        assert_eq!(from(&app, "203.0.113.1", "rita@reseller.test", &format!("flood {n}")).await, "RATE_LIMITED");
+    }
+    assert_eq!(app.statements.load(std::sync::atomic::Ordering::SeqCst), 0, "statements for refused attempts");
     // From that client the right password waits too, and is told how long.
     let body = login_from(&other, Some("203.0.113.1"), "Rita@Reseller.test", RIGHT).await;
     assert_eq!(outcome(&body), "RATE_LIMITED", "{body}");
@@ -115,6 +122,10 @@ async fn wrong_passwords_lock_the_account_for_their_client_on_every_server_until
     let cleared = app.data(&app.operator(), unlock, json!({"e": " RITA@reseller.test"})).await;
     assert_eq!(cleared["unlockLogin"], true);
     assert_eq!(from(&app, "198.51.100.1", "rita@reseller.test", RIGHT).await, "OK");
+    assert_eq!(from(&app, "203.0.113.1", "rita@reseller.test", RIGHT).await, "OK");
+    // The other server still remembers its refusal of the guesser's client for 30 s.
+    assert_eq!(from(&other, "203.0.113.1", "rita@reseller.test", RIGHT).await, "RATE_LIMITED");
+    other.advance(chrono::Duration::seconds(31));
     assert_eq!(from(&other, "203.0.113.1", "rita@reseller.test", RIGHT).await, "OK");
     // A window's counts end with it: after 15 minutes, 4 wrong passwords from one client and
     // the right one still work, which then clears that client's count.
