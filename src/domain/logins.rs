@@ -257,6 +257,11 @@ pub async fn clear(domain: &Domain, subject: &Subject) -> Result<()> {
 /// guesses. How many counts were cleared.
 pub async fn unlock(domain: &Domain, actor: &Actor, email: &str) -> Result<u64> {
     actor.require_operator()?;
+    // What no login can use: a NUL (PostgreSQL refuses it in the audit row) or an address
+    // past 320 bytes.
+    if email.contains('\0') || email.len() > 320 {
+        return Err(Error::validation("email", "not an email address"));
+    }
     let key = account_key(email);
     let w = Write::begin(domain).await?;
     let deleted = login_attempt::Entity::delete_many()

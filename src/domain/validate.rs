@@ -17,6 +17,20 @@ pub fn text(value: &str, max: usize, field: &str) -> Result<String> {
     Ok(trimmed.to_owned())
 }
 
+/// A trimmed free text of at most `max` characters, possibly empty, possibly of several
+/// lines: line breaks and tabs are kept, every other control character (NUL among them,
+/// which PostgreSQL refuses in text) is refused.
+pub fn free_text(value: &str, max: usize, field: &str) -> Result<String> {
+    let trimmed = value.trim();
+    if trimmed.chars().count() > max {
+        return Err(Error::validation(field, format!("at most {max} characters")));
+    }
+    if trimmed.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+        return Err(Error::validation(field, "must not contain control characters"));
+    }
+    Ok(trimmed.to_owned())
+}
+
 /// An identifier-like code: letters, digits, `-`, `_` and `.`, 1 to `max` characters.
 pub fn code(value: &str, max: usize, field: &str) -> Result<String> {
     let value = text(value, max, field)?;

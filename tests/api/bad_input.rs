@@ -43,6 +43,27 @@ async fn bad_input_is_a_clear_error_never_internal() {
             "UNAUTHENTICATED|BAD_USER_INPUT",
         ),
         (
+            "a NUL byte in a product's description",
+            Some(operator.clone()),
+            "mutation($i: CreateProductInput!) { createProduct(input: $i) { id } }",
+            json!({"i": {"vendorId": f.vendor_a.to_string(), "name": "P", "description": "a\u{0}b"}}),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "a NUL byte in a product's new description",
+            Some(operator.clone()),
+            "mutation($id: ID!, $i: UpdateProductInput!) { updateProduct(id: $id, input: $i) { id } }",
+            json!({"id": f.product_a.to_string(), "i": {"description": "a\u{0}b"}}),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "a NUL byte in an address to unlock",
+            Some(operator.clone()),
+            "mutation($e: String!) { unlockLogin(email: $e) }",
+            json!({"e": "a\u{0}@b.test"}),
+            "BAD_USER_INPUT",
+        ),
+        (
             "a token for a reseller that does not exist",
             Some(app.token(Role::Reseller, Some(987_654))),
             "mutation($i: CreateCustomerInput!) { createCustomer(input: $i) { id } }",

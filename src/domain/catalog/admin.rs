@@ -147,10 +147,7 @@ fn require_catalog_editor(actor: &Actor, vendor_id: i64, what: &'static str) -> 
 pub async fn create_product(domain: &Domain, actor: &Actor, input: NewProduct) -> Result<product::Model> {
     require_catalog_editor(actor, input.vendor_id.get(), "vendor")?;
     let name = validate::text(&input.name, 200, "input.name")?;
-    let description = input.description.map(|d| d.trim().to_owned()).unwrap_or_default();
-    if description.chars().count() > 4000 {
-        return Err(Error::validation("input.description", "at most 4000 characters"));
-    }
+    let description = validate::free_text(input.description.as_deref().unwrap_or_default(), 4000, "input.description")?;
     let now = domain.clock.now();
     let mut w = Write::begin(domain).await?;
     vendor::Entity::find_by_id(input.vendor_id).one(w.db()).await?.ok_or(Error::NotFound("vendor"))?;
@@ -197,10 +194,7 @@ pub async fn update_product(
         model.name = Set(validate::text(&name, 200, "input.name")?);
     }
     if let Some(description) = changes.description {
-        if description.chars().count() > 4000 {
-            return Err(Error::validation("input.description", "at most 4000 characters"));
-        }
-        model.description = Set(description.trim().to_owned());
+        model.description = Set(validate::free_text(&description, 4000, "input.description")?);
     }
     if let Some(status) = changes.status {
         model.status = Set(status);
