@@ -57,7 +57,13 @@ pub async fn list_customers(
         select = select.filter(customer::Column::ResellerId.eq(reseller_id));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        select = select.filter(customer::Column::Name.contains(search));
+        // No name holds a control character or runs past 200 characters, so such a search
+        // matches nothing (and PostgreSQL refuses a NUL, SQLite a LIKE pattern that long).
+        if search.chars().any(char::is_control) || search.chars().count() > 200 {
+            select = select.filter(customer::Column::Id.lt(0));
+        } else {
+            select = select.filter(customer::Column::Name.contains(search));
+        }
     }
     fetch_page(&domain.db, select, customer::Column::Id, page).await
 }

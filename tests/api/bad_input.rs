@@ -43,6 +43,20 @@ async fn bad_input_is_a_clear_error_never_internal() {
             "UNAUTHENTICATED|BAD_USER_INPUT",
         ),
         (
+            "a NUL byte in a customer search",
+            Some(operator.clone()),
+            "query($s: String) { customers(search: $s) { totalCount } }",
+            json!({"s": "a\u{0}b"}),
+            "none|BAD_USER_INPUT",
+        ),
+        (
+            "a 100 KB customer search",
+            Some(operator.clone()),
+            "query($s: String) { customers(search: $s) { totalCount } }",
+            json!({"s": "x".repeat(100 * 1024)}),
+            "none|BAD_USER_INPUT",
+        ),
+        (
             "a NUL byte in a product's description",
             Some(operator.clone()),
             "mutation($i: CreateProductInput!) { createProduct(input: $i) { id } }",
