@@ -9,16 +9,18 @@
 //!   and client, so that someone guessing from one client locks the account for that client
 //!   only; the total per account, higher, stops guessing spread over many clients, and the
 //!   operator can clear an account's counts (`unlock`).
-//! - **An attempt is counted before its password is checked**, by one atomic upsert that
-//!   returns the new count: concurrent guesses cannot all slip under the limit. Past the
-//!   limit the attempt is refused unchecked (RATE_LIMITED, with the seconds until the window
-//!   ends), the right password too: otherwise guessing would merely be slowed.
+//! - **An attempt is counted before its password is checked**, against all its subjects in
+//!   one transaction of atomic upserts that return the new counts: concurrent guesses cannot
+//!   all slip under a limit. Past a limit the attempt is refused unchecked (RATE_LIMITED,
+//!   with the seconds until the window ends) and nothing of it is kept, the right password
+//!   refused too: otherwise guessing would merely be slowed.
 //! - A process remembers for 30 s the subjects it saw refused and refuses them again
 //!   without asking the database: a flood at a locked account costs no write. (So the
 //!   operator's unlock reaches other processes within 30 s.)
 //! - So the counts are of wrong passwords checked: a correct login clears its account's
-//!   count from its client and gives its other attempts back; an attempt refused unchecked
-//!   (a limit reached, no turn to hash, a fault) gives back what it was counted against.
+//!   count from its client and gives its other attempts back; an attempt that fails for
+//!   another reason (no turn to hash, a fault) gives all back — in one transaction, and only
+//!   to the window it was counted in.
 //! - **Hashing is bounded**: at most `concurrency` argon2 computations run at once in this
 //!   process; a login waits `queue_wait` for a turn at most, then is refused as RATE_LIMITED.
 //!   (One login per request is the GraphQL layer's rule, `graphql::mutation::auth`.)
@@ -193,36 +195,47 @@ fn window_seconds(domain: &Domain) -> i64 {
     i64::try_from(domain.logins.policy.window.as_secs()).unwrap_or(i64::MAX).max(1)
 }
 
-/// Counts an attempt against `subject` at the domain clock's now; RATE_LIMITED (counted all
-/// the same, up to one past the limit) when it passes `limit` within the window.
-pub async fn count(domain: &Domain, subject: &Subject, limit: u32) -> Result<()> {
+/// An attempt counted against its subjects: each with the start of the window it was
+/// counted in.
+#[derive(Debug)]
+pub struct Counted(Vec<(Subject, i64)>);
+
+/// Counts one attempt against every one of `subjects` (with its limit), at the domain
+/// clock's now, in one transaction: all are counted, or — when one has reached its limit —
+/// none, and the attempt is RATE_LIMITED until that subject's window ends (and remembered).
+pub async fn count_attempt(domain: &Domain, subjects: &[(&Subject, u32)]) -> Result<Counted> {
     let now = domain.clock.now().timestamp();
     let window = window_seconds(domain);
-    let cap = i64::from(limit).saturating_add(1);
     let sql = "INSERT INTO login_attempts (subject, failures, window_started_unix) VALUES ($1, 1, $2) \
          ON CONFLICT (subject) DO UPDATE SET \
          failures = CASE WHEN login_attempts.window_started_unix <= $3 THEN 1 \
-                         WHEN login_attempts.failures >= $4 THEN login_attempts.failures \
                          ELSE login_attempts.failures + 1 END, \
          window_started_unix = CASE WHEN login_attempts.window_started_unix <= $3 THEN $2 \
                                     ELSE login_attempts.window_started_unix END \
          RETURNING failures, window_started_unix";
-    let values = vec![subject.0.clone().into(), now.into(), now.saturating_sub(window).into(), cap.into()];
     let w = Write::begin(domain).await?;
-    let row = w
-        .db()
-        .query_one_raw(statement(w.db().get_database_backend(), sql, values))
-        .await?
-        .ok_or_else(|| Error::internal("the login count upsert returned no row"))?;
-    let failures: i64 = row.try_get::<i64>("", "failures")?;
-    let started: i64 = row.try_get::<i64>("", "window_started_unix")?;
-    w.commit(Audit::Bookkeeping("a login attempt is counted")).await?;
-    if failures <= i64::from(limit) {
-        return Ok(());
+    let backend = w.db().get_database_backend();
+    let mut counted = Vec::with_capacity(subjects.len());
+    for (subject, limit) in subjects {
+        let values = vec![subject.0.clone().into(), now.into(), now.saturating_sub(window).into()];
+        let row = w
+            .db()
+            .query_one_raw(statement(backend, sql, values))
+            .await?
+            .ok_or_else(|| Error::internal("the login count upsert returned no row"))?;
+        let failures: i64 = row.try_get::<i64>("", "failures")?;
+        let started: i64 = row.try_get::<i64>("", "window_started_unix")?;
+        if failures > i64::from(*limit) {
+            // Nothing of this attempt is kept: the counts stay at their limits.
+            w.rollback().await;
+            let window_ends = started.saturating_add(window);
+            domain.logins.remember_refusal(subject, now, window_ends);
+            return Err(rate_limited(window_ends.saturating_sub(now)));
+        }
+        counted.push(((*subject).clone(), started));
     }
-    let window_ends = started.saturating_add(window);
-    domain.logins.remember_refusal(subject, now, window_ends);
-    Err(rate_limited(window_ends.saturating_sub(now)))
+    w.commit(Audit::Bookkeeping("a login attempt is counted")).await?;
+    Ok(Counted(counted))
 }
 
 /// RATE_LIMITED for `seconds` (one at least).
@@ -230,26 +243,28 @@ fn rate_limited(seconds: i64) -> Error {
     Error::RateLimited { retry_after: Duration::from_secs(u64::try_from(seconds.max(1)).unwrap_or(1)) }
 }
 
-/// Takes back one counted attempt of `subject` (it was not a failure).
-pub async fn give_back(domain: &Domain, subject: &Subject) -> Result<()> {
+/// Settles an attempt that was no failed guess, in one transaction: `cleared` (the account
+/// from the client that logged in) is cleared, every other subject gets its attempt back —
+/// in the window it was counted in only, so an attempt never comes off a later window.
+pub async fn not_a_failure(domain: &Domain, counted: &Counted, cleared: Option<&Subject>) -> Result<()> {
     let w = Write::begin(domain).await?;
-    login_attempt::Entity::update_many()
-        .col_expr(
-            login_attempt::Column::Failures,
-            sea_orm::sea_query::ExprTrait::sub(Expr::col(login_attempt::Column::Failures), 1),
-        )
-        .filter(login_attempt::Column::Subject.eq(subject.0.as_str()))
-        .filter(login_attempt::Column::Failures.gt(0))
-        .exec(w.db())
-        .await?;
-    w.commit(Audit::Bookkeeping("a login attempt that was no failure is given back")).await
-}
-
-/// Clears `subject`'s count (its account logged in).
-pub async fn clear(domain: &Domain, subject: &Subject) -> Result<()> {
-    let w = Write::begin(domain).await?;
-    login_attempt::Entity::delete_by_id(subject.0.clone()).exec(w.db()).await?;
-    w.commit(Audit::Bookkeeping("a login clears its account's failures")).await
+    for (subject, started) in &counted.0 {
+        if Some(subject) == cleared {
+            login_attempt::Entity::delete_by_id(subject.0.clone()).exec(w.db()).await?;
+            continue;
+        }
+        login_attempt::Entity::update_many()
+            .col_expr(
+                login_attempt::Column::Failures,
+                sea_orm::sea_query::ExprTrait::sub(Expr::col(login_attempt::Column::Failures), 1),
+            )
+            .filter(login_attempt::Column::Subject.eq(subject.0.as_str()))
+            .filter(login_attempt::Column::WindowStartedUnix.eq(*started))
+            .filter(login_attempt::Column::Failures.gt(0))
+            .exec(w.db())
+            .await?;
+    }
+    w.commit(Audit::Bookkeeping("a login attempt that was no failed guess is given back")).await
 }
 
 /// Clears every count of the account `email` (from all clients and from each), so that its

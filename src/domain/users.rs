@@ -84,38 +84,30 @@ pub async fn login(
     let policy = domain.logins.policy();
     let from_client = Subject::account_from(email, client);
     let (account, client) = (Subject::account(email), Subject::client(client));
-    // Counted before the password is checked, so that concurrent guesses cannot all pass;
-    // each limit reached gives back what was counted before it (no password was checked).
-    domain.logins.refused_lately(&[&client, &from_client, &account], domain.clock.now().timestamp())?;
-    let limits = [
-        (&client, policy.client_failures),
-        (&from_client, policy.account_failures),
-        (&account, policy.account_failures_total),
-    ];
-    for (index, (subject, limit)) in limits.iter().enumerate() {
-        if let Err(refused) = logins::count(domain, subject, *limit).await {
-            for (counted, _) in &limits[..index] {
-                logins::give_back(domain, counted).await?;
-            }
-            return Err(refused);
-        }
+    let subjects = [&client, &from_client, &account];
+    domain.logins.refused_lately(&subjects, domain.clock.now().timestamp())?;
+    // Counted before the password is checked, so that concurrent guesses cannot all pass.
+    let counted = logins::count_attempt(
+        domain,
+        &[
+            (&client, policy.client_failures),
+            (&from_client, policy.account_failures),
+            (&account, policy.account_failures_total),
+        ],
+    )
+    .await?;
+    let checked = check(domain, email, password).await;
+    let cleared = match &checked {
+        Err(Error::Unauthenticated) => return checked,
+        Ok(_) => Some(&from_client),
+        // Not a failed guess (no turn to hash, a fault): no count keeps it.
+        Err(_) => None,
+    };
+    if let Err(error) = logins::not_a_failure(domain, &counted, cleared).await {
+        // The answer stands; the counts keep the attempt until its window ends.
+        tracing::warn!(%error, "a login attempt could not be given back");
     }
-    match check(domain, email, password).await {
-        Ok(found) => {
-            logins::clear(domain, &from_client).await?;
-            logins::give_back(domain, &account).await?;
-            logins::give_back(domain, &client).await?;
-            Ok(found)
-        }
-        Err(Error::Unauthenticated) => Err(Error::Unauthenticated),
-        Err(other) => {
-            // Not a failed guess (no turn to hash, a fault): no count keeps it.
-            for (counted, _) in &limits {
-                logins::give_back(domain, counted).await?;
-            }
-            Err(other)
-        }
-    }
+    checked
 }
 
 /// Checks the password, in a hashing turn.
