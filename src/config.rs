@@ -211,7 +211,7 @@ pub struct ServerConfig {
     /// every login to it waits for the window to end, or for the operator's `unlockLogin`.
     #[arg(long, env = "SWITCHYARD_LOGIN_ACCOUNT_FAILURES_TOTAL", default_value_t = 100)]
     pub login_account_failures_total: u32,
-    /// Failed logins one client (an IPv4 address, an IPv6 /64) makes per `login_window`,
+    /// Failed logins one client (an IPv4 address, an IPv6 /56) makes per `login_window`,
     /// across accounts, before its logins wait.
     #[arg(long, env = "SWITCHYARD_LOGIN_CLIENT_FAILURES", default_value_t = 100)]
     pub login_client_failures: u32,
@@ -399,6 +399,16 @@ impl std::str::FromStr for IpRange {
             }
             None => most,
         };
+        // An IPv4 network written mapped into IPv6 (`::ffff:10.0.0.0/104`) is that IPv4
+        // network, as addresses are compared.
+        if let std::net::IpAddr::V6(v6) = network
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            let prefix = prefix
+                .checked_sub(96)
+                .ok_or_else(|| format!("a mapped IPv4 network needs a prefix of 96 or more: {text:?}"))?;
+            return Ok(Self { network: std::net::IpAddr::V4(v4), prefix });
+        }
         Ok(Self { network, prefix })
     }
 }
@@ -420,7 +430,10 @@ mod tests {
         assert!(!range("2001:db8::/32").contains(ip("2001:db9::5")));
         assert!(!range("0.0.0.0/0").contains(ip("::1")), "an IPv4 range holds no IPv6 address");
         assert!(range("0.0.0.0/0").contains(ip("192.0.2.1")));
-        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129"] {
+        assert!(range("::ffff:10.0.0.0/104").contains(ip("10.9.8.7")));
+        assert!(range("::ffff:10.0.0.1").contains(ip("10.0.0.1")));
+        assert!(!range("::ffff:10.0.0.1").contains(ip("10.0.0.2")));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129", "::ffff:10.0.0.0/64"] {
             assert!(bad.parse::<IpRange>().is_err(), "{bad}");
         }
     }

@@ -2,7 +2,7 @@
 //! passwords this process hashes at once.
 //!
 //! - **Counts live in the database** (`login_attempts`), so every server process enforces
-//!   the same limits. An attempt counts against its client (an IPv4 address, an IPv6 /64),
+//!   the same limits. An attempt counts against its client (an IPv4 address, an IPv6 /56),
 //!   against its account from that client, and against its account from all clients (an
 //!   account is the SHA-256 of its lower-cased address, known or not: throttling must not
 //!   tell which accounts exist, nor store guessed addresses). The tight limit is per account
@@ -85,14 +85,15 @@ fn account_key(email: &str) -> String {
     hex::encode(Sha256::digest(email.trim().to_lowercase().as_bytes()))
 }
 
-/// A client's key: an IPv4 address, or the /64 network of an IPv6 address (one host usually
-/// has all of it); `None` (no peer address known) is one shared client.
+/// A client's key: an IPv4 address, or the /56 network of an IPv6 address (what a provider
+/// commonly routes to one subscriber, so one line cannot pose as 256 clients); `None` (no
+/// peer address known) is one shared client.
 fn client_key(address: Option<IpAddr>) -> String {
     match address.map(canonical) {
         Some(IpAddr::V4(v4)) => v4.to_string(),
         Some(IpAddr::V6(v6)) => {
             let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            format!("{:x}:{:x}:{:x}:{:x}::/56", s[0], s[1], s[2], s[3] & 0xff00)
         }
         None => "unknown".to_owned(),
     }
@@ -387,10 +388,11 @@ mod tests {
         assert_eq!(client("203.0.113.7"), client("::ffff:203.0.113.7"));
         assert_ne!(client("203.0.113.7"), client("203.0.113.8"));
         assert_eq!(client("2001:db8:0:1::1"), client("2001:db8:0:1:ffff::2"));
-        assert_ne!(client("2001:db8:0:1::1"), client("2001:db8:0:2::1"));
+        assert_eq!(client("2001:db8:0:1::1"), client("2001:db8:0:ff::1"), "one /56");
+        assert_ne!(client("2001:db8:0:1::1"), client("2001:db8:0:100::1"));
         assert_eq!(Subject::account(" Rita@Example.test"), Subject::account("rita@example.test"));
         let from = |s: &str| Subject::account_from("rita@example.test", s.parse().ok());
-        assert_eq!(from("2001:db8:0:1::1"), from("2001:db8:0:1::2"));
+        assert_eq!(from("2001:db8:0:1::1"), from("2001:db8:0:2::2"));
         assert_ne!(from("203.0.113.7"), from("203.0.113.8"));
     }
 }

@@ -160,10 +160,12 @@ pub fn client_address(request: &HttpRequest, trusted: &[crate::config::IpRange])
     if !is_trusted(client) {
         return Some(client);
     }
-    let values: Vec<&str> =
-        request.headers().get_all("x-forwarded-for").filter_map(|value| value.to_str().ok()).collect();
-    for entry in values.iter().flat_map(|value| value.split(',')).collect::<Vec<_>>().into_iter().rev() {
-        let Some(address) = forwarded_address(entry) else { break };
+    // Split as bytes: a line with bytes that are not text (a client may send them) still
+    // holds the entries the proxies appended after it.
+    let entries: Vec<&[u8]> =
+        request.headers().get_all("x-forwarded-for").flat_map(|value| value.as_bytes().split(|b| *b == b',')).collect();
+    for entry in entries.into_iter().rev() {
+        let Some(address) = std::str::from_utf8(entry).ok().and_then(forwarded_address) else { break };
         client = address;
         if !is_trusted(address) {
             break;
@@ -186,7 +188,39 @@ fn forwarded_address(entry: &str) -> Option<std::net::IpAddr> {
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_token;
+    use super::{bearer_token, client_address};
+
+    /// The client a request from `peer` with these `X-Forwarded-For` lines is taken for,
+    /// behind the proxies of 10.0.0.0/8.
+    fn client(peer: &str, lines: &[&[u8]]) -> Option<String> {
+        let mut request = actix_web::test::TestRequest::default().peer_addr(peer.parse().ok()?);
+        for line in lines {
+            let value = actix_web::http::header::HeaderValue::from_bytes(line).ok()?;
+            request = request.append_header(("x-forwarded-for", value));
+        }
+        let trusted = ["10.0.0.0/8".parse().ok()?];
+        client_address(&request.to_http_request(), &trusted).map(|a| a.to_string())
+    }
+
+    #[test]
+    fn the_client_is_read_from_the_end_of_the_forwarded_chain_past_trusted_proxies() {
+        let got = |peer, lines: &[&[u8]]| client(peer, lines).unwrap_or_default();
+        // An untrusted peer is the client, whatever it forwards.
+        assert_eq!(got("203.0.113.9:1000", &[b"198.51.100.1"]), "203.0.113.9");
+        // Through two proxies; what the client wrote first is not believed.
+        assert_eq!(got("10.0.0.1:1000", &[b"6.6.6.6, 203.0.113.7, 10.0.0.2"]), "203.0.113.7");
+        // Several lines, in order; ports and brackets.
+        assert_eq!(got("10.0.0.1:1000", &[b"6.6.6.6", b"203.0.113.7:5555"]), "203.0.113.7");
+        assert_eq!(got("10.0.0.1:1000", &[b"[2001:db8::1]:443"]), "2001:db8::1");
+        assert_eq!(got("10.0.0.1:1000", &[b"[2001:db8::2]"]), "2001:db8::2");
+        // A line with bytes that are not text keeps what the proxy appended after them.
+        assert_eq!(got("10.0.0.1:1000", &[b"\xff\xfe, 203.0.113.7"]), "203.0.113.7");
+        // An entry that is not an address stops the reading at the last trusted hop.
+        assert_eq!(got("10.0.0.1:1000", &[b"203.0.113.7, unknown, 10.0.0.2"]), "10.0.0.2");
+        assert_eq!(got("10.0.0.1:1000", &[]), "10.0.0.1");
+        // A peer mapped into IPv6 is trusted as its IPv4 address.
+        assert_eq!(got("[::ffff:10.0.0.1]:1000", &[b"203.0.113.7"]), "203.0.113.7");
+    }
 
     #[test]
     fn the_bearer_scheme_is_matched_in_any_case_and_blanks_are_ignored() {

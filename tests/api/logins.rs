@@ -180,15 +180,15 @@ async fn a_client_guessing_across_accounts_is_throttled_and_other_clients_are_no
     }
     // Another client is not.
     assert_eq!(outcome(&login_from(&app, Some("198.51.100.9"), "rita@reseller.test", RIGHT).await), "OK");
-    // IPv6 clients are counted by their /64: one host has all of them.
+    // IPv6 clients are counted by their /56: one subscriber's line has all of them.
     for n in 0..20 {
-        let client = format!("2001:db8:0:1::{:x}", n + 1);
+        let client = format!("2001:db8:0:{:x}::1", n + 1);
         let body = login_from(&app, Some(&client), &format!("v6guess{n}@reseller.test"), RIGHT).await;
         assert_eq!(outcome(&body), "UNAUTHENTICATED", "{body}");
     }
     let body = login_from(&app, Some("[2001:db8:0:1::ffff]:443, 127.0.0.9"), "rita@reseller.test", RIGHT).await;
     assert_eq!(outcome(&body), "RATE_LIMITED", "{body}");
-    assert_eq!(outcome(&login_from(&app, Some("2001:db8:0:2::1"), "rita@reseller.test", RIGHT).await), "OK");
+    assert_eq!(outcome(&login_from(&app, Some("2001:db8:0:100::1"), "rita@reseller.test", RIGHT).await), "OK");
 }
 
 #[tokio::test]

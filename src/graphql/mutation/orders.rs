@@ -45,8 +45,7 @@ impl From<Changed> for SubscriptionPayload {
 /// so that nothing the answer shows is read after the commit.
 async fn read_catalog_first(ctx: &Context<'_>) -> async_graphql::Result<()> {
     snapshot(ctx).await?;
-    // Not every caller has prices of its own; one that has none gets that answer later.
-    let _ = own_pricing(ctx).await;
+    own_pricing(ctx).await?;
     Ok(())
 }
 
