@@ -161,6 +161,8 @@ pub async fn run_one(
     client: &reqwest::Client,
     timeout: Duration,
 ) -> crate::domain::Result<bool> {
+    // Before the claim: the lease runs from a moment no later than this.
+    let claimed_at = Instant::now();
     let Some(claimed) = claim_next_job(domain, worker).await? else { return Ok(false) };
     if claimed.job.attempts > claimed.job.max_attempts {
         let reason = format!(
@@ -172,7 +174,7 @@ pub async fn run_one(
     }
     let run = async {
         match claimed.job.kind {
-            JobKind::Provisioning => provision(domain, worker, client, timeout, &claimed).await,
+            JobKind::Provisioning => provision(domain, worker, client, timeout, &claimed, claimed_at).await,
         }
     };
     match AssertUnwindSafe(run).catch_unwind().await {
@@ -232,7 +234,7 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// Renews the job's lease every heartbeat while its vendor call runs (the lease held until
 /// `held_until`, the call over by `call_ends_by`); returns when the lease is lost: another
 /// worker took the job over after it expired, or renewals kept failing (the database
-/// unreachable, or too slow: a renewal gets one beat) until the lease would run out before
+/// unreachable, or too slow: a renewal gets what is left of the lease) until the lease would run out before
 /// the next beat and before the call's own end — given up then, so that no second worker
 /// calls the vendor while this one still does.
 async fn keep_lease(
@@ -246,7 +248,7 @@ async fn keep_lease(
     loop {
         tokio::time::sleep(heartbeat).await;
         let asked = Instant::now();
-        match renew(domain, worker, claimed).await {
+        match renew(domain, worker, claimed, held_until).await {
             Some(true) => held_until = asked + lease,
             Some(false) => return,
             None => {}
@@ -262,17 +264,19 @@ async fn keep_lease(
     }
 }
 
-/// One renewal, given a beat at most: whether the lease is still the worker's, `None` when
-/// the renewal failed or took too long.
-async fn renew(domain: &Domain, worker: &str, claimed: &ClaimedJob) -> Option<bool> {
-    match tokio::time::timeout(domain.jobs.heartbeat, jobs::renew_lease(domain, claimed)).await {
+/// One renewal of a lease held until `held_until`, given what is left of it (a beat at
+/// least): whether the lease is still the worker's, `None` when the renewal failed or could
+/// not finish in time.
+async fn renew(domain: &Domain, worker: &str, claimed: &ClaimedJob, held_until: Instant) -> Option<bool> {
+    let left = held_until.saturating_duration_since(Instant::now()).max(domain.jobs.heartbeat);
+    match tokio::time::timeout(left, jobs::renew_lease(domain, claimed)).await {
         Ok(Ok(kept)) => Some(kept),
         Ok(Err(error)) => {
             tracing::warn!(job = claimed.job.id, worker, %error, "renewing a lease failed");
             None
         }
         Err(_) => {
-            tracing::warn!(job = claimed.job.id, worker, "renewing a lease took longer than a beat");
+            tracing::warn!(job = claimed.job.id, worker, "renewing a lease took longer than the lease had left");
             None
         }
     }
@@ -292,6 +296,7 @@ async fn provision(
     client: &reqwest::Client,
     timeout: Duration,
     claimed: &ClaimedJob,
+    claimed_at: Instant,
 ) -> crate::domain::Result<()> {
     let subject = match ProvisioningSubject::of(&claimed.job) {
         Ok(subject) => subject,
@@ -302,7 +307,6 @@ async fn provision(
             return Ok(());
         }
     };
-    let claimed_at = Instant::now();
     mark_started(domain, claimed).await?;
     let snapshot = domain.catalog.snapshot(&domain.db).await?;
     // The lease must hold until the call may end; when getting here took too much of it, it
@@ -311,7 +315,7 @@ async fn provision(
     let mut held_until = claimed_at + domain.jobs.lease;
     if held_until < call_ends_by {
         let asked = Instant::now();
-        if renew(domain, worker, claimed).await != Some(true) {
+        if renew(domain, worker, claimed, held_until).await != Some(true) {
             tracing::warn!(
                 job = claimed.job.id,
                 worker,
@@ -325,7 +329,15 @@ async fn provision(
         match snapshot.vendors.get(&subject.vendor_id) {
             Some(vendor) => {
                 let connector = connector_for(vendor, client, timeout);
-                execute(connector.as_ref(), &VendorRequest::for_job(&claimed.job, &subject)).await
+                let request = VendorRequest::for_job(&claimed.job, &subject);
+                // Every connector's call ends by the timeout (an HTTP client's own timeout
+                // usually answers first), so the lease, longer, outlasts it.
+                tokio::time::timeout(timeout, execute(connector.as_ref(), &request)).await.unwrap_or_else(|_| {
+                    Outcome::Transient {
+                        error: format!("the vendor did not answer within {timeout:?}"),
+                        retry_after: None,
+                    }
+                })
             }
             None => Outcome::Abandoned { error: "the vendor no longer exists".into() },
         }
