@@ -25,6 +25,7 @@ pub mod orders;
 pub mod outbox;
 pub mod pagination;
 pub mod pricing;
+pub mod reconciliation;
 pub mod resellers;
 pub mod standing;
 pub mod subscriptions;

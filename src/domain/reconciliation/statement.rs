@@ -1,0 +1,315 @@
+//! A vendor's statement, whatever its format: the billing events it lists, read one row at a
+//! time (memory stays bounded whatever the file's size) and checked before anything is
+//! written. Each format is an adapter ([`StatementFormat`]) that knows its header and turns
+//! a row into a [`StatementRow`]; the reader, the error report and the file's hash are
+//! shared, so a new vendor's format is a new adapter beside the others, never a branch in
+//! the matcher.
+
+use std::io::Read;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+
+/// The most errors a rejected file reports one by one (the rest are counted).
+pub const MAX_REPORTED_ERRORS: usize = 100;
+
+/// What a vendor charged for, as the statement says it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ChargeType {
+    /// A purchase.
+    New,
+    /// A cycle of a running subscription.
+    CycleCharge,
+    /// Seats added mid-cycle.
+    AddQuantity,
+    /// Seats removed mid-cycle (a credit).
+    RemoveQuantity,
+    /// A cancellation within the window (a credit).
+    CancelImmediate,
+    /// A renewal.
+    Renew,
+    /// Usage.
+    Usage,
+    /// Any other charge type the vendor names (kept as written).
+    Other(String),
+}
+
+impl ChargeType {
+    /// The charge type a statement names (case does not matter).
+    pub fn parse(text: &str) -> Self {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "new" | "purchase" => Self::New,
+            "cyclecharge" => Self::CycleCharge,
+            "addquantity" => Self::AddQuantity,
+            "removequantity" => Self::RemoveQuantity,
+            "cancelimmediate" => Self::CancelImmediate,
+            "renew" => Self::Renew,
+            "usage" | "usagecharge" => Self::Usage,
+            _ => Self::Other(text.trim().to_owned()),
+        }
+    }
+
+    /// The name as stored.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::New => "new",
+            Self::CycleCharge => "cycleCharge",
+            Self::AddQuantity => "addQuantity",
+            Self::RemoveQuantity => "removeQuantity",
+            Self::CancelImmediate => "cancelImmediate",
+            Self::Renew => "renew",
+            Self::Usage => "usage",
+            Self::Other(name) => name,
+        }
+    }
+}
+
+/// How the vendor computed a row's subtotal: per seat, or from a metered quantity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnitKind {
+    /// Seats (licenses).
+    Seats,
+    /// Metered usage.
+    Usage,
+}
+
+/// One billing event of a statement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatementRow {
+    /// The row's number in the file (the header is row 1).
+    pub row_number: u64,
+    /// The customer's id at the vendor (its tenant id).
+    pub customer_external_id: String,
+    /// The customer's name at the vendor.
+    pub customer_name: String,
+    /// The reseller of record's id at the vendor, if any.
+    pub reseller_external_id: Option<String>,
+    /// The vendor's id of the subscription (our vendor reference).
+    pub subscription_reference: String,
+    /// The vendor's product, SKU and availability, as `product:sku:availability` (what our
+    /// offers' SKUs are matched against).
+    pub sku: String,
+    /// What was charged for.
+    pub charge_type: ChargeType,
+    /// First day charged.
+    pub charge_start: NaiveDate,
+    /// Last day charged (inclusive).
+    pub charge_end: NaiveDate,
+    /// Seats or metered usage.
+    pub unit_kind: UnitKind,
+    /// The list unit price of the period, in the pricing currency.
+    pub unit_price: Decimal,
+    /// The prorated unit price the subtotal follows from, in the pricing currency.
+    pub effective_unit_price: Decimal,
+    /// The quantity charged.
+    pub quantity: Decimal,
+    /// From the pricing currency to the billing currency.
+    pub exchange_rate: Decimal,
+    /// The vendor's subtotal, in the billing currency.
+    pub subtotal: Decimal,
+    /// The billing currency (ISO 4217).
+    pub currency: String,
+    /// The pricing currency (ISO 4217).
+    pub pricing_currency: String,
+    /// Every column as the file has it, for audit (header → value).
+    pub raw: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What is wrong with a file: where, and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowError {
+    /// The row (the header is row 1; 0 for the file as a whole).
+    pub row: u64,
+    /// The column, when one is at fault.
+    pub column: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl RowError {
+    /// An error in `column` of `row`.
+    pub fn at(row: u64, column: &str, message: impl Into<String>) -> Self {
+        Self { row, column: Some(column.to_owned()), message: message.into() }
+    }
+}
+
+/// A rejected file: the first [`MAX_REPORTED_ERRORS`] errors, and how many there were.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    /// The errors reported, in file order.
+    pub errors: Vec<RowError>,
+    /// How many errors the file has in all.
+    pub total: usize,
+}
+
+/// A read statement's summary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// The SHA-256 of the file's bytes (hex): the same file imported again is recognised.
+    pub content_hash: String,
+    /// Rows read (the header not counted).
+    pub rows: u64,
+}
+
+/// A vendor statement format: its header, and how a row becomes a [`StatementRow`].
+pub trait StatementFormat {
+    /// Its name, as imports record it.
+    fn name(&self) -> &'static str;
+
+    /// Checks the header; the positions the rows are read with.
+    fn columns(&self, header: &csv::StringRecord) -> Result<Columns, Vec<RowError>>;
+
+    /// Reads the row numbered `row` (every error in it, not only the first).
+    fn row(&self, columns: &Columns, record: &csv::StringRecord, row: u64) -> Result<StatementRow, Vec<RowError>>;
+}
+
+/// The positions of a format's columns in a file's header.
+#[derive(Clone, Debug, Default)]
+pub struct Columns {
+    names: Vec<String>,
+    positions: std::collections::HashMap<String, usize>,
+}
+
+impl Columns {
+    /// Finds `required` in `header` (names compared without regard to case or blanks); every
+    /// missing one is an error of row 1.
+    pub fn find(header: &csv::StringRecord, required: &[&str]) -> Result<Self, Vec<RowError>> {
+        let names: Vec<String> = header.iter().map(|n| n.trim().trim_start_matches('\u{feff}').to_owned()).collect();
+        let positions: std::collections::HashMap<String, usize> =
+            names.iter().enumerate().map(|(i, n)| (n.to_ascii_lowercase(), i)).collect();
+        let missing: Vec<RowError> = required
+            .iter()
+            .filter(|name| !positions.contains_key(&name.to_ascii_lowercase()))
+            .map(|name| RowError::at(1, name, "missing column"))
+            .collect();
+        if missing.is_empty() { Ok(Self { names, positions }) } else { Err(missing) }
+    }
+
+    /// The value of `column` in `record` (trimmed; empty when the row is short).
+    pub fn get<'r>(&self, record: &'r csv::StringRecord, column: &str) -> &'r str {
+        self.positions.get(&column.to_ascii_lowercase()).and_then(|&i| record.get(i)).map_or("", str::trim)
+    }
+
+    /// Every column of `record`, by its header name, for audit.
+    pub fn raw(&self, record: &csv::StringRecord) -> serde_json::Map<String, serde_json::Value> {
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), serde_json::Value::String(record.get(i).unwrap_or_default().to_owned())))
+            .collect()
+    }
+}
+
+/// Collects a file's errors, keeping the first [`MAX_REPORTED_ERRORS`].
+#[derive(Default)]
+struct Errors {
+    kept: Vec<RowError>,
+    total: usize,
+}
+
+impl Errors {
+    fn add(&mut self, errors: Vec<RowError>) {
+        self.total += errors.len();
+        let room = MAX_REPORTED_ERRORS.saturating_sub(self.kept.len());
+        self.kept.extend(errors.into_iter().take(room));
+    }
+}
+
+/// Hashes what is read through it.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buffer)?;
+        self.hash.update(&buffer[..n]);
+        Ok(n)
+    }
+}
+
+/// Reads a whole statement in `format` from `input`, one row at a time, handing each valid
+/// row to `each` while the file has no error so far (so a caller that only validates passes
+/// a no-op, and one that writes stops being called at the first error). The file is
+/// rejected with every error (up to the cap) if any row, or the header, is wrong.
+pub fn read_statement<R: Read>(
+    format: &dyn StatementFormat,
+    input: R,
+    mut each: impl FnMut(StatementRow),
+) -> Result<Summary, Rejected> {
+    let mut hashing = Hashing { inner: input, hash: Sha256::new() };
+    let mut errors = Errors::default();
+    let mut rows = 0u64;
+    {
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&mut hashing);
+        let mut record = csv::StringRecord::new();
+        let columns = match reader.read_record(&mut record) {
+            Ok(true) => format.columns(&record),
+            Ok(false) => Err(vec![RowError { row: 0, column: None, message: "the file is empty".into() }]),
+            Err(error) => Err(vec![RowError { row: 1, column: None, message: format!("not CSV: {error}") }]),
+        };
+        let columns = match columns {
+            Ok(columns) => columns,
+            Err(found) => {
+                errors.add(found);
+                return Err(Rejected { errors: errors.kept, total: errors.total });
+            }
+        };
+        loop {
+            let row = 2 + rows;
+            match reader.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(error) => {
+                    errors.add(vec![RowError { row, column: None, message: format!("not CSV: {error}") }]);
+                    break;
+                }
+            }
+            rows += 1;
+            if record.iter().all(|field| field.trim().is_empty()) {
+                rows -= 1;
+                continue;
+            }
+            match format.row(&columns, &record, row) {
+                Ok(parsed) if errors.total == 0 => each(parsed),
+                Ok(_) => {}
+                Err(found) => errors.add(found),
+            }
+        }
+    }
+    if errors.total > 0 {
+        return Err(Rejected { errors: errors.kept, total: errors.total });
+    }
+    if rows == 0 {
+        return Err(Rejected {
+            errors: vec![RowError { row: 0, column: None, message: "the file has no rows".into() }],
+            total: 1,
+        });
+    }
+    Ok(Summary { content_hash: hex::encode(hashing.hash.finalize()), rows })
+}
+
+/// Parses a decimal as statements write it (`1234.5`, `-0.25`, `1,234.50` with thousands
+/// separators, or an exponent).
+pub fn decimal(text: &str) -> Option<Decimal> {
+    let plain: String = text.trim().chars().filter(|c| *c != ',').collect();
+    if plain.is_empty() {
+        return None;
+    }
+    plain.parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(&plain).ok())
+}
+
+/// Parses a date as statements write it: `2026-11-01`, `2026-11-01T00:00:00` (with or
+/// without a zone), or `11/1/2026` (month first, as Partner Center's US exports).
+pub fn date(text: &str) -> Option<NaiveDate> {
+    let text = text.trim();
+    let day = text.split(['T', ' ']).next().unwrap_or(text);
+    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok().or_else(|| NaiveDate::parse_from_str(day, "%m/%d/%Y").ok())
+}
+
+/// Truncates `value` to two decimals toward zero: the vendor's ROUNDDOWN.
+pub fn round_down_cents(value: Decimal) -> Decimal {
+    value.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero)
+}
