@@ -19,6 +19,22 @@ struct Cli {
     command: Command,
 }
 
+/// `switchyard reconcile …`
+#[derive(Subcommand)]
+enum Reconcile {
+    /// Imports a vendor's statement (Partner Center's reconciliation CSV): checked whole
+    /// first, stored once (the same file again is the earlier import).
+    Import {
+        #[command(flatten)]
+        database: DatabaseConfig,
+        /// The vendor whose statement it is.
+        #[arg(long)]
+        vendor: i64,
+        /// The file.
+        file: std::path::PathBuf,
+    },
+}
+
 #[derive(Subcommand)]
 #[expect(clippy::large_enum_variant, reason = "parsed once at start-up; boxing would only add noise")]
 enum Command {
@@ -52,6 +68,11 @@ enum Command {
         /// The month to bill, e.g. 2026-11.
         #[arg(long)]
         period: String,
+    },
+    /// Reconciliation of vendors' statements.
+    Reconcile {
+        #[command(subcommand)]
+        action: Reconcile,
     },
     /// Applies pending database migrations.
     Migrate {
@@ -160,6 +181,42 @@ async fn run(command: Command) -> Result<(), StartupError> {
                 summary.period, summary.subscriptions, summary.charges_created, summary.invoices_touched
             );
             Ok(())
+        }
+        Command::Reconcile { action: Reconcile::Import { database, vendor, file } } => {
+            use switchyard::domain::reconciliation::{import, partner_center::PartnerCenter};
+            let settings = Settings { database, ..Settings::from_environment()? };
+            let domain = startup::build_domain(&settings, Overrides::default()).await?;
+            let name =
+                file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let vendor_id = switchyard::domain::ids::VendorId::new(vendor);
+            match import::import_statement(&domain, &Actor::system(), vendor_id, &name, &PartnerCenter, &file).await {
+                Ok(outcome) if outcome.replayed => {
+                    println!(
+                        "already imported as import #{} ({} rows, {})",
+                        outcome.import.id, outcome.import.row_count, outcome.import.period
+                    );
+                    Ok(())
+                }
+                Ok(outcome) => {
+                    println!(
+                        "imported {} rows of {name} as import #{} for {}",
+                        outcome.import.row_count, outcome.import.id, outcome.import.period
+                    );
+                    Ok(())
+                }
+                Err(switchyard::domain::Error::Rejected { errors, total }) => {
+                    for error in &errors {
+                        let column = error.column.as_deref().map(|c| format!(", {c}")).unwrap_or_default();
+                        eprintln!("row {}{column}: {}", error.row, error.message);
+                    }
+                    Err(format!(
+                        "{name} was refused: {total} errors (the first {} listed); nothing was written",
+                        errors.len()
+                    )
+                    .into())
+                }
+                Err(error) => Err(error.into()),
+            }
         }
         Command::Migrate { database } => {
             let settings = Settings { database, ..Settings::from_environment()? };

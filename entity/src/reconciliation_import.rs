@@ -15,6 +15,8 @@ pub struct Model {
     pub row_count: i32,
     pub imported_by_user_id: Option<i64>,
     pub created_at: DateTimeUtc,
+    /// The SHA-256 of the file (hex), unique per vendor.
+    pub content_hash: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -30,6 +30,12 @@ pub struct Model {
     pub finding: Option<String>,
     pub expected_amount: Option<DbDecimal>,
     pub difference: Option<DbDecimal>,
+    /// The customer's name at the vendor.
+    pub customer_name: String,
+    /// SEATS or USAGE: which of the vendor's subtotal rules the line follows.
+    pub unit_kind: String,
+    /// The currency the vendor priced in (the line is billed in `currency`).
+    pub pricing_currency: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

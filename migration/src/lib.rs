@@ -29,6 +29,7 @@ mod m20261126_000017_changes_follow_the_vendor;
 mod m20261126_000018_outbox_horizon;
 mod m20261126_000019_login_attempts;
 mod m20261126_000020_keys_per_customer;
+mod m20261126_000021_statement_imports;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000018_outbox_horizon::Migration),
             Box::new(m20261126_000019_login_attempts::Migration),
             Box::new(m20261126_000020_keys_per_customer::Migration),
+            Box::new(m20261126_000021_statement_imports::Migration),
         ]
     }
 }

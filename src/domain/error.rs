@@ -33,6 +33,15 @@ pub enum Error {
     /// The object's current state does not allow the operation.
     #[error("{0}")]
     InvalidTransition(String),
+    /// A file (a vendor's statement) refused whole: its errors by row and column (the first
+    /// ones), and how many it has.
+    #[error("the file was refused: {total} errors, the first at row {}", errors.first().map_or(0, |e| e.row))]
+    Rejected {
+        /// The errors reported, in file order.
+        errors: Vec<FileError>,
+        /// How many errors the file has in all.
+        total: usize,
+    },
     /// Too many attempts (logins): the caller may try again after `retry_after`.
     #[error("too many attempts; try again in {} s", retry_after.as_secs().max(1))]
     RateLimited {
@@ -47,6 +56,24 @@ pub enum Error {
     /// A fault the caller cannot fix; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Cause),
+}
+
+/// What is wrong with a file: where, and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileError {
+    /// The row (the header is row 1; 0 for the file as a whole).
+    pub row: u64,
+    /// The column, when one is at fault.
+    pub column: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FileError {
+    /// An error in `column` of `row`.
+    pub fn at(row: u64, column: &str, message: impl Into<String>) -> Self {
+        Self { row, column: Some(column.to_owned()), message: message.into() }
+    }
 }
 
 /// The boxed cause of an internal error, so `Error` stays small and `Send + Sync`.
@@ -76,7 +103,7 @@ impl Error {
             Self::Forbidden(_) => "FORBIDDEN",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict { .. } => "CONFLICT",
-            Self::Validation { .. } | Self::InvalidTransition(_) => "BAD_USER_INPUT",
+            Self::Validation { .. } | Self::InvalidTransition(_) | Self::Rejected { .. } => "BAD_USER_INPUT",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Unavailable(_) => "UNAVAILABLE",
             Self::Internal(_) => "INTERNAL",

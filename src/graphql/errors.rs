@@ -22,6 +22,32 @@ pub fn to_graphql(error: Error) -> async_graphql::Error {
                 e.set("field", field.as_str());
             })
         }
+        Error::Rejected { errors, total } => {
+            let message = Error::Rejected { errors: errors.clone(), total }.to_string();
+            async_graphql::Error::new(message).extend_with(|_, e| {
+                e.set("code", code);
+                e.set("total", total as u64);
+                let listed: Vec<async_graphql::Value> = errors
+                    .iter()
+                    .map(|error| {
+                        let mut entry = async_graphql::indexmap::IndexMap::new();
+                        entry.insert(async_graphql::Name::new("row"), async_graphql::Value::from(error.row));
+                        if let Some(column) = &error.column {
+                            entry.insert(
+                                async_graphql::Name::new("column"),
+                                async_graphql::Value::from(column.as_str()),
+                            );
+                        }
+                        entry.insert(
+                            async_graphql::Name::new("message"),
+                            async_graphql::Value::from(error.message.as_str()),
+                        );
+                        async_graphql::Value::Object(entry)
+                    })
+                    .collect();
+                e.set("errors", async_graphql::Value::List(listed));
+            })
+        }
         Error::RateLimited { retry_after } => {
             let message = Error::RateLimited { retry_after }.to_string();
             let seconds = retry_after.as_secs().max(1);

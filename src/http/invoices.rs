@@ -32,7 +32,7 @@ pub(super) fn failure(error: Error) -> HttpResponse {
             tracing::error!(error = %cause, "invoice export failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())
         }
-        Error::Validation { .. } | Error::InvalidTransition(_) | Error::Conflict { .. } => {
+        Error::Validation { .. } | Error::InvalidTransition(_) | Error::Conflict { .. } | Error::Rejected { .. } => {
             (StatusCode::BAD_REQUEST, error.to_string())
         }
         Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, error.to_string()),

@@ -25,6 +25,7 @@ mod overflow;
 mod pg_cluster;
 mod processes;
 mod provisioning;
+mod reconciliation;
 mod reliability;
 mod reports;
 mod scale;

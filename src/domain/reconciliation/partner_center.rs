@@ -108,6 +108,20 @@ impl StatementFormat for PartnerCenter {
         {
             errors.push(RowError::at(row, "ChargeEndDate", "before ChargeStartDate"));
         }
+        // What the stored line holds at most.
+        for (column, value, most) in [
+            ("CustomerId", &customer_external_id, 128),
+            ("SubscriptionId", &subscription_reference, 128),
+            ("ResellerMpnId", &text("ResellerMpnId"), 64),
+            ("ChargeType", &charge, 32),
+            ("ProductId", &product, 40),
+            ("SkuId", &sku_id, 20),
+            ("AvailabilityId", &availability, 38),
+        ] {
+            if value.chars().count() > most {
+                errors.push(RowError::at(row, column, format!("at most {most} characters")));
+            }
+        }
         let charge_type = ChargeType::parse(&charge);
         let unit_type = text("UnitType").to_ascii_lowercase();
         let unit_kind = if charge_type == ChargeType::Usage

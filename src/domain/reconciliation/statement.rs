@@ -116,23 +116,7 @@ pub struct StatementRow {
     pub raw: serde_json::Map<String, serde_json::Value>,
 }
 
-/// What is wrong with a file: where, and what.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RowError {
-    /// The row (the header is row 1; 0 for the file as a whole).
-    pub row: u64,
-    /// The column, when one is at fault.
-    pub column: Option<String>,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl RowError {
-    /// An error in `column` of `row`.
-    pub fn at(row: u64, column: &str, message: impl Into<String>) -> Self {
-        Self { row, column: Some(column.to_owned()), message: message.into() }
-    }
-}
+pub use crate::domain::error::FileError as RowError;
 
 /// A rejected file: the first [`MAX_REPORTED_ERRORS`] errors, and how many there were.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,6 +125,12 @@ pub struct Rejected {
     pub errors: Vec<RowError>,
     /// How many errors the file has in all.
     pub total: usize,
+}
+
+impl From<Rejected> for crate::domain::Error {
+    fn from(rejected: Rejected) -> Self {
+        Self::Rejected { errors: rejected.errors, total: rejected.total }
+    }
 }
 
 /// A read statement's summary.
