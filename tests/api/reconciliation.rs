@@ -3,9 +3,7 @@
 //! again (by its content), refused with every error by row and column, and operator only —
 //! through the domain and through `switchyard reconcile import`.
 
-use std::time::Duration;
-
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use switchyard::domain::Role;
 use switchyard::domain::ids::VendorId;
 use switchyard::domain::reconciliation::import::{ImportOutcome, import_statement};
@@ -55,20 +53,25 @@ async fn lines(app: &TestApp) -> u64 {
 async fn a_statement_is_stored_row_by_row_once_and_a_wrong_one_not_at_all() {
     let app = spawn_app().await;
     let f = Fixture::build(&app).await;
-    let good = file(&[row("tenant-Customer-A", "sub-1", 3, "24.00"), row("tenant-Customer-B", "sub-2", 2, "16.00")]);
+    // 1,201 rows: batches of 500, and a last one partly filled.
+    let mut rows = vec![row("tenant-Customer-A", "sub-1", 3, "24.00"), row("tenant-Customer-B", "sub-2", 2, "16.00")];
+    rows.extend((0..1_199).map(|n| row(&format!("tenant-{n}"), &format!("sub-x{n}"), 1, "8.00")));
+    let good = file(&rows);
     let first = import(&app, f.vendor_a, "november.csv", &good).await.unwrap();
     assert!(!first.replayed);
     assert_eq!(
         (first.import.row_count, first.import.period.as_str(), first.import.format.as_str()),
-        (2, "2026-11", "PARTNER_CENTER")
+        (1_201, "2026-11", "PARTNER_CENTER")
     );
     assert_eq!(first.import.content_hash.len(), 64);
     let stored = entity::reconciliation_line::Entity::find()
         .filter(entity::reconciliation_line::Column::ImportId.eq(first.import.id))
+        .order_by_asc(entity::reconciliation_line::Column::RowNumber)
         .all(&app.domain.db)
         .await
         .unwrap();
-    assert_eq!(stored.len(), 2);
+    assert_eq!(stored.len(), 1_201);
+    assert_eq!(stored[1_200].row_number, 1_202);
     assert_eq!(stored[0].row_number, 2);
     assert_eq!(stored[0].customer_external_id, "tenant-Customer-A");
     assert_eq!(stored[0].subtotal.0, crate::helpers::dec("24.00"));
@@ -77,7 +80,7 @@ async fn a_statement_is_stored_row_by_row_once_and_a_wrong_one_not_at_all() {
     let again = import(&app, f.vendor_a, "november-again.csv", &good).await.unwrap();
     assert!(again.replayed);
     assert_eq!(again.import.id, first.import.id);
-    assert_eq!(lines(&app).await, 2);
+    assert_eq!(lines(&app).await, 1_201);
     // A file with a wrong row is refused with its row and column; nothing of it is written.
     let bad = file(&[row("tenant-Customer-A", "sub-3", 3, "24.00"), row("tenant-Customer-B", "sub-4", 2, "16.01")]);
     match import(&app, f.vendor_a, "bad.csv", &bad).await {
@@ -87,7 +90,7 @@ async fn a_statement_is_stored_row_by_row_once_and_a_wrong_one_not_at_all() {
         }
         other => panic!("accepted or failed otherwise: {other:?}"),
     }
-    assert_eq!(lines(&app).await, 2);
+    assert_eq!(lines(&app).await, 1_201);
     assert_eq!(entity::reconciliation_import::Entity::find().count(&app.domain.db).await.unwrap(), 1);
     // Operator only; an unknown vendor is NOT_FOUND.
     let reseller = switchyard::domain::Actor::from_role(None, Role::Reseller, Some(f.reseller_a)).unwrap();
@@ -133,5 +136,4 @@ async fn switchyard_reconcile_import_reads_a_file_and_reports_its_errors() {
     assert!(stderr.contains("row 2, Subtotal"), "{stderr}");
     assert_eq!(lines(&app).await, 1);
     let _ = std::fs::remove_dir_all(&dir);
-    tokio::time::sleep(Duration::from_millis(1)).await;
 }

@@ -67,6 +67,13 @@ impl StatementFormat for PartnerCenter {
         let availability = text("AvailabilityId");
         let charge = required("ChargeType", &mut errors);
         let number = |column: &str, errors: &mut Vec<RowError>| match decimal(columns.get(record, column)) {
+            // What a stored amount holds exactly: at most 10 decimals, below 10^17.
+            Some(value)
+                if value.normalize().scale() > 10 || value.abs() >= Decimal::from(100_000_000_000_000_000_i64) =>
+            {
+                errors.push(RowError::at(row, column, "more digits than an amount holds (10 decimals, 10^17)"));
+                Decimal::ZERO
+            }
             Some(value) => value,
             None => {
                 errors.push(RowError::at(row, column, format!("not a number: {:?}", columns.get(record, column))));
@@ -107,6 +114,13 @@ impl StatementFormat for PartnerCenter {
             && errors.iter().all(|e| !e.column.as_deref().is_some_and(|c| c.starts_with("Charge")))
         {
             errors.push(RowError::at(row, "ChargeEndDate", "before ChargeStartDate"));
+        }
+        // No field may hold a control character (PostgreSQL refuses a NUL in text).
+        for (index, field) in record.iter().enumerate() {
+            if field.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+                let column = columns.name(index).unwrap_or("?");
+                errors.push(RowError::at(row, column, "a control character"));
+            }
         }
         // What the stored line holds at most.
         for (column, value, most) in [
@@ -299,6 +313,30 @@ mod tests {
         let many = format!("{HEADER}\n{}", vec![bad; 500].join("\n"));
         let rejected = read(&many).err().unwrap_or_else(|| panic!("accepted"));
         assert_eq!((rejected.errors.len(), rejected.total), (MAX_REPORTED_ERRORS, 500));
+    }
+
+    #[test]
+    fn what_cannot_be_stored_is_a_row_error() {
+        let nul = row("cycleCharge", "Licenses", "12.3456", "3", "34.02", "0.9187").replace("Contoso", "Con\u{0}toso");
+        let precise = row("cycleCharge", "Licenses", "12.34560000001", "3", "34.02", "0.9187");
+        // A blank line is not a row.
+        let file = format!("{HEADER}\n{nul}\n\n{precise}\n");
+        let rejected = read(&file).err().unwrap_or_else(|| panic!("accepted"));
+        let found: Vec<(u64, Option<&str>)> = rejected.errors.iter().map(|e| (e.row, e.column.as_deref())).collect();
+        assert_eq!(found, [(2, Some("CustomerName")), (3, Some("EffectiveUnitPrice"))], "{rejected:?}");
+        // Trailing zeros are no extra precision.
+        let zeros = row("cycleCharge", "Licenses", "12.34560000000000", "3", "34.02", "0.9187");
+        assert!(read(&format!("{HEADER}\n{zeros}\n")).is_ok());
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_refused_before_it_takes_the_rest_of_the_file_into_memory() {
+        let open =
+            row("cycleCharge", "Licenses", "12.3456", "3", "34.02", "0.9187").replace("\"Contoso, Ltd\"", "\"Contoso");
+        let tail = "x,".repeat(1_000_000);
+        let rejected = read(&format!("{HEADER}\n{open}\n{tail}\n")).err().unwrap_or_else(|| panic!("accepted"));
+        let last = rejected.errors.last().map(|e| e.message.clone()).unwrap_or_default();
+        assert!(last.contains("longer than"), "{rejected:?}");
     }
 
     #[test]

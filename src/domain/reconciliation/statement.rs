@@ -181,6 +181,11 @@ impl Columns {
         self.positions.get(&column.to_ascii_lowercase()).and_then(|&i| record.get(i)).map_or("", str::trim)
     }
 
+    /// The header name of the column at `index`.
+    pub fn name(&self, index: usize) -> Option<&str> {
+        self.names.get(index).map(String::as_str)
+    }
+
     /// Every column of `record`, by its header name, for audit.
     pub fn raw(&self, record: &csv::StringRecord) -> serde_json::Map<String, serde_json::Value> {
         self.names
@@ -206,16 +211,29 @@ impl Errors {
     }
 }
 
-/// Hashes what is read through it.
+/// The most bytes one record may take (a stray quote would otherwise swallow the rest of
+/// the file into one record, and memory with it).
+pub const MAX_RECORD_BYTES: u64 = 1 << 20;
+
+/// Hashes what is read through it, and refuses to read on while the record being read has
+/// passed [`MAX_RECORD_BYTES`] (`record_start` is where it began).
 struct Hashing<R> {
     inner: R,
     hash: Sha256,
+    read: u64,
+    record_start: std::rc::Rc<std::cell::Cell<u64>>,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        if self.read.saturating_sub(self.record_start.get()) > MAX_RECORD_BYTES {
+            return Err(std::io::Error::other(format!(
+                "a row longer than {MAX_RECORD_BYTES} bytes (an unclosed quote?)"
+            )));
+        }
         let n = self.inner.read(buffer)?;
         self.hash.update(&buffer[..n]);
+        self.read += n as u64;
         Ok(n)
     }
 }
@@ -229,7 +247,9 @@ pub fn read_statement<R: Read>(
     input: R,
     mut each: impl FnMut(StatementRow),
 ) -> Result<Summary, Rejected> {
-    let mut hashing = Hashing { inner: input, hash: Sha256::new() };
+    let record_start = std::rc::Rc::new(std::cell::Cell::new(0));
+    let mut hashing =
+        Hashing { inner: input, hash: Sha256::new(), read: 0, record_start: std::rc::Rc::clone(&record_start) };
     let mut errors = Errors::default();
     let mut rows = 0u64;
     {
@@ -248,20 +268,22 @@ pub fn read_statement<R: Read>(
             }
         };
         loop {
-            let row = 2 + rows;
+            record_start.set(reader.position().byte());
             match reader.read_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {}
                 Err(error) => {
+                    let row = 2 + rows;
                     errors.add(vec![RowError { row, column: None, message: format!("not CSV: {error}") }]);
                     break;
                 }
             }
-            rows += 1;
             if record.iter().all(|field| field.trim().is_empty()) {
-                rows -= 1;
                 continue;
             }
+            // Rows are numbered from 2 (the header is 1); blank lines are not rows.
+            let row = 2 + rows;
+            rows += 1;
             match format.row(&columns, &record, row) {
                 Ok(parsed) if errors.total == 0 => each(parsed),
                 Ok(_) => {}
