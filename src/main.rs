@@ -30,6 +30,9 @@ enum Reconcile {
         /// The vendor whose statement it is.
         #[arg(long)]
         vendor: i64,
+        /// The month it bills (`2026-11`); by default the month most of its charges start in.
+        #[arg(long)]
+        period: Option<String>,
         /// The file.
         file: std::path::PathBuf,
     },
@@ -182,14 +185,17 @@ async fn run(command: Command) -> Result<(), StartupError> {
             );
             Ok(())
         }
-        Command::Reconcile { action: Reconcile::Import { database, vendor, file } } => {
+        Command::Reconcile { action: Reconcile::Import { database, vendor, period, file } } => {
             use switchyard::domain::reconciliation::{import, partner_center::PartnerCenter};
             let settings = Settings { database, ..Settings::from_environment()? };
             let domain = startup::build_domain(&settings, Overrides::default()).await?;
             let name =
                 file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
             let vendor_id = switchyard::domain::ids::VendorId::new(vendor);
-            match import::import_statement(&domain, &Actor::system(), vendor_id, &name, &PartnerCenter, &file).await {
+            let system = Actor::system();
+            let outcome =
+                import::import_statement(&domain, &system, vendor_id, &name, period.as_deref(), &PartnerCenter, &file);
+            match outcome.await {
                 Ok(outcome) if outcome.replayed => {
                     println!(
                         "already imported as import #{} ({} rows, {})",

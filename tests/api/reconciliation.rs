@@ -30,6 +30,16 @@ fn file(rows: &[String]) -> Vec<u8> {
 }
 
 async fn import(app: &TestApp, vendor: i64, name: &str, bytes: &[u8]) -> switchyard::domain::Result<ImportOutcome> {
+    import_for(app, vendor, name, None, bytes).await
+}
+
+async fn import_for(
+    app: &TestApp,
+    vendor: i64,
+    name: &str,
+    period: Option<&str>,
+    bytes: &[u8],
+) -> switchyard::domain::Result<ImportOutcome> {
     let path = std::env::temp_dir().join(format!("switchyard-statement-{}-{name}", std::process::id()));
     std::fs::write(&path, bytes).unwrap();
     let outcome = import_statement(
@@ -37,6 +47,7 @@ async fn import(app: &TestApp, vendor: i64, name: &str, bytes: &[u8]) -> switchy
         &switchyard::domain::Actor::system(),
         VendorId::new(vendor),
         name,
+        period,
         &PartnerCenter,
         &path,
     )
@@ -96,11 +107,18 @@ async fn a_statement_is_stored_row_by_row_once_and_a_wrong_one_not_at_all() {
     let reseller = switchyard::domain::Actor::from_role(None, Role::Reseller, Some(f.reseller_a)).unwrap();
     let path = std::env::temp_dir().join(format!("switchyard-statement-{}-forbidden", std::process::id()));
     std::fs::write(&path, &good).unwrap();
-    let refused = import_statement(&app.domain, &reseller, VendorId::new(f.vendor_a), "x", &PartnerCenter, &path).await;
+    let refused =
+        import_statement(&app.domain, &reseller, VendorId::new(f.vendor_a), "x", None, &PartnerCenter, &path).await;
     assert!(matches!(refused, Err(switchyard::domain::Error::Forbidden(_))), "{refused:?}");
     let _ = std::fs::remove_file(&path);
     let missing = import(&app, 999_999, "x.csv", &good).await;
     assert!(matches!(missing, Err(switchyard::domain::Error::NotFound(_))), "{missing:?}");
+    // The period the operator gives is the import's; a period that is none is refused.
+    let october = file(&[row("tenant-Customer-A", "sub-9", 1, "8.00")]);
+    let given = import_for(&app, f.vendor_a, "october.csv", Some("2026-10"), &october).await.unwrap();
+    assert_eq!(given.import.period, "2026-10");
+    let wrong = import_for(&app, f.vendor_a, "x.csv", Some("2026-13"), &good).await;
+    assert!(matches!(wrong, Err(switchyard::domain::Error::Validation { .. })), "{wrong:?}");
 }
 
 #[tokio::test]

@@ -3,8 +3,8 @@
 //! file imported again (by the SHA-256 of its bytes, per vendor) returns the earlier import;
 //! then the rows are read again and written with their raw values, in batches, in one
 //! transaction, from a reader on the blocking pool through a bounded channel, so memory
-//! stays bounded whatever the file's size. The import's period is the month most rows'
-//! charges start in.
+//! stays bounded whatever the file's size. The import's period is the one the operator
+//! gives, else the month most rows' charges start in.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,18 +33,21 @@ pub struct ImportOutcome {
     pub replayed: bool,
 }
 
-/// Imports the statement at `path`, in `format`, of `vendor_id`, named `source_name`.
+/// Imports the statement at `path`, in `format`, of `vendor_id`, named `source_name`, for
+/// `period` (`2026-11`; when not given, the month most of its charges start in).
 /// A file with errors is `Error::Rejected` with every error (up to the cap) by row and column.
 pub async fn import_statement(
     domain: &Domain,
     actor: &Actor,
     vendor_id: VendorId,
     source_name: &str,
+    period: Option<&str>,
     format: &'static (dyn StatementFormat + Sync),
     path: &Path,
 ) -> Result<ImportOutcome> {
     actor.require_operator()?;
     let source_name = validate::text(source_name, 255, "sourceName")?;
+    let given_period = period.map(crate::domain::billing::terms::Period::parse).transpose()?;
     vendor::Entity::find_by_id(vendor_id).one(&domain.db).await?.ok_or(Error::NotFound("vendor"))?;
     // First pass: the whole file is checked; its hash and the months its charges start in.
     let checked = {
@@ -65,11 +68,12 @@ pub async fn import_statement(
     if let Some(earlier) = earlier_import(domain, vendor_id, &summary.content_hash).await? {
         return Ok(ImportOutcome { import: earlier, replayed: true });
     }
-    let period = months
+    let guessed = months
         .iter()
         .max_by_key(|(month, rows)| (**rows, std::cmp::Reverse(**month)))
         .map(|((year, month), _)| format!("{year:04}-{month:02}"))
         .unwrap_or_default();
+    let period = given_period.map_or(guessed, |p| format!("{:04}-{:02}", p.start.year(), p.start.month()));
     let row_count = i32::try_from(summary.rows).map_err(|_| Error::validation("file", "too many rows"))?;
     let w = Write::begin(domain).await?;
     let inserted = reconciliation_import::ActiveModel {

@@ -27,6 +27,8 @@ const REQUIRED: &[&str] = &[
     "UnitPrice",
     "Quantity",
     "Subtotal",
+    "TaxTotal",
+    "Total",
     "Currency",
     "SubscriptionId",
     "ChargeStartDate",
@@ -85,6 +87,9 @@ impl StatementFormat for PartnerCenter {
         let quantity = number("BillableQuantity", &mut errors);
         let exchange_rate = number("PCToBCExchangeRate", &mut errors);
         let subtotal = number("Subtotal", &mut errors);
+        number("Quantity", &mut errors);
+        let tax = number("TaxTotal", &mut errors);
+        let total = number("Total", &mut errors);
         let day = |column: &str, errors: &mut Vec<RowError>| {
             date(columns.get(record, column)).unwrap_or_else(|| {
                 errors.push(RowError::at(row, column, format!("not a date: {:?}", columns.get(record, column))));
@@ -145,6 +150,9 @@ impl StatementFormat for PartnerCenter {
         } else {
             UnitKind::Seats
         };
+        if errors.is_empty() && subtotal.checked_add(tax) != Some(total) {
+            errors.push(RowError::at(row, "Total", format!("{total} is not Subtotal {subtotal} + TaxTotal {tax}")));
+        }
         if errors.is_empty() {
             match vendor_subtotal(unit_kind, effective_unit_price, quantity, exchange_rate) {
                 Some(expected) if expected == subtotal => {}
@@ -327,6 +335,19 @@ mod tests {
         // Trailing zeros are no extra precision.
         let zeros = row("cycleCharge", "Licenses", "12.34560000000000", "3", "34.02", "0.9187");
         assert!(read(&format!("{HEADER}\n{zeros}\n")).is_ok());
+    }
+
+    #[test]
+    fn a_total_that_is_not_subtotal_plus_tax_and_an_unreadable_quantity_are_refused() {
+        let base = row("cycleCharge", "Licenses", "12.3456", "3", "34.02", "0.9187");
+        // Subtotal, TaxTotal, Total as the fixture writes them: 34.02,0,34.02.
+        let total = base.replace("34.02,0,34.02", "34.02,6.46,34.02");
+        let quantity = base.replace(",36.00,3,", ",36.00,three,");
+        let rejected = read(&format!("{HEADER}\n{total}\n{quantity}\n")).err().unwrap_or_else(|| panic!("accepted"));
+        let found: Vec<(u64, Option<&str>)> = rejected.errors.iter().map(|e| (e.row, e.column.as_deref())).collect();
+        assert_eq!(found, [(2, Some("Total")), (3, Some("Quantity"))], "{rejected:?}");
+        let fine = base.replace("34.02,0,34.02", "34.02,6.46,40.48");
+        assert!(read(&format!("{HEADER}\n{fine}\n")).is_ok());
     }
 
     #[test]

@@ -303,25 +303,124 @@ pub fn read_statement<R: Read>(
     Ok(Summary { content_hash: hex::encode(hashing.hash.finalize()), rows })
 }
 
-/// Parses a decimal as statements write it (`1234.5`, `-0.25`, `1,234.50` with thousands
-/// separators, or an exponent).
+/// Parses a decimal as statements write it: `1234.5`, `-0.25`, `1,234.50` (commas only
+/// where they group thousands: `36,00`, a decimal comma, is refused rather than read as
+/// 3600), or with an exponent.
 pub fn decimal(text: &str) -> Option<Decimal> {
-    let plain: String = text.trim().chars().filter(|c| *c != ',').collect();
-    if plain.is_empty() {
+    let text = text.trim();
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    let whole = unsigned.split(['.', 'e', 'E']).next().unwrap_or(unsigned);
+    if whole.contains(',') {
+        let mut groups = whole.split(',');
+        let first = groups.next().unwrap_or_default();
+        let grouped = (1..=3).contains(&first.len()) && groups.all(|g| g.len() == 3);
+        if !grouped || unsigned[whole.len()..].contains(',') {
+            return None;
+        }
+    }
+    let plain: String = text.chars().filter(|c| *c != ',').collect();
+    if plain.is_empty() || plain.contains('_') {
         return None;
     }
     plain.parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(&plain).ok())
 }
 
-/// Parses a date as statements write it: `2026-11-01`, `2026-11-01T00:00:00` (with or
-/// without a zone), or `11/1/2026` (month first, as Partner Center's US exports).
+/// Parses a date as statements write it: `2026-11-01`, with a time of day after `T` or a
+/// blank (a zone or `AM`/`PM` allowed), or `11/1/2026` (month first, as Partner Center's US
+/// exports). The year has four digits, from 2000 on; a time of day, when given, must be one.
 pub fn date(text: &str) -> Option<NaiveDate> {
     let text = text.trim();
-    let day = text.split(['T', ' ']).next().unwrap_or(text);
-    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok().or_else(|| NaiveDate::parse_from_str(day, "%m/%d/%Y").ok())
+    let (day, time) = match text.find(['T', ' ']) {
+        Some(at) => (&text[..at], Some(text[at + 1..].trim())),
+        None => (text, None),
+    };
+    let parsed = if day.contains('-') {
+        let year = day.split('-').next()?;
+        if year.len() != 4 || !year.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?
+    } else {
+        let year = day.rsplit('/').next()?;
+        if year.len() != 4 || !year.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        NaiveDate::parse_from_str(day, "%m/%d/%Y").ok()?
+    };
+    // A statement's dates are of this millennium; a year like 0026 is a mangled 26.
+    if !(2000..=2999).contains(&chrono::Datelike::year(&parsed)) {
+        return None;
+    }
+    if let Some(time) = time {
+        let clock = time.trim_end_matches('Z').split(['+', ' ']).next().unwrap_or_default();
+        let zone_or_meridiem = time[clock.len()..].trim_start_matches('Z').trim();
+        let meridiem_ok = zone_or_meridiem.is_empty()
+            || ["AM", "PM"].contains(&zone_or_meridiem)
+            || zone_or_meridiem
+                .trim_start_matches('+')
+                .split(':')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        let parsed_clock = chrono::NaiveTime::parse_from_str(clock, "%H:%M:%S%.f")
+            .or_else(|_| chrono::NaiveTime::parse_from_str(clock, "%H:%M:%S"))
+            .or_else(|_| chrono::NaiveTime::parse_from_str(clock, "%H:%M"));
+        if parsed_clock.is_err() || !meridiem_ok {
+            return None;
+        }
+    }
+    Some(parsed)
 }
 
 /// Truncates `value` to two decimals toward zero: the vendor's ROUNDDOWN.
 pub fn round_down_cents(value: Decimal) -> Decimal {
     value.round_dp_with_strategy(2, rust_decimal::RoundingStrategy::ToZero)
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    #[test]
+    fn numbers_take_thousands_separators_only_where_they_group_thousands() {
+        for (text, value) in [
+            ("1234.5", dec!(1234.5)),
+            ("-0.25", dec!(-0.25)),
+            ("1,234.50", dec!(1234.50)),
+            ("12,345,678", dec!(12345678)),
+            ("1e3", dec!(1000)),
+        ] {
+            assert_eq!(decimal(text), Some(value), "{text}");
+        }
+        // A decimal comma, misplaced separators, underscores: not numbers.
+        for text in ["36,00", "1,23,456", ",123", "1_000", "", "1.2.3", "12,34.5"] {
+            assert_eq!(decimal(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn dates_need_a_full_year_and_a_real_time_of_day() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
+        for (text, expected) in [
+            ("2026-11-01", day(2026, 11, 1)),
+            ("2026-11-01T00:00:00", day(2026, 11, 1)),
+            ("2026-11-01T13:45:00Z", day(2026, 11, 1)),
+            ("2026-11-01 00:00:00", day(2026, 11, 1)),
+            ("11/1/2026", day(2026, 11, 1)),
+            ("11/01/2026 12:00:00 AM", day(2026, 11, 1)),
+        ] {
+            assert_eq!(date(text), expected, "{text}");
+        }
+        for text in [
+            "11/1/26",
+            "0026-11-01",
+            "+12026-11-01",
+            "2026-11-01Tnonsense",
+            "2026-13-01",
+            "1/32/2026",
+            "2026-11-01T25:00:00",
+        ] {
+            assert_eq!(date(text), None, "{text}");
+        }
+    }
 }
