@@ -446,6 +446,12 @@ impl CustomerShown {
     /// Reads the customer `id` with its reseller and vendor accounts, through `db`.
     pub async fn read<C: ConnectionTrait>(db: &C, id: i64) -> Result<Self> {
         let customer = customer::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("customer"))?;
+        Self::of(db, customer).await
+    }
+
+    /// `customer`, already read, with its reseller and vendor accounts read through `db`.
+    pub async fn of<C: ConnectionTrait>(db: &C, customer: customer::Model) -> Result<Self> {
+        let id = customer.id;
         let reseller = entity::reseller::Entity::find_by_id(customer.reseller_id)
             .one(db)
             .await?

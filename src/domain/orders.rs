@@ -129,10 +129,11 @@ pub struct OrderShown {
 }
 
 impl OrderShown {
-    /// Reads what an answer about `order` shows, through `db`.
-    pub async fn read<C: ConnectionTrait>(db: &C, order: &order::Model) -> Result<Self> {
+    /// Reads what an answer about `order`, placed for `customer` (already read), shows,
+    /// through `db`.
+    pub async fn read<C: ConnectionTrait>(db: &C, order: &order::Model, customer: &customer::Model) -> Result<Self> {
         use entity::{subscription, subscription_change};
-        let customer = super::customers::CustomerShown::read(db, order.customer_id).await?;
+        let customer = super::customers::CustomerShown::of(db, customer.clone()).await?;
         let lines = order_line::Entity::find()
             .filter(order_line::Column::OrderId.eq(order.id))
             .order_by_asc(order_line::Column::LineNumber)
@@ -258,9 +259,14 @@ async fn find_by_key<C: ConnectionTrait>(db: &C, customer_id: i64, key: &str) ->
         .await?)
 }
 
-async fn replay_or_conflict(domain: &Domain, existing: order::Model, hash: &str) -> Result<PlacedOrder> {
+async fn replay_or_conflict(
+    domain: &Domain,
+    existing: order::Model,
+    hash: &str,
+    customer: &customer::Model,
+) -> Result<PlacedOrder> {
     if existing.request_hash == hash {
-        let shown = OrderShown::read(&domain.db, &existing).await?;
+        let shown = OrderShown::read(&domain.db, &existing, customer).await?;
         Ok(PlacedOrder { order: existing, replayed: true, shown })
     } else {
         Err(Error::conflict("IDEMPOTENCY_KEY_REUSED", "this idempotency key was used for a different order"))
@@ -281,7 +287,7 @@ pub async fn place_order(
     let quote = price(domain, actor, &input, now).await?;
     let reseller_id = quote.customer.reseller_id;
     if let Some(existing) = find_by_key(&domain.db, quote.customer.id, &key).await? {
-        return replay_or_conflict(domain, existing, &hash).await;
+        return replay_or_conflict(domain, existing, &hash, &quote.customer).await;
     }
     let mut w = Write::begin(domain).await?;
     let inserted = order::ActiveModel {
@@ -315,7 +321,7 @@ pub async fn place_order(
                 Error::Conflict { reason: "IDEMPOTENCY_KEY_RACE", .. } => {
                     let existing =
                         find_by_key(&domain.db, quote.customer.id, &key).await?.ok_or(Error::NotFound("order"))?;
-                    replay_or_conflict(domain, existing, &hash).await
+                    replay_or_conflict(domain, existing, &hash, &quote.customer).await
                 }
                 other => Err(other),
             };
@@ -331,7 +337,7 @@ pub async fn place_order(
         events.extend(write_line(&mut w, actor, &quote, &order, line, now).await?);
     }
     w.emit_all(events).await?;
-    let shown = OrderShown::read(w.db(), &order).await?;
+    let shown = OrderShown::read(w.db(), &order, &quote.customer).await?;
     w.commit(Audit::action(actor, "placeOrder", "order", Some(order.id), json!({"lines": quote.lines.len()}))).await?;
     Ok(PlacedOrder { order, replayed: false, shown })
 }

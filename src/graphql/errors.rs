@@ -22,36 +22,21 @@ pub fn to_graphql(error: Error) -> async_graphql::Error {
                 e.set("field", field.as_str());
             })
         }
-        Error::Rejected { errors, total } => {
-            let message = Error::Rejected { errors: errors.clone(), total }.to_string();
-            async_graphql::Error::new(message).extend_with(|_, e| {
+        Error::Rejected { ref errors, total } => {
+            let listed: Vec<serde_json::Value> = errors
+                .iter()
+                .map(|e| serde_json::json!({"row": e.row, "column": e.column, "message": e.message}))
+                .collect();
+            let listed = async_graphql::Value::from_json(serde_json::Value::Array(listed)).unwrap_or_default();
+            async_graphql::Error::new(error.to_string()).extend_with(|_, e| {
                 e.set("code", code);
                 e.set("total", total as u64);
-                let listed: Vec<async_graphql::Value> = errors
-                    .iter()
-                    .map(|error| {
-                        let mut entry = async_graphql::indexmap::IndexMap::new();
-                        entry.insert(async_graphql::Name::new("row"), async_graphql::Value::from(error.row));
-                        if let Some(column) = &error.column {
-                            entry.insert(
-                                async_graphql::Name::new("column"),
-                                async_graphql::Value::from(column.as_str()),
-                            );
-                        }
-                        entry.insert(
-                            async_graphql::Name::new("message"),
-                            async_graphql::Value::from(error.message.as_str()),
-                        );
-                        async_graphql::Value::Object(entry)
-                    })
-                    .collect();
-                e.set("errors", async_graphql::Value::List(listed));
+                e.set("errors", listed);
             })
         }
         Error::RateLimited { retry_after } => {
-            let message = Error::RateLimited { retry_after }.to_string();
             let seconds = retry_after.as_secs().max(1);
-            async_graphql::Error::new(message).extend_with(|_, e| {
+            async_graphql::Error::new(error.to_string()).extend_with(|_, e| {
                 e.set("code", code);
                 e.set("retryAfter", seconds);
             })
@@ -126,4 +111,32 @@ pub fn request_error(message: impl Into<String>, code: &str) -> ServerError {
     let mut error = ServerError::new(message, None);
     set_code(&mut error, code);
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::error::FileError;
+
+    /// A refused file reaches the client with its errors by row and column and their count.
+    #[test]
+    fn a_refused_file_lists_its_errors_by_row_and_column() {
+        let refused = Error::Rejected {
+            errors: vec![
+                FileError::at(3, "Subtotal", "does not follow"),
+                FileError { row: 0, column: None, message: "empty".into() },
+            ],
+            total: 7,
+        };
+        let error = to_graphql(refused).into_server_error(async_graphql::Pos::default());
+        let extensions = serde_json::to_value(error.extensions).unwrap_or_default();
+        assert_eq!(extensions["code"], "BAD_USER_INPUT");
+        assert_eq!(extensions["total"], 7);
+        assert_eq!(
+            extensions["errors"][0],
+            serde_json::json!({"row": 3, "column": "Subtotal", "message": "does not follow"})
+        );
+        assert_eq!(extensions["errors"][1]["column"], serde_json::Value::Null);
+        assert!(error.message.contains("7 errors"), "{}", error.message);
+    }
 }
