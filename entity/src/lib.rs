@@ -22,6 +22,7 @@ pub mod order;
 pub mod order_line;
 pub mod price_point;
 pub mod product;
+pub mod reconciliation_finding;
 pub mod reconciliation_import;
 pub mod reconciliation_line;
 pub mod reseller;

@@ -2,6 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
+use crate::DbDecimal;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "reconciliation_imports")]
 pub struct Model {
@@ -17,6 +19,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     /// The SHA-256 of the file (hex), unique per vendor.
     pub content_hash: String,
+    /// The largest difference of amounts matching accepts (in the statement's currency).
+    pub amount_tolerance: DbDecimal,
+    /// The largest difference of quantities matching accepts.
+    pub quantity_tolerance: DbDecimal,
+    /// When the statement was last matched.
+    pub matched_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

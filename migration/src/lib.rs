@@ -30,6 +30,7 @@ mod m20261126_000018_outbox_horizon;
 mod m20261126_000019_login_attempts;
 mod m20261126_000020_keys_per_customer;
 mod m20261126_000021_statement_imports;
+mod m20261126_000022_reconciliation_findings;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000019_login_attempts::Migration),
             Box::new(m20261126_000020_keys_per_customer::Migration),
             Box::new(m20261126_000021_statement_imports::Migration),
+            Box::new(m20261126_000022_reconciliation_findings::Migration),
         ]
     }
 }

@@ -3,7 +3,7 @@
 //! file imported again (by the SHA-256 of its bytes, per vendor) returns the earlier import;
 //! then the rows are read again and written with their raw values, in batches, in one
 //! transaction, from a reader on the blocking pool through a bounded channel, so memory
-//! stays bounded whatever the file's size. The import's period is the one the operator
+//! stays bounded whatever the file's size; then it is matched (`matcher`). The import's period is the one the operator
 //! gives, else the month most rows' charges start in.
 
 use std::collections::BTreeMap;
@@ -87,6 +87,9 @@ pub async fn import_statement(
         imported_by_user_id: Set(actor.user_id),
         created_at: Set(w.now()),
         content_hash: Set(summary.content_hash.clone()),
+        amount_tolerance: Set(DbDecimal(rust_decimal::Decimal::ZERO)),
+        quantity_tolerance: Set(DbDecimal(rust_decimal::Decimal::ZERO)),
+        matched_at: Set(None),
     }
     .insert(w.db())
     .await;
@@ -146,6 +149,8 @@ pub async fn import_statement(
     let details =
         serde_json::json!({"vendorId": vendor_id.get(), "rows": summary.rows, "contentHash": summary.content_hash});
     w.commit(Audit::action(actor, "importStatement", "reconciliation_import", import.id, details)).await?;
+    // Matched at once, with no tolerance; the operator may match again with some.
+    let import = super::matcher::match_import(domain, actor, import.id, None).await?;
     Ok(ImportOutcome { import, replayed: false })
 }
 

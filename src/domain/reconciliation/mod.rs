@@ -2,9 +2,12 @@
 //! vendor billed the operator, matched against what was provisioned and billed downstream.
 //! So far: reading and checking a statement (`statement`, format-independent), its first
 //! format, Partner Center's new-commerce reconciliation file (`partner_center`), and the
-//! import that stores a checked file once (`import`). The matcher and the report build on
-//! them.
+//! import that stores a checked file once (`import`), matching its rows against our
+//! subscriptions and charges (`matcher`, which reads and writes) and judging each group
+//! (`matching`, a pure function). The report builds on the findings.
 
 pub mod import;
+pub mod matcher;
+pub mod matching;
 pub mod partner_center;
 pub mod statement;

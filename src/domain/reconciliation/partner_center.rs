@@ -52,6 +52,16 @@ impl StatementFormat for PartnerCenter {
         Columns::find(header, REQUIRED)
     }
 
+    fn subtotal(
+        &self,
+        kind: UnitKind,
+        effective_unit_price: Decimal,
+        quantity: Decimal,
+        rate: Decimal,
+    ) -> Option<Decimal> {
+        vendor_subtotal(kind, effective_unit_price, quantity, rate)
+    }
+
     fn row(&self, columns: &Columns, record: &csv::StringRecord, row: u64) -> Result<StatementRow, Vec<RowError>> {
         let mut errors = Vec::new();
         let text = |column: &str| columns.get(record, column).to_owned();

@@ -152,6 +152,25 @@ pub trait StatementFormat {
 
     /// Reads the row numbered `row` (every error in it, not only the first).
     fn row(&self, columns: &Columns, record: &csv::StringRecord, row: u64) -> Result<StatementRow, Vec<RowError>>;
+
+    /// What the vendor charges, by its own rule, for `quantity` at the prorated unit price
+    /// `effective_unit_price` (pricing currency) converted at `rate`; None past the bounds
+    /// of the arithmetic. Matching applies it to our cost prices.
+    fn subtotal(
+        &self,
+        kind: UnitKind,
+        effective_unit_price: Decimal,
+        quantity: Decimal,
+        rate: Decimal,
+    ) -> Option<Decimal>;
+}
+
+/// The formats a statement can be imported in, by the name imports record.
+pub fn format_named(name: &str) -> Option<&'static (dyn StatementFormat + Sync)> {
+    match name {
+        "PARTNER_CENTER" => Some(&super::partner_center::PartnerCenter),
+        _ => None,
+    }
 }
 
 /// The positions of a format's columns in a file's header.

@@ -1,0 +1,82 @@
+//! What matching a vendor's statement found (#10): one finding per vendor subscription,
+//! charge cycle and kind of unit (the statement's rows aggregated, with our charges for the
+//! same service), its category, amounts and the rule that decided it, and how the operator
+//! resolved it. An import remembers the tolerances it was matched with. A finding's rows are
+//! found by its vendor reference, cycle and kind of unit (indexed), not by a column written
+//! on each of a million rows.
+
+use sea_orm_migration::prelude::*;
+
+use crate::ddl;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+const UP: &str = r#"
+CREATE TABLE reconciliation_findings (
+    id {id},
+    import_id BIGINT NOT NULL REFERENCES reconciliation_imports(id),
+    group_key VARCHAR(400) NOT NULL,
+    category VARCHAR(32) NOT NULL,
+    subscription_id BIGINT REFERENCES subscriptions(id),
+    customer_id BIGINT REFERENCES customers(id),
+    reseller_id BIGINT REFERENCES resellers(id),
+    offer_id BIGINT REFERENCES offers(id),
+    subscription_reference VARCHAR(128) NOT NULL,
+    customer_external_id VARCHAR(128) NOT NULL,
+    sku VARCHAR(100) NOT NULL,
+    unit_kind VARCHAR(8) NOT NULL,
+    charge_start {ts} NOT NULL,
+    charge_end {ts} NOT NULL,
+    vendor_rows INTEGER NOT NULL,
+    currency CHAR(3) NOT NULL,
+    vendor_amount {money} NOT NULL,
+    expected_amount {money},
+    vendor_quantity {money},
+    our_quantity {money},
+    billed_currency CHAR(3),
+    cost_billed {money} NOT NULL,
+    wholesale_billed {money} NOT NULL,
+    retail_billed {money} NOT NULL,
+    amount {money} NOT NULL,
+    rule TEXT NOT NULL,
+    status VARCHAR(16) NOT NULL,
+    note TEXT,
+    resolved_by_user_id BIGINT REFERENCES users(id),
+    resolved_at {ts},
+    recovery_charge_id BIGINT REFERENCES charges(id),
+    recovery_customer_charge BOOLEAN NOT NULL DEFAULT FALSE,
+    CONSTRAINT uq_reconciliation_findings_group UNIQUE (import_id, group_key)
+);
+CREATE INDEX idx_reconciliation_findings_category ON reconciliation_findings (import_id, category);
+CREATE INDEX idx_reconciliation_findings_reseller ON reconciliation_findings (import_id, reseller_id);
+CREATE INDEX idx_reconciliation_findings_customer ON reconciliation_findings (import_id, customer_id);
+CREATE INDEX idx_reconciliation_findings_subscription ON reconciliation_findings (subscription_id, charge_end);
+CREATE INDEX idx_reconciliation_lines_reference ON reconciliation_lines (import_id, subscription_reference);
+ALTER TABLE reconciliation_imports ADD COLUMN amount_tolerance {money} NOT NULL DEFAULT '0';
+ALTER TABLE reconciliation_imports ADD COLUMN quantity_tolerance {money} NOT NULL DEFAULT '0';
+ALTER TABLE reconciliation_imports ADD COLUMN matched_at {ts}
+"#;
+
+const DOWN: &str = r#"
+ALTER TABLE reconciliation_imports DROP COLUMN matched_at;
+ALTER TABLE reconciliation_imports DROP COLUMN quantity_tolerance;
+ALTER TABLE reconciliation_imports DROP COLUMN amount_tolerance;
+DROP INDEX idx_reconciliation_lines_reference;
+DROP TABLE reconciliation_findings
+"#;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        ddl::run(manager, UP).await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        ddl::run(manager, DOWN).await
+    }
+}

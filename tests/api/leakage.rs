@@ -1,0 +1,270 @@
+//! #10, matching: a December statement written by `statement_generator` from the database's
+//! own subscriptions, with a discrepancy of every category planted in a known amount, is
+//! matched; every planted one is found with its exact category and amount, and nothing else
+//! is flagged. The amounts expected are computed here from DOMAIN.md (the vendor's
+//! ROUNDDOWN, our proration half away from zero), not read from the engine.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use rust_decimal::{Decimal, RoundingStrategy};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde_json::json;
+use switchyard::domain::ids::{OfferId, ResellerId, VendorId};
+use switchyard::domain::reconciliation::import::import_statement;
+use switchyard::domain::reconciliation::partner_center::PartnerCenter;
+use switchyard::domain::resellers::{self, NewWholesalePrice, WholesaleTarget};
+use switchyard::domain::{Actor, Role};
+
+use crate::helpers::{ExtraOffer, Fixture, TestApp, dec, spawn_app};
+use crate::orders::{order_input, place};
+use crate::statement_generator::{Billing, Row, file, month_rows};
+
+const USD_TO_EUR: &str = "0.9234";
+
+/// Our proration (DOMAIN.md): round(unit / days in period × days used) half away from zero,
+/// then × quantity.
+fn ours(unit: &str, days_used: i64, days: i64, quantity: i64) -> Decimal {
+    (dec(unit) / Decimal::from(days) * Decimal::from(days_used))
+        .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+        * Decimal::from(quantity)
+}
+
+fn usd_in_eur(amount: Decimal) -> Decimal {
+    (amount * dec(USD_TO_EUR)).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+fn at(text: &str) -> chrono::DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+async fn buy(app: &TestApp, customer: i64, reseller: i64, offer: i64, seats: i32, key: &str) -> i64 {
+    let token = app.token(Role::Reseller, Some(reseller));
+    let placed = place(app, &token, order_input(customer, &[(offer, seats)]), key).await;
+    placed["order"]["lines"][0]["subscription"]["id"].as_str().unwrap().parse().unwrap()
+}
+
+async fn mutate(app: &TestApp, reseller: i64, query: &str, subscription: i64) {
+    let token = app.token(Role::Reseller, Some(reseller));
+    let data = app.data(&token, query, json!({"id": subscription.to_string()})).await;
+    assert!(data.is_object(), "{data}");
+}
+
+async fn reference(app: &TestApp, subscription: i64) -> String {
+    entity::subscription::Entity::find_by_id(subscription)
+        .one(&app.domain.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .vendor_reference
+        .expect("provisioned")
+}
+
+/// Forgets the vendor's id of a subscription (our record lost it, or never had it).
+async fn forget_reference(app: &TestApp, subscription: i64) {
+    let model = entity::subscription::Entity::find_by_id(subscription).one(&app.domain.db).await.unwrap().unwrap();
+    let mut active: entity::subscription::ActiveModel = model.into();
+    active.vendor_reference = Set(None);
+    active.update(&app.domain.db).await.unwrap();
+}
+
+fn stranger(reference: &str, tenant: &str, product: &str, unit_price: &str, quantity: i64) -> Row {
+    Row {
+        subscription_id: None,
+        tenant: tenant.into(),
+        customer_name: "Nobody we know".into(),
+        reference: reference.into(),
+        product: product.into(),
+        sku_id: "0007".into(),
+        charge_type: "cycleCharge",
+        unit_price: dec(unit_price),
+        quantity: Decimal::from(quantity),
+        start: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+        end: NaiveDate::from_ymd_opt(2026, 12, 31).unwrap(),
+        days_in_cycle: 31,
+        pricing_currency: "USD".into(),
+        currency: "EUR".into(),
+        rate: dec(USD_TO_EUR),
+    }
+}
+
+#[tokio::test]
+async fn every_planted_discrepancy_is_found_with_its_amount_and_nothing_else() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let op = Actor::system();
+    let extra = |sku, cost, list| ExtraOffer {
+        sku,
+        term: entity::enums::Term::P1y,
+        frequency: entity::enums::BillingFrequency::Monthly,
+        max_quantity: 100,
+        cost,
+        list,
+        usage: None,
+    };
+    // $4.00 a month: the vendor's truncated proration differs from our rounded one.
+    let four = f.offer(&app, extra("CFQ7TTC0LH18:0004", "4.00", "5.00")).await;
+    // Sold to reseller A below its cost.
+    let below = f.offer(&app, extra("CFQ7TTC0LH18:0006", "6.00", "7.00")).await;
+    resellers::set_wholesale_price(
+        &app.domain,
+        &op,
+        NewWholesalePrice {
+            offer_id: OfferId::new(below),
+            target: WholesaleTarget::Reseller(ResellerId::new(f.reseller_a)),
+            currency: "USD".into(),
+            price: dec("5.00"),
+            effective_from: Some(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()),
+        },
+    )
+    .await
+    .unwrap();
+    // Matched by tenant and SKU only.
+    let by_tenant = f.offer(&app, extra("CFQ7TTC0LF8Q:0001", "12.00", "15.00")).await;
+
+    let (a, ra, b, rb) = (f.customer_a, f.reseller_a, f.customer_b, f.reseller_b);
+    let main = f.offers_a[0];
+    app.clock.set(at("2026-11-02T10:00:00Z"));
+    let s1 = buy(&app, a, ra, four, 2, "s1").await;
+    let s3 = buy(&app, a, ra, main, 3, "s3").await;
+    let s5 = buy(&app, a, ra, below, 2, "s5").await;
+    let s7 = buy(&app, a, ra, by_tenant, 1, "s7").await;
+    let s8 = buy(&app, a, ra, main, 1, "s8").await;
+    let s11 = buy(&app, b, rb, main, 1, "s11").await;
+    app.run_jobs().await;
+    crate::billing::run(&app, "2026-11").await;
+
+    app.clock.set(at("2026-12-03T09:00:00Z"));
+    let up =
+        "mutation($id: ID!) { changeSubscriptionQuantity(id: $id, quantity: 5, idempotencyKey: \"up\") { replayed } }";
+    mutate(&app, ra, up, s1).await;
+    app.clock.set(at("2026-12-05T10:00:00Z"));
+    let s10 = buy(&app, a, ra, four, 1, "s10").await;
+    app.run_jobs().await;
+    app.clock.set(at("2026-12-06T09:00:00Z"));
+    mutate(&app, ra, "mutation($id: ID!) { cancelSubscription(id: $id, idempotencyKey: \"c\") { replayed } }", s10)
+        .await;
+    app.clock.set(at("2026-12-10T10:00:00Z"));
+    let s2 = buy(&app, a, ra, main, 1, "s2").await;
+    app.clock.set(at("2026-12-15T10:00:00Z"));
+    let s9 = buy(&app, a, ra, main, 1, "s9").await;
+    app.run_jobs().await;
+    app.clock.set(at("2026-12-20T10:00:00Z"));
+    crate::billing::run(&app, "2026-12").await;
+    // Bought after December's run: the vendor charges it, nobody was billed.
+    app.clock.set(at("2026-12-21T10:00:00Z"));
+    let s4 = buy(&app, a, ra, four, 1, "s4").await;
+    app.run_jobs().await;
+
+    // The vendor's December, from the database; s8's charge is missing at the vendor (drift)
+    // and s9 the vendor never had (our record of its id is gone).
+    let billing = Billing { currency: "EUR", rates: HashMap::from([("USD", dec(USD_TO_EUR)), ("EUR", Decimal::ONE)]) };
+    let omit = HashSet::from([s8, s9]);
+    let mut rows = month_rows(&app.domain.db, f.vendor_a, (2026, 12), &billing, &omit).await;
+    let true_amount = |rows: &[Row], s: i64| -> Decimal {
+        rows.iter().filter(|r| r.subscription_id == Some(s)).map(Row::subtotal).sum()
+    };
+    let truth: HashMap<i64, Decimal> =
+        [s1, s2, s3, s4, s5, s7, s10, s11].iter().map(|&s| (s, true_amount(&rows, s))).collect();
+    // Planted: s2 at the vendor's own (higher) price; one seat too many on s3's cycle.
+    for row in rows.iter_mut() {
+        if row.subscription_id == Some(s2) {
+            row.unit_price = dec("8.50");
+        }
+        if row.subscription_id == Some(s3) && row.charge_type == "cycleCharge" {
+            row.quantity = Decimal::from(4);
+        }
+    }
+    // Charges for a subscription and a customer we do not know, and for a known customer's
+    // SKU we do not sell.
+    rows.push(stranger("ffffffff-0000-0000-0000-000000000001", "tenant-nobody", "DZH318Z0BQ3Q", "20.00", 3));
+    rows.push(stranger("ffffffff-0000-0000-0000-000000000001", "tenant-nobody", "DZH318Z0BQ3Q", "20.00", 1));
+    rows.push(stranger("ffffffff-0000-0000-0000-000000000002", "tenant-Customer-A", "DZH318Z0BQ3R", "3.33", 7));
+    let planted = |s: i64| true_amount(&rows, s);
+    let s7_reference = reference(&app, s7).await;
+    forget_reference(&app, s7).await;
+    forget_reference(&app, s9).await;
+
+    // What must be found, computed here.
+    let eur = |s: i64| (reference_or(&rows, s), "SEATS");
+    let mut expected: BTreeMap<(String, &str), (&str, Decimal)> = BTreeMap::new();
+    for s in [s1, s10, s11] {
+        expected.insert(eur(s), ("MATCHED", truth[&s]));
+    }
+    expected.insert((s7_reference, "SEATS"), ("MATCHED", truth[&s7]));
+    expected.insert(eur(s2), ("PRICE_MISMATCH", planted(s2) - truth[&s2]));
+    expected.insert(eur(s3), ("QUANTITY_MISMATCH", planted(s3) - truth[&s3]));
+    expected.insert(eur(s4), ("UNBILLED", truth[&s4]));
+    // 2 seats at a $5.00 wholesale, converted, for a vendor charge of 2 × ROUNDDOWN(6.00 × rate).
+    expected.insert(eur(s5), ("UNDERBILLED", truth[&s5] - usd_in_eur(ours("5.00", 31, 31, 2))));
+    let unknown: Decimal = rows.iter().filter(|r| r.subscription_id.is_none()).take(2).map(Row::subtotal).sum();
+    expected.insert(("ffffffff-0000-0000-0000-000000000001".into(), "SEATS"), ("UNKNOWN_SUBSCRIPTION", unknown));
+    let other = rows.last().unwrap().subtotal();
+    expected.insert(("ffffffff-0000-0000-0000-000000000002".into(), "SEATS"), ("UNKNOWN_SUBSCRIPTION", other));
+    // s8: the vendor should have charged one seat of $8.00 for December (in our currency).
+    expected.insert((format!("#{s8}"), "SEATS"), ("MISSING_VENDOR_CHARGE", dec("8.00")));
+    // s9: billed at $9.20 wholesale from 15 December (17 of 31 days), unknown to the vendor.
+    expected.insert((format!("#{s9}"), "SEATS"), ("OVERBILLED", ours("9.20", 17, 31, 1)));
+
+    let path = std::env::temp_dir().join(format!("switchyard-leakage-{}.csv", std::process::id()));
+    std::fs::write(&path, file(&rows)).unwrap();
+    let outcome = import_statement(
+        &app.domain,
+        &op,
+        VendorId::new(f.vendor_a),
+        "december.csv",
+        Some("2026-12"),
+        &PartnerCenter,
+        &path,
+    )
+    .await;
+    let _ = std::fs::remove_file(&path);
+    let outcome = outcome.unwrap();
+    assert!(outcome.import.matched_at.is_some());
+    let findings = entity::reconciliation_finding::Entity::find()
+        .filter(entity::reconciliation_finding::Column::ImportId.eq(outcome.import.id))
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    let found: BTreeMap<(String, &str), (&str, Decimal)> = findings
+        .iter()
+        .map(|f| {
+            let key = if f.vendor_rows == 0 {
+                format!("#{}", f.subscription_id.unwrap())
+            } else {
+                f.subscription_reference.clone()
+            };
+            (
+                (key, if f.unit_kind == "USAGE" { "USAGE" } else { "SEATS" }),
+                (category(&f.category), f.amount.0.normalize()),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<_, _> = expected.into_iter().map(|(k, (c, a))| (k, (c, a.normalize()))).collect();
+    let rules: Vec<String> = findings.iter().map(|f| format!("{} {}: {}", f.category, f.amount.0, f.rule)).collect();
+    assert_eq!(found, expected, "{rules:#?}");
+    // The rule that decided each is on it, with its numbers.
+    let s5_finding = findings.iter().find(|f| f.subscription_id == Some(s5)).unwrap();
+    assert!(s5_finding.rule.contains("wholesale"), "{}", s5_finding.rule);
+    assert_eq!(s5_finding.wholesale_billed.0, dec("10.00"));
+}
+
+fn reference_or(rows: &[Row], s: i64) -> String {
+    rows.iter().find(|r| r.subscription_id == Some(s)).map(|r| r.reference.clone()).unwrap()
+}
+
+fn category(name: &str) -> &'static str {
+    [
+        "MATCHED",
+        "UNBILLED",
+        "UNDERBILLED",
+        "OVERBILLED",
+        "QUANTITY_MISMATCH",
+        "PRICE_MISMATCH",
+        "UNKNOWN_SUBSCRIPTION",
+        "MISSING_VENDOR_CHARGE",
+    ]
+    .into_iter()
+    .find(|c| *c == name)
+    .unwrap_or("?")
+}
