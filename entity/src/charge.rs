@@ -42,6 +42,9 @@ pub struct Model {
     pub cycle_unit_cost: Option<DbDecimal>,
     pub cycle_unit_wholesale: Option<DbDecimal>,
     pub cycle_unit_retail: Option<DbDecimal>,
+    /// False for a charge billed to the reseller only (a recovered amount the operator does
+    /// not pass on): no customer invoice gathers it.
+    pub bills_customer: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

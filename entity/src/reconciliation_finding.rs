@@ -38,6 +38,9 @@ pub struct Model {
     /// The currency of `vendor_amount`, `expected_amount` and `amount`: the statement's
     /// billing currency (ours, for a charge the vendor did not make).
     pub currency: String,
+    /// The currency the vendor priced in, and its rate to `currency` (1 for our own cycles).
+    pub pricing_currency: String,
+    pub exchange_rate: DbDecimal,
     pub vendor_amount: DbDecimal,
     /// What the vendor should have charged, by its own rule, from our cost prices.
     pub expected_amount: Option<DbDecimal>,

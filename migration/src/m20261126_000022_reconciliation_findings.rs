@@ -3,7 +3,8 @@
 //! same service), its category, amounts and the rule that decided it, and how the operator
 //! resolved it. An import remembers the tolerances it was matched with. A finding's rows are
 //! found by its vendor reference, cycle and kind of unit (indexed), not by a column written
-//! on each of a million rows.
+//! on each of a million rows. A charge may bill the reseller only (a recovery the operator
+//! does not pass on to the customer).
 
 use sea_orm_migration::prelude::*;
 
@@ -30,6 +31,8 @@ CREATE TABLE reconciliation_findings (
     charge_end {ts} NOT NULL,
     vendor_rows INTEGER NOT NULL,
     currency CHAR(3) NOT NULL,
+    pricing_currency CHAR(3) NOT NULL,
+    exchange_rate {money} NOT NULL,
     vendor_amount {money} NOT NULL,
     expected_amount {money},
     vendor_quantity {money},
@@ -55,10 +58,12 @@ CREATE INDEX idx_reconciliation_findings_subscription ON reconciliation_findings
 CREATE INDEX idx_reconciliation_lines_reference ON reconciliation_lines (import_id, subscription_reference);
 ALTER TABLE reconciliation_imports ADD COLUMN amount_tolerance {money} NOT NULL DEFAULT '0';
 ALTER TABLE reconciliation_imports ADD COLUMN quantity_tolerance {money} NOT NULL DEFAULT '0';
-ALTER TABLE reconciliation_imports ADD COLUMN matched_at {ts}
+ALTER TABLE reconciliation_imports ADD COLUMN matched_at {ts};
+ALTER TABLE charges ADD COLUMN bills_customer BOOLEAN NOT NULL DEFAULT TRUE
 "#;
 
 const DOWN: &str = r#"
+ALTER TABLE charges DROP COLUMN bills_customer;
 ALTER TABLE reconciliation_imports DROP COLUMN matched_at;
 ALTER TABLE reconciliation_imports DROP COLUMN quantity_tolerance;
 ALTER TABLE reconciliation_imports DROP COLUMN amount_tolerance;

@@ -38,6 +38,9 @@ pub enum EventKind {
     SubscriptionChanged,
     /// A provisioning job changed state (queued, running, succeeded, failed, dead).
     ProvisioningStatusChanged,
+    /// A vendor's statement was imported or matched, or a finding resolved (the operator's
+    /// alone: it names no tenant).
+    ReconciliationChanged,
 }
 
 /// One domain event, as stored in the outbox and sent to subscribers.

@@ -35,6 +35,7 @@ pub enum LiveEventKind {
     OrderStatusChanged,
     SubscriptionChanged,
     ProvisioningStatusChanged,
+    ReconciliationChanged,
 }
 
 impl From<EventKind> for LiveEventKind {
@@ -44,6 +45,7 @@ impl From<EventKind> for LiveEventKind {
             EventKind::OrderStatusChanged => Self::OrderStatusChanged,
             EventKind::SubscriptionChanged => Self::SubscriptionChanged,
             EventKind::ProvisioningStatusChanged => Self::ProvisioningStatusChanged,
+            EventKind::ReconciliationChanged => Self::ReconciliationChanged,
         }
     }
 }

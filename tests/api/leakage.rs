@@ -12,7 +12,9 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 use switchyard::domain::ids::{OfferId, ResellerId, VendorId};
 use switchyard::domain::reconciliation::import::import_statement;
+use switchyard::domain::reconciliation::matcher::match_import;
 use switchyard::domain::reconciliation::partner_center::PartnerCenter;
+use switchyard::domain::reconciliation::resolution::{explain_finding, recover_finding};
 use switchyard::domain::resellers::{self, NewWholesalePrice, WholesaleTarget};
 use switchyard::domain::{Actor, Role};
 
@@ -88,10 +90,58 @@ fn stranger(reference: &str, tenant: &str, product: &str, unit_price: &str, quan
     }
 }
 
+/// December as the scenario leaves it: the import, the subscriptions by name, and the
+/// findings expected, by vendor reference (or `#subscription` for a cycle only we charged).
+struct December {
+    import_id: i64,
+    subscriptions: HashMap<&'static str, i64>,
+    expected: BTreeMap<(String, &'static str), (&'static str, Decimal)>,
+}
+
+/// Found: the import's findings, keyed as `December::expected` is.
+async fn found(
+    app: &TestApp,
+    import_id: i64,
+) -> (BTreeMap<(String, &'static str), (&'static str, Decimal)>, Vec<entity::reconciliation_finding::Model>) {
+    let findings = entity::reconciliation_finding::Entity::find()
+        .filter(entity::reconciliation_finding::Column::ImportId.eq(import_id))
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    let found = findings
+        .iter()
+        .map(|f| {
+            let key = if f.vendor_rows == 0 {
+                format!("#{}", f.subscription_id.unwrap())
+            } else {
+                f.subscription_reference.clone()
+            };
+            (
+                (key, if f.unit_kind == "USAGE" { "USAGE" } else { "SEATS" }),
+                (category(&f.category), f.amount.0.normalize()),
+            )
+        })
+        .collect();
+    (found, findings)
+}
+
 #[tokio::test]
 async fn every_planted_discrepancy_is_found_with_its_amount_and_nothing_else() {
     let app = spawn_app().await;
     let f = Fixture::build(&app).await;
+    let december = december(&app, &f).await;
+    let (found, findings) = found(&app, december.import_id).await;
+    let rules: Vec<String> = findings.iter().map(|f| format!("{} {}: {}", f.category, f.amount.0, f.rule)).collect();
+    assert_eq!(found, december.expected, "{rules:#?}");
+    // The rule that decided each is on it, with its numbers.
+    let s5 = december.subscriptions["s5"];
+    let s5_finding = findings.iter().find(|f| f.subscription_id == Some(s5)).unwrap();
+    assert!(s5_finding.rule.contains("wholesale"), "{}", s5_finding.rule);
+    assert_eq!(s5_finding.wholesale_billed.0, dec("10.00"));
+}
+
+async fn december(app: &TestApp, f: &Fixture) -> December {
+    let app = app;
     let op = Actor::system();
     let extra = |sku, cost, list| ExtraOffer {
         sku,
@@ -187,7 +237,7 @@ async fn every_planted_discrepancy_is_found_with_its_amount_and_nothing_else() {
 
     // What must be found, computed here.
     let eur = |s: i64| (reference_or(&rows, s), "SEATS");
-    let mut expected: BTreeMap<(String, &str), (&str, Decimal)> = BTreeMap::new();
+    let mut expected: BTreeMap<(String, &'static str), (&'static str, Decimal)> = BTreeMap::new();
     for s in [s1, s10, s11] {
         expected.insert(eur(s), ("MATCHED", truth[&s]));
     }
@@ -221,32 +271,20 @@ async fn every_planted_discrepancy_is_found_with_its_amount_and_nothing_else() {
     let _ = std::fs::remove_file(&path);
     let outcome = outcome.unwrap();
     assert!(outcome.import.matched_at.is_some());
-    let findings = entity::reconciliation_finding::Entity::find()
-        .filter(entity::reconciliation_finding::Column::ImportId.eq(outcome.import.id))
-        .all(&app.domain.db)
-        .await
-        .unwrap();
-    let found: BTreeMap<(String, &str), (&str, Decimal)> = findings
-        .iter()
-        .map(|f| {
-            let key = if f.vendor_rows == 0 {
-                format!("#{}", f.subscription_id.unwrap())
-            } else {
-                f.subscription_reference.clone()
-            };
-            (
-                (key, if f.unit_kind == "USAGE" { "USAGE" } else { "SEATS" }),
-                (category(&f.category), f.amount.0.normalize()),
-            )
-        })
-        .collect();
-    let expected: BTreeMap<_, _> = expected.into_iter().map(|(k, (c, a))| (k, (c, a.normalize()))).collect();
-    let rules: Vec<String> = findings.iter().map(|f| format!("{} {}: {}", f.category, f.amount.0, f.rule)).collect();
-    assert_eq!(found, expected, "{rules:#?}");
-    // The rule that decided each is on it, with its numbers.
-    let s5_finding = findings.iter().find(|f| f.subscription_id == Some(s5)).unwrap();
-    assert!(s5_finding.rule.contains("wholesale"), "{}", s5_finding.rule);
-    assert_eq!(s5_finding.wholesale_billed.0, dec("10.00"));
+    let expected = expected.into_iter().map(|(k, (c, a))| (k, (c, a.normalize()))).collect();
+    let subscriptions = HashMap::from([
+        ("s1", s1),
+        ("s2", s2),
+        ("s3", s3),
+        ("s4", s4),
+        ("s5", s5),
+        ("s7", s7),
+        ("s8", s8),
+        ("s9", s9),
+        ("s10", s10),
+        ("s11", s11),
+    ]);
+    December { import_id: outcome.import.id, subscriptions, expected }
 }
 
 fn reference_or(rows: &[Row], s: i64) -> String {
@@ -267,4 +305,104 @@ fn category(name: &str) -> &'static str {
     .into_iter()
     .find(|c| *c == name)
     .unwrap_or("?")
+}
+
+/// Invoice lines that bill recoveries: (recipient reseller, recipient customer, amount).
+async fn recovery_lines(app: &TestApp) -> Vec<(Option<i64>, Option<i64>, Decimal)> {
+    let lines = entity::invoice_line::Entity::find()
+        .filter(entity::invoice_line::Column::Description.starts_with("Recovered"))
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for line in lines {
+        let invoice = entity::invoice::Entity::find_by_id(line.invoice_id).one(&app.domain.db).await.unwrap().unwrap();
+        out.push((invoice.recipient_reseller_id, invoice.recipient_customer_id, line.amount.0.normalize()));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn recovered_leakage_is_billed_by_the_next_run_exactly_once() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let december = december(&app, &f).await;
+    let (_, findings) = found(&app, december.import_id).await;
+    let of = |name: &str| {
+        findings.iter().find(|x| x.subscription_id == Some(december.subscriptions[name]) && x.vendor_rows > 0).unwrap()
+    };
+    let (unbilled, under, matched, quantity) = (of("s4"), of("s5"), of("s1"), of("s3"));
+    assert_eq!((unbilled.category.as_str(), under.category.as_str()), ("UNBILLED", "UNDERBILLED"));
+    let op = Actor::system();
+    let code = |e: switchyard::domain::Error| match e {
+        switchyard::domain::Error::Conflict { reason, .. } => reason,
+        other => panic!("{other:?}"),
+    };
+    app.clock.set(at("2027-01-02T08:00:00Z"));
+    // A reseller cannot resolve anything.
+    let reseller = Actor::from_role(None, Role::Reseller, Some(f.reseller_a)).unwrap();
+    assert!(matches!(
+        recover_finding(&app.domain, &reseller, unbilled.id, true, None).await,
+        Err(switchyard::domain::Error::Forbidden(_))
+    ));
+    let recovered =
+        recover_finding(&app.domain, &op, unbilled.id, true, Some("the 21 December purchase")).await.unwrap();
+    assert_eq!((recovered.status.as_str(), recovered.recovery_customer_charge), ("RECOVERED", true));
+    assert_eq!(code(recover_finding(&app.domain, &op, unbilled.id, true, None).await.unwrap_err()), "ALREADY_RESOLVED");
+    // Two operators at once: one recovery.
+    let (x, y) = tokio::join!(
+        recover_finding(&app.domain, &op, under.id, false, None),
+        recover_finding(&app.domain, &op, under.id, false, None)
+    );
+    assert_eq!(u8::from(x.is_ok()) + u8::from(y.is_ok()), 1, "{x:?} {y:?}");
+    assert_eq!(code(x.err().or(y.err()).unwrap()), "ALREADY_RESOLVED");
+    // Only leakage is recovered; an explained finding is resolved.
+    assert_eq!(code(recover_finding(&app.domain, &op, matched.id, true, None).await.unwrap_err()), "NOT_RECOVERABLE");
+    assert!(matches!(
+        explain_finding(&app.domain, &op, quantity.id, "  ").await,
+        Err(switchyard::domain::Error::Validation { .. })
+    ));
+    let explained =
+        explain_finding(&app.domain, &op, quantity.id, "the vendor credits the seat in January").await.unwrap();
+    assert_eq!(
+        (explained.status.as_str(), explained.note.as_deref()),
+        ("EXPLAINED", Some("the vendor credits the seat in January"))
+    );
+    assert_eq!(code(explain_finding(&app.domain, &op, quantity.id, "again").await.unwrap_err()), "ALREADY_RESOLVED");
+    assert_eq!(code(recover_finding(&app.domain, &op, quantity.id, true, None).await.unwrap_err()), "ALREADY_RESOLVED");
+    // Matching again would lose what was resolved: refused.
+    assert_eq!(code(match_import(&app.domain, &op, december.import_id, None).await.unwrap_err()), "FINDINGS_RESOLVED");
+
+    // January's run bills the recoveries, in the subscriptions' currency (the findings are in
+    // the statement's EUR, at its rate): s4 to the reseller and its customer, s5 to the
+    // reseller only.
+    let s4_usd =
+        (unbilled.amount.0 / dec(USD_TO_EUR)).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    let s5_usd = (under.amount.0 / dec(USD_TO_EUR)).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    crate::billing::run(&app, "2027-01").await;
+    let mut want = vec![
+        (Some(f.reseller_a), None, s4_usd.normalize()),
+        (Some(f.reseller_a), None, s5_usd.normalize()),
+        (None, Some(f.customer_a), s4_usd.normalize()),
+    ];
+    want.sort();
+    assert_eq!(recovery_lines(&app).await, want);
+    // And never again.
+    crate::billing::run(&app, "2027-01").await;
+    app.clock.set(at("2027-02-02T08:00:00Z"));
+    crate::billing::run(&app, "2027-02").await;
+    assert_eq!(recovery_lines(&app).await, want);
+    // The audit log has each resolution.
+    let audited = entity::audit_log::Entity::find()
+        .filter(entity::audit_log::Column::Action.is_in([
+            "recoverFinding",
+            "explainFinding",
+            "matchStatement",
+            "importStatement",
+        ]))
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    assert_eq!(audited.len(), 5, "{audited:?}");
 }

@@ -169,7 +169,8 @@ pub async fn invoice_period(
             .map(|r| (r.id, r.currency))
             .collect();
         for charge in &charges {
-            if charge.customer_invoice_id.is_none() {
+            // A recovery the operator keeps to the reseller is on no customer's invoice.
+            if charge.customer_invoice_id.is_none() && charge.bills_customer {
                 by_customer
                     .entry((charge.customer_id, charge.reseller_id, charge.currency.clone()))
                     .or_default()

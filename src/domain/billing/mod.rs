@@ -365,6 +365,7 @@ async fn write_charges(
                 cycle_unit_cost: Set(Some(DbDecimal(line.cycle_unit.0))),
                 cycle_unit_wholesale: Set(Some(DbDecimal(line.cycle_unit.1))),
                 cycle_unit_retail: Set(Some(DbDecimal(line.cycle_unit.2))),
+                bills_customer: Set(true),
             });
         }
     }
@@ -503,6 +504,7 @@ async fn preview_lines(
     let mut lines = charge::Entity::find()
         .filter(charge::Column::CustomerId.eq(customer.id))
         .filter(charge::Column::Period.lte(label.clone()))
+        .filter(charge::Column::BillsCustomer.eq(true))
         .filter(gathered)
         .order_by_asc(charge::Column::Id)
         .all(&domain.db)
@@ -550,6 +552,7 @@ async fn preview_lines(
                 cycle_unit_cost: Some(DbDecimal(line.cycle_unit.0)),
                 cycle_unit_wholesale: Some(DbDecimal(line.cycle_unit.1)),
                 cycle_unit_retail: Some(DbDecimal(line.cycle_unit.2)),
+                bills_customer: true,
             });
         }
     }

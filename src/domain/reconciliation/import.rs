@@ -75,7 +75,7 @@ pub async fn import_statement(
         .unwrap_or_default();
     let period = given_period.map_or(guessed, |p| format!("{:04}-{:02}", p.start.year(), p.start.month()));
     let row_count = i32::try_from(summary.rows).map_err(|_| Error::validation("file", "too many rows"))?;
-    let w = Write::begin(domain).await?;
+    let mut w = Write::begin(domain).await?;
     let inserted = reconciliation_import::ActiveModel {
         id: NotSet,
         vendor_id: Set(vendor_id.get()),
@@ -148,6 +148,8 @@ pub async fn import_statement(
     }
     let details =
         serde_json::json!({"vendorId": vendor_id.get(), "rows": summary.rows, "contentHash": summary.content_hash});
+    let detail = serde_json::json!({"importId": import.id, "vendorId": vendor_id.get(), "rows": summary.rows});
+    w.emit(super::resolution::reconciliation_event("IMPORTED", w.now(), detail)).await?;
     w.commit(Audit::action(actor, "importStatement", "reconciliation_import", import.id, details)).await?;
     // Matched at once, with no tolerance; the operator may match again with some.
     let import = super::matcher::match_import(domain, actor, import.id, None).await?;

@@ -504,6 +504,8 @@ impl WithVendor for reconciliation_finding::ActiveModel {
         self.sku = Set(group.sku.clone());
         self.vendor_rows = Set(i32::try_from(group.side.rows).unwrap_or(i32::MAX));
         self.currency = Set(group.side.currency.clone());
+        self.pricing_currency = Set(group.side.pricing_currency.clone());
+        self.exchange_rate = Set(DbDecimal(group.side.rate()));
         self.vendor_amount = Set(DbDecimal(group.side.amount));
         self.vendor_quantity = Set(Some(DbDecimal(group.side.quantity)));
         self
@@ -537,6 +539,8 @@ fn new_finding(
         charge_end: Set(midnight(last_day)),
         vendor_rows: Set(0),
         currency: Set(String::new()),
+        pricing_currency: Set(ours.map(|o| o.currency.clone()).unwrap_or_default()),
+        exchange_rate: Set(DbDecimal(Decimal::ONE)),
         vendor_amount: Set(zero),
         expected_amount: Set(judgement.expected.map(DbDecimal)),
         vendor_quantity: Set(None),
@@ -563,7 +567,7 @@ async fn write_findings(
     tolerances: Tolerances,
     findings: Vec<reconciliation_finding::ActiveModel>,
 ) -> Result<reconciliation_import::Model> {
-    let w = Write::begin(domain).await?;
+    let mut w = Write::begin(domain).await?;
     let resolved = reconciliation_finding::Entity::find()
         .filter(reconciliation_finding::Column::ImportId.eq(import.id))
         .filter(reconciliation_finding::Column::Status.ne("OPEN"))
@@ -597,6 +601,8 @@ async fn write_findings(
         "amountTolerance": tolerances.amount.to_string(),
         "quantityTolerance": tolerances.quantity.to_string(),
     });
+    let detail = serde_json::json!({"importId": import.id, "vendorId": import.vendor_id, "findings": count});
+    w.emit(super::resolution::reconciliation_event("MATCHED", w.now(), detail)).await?;
     w.commit(Audit::action(actor, "matchStatement", "reconciliation_import", import.id, details)).await?;
     Ok(import)
 }

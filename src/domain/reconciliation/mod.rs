@@ -10,4 +10,5 @@ pub mod import;
 pub mod matcher;
 pub mod matching;
 pub mod partner_center;
+pub mod resolution;
 pub mod statement;

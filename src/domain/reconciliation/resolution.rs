@@ -1,0 +1,221 @@
+//! Resolving a finding (operator only): it is **explained** (with a note), or its leakage is
+//! **recovered** — an UNBILLED or UNDERBILLED amount becomes a charge (ADJUSTMENT, key
+//! `recovery:<finding>`) that the next billing run puts on the reseller's invoice, and on the
+//! customer's when the operator says so, described with the statement and the finding it
+//! comes from. A finding is resolved once: the update is conditional on it being OPEN, and
+//! the charge's key is unique per subscription, so recovering twice is impossible even for
+//! two operators at the same instant. Every resolution writes an audit row and an event.
+
+use chrono::Duration;
+use entity::enums::ChargeKind;
+use entity::{DbDecimal, charge, reconciliation_finding, reconciliation_import, subscription};
+use rust_decimal::Decimal;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set};
+
+use super::matching::Category;
+use crate::domain::Domain;
+use crate::domain::actor::Actor;
+use crate::domain::error::{Error, Result, map_unique_violation};
+use crate::domain::events::{DomainEvent, EventKind};
+use crate::domain::money::{Currency, round_to_minor_units};
+use crate::domain::validate;
+use crate::domain::write::{Audit, Write};
+
+/// The longest note kept on a finding.
+pub const MAX_NOTE: usize = 2_000;
+
+/// An event about reconciliation: the operator's alone (it names no tenant).
+pub fn reconciliation_event(status: &str, at: chrono::DateTime<chrono::Utc>, detail: serde_json::Value) -> DomainEvent {
+    DomainEvent { detail: Some(detail.to_string()), ..DomainEvent::new(EventKind::ReconciliationChanged, status, at) }
+}
+
+/// Marks finding `id` explained, with `note` (required).
+pub async fn explain_finding(
+    domain: &Domain,
+    actor: &Actor,
+    id: i64,
+    note: &str,
+) -> Result<reconciliation_finding::Model> {
+    actor.require_operator()?;
+    let note = validate::text(note, MAX_NOTE, "note")?;
+    let finding = find(domain, id).await?;
+    let mut w = Write::begin(domain).await?;
+    let now = w.now();
+    let updated = reconciliation_finding::Entity::update_many()
+        .col_expr(reconciliation_finding::Column::Status, Expr::value("EXPLAINED"))
+        .col_expr(reconciliation_finding::Column::Note, Expr::value(Some(note.clone())))
+        .col_expr(reconciliation_finding::Column::ResolvedByUserId, Expr::value(actor.user_id))
+        .col_expr(reconciliation_finding::Column::ResolvedAt, Expr::value(Some(now)))
+        .filter(reconciliation_finding::Column::Id.eq(id))
+        .filter(reconciliation_finding::Column::Status.eq("OPEN"))
+        .exec(w.db())
+        .await?;
+    if updated.rows_affected == 0 {
+        w.rollback().await;
+        return Err(already_resolved());
+    }
+    let detail = serde_json::json!({"importId": finding.import_id, "findingId": id, "category": finding.category});
+    w.emit(DomainEvent {
+        subscription_id: finding.subscription_id,
+        ..reconciliation_event("EXPLAINED", now, detail.clone())
+    })
+    .await?;
+    w.commit(Audit::action(actor, "explainFinding", "reconciliation_finding", id, serde_json::json!({"note": note})))
+        .await?;
+    find(domain, id).await
+}
+
+/// Recovers finding `id`'s leakage: a charge the next run bills to the reseller, and to the
+/// customer when `bill_customer`. Only UNBILLED and UNDERBILLED findings, once.
+pub async fn recover_finding(
+    domain: &Domain,
+    actor: &Actor,
+    id: i64,
+    bill_customer: bool,
+    note: Option<&str>,
+) -> Result<reconciliation_finding::Model> {
+    actor.require_operator()?;
+    let note = note.map(|n| validate::free_text(n, MAX_NOTE, "note")).transpose()?.filter(|n| !n.is_empty());
+    let finding = find(domain, id).await?;
+    let category = Category::parse(&finding.category).ok_or_else(|| Error::internal("a finding of no category"))?;
+    if finding.status != "OPEN" {
+        return Err(already_resolved());
+    }
+    if !category.is_leakage() || finding.amount.0 <= Decimal::ZERO {
+        return Err(Error::conflict(
+            "NOT_RECOVERABLE",
+            format!("only an UNBILLED or UNDERBILLED amount can be recovered; this finding is {}", finding.category),
+        ));
+    }
+    let subscription_id = finding.subscription_id.ok_or_else(|| Error::internal("leakage without a subscription"))?;
+    let subscription = subscription::Entity::find_by_id(subscription_id)
+        .one(&domain.db)
+        .await?
+        .ok_or(Error::NotFound("subscription"))?;
+    let import = reconciliation_import::Entity::find_by_id(finding.import_id)
+        .one(&domain.db)
+        .await?
+        .ok_or(Error::NotFound("import"))?;
+    let amount = in_subscription_currency(&finding, &subscription.currency)?;
+    let mut w = Write::begin(domain).await?;
+    let now = w.now();
+    let period = crate::domain::billing::terms::Period::containing(now.date_naive()).label();
+    // The vendor's cost of an unbilled cycle was on no charge of ours; an underbilled one's was.
+    let cost = if category == Category::Unbilled { amount } else { Decimal::ZERO };
+    let retail = if bill_customer { amount } else { Decimal::ZERO };
+    let description = format!(
+        "Recovered {} {}: {} on the vendor's statement #{} ({}, {}), finding #{id}, {} – {}",
+        amount,
+        subscription.currency,
+        category.as_str().to_lowercase().replace('_', " "),
+        import.id,
+        import.source_name,
+        import.period,
+        finding.charge_start.date_naive(),
+        finding.charge_end.date_naive(),
+    );
+    let inserted = charge::ActiveModel {
+        id: NotSet,
+        subscription_id: Set(subscription.id),
+        customer_id: Set(subscription.customer_id),
+        reseller_id: Set(subscription.reseller_id),
+        vendor_id: Set(subscription.vendor_id),
+        offer_id: Set(subscription.offer_id),
+        billing_run_id: Set(None),
+        period: Set(period),
+        kind: Set(ChargeKind::Adjustment),
+        charge_key: Set(format!("recovery:{id}")),
+        description: Set(description),
+        quantity: Set(DbDecimal(Decimal::ONE)),
+        days_used: Set(None),
+        days_in_period: Set(None),
+        service_start: Set(finding.charge_start),
+        service_end: Set(finding.charge_end + Duration::days(1)),
+        currency: Set(subscription.currency.clone()),
+        unit_cost: Set(DbDecimal(cost)),
+        unit_wholesale: Set(DbDecimal(amount)),
+        unit_retail: Set(DbDecimal(retail)),
+        amount_cost: Set(DbDecimal(cost)),
+        amount_wholesale: Set(DbDecimal(amount)),
+        amount_retail: Set(DbDecimal(retail)),
+        created_at: Set(now),
+        customer_invoice_id: Set(None),
+        reseller_invoice_id: Set(None),
+        cycle_unit_cost: Set(None),
+        cycle_unit_wholesale: Set(None),
+        cycle_unit_retail: Set(None),
+        bills_customer: Set(bill_customer),
+    }
+    .insert(w.db())
+    .await;
+    let charge = match inserted {
+        Ok(charge) => charge,
+        Err(error) => {
+            w.rollback().await;
+            return Err(map_unique_violation(
+                error,
+                &[
+                    "uq_charges_subscription_key",
+                    "uq_charges_subscription_period_key",
+                    "charges.subscription_id, charges.charge_key",
+                    "charges.subscription_id, charges.period, charges.charge_key",
+                ],
+                already_resolved(),
+            ));
+        }
+    };
+    let updated = reconciliation_finding::Entity::update_many()
+        .col_expr(reconciliation_finding::Column::Status, Expr::value("RECOVERED"))
+        .col_expr(reconciliation_finding::Column::Note, Expr::value(note.clone()))
+        .col_expr(reconciliation_finding::Column::ResolvedByUserId, Expr::value(actor.user_id))
+        .col_expr(reconciliation_finding::Column::ResolvedAt, Expr::value(Some(now)))
+        .col_expr(reconciliation_finding::Column::RecoveryChargeId, Expr::value(Some(charge.id)))
+        .col_expr(reconciliation_finding::Column::RecoveryCustomerCharge, Expr::value(bill_customer))
+        .filter(reconciliation_finding::Column::Id.eq(id))
+        .filter(reconciliation_finding::Column::Status.eq("OPEN"))
+        .exec(w.db())
+        .await?;
+    if updated.rows_affected == 0 {
+        w.rollback().await;
+        return Err(already_resolved());
+    }
+    let detail = serde_json::json!({
+        "importId": finding.import_id, "findingId": id, "category": finding.category, "chargeId": charge.id,
+        "amount": amount.to_string(), "currency": subscription.currency, "billsCustomer": bill_customer,
+    });
+    w.emit(DomainEvent {
+        subscription_id: Some(subscription.id),
+        ..reconciliation_event("RECOVERED", now, detail.clone())
+    })
+    .await?;
+    w.commit(Audit::action(actor, "recoverFinding", "reconciliation_finding", id, detail)).await?;
+    find(domain, id).await
+}
+
+/// The finding's amount in the subscription's currency: as it is when the statement billed
+/// in it; at the statement's rate when the subscription's currency is the one the vendor
+/// priced in (rounded to its minor units).
+fn in_subscription_currency(finding: &reconciliation_finding::Model, currency: &str) -> Result<Decimal> {
+    let code = Currency::parse(currency, "currency")?;
+    if finding.currency == currency {
+        return Ok(round_to_minor_units(finding.amount.0, code));
+    }
+    let rate = finding.exchange_rate.0;
+    if finding.pricing_currency == currency && rate > Decimal::ZERO {
+        let converted = finding.amount.0.checked_div(rate).ok_or_else(|| Error::validation("amount", "too large"))?;
+        return Ok(round_to_minor_units(converted, code));
+    }
+    Err(Error::conflict(
+        "NO_CONVERSION",
+        format!("the finding is in {}, the subscription in {currency}: no rate converts it", finding.currency),
+    ))
+}
+
+async fn find(domain: &Domain, id: i64) -> Result<reconciliation_finding::Model> {
+    reconciliation_finding::Entity::find_by_id(id).one(&domain.db).await?.ok_or(Error::NotFound("finding"))
+}
+
+fn already_resolved() -> Error {
+    Error::conflict("ALREADY_RESOLVED", "this finding was resolved already")
+}
