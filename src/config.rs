@@ -156,6 +156,10 @@ pub struct ServerConfig {
     /// Largest request body, in bytes (larger gets 413).
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 128 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest upload (a multipart GraphQL request, such as a vendor's statement), in bytes:
+    /// spooled to a temporary file, never held in memory (larger gets 413).
+    #[arg(long, env = "SWITCHYARD_MAX_UPLOAD_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
     /// How long the catalog snapshot is reused before it is reloaded (`0s` disables caching).
     /// Writes through this process invalidate it at once; this bounds staleness across processes.
     #[arg(long, env = "SWITCHYARD_CATALOG_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]

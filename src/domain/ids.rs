@@ -102,6 +102,10 @@ typed_ids!(
     JobId,
     /// An invoice or credit note.
     InvoiceId,
+    /// A vendor's statement, imported.
+    StatementImportId,
+    /// What matching a statement found.
+    FindingId,
 );
 
 #[cfg(test)]

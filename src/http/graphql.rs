@@ -1,7 +1,8 @@
 //! GraphQL over HTTP (the GraphQL-over-HTTP specification).
 //!
 //! - POST with `Content-Type: application/json`; any other type is 415, so a cross-site
-//!   form post cannot run an operation. Bodies over the limit are 413.
+//!   form post cannot run an operation. Bodies over the limit are 413. Uploads
+//!   (`multipart/form-data`, with a bearer token) are `upload`'s.
 //! - GET runs queries only; a mutation over GET is 405 with `Allow: POST`.
 //! - `application/graphql-response+json` when the client accepts it: a request error
 //!   (unparsable, invalid, over a limit) is then 400; with `application/json` it is 200.
@@ -167,7 +168,12 @@ pub async fn get(
     respond(BatchResponse::Single(response), accepts_graphql_json)
 }
 
-fn with_context(state: &AppState, request: Request, actor: Option<Actor>, allowance: &LoginAllowance) -> Request {
+pub(super) fn with_context(
+    state: &AppState,
+    request: Request,
+    actor: Option<Actor>,
+    allowance: &LoginAllowance,
+) -> Request {
     request.data(RequestContext::new(std::sync::Arc::clone(&state.domain), actor)).data(allowance.clone())
 }
 
@@ -196,7 +202,7 @@ fn is_json(request: &HttpRequest) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-fn respond(mut response: BatchResponse, graphql_json: bool) -> HttpResponse {
+pub(super) fn respond(mut response: BatchResponse, graphql_json: bool) -> HttpResponse {
     let mut request_error = false;
     let body = match &mut response {
         BatchResponse::Single(single) => {
@@ -236,7 +242,7 @@ fn serialize(response: &async_graphql::Response, request_error: bool) -> serde_j
     value
 }
 
-fn error_response(status: StatusCode, message: &str, code: &str, graphql_json: bool) -> HttpResponse {
+pub(super) fn error_response(status: StatusCode, message: &str, code: &str, graphql_json: bool) -> HttpResponse {
     let error = request_error(message, code);
     let body = serde_json::json!({ "errors": [error] });
     let content_type = if graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };

@@ -8,6 +8,7 @@ pub mod graphql;
 mod health;
 pub mod invoices;
 pub mod reports;
+pub mod upload;
 pub mod ws;
 
 use std::net::TcpListener;
@@ -20,6 +21,7 @@ use crate::state::AppState;
 /// Registers every route.
 pub fn routes(config: &mut web::ServiceConfig) {
     config
+        .route("/graphql", web::post().guard(upload::is_multipart()).to(upload::post))
         .route("/graphql", web::post().to(graphql::post))
         .route("/graphql", web::get().guard(actix_web::guard::Header("upgrade", "websocket")).to(ws::upgrade))
         .route("/graphql", web::get().to(graphql::get))
@@ -27,6 +29,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/invoices/{id}", web::get().to(invoices::html))
         .route("/invoices/{id}/lines.csv", web::get().to(invoices::lines_csv))
         .route("/reports/margin.csv", web::get().to(reports::margin_csv))
+        .route("/reports/reconciliation.csv", web::get().to(reports::reconciliation_csv))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/", web::get().to(graphiql));

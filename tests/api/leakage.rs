@@ -141,7 +141,34 @@ async fn every_planted_discrepancy_is_found_with_its_amount_and_nothing_else() {
 }
 
 async fn december(app: &TestApp, f: &Fixture) -> December {
-    let app = app;
+    let (bytes, subscriptions, expected) = december_file(app, f).await;
+    static FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("switchyard-leakage-{}-{n}.csv", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    let op = Actor::system();
+    let outcome = import_statement(
+        &app.domain,
+        &op,
+        VendorId::new(f.vendor_a),
+        "december.csv",
+        Some("2026-12"),
+        &PartnerCenter,
+        &path,
+    )
+    .await;
+    let _ = std::fs::remove_file(&path);
+    let outcome = outcome.unwrap();
+    assert!(outcome.import.matched_at.is_some());
+    December { import_id: outcome.import.id, subscriptions, expected }
+}
+
+/// Findings expected, by vendor reference (or `#subscription`) and kind of unit.
+pub type Expected = BTreeMap<(String, &'static str), (&'static str, Decimal)>;
+
+/// The December statement of the scenario, the subscriptions by name, and what matching it
+/// must find.
+pub async fn december_file(app: &TestApp, f: &Fixture) -> (Vec<u8>, HashMap<&'static str, i64>, Expected) {
     let op = Actor::system();
     let extra = |sku, cost, list| ExtraOffer {
         sku,
@@ -153,9 +180,9 @@ async fn december(app: &TestApp, f: &Fixture) -> December {
         usage: None,
     };
     // $4.00 a month: the vendor's truncated proration differs from our rounded one.
-    let four = f.offer(&app, extra("CFQ7TTC0LH18:0004", "4.00", "5.00")).await;
+    let four = f.offer(app, extra("CFQ7TTC0LH18:0004", "4.00", "5.00")).await;
     // Sold to reseller A below its cost.
-    let below = f.offer(&app, extra("CFQ7TTC0LH18:0006", "6.00", "7.00")).await;
+    let below = f.offer(app, extra("CFQ7TTC0LH18:0006", "6.00", "7.00")).await;
     resellers::set_wholesale_price(
         &app.domain,
         &op,
@@ -170,40 +197,40 @@ async fn december(app: &TestApp, f: &Fixture) -> December {
     .await
     .unwrap();
     // Matched by tenant and SKU only.
-    let by_tenant = f.offer(&app, extra("CFQ7TTC0LF8Q:0001", "12.00", "15.00")).await;
+    let by_tenant = f.offer(app, extra("CFQ7TTC0LF8Q:0001", "12.00", "15.00")).await;
 
     let (a, ra, b, rb) = (f.customer_a, f.reseller_a, f.customer_b, f.reseller_b);
     let main = f.offers_a[0];
     app.clock.set(at("2026-11-02T10:00:00Z"));
-    let s1 = buy(&app, a, ra, four, 2, "s1").await;
-    let s3 = buy(&app, a, ra, main, 3, "s3").await;
-    let s5 = buy(&app, a, ra, below, 2, "s5").await;
-    let s7 = buy(&app, a, ra, by_tenant, 1, "s7").await;
-    let s8 = buy(&app, a, ra, main, 1, "s8").await;
-    let s11 = buy(&app, b, rb, main, 1, "s11").await;
+    let s1 = buy(app, a, ra, four, 2, "s1").await;
+    let s3 = buy(app, a, ra, main, 3, "s3").await;
+    let s5 = buy(app, a, ra, below, 2, "s5").await;
+    let s7 = buy(app, a, ra, by_tenant, 1, "s7").await;
+    let s8 = buy(app, a, ra, main, 1, "s8").await;
+    let s11 = buy(app, b, rb, main, 1, "s11").await;
     app.run_jobs().await;
-    crate::billing::run(&app, "2026-11").await;
+    crate::billing::run(app, "2026-11").await;
 
     app.clock.set(at("2026-12-03T09:00:00Z"));
     let up =
         "mutation($id: ID!) { changeSubscriptionQuantity(id: $id, quantity: 5, idempotencyKey: \"up\") { replayed } }";
-    mutate(&app, ra, up, s1).await;
+    mutate(app, ra, up, s1).await;
     app.clock.set(at("2026-12-05T10:00:00Z"));
-    let s10 = buy(&app, a, ra, four, 1, "s10").await;
+    let s10 = buy(app, a, ra, four, 1, "s10").await;
     app.run_jobs().await;
     app.clock.set(at("2026-12-06T09:00:00Z"));
-    mutate(&app, ra, "mutation($id: ID!) { cancelSubscription(id: $id, idempotencyKey: \"c\") { replayed } }", s10)
+    mutate(app, ra, "mutation($id: ID!) { cancelSubscription(id: $id, idempotencyKey: \"c\") { replayed } }", s10)
         .await;
     app.clock.set(at("2026-12-10T10:00:00Z"));
-    let s2 = buy(&app, a, ra, main, 1, "s2").await;
+    let s2 = buy(app, a, ra, main, 1, "s2").await;
     app.clock.set(at("2026-12-15T10:00:00Z"));
-    let s9 = buy(&app, a, ra, main, 1, "s9").await;
+    let s9 = buy(app, a, ra, main, 1, "s9").await;
     app.run_jobs().await;
     app.clock.set(at("2026-12-20T10:00:00Z"));
-    crate::billing::run(&app, "2026-12").await;
+    crate::billing::run(app, "2026-12").await;
     // Bought after December's run: the vendor charges it, nobody was billed.
     app.clock.set(at("2026-12-21T10:00:00Z"));
-    let s4 = buy(&app, a, ra, four, 1, "s4").await;
+    let s4 = buy(app, a, ra, four, 1, "s4").await;
     app.run_jobs().await;
 
     // The vendor's December, from the database; s8's charge is missing at the vendor (drift)
@@ -231,9 +258,9 @@ async fn december(app: &TestApp, f: &Fixture) -> December {
     rows.push(stranger("ffffffff-0000-0000-0000-000000000001", "tenant-nobody", "DZH318Z0BQ3Q", "20.00", 1));
     rows.push(stranger("ffffffff-0000-0000-0000-000000000002", "tenant-Customer-A", "DZH318Z0BQ3R", "3.33", 7));
     let planted = |s: i64| true_amount(&rows, s);
-    let s7_reference = reference(&app, s7).await;
-    forget_reference(&app, s7).await;
-    forget_reference(&app, s9).await;
+    let s7_reference = reference(app, s7).await;
+    forget_reference(app, s7).await;
+    forget_reference(app, s9).await;
 
     // What must be found, computed here.
     let eur = |s: i64| (reference_or(&rows, s), "SEATS");
@@ -256,21 +283,6 @@ async fn december(app: &TestApp, f: &Fixture) -> December {
     // s9: billed at $9.20 wholesale from 15 December (17 of 31 days), unknown to the vendor.
     expected.insert((format!("#{s9}"), "SEATS"), ("OVERBILLED", ours("9.20", 17, 31, 1)));
 
-    let path = std::env::temp_dir().join(format!("switchyard-leakage-{}.csv", std::process::id()));
-    std::fs::write(&path, file(&rows)).unwrap();
-    let outcome = import_statement(
-        &app.domain,
-        &op,
-        VendorId::new(f.vendor_a),
-        "december.csv",
-        Some("2026-12"),
-        &PartnerCenter,
-        &path,
-    )
-    .await;
-    let _ = std::fs::remove_file(&path);
-    let outcome = outcome.unwrap();
-    assert!(outcome.import.matched_at.is_some());
     let expected = expected.into_iter().map(|(k, (c, a))| (k, (c, a.normalize()))).collect();
     let subscriptions = HashMap::from([
         ("s1", s1),
@@ -284,7 +296,7 @@ async fn december(app: &TestApp, f: &Fixture) -> December {
         ("s10", s10),
         ("s11", s11),
     ]);
-    December { import_id: outcome.import.id, subscriptions, expected }
+    (file(&rows), subscriptions, expected)
 }
 
 fn reference_or(rows: &[Row], s: i64) -> String {

@@ -27,6 +27,7 @@ mod pg_cluster;
 mod processes;
 mod provisioning;
 mod reconciliation;
+mod reconciliation_api;
 mod reliability;
 mod reports;
 mod scale;

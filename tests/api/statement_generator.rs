@@ -178,7 +178,7 @@ pub async fn month_rows(
             rate,
         };
         // The seats in force on the 1st: the last change before it.
-        let before = history.iter().filter(|c| c.occurred_at.date_naive() < first).last();
+        let before = history.iter().rfind(|c| c.occurred_at.date_naive() < first);
         if let Some(c) = before {
             let ended = matches!(
                 c.status_after,

@@ -118,7 +118,7 @@ pub async fn margin_report(domain: &Domain, actor: &Actor, period: &str, by: Mar
     Ok(rows)
 }
 
-async fn names(domain: &Domain, by: MarginGroup, ids: Vec<i64>) -> Result<HashMap<i64, String>> {
+pub(crate) async fn names(domain: &Domain, by: MarginGroup, ids: Vec<i64>) -> Result<HashMap<i64, String>> {
     let db = &domain.db;
     let mut names = HashMap::new();
     for ids in ids.chunks(500) {

@@ -7,7 +7,8 @@
 //! gives, else the month most rows' charges start in.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, NaiveDate};
 use entity::{DbDecimal, reconciliation_import, reconciliation_line, vendor};
@@ -24,6 +25,44 @@ use crate::domain::write::{Audit, Write};
 /// Rows written per statement.
 const BATCH: usize = 500;
 
+/// Where a statement is read from (twice: checked, then written).
+#[derive(Debug)]
+pub enum StatementSource {
+    /// A file by its path (the command line).
+    Path(PathBuf),
+    /// An open file (an upload, spooled to a temporary file).
+    File(std::fs::File),
+}
+
+impl StatementSource {
+    /// The file, from its start.
+    fn open(&self) -> Result<std::fs::File> {
+        let file = match self {
+            Self::Path(path) => std::fs::File::open(path),
+            Self::File(file) => file.try_clone().and_then(|mut f| f.seek(SeekFrom::Start(0)).map(|_| f)),
+        };
+        file.map_err(|e| unreadable(&e))
+    }
+}
+
+impl From<&Path> for StatementSource {
+    fn from(path: &Path) -> Self {
+        Self::Path(path.to_owned())
+    }
+}
+
+impl From<&PathBuf> for StatementSource {
+    fn from(path: &PathBuf) -> Self {
+        Self::Path(path.clone())
+    }
+}
+
+impl From<std::fs::File> for StatementSource {
+    fn from(file: std::fs::File) -> Self {
+        Self::File(file)
+    }
+}
+
 /// An import, and whether it was made earlier from the same file.
 #[derive(Clone, Debug)]
 pub struct ImportOutcome {
@@ -33,7 +72,7 @@ pub struct ImportOutcome {
     pub replayed: bool,
 }
 
-/// Imports the statement at `path`, in `format`, of `vendor_id`, named `source_name`, for
+/// Imports the statement from `source`, in `format`, of `vendor_id`, named `source_name`, for
 /// `period` (`2026-11`; when not given, the month most of its charges start in).
 /// A file with errors is `Error::Rejected` with every error (up to the cap) by row and column.
 pub async fn import_statement(
@@ -43,18 +82,18 @@ pub async fn import_statement(
     source_name: &str,
     period: Option<&str>,
     format: &'static (dyn StatementFormat + Sync),
-    path: &Path,
+    source: impl Into<StatementSource>,
 ) -> Result<ImportOutcome> {
+    let source = source.into();
     actor.require_operator()?;
     let source_name = validate::text(source_name, 255, "sourceName")?;
     let given_period = period.map(crate::domain::billing::terms::Period::parse).transpose()?;
     vendor::Entity::find_by_id(vendor_id).one(&domain.db).await?.ok_or(Error::NotFound("vendor"))?;
     // First pass: the whole file is checked; its hash and the months its charges start in.
     let checked = {
-        let path = path.to_owned();
+        let file = source.open()?;
         tokio::task::spawn_blocking(move || {
             let mut months: BTreeMap<(i32, u32), u64> = BTreeMap::new();
-            let file = std::fs::File::open(&path).map_err(|e| unreadable(&e))?;
             let summary = read_statement(format, std::io::BufReader::new(file), |row| {
                 *months.entry((row.charge_start.year(), row.charge_start.month())).or_default() += 1;
             })
@@ -117,9 +156,9 @@ pub async fn import_statement(
     // Second pass: the rows, read on the blocking pool, written here in batches.
     let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<StatementRow>>(4);
     let reader = {
-        let path = path.to_owned();
+        let file = source.open();
         tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::open(&path).map_err(|e| unreadable(&e))?;
+            let file = file?;
             let mut batch = Vec::with_capacity(BATCH);
             let summary = read_statement(format, std::io::BufReader::new(file), |row| {
                 batch.push(row);

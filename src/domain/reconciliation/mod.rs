@@ -10,5 +10,7 @@ pub mod import;
 pub mod matcher;
 pub mod matching;
 pub mod partner_center;
+pub mod report;
 pub mod resolution;
+mod sides;
 pub mod statement;

@@ -5,6 +5,7 @@ mod billing;
 mod catalog;
 mod customers;
 mod orders;
+mod reconciliation;
 mod resellers;
 
 use async_graphql::MergedObject;
@@ -18,4 +19,5 @@ pub struct Mutation(
     customers::CustomersMutation,
     orders::OrdersMutation,
     billing::BillingMutation,
+    reconciliation::ReconciliationMutation,
 );

@@ -4,9 +4,16 @@ mod billing;
 mod catalog;
 pub mod orders;
 mod parties;
+mod reconciliation;
 
 use async_graphql::MergedObject;
 
 /// Every query.
 #[derive(MergedObject, Default)]
-pub struct Query(catalog::CatalogQuery, parties::PartiesQuery, orders::OrdersQuery, billing::BillingQuery);
+pub struct Query(
+    catalog::CatalogQuery,
+    parties::PartiesQuery,
+    orders::OrdersQuery,
+    billing::BillingQuery,
+    reconciliation::ReconciliationQuery,
+);

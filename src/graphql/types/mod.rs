@@ -6,5 +6,6 @@ pub mod connection;
 pub mod enums;
 pub mod orders;
 pub mod parties;
+pub mod reconciliation;
 
 pub use connection::{PageConnection, connection};
