@@ -4,7 +4,8 @@
 //!
 //! - Only with a bearer token: the `Authorization` header makes a browser ask first (a CORS
 //!   preflight), so a cross-site form — which can post multipart — cannot send one; an
-//!   anonymous upload is 401.
+//!   anonymous upload is 401, anyone's but the operator's 403, before the body is read.
+//! - One file per request, two uploads at a time per process.
 //! - The body is spooled to an unnamed temporary file as it arrives, so memory stays
 //!   bounded whatever the file's size; past `SWITCHYARD_MAX_UPLOAD_BYTES` it is 413. The
 //!   parts are then read from it on the blocking pool (each file to a temporary file of its
@@ -23,8 +24,11 @@ use super::graphql::{error_response, respond, with_context};
 use crate::graphql::LoginAllowance;
 use crate::state::AppState;
 
-/// Files one upload request may carry.
-const MAX_FILES: usize = 4;
+/// Files one upload request may carry (a statement is one).
+const MAX_FILES: usize = 1;
+
+/// Uploads read at once by this process; more wait their turn.
+static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// A guard for multipart requests.
 pub fn is_multipart() -> impl actix_web::guard::Guard {
@@ -53,6 +57,13 @@ pub async fn post(
             return fail(StatusCode::UNAUTHORIZED, "uploads need a bearer token", "UNAUTHENTICATED");
         }
         Err(refused) => return refused.error_response(),
+    };
+    // What takes a file is the operator's: nobody else gets to make the server store one.
+    if actor.require_operator().is_err() {
+        return fail(StatusCode::FORBIDDEN, "uploads are the operator's", "FORBIDDEN");
+    }
+    let Ok(_turn) = UPLOADS.acquire().await else {
+        return fail(StatusCode::SERVICE_UNAVAILABLE, "uploads are closed", "UNAVAILABLE");
     };
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let limit = state.config.max_upload_bytes;

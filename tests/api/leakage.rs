@@ -208,6 +208,12 @@ pub async fn december_file(app: &TestApp, f: &Fixture) -> (Vec<u8>, HashMap<&'st
     let s7 = buy(app, a, ra, by_tenant, 1, "s7").await;
     let s8 = buy(app, a, ra, main, 1, "s8").await;
     let s11 = buy(app, b, rb, main, 1, "s11").await;
+    let s12 = buy(app, a, ra, four, 1, "s12").await;
+    app.run_jobs().await;
+    // Cancelled at once on our side; the vendor never took the cancellation and charges on.
+    app.clock.set(at("2026-11-03T09:00:00Z"));
+    mutate(app, ra, "mutation($id: ID!) { cancelSubscription(id: $id, idempotencyKey: \"c12\") { replayed } }", s12)
+        .await;
     app.run_jobs().await;
     crate::billing::run(app, "2026-11").await;
 
@@ -228,7 +234,8 @@ pub async fn december_file(app: &TestApp, f: &Fixture) -> (Vec<u8>, HashMap<&'st
     app.run_jobs().await;
     app.clock.set(at("2026-12-20T10:00:00Z"));
     crate::billing::run(app, "2026-12").await;
-    // Bought after December's run: the vendor charges it, nobody was billed.
+    // Bought after December's run: the vendor charges it, and January's run will bill it —
+    // lag, not leakage.
     app.clock.set(at("2026-12-21T10:00:00Z"));
     let s4 = buy(app, a, ra, four, 1, "s4").await;
     app.run_jobs().await;
@@ -241,8 +248,15 @@ pub async fn december_file(app: &TestApp, f: &Fixture) -> (Vec<u8>, HashMap<&'st
     let true_amount = |rows: &[Row], s: i64| -> Decimal {
         rows.iter().filter(|r| r.subscription_id == Some(s)).map(Row::subtotal).sum()
     };
+    // s12: the vendor's December cycle of the subscription we cancelled in November.
+    let mut kept =
+        rows.iter().find(|r| r.subscription_id == Some(s1) && r.charge_type == "cycleCharge").unwrap().clone();
+    kept.subscription_id = Some(s12);
+    kept.reference = reference(app, s12).await;
+    kept.quantity = Decimal::ONE;
+    rows.push(kept);
     let truth: HashMap<i64, Decimal> =
-        [s1, s2, s3, s4, s5, s7, s10, s11].iter().map(|&s| (s, true_amount(&rows, s))).collect();
+        [s1, s2, s3, s4, s5, s7, s10, s11, s12].iter().map(|&s| (s, true_amount(&rows, s))).collect();
     // Planted: s2 at the vendor's own (higher) price; one seat too many on s3's cycle.
     for row in rows.iter_mut() {
         if row.subscription_id == Some(s2) {
@@ -265,13 +279,13 @@ pub async fn december_file(app: &TestApp, f: &Fixture) -> (Vec<u8>, HashMap<&'st
     // What must be found, computed here.
     let eur = |s: i64| (reference_or(&rows, s), "SEATS");
     let mut expected: BTreeMap<(String, &'static str), (&'static str, Decimal)> = BTreeMap::new();
-    for s in [s1, s10, s11] {
+    for s in [s1, s4, s10, s11] {
         expected.insert(eur(s), ("MATCHED", truth[&s]));
     }
     expected.insert((s7_reference, "SEATS"), ("MATCHED", truth[&s7]));
     expected.insert(eur(s2), ("PRICE_MISMATCH", planted(s2) - truth[&s2]));
     expected.insert(eur(s3), ("QUANTITY_MISMATCH", planted(s3) - truth[&s3]));
-    expected.insert(eur(s4), ("UNBILLED", truth[&s4]));
+    expected.insert(eur(s12), ("UNBILLED", truth[&s12]));
     // 2 seats at a $5.00 wholesale, converted, for a vendor charge of 2 × ROUNDDOWN(6.00 × rate).
     expected.insert(eur(s5), ("UNDERBILLED", truth[&s5] - usd_in_eur(ours("5.00", 31, 31, 2))));
     let unknown: Decimal = rows.iter().filter(|r| r.subscription_id.is_none()).take(2).map(Row::subtotal).sum();
@@ -295,6 +309,7 @@ pub async fn december_file(app: &TestApp, f: &Fixture) -> (Vec<u8>, HashMap<&'st
         ("s9", s9),
         ("s10", s10),
         ("s11", s11),
+        ("s12", s12),
     ]);
     (file(&rows), subscriptions, expected)
 }
@@ -344,7 +359,12 @@ async fn recovered_leakage_is_billed_by_the_next_run_exactly_once() {
     let of = |name: &str| {
         findings.iter().find(|x| x.subscription_id == Some(december.subscriptions[name]) && x.vendor_rows > 0).unwrap()
     };
-    let (unbilled, under, matched, quantity) = (of("s4"), of("s5"), of("s1"), of("s3"));
+    let (unbilled, under, matched, quantity) = (of("s12"), of("s5"), of("s1"), of("s3"));
+    // Bought after December's run: billed by January's, not leakage (recovering it would
+    // bill it twice).
+    let lag = of("s4");
+    assert_eq!(lag.category, "MATCHED", "{}", lag.rule);
+    assert!(lag.rule.contains("the next billing run bills"), "{}", lag.rule);
     assert_eq!((unbilled.category.as_str(), under.category.as_str()), ("UNBILLED", "UNDERBILLED"));
     let op = Actor::system();
     let code = |e: switchyard::domain::Error| match e {
@@ -386,20 +406,55 @@ async fn recovered_leakage_is_billed_by_the_next_run_exactly_once() {
     // Matching again would lose what was resolved: refused.
     assert_eq!(code(match_import(&app.domain, &op, december.import_id, None).await.unwrap_err()), "FINDINGS_RESOLVED");
 
+    assert_eq!(code(recover_finding(&app.domain, &op, lag.id, true, None).await.unwrap_err()), "NOT_RECOVERABLE");
+
     // January's run bills the recoveries, in the subscriptions' currency (the findings are in
-    // the statement's EUR, at its rate): s4 to the reseller and its customer, s5 to the
-    // reseller only.
-    let s4_usd =
+    // the statement's EUR, at its rate): s12 to the reseller and its customer, s5 to the
+    // reseller only — the customer's preview shows s12's alone.
+    let s12_usd =
         (unbilled.amount.0 / dec(USD_TO_EUR)).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
+    let reseller_token = app.token(Role::Reseller, Some(f.reseller_a));
+    let preview = app
+        .data(
+            &reseller_token,
+            "query($c: ID!) { previewBilling(customerId: $c, period: \"2027-01\") { lines { description amount { amount } } } }",
+            json!({"c": f.customer_a.to_string()}),
+        )
+        .await;
+    let recovered_lines: Vec<String> = preview["previewBilling"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["description"].as_str().unwrap().starts_with("Recovered"))
+        .map(|l| l["amount"]["amount"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovered_lines, vec![format!("{s12_usd:.2}")]);
     let s5_usd = (under.amount.0 / dec(USD_TO_EUR)).round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
     crate::billing::run(&app, "2027-01").await;
     let mut want = vec![
-        (Some(f.reseller_a), None, s4_usd.normalize()),
+        (Some(f.reseller_a), None, s12_usd.normalize()),
         (Some(f.reseller_a), None, s5_usd.normalize()),
-        (None, Some(f.customer_a), s4_usd.normalize()),
+        (None, Some(f.customer_a), s12_usd.normalize()),
     ];
     want.sort();
     assert_eq!(recovery_lines(&app).await, want);
+    // s4, bought on 21 December after December's run, is billed once, by January's: 11 of 31
+    // days at the $4.60 wholesale, and January.
+    let s4 = december.subscriptions["s4"];
+    let mut s4_lines: Vec<Decimal> = Vec::new();
+    for line in entity::invoice_line::Entity::find()
+        .filter(entity::invoice_line::Column::SubscriptionId.eq(s4))
+        .all(&app.domain.db)
+        .await
+        .unwrap()
+    {
+        let invoice = entity::invoice::Entity::find_by_id(line.invoice_id).one(&app.domain.db).await.unwrap().unwrap();
+        if invoice.recipient_reseller_id.is_some() {
+            s4_lines.push(line.amount.0.normalize());
+        }
+    }
+    s4_lines.sort();
+    assert_eq!(s4_lines, vec![ours("4.60", 11, 31, 1).normalize(), dec("4.60").normalize()]);
     // And never again.
     crate::billing::run(&app, "2027-01").await;
     app.clock.set(at("2027-02-02T08:00:00Z"));

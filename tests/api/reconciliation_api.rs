@@ -142,8 +142,8 @@ async fn an_operator_uploads_a_statement_reads_the_leakage_and_recovers_it() {
     let unbilled = findings(json!({"importId": import_id, "category": "UNBILLED"})).await;
     assert_eq!(unbilled["totalCount"], 1);
     let node = &unbilled["edges"][0]["node"];
-    assert_eq!(node["subscriptionId"], subscriptions["s4"].to_string());
-    assert_eq!(node["rows"][0]["chargeType"], "new");
+    assert_eq!(node["subscriptionId"], subscriptions["s12"].to_string());
+    assert_eq!(node["rows"][0]["chargeType"], "cycleCharge");
     let of_b = findings(json!({"importId": import_id, "customerId": f.customer_b.to_string()})).await;
     assert_eq!(of_b["totalCount"], 1);
     assert_eq!(of_b["edges"][0]["node"]["subscriptionId"], subscriptions["s11"].to_string());
@@ -173,7 +173,7 @@ async fn an_operator_uploads_a_statement_reads_the_leakage_and_recovers_it() {
     let recovered = app
         .data(
             &operator,
-            "mutation($id: ID!) { recoverFinding(id: $id, billCustomer: true, note: \"bought on the 21st\") { status recoveryChargeId recoveryBillsCustomer } }",
+            "mutation($id: ID!) { recoverFinding(id: $id, billCustomer: true, note: \"the vendor never took the cancellation\") { status recoveryChargeId recoveryBillsCustomer } }",
             json!({"id": id}),
         )
         .await["recoverFinding"]

@@ -157,6 +157,27 @@ async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTim
     Ok(summary)
 }
 
+/// What the next run of `period` would charge each of `subscription_ids` and has not yet
+/// (its plan, written nowhere): reconciliation counts it as billed — a change made after a
+/// run is lag, not leakage.
+pub async fn pending_charges(
+    domain: &Domain,
+    subscription_ids: &[i64],
+    period: Period,
+) -> Result<HashMap<i64, Vec<PlannedCharge>>> {
+    let mut pending = HashMap::new();
+    for ids in subscription_ids.chunks(BATCH as usize) {
+        let batch = subscription::Entity::find()
+            .filter(subscription::Column::Id.is_in(ids.iter().copied()))
+            .order_by_asc(subscription::Column::Id)
+            .all(&domain.db)
+            .await?;
+        let (planned, _, _) = plan_batch(domain, &batch, period, domain.billing).await?;
+        pending.extend(planned.into_iter().map(|(id, (lines, _))| (id, lines)));
+    }
+    Ok(pending)
+}
+
 /// A batch's plan: per subscription, its lines and, per usage line, its key and records.
 type Planned = HashMap<i64, (Vec<PlannedCharge>, Vec<(String, Vec<i64>)>)>;
 

@@ -105,6 +105,12 @@ pub async fn import_statement(
     };
     let (summary, months) = checked;
     if let Some(earlier) = earlier_import(domain, vendor_id, &summary.content_hash).await? {
+        // Stored but never matched (matching failed after the import committed): match it now.
+        let earlier = if earlier.matched_at.is_none() {
+            super::matcher::match_import(domain, actor, earlier.id, None).await?
+        } else {
+            earlier
+        };
         return Ok(ImportOutcome { import: earlier, replayed: true });
     }
     let guessed = months

@@ -9,21 +9,22 @@
 //! with the number of subscriptions, not of rows. The findings replace the import's earlier
 //! ones in one transaction; matching again is refused once a finding was resolved.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::NaiveDate;
 use entity::{DbDecimal, reconciliation_finding, reconciliation_import};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, PaginatorTrait, QueryFilter, Set};
 
-use super::matching::{Judgement, OurSide, Tolerances, judge_charged, judge_uncharged};
+use super::matching::{Category, Judgement, OurSide, Tolerances, judge_charged, judge_uncharged};
 use super::sides::{
-    OurGroup, OurKey, Ours, Resolver, VendorGroup, VendorKey, kind_name, kind_of, load_our_groups, load_subscriptions,
-    load_vendor_groups, matched_elsewhere, midnight,
+    Line, OurGroup, OurKey, Ours, Resolver, VendorGroup, VendorKey, add_line, kind_name, kind_of, load_our_groups,
+    load_subscriptions, load_vendor_groups, matched_elsewhere, midnight,
 };
 use super::statement::format_named;
 use crate::domain::Domain;
 use crate::domain::actor::Actor;
+use crate::domain::billing::terms::Period;
 use crate::domain::error::{Error, Result};
 use crate::domain::write::{Audit, Write};
 
@@ -72,17 +73,90 @@ pub async fn match_import(
             Some(range.map_or((k.last_day, k.last_day), |(lo, hi)| (lo.min(k.last_day), hi.max(k.last_day))))
         })
         .unwrap_or_default();
+    // A stray date in the file widens the window no further than a year and a month around
+    // the statement's period (an annual cycle's end is inside it).
+    let around = Period::parse(&import.period)?;
+    let (lo, hi) =
+        (lo.max(around.start - chrono::Duration::days(400)), hi.min(around.end() + chrono::Duration::days(400)));
     let mut our_groups = load_our_groups(domain, import.vendor_id, &import.period, (lo, hi)).await?;
-    let elsewhere = matched_elsewhere(domain, &import).await?;
+    let elsewhere = matched_elsewhere(domain, &import, (lo, hi)).await?;
 
-    let mut findings = Vec::with_capacity(vendor_groups.len());
-    for (key, group) in vendor_groups {
-        let matched = if key.reference.is_empty() {
-            None
-        } else {
-            by_reference.get(key.reference.as_str()).map(|&i| (i, "matched by the vendor's subscription id".to_owned()))
+    // In a set order: each (subscription, cycle, kind) is claimed once — by the vendor's id
+    // first, then by tenant and SKU among the subscriptions the file names no id of.
+    let mut vendor_groups: Vec<(VendorKey, VendorGroup)> = vendor_groups.into_iter().collect();
+    vendor_groups.sort_by(|(a, _), (b, _)| {
+        (&a.reference, &a.tenant, &a.sku, a.last_day, a.usage).cmp(&(
+            &b.reference,
+            &b.tenant,
+            &b.sku,
+            b.last_day,
+            b.usage,
+        ))
+    });
+    let named: HashSet<&str> =
+        vendor_groups.iter().map(|(k, _)| k.reference.as_str()).filter(|r| !r.is_empty()).collect();
+    let mut claimed: HashSet<OurKey> = HashSet::new();
+    let mut matches: Vec<Option<(usize, String)>> = vendor_groups
+        .iter()
+        .map(|(key, _)| {
+            let found = by_reference
+                .get(key.reference.as_str())
+                .map(|&i| (i, "matched by the vendor's subscription id".to_owned()));
+            if let Some((i, _)) = &found {
+                claimed.insert((subscriptions[*i].id, key.last_day, key.usage));
+            }
+            found
+        })
+        .collect();
+    for ((key, group), found) in vendor_groups.iter().zip(matches.iter_mut()) {
+        if found.is_none()
+            && let Some((i, how)) = resolver.by_tenant_and_sku(group, &subscriptions, &named)
+            && claimed.insert((subscriptions[i].id, key.last_day, key.usage))
+        {
+            *found = Some((i, how));
         }
-        .or_else(|| resolver.by_tenant_and_sku(&group, &subscriptions));
+    }
+    drop(named);
+    // Lag is not leakage: where the statement is above what we charged, what the next run
+    // bills (planned, written nowhere yet) counts as billed.
+    let short: Vec<i64> = vendor_groups
+        .iter()
+        .zip(&matches)
+        .filter_map(|((key, group), found)| {
+            let id = subscriptions[found.as_ref()?.0].id;
+            let ours = our_groups.get(&(id, key.last_day, key.usage)).map(|o| &o.side);
+            let judgement = judge_charged(format, &group.side, Some(""), ours, tolerances);
+            (judgement.category != Category::Matched).then_some(id)
+        })
+        .collect::<std::collections::BTreeSet<i64>>()
+        .into_iter()
+        .collect();
+    let now = domain.clock.now().date_naive();
+    let next_run = Period::containing(now).max(Period::parse(&import.period)?);
+    for (id, lines) in crate::domain::billing::pending_charges(domain, &short, next_run).await? {
+        let Some(currency) = by_id.get(&id).map(|&i| subscriptions[i].currency.clone()) else { continue };
+        for planned in lines {
+            let line = Line {
+                key: &planned.key,
+                kind: planned.kind,
+                quantity: planned.quantity,
+                cycle_unit_cost: planned.cycle_unit.0,
+                days: planned.days_used.zip(planned.days_in_period),
+                service: (planned.service_start.date_naive(), planned.service_end.date_naive()),
+                amounts: planned.amount,
+            };
+            let group = add_line(&mut our_groups, id, &currency, line)?;
+            group.side.pending = group
+                .side
+                .pending
+                .checked_add(planned.amount.1)
+                .ok_or_else(|| Error::validation("amount", "too large"))?;
+        }
+    }
+
+    // Judged and written a batch at a time, in one transaction: nothing is held per finding.
+    let mut out = Findings::begin(domain, &import).await?;
+    for ((key, group), matched) in vendor_groups.into_iter().zip(matches) {
         let ours =
             matched.as_ref().and_then(|(i, _)| our_groups.remove(&(subscriptions[*i].id, key.last_day, key.usage)));
         let judgement = judge_charged(
@@ -93,7 +167,7 @@ pub async fn match_import(
             tolerances,
         );
         let subscription = matched.map(|(i, _)| &subscriptions[i]);
-        findings.push(finding(&import, &key, &group, subscription, ours.as_ref(), judgement));
+        out.push(finding(&import, &key, &group, subscription, ours.as_ref(), judgement)).await?;
     }
     let mut uncharged: Vec<(OurKey, OurGroup)> =
         our_groups.into_iter().filter(|(key, group)| group.in_period && !elsewhere.contains(key)).collect();
@@ -103,9 +177,9 @@ pub async fn match_import(
         let Some(judgement) = judge_uncharged(format, kind_of(usage), &group.side, s.vendor_reference.is_some()) else {
             continue;
         };
-        findings.push(uncharged_finding(&import, s, (last_day, usage), &group, judgement));
+        out.push(uncharged_finding(&import, s, (last_day, usage), &group, judgement)).await?;
     }
-    write_findings(domain, actor, import, tolerances, findings).await
+    out.finish(actor, import, tolerances).await
 }
 
 fn finding(
@@ -216,49 +290,76 @@ fn new_finding(
     }
 }
 
-async fn write_findings(
-    domain: &Domain,
-    actor: &Actor,
-    import: reconciliation_import::Model,
-    tolerances: Tolerances,
-    findings: Vec<reconciliation_finding::ActiveModel>,
-) -> Result<reconciliation_import::Model> {
-    let mut w = Write::begin(domain).await?;
-    let resolved = reconciliation_finding::Entity::find()
-        .filter(reconciliation_finding::Column::ImportId.eq(import.id))
-        .filter(reconciliation_finding::Column::Status.ne("OPEN"))
-        .count(w.db())
-        .await?;
-    if resolved > 0 {
-        w.rollback().await;
-        return Err(Error::conflict(
-            "FINDINGS_RESOLVED",
-            "findings of this import were resolved: it cannot be matched again",
-        ));
+/// Findings being written: the import's earlier ones gone, new ones a batch at a time.
+struct Findings<'d> {
+    w: Write<'d>,
+    batch: Vec<reconciliation_finding::ActiveModel>,
+    count: usize,
+}
+
+impl<'d> Findings<'d> {
+    /// Refused (CONFLICT) when a finding of the import was resolved.
+    async fn begin(domain: &'d Domain, import: &reconciliation_import::Model) -> Result<Self> {
+        let w = Write::begin(domain).await?;
+        super::resolution::lock_import(&w, import.id).await?;
+        let resolved = reconciliation_finding::Entity::find()
+            .filter(reconciliation_finding::Column::ImportId.eq(import.id))
+            .filter(reconciliation_finding::Column::Status.ne("OPEN"))
+            .count(w.db())
+            .await?;
+        if resolved > 0 {
+            w.rollback().await;
+            return Err(Error::conflict(
+                "FINDINGS_RESOLVED",
+                "findings of this import were resolved: it cannot be matched again",
+            ));
+        }
+        reconciliation_finding::Entity::delete_many()
+            .filter(reconciliation_finding::Column::ImportId.eq(import.id))
+            .exec(w.db())
+            .await?;
+        Ok(Self { w, batch: Vec::with_capacity(BATCH), count: 0 })
     }
-    reconciliation_finding::Entity::delete_many()
-        .filter(reconciliation_finding::Column::ImportId.eq(import.id))
-        .exec(w.db())
-        .await?;
-    let count = findings.len();
-    let mut rest = findings.into_iter().peekable();
-    while rest.peek().is_some() {
-        let batch: Vec<_> = rest.by_ref().take(BATCH).collect();
-        reconciliation_finding::Entity::insert_many(batch).exec(w.db()).await?;
+
+    async fn push(&mut self, finding: reconciliation_finding::ActiveModel) -> Result<()> {
+        self.batch.push(finding);
+        self.count += 1;
+        if self.batch.len() == BATCH {
+            self.flush().await?;
+        }
+        Ok(())
     }
-    let mut model: reconciliation_import::ActiveModel = import.into();
-    model.amount_tolerance = Set(DbDecimal(tolerances.amount));
-    model.quantity_tolerance = Set(DbDecimal(tolerances.quantity));
-    model.matched_at = Set(Some(w.now()));
-    model.status = Set("MATCHED".to_owned());
-    let import = model.update(w.db()).await?;
-    let details = serde_json::json!({
-        "findings": count,
-        "amountTolerance": tolerances.amount.to_string(),
-        "quantityTolerance": tolerances.quantity.to_string(),
-    });
-    let detail = serde_json::json!({"importId": import.id, "vendorId": import.vendor_id, "findings": count});
-    w.emit(super::resolution::reconciliation_event("MATCHED", w.now(), detail)).await?;
-    w.commit(Audit::action(actor, "matchStatement", "reconciliation_import", import.id, details)).await?;
-    Ok(import)
+
+    async fn flush(&mut self) -> Result<()> {
+        if !self.batch.is_empty() {
+            let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            reconciliation_finding::Entity::insert_many(batch).exec(self.w.db()).await?;
+        }
+        Ok(())
+    }
+
+    async fn finish(
+        mut self,
+        actor: &Actor,
+        import: reconciliation_import::Model,
+        tolerances: Tolerances,
+    ) -> Result<reconciliation_import::Model> {
+        self.flush().await?;
+        let Self { mut w, count, .. } = self;
+        let mut model: reconciliation_import::ActiveModel = import.into();
+        model.amount_tolerance = Set(DbDecimal(tolerances.amount));
+        model.quantity_tolerance = Set(DbDecimal(tolerances.quantity));
+        model.matched_at = Set(Some(w.now()));
+        model.status = Set("MATCHED".to_owned());
+        let import = model.update(w.db()).await?;
+        let details = serde_json::json!({
+            "findings": count,
+            "amountTolerance": tolerances.amount.to_string(),
+            "quantityTolerance": tolerances.quantity.to_string(),
+        });
+        let detail = serde_json::json!({"importId": import.id, "vendorId": import.vendor_id, "findings": count});
+        w.emit(super::resolution::reconciliation_event("MATCHED", w.now(), detail)).await?;
+        w.commit(Audit::action(actor, "matchStatement", "reconciliation_import", import.id, details)).await?;
+        Ok(import)
+    }
 }

@@ -143,6 +143,8 @@ pub struct OurSide {
     pub cost: Decimal,
     pub wholesale: Decimal,
     pub retail: Decimal,
+    /// Of `wholesale`, what the next billing run bills (planned, not written yet).
+    pub pending: Decimal,
 }
 
 impl OurSide {
@@ -208,7 +210,8 @@ pub fn judge_charged(
             format!("no subscription of ours matches: {}", unmatched_reason(vendor)),
         );
     };
-    let Some(ours) = ours.filter(|o| !o.charges.is_empty()) else {
+    // A cycle we charged nothing for, bar a recovery of it, is unbilled.
+    let Some(ours) = ours.filter(|o| !o.charges.is_empty() || !o.wholesale.is_zero()) else {
         return if v > Decimal::ZERO {
             judged(
                 Category::Unbilled,
@@ -225,28 +228,92 @@ pub fn judge_charged(
             )
         };
     };
-    if ours.currency != vendor.pricing_currency {
-        return judged(
-            Category::PriceMismatch,
-            v,
-            None,
-            format!(
-                "{matched}; our cost prices are in {}, the vendor prices in {}",
-                ours.currency, vendor.pricing_currency
-            ),
-        );
-    }
     let rate = vendor.rate();
-    let Some(expected) = ours.expected(format, vendor.unit_kind, rate) else {
-        return judged(
-            Category::PriceMismatch,
-            v,
-            None,
-            format!("{matched}; our prices are past the arithmetic's bounds"),
-        );
-    };
-    let difference = v - expected;
     let mut rule = format!("{matched}; ");
+    // Prices compare in the vendor's pricing currency; what was billed, in its billing one.
+    let priced = ours.currency == vendor.pricing_currency;
+    if !priced && ours.currency != vendor.currency {
+        let _ = write!(
+            rule,
+            "our prices are in {}, the vendor prices in {} and bills in {}",
+            ours.currency, vendor.pricing_currency, vendor.currency
+        );
+        return judged(Category::PriceMismatch, v, None, rule);
+    }
+    let expected = if priced && !ours.charges.is_empty() {
+        let Some(expected) = ours.expected(format, vendor.unit_kind, rate) else {
+            let _ = write!(rule, "our prices are past the arithmetic's bounds");
+            return judged(Category::PriceMismatch, v, None, rule);
+        };
+        Some(expected)
+    } else {
+        if ours.charges.is_empty() {
+            let _ = write!(rule, "only a recovery was charged for the cycle; ");
+        } else {
+            let _ = write!(
+                rule,
+                "prices not compared (ours are in {}, the vendor prices in {}); ",
+                ours.currency, vendor.pricing_currency
+            );
+        }
+        None
+    };
+    if let Some(expected) = expected {
+        if let Some(judgement) = vendor_side_checks(vendor, ours, expected, tolerances, &mut rule) {
+            return judgement;
+        }
+    } else if !ours.charges.is_empty()
+        && let Some(judgement) = quantity_check(vendor, ours, None, tolerances, &mut rule)
+    {
+        return judgement;
+    }
+    let (billed, how) = match billed_in(ours, vendor, rate) {
+        Some(billed) => billed,
+        None => {
+            let _ = write!(rule, "our wholesale of {} {} cannot be converted", ours.wholesale, ours.currency);
+            return judged(Category::PriceMismatch, v, expected, rule);
+        }
+    };
+    let lag = if ours.pending.is_zero() {
+        String::new()
+    } else {
+        format!(", of which {} {} the next billing run bills", ours.pending, ours.currency)
+    };
+    if billed < v - tolerances.amount {
+        let _ = write!(
+            rule,
+            "the reseller was billed {billed}{how}{lag} at wholesale for a vendor charge of {v} (tolerance {})",
+            tolerances.amount
+        );
+        return judged(Category::Underbilled, v - billed, expected, rule);
+    }
+    match expected {
+        Some(e) => {
+            let _ = write!(
+                rule,
+                "the vendor charged {v}, its rule on our prices gives {e} (tolerance {})",
+                tolerances.amount
+            );
+        }
+        None => {
+            let _ = write!(rule, "the vendor charged {v}");
+        }
+    }
+    let _ = write!(rule, "; the reseller was billed {billed}{how}{lag}");
+    judged(Category::Matched, v, expected, rule)
+}
+
+/// The checks of the vendor's side against our prices: its unit price, its quantities, and
+/// its amount against its own rule on our prices (`expected`).
+fn vendor_side_checks(
+    vendor: &VendorSide,
+    ours: &OurSide,
+    expected: Decimal,
+    tolerances: Tolerances,
+    rule: &mut String,
+) -> Option<Judgement> {
+    let v = vendor.amount;
+    let difference = v.checked_sub(expected)?;
     let ours_prices = ours.cycle_unit_costs();
     let vendor_prices: BTreeSet<Decimal> = vendor.unit_prices.iter().map(|p| p.normalize()).collect();
     if !ours_prices.is_empty() && vendor_prices != ours_prices {
@@ -256,25 +323,10 @@ pub fn judge_charged(
             list(&vendor_prices),
             list(&ours_prices)
         );
-        return judged(Category::PriceMismatch, difference, Some(expected), rule);
+        return Some(judged(Category::PriceMismatch, difference, Some(expected), std::mem::take(rule)));
     }
-    let (vq, oq) = (vendor.quantity, ours.quantity());
-    let cycle_days = Decimal::from((vendor.last_day - vendor.first_day).num_days() + 1);
-    let seats = vendor.unit_kind == UnitKind::Seats;
-    let days_differ = seats && (vendor.seat_days - ours.seat_days()).abs() > tolerances.quantity * cycle_days;
-    if (vq - oq).abs() > tolerances.quantity || days_differ {
-        let what = if seats { "seats" } else { "units" };
-        let _ = write!(rule, "the vendor charged {vq} {what}, we {oq}");
-        if seats {
-            let _ =
-                write!(rule, " ({} seat-days, ours {})", vendor.seat_days.normalize(), ours.seat_days().normalize());
-        }
-        let _ = write!(
-            rule,
-            " (tolerance {}); it charged {v}, its rule on our quantities gives {expected}",
-            tolerances.quantity
-        );
-        return judged(Category::QuantityMismatch, difference, Some(expected), rule);
+    if let Some(judgement) = quantity_check(vendor, ours, Some((expected, difference)), tolerances, rule) {
+        return Some(judgement);
     }
     if difference.abs() > tolerances.amount {
         let _ = write!(
@@ -282,29 +334,42 @@ pub fn judge_charged(
             "the vendor charged {v}, its rule on our cost prices and quantities gives {expected} (tolerance {})",
             tolerances.amount
         );
-        return judged(Category::PriceMismatch, difference, Some(expected), rule);
+        return Some(judged(Category::PriceMismatch, difference, Some(expected), std::mem::take(rule)));
     }
-    let (billed, how) = match billed_in(ours, vendor, rate) {
-        Some(billed) => billed,
-        None => {
-            let _ = write!(rule, "our wholesale of {} {} cannot be converted", ours.wholesale, ours.currency);
-            return judged(Category::PriceMismatch, v, Some(expected), rule);
+    None
+}
+
+/// The vendor's quantity (seats at the cycle's end, or units) and seat-days against ours.
+fn quantity_check(
+    vendor: &VendorSide,
+    ours: &OurSide,
+    expected: Option<(Decimal, Decimal)>,
+    tolerances: Tolerances,
+    rule: &mut String,
+) -> Option<Judgement> {
+    let v = vendor.amount;
+    let (vq, oq) = (vendor.quantity, ours.quantity());
+    let cycle_days = Decimal::from((vendor.last_day - vendor.first_day).num_days() + 1);
+    let seats = vendor.unit_kind == UnitKind::Seats;
+    let allowed_days = tolerances.quantity.checked_mul(cycle_days)?;
+    let days_differ = seats && vendor.seat_days.checked_sub(ours.seat_days()).is_none_or(|d| d.abs() > allowed_days);
+    let quantity_differs = vq.checked_sub(oq).is_none_or(|d| d.abs() > tolerances.quantity);
+    if !(quantity_differs || days_differ) {
+        return None;
+    }
+    let what = if seats { "seats" } else { "units" };
+    let _ = write!(rule, "the vendor charged {vq} {what}, we {oq}");
+    if seats {
+        let _ = write!(rule, " ({} seat-days, ours {})", vendor.seat_days.normalize(), ours.seat_days().normalize());
+    }
+    let _ = write!(rule, " (tolerance {})", tolerances.quantity);
+    Some(match expected {
+        Some((expected, difference)) => {
+            let _ = write!(rule, "; it charged {v}, its rule on our quantities gives {expected}");
+            judged(Category::QuantityMismatch, difference, Some(expected), std::mem::take(rule))
         }
-    };
-    if billed < v - tolerances.amount {
-        let _ = write!(
-            rule,
-            "the reseller was billed {billed}{how} at wholesale for a vendor charge of {v} (tolerance {})",
-            tolerances.amount
-        );
-        return judged(Category::Underbilled, v - billed, Some(expected), rule);
-    }
-    let _ = write!(
-        rule,
-        "the vendor charged {v}, its rule on our prices gives {expected} (tolerance {}); the reseller was billed {billed}{how}",
-        tolerances.amount
-    );
-    judged(Category::Matched, v, Some(expected), rule)
+        None => judged(Category::QuantityMismatch, v, None, std::mem::take(rule)),
+    })
 }
 
 /// Judges a cycle we charged that the statement did not: None when nothing was charged net.
@@ -397,7 +462,24 @@ mod tests {
             cost: Decimal::ZERO,
             wholesale,
             retail: Decimal::ZERO,
+            pending: Decimal::ZERO,
         }
+    }
+
+    #[test]
+    fn billing_in_the_statements_currency_is_compared_without_prices() {
+        // Ours in EUR, the vendor's prices in USD, its bill in EUR: no price to compare, but
+        // what the reseller was billed is, and a shortfall is leakage.
+        let mut v = vendor(dec!(11.08), dec!(2), 31, dec!(6.00));
+        v.currency = "EUR".into();
+        let mut o = ours(dec!(2), dec!(5.50), (31, 31), dec!(10.00));
+        o.currency = "EUR".into();
+        let j = judge_charged(&PartnerCenter, &v, Some("x"), Some(&o), Tolerances::default());
+        assert_eq!((j.category, j.amount), (Category::Underbilled, dec!(1.08)), "{}", j.rule);
+        let mut other = o.clone();
+        other.currency = "GBP".into();
+        let j = judge_charged(&PartnerCenter, &v, Some("x"), Some(&other), Tolerances::default());
+        assert_eq!(j.category, Category::PriceMismatch, "{}", j.rule);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, S
 use super::matching::Category;
 use crate::domain::Domain;
 use crate::domain::actor::Actor;
+use crate::domain::billing::terms::Period;
 use crate::domain::error::{Error, Result, map_unique_violation};
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::money::{Currency, round_to_minor_units};
@@ -41,6 +42,7 @@ pub async fn explain_finding(
     let note = validate::text(note, MAX_NOTE, "note")?;
     let finding = find(domain, id).await?;
     let mut w = Write::begin(domain).await?;
+    lock_import(&w, finding.import_id).await?;
     let now = w.now();
     let updated = reconciliation_finding::Entity::update_many()
         .col_expr(reconciliation_finding::Column::Status, Expr::value("EXPLAINED"))
@@ -98,20 +100,36 @@ pub async fn recover_finding(
         .await?
         .ok_or(Error::NotFound("import"))?;
     let amount = in_subscription_currency(&finding, &subscription.currency)?;
+    // What the next run bills for the cycle anyway (a change made after a run) is lag, not
+    // leakage: recovering it would bill it twice.
+    let now = domain.clock.now();
+    let next_run = Period::containing(now.date_naive()).max(Period::parse(&import.period)?);
+    let cycle_end = finding.charge_end + Duration::days(1);
+    let usage = finding.unit_kind == "USAGE";
+    let pending = crate::domain::billing::pending_charges(domain, &[subscription.id], next_run).await?;
+    if pending.get(&subscription.id).is_some_and(|lines| {
+        lines.iter().any(|l| {
+            l.service_end == cycle_end
+                && (l.kind == ChargeKind::Usage || l.key.starts_with("usage:")) == usage
+                && !l.amount.1.is_zero()
+        })
+    }) {
+        return Err(Error::conflict(
+            "BILLED_BY_NEXT_RUN",
+            "the next billing run bills this cycle: match the statement again after it",
+        ));
+    }
     let mut w = Write::begin(domain).await?;
+    lock_import(&w, finding.import_id).await?;
     let now = w.now();
-    let period = crate::domain::billing::terms::Period::containing(now.date_naive()).label();
+    let period = Period::containing(now.date_naive()).label();
     // The vendor's cost of an unbilled cycle was on no charge of ours; an underbilled one's was.
     let cost = if category == Category::Unbilled { amount } else { Decimal::ZERO };
     let retail = if bill_customer { amount } else { Decimal::ZERO };
+    // Shown on invoices (the customer's too, when it bills the customer): the service and a
+    // reference, not the operator's statement.
     let description = format!(
-        "Recovered {} {}: {} on the vendor's statement #{} ({}, {}), finding #{id}, {} – {}",
-        amount,
-        subscription.currency,
-        category.as_str().to_lowercase().replace('_', " "),
-        import.id,
-        import.source_name,
-        import.period,
+        "Recovered: service {} – {} charged by the vendor and not billed before (reconciliation R{id})",
         finding.charge_start.date_naive(),
         finding.charge_end.date_naive(),
     );
@@ -125,7 +143,8 @@ pub async fn recover_finding(
         billing_run_id: Set(None),
         period: Set(period),
         kind: Set(ChargeKind::Adjustment),
-        charge_key: Set(format!("recovery:{id}")),
+        // One recovery per cycle, whichever statement found it.
+        charge_key: Set(format!("recovery:{}:{}", finding.charge_end.date_naive(), finding.unit_kind)),
         description: Set(description),
         quantity: Set(DbDecimal(Decimal::ONE)),
         days_used: Set(None),
@@ -210,6 +229,13 @@ fn in_subscription_currency(finding: &reconciliation_finding::Model, currency: &
         "NO_CONVERSION",
         format!("the finding is in {}, the subscription in {currency}: no rate converts it", finding.currency),
     ))
+}
+
+/// Holds the import's row until the transaction ends (PostgreSQL; SQLite writes one at a
+/// time): a resolution and matching the import again do not interleave.
+pub(super) async fn lock_import(w: &Write<'_>, import_id: i64) -> Result<()> {
+    crate::domain::write::locking(reconciliation_import::Entity::find_by_id(import_id), w.db()).one(w.db()).await?;
+    Ok(())
 }
 
 async fn find(domain: &Domain, id: i64) -> Result<reconciliation_finding::Model> {

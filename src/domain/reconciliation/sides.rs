@@ -31,6 +31,7 @@ pub(super) struct Ours {
     pub(super) offer_id: i64,
     pub(super) vendor_reference: Option<String>,
     pub(super) term: Option<(NaiveDate, NaiveDate)>,
+    pub(super) currency: String,
 }
 
 /// What a group of statement rows is about.
@@ -76,6 +77,7 @@ pub(super) async fn load_subscriptions(domain: &Domain, vendor_id: i64) -> Resul
         Option<String>,
         Option<chrono::DateTime<chrono::Utc>>,
         Option<chrono::DateTime<chrono::Utc>>,
+        String,
     );
     let rows: Vec<Row> = subscription::Entity::find()
         .select_only()
@@ -87,6 +89,7 @@ pub(super) async fn load_subscriptions(domain: &Domain, vendor_id: i64) -> Resul
             subscription::Column::VendorReference,
             subscription::Column::TermStart,
             subscription::Column::TermEnd,
+            subscription::Column::Currency,
         ])
         .filter(subscription::Column::VendorId.eq(vendor_id))
         .order_by_asc(subscription::Column::Id)
@@ -95,13 +98,14 @@ pub(super) async fn load_subscriptions(domain: &Domain, vendor_id: i64) -> Resul
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, customer_id, reseller_id, offer_id, vendor_reference, start, end)| Ours {
+        .map(|(id, customer_id, reseller_id, offer_id, vendor_reference, start, end, currency)| Ours {
             id,
             customer_id,
             reseller_id,
             offer_id,
             vendor_reference: vendor_reference.filter(|r| !r.is_empty()),
             term: start.zip(end).map(|(s, e)| (s.date_naive(), e.date_naive())),
+            currency,
         })
         .collect())
 }
@@ -142,9 +146,16 @@ impl Resolver {
     }
 
     /// The one subscription of the row's tenant to the row's SKU whose term holds the first
-    /// day charged. A statement's SKU is `product:sku:availability`; an offer's SKU may be
-    /// the whole of it or its first two parts.
-    pub(super) fn by_tenant_and_sku(&self, group: &VendorGroup, subscriptions: &[Ours]) -> Option<(usize, String)> {
+    /// day charged, among those the statement names by no id of theirs (one it names is its
+    /// own row's: a second subscription of the same SKU, bought elsewhere, is not ours). A
+    /// statement's SKU is `product:sku:availability`; an offer's SKU may be the whole of it or
+    /// its first two parts.
+    pub(super) fn by_tenant_and_sku(
+        &self,
+        group: &VendorGroup,
+        subscriptions: &[Ours],
+        named: &HashSet<&str>,
+    ) -> Option<(usize, String)> {
         let short: String = group.sku.splitn(3, ':').take(2).collect::<Vec<_>>().join(":");
         let offer = self.offers.get(&group.sku).or_else(|| self.offers.get(&short))?;
         let day = group.side.first_day;
@@ -154,6 +165,7 @@ impl Resolver {
             .iter()
             .filter_map(|customer| self.by_customer_offer.get(&(*customer, *offer)))
             .flatten()
+            .filter(|&&i| subscriptions[i].vendor_reference.as_deref().is_none_or(|r| !named.contains(r)))
             .filter(|&&i| subscriptions[i].term.is_some_and(|(start, end)| start <= day && day < end));
         let first = *found.next()?;
         // Two in force: the row cannot say which.
@@ -304,37 +316,80 @@ pub(super) async fn load_our_groups(
         let Some(last) = page.last() else { break };
         after = last.id;
         for c in page {
-            let usage = c.kind == ChargeKind::Usage;
-            let last_day = c.service_end.date_naive() - Duration::days(1);
-            let group = groups.entry((c.subscription_id, last_day, usage)).or_insert_with(|| OurGroup {
-                side: OurSide { currency: c.currency.clone(), ..OurSide::default() },
-                first_day: c.service_start.date_naive(),
-                in_period: false,
-            });
-            group.in_period |= c.period == period;
-            group.first_day = group.first_day.min(c.service_start.date_naive());
             let days = c
                 .days_used
                 .zip(c.days_in_period)
                 .and_then(|(u, o)| Some((u32::try_from(u).ok()?, u32::try_from(o).ok()?)));
-            group.side.charges.push(ChargeFacts {
+            let line = Line {
+                key: &c.charge_key,
+                kind: c.kind,
                 quantity: c.quantity.0,
                 cycle_unit_cost: c.cycle_unit_cost.map_or(c.unit_cost.0, |p| p.0),
                 days,
-            });
-            let side = &mut group.side;
-            side.cost = side.cost.checked_add(c.amount_cost.0).ok_or_else(too_large)?;
-            side.wholesale = side.wholesale.checked_add(c.amount_wholesale.0).ok_or_else(too_large)?;
-            side.retail = side.retail.checked_add(c.amount_retail.0).ok_or_else(too_large)?;
+                service: (c.service_start.date_naive(), c.service_end.date_naive()),
+                amounts: (c.amount_cost.0, c.amount_wholesale.0, c.amount_retail.0),
+            };
+            let group = add_line(&mut groups, c.subscription_id, &c.currency, line)?;
+            group.in_period |= c.period == period;
         }
     }
     Ok(groups)
+}
+
+/// A charge of ours (written or planned), as a group sums it.
+pub(super) struct Line<'a> {
+    pub(super) key: &'a str,
+    pub(super) kind: ChargeKind,
+    pub(super) quantity: Decimal,
+    pub(super) cycle_unit_cost: Decimal,
+    pub(super) days: Option<(u32, u32)>,
+    /// First day, and the first day after.
+    pub(super) service: (NaiveDate, NaiveDate),
+    /// Cost, wholesale, retail.
+    pub(super) amounts: (Decimal, Decimal, Decimal),
+}
+
+/// Adds a charge to its group: the cycle is the day before its service ends; usage is a
+/// usage line (late usage too, an ADJUSTMENT keyed `usage:`). A recovery (`recovery:<last
+/// day>:<SEATS|USAGE>`) adds what it bills, not seats or a unit price.
+pub(super) fn add_line<'g>(
+    groups: &'g mut HashMap<OurKey, OurGroup>,
+    subscription_id: i64,
+    currency: &str,
+    line: Line<'_>,
+) -> Result<&'g mut OurGroup> {
+    let recovery = line.key.starts_with("recovery:");
+    let usage = if recovery {
+        line.key.ends_with(":USAGE")
+    } else {
+        line.kind == ChargeKind::Usage || line.key.starts_with("usage:")
+    };
+    let last_day = line.service.1 - Duration::days(1);
+    let group = groups.entry((subscription_id, last_day, usage)).or_insert_with(|| OurGroup {
+        side: OurSide { currency: currency.to_owned(), ..OurSide::default() },
+        first_day: line.service.0,
+        in_period: false,
+    });
+    group.first_day = group.first_day.min(line.service.0);
+    if !recovery {
+        group.side.charges.push(ChargeFacts {
+            quantity: line.quantity,
+            cycle_unit_cost: line.cycle_unit_cost,
+            days: line.days,
+        });
+    }
+    let side = &mut group.side;
+    side.cost = side.cost.checked_add(line.amounts.0).ok_or_else(too_large)?;
+    side.wholesale = side.wholesale.checked_add(line.amounts.1).ok_or_else(too_large)?;
+    side.retail = side.retail.checked_add(line.amounts.2).ok_or_else(too_large)?;
+    Ok(group)
 }
 
 /// Cycles a statement of the vendor other than `import` charged: ours there are not missing.
 pub(super) async fn matched_elsewhere(
     domain: &Domain,
     import: &reconciliation_import::Model,
+    (lo, hi): (NaiveDate, NaiveDate),
 ) -> Result<HashSet<OurKey>> {
     let others: Vec<i64> = reconciliation_import::Entity::find()
         .select_only()
@@ -356,6 +411,8 @@ pub(super) async fn matched_elsewhere(
         ])
         .filter(reconciliation_finding::Column::ImportId.is_in(others))
         .filter(reconciliation_finding::Column::VendorRows.gt(0))
+        .filter(reconciliation_finding::Column::ChargeEnd.gte(midnight(lo)))
+        .filter(reconciliation_finding::Column::ChargeEnd.lte(midnight(hi)))
         .into_tuple()
         .all(&domain.db)
         .await?;
