@@ -104,18 +104,26 @@ async fn run(backend: &str, url: &str, count: usize) {
     .unwrap();
     let elapsed = started.elapsed();
     let _ = std::fs::remove_file(&file);
+    let peak_import = memory_kib("VmHWM:");
+    // Matching alone, again (its findings are replaced).
+    let rematch = Instant::now();
+    reconciliation::matcher::match_import(&domain, &Actor::system(), outcome.import.id, None).await.unwrap();
+    let rematched = rematch.elapsed();
     let filter = reconciliation::report::FindingFilter { import_id: Some(outcome.import.id), ..Default::default() };
     let report = reconciliation::report::report(&domain, &Actor::system(), &filter).await.unwrap();
     let categories: Vec<String> =
         report.categories.iter().map(|c| format!("{} {}", c.category.as_str(), c.findings)).collect();
     println!(
-        "{backend:<10} imported and matched {rows} rows ({} MiB) in {:.1} s ({:.0} rows/s): {}; RSS before {} MiB, \
-         peak {} MiB (peak before the import {} MiB; seeded in {:.1} s)",
+        "{backend:<10} imported and matched {rows} rows ({} MiB) in {:.1} s ({:.0} rows/s; matching alone, again: \
+         {:.1} s): {}; RSS before {} MiB, peak {} MiB through the import, {} MiB after matching again (peak before \
+         the import {} MiB; seeded in {:.1} s)",
         size / (1024 * 1024),
         elapsed.as_secs_f64(),
         rows as f64 / elapsed.as_secs_f64(),
+        rematched.as_secs_f64(),
         categories.join(", "),
         rss_before / 1024,
+        peak_import / 1024,
         memory_kib("VmHWM:") / 1024,
         hwm_before / 1024,
         seeded.as_secs_f64(),

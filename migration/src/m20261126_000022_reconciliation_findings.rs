@@ -1,9 +1,10 @@
 //! What matching a vendor's statement found (#10): one finding per vendor subscription,
 //! charge cycle and kind of unit (the statement's rows aggregated, with our charges for the
 //! same service), its category, amounts and the rule that decided it, and how the operator
-//! resolved it. An import remembers the tolerances it was matched with. A finding's rows are
-//! found by its vendor reference, cycle and kind of unit (indexed), not by a column written
-//! on each of a million rows. A charge may bill the reseller only (a recovery the operator
+//! resolved it. An import remembers the tolerances it was matched with. A statement's rows are
+//! read in the order of their group (indexed), and a finding's rows found by its vendor
+//! reference, cycle and kind of unit, not by a column written on each of a million rows;
+//! subscriptions are found by the vendor's id, and charges by vendor and period (indexed). A charge may bill the reseller only (a recovery the operator
 //! does not pass on to the customer).
 
 use sea_orm_migration::prelude::*;
@@ -55,7 +56,9 @@ CREATE INDEX idx_reconciliation_findings_category ON reconciliation_findings (im
 CREATE INDEX idx_reconciliation_findings_reseller ON reconciliation_findings (import_id, reseller_id);
 CREATE INDEX idx_reconciliation_findings_customer ON reconciliation_findings (import_id, customer_id);
 CREATE INDEX idx_reconciliation_findings_subscription ON reconciliation_findings (subscription_id, charge_end);
-CREATE INDEX idx_reconciliation_lines_reference ON reconciliation_lines (import_id, subscription_reference);
+CREATE INDEX idx_reconciliation_lines_group ON reconciliation_lines (import_id, subscription_reference, charge_end, unit_kind, id);
+CREATE INDEX idx_subscriptions_vendor_reference ON subscriptions (vendor_id, vendor_reference);
+CREATE INDEX idx_charges_vendor_period ON charges (vendor_id, period, subscription_id);
 ALTER TABLE reconciliation_imports ADD COLUMN amount_tolerance {money} NOT NULL DEFAULT '0';
 ALTER TABLE reconciliation_imports ADD COLUMN quantity_tolerance {money} NOT NULL DEFAULT '0';
 ALTER TABLE reconciliation_imports ADD COLUMN matched_at {ts};
@@ -67,7 +70,9 @@ ALTER TABLE charges DROP COLUMN bills_customer;
 ALTER TABLE reconciliation_imports DROP COLUMN matched_at;
 ALTER TABLE reconciliation_imports DROP COLUMN quantity_tolerance;
 ALTER TABLE reconciliation_imports DROP COLUMN amount_tolerance;
-DROP INDEX idx_reconciliation_lines_reference;
+DROP INDEX idx_reconciliation_lines_group;
+DROP INDEX idx_subscriptions_vendor_reference;
+DROP INDEX idx_charges_vendor_period;
 DROP TABLE reconciliation_findings
 "#;
 

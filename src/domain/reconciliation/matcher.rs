@@ -9,17 +9,17 @@
 //! with the number of subscriptions, not of rows. The findings replace the import's earlier
 //! ones in one transaction; matching again is refused once a finding was resolved.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use chrono::NaiveDate;
+use chrono::{Duration, NaiveDate};
 use entity::{DbDecimal, reconciliation_finding, reconciliation_import};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, PaginatorTrait, QueryFilter, Set};
 
 use super::matching::{Category, Judgement, OurSide, Tolerances, judge_charged, judge_uncharged};
 use super::sides::{
-    Line, OurGroup, OurKey, Ours, Resolver, VendorGroup, VendorKey, add_line, kind_name, kind_of, load_our_groups,
-    load_subscriptions, load_vendor_groups, matched_elsewhere, midnight,
+    Line, OurGroup, OurKey, Ours, Resolver, VendorGroup, VendorGroups, add_line, by_ids, by_references,
+    charged_in_period, cycles_charged, kind_name, kind_of, midnight, our_groups, too_large,
 };
 use super::statement::format_named;
 use crate::domain::Domain;
@@ -46,6 +46,12 @@ pub fn check_tolerances(tolerances: Tolerances) -> Result<Tolerances> {
     Ok(tolerances)
 }
 
+/// Statement groups judged per chunk (a chunk's subscriptions and charges are read at once).
+const CHUNK: usize = 2_000;
+
+/// Subscriptions per chunk of the pass over cycles only we charged.
+const OUR_CHUNK: u64 = 1_000;
+
 /// Matches import `import_id` with `tolerances` (the import's own when None), replacing its
 /// findings. Refused (CONFLICT) when a finding of it was resolved.
 pub async fn match_import(
@@ -61,144 +67,153 @@ pub async fn match_import(
         tolerances.unwrap_or(Tolerances { amount: import.amount_tolerance.0, quantity: import.quantity_tolerance.0 }),
     )?;
     let format = format_named(&import.format).ok_or_else(|| Error::internal(format!("format {}", import.format)))?;
-    let subscriptions = load_subscriptions(domain, import.vendor_id).await?;
-    let by_reference: HashMap<&str, usize> =
-        subscriptions.iter().enumerate().filter_map(|(i, s)| s.vendor_reference.as_deref().map(|r| (r, i))).collect();
-    let by_id: HashMap<i64, usize> = subscriptions.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
-    let vendor_groups = load_vendor_groups(domain, import.id).await?;
-    let resolver = Resolver::load(domain, import.vendor_id, &subscriptions).await?;
-    let (lo, hi) = vendor_groups
-        .keys()
-        .fold(None, |range: Option<(NaiveDate, NaiveDate)>, k| {
-            Some(range.map_or((k.last_day, k.last_day), |(lo, hi)| (lo.min(k.last_day), hi.max(k.last_day))))
-        })
-        .unwrap_or_default();
-    // A stray date in the file widens the window no further than a year and a month around
-    // the statement's period (an annual cycle's end is inside it).
+    // Cycles are looked for no further than a year and a month around the statement's
+    // period (an annual cycle's end is inside it): a stray date widens nothing.
     let around = Period::parse(&import.period)?;
-    let (lo, hi) =
-        (lo.max(around.start - chrono::Duration::days(400)), hi.min(around.end() + chrono::Duration::days(400)));
-    let mut our_groups = load_our_groups(domain, import.vendor_id, &import.period, (lo, hi)).await?;
-    let elsewhere = matched_elsewhere(domain, &import, (lo, hi)).await?;
-
-    // In a set order: each (subscription, cycle, kind) is claimed once — by the vendor's id
-    // first, then by tenant and SKU among the subscriptions the file names no id of.
-    let mut vendor_groups: Vec<(VendorKey, VendorGroup)> = vendor_groups.into_iter().collect();
-    vendor_groups.sort_by(|(a, _), (b, _)| {
-        (&a.reference, &a.tenant, &a.sku, a.last_day, a.usage).cmp(&(
-            &b.reference,
-            &b.tenant,
-            &b.sku,
-            b.last_day,
-            b.usage,
-        ))
-    });
-    let named: HashSet<&str> =
-        vendor_groups.iter().map(|(k, _)| k.reference.as_str()).filter(|r| !r.is_empty()).collect();
-    let mut claimed: HashSet<OurKey> = HashSet::new();
-    let mut matches: Vec<Option<(usize, String)>> = vendor_groups
-        .iter()
-        .map(|(key, _)| {
-            let found = by_reference
-                .get(key.reference.as_str())
-                .map(|&i| (i, "matched by the vendor's subscription id".to_owned()));
-            if let Some((i, _)) = &found {
-                claimed.insert((subscriptions[*i].id, key.last_day, key.usage));
-            }
-            found
-        })
-        .collect();
-    for ((key, group), found) in vendor_groups.iter().zip(matches.iter_mut()) {
-        if found.is_none()
-            && let Some((i, how)) = resolver.by_tenant_and_sku(group, &subscriptions, &named)
-            && claimed.insert((subscriptions[i].id, key.last_day, key.usage))
-        {
-            *found = Some((i, how));
-        }
-    }
-    drop(named);
-    // Lag is not leakage: where the statement is above what we charged, what the next run
-    // bills (planned, written nowhere yet) counts as billed.
-    let short: Vec<i64> = vendor_groups
-        .iter()
-        .zip(&matches)
-        .filter_map(|((key, group), found)| {
-            let id = subscriptions[found.as_ref()?.0].id;
-            let ours = our_groups.get(&(id, key.last_day, key.usage)).map(|o| &o.side);
-            let judgement = judge_charged(format, &group.side, Some(""), ours, tolerances);
-            (judgement.category != Category::Matched).then_some(id)
-        })
-        .collect::<std::collections::BTreeSet<i64>>()
-        .into_iter()
-        .collect();
-    let now = domain.clock.now().date_naive();
-    let next_run = Period::containing(now).max(Period::parse(&import.period)?);
-    for (id, lines) in crate::domain::billing::pending_charges(domain, &short, next_run).await? {
-        let Some(currency) = by_id.get(&id).map(|&i| subscriptions[i].currency.clone()) else { continue };
-        for planned in lines {
-            let line = Line {
-                key: &planned.key,
-                kind: planned.kind,
-                quantity: planned.quantity,
-                cycle_unit_cost: planned.cycle_unit.0,
-                days: planned.days_used.zip(planned.days_in_period),
-                service: (planned.service_start.date_naive(), planned.service_end.date_naive()),
-                amounts: planned.amount,
-            };
-            let group = add_line(&mut our_groups, id, &currency, line)?;
-            group.side.pending = group
-                .side
-                .pending
-                .checked_add(planned.amount.1)
-                .ok_or_else(|| Error::validation("amount", "too large"))?;
-        }
-    }
-
-    // Judged and written a batch at a time, in one transaction: nothing is held per finding.
+    let window = (around.start - Duration::days(400), around.end() + Duration::days(400));
+    let next_run = Period::containing(domain.clock.now().date_naive()).max(around);
+    let resolver = Resolver::load(domain, import.vendor_id).await?;
+    // Judged and written a chunk at a time, in one transaction.
     let mut out = Findings::begin(domain, &import).await?;
-    for ((key, group), matched) in vendor_groups.into_iter().zip(matches) {
-        let ours =
-            matched.as_ref().and_then(|(i, _)| our_groups.remove(&(subscriptions[*i].id, key.last_day, key.usage)));
-        let judgement = judge_charged(
-            format,
-            &group.side,
-            matched.as_ref().map(|(_, how)| how.as_str()),
-            ours.as_ref().map(|o| &o.side),
-            tolerances,
-        );
-        let subscription = matched.map(|(i, _)| &subscriptions[i]);
-        out.push(finding(&import, &key, &group, subscription, ours.as_ref(), judgement)).await?;
+    // Each (subscription, cycle, kind) is claimed once: by the vendor's id, else by tenant and
+    // SKU (the first group in the statement's order).
+    let mut claimed: HashSet<OurKey> = HashSet::new();
+    let mut groups = VendorGroups::new(import.id);
+    loop {
+        let chunk = groups.next_chunk(domain, CHUNK).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        let matches = resolve(domain, &import, &resolver, &chunk, &mut claimed).await?;
+        let lo = chunk.iter().map(|g| g.last_day).min().unwrap_or(window.0).max(window.0);
+        let hi = chunk.iter().map(|g| g.last_day).max().unwrap_or(window.1).min(window.1);
+        let ids: Vec<i64> = matches.iter().flatten().map(|(s, _)| s.id).collect::<BTreeSet<_>>().into_iter().collect();
+        let mut ours = our_groups(domain, &ids, &import.period, (lo, hi)).await?;
+        // Lag is not leakage: where the statement is above what we charged, what the next
+        // run bills (planned, written nowhere yet) counts as billed.
+        let short: BTreeSet<i64> = chunk
+            .iter()
+            .zip(&matches)
+            .filter_map(|(group, found)| {
+                let id = found.as_ref()?.0.id;
+                let side = ours.get(&(id, group.last_day, group.usage)).map(|o| &o.side);
+                let judgement = judge_charged(format, &group.side, Some(""), side, tolerances);
+                (judgement.category != Category::Matched).then_some(id)
+            })
+            .collect();
+        let currencies: HashMap<i64, &str> =
+            matches.iter().flatten().map(|(s, _)| (s.id, s.currency.as_str())).collect();
+        let short: Vec<i64> = short.into_iter().collect();
+        for (id, lines) in crate::domain::billing::pending_charges(domain, &short, next_run).await? {
+            let Some(currency) = currencies.get(&id) else { continue };
+            for planned in lines {
+                let line = Line {
+                    key: &planned.key,
+                    kind: planned.kind,
+                    quantity: planned.quantity,
+                    cycle_unit_cost: planned.cycle_unit.0,
+                    days: planned.days_used.zip(planned.days_in_period),
+                    service: (planned.service_start.date_naive(), planned.service_end.date_naive()),
+                    amounts: planned.amount,
+                };
+                let group = add_line(&mut ours, id, currency, line)?;
+                group.side.pending = group.side.pending.checked_add(planned.amount.1).ok_or_else(too_large)?;
+            }
+        }
+        for (group, matched) in chunk.iter().zip(&matches) {
+            let our = matched.as_ref().and_then(|(s, _)| ours.remove(&(s.id, group.last_day, group.usage)));
+            let judgement = judge_charged(
+                format,
+                &group.side,
+                matched.as_ref().map(|(_, how)| how.as_str()),
+                our.as_ref().map(|o| &o.side),
+                tolerances,
+            );
+            out.push(finding(&import, group, matched.as_ref().map(|(s, _)| s), our.as_ref(), judgement)).await?;
+        }
     }
-    let mut uncharged: Vec<(OurKey, OurGroup)> =
-        our_groups.into_iter().filter(|(key, group)| group.in_period && !elsewhere.contains(key)).collect();
-    uncharged.sort_by_key(|(key, _)| *key);
-    for ((subscription_id, last_day, usage), group) in uncharged {
-        let Some(s) = by_id.get(&subscription_id).map(|&i| &subscriptions[i]) else { continue };
-        let Some(judgement) = judge_uncharged(format, kind_of(usage), &group.side, s.vendor_reference.is_some()) else {
-            continue;
-        };
-        out.push(uncharged_finding(&import, s, (last_day, usage), &group, judgement)).await?;
+    // Cycles a run of the period charged that no statement of the vendor charged.
+    let mut after = 0;
+    loop {
+        let ids = charged_in_period(domain, import.vendor_id, &import.period, after, OUR_CHUNK).await?;
+        let Some(&last) = ids.last() else { break };
+        after = last;
+        let subscriptions = by_ids(domain, import.vendor_id, &ids).await?;
+        let elsewhere = cycles_charged(domain, &import, &ids, true).await?;
+        let mut uncharged: Vec<(OurKey, OurGroup)> = our_groups(domain, &ids, &import.period, window)
+            .await?
+            .into_iter()
+            .filter(|(key, group)| group.in_period && !claimed.contains(key) && !elsewhere.contains(key))
+            .collect();
+        uncharged.sort_by_key(|(key, _)| *key);
+        for ((subscription_id, last_day, usage), group) in uncharged {
+            let Some(s) = subscriptions.get(&subscription_id) else { continue };
+            let provisioned = s.vendor_reference.is_some();
+            let Some(judgement) = judge_uncharged(format, kind_of(usage), &group.side, provisioned) else { continue };
+            out.push(uncharged_finding(&import, s, (last_day, usage), &group, judgement)).await?;
+        }
     }
     out.finish(actor, import, tolerances).await
 }
 
+/// The subscription each group of a chunk is of (with how it was matched), claiming each
+/// (subscription, cycle, kind) once.
+async fn resolve(
+    domain: &Domain,
+    import: &reconciliation_import::Model,
+    resolver: &Resolver,
+    chunk: &[VendorGroup],
+    claimed: &mut HashSet<OurKey>,
+) -> Result<Vec<Option<(Ours, String)>>> {
+    let references: Vec<&str> =
+        chunk.iter().map(|g| g.reference.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
+    let by_reference = by_references(domain, import.vendor_id, &references).await?;
+    let unresolved: Vec<(usize, &VendorGroup)> =
+        chunk.iter().enumerate().filter(|(_, g)| !by_reference.contains_key(&g.reference)).collect();
+    let mut fallback = if unresolved.is_empty() {
+        HashMap::new()
+    } else {
+        resolver.by_tenant_and_sku(domain, import, &unresolved).await?
+    };
+    let mut matches = Vec::with_capacity(chunk.len());
+    for (index, group) in chunk.iter().enumerate() {
+        let found = match by_reference.get(&group.reference) {
+            Some(s) => Some((s.clone(), "matched by the vendor's subscription id".to_owned())),
+            None => fallback.remove(&index),
+        };
+        matches.push(found.filter(|(s, _)| claimed.insert((s.id, group.last_day, group.usage))));
+    }
+    Ok(matches)
+}
+
 fn finding(
     import: &reconciliation_import::Model,
-    key: &VendorKey,
     group: &VendorGroup,
     subscription: Option<&Ours>,
     ours: Option<&OurGroup>,
     judgement: Judgement,
 ) -> reconciliation_finding::ActiveModel {
     let side = &group.side;
-    let our_side = ours.map(|o| &o.side);
-    let group_key = if key.reference.is_empty() {
-        format!("t:{}|{}|{}|{}", key.tenant, key.sku, key.last_day, kind_name(key.usage))
-    } else {
-        format!("v:{}|{}|{}", key.reference, key.last_day, kind_name(key.usage))
-    };
-    new_finding(import, group_key, judgement, subscription, (side.first_day, key.last_day), key.usage, our_side)
-        .with_vendor(key, group)
+    let group_key = format!("v:{}|{}|{}", group.reference, group.last_day, kind_name(group.usage));
+    let mut model = new_finding(
+        import,
+        group_key,
+        judgement,
+        subscription,
+        (side.first_day, group.last_day),
+        group.usage,
+        ours.map(|o| &o.side),
+    );
+    model.subscription_reference = Set(group.reference.clone());
+    model.customer_external_id = Set(group.tenant.clone());
+    model.sku = Set(group.sku.clone());
+    model.vendor_rows = Set(i32::try_from(side.rows).unwrap_or(i32::MAX));
+    model.currency = Set(side.currency.clone());
+    model.pricing_currency = Set(side.pricing_currency.clone());
+    model.exchange_rate = Set(DbDecimal(side.rate()));
+    model.vendor_amount = Set(DbDecimal(side.amount));
+    model.vendor_quantity = Set(Some(DbDecimal(side.quantity)));
+    model
 }
 
 fn uncharged_finding(
@@ -221,25 +236,6 @@ fn uncharged_finding(
     model.subscription_reference = Set(subscription.vendor_reference.clone().unwrap_or_default());
     model.currency = Set(ours.side.currency.clone());
     model
-}
-
-trait WithVendor {
-    fn with_vendor(self, key: &VendorKey, group: &VendorGroup) -> Self;
-}
-
-impl WithVendor for reconciliation_finding::ActiveModel {
-    fn with_vendor(mut self, key: &VendorKey, group: &VendorGroup) -> Self {
-        self.subscription_reference = Set(key.reference.clone());
-        self.customer_external_id = Set(group.tenant.clone());
-        self.sku = Set(group.sku.clone());
-        self.vendor_rows = Set(i32::try_from(group.side.rows).unwrap_or(i32::MAX));
-        self.currency = Set(group.side.currency.clone());
-        self.pricing_currency = Set(group.side.pricing_currency.clone());
-        self.exchange_rate = Set(DbDecimal(group.side.rate()));
-        self.vendor_amount = Set(DbDecimal(group.side.amount));
-        self.vendor_quantity = Set(Some(DbDecimal(group.side.quantity)));
-        self
-    }
 }
 
 fn new_finding(

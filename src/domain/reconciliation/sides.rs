@@ -1,19 +1,21 @@
-//! The two sides matching compares, read and summed: the statement's rows per vendor
-//! subscription, cycle (its last day) and kind of unit; our charges per subscription, cycle
-//! and kind of unit; the vendor's subscriptions, and how a row that names no subscription we
-//! know is matched by tenant and SKU. Read in pages and summed as they come, so memory grows
-//! with the number of subscriptions, not of rows.
+//! The two sides matching compares, read a chunk at a time so memory stays bounded whatever
+//! the statement's size: the statement's rows in the order of their group — vendor
+//! subscription, cycle (its last day), seats or usage — summed a group at a time; the
+//! subscriptions a chunk of groups names (by the vendor's id, else by tenant and SKU among
+//! the subscriptions the file names no id of); and our charges of those subscriptions,
+//! summed per subscription, cycle and kind of unit.
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::enums::ChargeKind;
 use entity::{
     DbDecimal, charge, customer_vendor_account, offer, reconciliation_finding, reconciliation_import,
     reconciliation_line, subscription,
 };
 use rust_decimal::Decimal;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::matching::{ChargeFacts, OurSide, VendorSide};
 use super::statement::UnitKind;
@@ -23,7 +25,11 @@ use crate::domain::error::{Error, Result};
 /// Rows and charges read per page.
 const PAGE: u64 = 5_000;
 
+/// Ids per `IN (…)`: well inside every backend's bind-parameter limit.
+const IDS: usize = 1_000;
+
 /// A subscription of the vendor, as matching needs it.
+#[derive(Clone, Debug)]
 pub(super) struct Ours {
     pub(super) id: i64,
     pub(super) customer_id: i64,
@@ -34,21 +40,14 @@ pub(super) struct Ours {
     pub(super) currency: String,
 }
 
-/// What a group of statement rows is about.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(super) struct VendorKey {
+/// The statement's rows of one vendor subscription, cycle and kind of unit, summed.
+pub(super) struct VendorGroup {
     pub(super) reference: String,
-    /// The tenant and SKU, when the row names no subscription.
     pub(super) tenant: String,
     pub(super) sku: String,
     pub(super) last_day: NaiveDate,
     pub(super) usage: bool,
-}
-
-pub(super) struct VendorGroup {
     pub(super) side: VendorSide,
-    pub(super) tenant: String,
-    pub(super) sku: String,
 }
 
 pub(super) type OurKey = (i64, NaiveDate, bool);
@@ -68,18 +67,31 @@ pub(super) fn kind_name(usage: bool) -> &'static str {
     if usage { "USAGE" } else { "SEATS" }
 }
 
-pub(super) async fn load_subscriptions(domain: &Domain, vendor_id: i64) -> Result<Vec<Ours>> {
-    type Row = (
-        i64,
-        i64,
-        i64,
-        i64,
-        Option<String>,
-        Option<chrono::DateTime<chrono::Utc>>,
-        Option<chrono::DateTime<chrono::Utc>>,
-        String,
-    );
-    let rows: Vec<Row> = subscription::Entity::find()
+/// The instant a day starts (UTC).
+pub(super) fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+pub(super) fn too_large() -> Error {
+    Error::validation("file", "its amounts add up past the bounds of the arithmetic")
+}
+
+type SubscriptionRow = (i64, i64, i64, i64, Option<String>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, String);
+
+fn ours((id, customer_id, reseller_id, offer_id, reference, start, end, currency): SubscriptionRow) -> Ours {
+    Ours {
+        id,
+        customer_id,
+        reseller_id,
+        offer_id,
+        vendor_reference: reference.filter(|r| !r.is_empty()),
+        term: start.zip(end).map(|(s, e)| (s.date_naive(), e.date_naive())),
+        currency,
+    }
+}
+
+fn subscriptions_of(vendor_id: i64) -> sea_orm::Select<subscription::Entity> {
+    subscription::Entity::find()
         .select_only()
         .columns([
             subscription::Column::Id,
@@ -92,34 +104,54 @@ pub(super) async fn load_subscriptions(domain: &Domain, vendor_id: i64) -> Resul
             subscription::Column::Currency,
         ])
         .filter(subscription::Column::VendorId.eq(vendor_id))
-        .order_by_asc(subscription::Column::Id)
-        .into_tuple()
-        .all(&domain.db)
-        .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, customer_id, reseller_id, offer_id, vendor_reference, start, end, currency)| Ours {
-            id,
-            customer_id,
-            reseller_id,
-            offer_id,
-            vendor_reference: vendor_reference.filter(|r| !r.is_empty()),
-            term: start.zip(end).map(|(s, e)| (s.date_naive(), e.date_naive())),
-            currency,
-        })
-        .collect())
 }
 
-/// The customers' tenant ids and the offers' SKUs of a vendor, for rows whose subscription
-/// id we do not know.
+/// The vendor's subscriptions with the given vendor ids.
+pub(super) async fn by_references(
+    domain: &Domain,
+    vendor_id: i64,
+    references: &[&str],
+) -> Result<HashMap<String, Ours>> {
+    let mut found = HashMap::new();
+    for chunk in references.chunks(IDS) {
+        let rows: Vec<SubscriptionRow> = subscriptions_of(vendor_id)
+            .filter(subscription::Column::VendorReference.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(&domain.db)
+            .await?;
+        for row in rows {
+            let s = ours(row);
+            if let Some(reference) = s.vendor_reference.clone() {
+                found.insert(reference, s);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The vendor's subscriptions with the given ids.
+pub(super) async fn by_ids(domain: &Domain, vendor_id: i64, ids: &[i64]) -> Result<HashMap<i64, Ours>> {
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(IDS) {
+        let rows: Vec<SubscriptionRow> = subscriptions_of(vendor_id)
+            .filter(subscription::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(&domain.db)
+            .await?;
+        found.extend(rows.into_iter().map(|row| (row.0, ours(row))));
+    }
+    Ok(found)
+}
+
+/// The vendor's customers by tenant id and offers by SKU, for rows whose subscription id we
+/// do not know (small: a vendor's catalog and its customers' accounts).
 pub(super) struct Resolver {
     customers: HashMap<String, Vec<i64>>,
     offers: HashMap<String, i64>,
-    by_customer_offer: HashMap<(i64, i64), Vec<usize>>,
 }
 
 impl Resolver {
-    pub(super) async fn load(domain: &Domain, vendor_id: i64, subscriptions: &[Ours]) -> Result<Self> {
+    pub(super) async fn load(domain: &Domain, vendor_id: i64) -> Result<Self> {
         let accounts: Vec<(String, i64)> = customer_vendor_account::Entity::find()
             .select_only()
             .columns([customer_vendor_account::Column::ExternalId, customer_vendor_account::Column::CustomerId])
@@ -138,41 +170,70 @@ impl Resolver {
             .into_tuple()
             .all(&domain.db)
             .await?;
-        let mut by_customer_offer: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
-        for (i, s) in subscriptions.iter().enumerate() {
-            by_customer_offer.entry((s.customer_id, s.offer_id)).or_default().push(i);
-        }
-        Ok(Self { customers, offers: offers.into_iter().map(|(id, sku)| (sku, id)).collect(), by_customer_offer })
+        Ok(Self { customers, offers: offers.into_iter().map(|(id, sku)| (sku, id)).collect() })
     }
 
-    /// The one subscription of the row's tenant to the row's SKU whose term holds the first
-    /// day charged, among those the statement names by no id of theirs (one it names is its
-    /// own row's: a second subscription of the same SKU, bought elsewhere, is not ours). A
-    /// statement's SKU is `product:sku:availability`; an offer's SKU may be the whole of it or
-    /// its first two parts.
-    pub(super) fn by_tenant_and_sku(
-        &self,
-        group: &VendorGroup,
-        subscriptions: &[Ours],
-        named: &HashSet<&str>,
-    ) -> Option<(usize, String)> {
+    /// The customers and offer a group's tenant and SKU name. A statement's SKU is
+    /// `product:sku:availability`; an offer's SKU may be the whole of it or its first two parts.
+    fn named(&self, group: &VendorGroup) -> Option<(&[i64], i64)> {
         let short: String = group.sku.splitn(3, ':').take(2).collect::<Vec<_>>().join(":");
         let offer = self.offers.get(&group.sku).or_else(|| self.offers.get(&short))?;
-        let day = group.side.first_day;
-        let mut found = self
-            .customers
-            .get(&group.tenant.to_ascii_lowercase())?
-            .iter()
-            .filter_map(|customer| self.by_customer_offer.get(&(*customer, *offer)))
-            .flatten()
-            .filter(|&&i| subscriptions[i].vendor_reference.as_deref().is_none_or(|r| !named.contains(r)))
-            .filter(|&&i| subscriptions[i].term.is_some_and(|(start, end)| start <= day && day < end));
-        let first = *found.next()?;
-        // Two in force: the row cannot say which.
-        if found.next().is_some() {
-            return None;
+        Some((self.customers.get(&group.tenant.to_ascii_lowercase())?, *offer))
+    }
+
+    /// For each of `groups` (their index) that names a tenant and SKU we know: the one
+    /// subscription of the tenant to the SKU whose term holds the first day charged, among
+    /// those the statement names by no id of theirs (one it names is its own rows': a second
+    /// subscription of the same SKU, bought elsewhere, is not ours).
+    pub(super) async fn by_tenant_and_sku(
+        &self,
+        domain: &Domain,
+        import: &reconciliation_import::Model,
+        groups: &[(usize, &VendorGroup)],
+    ) -> Result<HashMap<usize, (Ours, String)>> {
+        let wanted: Vec<(usize, &VendorGroup, &[i64], i64)> =
+            groups.iter().filter_map(|(i, g)| self.named(g).map(|(c, o)| (*i, *g, c, o))).collect();
+        let customers: Vec<i64> = wanted.iter().flat_map(|(_, _, c, _)| c.iter().copied()).collect();
+        let offers: HashSet<i64> = wanted.iter().map(|(_, _, _, o)| *o).collect();
+        let mut candidates: Vec<Ours> = Vec::new();
+        for chunk in customers.chunks(IDS) {
+            let rows: Vec<SubscriptionRow> = subscriptions_of(import.vendor_id)
+                .filter(subscription::Column::CustomerId.is_in(chunk.iter().copied()))
+                .filter(subscription::Column::OfferId.is_in(offers.iter().copied()))
+                .into_tuple()
+                .all(&domain.db)
+                .await?;
+            candidates.extend(rows.into_iter().map(ours));
         }
-        Some((first, format!("matched by tenant {} and SKU {} in force on {day}", group.tenant, group.sku)))
+        // Candidates the file names by their own id are theirs, not these rows'.
+        let references: Vec<&str> = candidates.iter().filter_map(|s| s.vendor_reference.as_deref()).collect();
+        let mut named: HashSet<String> = HashSet::new();
+        for chunk in references.chunks(IDS) {
+            let found: Vec<String> = reconciliation_line::Entity::find()
+                .select_only()
+                .column(reconciliation_line::Column::SubscriptionReference)
+                .filter(reconciliation_line::Column::ImportId.eq(import.id))
+                .filter(reconciliation_line::Column::SubscriptionReference.is_in(chunk.iter().copied()))
+                .distinct()
+                .into_tuple()
+                .all(&domain.db)
+                .await?;
+            named.extend(found);
+        }
+        let mut matched = HashMap::new();
+        for (index, group, customers, offer) in wanted {
+            let day = group.side.first_day;
+            let mut found = candidates.iter().filter(|s| {
+                customers.contains(&s.customer_id)
+                    && s.offer_id == offer
+                    && s.vendor_reference.as_ref().is_none_or(|r| !named.contains(r))
+                    && s.term.is_some_and(|(start, end)| start <= day && day < end)
+            });
+            let (Some(first), None) = (found.next(), found.next()) else { continue };
+            let how = format!("matched by tenant {} and SKU {} in force on {day}", group.tenant, group.sku);
+            matched.insert(index, (first.clone(), how));
+        }
+        Ok(matched)
     }
 }
 
@@ -183,8 +244,8 @@ struct LineRow {
     subscription_reference: String,
     customer_external_id: String,
     sku: String,
-    charge_start: Option<chrono::DateTime<chrono::Utc>>,
-    charge_end: Option<chrono::DateTime<chrono::Utc>>,
+    charge_start: Option<DateTime<Utc>>,
+    charge_end: Option<DateTime<Utc>>,
     unit_kind: String,
     quantity: DbDecimal,
     unit_price: DbDecimal,
@@ -194,146 +255,138 @@ struct LineRow {
     pricing_currency: String,
 }
 
-/// The import's rows, summed per group, read a page at a time.
-pub(super) async fn load_vendor_groups(domain: &Domain, import_id: i64) -> Result<HashMap<VendorKey, VendorGroup>> {
-    let mut groups: HashMap<VendorKey, VendorGroup> = HashMap::new();
-    let mut after = 0i64;
-    loop {
-        let rows: Vec<LineRow> = reconciliation_line::Entity::find()
-            .select_only()
-            .columns([
-                reconciliation_line::Column::Id,
-                reconciliation_line::Column::SubscriptionReference,
-                reconciliation_line::Column::CustomerExternalId,
-                reconciliation_line::Column::Sku,
-                reconciliation_line::Column::ChargeStart,
-                reconciliation_line::Column::ChargeEnd,
-                reconciliation_line::Column::UnitKind,
-                reconciliation_line::Column::Quantity,
-                reconciliation_line::Column::UnitPrice,
-                reconciliation_line::Column::ExchangeRate,
-                reconciliation_line::Column::Subtotal,
-                reconciliation_line::Column::Currency,
-                reconciliation_line::Column::PricingCurrency,
-            ])
-            .filter(reconciliation_line::Column::ImportId.eq(import_id))
-            .filter(reconciliation_line::Column::Id.gt(after))
-            .order_by_asc(reconciliation_line::Column::Id)
-            .limit(PAGE)
-            .into_model::<LineRow>()
-            .all(&domain.db)
-            .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.id;
-        for LineRow {
-            subscription_reference: reference,
-            customer_external_id: tenant,
-            sku,
-            charge_start: start,
-            charge_end: end,
-            unit_kind: kind,
-            quantity,
-            unit_price: price,
-            exchange_rate: rate,
-            subtotal,
-            currency,
-            pricing_currency: pricing,
-            ..
-        } in rows
-        {
-            let (Some(start), Some(end)) = (start, end) else { continue };
-            let (first_day, last_day) = (start.date_naive(), end.date_naive());
-            let usage = kind == "USAGE";
-            let named = !reference.is_empty();
-            let key = VendorKey {
-                reference: reference.clone(),
-                tenant: if named { String::new() } else { tenant.clone() },
-                sku: if named { String::new() } else { sku.clone() },
-                last_day,
-                usage,
-            };
-            let signed = if subtotal.0.is_sign_negative() { -quantity.0.abs() } else { quantity.0.abs() };
-            let days = Decimal::from((last_day - first_day).num_days() + 1);
-            let group = groups.entry(key).or_insert_with(|| VendorGroup {
-                side: VendorSide {
-                    rows: 0,
-                    unit_kind: kind_of(usage),
-                    amount: Decimal::ZERO,
-                    quantity: Decimal::ZERO,
-                    seat_days: Decimal::ZERO,
-                    unit_prices: Default::default(),
-                    currency: currency.clone(),
-                    pricing_currency: pricing.clone(),
-                    rates: Default::default(),
-                    first_day,
+/// The import's rows in the order of their group, summed a group at a time.
+pub(super) struct VendorGroups {
+    import_id: i64,
+    /// Where the next page starts: after this (reference, cycle end, kind, id).
+    after: Option<(String, DateTime<Utc>, String, i64)>,
+    open: Option<VendorGroup>,
+    done: bool,
+}
+
+impl VendorGroups {
+    pub(super) fn new(import_id: i64) -> Self {
+        Self { import_id, after: None, open: None, done: false }
+    }
+
+    /// The next `at_least` groups (fewer at the end; none when every row was read).
+    pub(super) async fn next_chunk(&mut self, domain: &Domain, at_least: usize) -> Result<Vec<VendorGroup>> {
+        let mut out = Vec::new();
+        while out.len() < at_least && !self.done {
+            let mut find = reconciliation_line::Entity::find()
+                .select_only()
+                .columns([
+                    reconciliation_line::Column::Id,
+                    reconciliation_line::Column::SubscriptionReference,
+                    reconciliation_line::Column::CustomerExternalId,
+                    reconciliation_line::Column::Sku,
+                    reconciliation_line::Column::ChargeStart,
+                    reconciliation_line::Column::ChargeEnd,
+                    reconciliation_line::Column::UnitKind,
+                    reconciliation_line::Column::Quantity,
+                    reconciliation_line::Column::UnitPrice,
+                    reconciliation_line::Column::ExchangeRate,
+                    reconciliation_line::Column::Subtotal,
+                    reconciliation_line::Column::Currency,
+                    reconciliation_line::Column::PricingCurrency,
+                ])
+                .filter(reconciliation_line::Column::ImportId.eq(self.import_id));
+            if let Some((reference, end, kind, id)) = self.after.clone() {
+                // A row-value comparison: the index on (import, reference, end, kind, id) serves it.
+                find = find.filter(
+                    Expr::tuple([
+                        reconciliation_line::Column::SubscriptionReference.into_expr(),
+                        reconciliation_line::Column::ChargeEnd.into_expr(),
+                        reconciliation_line::Column::UnitKind.into_expr(),
+                        reconciliation_line::Column::Id.into_expr(),
+                    ])
+                    .gt_after(Expr::tuple([
+                        Expr::val(reference),
+                        Expr::val(end),
+                        Expr::val(kind),
+                        Expr::val(id),
+                    ])),
+                );
+            }
+            let rows: Vec<LineRow> = find
+                .order_by_asc(reconciliation_line::Column::SubscriptionReference)
+                .order_by_asc(reconciliation_line::Column::ChargeEnd)
+                .order_by_asc(reconciliation_line::Column::UnitKind)
+                .order_by_asc(reconciliation_line::Column::Id)
+                .limit(PAGE)
+                .into_model::<LineRow>()
+                .all(&domain.db)
+                .await?;
+            if (rows.len() as u64) < PAGE {
+                self.done = true;
+            }
+            for row in rows {
+                let (Some(start), Some(end)) = (row.charge_start, row.charge_end) else { continue };
+                self.after = Some((row.subscription_reference.clone(), end, row.unit_kind.clone(), row.id));
+                let (first_day, last_day) = (start.date_naive(), end.date_naive());
+                let usage = row.unit_kind == "USAGE";
+                let same = self.open.as_ref().is_some_and(|g| {
+                    g.reference == row.subscription_reference && g.last_day == last_day && g.usage == usage
+                });
+                if !same && let Some(finished) = self.open.take() {
+                    out.push(finished);
+                }
+                let group = self.open.get_or_insert_with(|| VendorGroup {
+                    reference: row.subscription_reference.clone(),
+                    tenant: row.customer_external_id.clone(),
+                    sku: row.sku.clone(),
                     last_day,
-                },
-                tenant,
-                sku,
-            });
-            let side = &mut group.side;
-            side.rows += 1;
-            side.amount = side.amount.checked_add(subtotal.0).ok_or_else(too_large)?;
-            side.quantity = side.quantity.checked_add(signed).ok_or_else(too_large)?;
-            let days_charged = signed.checked_mul(days).ok_or_else(too_large)?;
-            side.seat_days = side.seat_days.checked_add(days_charged).ok_or_else(too_large)?;
-            side.unit_prices.insert(price.0.normalize());
-            side.rates.insert(rate.0.normalize());
-            side.first_day = side.first_day.min(first_day);
+                    usage,
+                    side: VendorSide {
+                        rows: 0,
+                        unit_kind: kind_of(usage),
+                        amount: Decimal::ZERO,
+                        quantity: Decimal::ZERO,
+                        seat_days: Decimal::ZERO,
+                        unit_prices: Default::default(),
+                        currency: row.currency.clone(),
+                        pricing_currency: row.pricing_currency.clone(),
+                        rates: Default::default(),
+                        first_day,
+                        last_day,
+                    },
+                });
+                add_row(&mut group.side, &row, first_day, last_day)?;
+            }
         }
+        if self.done
+            && let Some(last) = self.open.take()
+        {
+            out.push(last);
+        }
+        Ok(out)
     }
-    Ok(groups)
 }
 
-pub(super) fn too_large() -> Error {
-    Error::validation("file", "its amounts add up past the bounds of the arithmetic")
+/// `a > b` for row values (the comparison lives on sea-query's `ExprTrait`, whose `min`
+/// and `max` would shadow `Ord`'s everywhere else in this file).
+trait RowValue {
+    fn gt_after(self, other: Expr) -> Expr;
 }
 
-/// Our charges of the vendor for cycles ending between `lo` and `hi`, or billed in `period`,
-/// summed per subscription, cycle and kind of unit.
-pub(super) async fn load_our_groups(
-    domain: &Domain,
-    vendor_id: i64,
-    period: &str,
-    (lo, hi): (NaiveDate, NaiveDate),
-) -> Result<HashMap<OurKey, OurGroup>> {
-    let scope = Condition::any().add(charge::Column::Period.eq(period)).add(
-        Condition::all()
-            .add(charge::Column::ServiceEnd.gte(midnight(lo + Duration::days(1))))
-            .add(charge::Column::ServiceEnd.lte(midnight(hi + Duration::days(1)))),
-    );
-    let mut groups: HashMap<OurKey, OurGroup> = HashMap::new();
-    let mut after = 0i64;
-    loop {
-        let page: Vec<charge::Model> = charge::Entity::find()
-            .filter(charge::Column::VendorId.eq(vendor_id))
-            .filter(scope.clone())
-            .filter(charge::Column::Id.gt(after))
-            .order_by_asc(charge::Column::Id)
-            .limit(PAGE)
-            .all(&domain.db)
-            .await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        for c in page {
-            let days = c
-                .days_used
-                .zip(c.days_in_period)
-                .and_then(|(u, o)| Some((u32::try_from(u).ok()?, u32::try_from(o).ok()?)));
-            let line = Line {
-                key: &c.charge_key,
-                kind: c.kind,
-                quantity: c.quantity.0,
-                cycle_unit_cost: c.cycle_unit_cost.map_or(c.unit_cost.0, |p| p.0),
-                days,
-                service: (c.service_start.date_naive(), c.service_end.date_naive()),
-                amounts: (c.amount_cost.0, c.amount_wholesale.0, c.amount_retail.0),
-            };
-            let group = add_line(&mut groups, c.subscription_id, &c.currency, line)?;
-            group.in_period |= c.period == period;
-        }
+impl RowValue for Expr {
+    fn gt_after(self, other: Expr) -> Expr {
+        sea_orm::sea_query::ExprTrait::gt(self, other)
     }
-    Ok(groups)
+}
+
+fn add_row(side: &mut VendorSide, row: &LineRow, first_day: NaiveDate, last_day: NaiveDate) -> Result<()> {
+    let signed = if row.subtotal.0.is_sign_negative() { -row.quantity.0.abs() } else { row.quantity.0.abs() };
+    let days = Decimal::from((last_day - first_day).num_days() + 1);
+    side.rows += 1;
+    side.amount = side.amount.checked_add(row.subtotal.0).ok_or_else(too_large)?;
+    side.quantity = side.quantity.checked_add(signed).ok_or_else(too_large)?;
+    let days_charged = signed.checked_mul(days).ok_or_else(too_large)?;
+    side.seat_days = side.seat_days.checked_add(days_charged).ok_or_else(too_large)?;
+    side.unit_prices.insert(row.unit_price.0.normalize());
+    side.rates.insert(row.exchange_rate.0.normalize());
+    side.first_day = side.first_day.min(first_day);
+    Ok(())
 }
 
 /// A charge of ours (written or planned), as a group sums it.
@@ -385,41 +438,145 @@ pub(super) fn add_line<'g>(
     Ok(group)
 }
 
-/// Cycles a statement of the vendor other than `import` charged: ours there are not missing.
-pub(super) async fn matched_elsewhere(
-    domain: &Domain,
-    import: &reconciliation_import::Model,
-    (lo, hi): (NaiveDate, NaiveDate),
-) -> Result<HashSet<OurKey>> {
-    let others: Vec<i64> = reconciliation_import::Entity::find()
-        .select_only()
-        .column(reconciliation_import::Column::Id)
-        .filter(reconciliation_import::Column::VendorId.eq(import.vendor_id))
-        .filter(reconciliation_import::Column::Id.ne(import.id))
-        .into_tuple()
-        .all(&domain.db)
-        .await?;
-    if others.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let rows: Vec<(Option<i64>, chrono::DateTime<chrono::Utc>, String)> = reconciliation_finding::Entity::find()
-        .select_only()
-        .columns([
-            reconciliation_finding::Column::SubscriptionId,
-            reconciliation_finding::Column::ChargeEnd,
-            reconciliation_finding::Column::UnitKind,
-        ])
-        .filter(reconciliation_finding::Column::ImportId.is_in(others))
-        .filter(reconciliation_finding::Column::VendorRows.gt(0))
-        .filter(reconciliation_finding::Column::ChargeEnd.gte(midnight(lo)))
-        .filter(reconciliation_finding::Column::ChargeEnd.lte(midnight(hi)))
-        .into_tuple()
-        .all(&domain.db)
-        .await?;
-    Ok(rows.into_iter().filter_map(|(s, end, kind)| Some((s?, end.date_naive(), kind == "USAGE"))).collect())
+/// A charge, as matching reads it.
+#[derive(sea_orm::FromQueryResult)]
+struct ChargeRow {
+    subscription_id: i64,
+    period: String,
+    kind: ChargeKind,
+    charge_key: String,
+    quantity: DbDecimal,
+    days_used: Option<i32>,
+    days_in_period: Option<i32>,
+    service_start: DateTime<Utc>,
+    service_end: DateTime<Utc>,
+    currency: String,
+    unit_cost: DbDecimal,
+    amount_cost: DbDecimal,
+    amount_wholesale: DbDecimal,
+    amount_retail: DbDecimal,
+    cycle_unit_cost: Option<DbDecimal>,
 }
 
-/// The instant a day starts (UTC).
-pub(super) fn midnight(day: NaiveDate) -> chrono::DateTime<chrono::Utc> {
-    day.and_time(chrono::NaiveTime::MIN).and_utc()
+/// Our charges of `subscription_ids` for cycles ending between `lo` and `hi`, summed per
+/// subscription, cycle and kind of unit; `in_period` marks the groups a run of `period`
+/// charged.
+pub(super) async fn our_groups(
+    domain: &Domain,
+    subscription_ids: &[i64],
+    period: &str,
+    (lo, hi): (NaiveDate, NaiveDate),
+) -> Result<HashMap<OurKey, OurGroup>> {
+    let mut groups: HashMap<OurKey, OurGroup> = HashMap::new();
+    for chunk in subscription_ids.chunks(IDS) {
+        let rows: Vec<ChargeRow> = charge::Entity::find()
+            .select_only()
+            .columns([
+                charge::Column::SubscriptionId,
+                charge::Column::Period,
+                charge::Column::Kind,
+                charge::Column::ChargeKey,
+                charge::Column::Quantity,
+                charge::Column::DaysUsed,
+                charge::Column::DaysInPeriod,
+                charge::Column::ServiceStart,
+                charge::Column::ServiceEnd,
+                charge::Column::Currency,
+                charge::Column::UnitCost,
+                charge::Column::AmountCost,
+                charge::Column::AmountWholesale,
+                charge::Column::AmountRetail,
+                charge::Column::CycleUnitCost,
+            ])
+            .filter(charge::Column::SubscriptionId.is_in(chunk.iter().copied()))
+            .filter(charge::Column::ServiceEnd.gte(midnight(lo + Duration::days(1))))
+            .filter(charge::Column::ServiceEnd.lte(midnight(hi + Duration::days(1))))
+            .into_model::<ChargeRow>()
+            .all(&domain.db)
+            .await?;
+        for c in rows {
+            let days = c
+                .days_used
+                .zip(c.days_in_period)
+                .and_then(|(u, o)| Some((u32::try_from(u).ok()?, u32::try_from(o).ok()?)));
+            let line = Line {
+                key: &c.charge_key,
+                kind: c.kind,
+                quantity: c.quantity.0,
+                cycle_unit_cost: c.cycle_unit_cost.map_or(c.unit_cost.0, |p| p.0),
+                days,
+                service: (c.service_start.date_naive(), c.service_end.date_naive()),
+                amounts: (c.amount_cost.0, c.amount_wholesale.0, c.amount_retail.0),
+            };
+            let group = add_line(&mut groups, c.subscription_id, &c.currency, line)?;
+            group.in_period |= c.period == period;
+        }
+    }
+    Ok(groups)
+}
+
+/// The subscriptions of the vendor a run of `period` charged, in id order, after `after`,
+/// at most `limit`.
+pub(super) async fn charged_in_period(
+    domain: &Domain,
+    vendor_id: i64,
+    period: &str,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<i64>> {
+    Ok(charge::Entity::find()
+        .select_only()
+        .column(charge::Column::SubscriptionId)
+        .distinct()
+        .filter(charge::Column::VendorId.eq(vendor_id))
+        .filter(charge::Column::Period.eq(period))
+        .filter(charge::Column::SubscriptionId.gt(after))
+        .order_by_asc(charge::Column::SubscriptionId)
+        .limit(limit)
+        .into_tuple()
+        .all(&domain.db)
+        .await?)
+}
+
+/// The cycles of `subscription_ids` the statements of the vendor charged: those of `import`
+/// (matched so far) and, when `others`, those of its other imports.
+pub(super) async fn cycles_charged(
+    domain: &Domain,
+    import: &reconciliation_import::Model,
+    subscription_ids: &[i64],
+    others: bool,
+) -> Result<HashSet<OurKey>> {
+    let imports: Vec<i64> = if others {
+        reconciliation_import::Entity::find()
+            .select_only()
+            .column(reconciliation_import::Column::Id)
+            .filter(reconciliation_import::Column::VendorId.eq(import.vendor_id))
+            .filter(reconciliation_import::Column::Id.ne(import.id))
+            .into_tuple()
+            .all(&domain.db)
+            .await?
+    } else {
+        vec![import.id]
+    };
+    let mut found = HashSet::new();
+    if imports.is_empty() {
+        return Ok(found);
+    }
+    for chunk in subscription_ids.chunks(IDS) {
+        let rows: Vec<(Option<i64>, DateTime<Utc>, String)> = reconciliation_finding::Entity::find()
+            .select_only()
+            .columns([
+                reconciliation_finding::Column::SubscriptionId,
+                reconciliation_finding::Column::ChargeEnd,
+                reconciliation_finding::Column::UnitKind,
+            ])
+            .filter(reconciliation_finding::Column::ImportId.is_in(imports.iter().copied()))
+            .filter(reconciliation_finding::Column::SubscriptionId.is_in(chunk.iter().copied()))
+            .filter(reconciliation_finding::Column::VendorRows.gt(0))
+            .into_tuple()
+            .all(&domain.db)
+            .await?;
+        found.extend(rows.into_iter().filter_map(|(s, end, kind)| Some((s?, end.date_naive(), kind == "USAGE"))));
+    }
+    Ok(found)
 }
