@@ -46,6 +46,11 @@ const DECEMBER: [(ChargeKind, &str, i32, u32); 4] = [
 
 fn main() {
     let rows: usize = std::env::var("BENCH_ROWS").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    // `RUST_LOG=switchyard=info` shows where matching spends its time.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(common::on_each_backend("reconciliation", |backend, url| async move {
         run(backend, &url, rows.div_ceil(4)).await

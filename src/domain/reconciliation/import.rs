@@ -90,6 +90,7 @@ pub async fn import_statement(
     let given_period = period.map(crate::domain::billing::terms::Period::parse).transpose()?;
     vendor::Entity::find_by_id(vendor_id).one(&domain.db).await?.ok_or(Error::NotFound("vendor"))?;
     // First pass: the whole file is checked; its hash and the months its charges start in.
+    let started = std::time::Instant::now();
     let checked = {
         let file = source.open()?;
         tokio::task::spawn_blocking(move || {
@@ -104,6 +105,7 @@ pub async fn import_statement(
         .map_err(Error::internal)??
     };
     let (summary, months) = checked;
+    let checked_in = started.elapsed();
     if let Some(earlier) = earlier_import(domain, vendor_id, &summary.content_hash).await? {
         // Stored but never matched (matching failed after the import committed): match it now.
         let earlier = if earlier.matched_at.is_none() {
@@ -196,6 +198,13 @@ pub async fn import_statement(
     let detail = serde_json::json!({"importId": import.id, "vendorId": vendor_id.get(), "rows": summary.rows});
     w.emit(super::resolution::reconciliation_event("IMPORTED", w.now(), detail)).await?;
     w.commit(Audit::action(actor, "importStatement", "reconciliation_import", import.id, details)).await?;
+    tracing::info!(
+        import = import.id,
+        rows = summary.rows,
+        checked_ms = checked_in.as_millis(),
+        written_ms = (started.elapsed() - checked_in).as_millis(),
+        "statement imported"
+    );
     // Matched at once, with no tolerance; the operator may match again with some.
     let import = super::matcher::match_import(domain, actor, import.id, None).await?;
     Ok(ImportOutcome { import, replayed: false })

@@ -79,16 +79,24 @@ pub async fn match_import(
     // SKU (the first group in the statement's order).
     let mut claimed: HashSet<OurKey> = HashSet::new();
     let mut groups = VendorGroups::new(import.id);
+    let mut took = Took::default();
     loop {
+        let clock = std::time::Instant::now();
         let chunk = groups.next_chunk(domain, CHUNK).await?;
+        took.rows += clock.elapsed();
         if chunk.is_empty() {
             break;
         }
+        let clock = std::time::Instant::now();
         let matches = resolve(domain, &import, &resolver, &chunk, &mut claimed).await?;
+        took.subscriptions += clock.elapsed();
+        let clock = std::time::Instant::now();
         let lo = chunk.iter().map(|g| g.last_day).min().unwrap_or(window.0).max(window.0);
         let hi = chunk.iter().map(|g| g.last_day).max().unwrap_or(window.1).min(window.1);
         let ids: Vec<i64> = matches.iter().flatten().map(|(s, _)| s.id).collect::<BTreeSet<_>>().into_iter().collect();
         let mut ours = our_groups(domain, &ids, &import.period, (lo, hi)).await?;
+        took.charges += clock.elapsed();
+        let clock = std::time::Instant::now();
         // Lag is not leakage: where the statement is above what we charged, what the next
         // run bills (planned, written nowhere yet) counts as billed.
         let short: BTreeSet<i64> = chunk
@@ -120,6 +128,8 @@ pub async fn match_import(
                 group.side.pending = group.side.pending.checked_add(planned.amount.1).ok_or_else(too_large)?;
             }
         }
+        took.lag += clock.elapsed();
+        let clock = std::time::Instant::now();
         for (group, matched) in chunk.iter().zip(&matches) {
             let our = matched.as_ref().and_then(|(s, _)| ours.remove(&(s.id, group.last_day, group.usage)));
             let judgement = judge_charged(
@@ -131,8 +141,10 @@ pub async fn match_import(
             );
             out.push(finding(&import, group, matched.as_ref().map(|(s, _)| s), our.as_ref(), judgement)).await?;
         }
+        took.judged += clock.elapsed();
     }
     // Cycles a run of the period charged that no statement of the vendor charged.
+    let clock = std::time::Instant::now();
     let mut after = 0;
     loop {
         let ids = charged_in_period(domain, import.vendor_id, &import.period, after, OUR_CHUNK).await?;
@@ -153,7 +165,30 @@ pub async fn match_import(
             out.push(uncharged_finding(&import, s, (last_day, usage), &group, judgement)).await?;
         }
     }
+    took.uncharged = clock.elapsed();
+    tracing::info!(
+        import = import.id,
+        findings = out.count,
+        rows_ms = took.rows.as_millis(),
+        subscriptions_ms = took.subscriptions.as_millis(),
+        charges_ms = took.charges.as_millis(),
+        lag_ms = took.lag.as_millis(),
+        judged_and_written_ms = took.judged.as_millis(),
+        uncharged_ms = took.uncharged.as_millis(),
+        "statement matched"
+    );
     out.finish(actor, import, tolerances).await
+}
+
+/// Where matching spent its time (logged: what to look at when an import is slow).
+#[derive(Default)]
+struct Took {
+    rows: std::time::Duration,
+    subscriptions: std::time::Duration,
+    charges: std::time::Duration,
+    lag: std::time::Duration,
+    judged: std::time::Duration,
+    uncharged: std::time::Duration,
 }
 
 /// The subscription each group of a chunk is of (with how it was matched), claiming each

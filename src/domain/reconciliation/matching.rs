@@ -112,6 +112,8 @@ pub struct VendorSide {
     pub pricing_currency: String,
     /// The exchange rates the rows name (one, normally).
     pub rates: BTreeSet<Decimal>,
+    /// Rows of the group in other currencies than its first row's.
+    pub mixed_currencies: bool,
     pub first_day: NaiveDate,
     pub last_day: NaiveDate,
 }
@@ -210,6 +212,14 @@ pub fn judge_charged(
             format!("no subscription of ours matches: {}", unmatched_reason(vendor)),
         );
     };
+    if vendor.mixed_currencies {
+        return judged(
+            Category::PriceMismatch,
+            v,
+            None,
+            format!("{matched}; the vendor charged the cycle in several currencies: its rows cannot be summed"),
+        );
+    }
     // A cycle we charged nothing for, bar a recovery of it, is unbilled.
     let Some(ours) = ours.filter(|o| !o.charges.is_empty() || !o.wholesale.is_zero()) else {
         return if v > Decimal::ZERO {
@@ -450,6 +460,7 @@ mod tests {
             currency: "USD".into(),
             pricing_currency: "USD".into(),
             rates: [Decimal::ONE].into(),
+            mixed_currencies: false,
             first_day: day("2026-12-01"),
             last_day: day("2026-12-31"),
         }
@@ -522,6 +533,15 @@ mod tests {
                 .category,
             Category::Matched
         );
+    }
+
+    #[test]
+    fn a_cycle_charged_in_several_currencies_is_not_summed_into_a_verdict() {
+        let mut v = vendor(dec!(8), dec!(2), 31, dec!(4));
+        v.mixed_currencies = true;
+        let o = ours(dec!(2), dec!(4), (31, 31), dec!(9.20));
+        let j = judge_charged(&PartnerCenter, &v, Some("x"), Some(&o), Tolerances::default());
+        assert_eq!(j.category, Category::PriceMismatch, "{}", j.rule);
     }
 
     #[test]

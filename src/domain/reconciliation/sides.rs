@@ -292,7 +292,8 @@ impl VendorGroups {
                 ])
                 .filter(reconciliation_line::Column::ImportId.eq(self.import_id));
             if let Some((reference, end, kind, id)) = self.after.clone() {
-                // A row-value comparison: the index on (import, reference, end, kind, id) serves it.
+                // A row-value comparison after `import_id = …`: an index range scan on (import,
+                // reference, end, kind, id) that stops at the page's end.
                 find = find.filter(
                     Expr::tuple([
                         reconciliation_line::Column::SubscriptionReference.into_expr(),
@@ -347,6 +348,7 @@ impl VendorGroups {
                         currency: row.currency.clone(),
                         pricing_currency: row.pricing_currency.clone(),
                         rates: Default::default(),
+                        mixed_currencies: false,
                         first_day,
                         last_day,
                     },
@@ -376,7 +378,16 @@ impl RowValue for Expr {
 }
 
 fn add_row(side: &mut VendorSide, row: &LineRow, first_day: NaiveDate, last_day: NaiveDate) -> Result<()> {
-    let signed = if row.subtotal.0.is_sign_negative() { -row.quantity.0.abs() } else { row.quantity.0.abs() };
+    // A credit's quantity counts negative: by its subtotal's sign, or by its own when the
+    // subtotal truncated to 0.00.
+    let signed = if row.subtotal.0.is_zero() {
+        row.quantity.0
+    } else if row.subtotal.0.is_sign_negative() {
+        -row.quantity.0.abs()
+    } else {
+        row.quantity.0.abs()
+    };
+    side.mixed_currencies |= row.currency != side.currency || row.pricing_currency != side.pricing_currency;
     let days = Decimal::from((last_day - first_day).num_days() + 1);
     side.rows += 1;
     side.amount = side.amount.checked_add(row.subtotal.0).ok_or_else(too_large)?;
@@ -579,4 +590,60 @@ pub(super) async fn cycles_charged(
         found.extend(rows.into_iter().filter_map(|(s, end, kind)| Some((s?, end.date_naive(), kind == "USAGE"))));
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal_macros::dec;
+
+    use super::*;
+
+    fn row(quantity: Decimal, subtotal: Decimal, currency: &str) -> LineRow {
+        LineRow {
+            id: 1,
+            subscription_reference: "s".into(),
+            customer_external_id: "t".into(),
+            sku: "p:s:a".into(),
+            charge_start: None,
+            charge_end: None,
+            unit_kind: "SEATS".into(),
+            quantity: DbDecimal(quantity),
+            unit_price: DbDecimal(dec!(4)),
+            exchange_rate: DbDecimal(Decimal::ONE),
+            subtotal: DbDecimal(subtotal),
+            currency: currency.into(),
+            pricing_currency: "USD".into(),
+        }
+    }
+
+    fn side() -> VendorSide {
+        let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default();
+        VendorSide {
+            rows: 0,
+            unit_kind: UnitKind::Seats,
+            amount: Decimal::ZERO,
+            quantity: Decimal::ZERO,
+            seat_days: Decimal::ZERO,
+            unit_prices: Default::default(),
+            currency: "USD".into(),
+            pricing_currency: "USD".into(),
+            rates: Default::default(),
+            mixed_currencies: false,
+            first_day: day,
+            last_day: day,
+        }
+    }
+
+    #[test]
+    fn a_credit_counts_its_seats_negative_even_when_its_subtotal_truncates_to_nothing() {
+        let mut s = side();
+        let day = s.first_day;
+        assert!(add_row(&mut s, &row(dec!(3), dec!(12), "USD"), day, day).is_ok());
+        assert!(add_row(&mut s, &row(dec!(2), dec!(-8), "USD"), day, day).is_ok());
+        assert!(add_row(&mut s, &row(dec!(-1), dec!(0.00), "USD"), day, day).is_ok());
+        assert_eq!((s.quantity, s.amount, s.rows), (Decimal::ZERO, dec!(4), 3));
+        assert!(!s.mixed_currencies);
+        assert!(add_row(&mut s, &row(dec!(1), dec!(4), "EUR"), day, day).is_ok());
+        assert!(s.mixed_currencies, "a row in another currency is not summed silently");
+    }
 }
