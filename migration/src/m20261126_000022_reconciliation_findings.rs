@@ -58,7 +58,7 @@ CREATE INDEX idx_reconciliation_findings_customer ON reconciliation_findings (im
 CREATE INDEX idx_reconciliation_findings_subscription ON reconciliation_findings (subscription_id, charge_end);
 CREATE INDEX idx_reconciliation_lines_group ON reconciliation_lines (import_id, subscription_reference, charge_end, unit_kind, id);
 CREATE INDEX idx_subscriptions_vendor_reference ON subscriptions (vendor_id, vendor_reference);
-CREATE INDEX idx_charges_vendor_period ON charges (vendor_id, period, subscription_id);
+CREATE INDEX idx_charges_vendor_period ON charges (vendor_id, period, id);
 ALTER TABLE reconciliation_imports ADD COLUMN amount_tolerance {money} NOT NULL DEFAULT '0';
 ALTER TABLE reconciliation_imports ADD COLUMN quantity_tolerance {money} NOT NULL DEFAULT '0';
 ALTER TABLE reconciliation_imports ADD COLUMN matched_at {ts};

@@ -221,6 +221,9 @@ async fn record_events<C: ConnectionTrait>(db: &C, events: &mut [DomainEvent]) -
 pub enum Analyzed {
     /// `charges`, after a billing run wrote a month of them.
     Charges,
+    /// `reconciliation_lines`, after an import wrote a statement's rows: matching reads them
+    /// at once, in the order of an index the planner must know is worth it.
+    StatementLines,
 }
 
 /// Refreshes PostgreSQL's planner statistics of a table a bulk write just grew (a no-op on
@@ -235,6 +238,7 @@ pub async fn analyze(domain: &Domain, table: Analyzed) -> Result<()> {
     }
     let sql = match table {
         Analyzed::Charges => "ANALYZE charges",
+        Analyzed::StatementLines => "ANALYZE reconciliation_lines",
     };
     domain.db.execute_unprepared(sql).await?;
     Ok(())

@@ -205,6 +205,10 @@ pub async fn import_statement(
         written_ms = (started.elapsed() - checked_in).as_millis(),
         "statement imported"
     );
+    // Best effort: without fresh statistics matching is slower, not wrong.
+    if let Err(error) = crate::domain::write::analyze(domain, crate::domain::write::Analyzed::StatementLines).await {
+        tracing::warn!(%error, "could not refresh the planner's statistics of statement rows");
+    }
     // Matched at once, with no tolerance; the operator may match again with some.
     let import = super::matcher::match_import(domain, actor, import.id, None).await?;
     Ok(ImportOutcome { import, replayed: false })

@@ -16,10 +16,11 @@ use entity::{DbDecimal, reconciliation_finding, reconciliation_import};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, PaginatorTrait, QueryFilter, Set};
 
+use super::charged::{Line, add_line, charged_in_period, cycles_charged, our_groups};
 use super::matching::{Category, Judgement, OurSide, Tolerances, judge_charged, judge_uncharged};
 use super::sides::{
-    Line, OurGroup, OurKey, Ours, Resolver, VendorGroup, VendorGroups, add_line, by_ids, by_references,
-    charged_in_period, cycles_charged, kind_name, kind_of, midnight, our_groups, too_large,
+    OurGroup, OurKey, Ours, Resolver, VendorGroup, VendorGroups, by_ids, by_references, kind_name, kind_of, midnight,
+    too_large,
 };
 use super::statement::format_named;
 use crate::domain::Domain;
@@ -48,9 +49,6 @@ pub fn check_tolerances(tolerances: Tolerances) -> Result<Tolerances> {
 
 /// Statement groups judged per chunk (a chunk's subscriptions and charges are read at once).
 const CHUNK: usize = 2_000;
-
-/// Subscriptions per chunk of the pass over cycles only we charged.
-const OUR_CHUNK: u64 = 1_000;
 
 /// Matches import `import_id` with `tolerances` (the import's own when None), replacing its
 /// findings. Refused (CONFLICT) when a finding of it was resolved.
@@ -143,13 +141,28 @@ pub async fn match_import(
         }
         took.judged += clock.elapsed();
     }
-    // Cycles a run of the period charged that no statement of the vendor charged.
+    // Cycles a run of the period charged that no statement of the vendor charged: a light
+    // pass over the period's charges finds the subscriptions with one unclaimed, and only
+    // theirs are read whole.
     let clock = std::time::Instant::now();
     let mut after = 0;
+    let mut done: HashSet<i64> = HashSet::new();
     loop {
-        let ids = charged_in_period(domain, import.vendor_id, &import.period, after, OUR_CHUNK).await?;
-        let Some(&last) = ids.last() else { break };
+        let (last, keys) = charged_in_period(domain, import.vendor_id, &import.period, after).await?;
+        let Some(last) = last else { break };
         after = last;
+        let ids: Vec<i64> = keys
+            .iter()
+            .filter(|key| !claimed.contains(key))
+            .map(|key| key.0)
+            .filter(|id| !done.contains(id))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        done.extend(ids.iter().copied());
         let subscriptions = by_ids(domain, import.vendor_id, &ids).await?;
         let elsewhere = cycles_charged(domain, &import, &ids, true).await?;
         let mut uncharged: Vec<(OurKey, OurGroup)> = our_groups(domain, &ids, &import.period, window)

@@ -6,6 +6,7 @@
 //! subscriptions and charges (`matcher`, which reads and writes) and judging each group
 //! (`matching`, a pure function). The report builds on the findings.
 
+mod charged;
 pub mod import;
 pub mod matcher;
 pub mod matching;
