@@ -85,18 +85,24 @@ struct ChargeRow {
     cycle_unit_cost: Option<DbDecimal>,
 }
 
-/// Our charges of `subscription_ids` for cycles ending between `lo` and `hi`, summed per
-/// subscription, cycle and kind of unit; `in_period` marks the groups a run of `period`
-/// charged.
+/// Our charges of `subscription_ids` (for cycles ending between `lo` and `hi`, when given;
+/// every cycle of theirs otherwise), summed per subscription, cycle and kind of unit;
+/// `in_period` marks the groups a run of `period` charged. The ids bound what is read.
 pub(super) async fn our_groups(
     domain: &Domain,
     subscription_ids: &[i64],
     period: &str,
-    (lo, hi): (NaiveDate, NaiveDate),
+    cycles: Option<(NaiveDate, NaiveDate)>,
 ) -> Result<HashMap<OurKey, OurGroup>> {
     let mut groups: HashMap<OurKey, OurGroup> = HashMap::new();
     for chunk in subscription_ids.chunks(IDS) {
-        let rows: Vec<ChargeRow> = charge::Entity::find()
+        let mut find = charge::Entity::find();
+        if let Some((lo, hi)) = cycles {
+            find = find
+                .filter(charge::Column::ServiceEnd.gte(midnight(lo + Duration::days(1))))
+                .filter(charge::Column::ServiceEnd.lte(midnight(hi + Duration::days(1))));
+        }
+        let rows: Vec<ChargeRow> = find
             .select_only()
             .columns([
                 charge::Column::SubscriptionId,
@@ -116,8 +122,6 @@ pub(super) async fn our_groups(
                 charge::Column::CycleUnitCost,
             ])
             .filter(charge::Column::SubscriptionId.is_in(chunk.iter().copied()))
-            .filter(charge::Column::ServiceEnd.gte(midnight(lo + Duration::days(1))))
-            .filter(charge::Column::ServiceEnd.lte(midnight(hi + Duration::days(1))))
             .into_model::<ChargeRow>()
             .all(&domain.db)
             .await?;

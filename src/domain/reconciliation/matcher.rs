@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use entity::{DbDecimal, reconciliation_finding, reconciliation_import};
 use rust_decimal::Decimal;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, PaginatorTrait, QueryFilter, Set};
@@ -65,10 +65,7 @@ pub async fn match_import(
         tolerances.unwrap_or(Tolerances { amount: import.amount_tolerance.0, quantity: import.quantity_tolerance.0 }),
     )?;
     let format = format_named(&import.format).ok_or_else(|| Error::internal(format!("format {}", import.format)))?;
-    // Cycles are looked for no further than a year and a month around the statement's
-    // period (an annual cycle's end is inside it): a stray date widens nothing.
     let around = Period::parse(&import.period)?;
-    let window = (around.start - Duration::days(400), around.end() + Duration::days(400));
     let next_run = Period::containing(domain.clock.now().date_naive()).max(around);
     let resolver = Resolver::load(domain, import.vendor_id).await?;
     // Judged and written a chunk at a time, in one transaction.
@@ -89,10 +86,12 @@ pub async fn match_import(
         let matches = resolve(domain, &import, &resolver, &chunk, &mut claimed).await?;
         took.subscriptions += clock.elapsed();
         let clock = std::time::Instant::now();
-        let lo = chunk.iter().map(|g| g.last_day).min().unwrap_or(window.0).max(window.0);
-        let hi = chunk.iter().map(|g| g.last_day).max().unwrap_or(window.1).min(window.1);
+        // The cycles this chunk's rows end (a three-year upfront cycle too); the subscriptions
+        // bound what is read, so a stray date costs nothing.
+        let lo = chunk.iter().map(|g| g.last_day).min().unwrap_or(around.start);
+        let hi = chunk.iter().map(|g| g.last_day).max().unwrap_or(around.start);
         let ids: Vec<i64> = matches.iter().flatten().map(|(s, _)| s.id).collect::<BTreeSet<_>>().into_iter().collect();
-        let mut ours = our_groups(domain, &ids, &import.period, (lo, hi)).await?;
+        let mut ours = our_groups(domain, &ids, &import.period, Some((lo, hi))).await?;
         took.charges += clock.elapsed();
         let clock = std::time::Instant::now();
         // Lag is not leakage: where the statement is above what we charged, what the next
@@ -165,7 +164,7 @@ pub async fn match_import(
         done.extend(ids.iter().copied());
         let subscriptions = by_ids(domain, import.vendor_id, &ids).await?;
         let elsewhere = cycles_charged(domain, &import, &ids, true).await?;
-        let mut uncharged: Vec<(OurKey, OurGroup)> = our_groups(domain, &ids, &import.period, window)
+        let mut uncharged: Vec<(OurKey, OurGroup)> = our_groups(domain, &ids, &import.period, None)
             .await?
             .into_iter()
             .filter(|(key, group)| group.in_period && !claimed.contains(key) && !elsewhere.contains(key))

@@ -4,7 +4,7 @@
 //! subscriptions a chunk of groups names (by the vendor's id, else by tenant and SKU among
 //! the subscriptions the file names no id of). Our charges are `charged`'s.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entity::{DbDecimal, customer_vendor_account, offer, reconciliation_import, reconciliation_line, subscription};
@@ -188,9 +188,11 @@ impl Resolver {
     ) -> Result<HashMap<usize, (Ours, String)>> {
         let wanted: Vec<(usize, &VendorGroup, &[i64], i64)> =
             groups.iter().filter_map(|(i, g)| self.named(g).map(|(c, o)| (*i, *g, c, o))).collect();
-        let customers: Vec<i64> = wanted.iter().flat_map(|(_, _, c, _)| c.iter().copied()).collect();
+        let customers: Vec<i64> =
+            wanted.iter().flat_map(|(_, _, c, _)| c.iter().copied()).collect::<BTreeSet<_>>().into_iter().collect();
         let offers: HashSet<i64> = wanted.iter().map(|(_, _, _, o)| *o).collect();
-        let mut candidates: Vec<Ours> = Vec::new();
+        // By id: a subscription is one candidate however its customer was asked for.
+        let mut candidates: BTreeMap<i64, Ours> = BTreeMap::new();
         for chunk in customers.chunks(IDS) {
             let rows: Vec<SubscriptionRow> = subscriptions_of(import.vendor_id)
                 .filter(subscription::Column::CustomerId.is_in(chunk.iter().copied()))
@@ -198,10 +200,10 @@ impl Resolver {
                 .into_tuple()
                 .all(&domain.db)
                 .await?;
-            candidates.extend(rows.into_iter().map(ours));
+            candidates.extend(rows.into_iter().map(|row| (row.0, ours(row))));
         }
         // Candidates the file names by their own id are theirs, not these rows'.
-        let references: Vec<&str> = candidates.iter().filter_map(|s| s.vendor_reference.as_deref()).collect();
+        let references: Vec<&str> = candidates.values().filter_map(|s| s.vendor_reference.as_deref()).collect();
         let mut named: HashSet<String> = HashSet::new();
         for chunk in references.chunks(IDS) {
             let found: Vec<String> = reconciliation_line::Entity::find()
@@ -218,7 +220,7 @@ impl Resolver {
         let mut matched = HashMap::new();
         for (index, group, customers, offer) in wanted {
             let day = group.side.first_day;
-            let mut found = candidates.iter().filter(|s| {
+            let mut found = candidates.values().filter(|s| {
                 customers.contains(&s.customer_id)
                     && s.offer_id == offer
                     && s.vendor_reference.as_ref().is_none_or(|r| !named.contains(r))
@@ -285,7 +287,9 @@ impl VendorGroups {
                     reconciliation_line::Column::Currency,
                     reconciliation_line::Column::PricingCurrency,
                 ])
-                .filter(reconciliation_line::Column::ImportId.eq(self.import_id));
+                .filter(reconciliation_line::Column::ImportId.eq(self.import_id))
+                .filter(reconciliation_line::Column::ChargeStart.is_not_null())
+                .filter(reconciliation_line::Column::ChargeEnd.is_not_null());
             if let Some((reference, end, kind, id)) = self.after.clone() {
                 // A row-value comparison after `import_id = …`: an index range scan on (import,
                 // reference, end, kind, id) that stops at the page's end.
