@@ -473,3 +473,71 @@ async fn recovered_leakage_is_billed_by_the_next_run_exactly_once() {
         .unwrap();
     assert_eq!(audited.len(), 5, "{audited:?}");
 }
+
+#[tokio::test]
+async fn a_three_year_upfront_cycle_is_matched_however_far_it_ends_from_the_statements_month() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let offer = f
+        .offer(
+            &app,
+            ExtraOffer {
+                sku: "CFQ7TTC0LH1G:0003",
+                term: entity::enums::Term::P3y,
+                frequency: entity::enums::BillingFrequency::Upfront,
+                max_quantity: 100,
+                cost: "300.00",
+                list: "400.00",
+                usage: None,
+            },
+        )
+        .await;
+    app.clock.set(at("2026-11-02T10:00:00Z"));
+    let s = buy(&app, f.customer_a, f.reseller_a, offer, 2, "upfront").await;
+    app.run_jobs().await;
+    crate::billing::run(&app, "2026-11").await;
+    // The vendor bills the whole term in November: one row whose cycle ends in 2029.
+    let charge = entity::charge::Entity::find()
+        .filter(entity::charge::Column::SubscriptionId.eq(s))
+        .one(&app.domain.db)
+        .await
+        .unwrap()
+        .expect("November's run charged the term");
+    let (start, end) = (charge.service_start.date_naive(), charge.service_end.date_naive().pred_opt().unwrap());
+    assert!(end.signed_duration_since(start).num_days() > 1_000, "{start} – {end}");
+    let row = Row {
+        subscription_id: Some(s),
+        tenant: "tenant-Customer-A".into(),
+        customer_name: "Customer A".into(),
+        reference: reference(&app, s).await,
+        product: "CFQ7TTC0LH1G".into(),
+        sku_id: "0003".into(),
+        charge_type: "new",
+        unit_price: charge.cycle_unit_cost.unwrap().0,
+        quantity: Decimal::from(2),
+        start,
+        end,
+        days_in_cycle: (end - start).num_days() + 1,
+        pricing_currency: "USD".into(),
+        currency: "USD".into(),
+        rate: Decimal::ONE,
+    };
+    let path = std::env::temp_dir().join(format!("switchyard-leakage-upfront-{}.csv", std::process::id()));
+    std::fs::write(&path, file(std::slice::from_ref(&row))).unwrap();
+    let op = Actor::system();
+    let outcome = import_statement(
+        &app.domain,
+        &op,
+        VendorId::new(f.vendor_a),
+        "november.csv",
+        Some("2026-11"),
+        &PartnerCenter,
+        &path,
+    )
+    .await;
+    let _ = std::fs::remove_file(&path);
+    let (_, findings) = found(&app, outcome.unwrap().import.id).await;
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].category, "MATCHED", "{}", findings[0].rule);
+    assert_eq!(findings[0].amount.0, row.subtotal());
+}
