@@ -253,6 +253,192 @@ pub fn locking<E: sea_orm::EntityTrait>(select: sea_orm::Select<E>, txn: &Databa
     if txn.get_database_backend() == sea_orm::DbBackend::Postgres { select.lock_exclusive() } else { select }
 }
 
+/// A row a [`Load`] appends: how it goes into a PostgreSQL `COPY` and, on SQLite, the
+/// model a multi-row insert writes.
+pub trait Loaded: Send + 'static {
+    /// The model written on SQLite.
+    type Model: sea_orm::ActiveModelTrait + sea_orm::ActiveModelBehavior + Send;
+    /// `COPY table (columns…) FROM STDIN`: the table and the columns of [`Loaded::copy_line`].
+    const COPY: &'static str;
+    /// Appends the row as one line of `COPY`'s text format, in [`Loaded::COPY`]'s columns.
+    fn copy_line(&self, line: &mut CopyLine<'_>);
+    /// The row as the model SQLite's insert writes.
+    fn into_model(self) -> Self::Model;
+}
+
+/// One line of `COPY`'s text format being written: values separated by tabs, `\N` for
+/// NULL, and backslash, tab, newline and carriage return escaped in text.
+pub struct CopyLine<'a> {
+    out: &'a mut String,
+    first: bool,
+}
+
+impl CopyLine<'_> {
+    fn separate(&mut self) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push('\t');
+        }
+    }
+
+    /// A text value.
+    pub fn text(&mut self, value: &str) {
+        self.separate();
+        for c in value.chars() {
+            match c {
+                '\\' => self.out.push_str("\\\\"),
+                '\t' => self.out.push_str("\\t"),
+                '\n' => self.out.push_str("\\n"),
+                '\r' => self.out.push_str("\\r"),
+                c => self.out.push(c),
+            }
+        }
+    }
+
+    /// A value of any type written as its text (a number, a timestamp), or NULL.
+    pub fn value(&mut self, value: Option<impl std::fmt::Display>) {
+        use std::fmt::Write as _;
+        self.separate();
+        match value {
+            // Writing to a String cannot fail.
+            Some(value) => drop(write!(self.out, "{value}")),
+            None => self.out.push_str("\\N"),
+        }
+    }
+
+    /// A text value, or NULL.
+    pub fn optional_text(&mut self, value: Option<&str>) {
+        match value {
+            Some(value) => self.text(value),
+            None => self.value(None::<&str>),
+        }
+    }
+
+    /// A timestamp, or NULL.
+    pub fn time(&mut self, value: Option<DateTime<Utc>>) {
+        self.value(value.map(|t| t.format("%Y-%m-%d %H:%M:%S%.f+00")));
+    }
+}
+
+/// A bulk load: many rows appended to one table in a transaction of their own — on
+/// PostgreSQL by `COPY … FROM STDIN` (ten times the speed of multi-row inserts), on SQLite
+/// by multi-row inserts. The rows belong to an owner row with a `status` (an import): a
+/// load claims it in one status, holding its row lock so that two loads of one owner never
+/// run at once, and [`Load::finish`] moves it to the next status in the same transaction.
+/// A load cut short leaves nothing and the owner in its first status, to be loaded again.
+/// It is bookkeeping with no audit row and no event: the write that created the owner and
+/// the one that publishes the loaded rows carry those.
+pub struct Load {
+    txn: LoadTxn,
+}
+
+enum LoadTxn {
+    Copy(sea_orm::sqlx::Transaction<'static, sea_orm::sqlx::Postgres>),
+    Insert(DatabaseTransaction),
+}
+
+/// Rows a [`Load`] sends to `COPY` at once.
+const COPY_CHUNK: usize = 1 << 20;
+
+fn sqlx_error(error: sea_orm::sqlx::Error) -> super::error::Error {
+    sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(error.into())).into()
+}
+
+impl Load {
+    /// Begins a load of rows owned by the row `id` of `owner` (a table with a `status`),
+    /// claiming it if its status is `from`. None when it is not (another load finished it).
+    /// CONFLICT (LOAD_IN_PROGRESS) when another load holds it now (PostgreSQL; on SQLite
+    /// the write lock makes a second load wait its turn).
+    pub async fn claim(domain: &Domain, owner: &'static str, id: i64, from: &str) -> Result<Option<Self>> {
+        use sea_orm::sqlx::Row;
+        let sql = format!("SELECT status FROM {owner} WHERE id = $1");
+        if domain.db.get_database_backend() == DbBackend::Postgres {
+            let pool = domain.db.get_postgres_connection_pool();
+            let mut txn = pool.begin().await.map_err(sqlx_error)?;
+            let row = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(format!("{sql} FOR UPDATE NOWAIT")))
+                .bind(id)
+                .fetch_optional(&mut *txn)
+                .await
+                .map_err(|error| match &error {
+                    sea_orm::sqlx::Error::Database(e) if e.code().as_deref() == Some("55P03") => {
+                        super::error::Error::conflict("LOAD_IN_PROGRESS", "it is being loaded now; try again later")
+                    }
+                    _ => sqlx_error(error),
+                })?;
+            let status: Option<String> = row.map(|r| r.try_get(0)).transpose().map_err(sqlx_error)?;
+            return Ok((status.as_deref() == Some(from)).then_some(Self { txn: LoadTxn::Copy(txn) }));
+        }
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        let txn = domain.db.begin_with_options(options).await?;
+        let status = txn
+            .query_one_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql.replace("$1", "?"), [id.into()]))
+            .await?
+            .map(|row| row.try_get_by_index::<String>(0))
+            .transpose()?;
+        Ok((status.as_deref() == Some(from)).then_some(Self { txn: LoadTxn::Insert(txn) }))
+    }
+
+    /// Appends every row `batches` brings, until it closes; returns how many.
+    pub async fn rows<R: Loaded>(&mut self, batches: &mut tokio::sync::mpsc::Receiver<Vec<R>>) -> Result<u64> {
+        use sea_orm::EntityTrait;
+        let mut count = 0u64;
+        match &mut self.txn {
+            LoadTxn::Copy(txn) => {
+                let mut copy = txn.copy_in_raw(R::COPY).await.map_err(sqlx_error)?;
+                let mut buffer = String::with_capacity(COPY_CHUNK + 4096);
+                while let Some(batch) = batches.recv().await {
+                    for row in &batch {
+                        row.copy_line(&mut CopyLine { out: &mut buffer, first: true });
+                        buffer.push('\n');
+                        count += 1;
+                        if buffer.len() >= COPY_CHUNK {
+                            copy.send(std::mem::take(&mut buffer).into_bytes()).await.map_err(sqlx_error)?;
+                        }
+                    }
+                }
+                if !buffer.is_empty() {
+                    copy.send(buffer.into_bytes()).await.map_err(sqlx_error)?;
+                }
+                copy.finish().await.map_err(sqlx_error)?;
+            }
+            LoadTxn::Insert(txn) => {
+                while let Some(batch) = batches.recv().await {
+                    count += batch.len() as u64;
+                    let models: Vec<R::Model> = batch.into_iter().map(Loaded::into_model).collect();
+                    <<R::Model as sea_orm::ActiveModelTrait>::Entity as EntityTrait>::insert_many(models)
+                        .exec(&*txn)
+                        .await?;
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Moves the owner to status `to` and commits.
+    pub async fn finish(self, owner: &'static str, id: i64, to: &str) -> Result<()> {
+        let sql = format!("UPDATE {owner} SET status = $1 WHERE id = $2");
+        match self.txn {
+            LoadTxn::Copy(mut txn) => {
+                sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql))
+                    .bind(to)
+                    .bind(id)
+                    .execute(&mut *txn)
+                    .await
+                    .map_err(sqlx_error)?;
+                txn.commit().await.map_err(sqlx_error)
+            }
+            LoadTxn::Insert(txn) => {
+                let values: [sea_orm::Value; 2] = [to.into(), id.into()];
+                txn.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql.replace('$', "?"), values))
+                    .await?;
+                Ok(txn.commit().await?)
+            }
+        }
+    }
+}
+
 /// The advisory lock key of schema migrations ("SWITCHYD").
 const MIGRATION_LOCK: i64 = 0x5357_4954_4348_5944;
 

@@ -155,3 +155,110 @@ async fn switchyard_reconcile_import_reads_a_file_and_reports_its_errors() {
     assert_eq!(lines(&app).await, 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Status of the only import there is, and how many statement rows are stored.
+async fn import_state(app: &TestApp) -> (Option<String>, u64) {
+    let import = entity::reconciliation_import::Entity::find().one(&app.domain.db).await.unwrap();
+    (import.map(|i| i.status), lines(app).await)
+}
+
+#[tokio::test]
+async fn an_import_killed_while_its_rows_load_leaves_none_and_the_same_file_finishes_it() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let dir = std::env::temp_dir().join(format!("switchyard-killed-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.csv");
+    // Enough rows that the process is still loading them when it is killed.
+    let rows: Vec<String> = (0..150_000).map(|n| row(&format!("tenant-{n}"), &format!("sub-{n}"), 1, "8.00")).collect();
+    std::fs::write(&path, file(&rows)).unwrap();
+    let command = || {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command
+            .args(["reconcile", "import", "--vendor", &f.vendor_a.to_string()])
+            .arg(&path)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", app.database_url())
+            .env("RUST_LOG", "warn");
+        command
+    };
+    let mut child = command().stdout(std::process::Stdio::null()).spawn().unwrap();
+    // Killed (SIGKILL: no clean-up runs) as soon as its import exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if import_state(&app).await.0.is_some() {
+            child.kill().unwrap();
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the import ended before it could be killed");
+        assert!(std::time::Instant::now() < deadline, "no import appeared");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    child.wait().unwrap();
+    // Nothing half-written: the import says its rows are loading, and none is stored.
+    assert_eq!(import_state(&app).await, (Some("LOADING".to_owned()), 0));
+    let import = entity::reconciliation_import::Entity::find().one(&app.domain.db).await.unwrap().unwrap();
+    // It cannot be matched until its rows are there.
+    let refused = switchyard::domain::reconciliation::matcher::match_import(
+        &app.domain,
+        &switchyard::domain::Actor::system(),
+        import.id,
+        None,
+    )
+    .await;
+    assert!(matches!(refused, Err(switchyard::domain::Error::Conflict { reason: "NOT_LOADED", .. })), "{refused:?}");
+    // While another load holds it (PostgreSQL: its row lock), the same file is refused at
+    // once rather than loaded twice. On SQLite the database's write lock queues loads, so
+    // there is no second load to refuse.
+    if crate::helpers::is_postgres() {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let holder = app.domain.db.begin().await.unwrap();
+        holder
+            .execute_unprepared(&format!("SELECT id FROM reconciliation_imports WHERE id = {} FOR UPDATE", import.id))
+            .await
+            .unwrap();
+        let refused = command().output().unwrap();
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success() && stderr.contains("being loaded now"), "{stderr}");
+        holder.rollback().await.unwrap();
+        assert_eq!(import_state(&app).await, (Some("LOADING".to_owned()), 0));
+    } else {
+        eprintln!("SKIPPED on SQLite: refusing a second concurrent load (its write lock queues loads instead)");
+    }
+    // The same file again finishes that import: every row once, matched.
+    let finished = command().output().unwrap();
+    let stdout = String::from_utf8_lossy(&finished.stdout);
+    assert!(finished.status.success(), "{stdout} {}", String::from_utf8_lossy(&finished.stderr));
+    assert!(stdout.contains("imported 150000 rows"), "{stdout}");
+    assert_eq!(import_state(&app).await, (Some("MATCHED".to_owned()), 150_000));
+    let again = entity::reconciliation_import::Entity::find().one(&app.domain.db).await.unwrap().unwrap();
+    assert_eq!(again.id, import.id);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_statement_row_keeps_tabs_newlines_and_backslashes_exactly() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    // What a bulk load must escape (PostgreSQL's COPY reads tab, newline and backslash).
+    let name = "Tab\there, line\nbreak\r\nand back\\slash \\N \\t";
+    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+    let odd = row("tenant-Customer-A", "sub-1", 3, "24.00").replace("\"Customer, Inc\"", &quoted);
+    let direct = row("tenant-Customer-B", "sub-2", 1, "8.00").replace(",1,5555,", ",1,,");
+    let imported = import(&app, f.vendor_a, "odd.csv", &file(&[odd, direct])).await.unwrap();
+    let stored = entity::reconciliation_line::Entity::find()
+        .filter(entity::reconciliation_line::Column::ImportId.eq(imported.import.id))
+        .order_by_asc(entity::reconciliation_line::Column::RowNumber)
+        .all(&app.domain.db)
+        .await
+        .unwrap();
+    // No reseller of record is NULL, not an empty text.
+    assert_eq!(stored[1].reseller_external_id, None);
+    let stored = &stored[0];
+    assert_eq!(stored.customer_name, name);
+    assert_eq!(stored.raw["CustomerName"], name);
+    assert_eq!((stored.quantity.0, stored.subtotal.0), (crate::helpers::dec("3"), crate::helpers::dec("24.00")));
+    assert_eq!(stored.charge_end.unwrap().to_rfc3339(), "2026-11-30T00:00:00+00:00");
+    assert_eq!(stored.reseller_external_id.as_deref(), Some("5555"));
+}

@@ -77,7 +77,7 @@ pub(super) fn date(at: DateTime<Utc>) -> NaiveDate {
     at.date_naive()
 }
 
-pub(super) fn midnight(day: NaiveDate) -> DateTime<Utc> {
+pub(crate) fn midnight(day: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN))
 }
 

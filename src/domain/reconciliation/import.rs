@@ -1,26 +1,31 @@
 //! Importing a vendor's statement (operator only): the whole file is read and checked
 //! first (`statement::read_statement`), nothing written unless every row is right; the same
-//! file imported again (by the SHA-256 of its bytes, per vendor) returns the earlier import;
-//! then the rows are read again and written with their raw values, in batches, in one
-//! transaction, from a reader on the blocking pool through a bounded channel, so memory
-//! stays bounded whatever the file's size; then it is matched (`matcher`). The import's period is the one the operator
-//! gives, else the month most rows' charges start in.
+//! file imported again (by the SHA-256 of its bytes, per vendor) returns the earlier import.
+//! Then, in three steps: the import is created `LOADING` (audited); its rows are read again
+//! on the blocking pool and streamed through a bounded channel into a bulk load
+//! (`write::Load`: `COPY` on PostgreSQL), in a transaction of its own that ends with the
+//! import `LOADED`; and it is published `IMPORTED` with its event. Memory stays bounded
+//! whatever the file's size. A load cut short (a killed process) leaves no row and the import
+//! `LOADING`: the same file imported again loads it, and one loading it now is refused
+//! (LOAD_IN_PROGRESS), never loaded twice. Then it is matched (`matcher`). The import's
+//! period is the one the operator gives, else the month most rows' charges start in.
 
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use chrono::{Datelike, NaiveDate};
+use chrono::Datelike;
 use entity::{DbDecimal, reconciliation_import, reconciliation_line, vendor};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Set};
 
+use super::sides::midnight;
 use super::statement::{StatementFormat, StatementRow, UnitKind, read_statement};
 use crate::domain::Domain;
 use crate::domain::actor::Actor;
 use crate::domain::error::{Error, Result, map_unique_violation};
 use crate::domain::ids::VendorId;
 use crate::domain::validate;
-use crate::domain::write::{Audit, Write};
+use crate::domain::write::{Audit, CopyLine, Load, Loaded, Write};
 
 /// Rows written per statement.
 const BATCH: usize = 500;
@@ -106,34 +111,100 @@ pub async fn import_statement(
     };
     let (summary, months) = checked;
     let checked_in = started.elapsed();
-    if let Some(earlier) = earlier_import(domain, vendor_id, &summary.content_hash).await? {
-        // Stored but never matched (matching failed after the import committed): match it now.
-        let earlier = if earlier.matched_at.is_none() {
-            super::matcher::match_import(domain, actor, earlier.id, None).await?
-        } else {
-            earlier
-        };
-        return Ok(ImportOutcome { import: earlier, replayed: true });
+    let earlier = earlier_import(domain, vendor_id, &summary.content_hash).await?;
+    let replayed = earlier.as_ref().is_some_and(|e| !loading(e));
+    let import = match earlier {
+        Some(earlier) => earlier,
+        None => {
+            let guessed = months
+                .iter()
+                .max_by_key(|(month, rows)| (**rows, std::cmp::Reverse(**month)))
+                .map(|((year, month), _)| format!("{year:04}-{month:02}"))
+                .unwrap_or_default();
+            let period = given_period.map_or(guessed, |p| format!("{:04}-{:02}", p.start.year(), p.start.month()));
+            let begun = Begun { vendor_id, source_name, period, format: format.name(), rows: summary.rows };
+            match begin_import(domain, actor, begun, &summary.content_hash).await? {
+                Some(import) => import,
+                // Raced by the same file: the other import is the one.
+                None => {
+                    earlier_import(domain, vendor_id, &summary.content_hash).await?.ok_or(Error::NotFound("import"))?
+                }
+            }
+        }
+    };
+    // The rows: loaded here unless an earlier load of this file (cut short, or another
+    // request's) got further; a load cut short left nothing, and is loaded again.
+    let mut loaded_here = false;
+    if import.status == LOADING {
+        loaded_here = load_rows(domain, import.id, format, &source, &summary).await?;
     }
-    let guessed = months
-        .iter()
-        .max_by_key(|(month, rows)| (**rows, std::cmp::Reverse(**month)))
-        .map(|((year, month), _)| format!("{year:04}-{month:02}"))
-        .unwrap_or_default();
-    let period = given_period.map_or(guessed, |p| format!("{:04}-{:02}", p.start.year(), p.start.month()));
-    let row_count = i32::try_from(summary.rows).map_err(|_| Error::validation("file", "too many rows"))?;
-    let mut w = Write::begin(domain).await?;
+    let import = publish_loaded(domain, actor, import.id).await?;
+    tracing::info!(
+        import = import.id,
+        rows = summary.rows,
+        checked_ms = checked_in.as_millis(),
+        written_ms = (started.elapsed() - checked_in).as_millis(),
+        loaded_here,
+        "statement imported"
+    );
+    if loaded_here {
+        // Best effort: without fresh statistics matching is slower, not wrong.
+        if let Err(error) = crate::domain::write::analyze(domain, crate::domain::write::Analyzed::StatementLines).await
+        {
+            tracing::warn!(%error, "could not refresh the planner's statistics of statement rows");
+        }
+    }
+    // Matched at once, with no tolerance (the operator may match again with some); an
+    // import stored but never matched (matching failed after it committed) is matched now.
+    let import = if import.matched_at.is_none() {
+        super::matcher::match_import(domain, actor, import.id, None).await?
+    } else {
+        import
+    };
+    Ok(ImportOutcome { import, replayed })
+}
+
+/// An import whose rows are being loaded (`LOADING`), or loaded and not yet published
+/// (`LOADED`): matching and replays wait for it to be `IMPORTED`.
+pub const LOADING: &str = "LOADING";
+/// See [`LOADING`].
+pub const LOADED: &str = "LOADED";
+
+/// Whether the import's rows are not all there yet.
+pub fn loading(import: &reconciliation_import::Model) -> bool {
+    import.status == LOADING || import.status == LOADED
+}
+
+/// What a new import is.
+struct Begun {
+    vendor_id: VendorId,
+    source_name: String,
+    period: String,
+    format: &'static str,
+    rows: u64,
+}
+
+/// Creates the import, `LOADING` (audited: the operator's action). None when the same file
+/// of the vendor was just imported by another request.
+async fn begin_import(
+    domain: &Domain,
+    actor: &Actor,
+    begun: Begun,
+    hash: &str,
+) -> Result<Option<reconciliation_import::Model>> {
+    let row_count = i32::try_from(begun.rows).map_err(|_| Error::validation("file", "too many rows"))?;
+    let w = Write::begin(domain).await?;
     let inserted = reconciliation_import::ActiveModel {
         id: NotSet,
-        vendor_id: Set(vendor_id.get()),
-        period: Set(period),
-        source_name: Set(source_name),
-        format: Set(format.name().to_owned()),
-        status: Set("IMPORTED".to_owned()),
+        vendor_id: Set(begun.vendor_id.get()),
+        period: Set(begun.period),
+        source_name: Set(begun.source_name),
+        format: Set(begun.format.to_owned()),
+        status: Set(LOADING.to_owned()),
         row_count: Set(row_count),
         imported_by_user_id: Set(actor.user_id),
         created_at: Set(w.now()),
-        content_hash: Set(summary.content_hash.clone()),
+        content_hash: Set(hash.to_owned()),
         amount_tolerance: Set(DbDecimal(rust_decimal::Decimal::ZERO)),
         quantity_tolerance: Set(DbDecimal(rust_decimal::Decimal::ZERO)),
         matched_at: Set(None),
@@ -153,25 +224,36 @@ pub async fn import_statement(
             );
             w.rollback().await;
             return match raced {
-                Error::Conflict { reason: "IMPORT_RACE", .. } => {
-                    let earlier = earlier_import(domain, vendor_id, &summary.content_hash).await?;
-                    earlier.map(|import| ImportOutcome { import, replayed: true }).ok_or(Error::NotFound("import"))
-                }
+                Error::Conflict { reason: "IMPORT_RACE", .. } => Ok(None),
                 other => Err(other),
             };
         }
     };
-    // Second pass: the rows, read on the blocking pool, written here in batches.
-    let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<StatementRow>>(4);
+    let details = serde_json::json!({"vendorId": begun.vendor_id.get(), "rows": begun.rows, "contentHash": hash});
+    w.commit(Audit::action(actor, "importStatement", "reconciliation_import", import.id, details)).await?;
+    Ok(Some(import))
+}
+
+/// Loads the file's rows into `LOADING` import `import_id` (`LOADED` after), read on the
+/// blocking pool and streamed to the load. False when another load had done it already.
+async fn load_rows(
+    domain: &Domain,
+    import_id: i64,
+    format: &'static (dyn StatementFormat + Sync),
+    source: &StatementSource,
+    checked: &super::statement::Summary,
+) -> Result<bool> {
+    let Some(mut load) = Load::claim(domain, TABLE, import_id, LOADING).await? else { return Ok(false) };
+    let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<Stored>>(4);
     let reader = {
         let file = source.open();
         tokio::task::spawn_blocking(move || {
             let file = file?;
             let mut batch = Vec::with_capacity(BATCH);
             let summary = read_statement(format, std::io::BufReader::new(file), |row| {
-                batch.push(row);
+                batch.push(Stored { import_id, row });
                 if batch.len() == BATCH {
-                    // A closed channel (the writer failed) ends the reading's use; it finishes quietly.
+                    // A closed channel (the load failed) ends the reading's use; it finishes quietly.
                     let _ = sender.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
                 }
             })
@@ -182,37 +264,45 @@ pub async fn import_statement(
             Ok::<_, Error>(summary)
         })
     };
-    let mut written = 0u64;
-    while let Some(batch) = batches.recv().await {
-        written += batch.len() as u64;
-        let rows: Vec<reconciliation_line::ActiveModel> = batch.into_iter().map(|row| line(import.id, row)).collect();
-        reconciliation_line::Entity::insert_many(rows).exec(w.db()).await?;
-    }
-    let again = reader.await.map_err(Error::internal)??;
-    if again.content_hash != summary.content_hash || written != summary.rows {
-        w.rollback().await;
+    let written = load.rows(&mut batches).await;
+    // The reader is waited for whatever the load did, so no reading outlives the request.
+    drop(batches);
+    let again = reader.await.map_err(Error::internal)?;
+    let (written, again) = (written?, again?);
+    if again.content_hash != checked.content_hash || written != checked.rows {
         return Err(Error::validation("file", "the file changed while it was imported"));
     }
-    let details =
-        serde_json::json!({"vendorId": vendor_id.get(), "rows": summary.rows, "contentHash": summary.content_hash});
-    let detail = serde_json::json!({"importId": import.id, "vendorId": vendor_id.get(), "rows": summary.rows});
-    w.emit(super::resolution::reconciliation_event("IMPORTED", w.now(), detail)).await?;
-    w.commit(Audit::action(actor, "importStatement", "reconciliation_import", import.id, details)).await?;
-    tracing::info!(
-        import = import.id,
-        rows = summary.rows,
-        checked_ms = checked_in.as_millis(),
-        written_ms = (started.elapsed() - checked_in).as_millis(),
-        "statement imported"
-    );
-    // Best effort: without fresh statistics matching is slower, not wrong.
-    if let Err(error) = crate::domain::write::analyze(domain, crate::domain::write::Analyzed::StatementLines).await {
-        tracing::warn!(%error, "could not refresh the planner's statistics of statement rows");
-    }
-    // Matched at once, with no tolerance; the operator may match again with some.
-    let import = super::matcher::match_import(domain, actor, import.id, None).await?;
-    Ok(ImportOutcome { import, replayed: false })
+    load.finish(TABLE, import_id, LOADED).await?;
+    Ok(true)
 }
+
+/// Publishes a `LOADED` import: `IMPORTED`, its event and audit row, once. Returns the
+/// import as it is now (already published, or still being loaded by another request).
+async fn publish_loaded(domain: &Domain, actor: &Actor, import_id: i64) -> Result<reconciliation_import::Model> {
+    let mut w = Write::begin(domain).await?;
+    let import = crate::domain::write::locking(reconciliation_import::Entity::find_by_id(import_id), w.db())
+        .one(w.db())
+        .await?
+        .ok_or(Error::NotFound("import"))?;
+    if import.status != LOADED {
+        w.rollback().await;
+        if import.status == LOADING {
+            return Err(Error::conflict("LOAD_IN_PROGRESS", "the file is being loaded now; try again later"));
+        }
+        return Ok(import);
+    }
+    let mut model: reconciliation_import::ActiveModel = import.into();
+    model.status = Set("IMPORTED".to_owned());
+    let import = model.update(w.db()).await?;
+    let detail = serde_json::json!({"importId": import.id, "vendorId": import.vendor_id, "rows": import.row_count});
+    let details = serde_json::json!({"rows": import.row_count});
+    w.emit(super::resolution::reconciliation_event("IMPORTED", w.now(), detail)).await?;
+    w.commit(Audit::action(actor, "statementLoaded", "reconciliation_import", import.id, details)).await?;
+    Ok(import)
+}
+
+/// The table of imports, whose rows own the statement rows a [`Load`] writes.
+const TABLE: &str = "reconciliation_imports";
 
 fn unreadable(error: &std::io::Error) -> Error {
     Error::validation("file", format!("cannot be read: {error}"))
@@ -230,39 +320,75 @@ async fn earlier_import(
         .await?)
 }
 
-fn midnight(day: NaiveDate) -> chrono::DateTime<chrono::Utc> {
-    day.and_time(chrono::NaiveTime::MIN).and_utc()
+/// A statement row as stored: its import and the row.
+struct Stored {
+    import_id: i64,
+    row: StatementRow,
 }
 
-/// A statement row as stored.
-fn line(import_id: i64, row: StatementRow) -> reconciliation_line::ActiveModel {
-    reconciliation_line::ActiveModel {
-        id: NotSet,
-        import_id: Set(import_id),
-        row_number: Set(i32::try_from(row.row_number).unwrap_or(i32::MAX)),
-        customer_external_id: Set(row.customer_external_id),
-        reseller_external_id: Set(row.reseller_external_id),
-        subscription_reference: Set(row.subscription_reference),
-        sku: Set(row.sku),
-        charge_type: Set(row.charge_type.as_str().to_owned()),
-        charge_start: Set(Some(midnight(row.charge_start))),
-        charge_end: Set(Some(midnight(row.charge_end))),
-        quantity: Set(DbDecimal(row.quantity)),
-        unit_price: Set(DbDecimal(row.unit_price)),
-        effective_unit_price: Set(DbDecimal(row.effective_unit_price)),
-        exchange_rate: Set(DbDecimal(row.exchange_rate)),
-        subtotal: Set(DbDecimal(row.subtotal)),
-        currency: Set(row.currency),
-        raw: Set(serde_json::Value::Object(row.raw)),
-        matched_subscription_id: Set(None),
-        finding: Set(None),
-        expected_amount: Set(None),
-        difference: Set(None),
-        customer_name: Set(row.customer_name),
-        unit_kind: Set(match row.unit_kind {
-            UnitKind::Seats => "SEATS".to_owned(),
-            UnitKind::Usage => "USAGE".to_owned(),
-        }),
-        pricing_currency: Set(row.pricing_currency),
+impl Loaded for Stored {
+    type Model = reconciliation_line::ActiveModel;
+    const COPY: &'static str = "COPY reconciliation_lines (import_id, row_number, customer_external_id, \
+        reseller_external_id, subscription_reference, sku, charge_type, charge_start, charge_end, quantity, \
+        unit_price, effective_unit_price, exchange_rate, subtotal, currency, raw, customer_name, unit_kind, \
+        pricing_currency) FROM STDIN";
+
+    fn copy_line(&self, line: &mut CopyLine<'_>) {
+        let row = &self.row;
+        line.value(Some(self.import_id));
+        line.value(Some(row_number(row)));
+        line.text(&row.customer_external_id);
+        line.optional_text(row.reseller_external_id.as_deref());
+        line.text(&row.subscription_reference);
+        line.text(&row.sku);
+        line.text(row.charge_type.as_str());
+        line.time(Some(midnight(row.charge_start)));
+        line.time(Some(midnight(row.charge_end)));
+        for value in [row.quantity, row.unit_price, row.effective_unit_price, row.exchange_rate, row.subtotal] {
+            line.value(Some(value));
+        }
+        line.text(&row.currency);
+        line.text(&serde_json::to_string(&row.raw).unwrap_or_default());
+        line.text(&row.customer_name);
+        line.text(unit_kind(row.unit_kind));
+        line.text(&row.pricing_currency);
     }
+
+    fn into_model(self) -> reconciliation_line::ActiveModel {
+        let Self { import_id, row } = self;
+        reconciliation_line::ActiveModel {
+            id: NotSet,
+            import_id: Set(import_id),
+            row_number: Set(row_number(&row)),
+            customer_external_id: Set(row.customer_external_id),
+            reseller_external_id: Set(row.reseller_external_id),
+            subscription_reference: Set(row.subscription_reference),
+            sku: Set(row.sku),
+            charge_type: Set(row.charge_type.as_str().to_owned()),
+            charge_start: Set(Some(midnight(row.charge_start))),
+            charge_end: Set(Some(midnight(row.charge_end))),
+            quantity: Set(DbDecimal(row.quantity)),
+            unit_price: Set(DbDecimal(row.unit_price)),
+            effective_unit_price: Set(DbDecimal(row.effective_unit_price)),
+            exchange_rate: Set(DbDecimal(row.exchange_rate)),
+            subtotal: Set(DbDecimal(row.subtotal)),
+            currency: Set(row.currency),
+            raw: Set(serde_json::Value::Object(row.raw)),
+            matched_subscription_id: Set(None),
+            finding: Set(None),
+            expected_amount: Set(None),
+            difference: Set(None),
+            customer_name: Set(row.customer_name),
+            unit_kind: Set(unit_kind(row.unit_kind).to_owned()),
+            pricing_currency: Set(row.pricing_currency),
+        }
+    }
+}
+
+fn row_number(row: &StatementRow) -> i32 {
+    i32::try_from(row.row_number).unwrap_or(i32::MAX)
+}
+
+fn unit_kind(kind: UnitKind) -> &'static str {
+    super::sides::kind_name(kind == UnitKind::Usage)
 }

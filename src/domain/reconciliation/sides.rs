@@ -63,9 +63,7 @@ pub(super) fn kind_name(usage: bool) -> &'static str {
 }
 
 /// The instant a day starts (UTC).
-pub(super) fn midnight(day: NaiveDate) -> DateTime<Utc> {
-    day.and_time(chrono::NaiveTime::MIN).and_utc()
-}
+pub(super) use crate::domain::billing::terms::midnight;
 
 pub(super) fn too_large() -> Error {
     Error::validation("file", "its amounts add up past the bounds of the arithmetic")

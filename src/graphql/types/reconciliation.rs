@@ -112,7 +112,8 @@ impl StatementImport {
     async fn format(&self) -> &str {
         &self.0.format
     }
-    /// IMPORTED, then MATCHED.
+    /// LOADING (rows being written), LOADED, IMPORTED, then MATCHED. An import cut short
+    /// stays LOADING until the same file is imported again, which finishes it.
     async fn status(&self) -> &str {
         &self.0.status
     }
