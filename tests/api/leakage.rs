@@ -541,3 +541,71 @@ async fn a_three_year_upfront_cycle_is_matched_however_far_it_ends_from_the_stat
     assert_eq!(findings[0].category, "MATCHED", "{}", findings[0].rule);
     assert_eq!(findings[0].amount.0, row.subtotal());
 }
+
+#[tokio::test]
+async fn late_usage_recorded_after_matching_is_left_to_the_next_run_not_recovered() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let offer = f
+        .offer(
+            &app,
+            ExtraOffer {
+                sku: "A-AZURE",
+                term: entity::enums::Term::P1m,
+                frequency: entity::enums::BillingFrequency::Monthly,
+                max_quantity: 1,
+                cost: "0",
+                list: "0",
+                usage: Some(("azure", "0.057", "0.067")),
+            },
+        )
+        .await;
+    let s = buy(&app, f.customer_a, f.reseller_a, offer, 1, "azure").await;
+    app.run_jobs().await;
+    let vendor_id = reference(&app, s).await;
+    // November and December billed before any November usage reached us.
+    app.clock.set(at("2026-12-01T06:00:00Z"));
+    crate::billing::run(&app, "2026-11").await;
+    crate::billing::run(&app, "2026-12").await;
+    // The vendor billed 55 hours of November at 0.057: ROUNDDOWN(3.135, 2) = 3.13.
+    let usage = format!(
+        "p1,tenant-azure,Azure user,a.test,DE,G9,1,5555,o9,2026-11-01,DZH318Z0BQ3Q,0001,DZH318Z0BQ3Q,Azure,Azure,\
+         usage,0.057,55,3.13,0,3.13,USD,{vendor_id},2026-11-01,2026-11-30,,0.057,1 Hour,55,Monthly,USD,1"
+    );
+    let path = std::env::temp_dir().join(format!("switchyard-late-usage-{}.csv", std::process::id()));
+    std::fs::write(&path, format!("{}\n{usage}\n", crate::statement_generator::HEADER)).unwrap();
+    app.clock.set(at("2026-12-02T08:00:00Z"));
+    let op = Actor::system();
+    let imported = import_statement(
+        &app.domain,
+        &op,
+        VendorId::new(f.vendor_a),
+        "usage.csv",
+        Some("2026-11"),
+        &PartnerCenter,
+        &path,
+    )
+    .await;
+    let _ = std::fs::remove_file(&path);
+    let import_id = imported.unwrap().import.id;
+    let (_, findings) = found(&app, import_id).await;
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    let unbilled = &findings[0];
+    assert_eq!((unbilled.category.as_str(), unbilled.amount.0), ("UNBILLED", dec("3.13")), "{}", unbilled.rule);
+    // The usage reaches us late; the next run bills it. Recovering it too would bill it twice.
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let record = json!({"r": [{"subscriptionId": s.to_string(), "externalId": "u-1", "meter": "azure", "quantity": "55", "occurredAt": "2026-11-10T00:00:00Z"}]});
+    let recorded =
+        app.data(&reseller, "mutation($r: [UsageRecordInput!]!) { recordUsage(records: $r) { status } }", record).await;
+    assert_eq!(recorded["recordUsage"][0]["status"], "ACCEPTED");
+    match recover_finding(&app.domain, &op, unbilled.id, false, None).await {
+        Err(switchyard::domain::Error::Conflict { reason: "BILLED_BY_NEXT_RUN", .. }) => {}
+        other => panic!("recovered what the next run bills: {other:?}"),
+    }
+    // That run bills it once; matched again, the statement agrees.
+    crate::billing::run(&app, "2026-12").await;
+    let again = match_import(&app.domain, &op, import_id, None).await.unwrap();
+    let (_, findings) = found(&app, again.id).await;
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].category, "MATCHED", "{}", findings[0].rule);
+}

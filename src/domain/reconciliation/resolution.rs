@@ -100,27 +100,15 @@ pub async fn recover_finding(
         .await?
         .ok_or(Error::NotFound("import"))?;
     let amount = in_subscription_currency(&finding, &subscription.currency)?;
-    // What the next run bills for the cycle anyway (a change made after a run) is lag, not
-    // leakage: recovering it would bill it twice.
-    let now = domain.clock.now();
-    let next_run = Period::containing(now.date_naive()).max(Period::parse(&import.period)?);
-    let cycle_end = finding.charge_end + Duration::days(1);
-    let usage = finding.unit_kind == "USAGE";
-    let pending = crate::domain::billing::pending_charges(domain, &[subscription.id], next_run).await?;
-    if pending.get(&subscription.id).is_some_and(|lines| {
-        lines.iter().any(|l| {
-            l.service_end == cycle_end
-                && (l.kind == ChargeKind::Usage || l.key.starts_with("usage:")) == usage
-                && !l.amount.1.is_zero()
-        })
-    }) {
-        return Err(Error::conflict(
-            "BILLED_BY_NEXT_RUN",
-            "the next billing run bills this cycle: match the statement again after it",
-        ));
-    }
     let mut w = Write::begin(domain).await?;
     lock_import(&w, finding.import_id).await?;
+    // The subscription's row is held (as every change of it holds it), so what the next run
+    // bills for it cannot change before this commits.
+    crate::domain::write::locking(subscription::Entity::find_by_id(subscription.id), w.db()).one(w.db()).await?;
+    if let Err(error) = billed_by_next_run(domain, &finding, &subscription, &import).await {
+        w.rollback().await;
+        return Err(error);
+    }
     let now = w.now();
     let period = Period::containing(now.date_naive()).label();
     // The vendor's cost of an unbilled cycle was on no charge of ours; an underbilled one's was.
@@ -210,6 +198,34 @@ pub async fn recover_finding(
     .await?;
     w.commit(Audit::action(actor, "recoverFinding", "reconciliation_finding", id, detail)).await?;
     find(domain, id).await
+}
+
+/// CONFLICT (BILLED_BY_NEXT_RUN) when the next billing run bills the finding's cycle anyway
+/// (a change made after a run): that is lag, not leakage, and recovering it would bill it twice.
+async fn billed_by_next_run(
+    domain: &Domain,
+    finding: &reconciliation_finding::Model,
+    subscription: &subscription::Model,
+    import: &reconciliation_import::Model,
+) -> Result<()> {
+    let now = domain.clock.now();
+    let next_run = Period::containing(now.date_naive()).max(Period::parse(&import.period)?);
+    let cycle_end = finding.charge_end + Duration::days(1);
+    let usage = finding.unit_kind == "USAGE";
+    let pending = crate::domain::billing::pending_charges(domain, &[subscription.id], next_run).await?;
+    if pending.get(&subscription.id).is_some_and(|lines| {
+        lines.iter().any(|l| {
+            l.service_end == cycle_end
+                && (l.kind == ChargeKind::Usage || l.key.starts_with("usage:")) == usage
+                && !l.amount.1.is_zero()
+        })
+    }) {
+        return Err(Error::conflict(
+            "BILLED_BY_NEXT_RUN",
+            "the next billing run bills this cycle: match the statement again after it",
+        ));
+    }
+    Ok(())
 }
 
 /// The finding's amount in the subscription's currency: as it is when the statement billed
