@@ -134,9 +134,14 @@ pub struct ServerConfig {
     /// Answer introspection queries (turn off in production if the schema is private).
     #[arg(long, env = "SWITCHYARD_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
-    /// Deepest query accepted.
+    /// Deepest query accepted (fields under `__schema` and `__type` excepted: see
+    /// `max_introspection_depth`).
     #[arg(long, env = "SWITCHYARD_MAX_DEPTH", default_value_t = 12)]
     pub max_depth: usize,
+    /// Deepest introspection accepted: the standard introspection query (graphql-js,
+    /// GraphiQL, Apollo, graphql-codegen, Postman) is 15 deep.
+    #[arg(long, env = "SWITCHYARD_MAX_INTROSPECTION_DEPTH", default_value_t = 20)]
+    pub max_introspection_depth: usize,
     /// Highest query complexity accepted (each field costs 1, lists multiply by `first`).
     #[arg(long, env = "SWITCHYARD_MAX_COMPLEXITY", default_value_t = 50_000)]
     pub max_complexity: usize,

@@ -1,6 +1,9 @@
-//! Abuse limits async-graphql does not have built in, checked when a request is prepared,
-//! before any of async-graphql's own checks walk the document: the number of aliases, and
-//! the number of selections once fragment spreads are expanded. A fragment spreading the
+//! Abuse limits checked when a request is prepared, before any of async-graphql's own checks
+//! walk the document: the number of aliases, the number of selections once fragment spreads
+//! are expanded, and the depth — with a bound of its own for introspection, so the standard
+//! introspection query (graphql-js's `getIntrospectionQuery`, depth 15) works at the
+//! default limits while ordinary queries keep theirs (async-graphql's own depth limit
+//! counts both alike). A fragment spreading the
 //! previous one twice doubles the work of every walk that follows spreads (the recursion
 //! depth and directive checks, then validation) per level: a 1 KB "fragment bomb" would
 //! otherwise hold a worker thread for minutes.
@@ -12,20 +15,22 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Request, ServerError, ServerResult};
 
-/// Refuses documents with more than `max_aliases` aliased fields (alias-based amplification)
-/// or more than `max_selections` selections with every fragment spread expanded.
-#[derive(Clone, Copy)]
+/// Refuses documents with more than `max_aliases` aliased fields (alias-based amplification),
+/// more than `max_selections` selections with every fragment spread expanded, or fields
+/// nested deeper than `max_depth` (`max_introspection_depth` under `__schema` and `__type`).
+#[derive(Clone, Copy, Debug)]
 pub struct DocumentLimits {
-    max_aliases: usize,
-    max_selections: usize,
+    /// Most aliased fields.
+    pub max_aliases: usize,
+    /// Most selections, fragments expanded.
+    pub max_selections: usize,
+    /// Deepest ordinary field.
+    pub max_depth: usize,
+    /// Deepest field of an introspection subtree.
+    pub max_introspection_depth: usize,
 }
 
 impl DocumentLimits {
-    /// Limits per document.
-    pub fn new(max_aliases: usize, max_selections: usize) -> Self {
-        Self { max_aliases, max_selections }
-    }
-
     fn check(&self, document: &ExecutableDocument) -> ServerResult<()> {
         let aliases = count_aliases(document);
         if aliases > self.max_aliases {
@@ -41,6 +46,18 @@ impl DocumentLimits {
                 ),
                 None,
             ));
+        }
+        let (depth, introspection) = depths(document);
+        for (depth, limit, what) in
+            [(depth, self.max_depth, "Query"), (introspection, self.max_introspection_depth, "Introspection")]
+        {
+            if depth > limit {
+                let shown = if depth == usize::MAX { "unbounded".to_owned() } else { depth.to_string() };
+                return Err(ServerError::new(
+                    format!("{what} is nested too deep: depth {shown} (limit {limit})"),
+                    None,
+                ));
+            }
         }
         Ok(())
     }
@@ -92,31 +109,44 @@ pub fn count_aliases(document: &ExecutableDocument) -> usize {
 }
 
 /// What one selection set holds before fragments are expanded: its selections (nested
-/// fields, inline fragments and each spread counted once) and the fragments it spreads,
-/// with repetition.
-fn shallow(set: &SelectionSet) -> (usize, Vec<&str>) {
-    let mut fields = 0_usize;
-    let mut spreads = Vec::new();
-    let mut pending = vec![set];
-    while let Some(set) = pending.pop() {
+/// fields, inline fragments and each spread counted once), its deepest field (a field of the
+/// set itself is depth 1), and the fragments it spreads, with repetition, each with the depth
+/// of fields around the spread.
+struct Shallow<'a> {
+    selections: usize,
+    depth: usize,
+    spreads: Vec<(&'a str, usize)>,
+}
+
+fn shallow(set: &SelectionSet) -> Shallow<'_> {
+    let mut out = Shallow { selections: 0, depth: 0, spreads: Vec::new() };
+    let mut pending = vec![(set, 0_usize)];
+    while let Some((set, level)) = pending.pop() {
         for item in &set.items {
+            out.selections = out.selections.saturating_add(1);
             match &item.node {
                 Selection::Field(field) => {
-                    fields = fields.saturating_add(1);
-                    pending.push(&field.node.selection_set.node);
+                    out.depth = out.depth.max(level + 1);
+                    pending.push((&field.node.selection_set.node, level + 1));
                 }
-                Selection::InlineFragment(fragment) => {
-                    fields = fields.saturating_add(1);
-                    pending.push(&fragment.node.selection_set.node);
-                }
-                Selection::FragmentSpread(spread) => {
-                    fields = fields.saturating_add(1);
-                    spreads.push(spread.node.fragment_name.node.as_str());
-                }
+                Selection::InlineFragment(fragment) => pending.push((&fragment.node.selection_set.node, level)),
+                Selection::FragmentSpread(spread) => out.spreads.push((spread.node.fragment_name.node.as_str(), level)),
             }
         }
     }
-    (fields, spreads)
+    out
+}
+
+/// A document's fragments, each as [`shallow`] sees it.
+fn fragment_graph(document: &ExecutableDocument) -> HashMap<&str, Shallow<'_>> {
+    document.fragments.iter().map(|(name, f)| (name.as_str(), shallow(&f.node.selection_set.node))).collect()
+}
+
+fn operation_sets(document: &ExecutableDocument) -> Vec<&SelectionSet> {
+    match &document.operations {
+        DocumentOperations::Single(op) => vec![&op.node.selection_set.node],
+        DocumentOperations::Multiple(ops) => ops.values().map(|op| &op.node.selection_set.node).collect(),
+    }
 }
 
 /// The number of selections in the document with every fragment spread expanded: in its
@@ -126,84 +156,138 @@ fn shallow(set: &SelectionSet) -> (usize, Vec<&str>) {
 /// cycle (invalid anyway) counts as `usize::MAX`; a spread of an unknown fragment as 1
 /// (validation names it).
 pub fn expanded_selections(document: &ExecutableDocument) -> usize {
-    let fragments: HashMap<&str, (usize, Vec<&str>)> =
-        document.fragments.iter().map(|(name, f)| (name.as_str(), shallow(&f.node.selection_set.node))).collect();
+    let fragments = fragment_graph(document);
     let mut sizes = HashMap::new();
-    let mut operations = Vec::new();
-    match &document.operations {
-        DocumentOperations::Single(op) => operations.push(&op.node.selection_set.node),
-        DocumentOperations::Multiple(ops) => operations.extend(ops.values().map(|op| &op.node.selection_set.node)),
-    }
     let mut total = 0_usize;
-    for set in operations {
-        let (fields, spreads) = shallow(set);
-        total = total.saturating_add(fields);
-        for name in spreads {
-            total = total.saturating_add(fragment_size(name, &fragments, &mut sizes));
+    for set in operation_sets(document) {
+        let own = shallow(set);
+        total = total.saturating_add(own.selections);
+        for (name, _) in own.spreads {
+            total = total.saturating_add(fold_fragment(name, &fragments, &mut sizes, Fold::Size));
         }
     }
     for name in fragments.keys() {
-        total = total.saturating_add(fragment_size(name, &fragments, &mut sizes));
+        total = total.saturating_add(fold_fragment(name, &fragments, &mut sizes, Fold::Size));
     }
     total
 }
 
-/// A fragment's size in the post-order walk: being walked, or known.
+/// The deepest nesting of fields in the document's operations with fragments expanded, as
+/// (ordinary fields, introspection): the subtree of a root `__schema` or `__type` field
+/// counts toward the second, so the standard introspection query (depth 13 to 15, by
+/// client) has a bound of its own and ordinary queries keep theirs. A fragment cycle is
+/// `usize::MAX`. Computed without expanding, like [`expanded_selections`].
+pub fn depths(document: &ExecutableDocument) -> (usize, usize) {
+    let fragments = fragment_graph(document);
+    let mut memo = HashMap::new();
+    let (mut ordinary, mut introspection) = (0_usize, 0_usize);
+    let mut pending: Vec<&SelectionSet> = operation_sets(document);
+    while let Some(set) = pending.pop() {
+        for item in &set.items {
+            let (depth, introspecting) = match &item.node {
+                Selection::Field(field) => {
+                    let inner = shallow(&field.node.selection_set.node);
+                    let below = inner.spreads.iter().fold(inner.depth, |deepest, (name, level)| {
+                        deepest.max(level.saturating_add(fold_fragment(name, &fragments, &mut memo, Fold::Depth)))
+                    });
+                    let name = field.node.name.node.as_str();
+                    (below.saturating_add(1), name == "__schema" || name == "__type")
+                }
+                // The root's own inline fragments hold root fields.
+                Selection::InlineFragment(fragment) => {
+                    pending.push(&fragment.node.selection_set.node);
+                    continue;
+                }
+                Selection::FragmentSpread(spread) => {
+                    (fold_fragment(spread.node.fragment_name.node.as_str(), &fragments, &mut memo, Fold::Depth), false)
+                }
+            };
+            if introspecting {
+                introspection = introspection.max(depth);
+            } else {
+                ordinary = ordinary.max(depth);
+            }
+        }
+    }
+    (ordinary, introspection)
+}
+
+/// What [`fold_fragment`] computes of a fragment.
+#[derive(Clone, Copy, PartialEq)]
+enum Fold {
+    /// Its selections, expanded.
+    Size,
+    /// Its deepest field, expanded.
+    Depth,
+}
+
+/// A fragment's value in the post-order walk: being walked, or known.
 #[derive(Clone, Copy)]
 enum Walk {
     Open,
     Done(usize),
 }
 
-/// The expanded size of fragment `root`, walking the fragment graph post-order with an
-/// explicit stack and remembering every fragment's size in `sizes`.
-fn fragment_size<'a>(
+/// The expanded size or depth of fragment `root`, walking the fragment graph post-order
+/// with an explicit stack and remembering every fragment's value in `memo` (one `Fold` per
+/// memo).
+fn fold_fragment<'a>(
     root: &'a str,
-    fragments: &HashMap<&'a str, (usize, Vec<&'a str>)>,
-    sizes: &mut HashMap<&'a str, Walk>,
+    fragments: &HashMap<&'a str, Shallow<'a>>,
+    memo: &mut HashMap<&'a str, Walk>,
+    fold: Fold,
 ) -> usize {
     let mut stack: Vec<(&str, usize)> = vec![(root, 0)];
     while let Some((name, next)) = stack.pop() {
-        let Some((fields, spreads)) = fragments.get(name) else {
-            sizes.insert(name, Walk::Done(0));
+        let Some(fragment) = fragments.get(name) else {
+            memo.insert(name, Walk::Done(0));
             continue;
         };
         if next == 0 {
-            match sizes.get(name) {
+            match memo.get(name) {
                 Some(Walk::Done(_)) => continue,
                 // Reached again while being walked: a cycle.
                 Some(Walk::Open) => {
-                    sizes.insert(name, Walk::Done(usize::MAX));
+                    memo.insert(name, Walk::Done(usize::MAX));
                     continue;
                 }
                 None => {
-                    sizes.insert(name, Walk::Open);
+                    memo.insert(name, Walk::Open);
                 }
             }
         }
-        if let Some(&child) = spreads.get(next) {
+        if let Some(&(child, _)) = fragment.spreads.get(next) {
             stack.push((name, next + 1));
-            match sizes.get(child) {
+            match memo.get(child) {
                 Some(Walk::Done(_)) => {}
                 // A cycle: the fragment spreads itself through `child`.
                 Some(Walk::Open) => {
-                    sizes.insert(name, Walk::Done(usize::MAX));
+                    memo.insert(name, Walk::Done(usize::MAX));
                 }
                 None => stack.push((child, 0)),
             }
             continue;
         }
-        if matches!(sizes.get(name), Some(Walk::Done(_))) {
+        if matches!(memo.get(name), Some(Walk::Done(_))) {
             continue;
         }
-        let total = spreads.iter().fold(*fields, |sum, child| match sizes.get(child) {
-            Some(Walk::Done(size)) => sum.saturating_add(*size),
+        let value_of = |child: &str| match memo.get(child) {
+            Some(Walk::Done(value)) => *value,
             _ => usize::MAX,
-        });
-        sizes.insert(name, Walk::Done(total));
+        };
+        let value = match fold {
+            Fold::Size => {
+                fragment.spreads.iter().fold(fragment.selections, |sum, (child, _)| sum.saturating_add(value_of(child)))
+            }
+            Fold::Depth => fragment
+                .spreads
+                .iter()
+                .fold(fragment.depth, |deepest, (child, level)| deepest.max(level.saturating_add(value_of(child)))),
+        };
+        memo.insert(name, Walk::Done(value));
     }
-    match sizes.get(root) {
-        Some(Walk::Done(size)) => *size,
+    match memo.get(root) {
+        Some(Walk::Done(value)) => *value,
         _ => usize::MAX,
     }
 }
@@ -262,5 +346,44 @@ mod tests {
     fn a_fragment_cycle_is_unbounded() {
         assert_eq!(size("{ ...A } fragment A on Query { x ...B } fragment B on Query { ...A }"), usize::MAX);
         assert_eq!(size("{ ...A } fragment A on Query { ...A }"), usize::MAX);
+    }
+
+    fn depth(query: &str) -> (usize, usize) {
+        depths(&parse_query(query).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    #[test]
+    fn depth_counts_nested_fields_through_fragments_and_keeps_introspection_apart() {
+        assert_eq!(depth("{ me }"), (1, 0));
+        assert_eq!(depth("{ me { role } }"), (2, 0));
+        // Inline fragments and spreads add no level of their own.
+        assert_eq!(depth("{ a { ... on T { b { c } } } }"), (3, 0));
+        assert_eq!(depth("{ a { ...F } } fragment F on T { b { ...G } } fragment G on T { c }"), (3, 0));
+        assert_eq!(depth("{ ...F } fragment F on Query { a { b } }"), (2, 0));
+        assert_eq!(depth("{ ... on Query { a { b } } }"), (2, 0));
+        // The subtree of a root __schema or __type is introspection's; __typename is ordinary.
+        assert_eq!(depth("{ __schema { types { fields { name } } } me { role } }"), (2, 4));
+        assert_eq!(depth("{ __type(name: \"Offer\") { fields { type { ofType { name } } } } }"), (0, 5));
+        assert_eq!(depth("{ __typename a { __typename } }"), (2, 0));
+        // Introspection nested under an ordinary field is ordinary depth.
+        assert_eq!(depth("{ a { __schema { types { name } } } }"), (4, 0));
+        // A cycle is unbounded; an unknown fragment adds nothing.
+        assert_eq!(depth("{ a { ...A } } fragment A on T { x ...B } fragment B on T { ...A }").0, usize::MAX);
+        assert_eq!(depth("{ a { ...Missing } }"), (1, 0));
+    }
+
+    #[test]
+    fn a_fragment_bomb_and_a_long_chain_have_a_depth_without_being_expanded() {
+        let mut bomb = String::from("{ ...F60 } fragment F0 on Query { x { y } }");
+        for level in 1..=60 {
+            bomb.push_str(&format!(" fragment F{level} on Query {{ ...F{} ...F{} }}", level - 1, level - 1));
+        }
+        assert_eq!(depth(&bomb), (2, 0));
+        let mut chain = String::from("{ a { ...F0 } }");
+        for level in 0..20_000 {
+            chain.push_str(&format!(" fragment F{level} on T {{ x {{ ...F{} }} }}", level + 1));
+        }
+        chain.push_str(" fragment F20000 on T { y }");
+        assert_eq!(depth(&chain), (20_002, 0));
     }
 }

@@ -38,11 +38,15 @@ pub fn build_schema(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKe
         Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::SubscriptionRoot)
             .data(domain)
             .data(auth)
-            .limit_depth(config.max_depth)
             .limit_complexity(config.max_complexity)
             .limit_directives(config.max_directives)
             .disable_suggestions()
-            .extension(limits::DocumentLimits::new(config.max_aliases, config.max_selections));
+            .extension(limits::DocumentLimits {
+                max_aliases: config.max_aliases,
+                max_selections: config.max_selections,
+                max_depth: config.max_depth,
+                max_introspection_depth: config.max_introspection_depth,
+            });
     if !config.introspection {
         builder = builder.disable_introspection();
     }

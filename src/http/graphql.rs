@@ -54,6 +54,14 @@ pub async fn post(
             );
         }
     };
+    if !has_query(&body) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "the request has no `query` parameter",
+            "BAD_USER_INPUT",
+            accepts_graphql_json,
+        );
+    }
     if let BatchRequest::Batch(requests) = &batch
         && requests.len() > state.config.max_batch
     {
@@ -117,11 +125,32 @@ async fn cached_catalog_query(
     HttpResponse::build(status).content_type(content_type).body(body)
 }
 
+/// Whether every request of a JSON body (one, or a batch) has a `query` parameter: a missing
+/// or misspelled one is a malformed request (400 whatever the accepted media type), unlike a
+/// `query` that does not parse (a GraphQL request error). async-graphql reads a missing one
+/// as empty, so the body is read again for the keys alone.
+fn has_query(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Keys {
+        query: Option<serde::de::IgnoredAny>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Body {
+        Single(Keys),
+        Batch(Vec<Keys>),
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(Body::Single(keys)) => keys.query.is_some(),
+        Ok(Body::Batch(all)) => all.iter().all(|keys| keys.query.is_some()),
+        Err(_) => false,
+    }
+}
+
 /// The query-string parameters of a GET request, named as the specification names them.
 #[derive(serde::Deserialize)]
 pub struct GetParams {
-    #[serde(default)]
-    query: String,
+    query: Option<String>,
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<String>,
@@ -144,7 +173,8 @@ pub async fn get(
         Ok(variables) => async_graphql::Variables::from_json(variables.unwrap_or_default()),
         Err(error) => return bad_request(format!("invalid variables: {error}")),
     };
-    let mut graphql_request = Request::new(params.query).variables(variables);
+    let Some(query) = params.query else { return bad_request("the request has no `query` parameter".to_owned()) };
+    let mut graphql_request = Request::new(query).variables(variables);
     if let Some(name) = params.operation_name {
         graphql_request = graphql_request.operation_name(name);
     }

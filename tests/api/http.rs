@@ -131,6 +131,32 @@ async fn status_codes_follow_the_accepted_media_type() {
 }
 
 #[tokio::test]
+async fn a_request_without_a_query_parameter_is_400_whatever_the_media_type() {
+    let app = spawn_app().await;
+    let url = format!("{}/graphql", app.address);
+    for accept in ["application/json", "application/graphql-response+json"] {
+        for body in [
+            json!({"qeury": "{ __typename }"}),
+            json!({}),
+            json!({"query": null}),
+            json!([{"query": "{ __typename }"}, {"qeury": "{ __typename }"}]),
+        ] {
+            let response = app.client.post(&url).header("accept", accept).json(&body).send().await.unwrap();
+            assert_eq!(response.status(), 400, "{accept} {body}");
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!(answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{answer}");
+        }
+        let response = app.client.get(format!("{url}?qeury=%7B__typename%7D")).header("accept", accept).send().await;
+        assert_eq!(response.unwrap().status(), 400, "{accept} GET");
+    }
+    // A query that does not parse is a GraphQL request error: 200 with application/json.
+    let response = app.client.post(&url).header("accept", "application/json").json(&json!({"query": "{"})).send();
+    assert_eq!(response.await.unwrap().status(), 200);
+    let response = app.client.post(&url).json(&json!({"query": "{ __typename }"})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
 async fn abuse_limits_refuse_oversized_requests() {
     let app = spawn_app().await;
     let url = format!("{}/graphql", app.address);
