@@ -346,15 +346,18 @@ fn sqlx_error(error: sea_orm::sqlx::Error) -> super::error::Error {
 impl Load {
     /// Begins a load of rows owned by the row `id` of `owner` (a table with a `status`),
     /// claiming it if its status is `from`. None when it is not (another load finished it).
-    /// CONFLICT (LOAD_IN_PROGRESS) when another load holds it now (PostgreSQL; on SQLite
-    /// the write lock makes a second load wait its turn).
-    pub async fn claim(domain: &Domain, owner: &'static str, id: i64, from: &str) -> Result<Option<Self>> {
+    /// When another load holds it now: with `wait`, waits for it to end; without, CONFLICT
+    /// (LOAD_IN_PROGRESS) on PostgreSQL — on SQLite the write lock makes any second load wait
+    /// its turn, up to the busy timeout.
+    pub async fn claim(domain: &Domain, owner: &'static str, id: i64, from: &str, wait: bool) -> Result<Option<Self>> {
         use sea_orm::sqlx::Row;
         let sql = format!("SELECT status FROM {owner} WHERE id = $1");
         if domain.db.get_database_backend() == DbBackend::Postgres {
             let pool = domain.db.get_postgres_connection_pool();
             let mut txn = pool.begin().await.map_err(sqlx_error)?;
-            let row = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(format!("{sql} FOR UPDATE NOWAIT")))
+            let lock = if wait { "FOR UPDATE" } else { "FOR UPDATE NOWAIT" };
+            // `owner` is a table name from our code, never input.
+            let row = sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(format!("{sql} {lock}")))
                 .bind(id)
                 .fetch_optional(&mut *txn)
                 .await

@@ -602,8 +602,14 @@ async fn late_usage_recorded_after_matching_is_left_to_the_next_run_not_recovere
         Err(switchyard::domain::Error::Conflict { reason: "BILLED_BY_NEXT_RUN", .. }) => {}
         other => panic!("recovered what the next run bills: {other:?}"),
     }
-    // That run bills it once; matched again, the statement agrees.
+    // That run bills it once. The finding, from before it, is stale: recovering it now would
+    // bill the usage twice.
     crate::billing::run(&app, "2026-12").await;
+    match recover_finding(&app.domain, &op, unbilled.id, false, None).await {
+        Err(switchyard::domain::Error::Conflict { reason: "STALE_FINDING", .. }) => {}
+        other => panic!("recovered what a run billed since matching: {other:?}"),
+    }
+    // Matched again, the statement agrees.
     let again = match_import(&app.domain, &op, import_id, None).await.unwrap();
     let (_, findings) = found(&app, again.id).await;
     assert_eq!(findings.len(), 1, "{findings:?}");

@@ -184,16 +184,43 @@ async fn an_import_killed_while_its_rows_load_leaves_none_and_the_same_file_fini
         command
     };
     let mut child = command().stdout(std::process::Stdio::null()).spawn().unwrap();
-    // Killed (SIGKILL: no clean-up runs) as soon as its import exists.
+    // Killed (SIGKILL: no clean-up runs) once its rows are being written: PostgreSQL reports
+    // the COPY's progress; on SQLite the write-ahead log grows past what the import's own
+    // row took.
+    let wal = std::path::PathBuf::from(format!(
+        "{}-wal",
+        app.database_url().trim_start_matches("sqlite://").split('?').next().unwrap()
+    ));
+    let wal_size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+    let mut wal_at_import = None;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
-        if import_state(&app).await.0.is_some() {
+        let in_flight = if crate::helpers::is_postgres() {
+            use sea_orm::{ConnectionTrait, Statement};
+            let progress = app
+                .domain
+                .db
+                .query_one_raw(Statement::from_string(
+                    app.domain.db.get_database_backend(),
+                    "SELECT tuples_processed FROM pg_stat_progress_copy WHERE datname = current_database() \
+                     AND relid = 'reconciliation_lines'::regclass",
+                ))
+                .await
+                .unwrap();
+            progress.is_some_and(|row| row.try_get_by_index::<i64>(0).unwrap() > 0)
+        } else if import_state(&app).await.0.is_some() {
+            let base = *wal_at_import.get_or_insert_with(wal_size);
+            wal_size() > base + 4 * 1024 * 1024
+        } else {
+            false
+        };
+        if in_flight {
             child.kill().unwrap();
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the import ended before it could be killed");
-        assert!(std::time::Instant::now() < deadline, "no import appeared");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(child.try_wait().unwrap().is_none(), "the import ended before it could be killed mid-load");
+        assert!(std::time::Instant::now() < deadline, "no rows were being loaded");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     child.wait().unwrap();
     // Nothing half-written: the import says its rows are loading, and none is stored.
@@ -246,7 +273,9 @@ async fn a_statement_row_keeps_tabs_newlines_and_backslashes_exactly() {
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     let odd = row("tenant-Customer-A", "sub-1", 3, "24.00").replace("\"Customer, Inc\"", &quoted);
     let direct = row("tenant-Customer-B", "sub-2", 1, "8.00").replace(",1,5555,", ",1,,");
-    let imported = import(&app, f.vendor_a, "odd.csv", &file(&[odd, direct])).await.unwrap();
+    // A value that is COPY's NULL marker, as text.
+    let marker = row("tenant-Customer-C", "sub-3", 1, "8.00").replace(",1,5555,", ",1,\\N,");
+    let imported = import(&app, f.vendor_a, "odd.csv", &file(&[odd, direct, marker])).await.unwrap();
     let stored = entity::reconciliation_line::Entity::find()
         .filter(entity::reconciliation_line::Column::ImportId.eq(imported.import.id))
         .order_by_asc(entity::reconciliation_line::Column::RowNumber)
@@ -255,10 +284,53 @@ async fn a_statement_row_keeps_tabs_newlines_and_backslashes_exactly() {
         .unwrap();
     // No reseller of record is NULL, not an empty text.
     assert_eq!(stored[1].reseller_external_id, None);
+    assert_eq!(stored[2].reseller_external_id.as_deref(), Some("\\N"));
     let stored = &stored[0];
     assert_eq!(stored.customer_name, name);
     assert_eq!(stored.raw["CustomerName"], name);
     assert_eq!((stored.quantity.0, stored.subtotal.0), (crate::helpers::dec("3"), crate::helpers::dec("24.00")));
     assert_eq!(stored.charge_end.unwrap().to_rfc3339(), "2026-11-30T00:00:00+00:00");
     assert_eq!(stored.reseller_external_id.as_deref(), Some("5555"));
+}
+
+#[tokio::test]
+async fn an_import_loaded_but_never_published_is_published_when_matched_or_imported_again() {
+    use sea_orm::{ActiveModelTrait, Set};
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let bytes = file(&[row("tenant-Customer-A", "sub-1", 3, "24.00")]);
+    let first = import(&app, f.vendor_a, "november.csv", &bytes).await.unwrap();
+    // As a process killed after its rows committed and before it published them leaves it.
+    let unpublish = || async {
+        let mut model: entity::reconciliation_import::ActiveModel = first.import.clone().into();
+        model.status = Set("LOADED".to_owned());
+        model.matched_at = Set(None);
+        model.update(&app.domain.db).await.unwrap();
+        entity::reconciliation_finding::Entity::delete_many().exec(&app.domain.db).await.unwrap();
+    };
+    let published = || async {
+        entity::audit_log::Entity::find()
+            .filter(entity::audit_log::Column::Action.eq("statementLoaded"))
+            .count(&app.domain.db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(published().await, 1);
+    unpublish().await;
+    let op = switchyard::domain::Actor::system();
+    let matched = switchyard::domain::reconciliation::matcher::match_import(&app.domain, &op, first.import.id, None)
+        .await
+        .unwrap();
+    assert_eq!((matched.status.as_str(), matched.matched_at.is_some()), ("MATCHED", true));
+    assert_eq!(published().await, 2);
+    // The same file again publishes and matches it: this request did the work, no replay.
+    unpublish().await;
+    let again = import(&app, f.vendor_a, "november.csv", &bytes).await.unwrap();
+    assert_eq!((again.import.id, again.import.status.as_str(), again.replayed), (first.import.id, "MATCHED", false));
+    assert_eq!(published().await, 3);
+    // And once more: nothing left to do, a replay.
+    let replay = import(&app, f.vendor_a, "november.csv", &bytes).await.unwrap();
+    assert!(replay.replayed);
+    assert_eq!(published().await, 3);
+    assert_eq!(lines(&app).await, 1);
 }

@@ -112,7 +112,7 @@ pub async fn import_statement(
     let (summary, months) = checked;
     let checked_in = started.elapsed();
     let earlier = earlier_import(domain, vendor_id, &summary.content_hash).await?;
-    let replayed = earlier.as_ref().is_some_and(|e| !loading(e));
+    let mut created_here = false;
     let import = match earlier {
         Some(earlier) => earlier,
         None => {
@@ -124,7 +124,10 @@ pub async fn import_statement(
             let period = given_period.map_or(guessed, |p| format!("{:04}-{:02}", p.start.year(), p.start.month()));
             let begun = Begun { vendor_id, source_name, period, format: format.name(), rows: summary.rows };
             match begin_import(domain, actor, begun, &summary.content_hash).await? {
-                Some(import) => import,
+                Some(import) => {
+                    created_here = true;
+                    import
+                }
                 // Raced by the same file: the other import is the one.
                 None => {
                     earlier_import(domain, vendor_id, &summary.content_hash).await?.ok_or(Error::NotFound("import"))?
@@ -133,12 +136,12 @@ pub async fn import_statement(
         }
     };
     // The rows: loaded here unless an earlier load of this file (cut short, or another
-    // request's) got further; a load cut short left nothing, and is loaded again.
-    let mut loaded_here = false;
-    if import.status == LOADING {
-        loaded_here = load_rows(domain, import.id, format, &source, &summary).await?;
-    }
-    let import = publish_loaded(domain, actor, import.id).await?;
+    // request's) got further; a load cut short left nothing, and is loaded again. The
+    // request that created the import waits for a load that got to it first; any other is
+    // refused while one runs (PostgreSQL).
+    let loaded_here =
+        import.status == LOADING && load_rows(domain, import.id, format, &source, &summary, created_here).await?;
+    let (import, published_here) = publish_loaded(domain, actor, import).await?;
     tracing::info!(
         import = import.id,
         rows = summary.rows,
@@ -147,7 +150,7 @@ pub async fn import_statement(
         loaded_here,
         "statement imported"
     );
-    if loaded_here {
+    if published_here {
         // Best effort: without fresh statistics matching is slower, not wrong.
         if let Err(error) = crate::domain::write::analyze(domain, crate::domain::write::Analyzed::StatementLines).await
         {
@@ -155,12 +158,10 @@ pub async fn import_statement(
         }
     }
     // Matched at once, with no tolerance (the operator may match again with some); an
-    // import stored but never matched (matching failed after it committed) is matched now.
-    let import = if import.matched_at.is_none() {
-        super::matcher::match_import(domain, actor, import.id, None).await?
-    } else {
-        import
-    };
+    // import stored but never matched (matching failed after it committed) is matched now —
+    // once: decided under the import's lock, so a replay racing the first match waits for it.
+    let (import, matched_here) = super::matcher::match_unmatched(domain, actor, import.id).await?;
+    let replayed = !(created_here || loaded_here || published_here || matched_here);
     Ok(ImportOutcome { import, replayed })
 }
 
@@ -236,25 +237,32 @@ async fn begin_import(
 
 /// Loads the file's rows into `LOADING` import `import_id` (`LOADED` after), read on the
 /// blocking pool and streamed to the load. False when another load had done it already.
+/// `wait`: wait for a load running now rather than be refused.
 async fn load_rows(
     domain: &Domain,
     import_id: i64,
     format: &'static (dyn StatementFormat + Sync),
     source: &StatementSource,
     checked: &super::statement::Summary,
+    wait: bool,
 ) -> Result<bool> {
-    let Some(mut load) = Load::claim(domain, TABLE, import_id, LOADING).await? else { return Ok(false) };
+    let Some(mut load) = Load::claim(domain, TABLE, import_id, LOADING, wait).await? else { return Ok(false) };
     let (sender, mut batches) = tokio::sync::mpsc::channel::<Vec<Stored>>(4);
+    // Set when the load stops taking rows: the reader stops reading.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let file = source.open();
+        let stop = std::sync::Arc::clone(&stop);
         tokio::task::spawn_blocking(move || {
-            let file = file?;
+            let input = Stoppable { inner: std::io::BufReader::new(file?), stop: std::sync::Arc::clone(&stop) };
             let mut batch = Vec::with_capacity(BATCH);
-            let summary = read_statement(format, std::io::BufReader::new(file), |row| {
+            let summary = read_statement(format, input, |row| {
                 batch.push(Stored { import_id, row });
                 if batch.len() == BATCH {
-                    // A closed channel (the load failed) ends the reading's use; it finishes quietly.
-                    let _ = sender.blocking_send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if sender.blocking_send(full).is_err() {
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
             })
             .map_err(Error::from)?;
@@ -265,10 +273,18 @@ async fn load_rows(
         })
     };
     let written = load.rows(&mut batches).await;
-    // The reader is waited for whatever the load did, so no reading outlives the request.
     drop(batches);
-    let again = reader.await.map_err(Error::internal)?;
-    let (written, again) = (written?, again?);
+    let written = match written {
+        Ok(written) => written,
+        Err(error) => {
+            // Rolled back before the reader is waited for: nothing stays locked meanwhile.
+            drop(load);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = reader.await;
+            return Err(error);
+        }
+    };
+    let again = reader.await.map_err(Error::internal)??;
     if again.content_hash != checked.content_hash || written != checked.rows {
         return Err(Error::validation("file", "the file changed while it was imported"));
     }
@@ -276,11 +292,34 @@ async fn load_rows(
     Ok(true)
 }
 
+/// A reader that ends with an error once `stop` is set (its consumer is gone).
+struct Stoppable<R> {
+    inner: R,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<R: std::io::Read> std::io::Read for Stoppable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("the load stopped"));
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// Publishes a `LOADED` import: `IMPORTED`, its event and audit row, once. Returns the
-/// import as it is now (already published, or still being loaded by another request).
-async fn publish_loaded(domain: &Domain, actor: &Actor, import_id: i64) -> Result<reconciliation_import::Model> {
+/// import as it is now, and whether it was published here. One still `LOADING` (another
+/// request loads it) is CONFLICT.
+pub(super) async fn publish_loaded(
+    domain: &Domain,
+    actor: &Actor,
+    import: reconciliation_import::Model,
+) -> Result<(reconciliation_import::Model, bool)> {
+    if !loading(&import) {
+        return Ok((import, false));
+    }
     let mut w = Write::begin(domain).await?;
-    let import = crate::domain::write::locking(reconciliation_import::Entity::find_by_id(import_id), w.db())
+    let import = crate::domain::write::locking(reconciliation_import::Entity::find_by_id(import.id), w.db())
         .one(w.db())
         .await?
         .ok_or(Error::NotFound("import"))?;
@@ -289,7 +328,7 @@ async fn publish_loaded(domain: &Domain, actor: &Actor, import_id: i64) -> Resul
         if import.status == LOADING {
             return Err(Error::conflict("LOAD_IN_PROGRESS", "the file is being loaded now; try again later"));
         }
-        return Ok(import);
+        return Ok((import, false));
     }
     let mut model: reconciliation_import::ActiveModel = import.into();
     model.status = Set("IMPORTED".to_owned());
@@ -298,7 +337,7 @@ async fn publish_loaded(domain: &Domain, actor: &Actor, import_id: i64) -> Resul
     let details = serde_json::json!({"rows": import.row_count});
     w.emit(super::resolution::reconciliation_event("IMPORTED", w.now(), detail)).await?;
     w.commit(Audit::action(actor, "statementLoaded", "reconciliation_import", import.id, details)).await?;
-    Ok(import)
+    Ok((import, true))
 }
 
 /// The table of imports, whose rows own the statement rows a [`Load`] writes.

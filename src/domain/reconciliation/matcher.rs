@@ -58,12 +58,39 @@ pub async fn match_import(
     import_id: i64,
     tolerances: Option<Tolerances>,
 ) -> Result<reconciliation_import::Model> {
+    Ok(match_with(domain, actor, import_id, tolerances, false).await?.0)
+}
+
+/// Matches import `import_id` unless it was matched (decided under its lock, so two
+/// requests never both match it); the import, and whether it was matched here.
+pub async fn match_unmatched(
+    domain: &Domain,
+    actor: &Actor,
+    import_id: i64,
+) -> Result<(reconciliation_import::Model, bool)> {
+    match_with(domain, actor, import_id, None, true).await
+}
+
+async fn match_with(
+    domain: &Domain,
+    actor: &Actor,
+    import_id: i64,
+    tolerances: Option<Tolerances>,
+    only_if_unmatched: bool,
+) -> Result<(reconciliation_import::Model, bool)> {
     actor.require_operator()?;
     let import =
         reconciliation_import::Entity::find_by_id(import_id).one(&domain.db).await?.ok_or(Error::NotFound("import"))?;
-    if super::import::loading(&import) {
-        return Err(Error::conflict("NOT_LOADED", "the statement's rows are still being loaded"));
+    if only_if_unmatched && import.matched_at.is_some() {
+        return Ok((import, false));
     }
+    // Loaded by a request that ended before publishing it: published now.
+    let (import, _) = super::import::publish_loaded(domain, actor, import).await.map_err(|error| match error {
+        Error::Conflict { reason: "LOAD_IN_PROGRESS", .. } => {
+            Error::conflict("NOT_LOADED", "the statement's rows are still being loaded")
+        }
+        other => other,
+    })?;
     let tolerances = check_tolerances(
         tolerances.unwrap_or(Tolerances { amount: import.amount_tolerance.0, quantity: import.quantity_tolerance.0 }),
     )?;
@@ -72,7 +99,10 @@ pub async fn match_import(
     let next_run = Period::containing(domain.clock.now().date_naive()).max(around);
     let resolver = Resolver::load(domain, import.vendor_id).await?;
     // Judged and written a chunk at a time, in one transaction.
-    let mut out = Findings::begin(domain, &import).await?;
+    let Some(mut out) = Findings::begin(domain, &import, only_if_unmatched).await? else {
+        let import = reconciliation_import::Entity::find_by_id(import_id).one(&domain.db).await?;
+        return Ok((import.ok_or(Error::NotFound("import"))?, false));
+    };
     // Each (subscription, cycle, kind) is claimed once: by the vendor's id, else by tenant and
     // SKU (the first group in the statement's order).
     let mut claimed: HashSet<OurKey> = HashSet::new();
@@ -193,7 +223,7 @@ pub async fn match_import(
         uncharged_ms = took.uncharged.as_millis(),
         "statement matched"
     );
-    out.finish(actor, import, tolerances).await
+    Ok((out.finish(actor, import, tolerances).await?, true))
 }
 
 /// Where matching spent its time (logged: what to look at when an import is slow).
@@ -347,10 +377,19 @@ struct Findings<'d> {
 }
 
 impl<'d> Findings<'d> {
-    /// Refused (CONFLICT) when a finding of the import was resolved.
-    async fn begin(domain: &'d Domain, import: &reconciliation_import::Model) -> Result<Self> {
+    /// Refused (CONFLICT) when a finding of the import was resolved. None, with
+    /// `only_if_unmatched`, when it was matched (meanwhile).
+    async fn begin(
+        domain: &'d Domain,
+        import: &reconciliation_import::Model,
+        only_if_unmatched: bool,
+    ) -> Result<Option<Self>> {
         let w = Write::begin(domain).await?;
-        super::resolution::lock_import(&w, import.id).await?;
+        let locked = super::resolution::lock_import(&w, import.id).await?;
+        if only_if_unmatched && locked.is_some_and(|i| i.matched_at.is_some()) {
+            w.rollback().await;
+            return Ok(None);
+        }
         let resolved = reconciliation_finding::Entity::find()
             .filter(reconciliation_finding::Column::ImportId.eq(import.id))
             .filter(reconciliation_finding::Column::Status.ne("OPEN"))
@@ -367,7 +406,7 @@ impl<'d> Findings<'d> {
             .filter(reconciliation_finding::Column::ImportId.eq(import.id))
             .exec(w.db())
             .await?;
-        Ok(Self { w, batch: Vec::with_capacity(BATCH), count: 0, writing: std::time::Duration::ZERO })
+        Ok(Some(Self { w, batch: Vec::with_capacity(BATCH), count: 0, writing: std::time::Duration::ZERO }))
     }
 
     async fn push(&mut self, finding: reconciliation_finding::ActiveModel) -> Result<()> {

@@ -342,6 +342,13 @@ mod tests {
         let rejected = read(&file).err().unwrap_or_else(|| panic!("accepted"));
         let found: Vec<(u64, Option<&str>)> = rejected.errors.iter().map(|e| (e.row, e.column.as_deref())).collect();
         assert_eq!(found, [(2, Some("CustomerName")), (3, Some("EffectiveUnitPrice"))], "{rejected:?}");
+        // A header name is stored as a key of every row's raw values: no control character
+        // there either (PostgreSQL's JSON refuses a NUL).
+        let header = HEADER.replacen("PartnerId", "Partner\u{0}Id", 1).replacen("TaxTotal", "Tax\tTotal", 1);
+        let good = row("cycleCharge", "Licenses", "12.3456", "3", "34.02", "0.9187");
+        let rejected = read(&format!("{header}\n{good}\n")).err().unwrap_or_else(|| panic!("accepted"));
+        let found: Vec<(u64, Option<&str>)> = rejected.errors.iter().map(|e| (e.row, e.column.as_deref())).collect();
+        assert_eq!(found, [(1, Some("column 1")), (1, Some("column 20")), (1, Some("TaxTotal"))], "{rejected:?}");
         // Trailing zeros are no extra precision.
         let zeros = row("cycleCharge", "Licenses", "12.34560000000000", "3", "34.02", "0.9187");
         assert!(read(&format!("{HEADER}\n{zeros}\n")).is_ok());

@@ -4,7 +4,8 @@
 //! customer's when the operator says so, described with the statement and the finding it
 //! comes from. A finding is resolved once: the update is conditional on it being OPEN, and
 //! the charge's key is unique per subscription, so recovering twice is impossible even for
-//! two operators at the same instant. Every resolution writes an audit row and an event.
+//! two operators at the same instant. A recovery is refused when the cycle's billing changed
+//! since matching (BILLED_BY_NEXT_RUN, STALE_FINDING): it would bill the cycle twice. Every resolution writes an audit row and an event.
 
 use chrono::Duration;
 use entity::enums::ChargeKind;
@@ -102,10 +103,18 @@ pub async fn recover_finding(
     let amount = in_subscription_currency(&finding, &subscription.currency)?;
     let mut w = Write::begin(domain).await?;
     lock_import(&w, finding.import_id).await?;
-    // The subscription's row is held (as every change of it holds it), so what the next run
-    // bills for it cannot change before this commits.
-    crate::domain::write::locking(subscription::Entity::find_by_id(subscription.id), w.db()).one(w.db()).await?;
-    if let Err(error) = billed_by_next_run(domain, &finding, &subscription, &import).await {
+    // Under the import's lock: resolved meanwhile (another operator) is ALREADY_RESOLVED.
+    let current = find_in(&w, id).await?;
+    // The subscription's row is held (as every change of it holds it), so what is charged
+    // and planned for it cannot change before this commits.
+    let held =
+        crate::domain::write::locking(subscription::Entity::find_by_id(subscription.id), w.db()).one(w.db()).await?;
+    let checked = match (current.status.as_str(), held) {
+        ("OPEN", Some(subscription)) => unchanged_since_matching(domain, &finding, &subscription, &import).await,
+        ("OPEN", None) => Err(Error::NotFound("subscription")),
+        _ => Err(already_resolved()),
+    };
+    if let Err(error) = checked {
         w.rollback().await;
         return Err(error);
     }
@@ -200,9 +209,12 @@ pub async fn recover_finding(
     find(domain, id).await
 }
 
-/// CONFLICT (BILLED_BY_NEXT_RUN) when the next billing run bills the finding's cycle anyway
-/// (a change made after a run): that is lag, not leakage, and recovering it would bill it twice.
-async fn billed_by_next_run(
+/// Refuses a recovery the finding no longer stands for: what we charged for its cycle,
+/// plus what the next billing run would bill for it, must be what matching counted as
+/// billed. Otherwise the cycle was billed since (a run in between, late usage):
+/// BILLED_BY_NEXT_RUN when the next run bills it — lag, not leakage — and STALE_FINDING when
+/// a run did; recovering either would bill it twice. Matching again shows what is left.
+async fn unchanged_since_matching(
     domain: &Domain,
     finding: &reconciliation_finding::Model,
     subscription: &subscription::Model,
@@ -210,22 +222,35 @@ async fn billed_by_next_run(
 ) -> Result<()> {
     let now = domain.clock.now();
     let next_run = Period::containing(now.date_naive()).max(Period::parse(&import.period)?);
+    let last_day = finding.charge_end.date_naive();
     let cycle_end = finding.charge_end + Duration::days(1);
     let usage = finding.unit_kind == "USAGE";
+    let charged = super::charged::our_groups(domain, &[subscription.id], &import.period, Some((last_day, last_day)))
+        .await?
+        .get(&(subscription.id, last_day, usage))
+        .map_or(Decimal::ZERO, |group| group.side.wholesale);
     let pending = crate::domain::billing::pending_charges(domain, &[subscription.id], next_run).await?;
-    if pending.get(&subscription.id).is_some_and(|lines| {
-        lines.iter().any(|l| {
-            l.service_end == cycle_end
-                && (l.kind == ChargeKind::Usage || l.key.starts_with("usage:")) == usage
-                && !l.amount.1.is_zero()
-        })
-    }) {
+    let pending = pending
+        .get(&subscription.id)
+        .into_iter()
+        .flatten()
+        .filter(|l| l.service_end == cycle_end && (l.kind == ChargeKind::Usage || l.key.starts_with("usage:")) == usage)
+        .try_fold(Decimal::ZERO, |sum, l| sum.checked_add(l.amount.1))
+        .ok_or_else(|| Error::validation("amount", "too large"))?;
+    let billed = charged.checked_add(pending).ok_or_else(|| Error::validation("amount", "too large"))?;
+    if billed == finding.wholesale_billed.0 {
+        return Ok(());
+    }
+    if !pending.is_zero() {
         return Err(Error::conflict(
             "BILLED_BY_NEXT_RUN",
             "the next billing run bills this cycle: match the statement again after it",
         ));
     }
-    Ok(())
+    Err(Error::conflict(
+        "STALE_FINDING",
+        "this cycle was billed since the statement was matched: match it again to see what is left",
+    ))
 }
 
 /// The finding's amount in the subscription's currency: as it is when the statement billed
@@ -249,9 +274,12 @@ fn in_subscription_currency(finding: &reconciliation_finding::Model, currency: &
 
 /// Holds the import's row until the transaction ends (PostgreSQL; SQLite writes one at a
 /// time): a resolution and matching the import again do not interleave.
-pub(super) async fn lock_import(w: &Write<'_>, import_id: i64) -> Result<()> {
-    crate::domain::write::locking(reconciliation_import::Entity::find_by_id(import_id), w.db()).one(w.db()).await?;
-    Ok(())
+pub(super) async fn lock_import(w: &Write<'_>, import_id: i64) -> Result<Option<reconciliation_import::Model>> {
+    Ok(crate::domain::write::locking(reconciliation_import::Entity::find_by_id(import_id), w.db()).one(w.db()).await?)
+}
+
+async fn find_in(w: &Write<'_>, id: i64) -> Result<reconciliation_finding::Model> {
+    reconciliation_finding::Entity::find_by_id(id).one(w.db()).await?.ok_or(Error::NotFound("finding"))
 }
 
 async fn find(domain: &Domain, id: i64) -> Result<reconciliation_finding::Model> {

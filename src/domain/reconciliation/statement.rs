@@ -182,17 +182,26 @@ pub struct Columns {
 
 impl Columns {
     /// Finds `required` in `header` (names compared without regard to case or blanks); every
-    /// missing one is an error of row 1.
+    /// missing one, and every name with a control character, is an error of row 1.
     pub fn find(header: &csv::StringRecord, required: &[&str]) -> Result<Self, Vec<RowError>> {
         let names: Vec<String> = header.iter().map(|n| n.trim().trim_start_matches('\u{feff}').to_owned()).collect();
         let positions: std::collections::HashMap<String, usize> =
             names.iter().enumerate().map(|(i, n)| (n.to_ascii_lowercase(), i)).collect();
-        let missing: Vec<RowError> = required
+        // A name is a key of every row's raw values: no control character (PostgreSQL's JSON
+        // refuses a NUL), named by its position since the name cannot be shown.
+        let mut errors: Vec<RowError> = names
             .iter()
-            .filter(|name| !positions.contains_key(&name.to_ascii_lowercase()))
-            .map(|name| RowError::at(1, name, "missing column"))
+            .enumerate()
+            .filter(|(_, name)| name.chars().any(char::is_control))
+            .map(|(i, _)| RowError::at(1, &format!("column {}", i + 1), "a control character in the column's name"))
             .collect();
-        if missing.is_empty() { Ok(Self { names, positions }) } else { Err(missing) }
+        errors.extend(
+            required
+                .iter()
+                .filter(|name| !positions.contains_key(&name.to_ascii_lowercase()))
+                .map(|name| RowError::at(1, name, "missing column")),
+        );
+        if errors.is_empty() { Ok(Self { names, positions }) } else { Err(errors) }
     }
 
     /// The value of `column` in `record` (trimmed; empty when the row is short).
