@@ -84,11 +84,14 @@ async fn match_with(
     if only_if_unmatched && import.matched_at.is_some() {
         return Ok((import, false));
     }
-    // Loaded by a request that ended before publishing it: published now.
+    // Refused at once while its rows load (no lock is waited for); loaded by a request that
+    // ended before publishing it: published now.
+    let not_loaded = || Error::conflict("NOT_LOADED", "the statement's rows are not loaded: import the file again");
+    if import.status == super::import::LOADING {
+        return Err(not_loaded());
+    }
     let (import, _) = super::import::publish_loaded(domain, actor, import).await.map_err(|error| match error {
-        Error::Conflict { reason: "LOAD_IN_PROGRESS", .. } => {
-            Error::conflict("NOT_LOADED", "the statement's rows are still being loaded")
-        }
+        Error::Conflict { reason: "LOAD_IN_PROGRESS", .. } => not_loaded(),
         other => other,
     })?;
     let tolerances = check_tolerances(
