@@ -403,8 +403,24 @@ async fn recovered_leakage_is_billed_by_the_next_run_exactly_once() {
     );
     assert_eq!(code(explain_finding(&app.domain, &op, quantity.id, "again").await.unwrap_err()), "ALREADY_RESOLVED");
     assert_eq!(code(recover_finding(&app.domain, &op, quantity.id, true, None).await.unwrap_err()), "ALREADY_RESOLVED");
-    // Matching again would lose what was resolved: refused.
-    assert_eq!(code(match_import(&app.domain, &op, december.import_id, None).await.unwrap_err()), "FINDINGS_RESOLVED");
+    // Matching again keeps what was resolved as it was resolved, and judges the rest again.
+    let before = found(&app, december.import_id).await.1;
+    match_import(&app.domain, &op, december.import_id, None).await.unwrap();
+    let after = found(&app, december.import_id).await.1;
+    assert_eq!(after.len(), before.len());
+    for resolved in [unbilled.id, under.id, quantity.id] {
+        let was = before.iter().find(|x| x.id == resolved).unwrap();
+        let is = after.iter().find(|x| x.id == resolved).unwrap_or_else(|| panic!("finding {resolved} was lost"));
+        assert_eq!((&is.status, &is.note, is.recovery_charge_id), (&was.status, &was.note, was.recovery_charge_id));
+    }
+    let keys = |all: &[entity::reconciliation_finding::Model]| {
+        let mut keys: Vec<(String, String, Decimal)> =
+            all.iter().map(|x| (x.group_key.clone(), x.category.clone(), x.amount.0.normalize())).collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&after), keys(&before), "the open findings are found again as they were");
+    let lag = after.iter().find(|x| x.group_key == lag.group_key).unwrap();
 
     assert_eq!(code(recover_finding(&app.domain, &op, lag.id, true, None).await.unwrap_err()), "NOT_RECOVERABLE");
 
@@ -471,7 +487,8 @@ async fn recovered_leakage_is_billed_by_the_next_run_exactly_once() {
         .all(&app.domain.db)
         .await
         .unwrap();
-    assert_eq!(audited.len(), 5, "{audited:?}");
+    // The import, its match, two recoveries, an explanation and the match again.
+    assert_eq!(audited.len(), 6, "{audited:?}");
 }
 
 #[tokio::test]
@@ -542,13 +559,12 @@ async fn a_three_year_upfront_cycle_is_matched_however_far_it_ends_from_the_stat
     assert_eq!(findings[0].amount.0, row.subtotal());
 }
 
-#[tokio::test]
-async fn late_usage_recorded_after_matching_is_left_to_the_next_run_not_recovered() {
-    let app = spawn_app().await;
-    let f = Fixture::build(&app).await;
+/// A usage subscription of customer A (Azure at 0.057 cost, 0.067 list), provisioned: its
+/// id and the vendor's id of it.
+async fn azure(app: &TestApp, f: &Fixture) -> (i64, String) {
     let offer = f
         .offer(
-            &app,
+            app,
             ExtraOffer {
                 sku: "A-AZURE",
                 term: entity::enums::Term::P1m,
@@ -560,44 +576,60 @@ async fn late_usage_recorded_after_matching_is_left_to_the_next_run_not_recovere
             },
         )
         .await;
-    let s = buy(&app, f.customer_a, f.reseller_a, offer, 1, "azure").await;
+    let s = buy(app, f.customer_a, f.reseller_a, offer, 1, "azure").await;
     app.run_jobs().await;
-    let vendor_id = reference(&app, s).await;
-    // November and December billed before any November usage reached us.
-    app.clock.set(at("2026-12-01T06:00:00Z"));
-    crate::billing::run(&app, "2026-11").await;
-    crate::billing::run(&app, "2026-12").await;
-    // The vendor billed 55 hours of November at 0.057: ROUNDDOWN(3.135, 2) = 3.13.
+    (s, reference(app, s).await)
+}
+
+/// Imports a statement of one usage row: 55 hours at 0.057 (ROUNDDOWN(3.135, 2) = 3.13) from
+/// `first` to `last`, for `period`; the import's id.
+async fn import_usage(app: &TestApp, f: &Fixture, vendor_id: &str, period: &str, (first, last): (&str, &str)) -> i64 {
     let usage = format!(
-        "p1,tenant-azure,Azure user,a.test,DE,G9,1,5555,o9,2026-11-01,DZH318Z0BQ3Q,0001,DZH318Z0BQ3Q,Azure,Azure,\
-         usage,0.057,55,3.13,0,3.13,USD,{vendor_id},2026-11-01,2026-11-30,,0.057,1 Hour,55,Monthly,USD,1"
+        "p1,tenant-azure,Azure user,a.test,DE,G9,1,5555,o9,{first},DZH318Z0BQ3Q,0001,DZH318Z0BQ3Q,Azure,Azure,\
+         usage,0.057,55,3.13,0,3.13,USD,{vendor_id},{first},{last},,0.057,1 Hour,55,Monthly,USD,1"
     );
-    let path = std::env::temp_dir().join(format!("switchyard-late-usage-{}.csv", std::process::id()));
+    let path = std::env::temp_dir().join(format!("switchyard-usage-{}-{period}.csv", std::process::id()));
     std::fs::write(&path, format!("{}\n{usage}\n", crate::statement_generator::HEADER)).unwrap();
-    app.clock.set(at("2026-12-02T08:00:00Z"));
-    let op = Actor::system();
     let imported = import_statement(
         &app.domain,
-        &op,
+        &Actor::system(),
         VendorId::new(f.vendor_a),
         "usage.csv",
-        Some("2026-11"),
+        Some(period),
         &PartnerCenter,
         &path,
     )
     .await;
     let _ = std::fs::remove_file(&path);
-    let import_id = imported.unwrap().import.id;
+    imported.unwrap().import.id
+}
+
+async fn record_usage(app: &TestApp, f: &Fixture, s: i64, id: &str, at: &str) {
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let record = json!({"r": [{"subscriptionId": s.to_string(), "externalId": id, "meter": "azure", "quantity": "55", "occurredAt": at}]});
+    let recorded =
+        app.data(&reseller, "mutation($r: [UsageRecordInput!]!) { recordUsage(records: $r) { status } }", record).await;
+    assert_eq!(recorded["recordUsage"][0]["status"], "ACCEPTED");
+}
+
+#[tokio::test]
+async fn late_usage_recorded_after_matching_is_left_to_the_next_run_not_recovered() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let (s, vendor_id) = azure(&app, &f).await;
+    // November and December billed before any November usage reached us.
+    app.clock.set(at("2026-12-01T06:00:00Z"));
+    crate::billing::run(&app, "2026-11").await;
+    crate::billing::run(&app, "2026-12").await;
+    app.clock.set(at("2026-12-02T08:00:00Z"));
+    let import_id = import_usage(&app, &f, &vendor_id, "2026-11", ("2026-11-01", "2026-11-30")).await;
+    let op = Actor::system();
     let (_, findings) = found(&app, import_id).await;
     assert_eq!(findings.len(), 1, "{findings:?}");
     let unbilled = &findings[0];
     assert_eq!((unbilled.category.as_str(), unbilled.amount.0), ("UNBILLED", dec("3.13")), "{}", unbilled.rule);
     // The usage reaches us late; the next run bills it. Recovering it too would bill it twice.
-    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
-    let record = json!({"r": [{"subscriptionId": s.to_string(), "externalId": "u-1", "meter": "azure", "quantity": "55", "occurredAt": "2026-11-10T00:00:00Z"}]});
-    let recorded =
-        app.data(&reseller, "mutation($r: [UsageRecordInput!]!) { recordUsage(records: $r) { status } }", record).await;
-    assert_eq!(recorded["recordUsage"][0]["status"], "ACCEPTED");
+    record_usage(&app, &f, s, "u-1", "2026-11-10T00:00:00Z").await;
     match recover_finding(&app.domain, &op, unbilled.id, false, None).await {
         Err(switchyard::domain::Error::Conflict { reason: "BILLED_BY_NEXT_RUN", .. }) => {}
         other => panic!("recovered what the next run bills: {other:?}"),
@@ -614,4 +646,37 @@ async fn late_usage_recorded_after_matching_is_left_to_the_next_run_not_recovere
     let (_, findings) = found(&app, again.id).await;
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].category, "MATCHED", "{}", findings[0].rule);
+}
+
+#[tokio::test]
+async fn usage_of_the_current_month_that_we_recorded_is_lag_not_leakage() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let (s, vendor_id) = azure(&app, &f).await;
+    // Mid-December: December's usage is billed by January's run, in arrears. The vendor's
+    // export of it, matched now, is lag, not leakage (recovering it would bill it twice).
+    app.clock.set(at("2026-12-20T08:00:00Z"));
+    record_usage(&app, &f, s, "u-dec", "2026-12-05T00:00:00Z").await;
+    let import_id = import_usage(&app, &f, &vendor_id, "2026-12", ("2026-12-01", "2026-12-31")).await;
+    let (_, findings) = found(&app, import_id).await;
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].category, "MATCHED", "{}", findings[0].rule);
+    assert!(findings[0].rule.contains("the next billing run bills"), "{}", findings[0].rule);
+}
+
+#[tokio::test]
+async fn usage_of_the_current_month_recorded_after_matching_is_not_recovered() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let (s, vendor_id) = azure(&app, &f).await;
+    app.clock.set(at("2026-12-20T08:00:00Z"));
+    let import_id = import_usage(&app, &f, &vendor_id, "2026-12", ("2026-12-01", "2026-12-31")).await;
+    let (_, findings) = found(&app, import_id).await;
+    assert_eq!(findings[0].category, "UNBILLED", "{}", findings[0].rule);
+    // Recorded after matching: January's run bills it, so it is not recovered as well.
+    record_usage(&app, &f, s, "u-dec", "2026-12-05T00:00:00Z").await;
+    match recover_finding(&app.domain, &Actor::system(), findings[0].id, false, None).await {
+        Err(switchyard::domain::Error::Conflict { reason: "BILLED_BY_NEXT_RUN", .. }) => {}
+        other => panic!("recovered what January's run bills: {other:?}"),
+    }
 }

@@ -221,10 +221,13 @@ async fn unchanged_since_matching(
     import: &reconciliation_import::Model,
 ) -> Result<()> {
     let now = domain.clock.now();
-    let next_run = Period::containing(now.date_naive()).max(Period::parse(&import.period)?);
     let last_day = finding.charge_end.date_naive();
     let cycle_end = finding.charge_end + Duration::days(1);
     let usage = finding.unit_kind == "USAGE";
+    let mut next_run = Period::containing(now.date_naive()).max(Period::parse(&import.period)?);
+    if usage {
+        next_run = next_run.max(super::sides::usage_run(last_day));
+    }
     let charged = super::charged::our_groups(domain, &[subscription.id], &import.period, Some((last_day, last_day)))
         .await?
         .get(&(subscription.id, last_day, usage))
