@@ -7,15 +7,14 @@
 //! two. Cycles we charged in the import's period that no statement of the vendor charged are
 //! judged too. Rows and charges are read in pages and summed as they come, so memory grows
 //! with the number of subscriptions, not of rows. The findings replace the import's earlier
-//! ones in one transaction; resolved findings are kept as they were resolved, their groups
-//! judged but not written again.
+//! ones in one transaction; matching again is refused once a finding was resolved.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::NaiveDate;
 use entity::{DbDecimal, reconciliation_finding, reconciliation_import};
 use rust_decimal::Decimal;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QuerySelect, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, PaginatorTrait, QueryFilter, Set};
 
 use super::charged::{Line, add_line, charged_in_period, cycles_charged, our_groups};
 use super::matching::{Category, Judgement, OurSide, Tolerances, judge_charged, judge_uncharged};
@@ -52,7 +51,7 @@ pub fn check_tolerances(tolerances: Tolerances) -> Result<Tolerances> {
 const CHUNK: usize = 2_000;
 
 /// Matches import `import_id` with `tolerances` (the import's own when None), replacing its
-/// open findings (resolved ones are kept as they were resolved).
+/// findings. Refused (CONFLICT) when a finding of it was resolved.
 pub async fn match_import(
     domain: &Domain,
     actor: &Actor,
@@ -124,7 +123,7 @@ async fn match_with(
         took.subscriptions += clock.elapsed();
         let clock = std::time::Instant::now();
         // The cycles this chunk's rows end (a three-year upfront cycle too); the subscriptions
-        // bound what is read, so a stray date costs nothing.
+        // bound what is read.
         let lo = chunk.iter().map(|g| g.last_day).min().unwrap_or(around.start);
         let hi = chunk.iter().map(|g| g.last_day).max().unwrap_or(around.start);
         let ids: Vec<i64> = matches.iter().flatten().map(|(s, _)| s.id).collect::<BTreeSet<_>>().into_iter().collect();
@@ -376,20 +375,17 @@ fn new_finding(
     }
 }
 
-/// Findings being written: the import's earlier open ones gone, new ones a batch at a time,
-/// resolved ones kept.
+/// Findings being written: the import's earlier ones gone, new ones a batch at a time.
 struct Findings<'d> {
     w: Write<'d>,
     batch: Vec<reconciliation_finding::ActiveModel>,
     count: usize,
-    /// The groups of resolved findings, kept as they are.
-    kept: HashSet<String>,
     /// Time spent writing (logged).
     writing: std::time::Duration,
 }
 
 impl<'d> Findings<'d> {
-    /// Replaces the import's open findings; resolved ones are kept. None, with
+    /// Refused (CONFLICT) when a finding of the import was resolved. None, with
     /// `only_if_unmatched`, when it was matched (meanwhile).
     async fn begin(
         domain: &'d Domain,
@@ -402,32 +398,26 @@ impl<'d> Findings<'d> {
             w.rollback().await;
             return Ok(None);
         }
-        // A resolved finding stays as it was resolved (its group is judged, not written again);
-        // the open ones are replaced.
-        let kept: HashSet<String> = reconciliation_finding::Entity::find()
-            .select_only()
-            .column(reconciliation_finding::Column::GroupKey)
+        let resolved = reconciliation_finding::Entity::find()
             .filter(reconciliation_finding::Column::ImportId.eq(import.id))
             .filter(reconciliation_finding::Column::Status.ne("OPEN"))
-            .into_tuple::<String>()
-            .all(w.db())
-            .await?
-            .into_iter()
-            .collect();
+            .count(w.db())
+            .await?;
+        if resolved > 0 {
+            w.rollback().await;
+            return Err(Error::conflict(
+                "FINDINGS_RESOLVED",
+                "findings of this import were resolved: it cannot be matched again",
+            ));
+        }
         reconciliation_finding::Entity::delete_many()
             .filter(reconciliation_finding::Column::ImportId.eq(import.id))
-            .filter(reconciliation_finding::Column::Status.eq("OPEN"))
             .exec(w.db())
             .await?;
-        Ok(Some(Self { w, batch: Vec::with_capacity(BATCH), count: 0, kept, writing: std::time::Duration::ZERO }))
+        Ok(Some(Self { w, batch: Vec::with_capacity(BATCH), count: 0, writing: std::time::Duration::ZERO }))
     }
 
     async fn push(&mut self, finding: reconciliation_finding::ActiveModel) -> Result<()> {
-        if let sea_orm::ActiveValue::Set(key) = &finding.group_key
-            && self.kept.contains(key)
-        {
-            return Ok(());
-        }
         self.batch.push(finding);
         self.count += 1;
         if self.batch.len() == BATCH {
@@ -453,7 +443,7 @@ impl<'d> Findings<'d> {
         tolerances: Tolerances,
     ) -> Result<reconciliation_import::Model> {
         self.flush().await?;
-        let Self { mut w, count, kept, .. } = self;
+        let Self { mut w, count, .. } = self;
         let mut model: reconciliation_import::ActiveModel = import.into();
         model.amount_tolerance = Set(DbDecimal(tolerances.amount));
         model.quantity_tolerance = Set(DbDecimal(tolerances.quantity));
@@ -462,7 +452,6 @@ impl<'d> Findings<'d> {
         let import = model.update(w.db()).await?;
         let details = serde_json::json!({
             "findings": count,
-            "resolvedKept": kept.len(),
             "amountTolerance": tolerances.amount.to_string(),
             "quantityTolerance": tolerances.quantity.to_string(),
         });

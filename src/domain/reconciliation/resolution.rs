@@ -91,6 +91,15 @@ pub async fn recover_finding(
             format!("only an UNBILLED or UNDERBILLED amount can be recovered; this finding is {}", finding.category),
         ));
     }
+    // Usage of a month still open may yet be recorded, and then billed by the next run.
+    if finding.unit_kind == "USAGE"
+        && domain.clock.now().date_naive() < super::sides::usage_run(finding.charge_end.date_naive()).start
+    {
+        return Err(Error::conflict(
+            "CYCLE_OPEN",
+            "the cycle's usage may still be recorded: recover it once its month has ended",
+        ));
+    }
     let subscription_id = finding.subscription_id.ok_or_else(|| Error::internal("leakage without a subscription"))?;
     let subscription = subscription::Entity::find_by_id(subscription_id)
         .one(&domain.db)

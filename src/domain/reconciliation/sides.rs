@@ -65,10 +65,10 @@ pub(super) fn kind_name(usage: bool) -> &'static str {
 /// The instant a day starts (UTC).
 pub(super) use crate::domain::billing::terms::midnight;
 
-/// The billing run that bills the usage of a cycle ending on `last_day`: the month after it
-/// (usage is billed in arrears).
+/// The billing run that bills the usage of a cycle ending on `last_day`: the one of the month
+/// after the month it ends in (usage is billed in arrears).
 pub(super) fn usage_run(last_day: NaiveDate) -> crate::domain::billing::terms::Period {
-    crate::domain::billing::terms::Period::containing(last_day + chrono::Duration::days(1))
+    crate::domain::billing::terms::Period::containing(last_day).next()
 }
 
 pub(super) fn too_large() -> Error {

@@ -52,9 +52,9 @@ impl ReconciliationMutation {
         Ok(StatementImportPayload { import: StatementImport(outcome.import), replayed: outcome.replayed })
     }
 
-    /// Matches an import again, with tolerances (each 0 when omitted): its open findings are
-    /// replaced; resolved ones are kept as they were resolved. NOT_LOADED (CONFLICT) while
-    /// its rows are not all loaded.
+    /// Matches an import again, with tolerances (each 0 when omitted): its findings are
+    /// replaced. Refused (CONFLICT) once one of them was resolved (FINDINGS_RESOLVED), and
+    /// while its rows are not all loaded (NOT_LOADED).
     async fn match_statement(
         &self,
         ctx: &Context<'_>,
