@@ -353,10 +353,35 @@ async fn provision(
     if let Outcome::Transient { error, .. } | Outcome::Permanent { error } | Outcome::Abandoned { error } = &outcome {
         tracing::warn!(job = claimed.job.id, attempt = claimed.job.attempts, %error, "provisioning attempt failed");
     }
-    if !complete_job(domain, claimed, outcome).await? {
+    if !record_outcome(domain, worker, claimed, outcome).await? {
         tracing::warn!(job = claimed.job.id, worker, "lease lost: another worker took the job over");
     }
     Ok(())
+}
+
+/// Records the vendor's answer, trying again (5 times, backing off from 200 ms) while the
+/// database is unavailable, so an answer is not left to the lease by a blip. At shutdown
+/// that blip is certain for some: a pooled connection opened inside an HTTP handler lives on
+/// that HTTP worker's runtime, and dies with it once the server has stopped; the pool opens
+/// a fresh one for the next attempt. Recording is conditional on the lease, so an attempt
+/// that committed but lost its answer is not applied twice.
+async fn record_outcome(
+    domain: &Domain,
+    worker: &str,
+    claimed: &ClaimedJob,
+    outcome: Outcome,
+) -> crate::domain::Result<bool> {
+    let mut attempt = 0_u32;
+    loop {
+        match complete_job(domain, claimed, outcome.clone()).await {
+            Err(crate::domain::Error::Unavailable(error)) if attempt < 5 => {
+                attempt += 1;
+                tracing::warn!(job = claimed.job.id, worker, attempt, %error, "recording a job's outcome: trying again");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Renews or expires due subscriptions, prunes the outbox of events older than `retention`
