@@ -238,6 +238,26 @@ pub struct ServerConfig {
     /// is not itself a trusted proxy. From any other peer the header is ignored.
     #[arg(long, env = "SWITCHYARD_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<IpRange>,
+    /// Web origins allowed to call the API from a browser (CORS), comma-separated, each
+    /// `scheme://host[:port]` (`https://shop.example`); none by default: no CORS headers, so
+    /// browsers keep other sites' pages out.
+    #[arg(long, env = "SWITCHYARD_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+}
+
+/// A web origin as browsers send it in `Origin`: `scheme://host[:port]`, http or https, no
+/// path, query or user; refused otherwise.
+pub fn parse_origin(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let refused = || format!("{text:?} is not an origin like https://shop.example");
+    let uri: actix_web::http::Uri = text.parse().map_err(|_| refused())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path() == "/" && !text.ends_with('/') && uri.query().is_none();
+    let authority = uri.authority().ok_or_else(refused)?;
+    if !scheme_ok || !bare || authority.as_str().contains('@') || authority.host().is_empty() {
+        return Err(refused());
+    }
+    Ok(text.to_owned())
 }
 
 /// The provisioning engine: workers, leases, retries.

@@ -43,6 +43,23 @@ async fn graphiql(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page)
 }
 
+/// Cross-origin requests from browsers (CORS), for `origins` only (checked when configured:
+/// `config::parse_origin`): GET and POST with a bearer token and a JSON or multipart body;
+/// the answer's rate-limit, request-id and cache headers readable by the page; preflights
+/// remembered for 10 minutes. Without origins the middleware is not mounted at all.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header;
+    origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT, header::IF_NONE_MATCH])
+        .allowed_header("x-request-id")
+        .expose_headers([header::ETAG, header::RETRY_AFTER])
+        .expose_headers(["ratelimit", "ratelimit-policy", "x-request-id"])
+        .max_age(600)
+}
+
 /// Starts the server on an already bound listener (port 0 in tests).
 ///
 /// The server does not handle signals itself: the application stops it in its shutdown
@@ -53,9 +70,14 @@ pub fn serve(state: AppState, listener: TcpListener, grace: std::time::Duration)
         n => n,
     };
     let max_body = state.config.max_body_bytes;
+    let origins = state.config.cors_origins.clone();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).app_data(web::PayloadConfig::new(max_body)).configure(routes)
+        App::new()
+            .wrap(actix_web::middleware::Condition::new(!origins.is_empty(), cors(&origins)))
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .configure(routes)
     })
     .workers(workers)
     .disable_signals()

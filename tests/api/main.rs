@@ -11,6 +11,7 @@ mod billing;
 mod billing_defects;
 mod browser;
 mod catalog;
+mod cors;
 mod cut_proxy;
 mod documents;
 mod event_delivery;
