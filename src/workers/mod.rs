@@ -51,7 +51,10 @@ impl Workers {
         if !cut_short {
             return 0;
         }
-        match jobs::release_held_by(&self.domain, &self.names).await {
+        // Through the same blip as any write at shutdown (see `record_outcome`).
+        match while_unavailable("releasing the jobs in flight", || jobs::release_held_by(&self.domain, &self.names))
+            .await
+        {
             Ok(released) => {
                 tracing::warn!(released, "jobs still running at the end of the grace period were released");
                 released
@@ -359,8 +362,8 @@ async fn provision(
     Ok(())
 }
 
-/// Records the vendor's answer, trying again (5 times, backing off from 200 ms) while the
-/// database is unavailable, so an answer is not left to the lease by a blip. At shutdown
+/// Records the vendor's answer, trying again while the database is unavailable
+/// (`while_unavailable`), so an answer is not left to the lease by a blip. At shutdown
 /// that blip is certain for some: a pooled connection opened inside an HTTP handler lives on
 /// that HTTP worker's runtime, and dies with it once the server has stopped; the pool opens
 /// a fresh one for the next attempt. Recording is conditional on the lease, so an attempt
@@ -371,13 +374,33 @@ async fn record_outcome(
     claimed: &ClaimedJob,
     outcome: Outcome,
 ) -> crate::domain::Result<bool> {
-    let mut attempt = 0_u32;
+    let what = format!("recording the outcome of job {} by {worker}", claimed.job.id);
+    while_unavailable(&what, || complete_job(domain, claimed, outcome.clone())).await
+}
+
+/// Runs `write` again while the database is unavailable: after an outage, 5 more tries
+/// backing off from 200 ms to 1 s. A connection that died with the HTTP worker runtime it was
+/// opened on (at shutdown: tokio says the runtime "is being shutdown") is no outage: the pool
+/// discards it, and the write is tried again at once, up to 32 times (past any pool's size).
+async fn while_unavailable<T, F: std::future::Future<Output = crate::domain::Result<T>>>(
+    what: &str,
+    mut write: impl FnMut() -> F,
+) -> crate::domain::Result<T> {
+    let (mut outages, mut dead) = (0_u32, 0_u32);
     loop {
-        match complete_job(domain, claimed, outcome.clone()).await {
-            Err(crate::domain::Error::Unavailable(error)) if attempt < 5 => {
-                attempt += 1;
-                tracing::warn!(job = claimed.job.id, worker, attempt, %error, "recording a job's outcome: trying again");
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+        match write().await {
+            Err(crate::domain::Error::Unavailable(error)) => {
+                let shut_down_runtime = error.to_string().contains("being shutdown");
+                if shut_down_runtime && dead < 32 {
+                    dead += 1;
+                    tracing::warn!(dead, %error, "{what}: a dead connection; trying again");
+                } else if !shut_down_runtime && outages < 5 {
+                    outages += 1;
+                    tracing::warn!(outages, %error, "{what}: trying again");
+                    tokio::time::sleep(Duration::from_millis((100_u64 << outages).min(1_000))).await;
+                } else {
+                    return Err(crate::domain::Error::Unavailable(error));
+                }
             }
             other => return other,
         }
