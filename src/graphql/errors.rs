@@ -87,6 +87,17 @@ pub fn finalize(response: &mut Response) {
     }
 }
 
+/// Puts `request_id` in the extensions of every INTERNAL error of `response` (after
+/// [`finalize`]): what a caller reports, and what the request's log lines carry.
+pub fn tag_internal(response: &mut Response, request_id: Option<&str>) {
+    let Some(id) = request_id else { return };
+    for error in &mut response.errors {
+        if error_code(error).is_some_and(|code| *code == Value::from("INTERNAL")) {
+            error.extensions.get_or_insert_with(Default::default).set("requestId", id);
+        }
+    }
+}
+
 /// The `extensions.code` of an error, if set.
 pub fn error_code(error: &ServerError) -> Option<&Value> {
     error.extensions.as_ref().and_then(|e| e.get("code"))
@@ -117,6 +128,19 @@ pub fn request_error(message: impl Into<String>, code: &str) -> ServerError {
 mod tests {
     use super::*;
     use crate::domain::error::FileError;
+
+    #[test]
+    fn an_internal_error_names_its_request_and_others_do_not() {
+        let mut internal = ServerError::new("boom", None);
+        internal.path = vec![async_graphql::PathSegment::Field("order".into())];
+        let mut response = Response::from_errors(vec![internal, ServerError::new("Unknown field", None)]);
+        finalize(&mut response);
+        tag_internal(&mut response, Some("req-1"));
+        let ids: Vec<Option<&Value>> =
+            response.errors.iter().map(|e| e.extensions.as_ref().and_then(|x| x.get("requestId"))).collect();
+        assert_eq!(ids, [Some(&Value::from("req-1")), None]);
+        assert_eq!(response.errors[0].message, "internal error", "the cause stays in the logs");
+    }
 
     /// A refused file reaches the client with its errors by row and column and their count.
     #[test]

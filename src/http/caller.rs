@@ -27,6 +27,9 @@ use crate::domain::Actor;
 use crate::graphql::errors::request_error;
 use crate::state::AppState;
 
+/// The header credentials come in, as others (CORS) must name it.
+pub const CREDENTIALS_HEADER: header::HeaderName = header::AUTHORIZATION;
+
 /// The media type of GraphQL responses (GraphQL over HTTP).
 pub const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 

@@ -18,7 +18,7 @@ use async_graphql::{BatchRequest, BatchResponse, Request, ServerError};
 
 use super::caller::{Caller, GRAPHQL_RESPONSE_JSON, Unauthenticated, accepts_graphql_response, client_address};
 use crate::domain::Actor;
-use crate::graphql::errors::{finalize, request_error};
+use crate::graphql::errors::{finalize, request_error, tag_internal};
 use crate::graphql::response_cache::CacheKey;
 use crate::graphql::{LoginAllowance, RequestContext};
 use crate::state::AppState;
@@ -87,7 +87,7 @@ pub async fn post(
         }
     };
     let response = state.schema.execute_batch(batch).await;
-    respond(response, accepts_graphql_json)
+    respond(response, accepts_graphql_json, super::request_id::of(&request).as_deref())
 }
 
 /// Serves a single request through the response cache when it is a catalog query.
@@ -111,6 +111,7 @@ async fn cached_catalog_query(
     let allowance = LoginAllowance::new(client_address(http, &state.config.trusted_proxies));
     let mut response = state.schema.execute(with_context(state, request, actor, &allowance)).await;
     finalize(&mut response);
+    tag_internal(&mut response, super::request_id::of(http).as_deref());
     let request_error = is_request_error(&response.errors);
     let cacheable = !state.domain.catalog.ttl().is_zero() && response.errors.is_empty() && key.is_catalog_query();
     let body = match serde_json::to_vec(&serialize(&response, request_error)) {
@@ -195,7 +196,7 @@ pub async fn get(
     let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
     let graphql_request = with_context(&state, graphql_request, actor, &allowance);
     let response = state.schema.execute(graphql_request).await;
-    respond(BatchResponse::Single(response), accepts_graphql_json)
+    respond(BatchResponse::Single(response), accepts_graphql_json, super::request_id::of(&request).as_deref())
 }
 
 pub(super) fn with_context(
@@ -232,11 +233,12 @@ fn is_json(request: &HttpRequest) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-pub(super) fn respond(mut response: BatchResponse, graphql_json: bool) -> HttpResponse {
+pub(super) fn respond(mut response: BatchResponse, graphql_json: bool, request_id: Option<&str>) -> HttpResponse {
     let mut request_error = false;
     let body = match &mut response {
         BatchResponse::Single(single) => {
             finalize(single);
+            tag_internal(single, request_id);
             request_error = is_request_error(&single.errors);
             serialize(single, request_error)
         }
@@ -245,6 +247,7 @@ pub(super) fn respond(mut response: BatchResponse, graphql_json: bool) -> HttpRe
                 .iter_mut()
                 .map(|single| {
                     finalize(single);
+                    tag_internal(single, request_id);
                     serialize(single, is_request_error(&single.errors))
                 })
                 .collect();

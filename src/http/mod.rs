@@ -8,6 +8,7 @@ pub mod graphql;
 mod health;
 pub mod invoices;
 pub mod reports;
+pub mod request_id;
 pub mod upload;
 pub mod ws;
 
@@ -53,7 +54,7 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         .iter()
         .fold(actix_cors::Cors::default(), |cors, origin| cors.allowed_origin(origin))
         .allowed_methods(["GET", "POST"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT, header::IF_NONE_MATCH])
+        .allowed_headers([caller::CREDENTIALS_HEADER, header::CONTENT_TYPE, header::ACCEPT, header::IF_NONE_MATCH])
         .allowed_header("x-request-id")
         .expose_headers([header::ETAG, header::RETRY_AFTER])
         .expose_headers(["ratelimit", "ratelimit-policy", "x-request-id"])
@@ -75,6 +76,7 @@ pub fn serve(state: AppState, listener: TcpListener, grace: std::time::Duration)
     let server = HttpServer::new(move || {
         App::new()
             .wrap(actix_web::middleware::Condition::new(!origins.is_empty(), cors(&origins)))
+            .wrap(actix_web::middleware::from_fn(request_id::middleware))
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .configure(routes)

@@ -110,7 +110,7 @@ pub async fn post(
             many.into_iter().map(|r| with_context(&state, r, Some(actor.clone()), &allowance)).collect(),
         ),
     };
-    respond(state.schema.execute_batch(batch).await, graphql_json)
+    respond(state.schema.execute_batch(batch).await, graphql_json, super::request_id::of(&request).as_deref())
 }
 
 enum Spool {

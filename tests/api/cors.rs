@@ -85,6 +85,7 @@ fn a_malformed_origin_is_refused_when_configured() {
     use switchyard::config::parse_origin;
     assert_eq!(parse_origin(" https://shop.example ").unwrap(), "https://shop.example");
     assert!(parse_origin("http://localhost:5173").is_ok());
+    assert!(parse_origin("http://[::1]:8080").is_ok() && parse_origin("http://[::1]").is_ok());
     for bad in [
         "shop.example",
         "https://shop.example/",

@@ -33,6 +33,7 @@ mod reconciliation;
 mod reconciliation_api;
 mod reliability;
 mod reports;
+mod request_ids;
 mod scale;
 mod shutdown;
 mod simulation;

@@ -23,6 +23,11 @@ impl Process {
     /// Starts `switchyard <command>` on `database_url` with the test secret and `env`; for
     /// `serve`, waits until `/readyz` answers.
     pub async fn start(command: &str, database_url: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_logging(command, database_url, env, Stdio::inherit()).await
+    }
+
+    /// As [`Process::start`], with the process's logs (stderr) going to `logs`.
+    pub async fn start_logging(command: &str, database_url: &str, env: &[(&str, &str)], logs: Stdio) -> Self {
         let port = free_port();
         let mut process = Command::new(env!("CARGO_BIN_EXE_switchyard"));
         process
@@ -35,7 +40,7 @@ impl Process {
             .env("SWITCHYARD_HTTP_WORKERS", "1")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(logs);
         for (name, value) in env {
             process.env(name, value);
         }
