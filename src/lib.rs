@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod graphql;
 pub mod http;
+pub mod metrics;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

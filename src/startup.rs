@@ -71,6 +71,8 @@ impl Application {
     /// Connects (unless overridden), migrates, assembles the domain and the state, and on
     /// PostgreSQL starts listening for every process's events before returning.
     pub async fn build(settings: Settings, overrides: Overrides) -> Result<Self, StartupError> {
+        // Installed before anything is recorded, so nothing is lost to the scrape.
+        crate::metrics::handle();
         let auth = crate::auth::with_secret(&settings.auth, &settings.database)?;
         let keys = Arc::new(AuthKeys::from_config(&auth)?);
         let domain = build_domain(&settings, overrides).await?;

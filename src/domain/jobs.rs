@@ -454,6 +454,29 @@ pub fn job_status_name(status: JobStatus) -> &'static str {
     }
 }
 
+/// How many jobs there are by kind and status, every pair named (0 when none): the `jobs`
+/// gauge of the metrics, labelled as the database stores them (`PROVISIONING`, `QUEUED`).
+pub async fn queue_depth(domain: &Domain) -> Result<Vec<(String, String, i64)>> {
+    use sea_orm::{ActiveEnum, Iterable, QuerySelect};
+    let counted: std::collections::HashMap<(JobKind, JobStatus), i64> = job::Entity::find()
+        .select_only()
+        .column(job::Column::Kind)
+        .column(job::Column::Status)
+        .column_as(job::Column::Id.count(), "count")
+        .group_by(job::Column::Kind)
+        .group_by(job::Column::Status)
+        .into_tuple::<(JobKind, JobStatus, i64)>()
+        .all(&domain.db)
+        .await?
+        .into_iter()
+        .map(|(kind, status, count)| ((kind, status), count))
+        .collect();
+    Ok(JobKind::iter()
+        .flat_map(|kind| JobStatus::iter().map(move |status| (kind, status)))
+        .map(|(kind, status)| (kind.to_value(), status.to_value(), counted.get(&(kind, status)).copied().unwrap_or(0)))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

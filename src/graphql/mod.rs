@@ -8,6 +8,7 @@ pub mod errors;
 pub mod limits;
 pub mod loaders;
 pub mod mutation;
+pub mod operation_name;
 pub mod query;
 pub mod response_cache;
 pub mod scalars;
@@ -41,6 +42,8 @@ pub fn build_schema(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKe
             .limit_complexity(config.max_complexity)
             .limit_directives(config.max_directives)
             .disable_suggestions()
+            // First: it parses the document the limits then walk (async-graphql keeps it).
+            .extension(operation_name::OperationNames)
             .extension(limits::DocumentLimits {
                 max_aliases: config.max_aliases,
                 max_selections: config.max_selections,

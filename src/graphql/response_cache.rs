@@ -73,8 +73,18 @@ impl CacheKey {
     }
 }
 
+/// A cached response: its body, and the name of the operation that computed it (for the
+/// metrics of the requests it then answers).
+#[derive(Clone, Debug)]
+pub struct Cached {
+    /// The response body.
+    pub body: Bytes,
+    /// Its operation's name, if it had one.
+    pub operation: Option<String>,
+}
+
 struct Entry {
-    body: Bytes,
+    cached: Cached,
     generation: u64,
     /// When the data it was computed from was loaded.
     stored_at: Instant,
@@ -99,7 +109,7 @@ struct Entries {
 
 impl ResponseCache {
     /// A cached body for `key`, if still valid.
-    pub fn get(&self, key: &CacheKey, domain: &Domain) -> Option<Bytes> {
+    pub fn get(&self, key: &CacheKey, domain: &Domain) -> Option<Cached> {
         let ttl = domain.catalog.ttl();
         if ttl.is_zero() {
             return None;
@@ -109,7 +119,7 @@ impl ResponseCache {
         let fresh = entry.generation == domain.catalog.generation()
             && entry.stored_at.elapsed() < ttl
             && entry.valid_until.is_none_or(|until| domain.clock.now() < until);
-        fresh.then(|| entry.body.clone())
+        fresh.then(|| entry.cached.clone())
     }
 
     /// A cache holding at most `budget` bytes of bodies (0: only the entry cap).
@@ -122,22 +132,23 @@ impl ResponseCache {
     pub fn put(
         &self,
         key: CacheKey,
-        body: Bytes,
+        cached: Cached,
         (generation, as_of): (u64, Instant),
         valid_until: Option<DateTime<Utc>>,
         domain: &Domain,
     ) {
-        if domain.catalog.ttl().is_zero() || (self.budget > 0 && body.len() > self.budget / 16) {
+        let body = cached.body.len();
+        if domain.catalog.ttl().is_zero() || (self.budget > 0 && body > self.budget / 16) {
             return;
         }
-        let size = key.query.len() + key.variables.len() + body.len();
+        let size = key.query.len() + key.variables.len() + body;
         if let Ok(mut entries) = self.entries.write() {
             let over_budget = self.budget > 0 && entries.bytes + size > self.budget;
             if entries.map.len() >= MAX_ENTRIES || over_budget {
                 entries.map.clear();
                 entries.bytes = 0;
             }
-            let entry = Entry { body, generation, stored_at: as_of, valid_until, size };
+            let entry = Entry { cached, generation, stored_at: as_of, valid_until, size };
             if let Some(replaced) = entries.map.insert(key, entry) {
                 entries.bytes -= replaced.size;
             }

@@ -19,7 +19,8 @@ use async_graphql::{BatchRequest, BatchResponse, Request, ServerError};
 use super::caller::{Caller, GRAPHQL_RESPONSE_JSON, Unauthenticated, accepts_graphql_response, client_address};
 use crate::domain::Actor;
 use crate::graphql::errors::{finalize, request_error, tag_internal};
-use crate::graphql::response_cache::CacheKey;
+use crate::graphql::operation_name::OperationName;
+use crate::graphql::response_cache::{CacheKey, Cached};
 use crate::graphql::{LoginAllowance, RequestContext};
 use crate::state::AppState;
 
@@ -43,7 +44,7 @@ pub async fn post(
         Ok(Caller(actor)) => actor,
         Err(refused) => return refused.error_response(),
     };
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
+    let mut batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
         Err(error) => {
             return error_response(
@@ -72,11 +73,12 @@ pub async fn post(
             accepts_graphql_json,
         );
     }
+    let served = Served::new(&request, &mut batch);
     if let BatchRequest::Single(single) = &batch
         && state.config.response_cache
         && let Some(key) = CacheKey::for_request(actor.as_ref(), single)
     {
-        return cached_catalog_query(&state, &request, key, batch, actor, accepts_graphql_json).await;
+        return cached_catalog_query(&state, &request, key, batch, actor, accepts_graphql_json, &served).await;
     }
     // One allowance for the whole batch: its operations share the request's one login.
     let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
@@ -87,7 +89,7 @@ pub async fn post(
         }
     };
     let response = state.schema.execute_batch(batch).await;
-    respond(response, accepts_graphql_json, super::request_id::of(&request).as_deref())
+    respond(response, accepts_graphql_json, &served)
 }
 
 /// Serves a single request through the response cache when it is a catalog query.
@@ -98,10 +100,12 @@ async fn cached_catalog_query(
     batch: BatchRequest,
     actor: Option<Actor>,
     graphql_json: bool,
+    served: &Served,
 ) -> HttpResponse {
     let content_type = if graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
-    if let Some(body) = state.response_cache.get(&key, &state.domain) {
-        return HttpResponse::Ok().content_type(content_type).body(body);
+    if let Some(cached) = state.response_cache.get(&key, &state.domain) {
+        served.finish_cached(cached.operation.as_deref());
+        return HttpResponse::Ok().content_type(content_type).body(cached.body);
     }
     let BatchRequest::Single(request) = batch else { return HttpResponse::InternalServerError().finish() };
     let generation = state.domain.catalog.generation();
@@ -110,8 +114,7 @@ async fn cached_catalog_query(
     let computed_at = state.domain.clock.now();
     let allowance = LoginAllowance::new(client_address(http, &state.config.trusted_proxies));
     let mut response = state.schema.execute(with_context(state, request, actor, &allowance)).await;
-    finalize(&mut response);
-    tag_internal(&mut response, super::request_id::of(http).as_deref());
+    served.finish(0, &mut response);
     let request_error = is_request_error(&response.errors);
     let cacheable = !state.domain.catalog.ttl().is_zero() && response.errors.is_empty() && key.is_catalog_query();
     let body = match serde_json::to_vec(&serialize(&response, request_error)) {
@@ -120,7 +123,8 @@ async fn cached_catalog_query(
     };
     if cacheable && let Ok(snapshot) = state.domain.catalog.snapshot(&state.domain.db).await {
         let valid_until = snapshot.next_price_change_after(computed_at);
-        state.response_cache.put(key, body.clone(), (generation, data_as_of), valid_until, &state.domain);
+        let cached = Cached { body: body.clone(), operation: served.operation(0) };
+        state.response_cache.put(key, cached, (generation, data_as_of), valid_until, &state.domain);
     }
     let status = if graphql_json && request_error { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     HttpResponse::build(status).content_type(content_type).body(body)
@@ -194,9 +198,12 @@ pub async fn get(
         Err(refused) => return refused.error_response(),
     };
     let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
+    let mut batch = BatchRequest::Single(graphql_request);
+    let served = Served::new(&request, &mut batch);
+    let BatchRequest::Single(graphql_request) = batch else { return HttpResponse::InternalServerError().finish() };
     let graphql_request = with_context(&state, graphql_request, actor, &allowance);
     let response = state.schema.execute(graphql_request).await;
-    respond(BatchResponse::Single(response), accepts_graphql_json, super::request_id::of(&request).as_deref())
+    respond(BatchResponse::Single(response), accepts_graphql_json, &served)
 }
 
 pub(super) fn with_context(
@@ -233,21 +240,77 @@ fn is_json(request: &HttpRequest) -> bool {
         .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
-pub(super) fn respond(mut response: BatchResponse, graphql_json: bool, request_id: Option<&str>) -> HttpResponse {
+/// What a response records beside its body: the request's id (for INTERNAL errors) and,
+/// for the metrics, its operations' names and when it started.
+pub(super) struct Served {
+    request_id: Option<String>,
+    operations: Vec<OperationName>,
+    started: std::time::Instant,
+}
+
+impl Served {
+    /// For `request`, running `batch` (each of its requests is given the slot its operation's
+    /// name is put in), from now.
+    pub(super) fn new(request: &HttpRequest, batch: &mut BatchRequest) -> Self {
+        let slot = |r: &mut Request| {
+            let name = OperationName::default();
+            r.data.insert(name.clone());
+            name
+        };
+        let operations = match batch {
+            BatchRequest::Single(single) => vec![slot(single)],
+            BatchRequest::Batch(many) => many.iter_mut().map(slot).collect(),
+        };
+        Self { request_id: super::request_id::of(request), operations, started: std::time::Instant::now() }
+    }
+
+    /// The name of the `index`th operation, once it was prepared.
+    fn operation(&self, index: usize) -> Option<String> {
+        self.operations.get(index).and_then(OperationName::get).map(str::to_owned)
+    }
+
+    /// Counts a response served from the cache, computed by `operation`.
+    fn finish_cached(&self, operation: Option<&str>) {
+        let label = crate::metrics::operation_label(operation);
+        crate::metrics::graphql_operation(&label, self.started.elapsed(), "ok", &[]);
+    }
+
+    /// Codes the errors of the `index`th response, tags INTERNAL ones with the request id,
+    /// and counts it in the metrics.
+    fn finish(&self, index: usize, response: &mut async_graphql::Response) {
+        finalize(response);
+        tag_internal(response, self.request_id.as_deref());
+        let outcome = if is_request_error(&response.errors) {
+            "rejected"
+        } else if response.errors.is_empty() {
+            "ok"
+        } else {
+            "error"
+        };
+        let codes: Vec<String> = response
+            .errors
+            .iter()
+            .filter_map(|e| crate::graphql::errors::error_code(e).map(|c| c.to_string().trim_matches('"').to_owned()))
+            .collect();
+        let label = crate::metrics::operation_label(self.operations.get(index).and_then(OperationName::get));
+        crate::metrics::graphql_operation(&label, self.started.elapsed(), outcome, &codes);
+    }
+}
+
+pub(super) fn respond(mut response: BatchResponse, graphql_json: bool, served: &Served) -> HttpResponse {
     let mut request_error = false;
     let body = match &mut response {
         BatchResponse::Single(single) => {
-            finalize(single);
-            tag_internal(single, request_id);
+            served.finish(0, single);
             request_error = is_request_error(&single.errors);
             serialize(single, request_error)
         }
         BatchResponse::Batch(many) => {
             let items: Vec<serde_json::Value> = many
                 .iter_mut()
-                .map(|single| {
-                    finalize(single);
-                    tag_internal(single, request_id);
+                .enumerate()
+                .map(|(index, single)| {
+                    served.finish(index, single);
                     serialize(single, is_request_error(&single.errors))
                 })
                 .collect();

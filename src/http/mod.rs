@@ -7,6 +7,7 @@ pub mod caller;
 pub mod graphql;
 mod health;
 pub mod invoices;
+mod metrics;
 pub mod reports;
 pub mod request_id;
 pub mod upload;
@@ -31,6 +32,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/invoices/{id}/lines.csv", web::get().to(invoices::lines_csv))
         .route("/reports/margin.csv", web::get().to(reports::margin_csv))
         .route("/reports/reconciliation.csv", web::get().to(reports::reconciliation_csv))
+        .route("/metrics", web::get().to(metrics::metrics))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/", web::get().to(graphiql));

@@ -4,7 +4,8 @@
 //! every log line of it names it, in JSON logs a field), and put in the extensions of an
 //! INTERNAL GraphQL error, so a caller's report leads to the logs. A W3C `traceparent`
 //! (version 00) puts its trace id in the same span. One access-log line per request
-//! (`request served`: method, path, status, milliseconds) ends it.
+//! (`request served`: method, path, status, milliseconds) ends it, and it is counted in
+//! the metrics by route pattern, method and status.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -57,6 +58,9 @@ pub async fn middleware(
     let trace =
         request.headers().get("traceparent").and_then(|v| v.to_str().ok()).and_then(trace_id).map(str::to_owned);
     request.extensions_mut().insert(RequestId(id.clone()));
+    // A route's pattern (`/invoices/{id}`), never its path: labels stay bounded.
+    let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
@@ -69,8 +73,10 @@ pub async fn middleware(
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HeaderName::from_static(HEADER), value);
     }
+    let took = started.elapsed();
+    crate::metrics::http_request(&route, &method, response.status().as_u16(), took);
     span.in_scope(|| {
-        tracing::info!(status = response.status().as_u16(), ms = started.elapsed().as_millis(), "request served");
+        tracing::info!(status = response.status().as_u16(), ms = took.as_millis(), "request served");
     });
     Ok(response)
 }

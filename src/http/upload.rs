@@ -86,7 +86,7 @@ pub async fn post(
         handle.block_on(async_graphql::http::receive_batch_body(content_type, body, options))
     })
     .await;
-    let batch = match parsed {
+    let mut batch = match parsed {
         Ok(Ok(batch)) => batch,
         Ok(Err(error)) => {
             return fail(
@@ -103,6 +103,7 @@ pub async fn post(
         let message = format!("too many operations in one batch (limit {})", state.config.max_batch);
         return fail(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT");
     }
+    let served = super::graphql::Served::new(&request, &mut batch);
     let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
     let batch = match batch {
         BatchRequest::Single(single) => BatchRequest::Single(with_context(&state, single, Some(actor), &allowance)),
@@ -110,7 +111,7 @@ pub async fn post(
             many.into_iter().map(|r| with_context(&state, r, Some(actor.clone()), &allowance)).collect(),
         ),
     };
-    respond(state.schema.execute_batch(batch).await, graphql_json, super::request_id::of(&request).as_deref())
+    respond(state.schema.execute_batch(batch).await, graphql_json, &served)
 }
 
 enum Spool {

@@ -60,6 +60,7 @@ fn close(code: u16, description: &str) -> Option<CloseReason> {
 
 /// Sends a JSON message; false when the peer is gone.
 async fn send(session: &mut Session, message: Value) -> bool {
+    metrics::counter!("websocket_messages_sent_total").increment(1);
     session.text(message.to_string()).await.is_ok()
 }
 
@@ -70,6 +71,15 @@ async fn run(
     mut session: Session,
     mut messages: actix_ws::MessageStream,
 ) {
+    // Counted while the connection lives (decremented however it ends).
+    struct Open;
+    impl Drop for Open {
+        fn drop(&mut self) {
+            metrics::gauge!("websocket_connections").decrement(1.0);
+        }
+    }
+    metrics::gauge!("websocket_connections").increment(1.0);
+    let _open = Open;
     let init_timeout = state.config.ws_init_timeout;
     let mut token: Option<VerifiedToken> = None;
     let mut streams: HashMap<String, actix_web::rt::task::JoinHandle<()>> = HashMap::new();

@@ -375,7 +375,17 @@ async fn record_outcome(
     outcome: Outcome,
 ) -> crate::domain::Result<bool> {
     let what = format!("recording the outcome of job {} by {worker}", claimed.job.id);
-    while_unavailable(&what, || complete_job(domain, claimed, outcome.clone())).await
+    let name = match &outcome {
+        Outcome::Succeeded { .. } => "succeeded",
+        Outcome::Transient { .. } => "transient",
+        Outcome::Permanent { .. } => "permanent",
+        Outcome::Abandoned { .. } => "abandoned",
+    };
+    let recorded = while_unavailable(&what, || complete_job(domain, claimed, outcome.clone())).await;
+    if matches!(recorded, Ok(true)) {
+        metrics::counter!("job_outcomes_total", "kind" => "provisioning", "outcome" => name).increment(1);
+    }
+    recorded
 }
 
 /// Runs `write` again while the database is unavailable: after an outage, 5 more tries

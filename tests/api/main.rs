@@ -24,6 +24,7 @@ mod leakage;
 mod leaks;
 mod live;
 mod logins;
+mod metrics;
 mod orders;
 mod overflow;
 mod pg_cluster;

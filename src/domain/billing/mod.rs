@@ -66,6 +66,13 @@ pub struct RunSummary {
 
 /// Runs billing for `period` (operator only; not for a month that has not started).
 pub async fn run_billing(domain: &Domain, actor: &Actor, period: &str) -> Result<RunSummary> {
+    let ran = run_billing_once(domain, actor, period).await;
+    let outcome = if ran.is_ok() { "completed" } else { "failed" };
+    metrics::counter!("billing_runs_total", "outcome" => outcome).increment(1);
+    ran
+}
+
+async fn run_billing_once(domain: &Domain, actor: &Actor, period: &str) -> Result<RunSummary> {
     actor.require_operator()?;
     let period = Period::parse(period)?;
     let now = domain.clock.now();
