@@ -31,6 +31,7 @@ mod m20261126_000019_login_attempts;
 mod m20261126_000020_keys_per_customer;
 mod m20261126_000021_statement_imports;
 mod m20261126_000022_reconciliation_findings;
+mod m20261127_000023_api_key_scopes;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000020_keys_per_customer::Migration),
             Box::new(m20261126_000021_statement_imports::Migration),
             Box::new(m20261126_000022_reconciliation_findings::Migration),
+            Box::new(m20261127_000023_api_key_scopes::Migration),
         ]
     }
 }

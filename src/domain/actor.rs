@@ -8,6 +8,7 @@ pub use entity::enums::Role;
 
 use super::error::{Error, Result};
 use super::ids::{CustomerId, ResellerId, VendorId};
+use super::scopes::{Scope, Scopes};
 
 /// Whose data a caller acts on: the marketplace (operator) or one organization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,12 +30,14 @@ pub struct Actor {
     pub user_id: Option<i64>,
     /// Whom the caller acts for.
     pub tenant: Tenant,
+    /// An API key's scopes; None for a signed-in user, who has every scope of its role.
+    pub scopes: Option<Scopes>,
 }
 
 impl Actor {
     /// The operator, acting as a system user (CLI commands, seeding, workers).
     pub fn system() -> Self {
-        Self { user_id: None, tenant: Tenant::Operator }
+        Self { user_id: None, tenant: Tenant::Operator, scopes: None }
     }
 
     /// An actor from a role and an organization id as tokens and user rows carry them;
@@ -47,7 +50,7 @@ impl Actor {
             Role::Reseller => Tenant::Reseller(ResellerId::new(org()?)),
             Role::Customer => Tenant::Customer(CustomerId::new(org()?)),
         };
-        Ok(Self { user_id, tenant })
+        Ok(Self { user_id, tenant, scopes: None })
     }
 
     /// The role the caller acts in.
@@ -78,6 +81,24 @@ impl Actor {
     /// Refuses anyone but the operator.
     pub fn require_operator(&self) -> Result<()> {
         if self.is_operator() { Ok(()) } else { Err(forbidden(self.role())) }
+    }
+
+    /// The same caller acting through an API key with `scopes`.
+    pub fn with_scopes(self, scopes: Scopes) -> Self {
+        Self { scopes: Some(scopes), ..self }
+    }
+
+    /// Refuses an API key without `scope` to do `what` (a signed-in user has every scope).
+    pub fn require_scope(&self, scope: Scope, what: &str) -> Result<()> {
+        super::scopes::require(self.scopes, scope, what)
+    }
+
+    /// Refuses API keys: `what` needs a signed-in user.
+    pub fn require_session(&self, what: &str) -> Result<()> {
+        match self.scopes {
+            Some(_) => Err(Error::Forbidden(format!("{what} needs a signed-in user, not an API key"))),
+            None => Ok(()),
+        }
     }
 
     /// Refuses any role not in `roles`.

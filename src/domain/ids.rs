@@ -106,6 +106,8 @@ typed_ids!(
     StatementImportId,
     /// What matching a statement found.
     FindingId,
+    /// An API key.
+    ApiKeyId,
 );
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! with its audit row; money is `Decimal`, rounded only in `money`.
 
 pub mod actor;
+pub mod api_keys;
 pub mod audit;
 pub mod billing;
 pub mod catalog;
@@ -27,6 +28,7 @@ pub mod pagination;
 pub mod pricing;
 pub mod reconciliation;
 pub mod resellers;
+pub mod scopes;
 pub mod standing;
 pub mod subscriptions;
 pub mod users;

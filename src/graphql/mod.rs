@@ -12,6 +12,7 @@ pub mod operation_name;
 pub mod query;
 pub mod response_cache;
 pub mod scalars;
+pub mod scopes;
 pub mod subscription;
 pub mod types;
 
@@ -44,6 +45,7 @@ pub fn build_schema(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKe
             .disable_suggestions()
             // First: it parses the document the limits then walk (async-graphql keeps it).
             .extension(operation_name::OperationNames)
+            .extension(scopes::ScopeCheck)
             .extension(limits::DocumentLimits {
                 max_aliases: config.max_aliases,
                 max_selections: config.max_selections,

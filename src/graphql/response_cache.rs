@@ -44,7 +44,9 @@ pub struct CacheKey {
 impl CacheKey {
     /// The key of a request, if its caller's responses may be cached at all.
     pub fn for_request(actor: Option<&Actor>, request: &async_graphql::Request) -> Option<Self> {
-        let actor = actor.filter(|a| a.role() != Role::Operator)?;
+        // An API key without catalog:read is refused before running: never from the cache.
+        let reads_catalog = |a: &Actor| a.scopes.is_none_or(|s| s.has(crate::domain::scopes::Scope::CatalogRead));
+        let actor = actor.filter(|a| a.role() != Role::Operator && reads_catalog(a))?;
         Some(Self {
             role: actor.role(),
             organization_id: actor.organization_id(),

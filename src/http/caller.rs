@@ -13,7 +13,8 @@
 //!   enabled (`domain::standing`, cached for seconds): a suspended reseller or a disabled
 //!   user is refused like a bad token, as is a token for an organisation that never existed.
 //!
-//! API keys will be a second kind of credential here, beside JWTs.
+//! - an API key (`sy_…`, `domain::api_keys`) is sent the same ways as a JWT and looked up on
+//!   each request: a revoked key is refused at once, in every process.
 
 use futures_util::future::LocalBoxFuture;
 
@@ -77,22 +78,39 @@ impl FromRequest for Caller {
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let verified = verified_caller(request);
+        let presented = presented_token(request);
         let state = request.app_data::<web::Data<AppState>>().cloned();
         let refused = Unauthenticated { graphql_json: accepts_graphql_response(request) };
         Box::pin(async move {
-            match (verified?, state) {
-                (Caller(Some(actor)), Some(state)) => {
-                    if in_good_standing(&state, &actor).await {
-                        Ok(Caller(Some(actor)))
-                    } else {
-                        Err(refused)
-                    }
-                }
-                (caller, _) => Ok(caller),
+            let Some(token) = presented? else { return Ok(Caller(None)) };
+            let Some(state) = state else {
+                tracing::error!("the application state is not registered; refusing the credentials");
+                return Err(refused);
+            };
+            match authenticate(&state, &token).await {
+                Some(verified) => Ok(Caller(Some(verified.actor))),
+                None => Err(refused),
             }
         })
     }
+}
+
+/// The caller a token stands for — a JWT, or an API key (`domain::api_keys`) — while it is
+/// in good standing; None when it is refused.
+async fn authenticate(state: &AppState, token: &str) -> Option<VerifiedToken> {
+    let verified = if crate::domain::api_keys::is_key(token) {
+        match crate::domain::api_keys::authenticate(&state.domain, token).await {
+            // A key does not expire; it is revoked.
+            Ok(actor) => VerifiedToken { actor: actor?, expires_at: i64::MAX },
+            Err(error) => {
+                tracing::warn!(%error, "could not look an API key up; refusing it");
+                return None;
+            }
+        }
+    } else {
+        state.auth.verify(token).ok()?
+    };
+    in_good_standing(state, &verified.actor).await.then_some(verified)
 }
 
 /// Whether the verified `actor` may act now. A database that cannot answer lets it through:
@@ -107,18 +125,15 @@ async fn in_good_standing(state: &AppState, actor: &Actor) -> bool {
     }
 }
 
-fn verified_caller(request: &HttpRequest) -> Result<Caller, Unauthenticated> {
+/// The bearer token of a request's `Authorization` header: None without one, refused when
+/// the header is not a bearer token.
+fn presented_token(request: &HttpRequest) -> Result<Option<String>, Unauthenticated> {
     let refused = || Unauthenticated { graphql_json: accepts_graphql_response(request) };
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
-        return Ok(Caller(None));
-    };
-    let Some(state) = request.app_data::<web::Data<AppState>>() else {
-        tracing::error!("the application state is not registered; refusing the credentials");
-        return Err(refused());
+        return Ok(None);
     };
     let header = value.to_str().map_err(|_| refused())?;
-    let token = bearer_token(header).ok_or_else(refused)?;
-    verify(state, token).map(|verified| Caller(Some(verified.actor))).ok_or_else(refused)
+    bearer_token(header).map(|token| Some(token.to_owned())).ok_or_else(refused)
 }
 
 /// The token of an `Authorization` value: `Bearer <token>`, scheme in any case.
@@ -134,12 +149,7 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 /// its caller is no longer in good standing.
 pub async fn connection_init_token(state: &AppState, payload: &Value) -> Option<VerifiedToken> {
     let value = ["authorization", "Authorization", "token"].iter().find_map(|key| payload[*key].as_str())?;
-    let verified = verify(state, bearer_token(value).unwrap_or(value.trim()))?;
-    in_good_standing(state, &verified.actor).await.then_some(verified)
-}
-
-fn verify(state: &AppState, token: &str) -> Option<VerifiedToken> {
-    state.auth.verify(token).ok()
+    authenticate(state, bearer_token(value).unwrap_or(value.trim())).await
 }
 
 /// Whether the client accepts `application/graphql-response+json`.

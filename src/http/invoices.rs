@@ -135,9 +135,7 @@ fn csv_rows(
 
 /// The invoice `id` and its lines, if the bearer may see it.
 async fn load(state: &AppState, actor: &Actor, id: i64) -> Result<(invoice::Model, Vec<invoice_line::Model>), Error> {
-    let invoice = invoices::get_invoice(&state.domain.db, actor, InvoiceId::new(id)).await?;
-    let lines = invoices::lines_of(&state.domain, &[invoice.id]).await?;
-    Ok((invoice, lines))
+    invoices::invoice_with_lines(&state.domain, actor, InvoiceId::new(id)).await
 }
 
 fn party_html(title: &str, party: &invoices::Party) -> String {

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod after_commit;
+mod api_keys;
 mod auth;
 mod bad_input;
 mod billing;

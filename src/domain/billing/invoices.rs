@@ -90,6 +90,19 @@ pub async fn list_invoices(
     fetch_page(&domain.db, select, invoice::Column::Id, page).await
 }
 
+/// An invoice the caller may see, with its lines, for printing or export (an API key needs
+/// billing:read).
+pub async fn invoice_with_lines(
+    domain: &Domain,
+    actor: &Actor,
+    id: InvoiceId,
+) -> Result<(invoice::Model, Vec<invoice_line::Model>)> {
+    actor.require_scope(crate::domain::scopes::Scope::BillingRead, "reading invoices")?;
+    let invoice = get_invoice(&domain.db, actor, id).await?;
+    let lines = lines_of(domain, &[invoice.id]).await?;
+    Ok((invoice, lines))
+}
+
 /// An invoice the caller may see, else NotFound.
 pub async fn get_invoice<C: ConnectionTrait>(db: &C, actor: &Actor, id: InvoiceId) -> Result<invoice::Model> {
     scoped(actor)
@@ -117,6 +130,7 @@ pub async fn invoices_of_period_with_lines(
     actor: &Actor,
     period: &str,
 ) -> Result<Vec<(invoice::Model, Vec<invoice_line::Model>)>> {
+    actor.require_scope(crate::domain::scopes::Scope::BillingRead, "reading invoices")?;
     let period = super::plan::Period::parse(period)?.label();
     let filter = InvoiceFilter { period: Some(period), ..InvoiceFilter::default() };
     let mut out = Vec::new();

@@ -69,6 +69,7 @@ pub async fn charges_of_period(
 /// retail (operator only), ordered by name.
 pub async fn margin_report(domain: &Domain, actor: &Actor, period: &str, by: MarginGroup) -> Result<Vec<MarginRow>> {
     actor.require_operator()?;
+    actor.require_scope(crate::domain::scopes::Scope::BillingRead, "margin reports")?;
     let period = Period::parse(period)?.label();
     let column = match by {
         MarginGroup::Reseller => charge::Column::ResellerId,

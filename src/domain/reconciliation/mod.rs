@@ -10,6 +10,8 @@ mod charged;
 pub mod import;
 pub mod matcher;
 pub mod matching;
+#[cfg(test)]
+mod model;
 pub mod partner_center;
 pub mod report;
 pub mod resolution;

@@ -136,6 +136,7 @@ pub async fn findings_after(
     limit: u64,
 ) -> Result<Vec<reconciliation_finding::Model>> {
     actor.require_operator()?;
+    actor.require_scope(crate::domain::scopes::Scope::ReconciliationWrite, "reconciliation findings")?;
     let ids: Vec<i64> = imports(domain, filter).await?.into_iter().map(|i| i.id).collect();
     Ok(select(filter, ids)
         .filter(reconciliation_finding::Column::Id.gt(after))
@@ -321,6 +322,7 @@ async fn named(
 /// a charge for a subscription we do not know is in group 0, with nothing billed.
 pub async fn vendor_margin(domain: &Domain, actor: &Actor, period: &str, by: MarginGroup) -> Result<Vec<MarginRow>> {
     actor.require_operator()?;
+    actor.require_scope(crate::domain::scopes::Scope::ReconciliationWrite, "margin from vendor statements")?;
     let filter = FindingFilter { period: Some(period.to_owned()), ..FindingFilter::default() };
     let imports = imports(domain, &filter).await?;
     let vendor_of: HashMap<i64, i64> = imports.iter().map(|i| (i.id, i.vendor_id)).collect();

@@ -1,5 +1,6 @@
 //! The mutation root, merged from one object per area.
 
+mod api_keys;
 mod auth;
 mod billing;
 mod catalog;
@@ -14,6 +15,7 @@ use async_graphql::MergedObject;
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     auth::AuthMutation,
+    api_keys::ApiKeysMutation,
     catalog::CatalogMutation,
     resellers::ResellersMutation,
     customers::CustomersMutation,

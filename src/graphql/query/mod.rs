@@ -1,5 +1,6 @@
 //! The query root, merged from one object per area.
 
+mod api_keys;
 mod billing;
 mod catalog;
 pub mod orders;
@@ -16,4 +17,5 @@ pub struct Query(
     orders::OrdersQuery,
     billing::BillingQuery,
     reconciliation::ReconciliationQuery,
+    api_keys::ApiKeysQuery,
 );

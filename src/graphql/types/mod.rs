@@ -1,5 +1,6 @@
 //! GraphQL output types and enums, built from entities with `From`; never entities themselves.
 
+pub mod api_keys;
 pub mod billing;
 pub mod catalog;
 pub mod connection;
