@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::auth::AuthKeys;
 use crate::config::ServerConfig;
 use crate::domain::Domain;
+use crate::graphql::persisted::PersistedQueries;
 use crate::graphql::response_cache::ResponseCache;
 use crate::graphql::{AppSchema, build_schema};
 use crate::shutdown::Shutdown;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub schema: AppSchema,
     /// Whole responses of catalog queries.
     pub response_cache: Arc<ResponseCache>,
+    /// Documents of Apollo's automatic persisted queries, by hash (this process's).
+    pub persisted: Arc<PersistedQueries>,
     /// Given when the process shuts down: WebSocket connections close with 1001.
     pub shutdown: Shutdown,
 }
@@ -32,6 +35,6 @@ impl AppState {
         let config = Arc::new(config);
         let schema = build_schema(&config, Arc::clone(&domain), Arc::clone(&auth));
         let response_cache = Arc::new(ResponseCache::with_budget(config.response_cache_bytes));
-        Self { domain, auth, config, schema, response_cache, shutdown: Shutdown::new() }
+        Self { domain, auth, config, schema, response_cache, persisted: Arc::default(), shutdown: Shutdown::new() }
     }
 }

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod loaders;
 pub mod mutation;
 pub mod operation_name;
+pub mod persisted;
 pub mod query;
 pub mod response_cache;
 pub mod scalars;

@@ -65,6 +65,10 @@ impl CacheKey {
                 Some(op) => op,
                 None => return false,
             },
+            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
+                Some(op) => op,
+                None => return false,
+            },
             (DocumentOperations::Multiple(_), None) => return false,
         };
         operation.node.ty == OperationType::Query

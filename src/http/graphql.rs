@@ -55,6 +55,13 @@ pub async fn post(
             );
         }
     };
+    let persisted = match &mut batch {
+        BatchRequest::Single(single) => state.persisted.resolve(single),
+        BatchRequest::Batch(many) => many.iter_mut().try_for_each(|r| state.persisted.resolve(r)),
+    };
+    if let Err(refused) = persisted {
+        return persisted_refused(refused, accepts_graphql_json);
+    }
     if !has_query(&body) {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -78,7 +85,7 @@ pub async fn post(
         && state.config.response_cache
         && let Some(key) = CacheKey::for_request(actor.as_ref(), single)
     {
-        return cached_catalog_query(&state, &request, key, batch, actor, accepts_graphql_json, &served).await;
+        return cached_catalog_query(&state, &request, key, batch, actor, accepts_graphql_json, &served).await.0;
     }
     // One allowance for the whole batch: its operations share the request's one login.
     let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
@@ -101,13 +108,13 @@ async fn cached_catalog_query(
     actor: Option<Actor>,
     graphql_json: bool,
     served: &Served,
-) -> HttpResponse {
+) -> (HttpResponse, bool) {
     let content_type = if graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
     if let Some(cached) = state.response_cache.get(&key, &state.domain) {
         served.finish_cached(cached.operation.as_deref());
-        return HttpResponse::Ok().content_type(content_type).body(cached.body);
+        return (HttpResponse::Ok().content_type(content_type).body(cached.body), true);
     }
-    let BatchRequest::Single(request) = batch else { return HttpResponse::InternalServerError().finish() };
+    let BatchRequest::Single(request) = batch else { return (HttpResponse::InternalServerError().finish(), false) };
     let generation = state.domain.catalog.generation();
     // Read before the response is computed: the data it uses is at most this old.
     let data_as_of = state.domain.catalog.data_as_of();
@@ -116,10 +123,11 @@ async fn cached_catalog_query(
     let mut response = state.schema.execute(with_context(state, request, actor, &allowance)).await;
     served.finish(0, &mut response);
     let request_error = is_request_error(&response.errors);
-    let cacheable = !state.domain.catalog.ttl().is_zero() && response.errors.is_empty() && key.is_catalog_query();
+    let catalog = response.errors.is_empty() && key.is_catalog_query();
+    let cacheable = !state.domain.catalog.ttl().is_zero() && catalog;
     let body = match serde_json::to_vec(&serialize(&response, request_error)) {
         Ok(body) => Bytes::from(body),
-        Err(_) => return HttpResponse::InternalServerError().finish(),
+        Err(_) => return (HttpResponse::InternalServerError().finish(), false),
     };
     if cacheable && let Ok(snapshot) = state.domain.catalog.snapshot(&state.domain.db).await {
         let valid_until = snapshot.next_price_change_after(computed_at);
@@ -127,7 +135,7 @@ async fn cached_catalog_query(
         state.response_cache.put(key, cached, (generation, data_as_of), valid_until, &state.domain);
     }
     let status = if graphql_json && request_error { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    HttpResponse::build(status).content_type(content_type).body(body)
+    (HttpResponse::build(status).content_type(content_type).body(body), catalog)
 }
 
 /// Whether every request of a JSON body (one, or a batch) has a `query` parameter: a missing
@@ -138,16 +146,24 @@ fn has_query(body: &[u8]) -> bool {
     #[derive(serde::Deserialize)]
     struct Keys {
         query: Option<serde::de::IgnoredAny>,
+        extensions: Option<serde_json::Value>,
+    }
+    impl Keys {
+        /// A document, or the hash of a persisted one (resolved before this check).
+        fn asks(&self) -> bool {
+            self.query.is_some() || self.extensions.as_ref().is_some_and(|e| e.get("persistedQuery").is_some())
+        }
     }
     #[derive(serde::Deserialize)]
+    // A batch first: serde reads a struct from an array too (its fields by position).
     #[serde(untagged)]
     enum Body {
-        Single(Keys),
         Batch(Vec<Keys>),
+        Single(Keys),
     }
     match serde_json::from_slice::<Body>(body) {
-        Ok(Body::Single(keys)) => keys.query.is_some(),
-        Ok(Body::Batch(all)) => all.iter().all(|keys| keys.query.is_some()),
+        Ok(Body::Single(keys)) => keys.asks(),
+        Ok(Body::Batch(all)) => all.iter().all(Keys::asks),
         Err(_) => false,
     }
 }
@@ -159,9 +175,12 @@ pub struct GetParams {
     #[serde(rename = "operationName")]
     operation_name: Option<String>,
     variables: Option<String>,
+    extensions: Option<String>,
 }
 
-/// GET /graphql: queries only.
+/// GET /graphql: queries only. A catalog query answers with an `ETag` (304 to a matching
+/// `If-None-Match`) and `Cache-Control: public` — varying by `Authorization`, as prices are
+/// the caller's organisation's — so a CDN or browser may keep it; anything else `no-store`.
 pub async fn get(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -178,8 +197,23 @@ pub async fn get(
         Ok(variables) => async_graphql::Variables::from_json(variables.unwrap_or_default()),
         Err(error) => return bad_request(format!("invalid variables: {error}")),
     };
-    let Some(query) = params.query else { return bad_request("the request has no `query` parameter".to_owned()) };
-    let mut graphql_request = Request::new(query).variables(variables);
+    let extensions = match params.extensions.as_deref().map(serde_json::from_str::<serde_json::Value>).transpose() {
+        Ok(extensions) => extensions.unwrap_or_default(),
+        Err(error) => return bad_request(format!("invalid extensions: {error}")),
+    };
+    let persisted = extensions.get("persistedQuery").cloned();
+    if params.query.is_none() && persisted.is_none() {
+        return bad_request("the request has no `query` parameter".to_owned());
+    }
+    let mut graphql_request = Request::new(params.query.unwrap_or_default()).variables(variables);
+    if let Some(persisted) = persisted {
+        graphql_request
+            .extensions
+            .insert("persistedQuery".into(), async_graphql::Value::from_json(persisted).unwrap_or_default());
+        if let Err(refused) = state.persisted.resolve(&mut graphql_request) {
+            return persisted_refused(refused, accepts_graphql_json);
+        }
+    }
     if let Some(name) = params.operation_name {
         graphql_request = graphql_request.operation_name(name);
     }
@@ -198,12 +232,48 @@ pub async fn get(
         Err(refused) => return refused.error_response(),
     };
     let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
+    let key = CacheKey::for_request(actor.as_ref(), &graphql_request).filter(CacheKey::is_catalog_query);
     let mut batch = BatchRequest::Single(graphql_request);
     let served = Served::new(&request, &mut batch);
+    if let Some(key) = key {
+        let (response, catalog) = if state.config.response_cache {
+            cached_catalog_query(&state, &request, key, batch, actor, accepts_graphql_json, &served).await
+        } else {
+            let BatchRequest::Single(graphql_request) = batch else {
+                return HttpResponse::InternalServerError().finish();
+            };
+            let response = state.schema.execute(with_context(&state, graphql_request, actor, &allowance)).await;
+            let catalog = response.errors.is_empty();
+            (respond(BatchResponse::Single(response), accepts_graphql_json, &served), catalog)
+        };
+        return if catalog {
+            super::etag::cacheable(&request, response, state.domain.catalog.ttl()).await
+        } else {
+            no_store(response)
+        };
+    }
     let BatchRequest::Single(graphql_request) = batch else { return HttpResponse::InternalServerError().finish() };
     let graphql_request = with_context(&state, graphql_request, actor, &allowance);
     let response = state.schema.execute(graphql_request).await;
-    respond(BatchResponse::Single(response), accepts_graphql_json, &served)
+    no_store(respond(BatchResponse::Single(response), accepts_graphql_json, &served))
+}
+
+/// Marks a response as never to be kept by a cache.
+fn no_store(mut response: HttpResponse) -> HttpResponse {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The answer to a persisted query that cannot be used: PERSISTED_QUERY_NOT_FOUND (200, as
+/// Apollo clients expect, so they send the document) or 400.
+fn persisted_refused(refused: crate::graphql::persisted::Refused, graphql_json: bool) -> HttpResponse {
+    use crate::graphql::persisted::Refused;
+    match refused {
+        Refused::NotFound => {
+            error_response(StatusCode::OK, "PersistedQueryNotFound", "PERSISTED_QUERY_NOT_FOUND", graphql_json)
+        }
+        Refused::Invalid(message) => error_response(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT", graphql_json),
+    }
 }
 
 pub(super) fn with_context(

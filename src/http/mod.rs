@@ -4,6 +4,7 @@
 //! the per-request GraphQL context, and applies the GraphQL-over-HTTP rules.
 
 pub mod caller;
+mod etag;
 pub mod graphql;
 mod health;
 pub mod invoices;

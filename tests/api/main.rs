@@ -28,6 +28,7 @@ mod logins;
 mod metrics;
 mod orders;
 mod overflow;
+mod persisted;
 mod pg_cluster;
 mod processes;
 mod provisioning;
