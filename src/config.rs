@@ -243,6 +243,10 @@ pub struct ServerConfig {
     /// browsers keep other sites' pages out.
     #[arg(long, env = "SWITCHYARD_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
+    /// The bearer token a Prometheus scrape of `/metrics` must send (its `authorization`
+    /// setting). Unset: `/metrics` answers only connections from this machine (loopback).
+    #[arg(long, env = "SWITCHYARD_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
 }
 
 /// A web origin as browsers send it in `Origin`: `scheme://host[:port]`, http or https, no

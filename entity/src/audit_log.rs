@@ -12,6 +12,8 @@ pub struct Model {
     pub actor_user_id: Option<i64>,
     pub actor_role: Role,
     pub actor_organization_id: Option<i64>,
+    /// The API key the action came through, if any.
+    pub actor_api_key_id: Option<i64>,
     pub action: String,
     pub object_type: String,
     pub object_id: Option<i64>,

@@ -32,12 +32,14 @@ pub struct Actor {
     pub tenant: Tenant,
     /// An API key's scopes; None for a signed-in user, who has every scope of its role.
     pub scopes: Option<Scopes>,
+    /// The API key the caller came with, if any (audited with each action).
+    pub api_key_id: Option<i64>,
 }
 
 impl Actor {
     /// The operator, acting as a system user (CLI commands, seeding, workers).
     pub fn system() -> Self {
-        Self { user_id: None, tenant: Tenant::Operator, scopes: None }
+        Self { user_id: None, tenant: Tenant::Operator, scopes: None, api_key_id: None }
     }
 
     /// An actor from a role and an organization id as tokens and user rows carry them;
@@ -50,7 +52,7 @@ impl Actor {
             Role::Reseller => Tenant::Reseller(ResellerId::new(org()?)),
             Role::Customer => Tenant::Customer(CustomerId::new(org()?)),
         };
-        Ok(Self { user_id, tenant, scopes: None })
+        Ok(Self { user_id, tenant, scopes: None, api_key_id: None })
     }
 
     /// The role the caller acts in.
@@ -83,9 +85,9 @@ impl Actor {
         if self.is_operator() { Ok(()) } else { Err(forbidden(self.role())) }
     }
 
-    /// The same caller acting through an API key with `scopes`.
-    pub fn with_scopes(self, scopes: Scopes) -> Self {
-        Self { scopes: Some(scopes), ..self }
+    /// The same caller acting through the API key `key_id` with `scopes`.
+    pub fn through_key(self, key_id: i64, scopes: Scopes) -> Self {
+        Self { scopes: Some(scopes), api_key_id: Some(key_id), ..self }
     }
 
     /// Refuses an API key without `scope` to do `what` (a signed-in user has every scope).

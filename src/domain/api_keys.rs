@@ -16,7 +16,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, Q
 use sha2::{Digest, Sha256};
 
 use super::Domain;
-use super::actor::{Actor, Tenant};
+use super::actor::{Actor, Role, Tenant};
 use super::error::{Error, Result};
 use super::scopes::Scopes;
 use super::write::{Audit, Write};
@@ -107,8 +107,13 @@ fn validate_name(name: &str) -> Result<&str> {
 /// Makes a key for the signed-in caller, with `scopes` (names separated by spaces or commas).
 pub async fn create(domain: &Domain, actor: &Actor, name: &str, scopes: &str) -> Result<IssuedKey> {
     let user_id = session_user(actor, "making an API key")?;
+    // Keys are for the operator's automation and resellers' storefronts and back offices.
+    actor.require_role(&[Role::Operator, Role::Reseller])?;
     let name = validate_name(name)?;
     let scopes = Scopes::parse(scopes, "scopes")?;
+    if let Some(scope) = scopes.iter().find(|s| s.operator_only()).filter(|_| !actor.is_operator()) {
+        return Err(Error::validation("scopes", format!("{} is the operator's only", scope.as_str())));
+    }
     let w = Write::begin(domain).await?;
     let issued = insert(&w, user_id, name, scopes).await?;
     let details = serde_json::json!({"prefix": issued.key.prefix, "name": name, "scopes": scopes.to_string()});
@@ -166,37 +171,49 @@ async fn managed(w: &Write<'_>, actor: &Actor, id: i64) -> Result<api_key::Model
     Ok(key)
 }
 
-/// Revokes key `id`: refused from its next request on. Revoking it again changes nothing.
+/// Marks key `id` revoked unless it already was (by another request in between, too):
+/// whether this call revoked it.
+async fn mark_revoked(w: &Write<'_>, id: i64) -> Result<bool> {
+    let revoked = api_key::Entity::update_many()
+        .col_expr(api_key::Column::RevokedAt, sea_orm::sea_query::Expr::value(w.now()))
+        .filter(api_key::Column::Id.eq(id))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .exec(w.db())
+        .await?;
+    Ok(revoked.rows_affected == 1)
+}
+
+/// Revokes key `id` (any key of the caller's organisation): refused from its next request
+/// on. Revoking it again changes nothing.
 pub async fn revoke(domain: &Domain, actor: &Actor, id: i64) -> Result<ApiKey> {
     actor.require_session("revoking an API key")?;
     let w = Write::begin(domain).await?;
     let key = managed(&w, actor, id).await?;
-    if key.revoked_at.is_some() {
+    if !mark_revoked(&w, id).await? {
         w.rollback().await;
         return Ok(key.into());
     }
-    let mut active: api_key::ActiveModel = key.into();
-    active.revoked_at = Set(Some(w.now()));
-    let key = active.update(w.db()).await?;
+    let key = api_key::Entity::find_by_id(id).one(w.db()).await?.ok_or(Error::NotFound("API key"))?;
     let details = serde_json::json!({"prefix": key.prefix});
     w.commit(Audit::action(actor, "revokeApiKey", "apiKey", key.id, details)).await?;
     Ok(key.into())
 }
 
-/// Replaces key `id` by a new one with its name, scopes and user, revoking it, in one
-/// transaction: the new secret is shown once.
+/// Replaces the caller's own key `id` by a new one with its name and scopes, revoking it, in
+/// one transaction: the new secret is shown once. Only the key's user rotates it (a secret
+/// acting as someone else is never handed out); others of the organisation may revoke it.
 pub async fn rotate(domain: &Domain, actor: &Actor, id: i64) -> Result<IssuedKey> {
-    session_user(actor, "rotating an API key")?;
+    let caller = session_user(actor, "rotating an API key")?;
     let w = Write::begin(domain).await?;
     let old = managed(&w, actor, id).await?;
-    if old.revoked_at.is_some() {
+    if old.user_id != caller {
+        return Err(Error::Forbidden("only the key's own user may rotate it; revoke it instead".into()));
+    }
+    if !mark_revoked(&w, id).await? {
         return Err(Error::conflict("KEY_REVOKED", "a revoked key cannot be rotated; make a new one"));
     }
     let scopes = Scopes::from_stored(&old.scopes);
     let (user_id, name, prefix) = (old.user_id, old.name.clone(), old.prefix.clone());
-    let mut active: api_key::ActiveModel = old.into();
-    active.revoked_at = Set(Some(w.now()));
-    active.update(w.db()).await?;
     let issued = insert(&w, user_id, &name, scopes).await?;
     let details = serde_json::json!({"replaced": prefix, "prefix": issued.key.prefix});
     w.commit(Audit::action(actor, "rotateApiKey", "apiKey", issued.key.id, details)).await?;
@@ -231,7 +248,7 @@ pub async fn authenticate(domain: &Domain, secret: &str) -> Result<Option<Actor>
         tracing::warn!(%error, key = %key.prefix, "could not record when an API key was used");
     }
     let actor = Actor::from_role(Some(owner.id), owner.role, owner.organization_id)?;
-    Ok(Some(actor.with_scopes(Scopes::from_stored(&key.scopes))))
+    Ok(Some(actor.through_key(key.id, Scopes::from_stored(&key.scopes))))
 }
 
 async fn stamp_last_use(domain: &Domain, id: i64, now: DateTime<Utc>) -> Result<()> {

@@ -21,6 +21,7 @@ pub async fn record<C: ConnectionTrait>(
         actor_user_id: Set(actor.user_id),
         actor_role: Set(actor.role()),
         actor_organization_id: Set(actor.organization_id()),
+        actor_api_key_id: Set(actor.api_key_id),
         action: Set(action.to_owned()),
         object_type: Set(object_type.to_owned()),
         object_id: Set(object_id),

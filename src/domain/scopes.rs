@@ -65,6 +65,11 @@ impl Scope {
         Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 
+    /// Whether only the operator may hold it.
+    pub fn operator_only(self) -> bool {
+        matches!(self, Self::CatalogWrite | Self::BillingWrite | Self::ReconciliationWrite)
+    }
+
     fn bit(self) -> u16 {
         1 << (self as u16)
     }
@@ -186,6 +191,39 @@ pub fn needed_for(field: &str) -> Option<Needs> {
         | "rotateWebhookSecret"
         | "webhookDeliveries"
         | "redeliverWebhook" => WebhooksManage,
+        _ => return None,
+    };
+    Some(Needs::Scope(scope))
+}
+
+/// What a key needs to see an object of the API's type `type_name` wherever it is reached
+/// (`Order.customer`, `placeOrder { order { lines { subscription } } }`): the scope of the
+/// area it belongs to, or nothing for plain values and pages; None for a type this table
+/// does not know, which keys may not see. A connection or edge is its node's type.
+pub fn needed_to_see(type_name: &str) -> Option<Needs> {
+    use Scope::{
+        BillingRead, BillingWrite, CatalogRead, CustomersWrite, OrdersWrite, ReconciliationWrite, SubscriptionsWrite,
+    };
+    let base = type_name.strip_suffix("Connection").or_else(|| type_name.strip_suffix("Edge")).unwrap_or(type_name);
+    let scope = match base {
+        "Money" | "PageInfo" | "Me" | "LoginPayload" | "ApiKey" | "IssuedApiKey" | "Query" | "Mutation"
+        | "SubscriptionRoot" | "LiveEvent" | "MarginRow" | "Quote" | "QuoteLine" | "OrderLine" | "PreviewLine"
+        | "InvoiceLine" | "StatementRow" => return Some(Needs::Nothing),
+        "Vendor" | "Product" | "Offer" | "OfferPrice" | "PricePoint" | "Tier" | "Reseller" | "WholesalePrice"
+        | "ExchangeRate" => CatalogRead,
+        "Customer" | "VendorAccount" | "RetailPrice" => CustomersWrite,
+        "Order" | "PlaceOrderPayload" => OrdersWrite,
+        "Subscription" | "SubscriptionChange" | "SubscriptionPayload" | "ProvisioningJob" | "UsageRecordResult" => {
+            SubscriptionsWrite
+        }
+        "Invoice" | "Charge" | "BillingPreview" => BillingRead,
+        "BillingRunResult" => BillingWrite,
+        "StatementImport"
+        | "StatementImportPayload"
+        | "ReconciliationFinding"
+        | "ReconciliationReport"
+        | "ReconciliationCategoryTotal"
+        | "ReconciliationPartyTotal" => ReconciliationWrite,
         _ => return None,
     };
     Some(Needs::Scope(scope))

@@ -22,6 +22,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::auth::VerifiedToken;
 use crate::domain::Actor;
@@ -41,30 +42,44 @@ pub struct Caller(pub Option<Actor>);
 impl Caller {
     /// The caller, or 401 when the request is anonymous (the exports need a caller).
     pub fn required(self) -> Result<Actor, Unauthenticated> {
-        self.0.ok_or(Unauthenticated { graphql_json: false })
+        self.0.ok_or(Unauthenticated::default())
     }
 }
 
-/// Credentials were sent and refused, or were required and missing.
+/// Credentials were sent and refused, or were required and missing — or could not be
+/// checked now (the database did not answer an API key's lookup: 503, not a verdict on it).
 #[derive(Debug, Default)]
 pub struct Unauthenticated {
     /// Whether the client accepts `application/graphql-response+json`.
     graphql_json: bool,
+    /// The credentials could not be checked.
+    unavailable: bool,
 }
 
 impl std::fmt::Display for Unauthenticated {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("invalid or expired token")
+        f.write_str(if self.unavailable {
+            "credentials cannot be checked now; try again"
+        } else {
+            "invalid or expired token"
+        })
     }
 }
 
 impl ResponseError for Unauthenticated {
     fn status_code(&self) -> StatusCode {
-        StatusCode::UNAUTHORIZED
+        if self.unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::UNAUTHORIZED }
     }
 
     fn error_response(&self) -> HttpResponse {
         let content_type = if self.graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+        if self.unavailable {
+            let body = serde_json::json!({ "errors": [request_error(self.to_string(), "UNAVAILABLE")] });
+            return HttpResponse::ServiceUnavailable()
+                .insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")))
+                .content_type(content_type)
+                .json(body);
+        }
         let body = serde_json::json!({ "errors": [request_error(self.to_string(), "UNAUTHENTICATED")] });
         HttpResponse::Unauthorized()
             .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")))
@@ -80,7 +95,7 @@ impl FromRequest for Caller {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let presented = presented_token(request);
         let state = request.app_data::<web::Data<AppState>>().cloned();
-        let refused = Unauthenticated { graphql_json: accepts_graphql_response(request) };
+        let refused = Unauthenticated { graphql_json: accepts_graphql_response(request), unavailable: false };
         Box::pin(async move {
             let Some(token) = presented? else { return Ok(Caller(None)) };
             let Some(state) = state else {
@@ -88,29 +103,36 @@ impl FromRequest for Caller {
                 return Err(refused);
             };
             match authenticate(&state, &token).await {
-                Some(verified) => Ok(Caller(Some(verified.actor))),
-                None => Err(refused),
+                Ok(Some(verified)) => Ok(Caller(Some(verified.actor))),
+                Ok(None) => Err(refused),
+                Err(Unavailable) => Err(Unauthenticated { unavailable: true, ..refused }),
             }
         })
     }
 }
 
+/// An API key could not be looked up (the database did not answer).
+#[derive(Debug)]
+pub struct Unavailable;
+
 /// The caller a token stands for — a JWT, or an API key (`domain::api_keys`) — while it is
 /// in good standing; None when it is refused.
-async fn authenticate(state: &AppState, token: &str) -> Option<VerifiedToken> {
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<VerifiedToken>, Unavailable> {
     let verified = if crate::domain::api_keys::is_key(token) {
         match crate::domain::api_keys::authenticate(&state.domain, token).await {
-            // A key does not expire; it is revoked.
-            Ok(actor) => VerifiedToken { actor: actor?, expires_at: i64::MAX },
+            // A key does not expire; it is revoked (and checked again on each use).
+            Ok(Some(actor)) => VerifiedToken { actor, expires_at: i64::MAX },
+            Ok(None) => return Ok(None),
             Err(error) => {
-                tracing::warn!(%error, "could not look an API key up; refusing it");
-                return None;
+                tracing::warn!(%error, "could not look an API key up");
+                return Err(Unavailable);
             }
         }
     } else {
-        state.auth.verify(token).ok()?
+        let Ok(verified) = state.auth.verify(token) else { return Ok(None) };
+        verified
     };
-    in_good_standing(state, &verified.actor).await.then_some(verified)
+    Ok(in_good_standing(state, &verified.actor).await.then_some(verified))
 }
 
 /// Whether the verified `actor` may act now. A database that cannot answer lets it through:
@@ -128,12 +150,28 @@ async fn in_good_standing(state: &AppState, actor: &Actor) -> bool {
 /// The bearer token of a request's `Authorization` header: None without one, refused when
 /// the header is not a bearer token.
 fn presented_token(request: &HttpRequest) -> Result<Option<String>, Unauthenticated> {
-    let refused = || Unauthenticated { graphql_json: accepts_graphql_response(request) };
+    let refused = || Unauthenticated { graphql_json: accepts_graphql_response(request), unavailable: false };
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let header = value.to_str().map_err(|_| refused())?;
     bearer_token(header).map(|token| Some(token.to_owned())).ok_or_else(refused)
+}
+
+/// Whether a scrape of `/metrics` may read them: with `expected` set, its bearer token must
+/// be `expected` (compared in constant time); without, the peer must be this machine.
+pub fn may_scrape_metrics(request: &HttpRequest, expected: Option<&str>) -> bool {
+    let Some(expected) = expected else {
+        return request.peer_addr().is_some_and(|peer| peer.ip().is_loopback());
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .unwrap_or_default();
+    let (a, b) = (Sha256::digest(presented.as_bytes()), Sha256::digest(expected.as_bytes()));
+    a.iter().zip(b.iter()).fold(0_u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// The token of an `Authorization` value: `Bearer <token>`, scheme in any case.
@@ -143,13 +181,16 @@ pub fn bearer_token(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The verified token of a WebSocket `connection_init` payload: `authorization` (or
+/// The verified token of a WebSocket `connection_init` payload, with the token itself (an
+/// API key is checked again while the connection lives): `authorization` (or
 /// `Authorization`), else `token`, each either an `Authorization` header value
 /// (`Bearer <jwt>`) or the bare token, as browser clients often send one; `None` also when
 /// its caller is no longer in good standing.
-pub async fn connection_init_token(state: &AppState, payload: &Value) -> Option<VerifiedToken> {
+pub async fn connection_init_token(state: &AppState, payload: &Value) -> Option<(VerifiedToken, String)> {
     let value = ["authorization", "Authorization", "token"].iter().find_map(|key| payload[*key].as_str())?;
-    authenticate(state, bearer_token(value).unwrap_or(value.trim())).await
+    let token = bearer_token(value).unwrap_or(value.trim()).to_owned();
+    let verified = authenticate(state, &token).await.ok().flatten()?;
+    Some((verified, token))
 }
 
 /// Whether the client accepts `application/graphql-response+json`.

@@ -1,13 +1,19 @@
 //! `GET /metrics`: the process's metrics in Prometheus's text format (`crate::metrics`),
 //! with the gauges of state — jobs by kind and status, this process's database pool — read
-//! at the scrape.
+//! at the scrape. Only for the bearer token `SWITCHYARD_METRICS_TOKEN` names, or without
+//! one from this machine: the figures (volumes, failures, operation names) are the
+//! operator's business, not the public's.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::state::AppState;
 
-/// GET /metrics
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// GET /metrics: for the configured bearer token, or from this machine without one.
+pub async fn metrics(state: web::Data<AppState>, request: HttpRequest) -> HttpResponse {
+    if !super::caller::may_scrape_metrics(&request, state.config.metrics_token.as_deref()) {
+        return HttpResponse::Forbidden()
+            .body("/metrics needs the bearer token SWITCHYARD_METRICS_TOKEN names, or a connection from this machine");
+    }
     let Some(handle) = crate::metrics::handle() else {
         return HttpResponse::ServiceUnavailable().body("another metrics recorder is installed in this process");
     };

@@ -60,7 +60,12 @@ pub async fn middleware(
     request.extensions_mut().insert(RequestId(id.clone()));
     // A route's pattern (`/invoices/{id}`), never its path: labels stay bounded.
     let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().to_string();
+    // A fixed set: any token is a method to HTTP, and each would be a new series.
+    let method = match request.method().as_str() {
+        known @ ("GET" | "POST" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "PATCH") => known,
+        _ => "other",
+    }
+    .to_owned();
     let span = tracing::info_span!(
         "request",
         request_id = %id,

@@ -62,6 +62,12 @@ pub async fn post(
     if actor.require_operator().is_err() {
         return fail(StatusCode::FORBIDDEN, "uploads are the operator's", "FORBIDDEN");
     }
+    // Nor a key that may not import statements (the only upload): refused before spooling.
+    if let Err(refused) =
+        actor.require_scope(crate::domain::scopes::Scope::ReconciliationWrite, "uploading a statement")
+    {
+        return fail(StatusCode::FORBIDDEN, &refused.to_string(), "FORBIDDEN");
+    }
     let Ok(_turn) = UPLOADS.acquire().await else {
         return fail(StatusCode::SERVICE_UNAVAILABLE, "uploads are closed", "UNAVAILABLE");
     };

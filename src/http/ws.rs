@@ -82,6 +82,10 @@ async fn run(
     let _open = Open;
     let init_timeout = state.config.ws_init_timeout;
     let mut token: Option<VerifiedToken> = None;
+    // An API key's connection checks the key again on each subscribe and every minute: a
+    // revoked key (or its user or organisation no longer in good standing) is closed.
+    let mut key: Option<String> = None;
+    let mut key_check = far_future_from_now();
     let mut streams: HashMap<String, actix_web::rt::task::JoinHandle<()>> = HashMap::new();
     let (finished_tx, mut finished_rx) = mpsc::channel::<String>(64);
     let init_deadline = tokio::time::Instant::now() + init_timeout;
@@ -89,7 +93,7 @@ async fn run(
     let shutdown = state.shutdown.clone();
     let reason = loop {
         let expiry = token.as_ref().map_or(far_future, |t| expiry_instant(t.expires_at));
-        let deadline = if token.is_none() { init_deadline } else { expiry };
+        let deadline = if token.is_none() { init_deadline } else { expiry.min(key_check) };
         let message = tokio::select! {
             message = messages.next() => message,
             () = shutdown.triggered() => {
@@ -114,6 +118,16 @@ async fn run(
             () = tokio::time::sleep_until(deadline) => {
                 if token.is_none() {
                     break close(4408, "Connection initialisation timeout");
+                }
+                if deadline == key_check && deadline < expiry {
+                    key_check = tokio::time::Instant::now() + KEY_CHECK_EVERY;
+                    if key_still_good(&state, key.as_deref()).await {
+                        continue;
+                    }
+                    for id in streams.keys() {
+                        send(&mut session, complete_message(protocol, id)).await;
+                    }
+                    break close(4403, "Forbidden: the API key was revoked");
                 }
                 for id in streams.keys() {
                     send(&mut session, complete_message(protocol, id)).await;
@@ -141,7 +155,11 @@ async fn run(
                     break close(4429, "Too many initialisation requests");
                 }
                 match super::caller::connection_init_token(&state, &value["payload"]).await {
-                    Some(verified) => {
+                    Some((verified, presented)) => {
+                        if verified.actor.api_key_id.is_some() {
+                            key = Some(presented);
+                            key_check = tokio::time::Instant::now() + KEY_CHECK_EVERY;
+                        }
                         token = Some(verified);
                         if !send(&mut session, json!({"type": "connection_ack"})).await {
                             break None;
@@ -167,6 +185,12 @@ async fn run(
                 let Some(verified) = token.as_ref() else {
                     break close(4401, "Unauthorized");
                 };
+                if !key_still_good(&state, key.as_deref()).await {
+                    for id in streams.keys() {
+                        send(&mut session, complete_message(protocol, id)).await;
+                    }
+                    break close(4403, "Forbidden: the API key was revoked");
+                }
                 let Some(id) = id else { break close(4400, "Invalid message: missing id") };
                 if streams.contains_key(&id) {
                     if protocol == Protocol::Legacy {
@@ -213,6 +237,20 @@ async fn run(
         handle.abort();
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), session.close(reason)).await;
+}
+
+/// How often an API key's connection checks the key again.
+const KEY_CHECK_EVERY: Duration = Duration::from_secs(60);
+
+fn far_future_from_now() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+/// Whether the connection's API key (if it came with one) is still honoured; a database
+/// that cannot answer keeps it (the next check asks again).
+async fn key_still_good(state: &AppState, key: Option<&str>) -> bool {
+    let Some(key) = key else { return true };
+    !matches!(super::caller::authenticate(state, key).await, Ok(None))
 }
 
 /// When a token expiring at `expires_at` (seconds since the epoch) runs out, at most a

@@ -65,8 +65,32 @@ async fn a_reseller_key_acts_within_its_scopes_until_it_is_revoked() {
     let data = app.data(&secret, "{ me { role organizationId } products(first: 1) { totalCount } }", json!({})).await;
     assert_eq!(data["me"]["organizationId"], f.reseller_a.to_string());
     let input = order_input(f.customer_a, &[(f.offers_a[0], 1)]);
-    let placed = crate::orders::place(&app, &secret, input, "key-order").await;
-    assert!(placed["order"]["id"].is_string(), "{placed}");
+    let place = "mutation($i: PlaceOrderInput!) { placeOrder(input: $i, idempotencyKey: \"k\") { order { id } } }";
+    let placed = app.data(&secret, place, json!({"i": input})).await;
+    assert!(placed["placeOrder"]["order"]["id"].is_string(), "{placed}");
+    // Nested, another area's objects are refused field by field: the order is seen, its
+    // customer and subscriptions are not (no customers:write, no subscriptions:write).
+    let nested = "{ orders(first: 5) { nodes { id customer { name } lines { offer { name } subscription { id } } } } }";
+    let (_, body) = app.post(Some(&secret), nested, json!({})).await;
+    let order = &body["data"]["orders"]["nodes"][0];
+    assert!(order["id"].is_string(), "{body}");
+    assert_eq!(order["customer"], Value::Null, "{body}");
+    assert!(order["lines"][0]["offer"]["name"].is_string(), "{body}");
+    assert_eq!(order["lines"][0]["subscription"], Value::Null, "{body}");
+    let refusals: Vec<&str> =
+        body["errors"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert!(refusals.iter().any(|m| m.contains("customers:write")), "{body}");
+    assert!(refusals.iter().any(|m| m.contains("subscriptions:write")), "{body}");
+    assert!(body["errors"].as_array().unwrap().iter().all(|e| e["extensions"]["code"] == "FORBIDDEN"), "{body}");
+    // What the key did is audited with the key.
+    let through_key = entity::audit_log::Entity::find()
+        .all(&app.domain.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.action == "placeOrder")
+        .unwrap();
+    assert_eq!(through_key.actor_api_key_id.map(|id| id.to_string()), key["id"].as_str().map(str::to_owned));
     // Past them: refused before anything runs, naming the scope.
     let (_, body) = app.post(Some(&secret), "{ invoices(first: 1) { totalCount } }", json!({})).await;
     assert_eq!(code(&body), "FORBIDDEN", "{body}");
@@ -96,6 +120,12 @@ async fn a_reseller_key_acts_within_its_scopes_until_it_is_revoked() {
     let refused = live.next().await.unwrap();
     assert_eq!(refused["type"], "error", "{refused}");
     assert_eq!(refused["payload"][0]["extensions"]["code"], "FORBIDDEN", "{refused}");
+    // Another user of the same reseller may revoke Rita's key but not rotate it (a secret
+    // acting as Rita would be handed to someone else).
+    let colleague = user_token(&app, "carl@a.test", Role::Reseller, Some(f.reseller_a)).await;
+    let rotate = "mutation($id: ID!) { rotateApiKey(id: $id) { secret } }";
+    let (_, body) = app.post(Some(&colleague), rotate, json!({"id": key["id"]})).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
 
     // Listed with its last use; another reseller's user does not see it, nor revoke it.
     let listed = app.data(&rita, "{ apiKeys { id prefix lastUsedAt revokedAt } }", json!({})).await;
@@ -107,7 +137,8 @@ async fn a_reseller_key_acts_within_its_scopes_until_it_is_revoked() {
     let (_, body) = app.post(Some(&other), revoke, json!({"id": key["id"]})).await;
     assert_eq!(code(&body), "NOT_FOUND", "{body}");
 
-    // Rotated: the old secret is refused, the new one works with the same scopes.
+    // Rotated: the old secret is refused — on the open WebSocket too, at its next subscribe —
+    // and the new one works with the same scopes.
     let rotated = app
         .data(&rita, "mutation($id: ID!) { rotateApiKey(id: $id) { secret key { scopes } } }", json!({"id": key["id"]}))
         .await;
@@ -115,6 +146,8 @@ async fn a_reseller_key_acts_within_its_scopes_until_it_is_revoked() {
     assert_eq!(rotated["rotateApiKey"]["key"]["scopes"], json!(["catalog:read", "orders:write"]));
     let (status, body) = app.post(Some(&secret), "{ me { role } }", json!({})).await;
     assert_eq!((status, code(&body)), (401, "UNAUTHENTICATED"), "{body}");
+    live.subscribe("o", "subscription { orderStatus(orderId: \"1\") { status } }", json!({})).await;
+    assert_eq!(live.close_code().await, 4403);
     assert_eq!(app.data(&new_secret, "{ me { role } }", json!({})).await["me"]["role"], "RESELLER");
 
     // Revoked: refused at once; a secret with a known prefix but wrong rest is refused too.
@@ -148,6 +181,12 @@ async fn keys_need_known_scopes_and_a_signed_in_user() {
         let (_, body) = app.post(Some(&rita), CREATE, json!({"n": "x", "s": scopes})).await;
         assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
     }
+    // Operator scopes are the operator's; customers and vendors make no keys.
+    let (_, body) = app.post(Some(&rita), CREATE, json!({"n": "x", "s": ["billing:write"]})).await;
+    assert_eq!(code(&body), "BAD_USER_INPUT", "{body}");
+    let customer = user_token(&app, "cora@c.test", Role::Customer, Some(f.customer_a)).await;
+    let (_, body) = app.post(Some(&customer), CREATE, json!({"n": "x", "s": ["catalog:read"]})).await;
+    assert_eq!(code(&body), "FORBIDDEN", "{body}");
     // A development token names no user: it cannot own a key.
     let dev = app.token(Role::Reseller, Some(f.reseller_a));
     let (_, body) = app.post(Some(&dev), CREATE, json!({"n": "x", "s": ["catalog:read"]})).await;

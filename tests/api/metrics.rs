@@ -65,7 +65,9 @@ async fn metrics_are_served_in_prometheus_text_format() {
     };
     assert_eq!(ops("MetricsCatalog", "ok"), 3.0);
     assert_eq!(ops("MetricsMissing", "error"), 1.0);
-    assert_eq!(ops("MetricsRefused", "rejected"), 1.0);
+    // A document that does not validate is not named by the client's say-so.
+    assert_eq!(ops("MetricsRefused", "rejected"), 0.0);
+    assert!(ops("anonymous", "rejected") >= 1.0);
     let latency = scrape
         .samples
         .iter()
@@ -94,4 +96,19 @@ async fn metrics_are_served_in_prometheus_text_format() {
     assert!(value(&scrape, "websocket_connections", &[]).unwrap_or(0.0) >= 1.0);
     assert!(value(&scrape, "db_pool_connections", &[("state", "idle")]).is_some());
     drop(live);
+}
+
+#[tokio::test]
+async fn metrics_need_the_scrape_token_when_one_is_set() {
+    let app = crate::helpers::spawn_app_with(|c| c.metrics_token = Some("scrape-secret".into())).await;
+    let scrape = |token: Option<&'static str>| {
+        let mut request = app.client.get(format!("{}/metrics", app.address));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(scrape(None).await, 403);
+    assert_eq!(scrape(Some("scrape-secreT")).await, 403);
+    assert_eq!(scrape(Some("scrape-secret")).await, 200);
 }

@@ -67,7 +67,14 @@ pub struct RunSummary {
 /// Runs billing for `period` (operator only; not for a month that has not started).
 pub async fn run_billing(domain: &Domain, actor: &Actor, period: &str) -> Result<RunSummary> {
     let ran = run_billing_once(domain, actor, period).await;
-    let outcome = if ran.is_ok() { "completed" } else { "failed" };
+    // A call refused before running (role, period, a run in progress) is no failed run.
+    let outcome = match &ran {
+        Ok(_) => "completed",
+        Err(Error::Forbidden(_) | Error::Unauthenticated | Error::Validation { .. } | Error::Conflict { .. }) => {
+            "refused"
+        }
+        Err(_) => "failed",
+    };
     metrics::counter!("billing_runs_total", "outcome" => outcome).increment(1);
     ran
 }
