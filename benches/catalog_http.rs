@@ -6,7 +6,9 @@
 //! and prints requests per second and p50/p99 latency. It measures SQLite (a temporary
 //! file) and PostgreSQL (a temporary database on `BENCH_POSTGRES_URL`, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`; skipped if unreachable), each with the
-//! caches on (the default), with only the catalog snapshot cached, and with no cache.
+//! caches on (the default), with only the catalog snapshot cached, and with no cache; the
+//! cached modes with the rate limiter on (a bucket so large it never refuses, so every
+//! request pays for the limiter's bookkeeping and headers) and off.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
 mod common;
@@ -28,9 +30,12 @@ const REQUESTS: usize = 20_000;
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     runtime.block_on(common::on_each_backend("catalog", |backend, url| async move {
-        for cache in [Cache::Responses, Cache::Snapshot, Cache::Off] {
-            run(backend, &url, cache).await;
+        for cache in [Cache::Responses, Cache::Snapshot] {
+            for limited in [true, false] {
+                run(backend, &url, cache, limited).await;
+            }
         }
+        run(backend, &url, Cache::Off, true).await;
     }));
 }
 
@@ -45,13 +50,15 @@ enum Cache {
     Off,
 }
 
-async fn run(backend: &str, url: &str, cache: Cache) {
+async fn run(backend: &str, url: &str, cache: Cache, limited: bool) {
     let mut settings = Settings::from_environment().unwrap();
     settings.database.database_url = Some(url.to_owned());
     settings.database.db_max_connections = 8;
     settings.auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret-00".into());
     settings.server.http_workers = 1;
     settings.server.response_cache = cache == Cache::Responses;
+    let limit = if limited { "4000000000/1" } else { "off" };
+    settings.server.rate_limit_user = switchyard::rate_limit::Limit::parse(limit).unwrap();
     if cache == Cache::Off {
         settings.server.catalog_cache_ttl = Duration::ZERO;
     }
@@ -98,12 +105,13 @@ async fn run(backend: &str, url: &str, cache: Cache) {
     latencies.sort_unstable();
     let percentile = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     println!(
-        "{backend:<10} {:<22} {:>6} requests  {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({expected_length} bytes each)",
+        "{backend:<10} {:<22} {:<11} {:>6} requests  {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({expected_length} bytes each)",
         match cache {
             Cache::Responses => "response+catalog cache",
             Cache::Snapshot => "catalog cache only",
             Cache::Off => "no cache",
         },
+        if limited { "limits on" } else { "limits off" },
         requests,
         requests as f64 / elapsed.as_secs_f64(),
         percentile(0.50).as_secs_f64() * 1000.0,

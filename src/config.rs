@@ -247,6 +247,17 @@ pub struct ServerConfig {
     /// setting). Unset: `/metrics` answers only connections from this machine (loopback).
     #[arg(long, env = "SWITCHYARD_METRICS_TOKEN")]
     pub metrics_token: Option<String>,
+    /// Each API key's rate limit: `tokens/seconds` (the bucket and the time it takes to fill
+    /// from empty), or `off`. A request takes a token; an operation costs its complexity,
+    /// a token per 100, at least one.
+    #[arg(long, env = "SWITCHYARD_RATE_LIMIT_KEY", default_value = "6000/60", value_parser = crate::rate_limit::Limit::parse)]
+    pub rate_limit_key: crate::rate_limit::Limit,
+    /// Each signed-in user's rate limit (a development token's: its role and organisation's).
+    #[arg(long, env = "SWITCHYARD_RATE_LIMIT_USER", default_value = "3000/60", value_parser = crate::rate_limit::Limit::parse)]
+    pub rate_limit_user: crate::rate_limit::Limit,
+    /// Each anonymous client address's rate limit (an IPv6 client's /64).
+    #[arg(long, env = "SWITCHYARD_RATE_LIMIT_ANONYMOUS", default_value = "120/60", value_parser = crate::rate_limit::Limit::parse)]
+    pub rate_limit_anonymous: crate::rate_limit::Limit,
 }
 
 /// A web origin as browsers send it in `Origin`: `scheme://host[:port]`, http or https, no

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod graphql;
 pub mod http;
 pub mod metrics;
+pub mod rate_limit;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

@@ -25,6 +25,8 @@ pub struct AppState {
     pub response_cache: Arc<ResponseCache>,
     /// Documents of Apollo's automatic persisted queries, by hash (this process's).
     pub persisted: Arc<PersistedQueries>,
+    /// The rate limits' buckets (this process's).
+    pub limiter: Arc<crate::rate_limit::Limiter>,
     /// Given when the process shuts down: WebSocket connections close with 1001.
     pub shutdown: Shutdown,
 }
@@ -35,6 +37,20 @@ impl AppState {
         let config = Arc::new(config);
         let schema = build_schema(&config, Arc::clone(&domain), Arc::clone(&auth));
         let response_cache = Arc::new(ResponseCache::with_budget(config.response_cache_bytes));
-        Self { domain, auth, config, schema, response_cache, persisted: Arc::default(), shutdown: Shutdown::new() }
+        let limiter = Arc::new(crate::rate_limit::Limiter::new(
+            config.rate_limit_key,
+            config.rate_limit_user,
+            config.rate_limit_anonymous,
+        ));
+        Self {
+            domain,
+            auth,
+            config,
+            schema,
+            response_cache,
+            persisted: Arc::default(),
+            limiter,
+            shutdown: Shutdown::new(),
+        }
     }
 }

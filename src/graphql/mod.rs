@@ -11,6 +11,7 @@ pub mod mutation;
 pub mod operation_name;
 pub mod persisted;
 pub mod query;
+pub mod rate;
 pub mod response_cache;
 pub mod scalars;
 pub mod scopes;
@@ -47,6 +48,7 @@ pub fn build_schema(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKe
             // First: it parses the document the limits then walk (async-graphql keeps it).
             .extension(operation_name::OperationNames)
             .extension(scopes::ScopeCheck)
+            .extension(rate::RateCharges)
             .extension(limits::DocumentLimits {
                 max_aliases: config.max_aliases,
                 max_selections: config.max_selections,

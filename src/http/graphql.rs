@@ -9,6 +9,8 @@
 //! - A bearer token that fails verification is 401 UNAUTHENTICATED; no token means an
 //!   anonymous caller, which every field but `login` refuses.
 
+use std::sync::Arc;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
@@ -20,6 +22,7 @@ use super::caller::{Caller, GRAPHQL_RESPONSE_JSON, Unauthenticated, accepts_grap
 use crate::domain::Actor;
 use crate::graphql::errors::{finalize, request_error, tag_internal};
 use crate::graphql::operation_name::OperationName;
+use crate::graphql::rate::RateCharge;
 use crate::graphql::response_cache::{CacheKey, Cached};
 use crate::graphql::{LoginAllowance, RequestContext};
 use crate::state::AppState;
@@ -80,7 +83,11 @@ pub async fn post(
             accepts_graphql_json,
         );
     }
-    let served = Served::new(&request, &mut batch);
+    let charge = match super::limits::admit(&state, &request, actor.as_ref(), accepts_graphql_json) {
+        Ok(charge) => charge,
+        Err(refused) => return *refused,
+    };
+    let served = Served::new(&request, &mut batch, charge);
     if let BatchRequest::Single(single) = &batch
         && state.config.response_cache
         && let Some(key) = CacheKey::for_request(actor.as_ref(), single)
@@ -112,7 +119,9 @@ async fn cached_catalog_query(
     let content_type = if graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
     if let Some(cached) = state.response_cache.get(&key, &state.domain) {
         served.finish_cached(cached.operation.as_deref());
-        return (HttpResponse::Ok().content_type(content_type).body(cached.body), true);
+        let mut response = HttpResponse::Ok().content_type(content_type).body(cached.body);
+        super::limits::finish(&mut response, served.charge.as_deref());
+        return (response, true);
     }
     let BatchRequest::Single(request) = batch else { return (HttpResponse::InternalServerError().finish(), false) };
     let generation = state.domain.catalog.generation();
@@ -135,7 +144,9 @@ async fn cached_catalog_query(
         state.response_cache.put(key, cached, (generation, data_as_of), valid_until, &state.domain);
     }
     let status = if graphql_json && request_error { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    (HttpResponse::build(status).content_type(content_type).body(body), catalog)
+    let mut response = HttpResponse::build(status).content_type(content_type).body(body);
+    super::limits::finish(&mut response, served.charge.as_deref());
+    (response, catalog)
 }
 
 /// Whether every request of a JSON body (one, or a batch) has a `query` parameter: a missing
@@ -233,8 +244,12 @@ pub async fn get(
     };
     let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
     let key = CacheKey::for_request(actor.as_ref(), &graphql_request).filter(CacheKey::is_catalog_query);
+    let charge = match super::limits::admit(&state, &request, actor.as_ref(), accepts_graphql_json) {
+        Ok(charge) => charge,
+        Err(refused) => return *refused,
+    };
     let mut batch = BatchRequest::Single(graphql_request);
-    let served = Served::new(&request, &mut batch);
+    let served = Served::new(&request, &mut batch, charge);
     if let Some(key) = key {
         let (response, catalog) = if state.config.response_cache {
             cached_catalog_query(&state, &request, key, batch, actor, accepts_graphql_json, &served).await
@@ -316,22 +331,27 @@ pub(super) struct Served {
     request_id: Option<String>,
     operations: Vec<OperationName>,
     started: std::time::Instant,
+    /// What pays for the request's operations (rate limits), if its caller is limited.
+    charge: Option<Arc<RateCharge>>,
 }
 
 impl Served {
     /// For `request`, running `batch` (each of its requests is given the slot its operation's
     /// name is put in), from now.
-    pub(super) fn new(request: &HttpRequest, batch: &mut BatchRequest) -> Self {
+    pub(super) fn new(request: &HttpRequest, batch: &mut BatchRequest, charge: Option<Arc<RateCharge>>) -> Self {
         let slot = |r: &mut Request| {
             let name = OperationName::default();
             r.data.insert(name.clone());
+            if let Some(charge) = &charge {
+                r.data.insert(Arc::clone(charge));
+            }
             name
         };
         let operations = match batch {
             BatchRequest::Single(single) => vec![slot(single)],
             BatchRequest::Batch(many) => many.iter_mut().map(slot).collect(),
         };
-        Self { request_id: super::request_id::of(request), operations, started: std::time::Instant::now() }
+        Self { request_id: super::request_id::of(request), operations, started: std::time::Instant::now(), charge }
     }
 
     /// The name of the `index`th operation, once it was prepared.
@@ -389,7 +409,9 @@ pub(super) fn respond(mut response: BatchResponse, graphql_json: bool, served: &
     };
     let status = if graphql_json && request_error { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let content_type = if graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
-    HttpResponse::build(status).content_type(content_type).json(body)
+    let mut response = HttpResponse::build(status).content_type(content_type).json(body);
+    super::limits::finish(&mut response, served.charge.as_deref());
+    response
 }
 
 /// A request error stops execution before any field runs: its errors have no path.

@@ -8,6 +8,7 @@ mod etag;
 pub mod graphql;
 mod health;
 pub mod invoices;
+mod limits;
 mod metrics;
 pub mod reports;
 pub mod request_id;

@@ -68,6 +68,10 @@ pub async fn post(
     {
         return fail(StatusCode::FORBIDDEN, &refused.to_string(), "FORBIDDEN");
     }
+    let charge = match super::limits::admit(&state, &request, Some(&actor), graphql_json) {
+        Ok(charge) => charge,
+        Err(refused) => return *refused,
+    };
     let Ok(_turn) = UPLOADS.acquire().await else {
         return fail(StatusCode::SERVICE_UNAVAILABLE, "uploads are closed", "UNAVAILABLE");
     };
@@ -109,7 +113,7 @@ pub async fn post(
         let message = format!("too many operations in one batch (limit {})", state.config.max_batch);
         return fail(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT");
     }
-    let served = super::graphql::Served::new(&request, &mut batch);
+    let served = super::graphql::Served::new(&request, &mut batch, charge);
     let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
     let batch = match batch {
         BatchRequest::Single(single) => BatchRequest::Single(with_context(&state, single, Some(actor), &allowance)),

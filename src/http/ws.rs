@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::auth::VerifiedToken;
 use crate::graphql::errors::finalize;
+use crate::graphql::rate::RateCharge;
 use crate::graphql::{LoginAllowance, RequestContext};
 use crate::state::AppState;
 
@@ -206,9 +207,23 @@ async fn run(
                 let Ok(request) = serde_json::from_value::<async_graphql::Request>(value["payload"].clone()) else {
                     break close(4400, "Invalid message: bad payload");
                 };
-                let request = request
+                // Each operation is admitted for a token and charged its complexity, as on HTTP.
+                let subject = crate::rate_limit::Subject::of(&verified.actor);
+                let charge = match state.limiter.take(&subject, 1) {
+                    Some(crate::rate_limit::Standing { retry_after: Some(seconds), .. }) => {
+                        let error = json!([{"message": format!("rate limit: try again in {seconds} s"), "extensions": {"code": "RATE_LIMITED", "retryAfter": seconds}}]);
+                        send(&mut session, json!({"type": "error", "id": id, "payload": error})).await;
+                        continue;
+                    }
+                    Some(standing) => Some(RateCharge::new(std::sync::Arc::clone(&state.limiter), subject, standing)),
+                    None => None,
+                };
+                let mut request = request
                     .data(RequestContext::new(std::sync::Arc::clone(&state.domain), Some(verified.actor.clone())))
                     .data(LoginAllowance::new(client));
+                if let Some(charge) = charge {
+                    request = request.data(charge);
+                }
                 let handle = actix_web::rt::spawn(run_stream(
                     state.schema.clone(),
                     request,

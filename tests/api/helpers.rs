@@ -96,6 +96,10 @@ async fn spawn_in(database: TestDatabase, adjust: impl FnOnce(&mut ServerConfig)
     let mut server: ServerConfig = config::defaults().expect("server defaults");
     server.http_workers = 2;
     server.bind = "127.0.0.1:0".into();
+    // Tests send bursts from one address and one token; the rate-limit tests set their own.
+    server.rate_limit_key = switchyard::rate_limit::Limit(None);
+    server.rate_limit_user = switchyard::rate_limit::Limit(None);
+    server.rate_limit_anonymous = switchyard::rate_limit::Limit(None);
     adjust(&mut server);
     let mut connection = db::connect(&database.url, 8).await.expect("connect");
     let statements = Arc::new(AtomicUsize::new(0));

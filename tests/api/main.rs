@@ -32,6 +32,7 @@ mod persisted;
 mod pg_cluster;
 mod processes;
 mod provisioning;
+mod rate_limits;
 mod reconciliation;
 mod reconciliation_api;
 mod reliability;
