@@ -209,6 +209,11 @@ pub struct ServerConfig {
     /// The most memory the response cache may hold, in bytes (bodies and their keys).
     #[arg(long, env = "SWITCHYARD_RESPONSE_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub response_cache_bytes: usize,
+    /// Whether a catalog page over GET may be kept by shared caches (`Cache-Control: public`,
+    /// varying by `Authorization`): only for a CDN that keys its cache by that header, as
+    /// prices are the caller's organisation's. Off: `private` (browsers only).
+    #[arg(long, env = "SWITCHYARD_CATALOG_SHARED_CACHE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub catalog_shared_cache: bool,
     /// Also cache whole responses of catalog queries per caller (see `graphql::response_cache`).
     #[arg(long, env = "SWITCHYARD_RESPONSE_CACHE", default_value_t = true, action = clap::ArgAction::Set)]
     pub response_cache: bool,
@@ -255,6 +260,20 @@ pub struct ServerConfig {
     /// Each signed-in user's rate limit (a development token's: its role and organisation's).
     #[arg(long, env = "SWITCHYARD_RATE_LIMIT_USER", default_value = "3000/60", value_parser = crate::rate_limit::Limit::parse)]
     pub rate_limit_user: crate::rate_limit::Limit,
+    /// Whether webhook endpoints may be local (`http`, loopback and private addresses):
+    /// for development and tests only; off, a tenant cannot make the server call into the
+    /// operator's network.
+    #[arg(long, env = "SWITCHYARD_WEBHOOK_ALLOW_LOCAL", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_local: bool,
+    /// How long one webhook try may take.
+    #[arg(long, env = "SWITCHYARD_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+    /// The waits between a delivery's tries (one try more than waits), comma-separated.
+    #[arg(long, env = "SWITCHYARD_WEBHOOK_SCHEDULE", default_value = "1m,15m,2h,20h", value_delimiter = ',', value_parser = parse_duration)]
+    pub webhook_schedule: Vec<Duration>,
+    /// How long an endpoint's deliveries may fail before it is disabled.
+    #[arg(long, env = "SWITCHYARD_WEBHOOK_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration)]
+    pub webhook_disable_after: Duration,
     /// Each anonymous client address's rate limit (an IPv6 client's /64).
     #[arg(long, env = "SWITCHYARD_RATE_LIMIT_ANONYMOUS", default_value = "120/60", value_parser = crate::rate_limit::Limit::parse)]
     pub rate_limit_anonymous: crate::rate_limit::Limit,
@@ -289,6 +308,10 @@ pub struct ProvisioningConfig {
     /// Provisioning workers run inside this process (0: none; run `switchyard worker` instead).
     #[arg(long, env = "SWITCHYARD_WORKERS", default_value_t = 2)]
     pub workers: usize,
+    /// Webhook workers beside them (a pool of their own: slow receivers never hold up
+    /// provisioning); none where `workers` is 0.
+    #[arg(long, env = "SWITCHYARD_WEBHOOK_WORKERS", default_value_t = 2)]
+    pub webhook_workers: usize,
     /// How long a claimed job stays leased to its worker; an expired lease is claimed again.
     /// Must be longer than `vendor_timeout`.
     #[arg(long, env = "SWITCHYARD_JOB_LEASE", default_value = "60s", value_parser = parse_duration)]

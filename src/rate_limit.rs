@@ -1,12 +1,14 @@
-//! Rate limits: a token bucket per API key, per signed-in user (or development token's role
-//! and organisation) and per client address for anonymous calls, each kind with its own
-//! policy (`SWITCHYARD_RATE_LIMIT_KEY`, `_USER`, `_ANONYMOUS`: `tokens/seconds`, the bucket's
-//! size and the time it takes to fill from empty). A request takes one token to be admitted;
-//! each GraphQL operation then costs its complexity (one token per
-//! [`COMPLEXITY_PER_TOKEN`], at least one, the admission included), charged once the
-//! document is validated. The buckets are this process's: with several processes behind a
-//! load balancer, each enforces its share (documented in the README). Memory is bounded: at
-//! [`MAX_SUBJECTS`] subjects, full buckets are dropped (a full bucket is the same as none).
+//! Rate limits: a token bucket per user's API keys, per signed-in user (or development
+//! token's role and organisation) and per client address for anonymous calls, each kind with
+//! its own policy (`SWITCHYARD_RATE_LIMIT_KEY`, `_USER`, `_ANONYMOUS`: `tokens/seconds`, the
+//! bucket's size and the time it takes to fill from empty). A request takes one token to be
+//! admitted; each GraphQL operation costs at least one (the first one's is the admission's)
+//! and, once validated, its complexity (one token per [`COMPLEXITY_PER_TOKEN`]); an export
+//! costs [`EXPORT_COST`]. An operation dearer than a whole bucket is refused for good, not
+//! told to retry. Refused credentials cost the client's address a token. The buckets are
+//! this process's: with several processes behind a load balancer, each enforces its share
+//! (documented in the README). Memory is bounded: at [`MAX_SUBJECTS`] subjects, full buckets
+//! are dropped (a full bucket is the same as none), then the longest unused.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,6 +20,8 @@ use std::time::{Duration, Instant};
 pub const COMPLEXITY_PER_TOKEN: usize = 100;
 /// Subjects tracked before full buckets are dropped.
 pub const MAX_SUBJECTS: usize = 100_000;
+/// What an export (a CSV, a printable invoice) costs: it reads a period's rows.
+pub const EXPORT_COST: u32 = 5;
 
 /// A kind of caller's limit as configured: a policy, or none (`off`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,8 +72,9 @@ impl fmt::Display for Policy {
 /// Whose bucket a request takes from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Subject {
-    /// An API key, by id.
-    Key(i64),
+    /// The API keys of one user, by the user's id (a user making more keys does not get
+    /// more to spend); a key without a user (none is made so) by its own id.
+    Key(String),
     /// A signed-in user, by id; a development token by role and organisation.
     User(String),
     /// An anonymous caller, by address (IPv6 by its /64).
@@ -79,6 +84,11 @@ pub enum Subject {
 impl Subject {
     /// An anonymous caller at `address` (unknown: one shared bucket).
     pub fn address(address: Option<IpAddr>) -> Self {
+        // An IPv4 client seen through an IPv6 socket (`::ffff:192.0.2.1`) is its IPv4 address.
+        let address = address.map(|a| match a {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
+        });
         Self::Address(match address {
             Some(IpAddr::V6(v6)) => {
                 let s = v6.segments();
@@ -89,11 +99,12 @@ impl Subject {
         })
     }
 
-    /// The bucket of a caller with credentials: its API key's, else its user's (a
+    /// The bucket of a caller with credentials: its user's API keys', else its user's (a
     /// development token's: its role and organisation's).
     pub fn of(actor: &crate::domain::Actor) -> Self {
         match (actor.api_key_id, actor.user_id) {
-            (Some(key), _) => Self::Key(key),
+            (Some(_), Some(user)) => Self::Key(format!("user:{user}")),
+            (Some(key), None) => Self::Key(format!("key:{key}")),
             (None, Some(user)) => Self::User(user.to_string()),
             (None, None) => Self::User(format!("{:?}:{}", actor.role(), actor.organization_id().unwrap_or(0))),
         }
@@ -120,6 +131,8 @@ pub struct Standing {
     pub full_in: u64,
     /// When refused: seconds until the asked-for tokens are there.
     pub retry_after: Option<u64>,
+    /// Refused because the asked-for tokens are more than the bucket holds: never granted.
+    pub beyond_capacity: bool,
 }
 
 impl Standing {
@@ -146,12 +159,36 @@ pub struct Limiter {
     user: Option<Policy>,
     anonymous: Option<Policy>,
     buckets: Mutex<HashMap<Subject, Bucket>>,
+    max_subjects: usize,
 }
 
 impl Limiter {
     /// A limiter with these policies.
     pub fn new(key: Limit, user: Limit, anonymous: Limit) -> Self {
-        Self { key: key.0, user: user.0, anonymous: anonymous.0, buckets: Mutex::new(HashMap::new()) }
+        Self::bounded(key, user, anonymous, MAX_SUBJECTS)
+    }
+
+    /// A limiter with these policies tracking at most `max_subjects` subjects.
+    pub fn bounded(key: Limit, user: Limit, anonymous: Limit, max_subjects: usize) -> Self {
+        Self {
+            key: key.0,
+            user: user.0,
+            anonymous: anonymous.0,
+            buckets: Mutex::new(HashMap::new()),
+            max_subjects: max_subjects.max(1),
+        }
+    }
+
+    /// When `subject`'s bucket cannot pay a single token now: the seconds until it can
+    /// (taking nothing); None when it can.
+    pub fn exhausted(&self, subject: &Subject) -> Option<u64> {
+        let policy = self.policy(subject)?;
+        let buckets = self.buckets.lock().ok()?;
+        let bucket = buckets.get(subject)?;
+        let rate = policy.per_second();
+        let tokens = bucket.tokens + Instant::now().duration_since(bucket.at).as_secs_f64() * rate;
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "0 < missing ≤ 1 token")]
+        (tokens < 1.0).then(|| (((1.0 - tokens) / rate).ceil() as u64).max(1))
     }
 
     fn policy(&self, subject: &Subject) -> Option<Policy> {
@@ -170,16 +207,23 @@ impl Limiter {
         let capacity = f64::from(policy.tokens);
         let rate = policy.per_second();
         let Ok(mut buckets) = self.buckets.lock() else { return None };
-        if buckets.len() >= MAX_SUBJECTS && !buckets.contains_key(subject) {
+        if buckets.len() >= self.max_subjects && !buckets.contains_key(subject) {
             buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < capacity);
-            if buckets.len() >= MAX_SUBJECTS {
-                buckets.clear();
+            if buckets.len() >= self.max_subjects {
+                // Still full of spending subjects: the tenth used longest ago go (their
+                // buckets refill as new; everyone else keeps theirs).
+                let mut ages: Vec<Instant> = buckets.values().map(|b| b.at).collect();
+                let cut = (ages.len() / 10).max(1);
+                let (_, oldest_kept, _) = ages.select_nth_unstable(cut - 1);
+                let oldest_kept = *oldest_kept;
+                buckets.retain(|_, b| b.at > oldest_kept);
             }
         }
         let bucket = buckets.entry(subject.clone()).or_insert(Bucket { tokens: capacity, at: now });
         let tokens = (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(capacity);
         let cost = f64::from(cost);
-        let granted = tokens >= cost;
+        let beyond_capacity = cost > capacity;
+        let granted = tokens >= cost && !beyond_capacity;
         let left = if granted { tokens - cost } else { tokens };
         *bucket = Bucket { tokens: left, at: now };
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "bounded by the policy's u32")]
@@ -191,7 +235,8 @@ impl Limiter {
             name: subject.policy_name(),
             remaining,
             full_in: seconds(capacity - left),
-            retry_after: (!granted).then(|| seconds(cost - tokens).max(1)),
+            retry_after: (!granted).then(|| seconds(cost.min(capacity) - tokens).max(1)),
+            beyond_capacity,
         })
     }
 }
@@ -218,7 +263,7 @@ mod tests {
     fn a_bucket_grants_until_empty_and_says_when_to_come_back() {
         let policy = Limit::parse("10/10").unwrap_or(Limit(None));
         let limiter = Limiter::new(policy, Limit(None), Limit(None));
-        let key = Subject::Key(1);
+        let key = Subject::Key("user:1".into());
         let first = limiter.take(&key, 4);
         assert_eq!(first.as_ref().map(|s| (s.remaining, s.retry_after)), Some((6, None)));
         assert_eq!(limiter.take(&key, 6).map(|s| s.remaining), Some(0));
@@ -226,9 +271,37 @@ mod tests {
         assert_eq!(refused.as_ref().and_then(|s| s.retry_after), Some(3), "{refused:?}");
         assert_eq!(refused.map(|s| s.limit_header()), Some("\"key\";r=0;t=10".to_owned()));
         // Other subjects and unlimited kinds are untouched.
-        assert_eq!(limiter.take(&Subject::Key(2), 1).map(|s| s.remaining), Some(9));
+        assert_eq!(limiter.take(&Subject::Key("user:2".into()), 1).map(|s| s.remaining), Some(9));
+        // More than the bucket holds is refused for good.
+        assert_eq!(limiter.take(&Subject::Key("user:3".into()), 11).map(|s| s.beyond_capacity), Some(true));
         assert_eq!(limiter.take(&Subject::User("1".into()), 1_000), None);
         assert_eq!(cost_of(0), 1);
         assert_eq!(cost_of(250), 3);
+    }
+
+    #[test]
+    fn an_ipv4_client_seen_through_an_ipv6_socket_is_its_ipv4_address() {
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let plain: IpAddr = "192.0.2.1".parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        assert_eq!(Subject::address(Some(mapped)), Subject::address(Some(plain)));
+        let v6: IpAddr = "2001:db8:1:2:3::9".parse().unwrap_or(plain);
+        assert_eq!(Subject::address(Some(v6)), Subject::Address("2001:db8:1:2::/64".into()));
+    }
+
+    #[test]
+    fn a_full_table_drops_the_longest_unused_not_everyone() {
+        let limit = Limit::parse("10/3600").unwrap_or(Limit(None));
+        let limiter = Limiter::bounded(Limit(None), Limit(None), limit, 10);
+        let at = |n: u8| Subject::address(Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, n))));
+        for n in 0..10 {
+            limiter.take(&at(n), 5);
+        }
+        // An eleventh subject: the oldest spender's bucket goes, the others keep theirs.
+        limiter.take(&at(10), 1);
+        assert_eq!(limiter.take(&at(9), 1).map(|s| s.remaining), Some(4));
+        assert_eq!(limiter.take(&at(0), 1).map(|s| s.remaining), Some(9), "dropped: a new bucket");
+        assert_eq!(limiter.exhausted(&at(9)), None);
+        limiter.take(&at(9), 4);
+        assert!(matches!(limiter.exhausted(&at(9)), Some(1..=360)), "{:?}", limiter.exhausted(&at(9)));
     }
 }

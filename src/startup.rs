@@ -201,5 +201,11 @@ fn domain(
             concurrency: server.login_concurrency,
             queue_wait: server.login_queue_wait,
         }),
+        webhooks: crate::domain::webhooks::WebhookSettings {
+            allow_local: server.webhook_allow_local,
+            timeout: server.webhook_timeout,
+            schedule: server.webhook_schedule.clone(),
+            disable_after: server.webhook_disable_after,
+        },
     })
 }

@@ -221,6 +221,9 @@ pub enum JobKind {
     /// A call to a vendor's connector for a subscription (purchase, change, renewal…).
     #[sea_orm(string_value = "PROVISIONING")]
     Provisioning,
+    /// A signed POST of an event to a webhook endpoint.
+    #[sea_orm(string_value = "WEBHOOK_DELIVERY")]
+    WebhookDelivery,
 }
 
 /// A job's state in the durable queue.

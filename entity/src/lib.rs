@@ -34,6 +34,7 @@ pub mod tier;
 pub mod usage_record;
 pub mod user;
 pub mod vendor;
+pub mod webhook_attempt;
 pub mod webhook_delivery;
 pub mod webhook_endpoint;
 pub mod wholesale_price;

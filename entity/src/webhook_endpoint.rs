@@ -1,4 +1,5 @@
-//! A reseller's webhook receiver with its signing secret.
+//! A webhook receiver of a reseller (or of the operator: no reseller), with the event types
+//! it wants (none listed: all), its signing secret and, during a rotation, the one before.
 
 use sea_orm::entity::prelude::*;
 
@@ -7,12 +8,21 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    pub reseller_id: i64,
+    /// The owner; None: the operator.
+    pub reseller_id: Option<i64>,
     pub url: String,
+    pub description: String,
+    /// Event type names separated by spaces (`order.status_changed`); empty: every type.
+    pub event_types: String,
+    /// `whsec_` and the base64 of the key.
     pub secret: String,
-    #[sea_orm(column_type = "JsonBinary")]
-    pub event_kinds: Json,
-    pub active: bool,
+    /// The secret before the last rotation, still signing until `previous_secret_until`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_until: Option<DateTimeUtc>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// When its deliveries started failing (cleared by a success).
+    pub failing_since: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -41,6 +41,9 @@ pub enum EventKind {
     /// A vendor's statement was imported or matched, or a finding resolved (the operator's
     /// alone: it names no tenant).
     ReconciliationChanged,
+    /// A webhook endpoint was disabled after failing too long (its owner's, or the
+    /// operator's when it names no reseller).
+    WebhookEndpointDisabled,
 }
 
 /// One domain event, as stored in the outbox and sent to subscribers.
@@ -74,6 +77,9 @@ pub struct DomainEvent {
     pub quantity: Option<i32>,
     /// A human-readable detail (a vendor's error message, say).
     pub detail: Option<String>,
+    /// The webhook endpoint concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_endpoint_id: Option<i64>,
 }
 
 impl DomainEvent {
@@ -93,6 +99,7 @@ impl DomainEvent {
             status: status.into(),
             quantity: None,
             detail: None,
+            webhook_endpoint_id: None,
         }
     }
 
@@ -113,6 +120,7 @@ impl DomainEvent {
             (_, Some(id), _) if self.kind == EventKind::SubscriptionChanged => ("subscription", id),
             (_, _, Some(id)) => ("order", id),
             (_, Some(id), _) => ("subscription", id),
+            _ if self.webhook_endpoint_id.is_some() => ("webhook_endpoint", self.webhook_endpoint_id.unwrap_or(0)),
             _ => ("none", 0),
         }
     }

@@ -108,6 +108,10 @@ typed_ids!(
     FindingId,
     /// An API key.
     ApiKeyId,
+    /// A webhook endpoint.
+    WebhookEndpointId,
+    /// A webhook delivery (one event to one endpoint).
+    WebhookDeliveryId,
 );
 
 #[cfg(test)]

@@ -16,18 +16,18 @@
 //!
 //! Every job has a kind and may have an ordering key (jobs of one subject: a subscription):
 //! jobs of one key run one at a time, in the order they were made.
-//! Today every job is a vendor provisioning call, whose subject columns (subscription,
-//! order, vendor, action) say what it acts on; webhook deliveries and imports will be
-//! further kinds.
+//! A job is a vendor provisioning call, whose subject columns (subscription, order, vendor,
+//! action) say what it acts on, or a webhook delivery (`webhooks::deliveries`), with its
+//! own number of tries and schedule.
 
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use entity::enums::{JobKind, JobStatus, ProvisioningAction};
-use entity::{job, subscription};
+use entity::enums::{JobKind, JobStatus};
+use entity::job;
 use rand::Rng;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, NotSet, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Set,
     Statement,
 };
 
@@ -66,98 +66,13 @@ impl Default for JobSettings {
     }
 }
 
-/// A job to enqueue.
-#[derive(Clone, Debug)]
-pub struct NewJob {
-    /// What it does.
-    pub kind: JobKind,
-    /// Jobs with the same key belong to one subject (`subscription:42`) and run one at a
-    /// time, in the order they were made.
-    pub ordering_key: Option<String>,
-    /// What the job's runner needs (for provisioning: what the connector sends).
-    pub payload: serde_json::Value,
-    /// The subscription a provisioning job acts on (it also scopes who sees the job).
-    pub subject: Option<ProvisioningSubject>,
-}
-
-/// The subject of a provisioning job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ProvisioningSubject {
-    /// The subscription acted on.
-    pub subscription_id: i64,
-    /// The order that bought it, if any.
-    pub order_id: Option<i64>,
-    /// The vendor called.
-    pub vendor_id: i64,
-    /// The vendor action.
-    pub action: ProvisioningAction,
-}
-
-impl ProvisioningSubject {
-    /// The subject of a provisioning job's row; an internal error if the row has none (a
-    /// job of another kind, or a row written by hand).
-    pub fn of(job: &job::Model) -> Result<Self> {
-        match (job.kind, job.subscription_id, job.vendor_id, job.action) {
-            (JobKind::Provisioning, Some(subscription_id), Some(vendor_id), Some(action)) => {
-                Ok(Self { subscription_id, order_id: job.order_id, vendor_id, action })
-            }
-            _ => Err(Error::internal(format!("job {} is not a provisioning job with a subject", job.id))),
-        }
-    }
-}
-
-impl NewJob {
-    /// A vendor call for `subscription`, ordered after every earlier job of it.
-    pub fn provisioning(
-        subscription: &subscription::Model,
-        action: ProvisioningAction,
-        payload: serde_json::Value,
-    ) -> Self {
-        Self {
-            kind: JobKind::Provisioning,
-            ordering_key: Some(format!("subscription:{}", subscription.id)),
-            payload,
-            subject: Some(ProvisioningSubject {
-                subscription_id: subscription.id,
-                order_id: subscription.order_id,
-                vendor_id: subscription.vendor_id,
-                action,
-            }),
-        }
-    }
-}
+pub use super::new_jobs::{NewJob, ProvisioningSubject};
 
 /// Enqueues a job inside the write, with a fresh request id that stays the same on every
 /// retry (vendors and webhook receivers deduplicate on it); the write wakes this process's
 /// workers once it commits.
 pub async fn enqueue(w: &mut Write<'_>, job: NewJob) -> Result<job::Model> {
-    let now = w.now();
-    let subject = job.subject;
-    let inserted = job::ActiveModel {
-        id: NotSet,
-        kind: Set(job.kind),
-        ordering_key: Set(job.ordering_key),
-        payload: Set(job.payload),
-        request_id: Set(uuid::Uuid::new_v4().to_string()),
-        status: Set(JobStatus::Queued),
-        attempts: Set(0),
-        max_attempts: Set(w.domain().jobs.max_attempts),
-        run_after: Set(now),
-        locked_by: Set(None),
-        locked_until: Set(None),
-        lease_token: Set(None),
-        last_error: Set(None),
-        reference: Set(None),
-        subscription_id: Set(subject.map(|s| s.subscription_id)),
-        order_id: Set(subject.and_then(|s| s.order_id)),
-        vendor_id: Set(subject.map(|s| s.vendor_id)),
-        action: Set(subject.map(|s| s.action)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        finished_at: Set(None),
-    }
-    .insert(w.db())
-    .await?;
+    let inserted = super::new_jobs::insert(w.db(), w.now(), w.domain().jobs.max_attempts, job).await?;
     w.wake_workers();
     Ok(inserted)
 }
@@ -171,11 +86,19 @@ pub struct ClaimedJob {
     pub lease_token: String,
 }
 
-/// The kinds this build runs, as an SQL list: an older process in a mixed-version
-/// deployment never claims a kind it cannot decode (which would loop it through leases).
-fn runnable_kinds() -> String {
-    use sea_orm::{ActiveEnum, Iterable};
-    JobKind::iter().map(|kind| format!("'{}'", kind.to_value())).collect::<Vec<_>>().join(", ")
+/// `kinds` as an SQL list (every kind this build runs, for all: an older process in a
+/// mixed-version deployment never claims a kind it cannot decode, which would loop it
+/// through leases).
+fn runnable_kinds(kinds: &[JobKind]) -> String {
+    use sea_orm::ActiveEnum;
+    let list: Vec<String> = kinds.iter().map(|kind| format!("'{}'", kind.to_value())).collect();
+    if list.is_empty() { "NULL".to_owned() } else { list.join(", ") }
+}
+
+/// Every kind of job this build runs.
+pub fn all_kinds() -> Vec<JobKind> {
+    use sea_orm::Iterable;
+    JobKind::iter().collect()
 }
 
 /// Jobs of one ordering key (one subscription) run one at a time, in the order they were
@@ -189,11 +112,16 @@ const FIRST_OF_ITS_KEY: &str = "NOT EXISTS (SELECT 1 FROM jobs other \
 /// Claims the next due job of a kind this build runs for `worker`, or `None` when nothing
 /// is due (or every due job waits for an earlier one of its ordering key).
 pub async fn claim_next_job(domain: &Domain, worker: &str) -> Result<Option<ClaimedJob>> {
+    claim_next_job_of(domain, worker, &all_kinds()).await
+}
+
+/// As [`claim_next_job`], of `kinds` only (a pool of workers of its own).
+pub async fn claim_next_job_of(domain: &Domain, worker: &str, kinds: &[JobKind]) -> Result<Option<ClaimedJob>> {
     let now = domain.clock.now();
     let lease_until = now + Duration::from_std(domain.jobs.lease).unwrap_or(Duration::seconds(60));
     let token = uuid::Uuid::new_v4().to_string();
     let backend = domain.db.get_database_backend();
-    let kinds = runnable_kinds();
+    let kinds = runnable_kinds(kinds);
     let (sql, values): (String, Vec<sea_orm::Value>) = match backend {
         DbBackend::Postgres => (
             format!(
@@ -283,6 +211,8 @@ pub struct Settled {
     pub error: Option<String>,
     /// The external reference the attempt returned, if any.
     pub reference: Option<String>,
+    /// When it runs again, if it was queued again.
+    pub run_after: DateTime<Utc>,
 }
 
 /// Records an attempt's outcome on the job row inside `w`, if the worker still holds the
@@ -293,7 +223,10 @@ pub async fn settle(w: &Write<'_>, claimed: &ClaimedJob, outcome: Outcome) -> Re
     let (status, run_after, error, reference) = match &outcome {
         Outcome::Succeeded { reference } => (JobStatus::Succeeded, job.run_after, None, reference.clone()),
         Outcome::Transient { error, retry_after } if job.attempts < job.max_attempts => {
-            let delay = retry_delay(&domain.jobs, job.attempts, *retry_after);
+            let delay = match job.kind {
+                JobKind::WebhookDelivery => domain.webhooks.retry_delay(job.attempts, *retry_after),
+                JobKind::Provisioning => retry_delay(&domain.jobs, job.attempts, *retry_after),
+            };
             let delay = Duration::from_std(delay).unwrap_or(Duration::hours(1));
             let run_after = now.checked_add_signed(delay).unwrap_or(now + Duration::hours(1));
             (JobStatus::Queued, run_after, Some(error.clone()), None)
@@ -322,7 +255,7 @@ pub async fn settle(w: &Write<'_>, claimed: &ClaimedJob, outcome: Outcome) -> Re
     if updated.rows_affected != 1 {
         return Ok(None);
     }
-    Ok(Some(Settled { status, error, reference }))
+    Ok(Some(Settled { status, error, reference, run_after }))
 }
 
 /// Extends the lease of a job a worker is still running to `lease` from now; `false` when the

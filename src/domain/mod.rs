@@ -16,12 +16,14 @@ pub mod customers;
 pub mod error;
 pub mod events;
 pub mod exchange_rates;
+pub mod fanout;
 pub mod fulfilment;
 pub mod ids;
 pub mod jobs;
 pub mod lifecycle;
 pub mod logins;
 pub mod money;
+pub mod new_jobs;
 pub mod orders;
 pub mod outbox;
 pub mod pagination;
@@ -34,6 +36,7 @@ pub mod subscriptions;
 pub mod users;
 pub mod validate;
 pub mod vendor_sync;
+pub mod webhooks;
 pub mod write;
 
 use std::sync::Arc;
@@ -68,6 +71,8 @@ pub struct Domain {
     pub standing: standing::Standing,
     /// Login throttling and this process's hashing turns.
     pub logins: logins::LoginGuard,
+    /// How webhooks are delivered.
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 /// The operator's legal details and payment terms, for the invoices it issues.

@@ -203,6 +203,7 @@ pub fn needed_for(field: &str) -> Option<Needs> {
 pub fn needed_to_see(type_name: &str) -> Option<Needs> {
     use Scope::{
         BillingRead, BillingWrite, CatalogRead, CustomersWrite, OrdersWrite, ReconciliationWrite, SubscriptionsWrite,
+        WebhooksManage,
     };
     let base = type_name.strip_suffix("Connection").or_else(|| type_name.strip_suffix("Edge")).unwrap_or(type_name);
     let scope = match base {
@@ -224,6 +225,7 @@ pub fn needed_to_see(type_name: &str) -> Option<Needs> {
         | "ReconciliationReport"
         | "ReconciliationCategoryTotal"
         | "ReconciliationPartyTotal" => ReconciliationWrite,
+        "WebhookEndpoint" | "WebhookEndpointWithSecret" | "WebhookDelivery" | "WebhookAttempt" => WebhooksManage,
         _ => return None,
     };
     Some(Needs::Scope(scope))

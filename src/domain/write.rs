@@ -143,6 +143,12 @@ impl<'d> Write<'d> {
         if let Audit::Action { actor, action, object_type, object_id, details } = audit {
             audit::record(&self.txn, actor, action, object_type, object_id, details, self.now).await?;
         }
+        // Webhook deliveries of the events, in the same transaction: queued if and only if
+        // the events commit.
+        let attempts = self.domain.webhooks.attempts();
+        if super::fanout::fan_out(&self.txn, self.now, attempts, &self.events).await? {
+            self.wakes_workers = true;
+        }
         // Last, so the lock that orders the outbox is held only until the commit.
         record_events(&self.txn, &mut self.events).await?;
         self.txn.commit().await?;

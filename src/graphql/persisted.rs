@@ -2,9 +2,11 @@
 //! (`extensions.persistedQuery.sha256Hash`, version 1); the first time this process does
 //! not know it (PERSISTED_QUERY_NOT_FOUND), the client sends the document with its hash,
 //! which is checked and kept, and the hash alone works from then on — also over GET, so a
-//! CDN can cache catalog reads by URL. The documents are kept per process, bounded (by
-//! count and bytes; emptied when full): another process, or this one after a restart, asks
-//! the client for the document again, as the protocol expects.
+//! CDN can cache catalog reads by URL. Only documents that parse are kept, and only from
+//! callers the rate limits let in. The documents are kept per process, bounded (by count and
+//! bytes; when full, a tenth of them go, whichever the map yields first): another process,
+//! or this one after a restart or an eviction, asks the client for the document again, as
+//! the protocol expects.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -53,14 +55,25 @@ impl PersistedQueries {
         if hex::encode(Sha256::digest(request.query.as_bytes())) != hash {
             return Err(Refused::Invalid("provided sha does not match query".into()));
         }
+        let known = self.documents.read().is_ok_and(|d| d.0.contains_key(&hash));
+        // A document that does not parse is answered with its error, not kept.
+        if known || async_graphql::parser::parse_query(&request.query).is_err() {
+            return Ok(());
+        }
         if let Ok(mut documents) = self.documents.write()
             && !documents.0.contains_key(&hash)
         {
-            if documents.0.len() >= MAX_DOCUMENTS || documents.1 + request.query.len() > MAX_BYTES {
-                *documents = (HashMap::new(), 0);
+            let (map, bytes) = &mut *documents;
+            while !map.is_empty() && (map.len() >= MAX_DOCUMENTS || *bytes + request.query.len() > MAX_BYTES) {
+                let going: Vec<String> = map.keys().take((map.len() / 10).max(1)).cloned().collect();
+                for key in going {
+                    if let Some(document) = map.remove(&key) {
+                        *bytes -= document.len();
+                    }
+                }
             }
-            documents.1 += request.query.len();
-            documents.0.insert(hash, Arc::from(request.query.as_str()));
+            *bytes += request.query.len();
+            map.insert(hash, Arc::from(request.query.as_str()));
         }
         Ok(())
     }
@@ -90,5 +103,14 @@ mod tests {
         let mut hash_only = with_hash("", &hash.to_uppercase());
         assert_eq!(store.resolve(&mut hash_only), Ok(()));
         assert_eq!(hash_only.query, query);
+    }
+
+    #[test]
+    fn only_documents_that_parse_are_kept() {
+        let store = PersistedQueries::default();
+        let broken = "{ products { ";
+        let hash = hex::encode(Sha256::digest(broken.as_bytes()));
+        assert_eq!(store.resolve(&mut with_hash(broken, &hash)), Ok(()));
+        assert_eq!(store.resolve(&mut with_hash("", &hash)), Err(Refused::NotFound));
     }
 }

@@ -36,6 +36,8 @@ pub enum LiveEventKind {
     SubscriptionChanged,
     ProvisioningStatusChanged,
     ReconciliationChanged,
+    /// A webhook endpoint was disabled after failing too long.
+    WebhookEndpointDisabled,
 }
 
 impl From<EventKind> for LiveEventKind {
@@ -46,6 +48,7 @@ impl From<EventKind> for LiveEventKind {
             EventKind::SubscriptionChanged => Self::SubscriptionChanged,
             EventKind::ProvisioningStatusChanged => Self::ProvisioningStatusChanged,
             EventKind::ReconciliationChanged => Self::ReconciliationChanged,
+            EventKind::WebhookEndpointDisabled => Self::WebhookEndpointDisabled,
         }
     }
 }

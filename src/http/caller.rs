@@ -14,7 +14,9 @@
 //!   user is refused like a bad token, as is a token for an organisation that never existed.
 //!
 //! - an API key (`sy_…`, `domain::api_keys`) is sent the same ways as a JWT and looked up on
-//!   each request: a revoked key is refused at once, in every process.
+//!   each request: a revoked key is refused at once, in every process;
+//! - refused credentials cost the client's address a token of the anonymous rate limit, and
+//!   an address with none left is 429 before its credentials are looked up.
 
 use futures_util::future::LocalBoxFuture;
 
@@ -54,10 +56,15 @@ pub struct Unauthenticated {
     graphql_json: bool,
     /// The credentials could not be checked.
     unavailable: bool,
+    /// The client's address has tried too many refused credentials: seconds to wait.
+    rate_limited: Option<u64>,
 }
 
 impl std::fmt::Display for Unauthenticated {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(seconds) = self.rate_limited {
+            return write!(f, "rate limit: too many refused credentials; try again in {seconds} s");
+        }
         f.write_str(if self.unavailable {
             "credentials cannot be checked now; try again"
         } else {
@@ -68,11 +75,24 @@ impl std::fmt::Display for Unauthenticated {
 
 impl ResponseError for Unauthenticated {
     fn status_code(&self) -> StatusCode {
-        if self.unavailable { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::UNAUTHORIZED }
+        if self.rate_limited.is_some() {
+            StatusCode::TOO_MANY_REQUESTS
+        } else if self.unavailable {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::UNAUTHORIZED
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
         let content_type = if self.graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+        if let Some(seconds) = self.rate_limited {
+            let body = serde_json::json!({ "errors": [request_error(self.to_string(), "RATE_LIMITED")] });
+            return HttpResponse::TooManyRequests()
+                .insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)))
+                .content_type(content_type)
+                .json(body);
+        }
         if self.unavailable {
             let body = serde_json::json!({ "errors": [request_error(self.to_string(), "UNAVAILABLE")] });
             return HttpResponse::ServiceUnavailable()
@@ -95,16 +115,24 @@ impl FromRequest for Caller {
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let presented = presented_token(request);
         let state = request.app_data::<web::Data<AppState>>().cloned();
-        let refused = Unauthenticated { graphql_json: accepts_graphql_response(request), unavailable: false };
+        let refused =
+            Unauthenticated { graphql_json: accepts_graphql_response(request), unavailable: false, rate_limited: None };
+        let request = request.clone();
         Box::pin(async move {
             let Some(token) = presented? else { return Ok(Caller(None)) };
             let Some(state) = state else {
                 tracing::error!("the application state is not registered; refusing the credentials");
                 return Err(refused);
             };
+            if let Err(seconds) = super::limits::charge_refused_credentials(&state, &request, false) {
+                return Err(Unauthenticated { rate_limited: Some(seconds), ..refused });
+            }
             match authenticate(&state, &token).await {
                 Ok(Some(verified)) => Ok(Caller(Some(verified.actor))),
-                Ok(None) => Err(refused),
+                Ok(None) => {
+                    let _ = super::limits::charge_refused_credentials(&state, &request, true);
+                    Err(refused)
+                }
                 Err(Unavailable) => Err(Unauthenticated { unavailable: true, ..refused }),
             }
         })
@@ -150,7 +178,8 @@ async fn in_good_standing(state: &AppState, actor: &Actor) -> bool {
 /// The bearer token of a request's `Authorization` header: None without one, refused when
 /// the header is not a bearer token.
 fn presented_token(request: &HttpRequest) -> Result<Option<String>, Unauthenticated> {
-    let refused = || Unauthenticated { graphql_json: accepts_graphql_response(request), unavailable: false };
+    let refused =
+        || Unauthenticated { graphql_json: accepts_graphql_response(request), unavailable: false, rate_limited: None };
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
         return Ok(None);
     };

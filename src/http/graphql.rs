@@ -58,13 +58,6 @@ pub async fn post(
             );
         }
     };
-    let persisted = match &mut batch {
-        BatchRequest::Single(single) => state.persisted.resolve(single),
-        BatchRequest::Batch(many) => many.iter_mut().try_for_each(|r| state.persisted.resolve(r)),
-    };
-    if let Err(refused) = persisted {
-        return persisted_refused(refused, accepts_graphql_json);
-    }
     if !has_query(&body) {
         return error_response(
             StatusCode::BAD_REQUEST,
@@ -87,6 +80,16 @@ pub async fn post(
         Ok(charge) => charge,
         Err(refused) => return *refused,
     };
+    // Documents are kept for hashes only from callers let in, and only once they are.
+    let persisted = match &mut batch {
+        BatchRequest::Single(single) => state.persisted.resolve(single),
+        BatchRequest::Batch(many) => many.iter_mut().try_for_each(|r| state.persisted.resolve(r)),
+    };
+    if let Err(refused) = persisted {
+        let mut response = persisted_refused(refused, accepts_graphql_json);
+        super::limits::finish(&mut response, charge.as_deref(), 1);
+        return response;
+    }
     let served = Served::new(&request, &mut batch, charge);
     if let BatchRequest::Single(single) = &batch
         && state.config.response_cache
@@ -120,7 +123,7 @@ async fn cached_catalog_query(
     if let Some(cached) = state.response_cache.get(&key, &state.domain) {
         served.finish_cached(cached.operation.as_deref());
         let mut response = HttpResponse::Ok().content_type(content_type).body(cached.body);
-        super::limits::finish(&mut response, served.charge.as_deref());
+        super::limits::finish(&mut response, served.charge.as_deref(), 1);
         return (response, true);
     }
     let BatchRequest::Single(request) = batch else { return (HttpResponse::InternalServerError().finish(), false) };
@@ -145,7 +148,7 @@ async fn cached_catalog_query(
     }
     let status = if graphql_json && request_error { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let mut response = HttpResponse::build(status).content_type(content_type).body(body);
-    super::limits::finish(&mut response, served.charge.as_deref());
+    super::limits::finish(&mut response, served.charge.as_deref(), 1);
     (response, catalog)
 }
 
@@ -190,14 +193,24 @@ pub struct GetParams {
 }
 
 /// GET /graphql: queries only. A catalog query answers with an `ETag` (304 to a matching
-/// `If-None-Match`) and `Cache-Control: public` — varying by `Authorization`, as prices are
-/// the caller's organisation's — so a CDN or browser may keep it; anything else `no-store`.
+/// `If-None-Match`) and `Cache-Control: private` (`public` where the deployment says its CDN
+/// keys by `Authorization`: prices are the caller's organisation's), varying by
+/// `Authorization`, so a browser (or that CDN) may keep it; every other answer — errors,
+/// refusals, per-caller data — is `no-store`.
 pub async fn get(
     state: web::Data<AppState>,
     request: HttpRequest,
     caller: Result<Caller, Unauthenticated>,
 ) -> HttpResponse {
-    let accepts_graphql_json = accepts_graphql_response(&request);
+    let mut response = get_answer(&state, &request, caller).await;
+    if !response.headers().contains_key(header::CACHE_CONTROL) {
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn get_answer(state: &AppState, request: &HttpRequest, caller: Result<Caller, Unauthenticated>) -> HttpResponse {
+    let accepts_graphql_json = accepts_graphql_response(request);
     let bad_request =
         |message: String| error_response(StatusCode::BAD_REQUEST, &message, "BAD_USER_INPUT", accepts_graphql_json);
     let params = match web::Query::<GetParams>::from_query(request.query_string()) {
@@ -216,13 +229,25 @@ pub async fn get(
     if params.query.is_none() && persisted.is_none() {
         return bad_request("the request has no `query` parameter".to_owned());
     }
+    let actor = match caller {
+        Ok(Caller(actor)) => actor,
+        Err(refused) => return refused.error_response(),
+    };
+    let charge = match super::limits::admit(state, request, actor.as_ref(), accepts_graphql_json) {
+        Ok(charge) => charge,
+        Err(refused) => return *refused,
+    };
+    let with_limits = |mut response: HttpResponse| {
+        super::limits::finish(&mut response, charge.as_deref(), 1);
+        response
+    };
     let mut graphql_request = Request::new(params.query.unwrap_or_default()).variables(variables);
     if let Some(persisted) = persisted {
         graphql_request
             .extensions
             .insert("persistedQuery".into(), async_graphql::Value::from_json(persisted).unwrap_or_default());
         if let Err(refused) = state.persisted.resolve(&mut graphql_request) {
-            return persisted_refused(refused, accepts_graphql_json);
+            return with_limits(persisted_refused(refused, accepts_graphql_json));
         }
     }
     if let Some(name) = params.operation_name {
@@ -236,47 +261,30 @@ pub async fn get(
             accepts_graphql_json,
         );
         response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return with_limits(response);
+    }
+    let allowance = LoginAllowance::new(client_address(request, &state.config.trusted_proxies));
+    let key = CacheKey::for_request(actor.as_ref(), &graphql_request).filter(CacheKey::is_catalog_query);
+    let mut batch = BatchRequest::Single(graphql_request);
+    let served = Served::new(request, &mut batch, charge.clone());
+    let BatchRequest::Single(graphql_request) = batch else { return HttpResponse::InternalServerError().finish() };
+    let Some(key) = key else {
+        let response = state.schema.execute(with_context(state, graphql_request, actor, &allowance)).await;
+        return respond(BatchResponse::Single(response), accepts_graphql_json, &served);
+    };
+    let (response, catalog) = if state.config.response_cache {
+        let batch = BatchRequest::Single(graphql_request);
+        cached_catalog_query(state, request, key, batch, actor, accepts_graphql_json, &served).await
+    } else {
+        let response = state.schema.execute(with_context(state, graphql_request, actor, &allowance)).await;
+        let catalog = response.errors.is_empty();
+        (respond(BatchResponse::Single(response), accepts_graphql_json, &served), catalog)
+    };
+    if !catalog {
         return response;
     }
-    let actor = match caller {
-        Ok(Caller(actor)) => actor,
-        Err(refused) => return refused.error_response(),
-    };
-    let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
-    let key = CacheKey::for_request(actor.as_ref(), &graphql_request).filter(CacheKey::is_catalog_query);
-    let charge = match super::limits::admit(&state, &request, actor.as_ref(), accepts_graphql_json) {
-        Ok(charge) => charge,
-        Err(refused) => return *refused,
-    };
-    let mut batch = BatchRequest::Single(graphql_request);
-    let served = Served::new(&request, &mut batch, charge);
-    if let Some(key) = key {
-        let (response, catalog) = if state.config.response_cache {
-            cached_catalog_query(&state, &request, key, batch, actor, accepts_graphql_json, &served).await
-        } else {
-            let BatchRequest::Single(graphql_request) = batch else {
-                return HttpResponse::InternalServerError().finish();
-            };
-            let response = state.schema.execute(with_context(&state, graphql_request, actor, &allowance)).await;
-            let catalog = response.errors.is_empty();
-            (respond(BatchResponse::Single(response), accepts_graphql_json, &served), catalog)
-        };
-        return if catalog {
-            super::etag::cacheable(&request, response, state.domain.catalog.ttl()).await
-        } else {
-            no_store(response)
-        };
-    }
-    let BatchRequest::Single(graphql_request) = batch else { return HttpResponse::InternalServerError().finish() };
-    let graphql_request = with_context(&state, graphql_request, actor, &allowance);
-    let response = state.schema.execute(graphql_request).await;
-    no_store(respond(BatchResponse::Single(response), accepts_graphql_json, &served))
-}
-
-/// Marks a response as never to be kept by a cache.
-fn no_store(mut response: HttpResponse) -> HttpResponse {
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    let shared = state.config.catalog_shared_cache;
+    super::etag::cacheable(request, response, state.domain.catalog.ttl(), shared).await
 }
 
 /// The answer to a persisted query that cannot be used: PERSISTED_QUERY_NOT_FOUND (200, as
@@ -410,7 +418,7 @@ pub(super) fn respond(mut response: BatchResponse, graphql_json: bool, served: &
     let status = if graphql_json && request_error { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let content_type = if graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
     let mut response = HttpResponse::build(status).content_type(content_type).json(body);
-    super::limits::finish(&mut response, served.charge.as_deref());
+    super::limits::finish(&mut response, served.charge.as_deref(), served.operations.len());
     response
 }
 

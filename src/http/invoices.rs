@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use entity::{invoice, invoice_line};
 
 use super::caller::Caller;
@@ -166,8 +166,16 @@ tr{page-break-inside:avoid}.meta td{border:none;padding:.5mm 2mm .5mm 0}.totals{
 /// legal names, addresses and tax ids, number, dates, and per line the product, service
 /// period, quantity, undiscounted price per cycle, days and amount, then subtotal, tax at
 /// its rate and total, every amount at the currency's minor units.
-pub async fn html(state: web::Data<AppState>, caller: Caller, id: web::Path<i64>) -> HttpResponse {
-    let Ok(actor) = caller.required() else { return failure(Error::Unauthenticated) };
+pub async fn html(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> HttpResponse {
+    super::limits::export(&state, &request, caller, |actor| html_for(state.clone(), actor, id)).await
+}
+
+async fn html_for(state: web::Data<AppState>, actor: Actor, id: web::Path<i64>) -> HttpResponse {
     let (invoice, lines) = match load(&state, &actor, *id).await {
         Ok(loaded) => loaded,
         Err(error) => return failure(error),
@@ -273,8 +281,16 @@ pub async fn html(state: web::Data<AppState>, caller: Caller, id: web::Path<i64>
 }
 
 /// GET /invoices/{id}/lines.csv
-pub async fn lines_csv(state: web::Data<AppState>, caller: Caller, id: web::Path<i64>) -> HttpResponse {
-    let Ok(actor) = caller.required() else { return failure(Error::Unauthenticated) };
+pub async fn lines_csv(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> HttpResponse {
+    super::limits::export(&state, &request, caller, |actor| lines_csv_for(state.clone(), actor, id)).await
+}
+
+async fn lines_csv_for(state: web::Data<AppState>, actor: Actor, id: web::Path<i64>) -> HttpResponse {
     let (invoice, lines) = match load(&state, &actor, *id).await {
         Ok(loaded) => loaded,
         Err(error) => return failure(error),
@@ -295,8 +311,16 @@ pub struct PeriodQuery {
 }
 
 /// GET /invoices.csv?period=YYYY-MM
-pub async fn period_csv(state: web::Data<AppState>, caller: Caller, query: web::Query<PeriodQuery>) -> HttpResponse {
-    let Ok(actor) = caller.required() else { return failure(Error::Unauthenticated) };
+pub async fn period_csv(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    query: web::Query<PeriodQuery>,
+) -> HttpResponse {
+    super::limits::export(&state, &request, caller, |actor| period_csv_for(state.clone(), actor, query)).await
+}
+
+async fn period_csv_for(state: web::Data<AppState>, actor: Actor, query: web::Query<PeriodQuery>) -> HttpResponse {
     let invoices = match invoices::invoices_of_period_with_lines(&state.domain, &actor, &query.period).await {
         Ok(invoices) => invoices,
         Err(error) => return failure(error),

@@ -8,15 +8,15 @@
 
 use std::fmt::Write as _;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::caller::Caller;
 use super::invoices::{escape_csv, failure};
-use crate::domain::Error;
 use crate::domain::billing::margins::{MarginGroup, margin_report};
 use crate::domain::money::format_minor_units;
 use crate::domain::reconciliation::matching::Category;
 use crate::domain::reconciliation::report::{FindingFilter, findings_after, vendor_margin};
+use crate::domain::{Actor, Error};
 use crate::state::AppState;
 
 /// Query of `GET /reports/margin.csv`.
@@ -30,8 +30,16 @@ pub struct MarginQuery {
 }
 
 /// GET /reports/margin.csv
-pub async fn margin_csv(state: web::Data<AppState>, caller: Caller, query: web::Query<MarginQuery>) -> HttpResponse {
-    let Ok(actor) = caller.required() else { return failure(Error::Unauthenticated) };
+pub async fn margin_csv(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    caller: Caller,
+    query: web::Query<MarginQuery>,
+) -> HttpResponse {
+    super::limits::export(&state, &request, caller, |actor| margin_csv_for(state.clone(), actor, query)).await
+}
+
+async fn margin_csv_for(state: web::Data<AppState>, actor: Actor, query: web::Query<MarginQuery>) -> HttpResponse {
     let by = match query.group_by.to_ascii_lowercase().as_str() {
         "reseller" => MarginGroup::Reseller,
         "customer" => MarginGroup::Customer,
@@ -95,10 +103,18 @@ const FINDINGS_PAGE: u64 = 2_000;
 /// GET /reports/reconciliation.csv
 pub async fn reconciliation_csv(
     state: web::Data<AppState>,
+    request: HttpRequest,
     caller: Caller,
     query: web::Query<FindingsQuery>,
 ) -> HttpResponse {
-    let Ok(actor) = caller.required() else { return failure(Error::Unauthenticated) };
+    super::limits::export(&state, &request, caller, |actor| reconciliation_csv_for(state.clone(), actor, query)).await
+}
+
+async fn reconciliation_csv_for(
+    state: web::Data<AppState>,
+    actor: Actor,
+    query: web::Query<FindingsQuery>,
+) -> HttpResponse {
     let query = query.into_inner();
     let category = match query.category.as_deref().map(|c| Category::parse(&c.to_ascii_uppercase())) {
         Some(None) => return failure(Error::validation("category", "not a category")),

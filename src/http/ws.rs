@@ -186,13 +186,27 @@ async fn run(
                 let Some(verified) = token.as_ref() else {
                     break close(4401, "Unauthorized");
                 };
+                let Some(id) = id else { break close(4400, "Invalid message: missing id") };
+                // Each operation is admitted for a token — before anything else is done for
+                // it, refused ones too — and charged its complexity, as on HTTP.
+                let subject = crate::rate_limit::Subject::of(&verified.actor);
+                let charge = match state.limiter.take(&subject, 1) {
+                    Some(crate::rate_limit::Standing { retry_after: Some(seconds), .. }) => {
+                        let error = json!([{"message": format!("rate limit: try again in {seconds} s"), "extensions": {"code": "RATE_LIMITED", "retryAfter": seconds}}]);
+                        send(&mut session, json!({"type": "error", "id": id, "payload": error})).await;
+                        continue;
+                    }
+                    Some(standing) => Some(RateCharge::new(std::sync::Arc::clone(&state.limiter), subject, standing)),
+                    None => None,
+                };
+                // An API key is looked up again (paid for by the token just taken, as an HTTP
+                // request pays for its own lookup): a revoked key stops at once.
                 if !key_still_good(&state, key.as_deref()).await {
                     for id in streams.keys() {
                         send(&mut session, complete_message(protocol, id)).await;
                     }
                     break close(4403, "Forbidden: the API key was revoked");
                 }
-                let Some(id) = id else { break close(4400, "Invalid message: missing id") };
                 if streams.contains_key(&id) {
                     if protocol == Protocol::Legacy {
                         continue;
@@ -206,17 +220,6 @@ async fn run(
                 }
                 let Ok(request) = serde_json::from_value::<async_graphql::Request>(value["payload"].clone()) else {
                     break close(4400, "Invalid message: bad payload");
-                };
-                // Each operation is admitted for a token and charged its complexity, as on HTTP.
-                let subject = crate::rate_limit::Subject::of(&verified.actor);
-                let charge = match state.limiter.take(&subject, 1) {
-                    Some(crate::rate_limit::Standing { retry_after: Some(seconds), .. }) => {
-                        let error = json!([{"message": format!("rate limit: try again in {seconds} s"), "extensions": {"code": "RATE_LIMITED", "retryAfter": seconds}}]);
-                        send(&mut session, json!({"type": "error", "id": id, "payload": error})).await;
-                        continue;
-                    }
-                    Some(standing) => Some(RateCharge::new(std::sync::Arc::clone(&state.limiter), subject, standing)),
-                    None => None,
                 };
                 let mut request = request
                     .data(RequestContext::new(std::sync::Arc::clone(&state.domain), Some(verified.actor.clone())))

@@ -8,6 +8,8 @@
 //! On shutdown the loops stop claiming; [`Workers::stop`] waits for the jobs in flight for
 //! the grace period, then stops the rest and releases their jobs to the queue.
 
+mod webhooks;
+
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ProvisioningConfig;
 use crate::domain::fulfilment::{complete_job, mark_started};
-use crate::domain::jobs::{self, ClaimedJob, Outcome, ProvisioningSubject, claim_next_job};
+use crate::domain::jobs::{self, ClaimedJob, Outcome, ProvisioningSubject, claim_next_job_of};
 use crate::domain::{Domain, subscriptions};
 use crate::shutdown::Shutdown;
 use crate::vendors::connectors::{VendorRequest, connector_for, execute};
@@ -107,10 +109,12 @@ pub fn start(domain: Arc<Domain>, config: &ProvisioningConfig, shutdown: Shutdow
     let instance = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut handles = Vec::new();
     let mut names = Vec::new();
-    for index in 0..config.workers {
+    let webhook_workers = if config.workers == 0 { 0 } else { config.webhook_workers };
+    for index in 0..config.workers + webhook_workers {
         let name = format!("{host}:{}:{instance}:{index}", std::process::id());
         names.push(name.clone());
-        let worker = run_worker(Arc::clone(&domain), name, client.clone(), config.clone(), shutdown.clone());
+        let kinds = if index < config.workers { vec![JobKind::Provisioning] } else { vec![JobKind::WebhookDelivery] };
+        let worker = run_worker(Arc::clone(&domain), name, client.clone(), config.clone(), shutdown.clone(), kinds);
         handles.push(tokio::spawn(worker));
     }
     if config.workers > 0 {
@@ -128,9 +132,11 @@ pub async fn run_worker(
     client: reqwest::Client,
     config: ProvisioningConfig,
     shutdown: Shutdown,
+    kinds: Vec<JobKind>,
 ) {
     while !shutdown.is_triggered() {
-        let step = AssertUnwindSafe(run_one(&domain, &name, &client, config.vendor_timeout)).catch_unwind().await;
+        let step =
+            AssertUnwindSafe(run_one_of(&domain, &name, &client, config.vendor_timeout, &kinds)).catch_unwind().await;
         let step = step.unwrap_or_else(|panic| {
             Err(crate::domain::Error::internal(format!("the worker's step panicked: {}", panic_message(&*panic))))
         });
@@ -164,9 +170,20 @@ pub async fn run_one(
     client: &reqwest::Client,
     timeout: Duration,
 ) -> crate::domain::Result<bool> {
+    run_one_of(domain, worker, client, timeout, &jobs::all_kinds()).await
+}
+
+/// As [`run_one`], for a job of `kinds`.
+pub async fn run_one_of(
+    domain: &Domain,
+    worker: &str,
+    client: &reqwest::Client,
+    timeout: Duration,
+    kinds: &[JobKind],
+) -> crate::domain::Result<bool> {
     // Before the claim: the lease runs from a moment no later than this.
     let claimed_at = Instant::now();
-    let Some(claimed) = claim_next_job(domain, worker).await? else { return Ok(false) };
+    let Some(claimed) = claim_next_job_of(domain, worker, kinds).await? else { return Ok(false) };
     if claimed.job.attempts > claimed.job.max_attempts {
         let reason = format!(
             "the lease of its last attempt ({} of {}) ran out without an outcome: its worker died or hung",
@@ -178,6 +195,7 @@ pub async fn run_one(
     let run = async {
         match claimed.job.kind {
             JobKind::Provisioning => provision(domain, worker, client, timeout, &claimed, claimed_at).await,
+            JobKind::WebhookDelivery => webhooks::deliver(domain, worker, &claimed).await,
         }
     };
     match AssertUnwindSafe(run).catch_unwind().await {
@@ -195,6 +213,13 @@ pub async fn run_one(
 /// If recording that on the subscription fails or panics, the job row alone is DEAD: it
 /// must not stay RUNNING, claimed again after every lease.
 async fn abandon(domain: &Domain, worker: &str, claimed: &ClaimedJob, reason: String) -> crate::domain::Result<()> {
+    if claimed.job.kind == JobKind::WebhookDelivery {
+        let kept = crate::domain::webhooks::deliveries::give_up(domain, claimed, reason.clone(), true).await;
+        if !matches!(kept, Ok(true)) {
+            jobs::bury(domain, claimed, reason).await?;
+        }
+        return Ok(());
+    }
     let recorded = AssertUnwindSafe(complete_job(domain, claimed, Outcome::Abandoned { error: reason.clone() }))
         .catch_unwind()
         .await;

@@ -15,7 +15,7 @@ use crate::live::WsClient;
 use crate::orders::order_input;
 
 /// A signed-in user's token: a user row of `role` for `org`.
-async fn user_token(app: &TestApp, email: &str, role: Role, org: Option<i64>) -> String {
+pub(crate) async fn user_token(app: &TestApp, email: &str, role: Role, org: Option<i64>) -> String {
     let now = Utc::now();
     let user = entity::user::ActiveModel {
         id: NotSet,
@@ -37,7 +37,7 @@ async fn user_token(app: &TestApp, email: &str, role: Role, org: Option<i64>) ->
 
 const CREATE: &str = "mutation($n: String!, $s: [String!]!) { createApiKey(name: $n, scopes: $s) { secret key { id name prefix scopes userId lastUsedAt revokedAt } } }";
 
-async fn create(app: &TestApp, token: &str, scopes: &[&str]) -> (String, Value) {
+pub(crate) async fn create(app: &TestApp, token: &str, scopes: &[&str]) -> (String, Value) {
     let data = app.data(token, CREATE, json!({"n": "storefront", "s": scopes})).await;
     let issued = &data["createApiKey"];
     (issued["secret"].as_str().unwrap().to_owned(), issued["key"].clone())

@@ -47,5 +47,6 @@ mod storage;
 mod subscriptions;
 mod tenancy;
 mod vendor_sync;
+mod webhooks;
 mod workers;
 mod writes;

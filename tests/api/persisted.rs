@@ -1,6 +1,6 @@
 //! #11, persisted queries and HTTP caching: Apollo's automatic persisted queries round trip
 //! (hash only → PERSISTED_QUERY_NOT_FOUND → document and hash → hash only works), over POST
-//! and GET; a catalog GET carries an ETag and `Cache-Control: public` and answers 304 to a
+//! and GET; a catalog GET carries an ETag and `Cache-Control: private` and answers 304 to a
 //! matching `If-None-Match`; per-caller data over GET is `no-store`.
 
 use serde_json::{Value, json};
@@ -56,7 +56,9 @@ async fn an_automatic_persisted_query_round_trips_over_post_and_get() {
     assert_eq!(first.status(), 200);
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     let cache_control = first.headers()["cache-control"].to_str().unwrap().to_owned();
-    assert!(cache_control.starts_with("public"), "{cache_control}");
+    // Prices are the caller's organisation's: no shared cache may keep them (unless the
+    // deployment says its CDN keys by Authorization: SWITCHYARD_CATALOG_SHARED_CACHE).
+    assert!(cache_control.starts_with("private, max-age="), "{cache_control}");
     assert!(first.headers()["vary"].to_str().unwrap().contains("Authorization"));
     let body: Value = first.json().await.unwrap();
     assert_eq!(body["data"], full["data"]);
@@ -73,4 +75,16 @@ async fn an_automatic_persisted_query_round_trips_over_post_and_get() {
     assert_eq!(mine.status(), 200);
     assert_eq!(mine.headers()["cache-control"], "no-store");
     assert!(mine.headers().get("etag").is_none());
+}
+
+#[tokio::test]
+async fn a_deployment_whose_cdn_keys_by_authorization_may_let_it_share_catalog_pages() {
+    let app = crate::helpers::spawn_app_with(|c| c.catalog_shared_cache = true).await;
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(switchyard::domain::Role::Reseller, Some(f.reseller_a));
+    let page = get(&app, &reseller, &[("query", CATALOG.to_owned())], None).await;
+    assert_eq!(page.status(), 200);
+    let cache_control = page.headers()["cache-control"].to_str().unwrap().to_owned();
+    assert!(cache_control.starts_with("public, max-age="), "{cache_control}");
+    assert!(page.headers()["vary"].to_str().unwrap().contains("Authorization"));
 }

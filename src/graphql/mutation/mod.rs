@@ -8,6 +8,7 @@ mod customers;
 mod orders;
 mod reconciliation;
 mod resellers;
+mod webhooks;
 
 use async_graphql::MergedObject;
 
@@ -22,4 +23,5 @@ pub struct Mutation(
     orders::OrdersMutation,
     billing::BillingMutation,
     reconciliation::ReconciliationMutation,
+    webhooks::WebhooksMutation,
 );

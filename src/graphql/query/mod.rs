@@ -6,6 +6,7 @@ mod catalog;
 pub mod orders;
 mod parties;
 mod reconciliation;
+mod webhooks;
 
 use async_graphql::MergedObject;
 
@@ -18,4 +19,5 @@ pub struct Query(
     billing::BillingQuery,
     reconciliation::ReconciliationQuery,
     api_keys::ApiKeysQuery,
+    webhooks::WebhooksQuery,
 );

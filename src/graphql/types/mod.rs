@@ -8,5 +8,6 @@ pub mod enums;
 pub mod orders;
 pub mod parties;
 pub mod reconciliation;
+pub mod webhooks;
 
 pub use connection::{PageConnection, connection};
