@@ -274,6 +274,9 @@ pub struct ServerConfig {
     /// How long an endpoint's deliveries may fail before it is disabled.
     #[arg(long, env = "SWITCHYARD_WEBHOOK_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration)]
     pub webhook_disable_after: Duration,
+    /// How long the webhook log keeps a delivery that is no longer pending (with its tries).
+    #[arg(long, env = "SWITCHYARD_WEBHOOK_LOG_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub webhook_log_retention: Duration,
     /// Each anonymous client address's rate limit (an IPv6 client's /64).
     #[arg(long, env = "SWITCHYARD_RATE_LIMIT_ANONYMOUS", default_value = "120/60", value_parser = crate::rate_limit::Limit::parse)]
     pub rate_limit_anonymous: crate::rate_limit::Limit,

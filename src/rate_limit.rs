@@ -79,6 +79,10 @@ pub enum Subject {
     User(String),
     /// An anonymous caller, by address (IPv6 by its /64).
     Address(String),
+    /// Credentials refused from an address (IPv6 by its /64): a bucket of its own, under the
+    /// anonymous policy, so anonymous traffic from a shared address (a NAT) does not lock
+    /// valid credentials out, and guessing does not spend anonymous callers' tokens.
+    Refused(String),
 }
 
 impl Subject {
@@ -99,6 +103,14 @@ impl Subject {
         })
     }
 
+    /// The bucket of refused credentials from `address`.
+    pub fn refused(address: Option<IpAddr>) -> Self {
+        match Self::address(address) {
+            Self::Address(key) => Self::Refused(key),
+            other => other,
+        }
+    }
+
     /// The bucket of a caller with credentials: its user's API keys', else its user's (a
     /// development token's: its role and organisation's).
     pub fn of(actor: &crate::domain::Actor) -> Self {
@@ -116,6 +128,7 @@ impl Subject {
             Self::Key(_) => "key",
             Self::User(_) => "user",
             Self::Address(_) => "anonymous",
+            Self::Refused(_) => "refused",
         }
     }
 }
@@ -195,7 +208,7 @@ impl Limiter {
         match subject {
             Subject::Key(_) => self.key,
             Subject::User(_) => self.user,
-            Subject::Address(_) => self.anonymous,
+            Subject::Address(_) | Subject::Refused(_) => self.anonymous,
         }
     }
 
@@ -208,7 +221,12 @@ impl Limiter {
         let rate = policy.per_second();
         let Ok(mut buckets) = self.buckets.lock() else { return None };
         if buckets.len() >= self.max_subjects && !buckets.contains_key(subject) {
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < capacity);
+            // Each bucket judged by its own kind's policy (a full one is the same as none).
+            buckets.retain(|held, b| {
+                self.policy(held).is_some_and(|p| {
+                    b.tokens + now.duration_since(b.at).as_secs_f64() * p.per_second() < f64::from(p.tokens)
+                })
+            });
             if buckets.len() >= self.max_subjects {
                 // Still full of spending subjects: the tenth used longest ago go (their
                 // buckets refill as new; everyone else keeps theirs).

@@ -206,6 +206,7 @@ fn domain(
             timeout: server.webhook_timeout,
             schedule: server.webhook_schedule.clone(),
             disable_after: server.webhook_disable_after,
+            log_retention: server.webhook_log_retention,
         },
     })
 }

@@ -30,7 +30,7 @@ CREATE TABLE webhook_endpoints (
     created_at {ts} NOT NULL,
     updated_at {ts} NOT NULL
 );
-CREATE INDEX idx_webhook_endpoints_reseller ON webhook_endpoints(reseller_id);
+CREATE INDEX idx_webhook_endpoints_enabled ON webhook_endpoints(enabled, reseller_id);
 CREATE TABLE webhook_deliveries (
     id {id},
     endpoint_id BIGINT NOT NULL REFERENCES webhook_endpoints(id),
@@ -56,7 +56,8 @@ CREATE TABLE webhook_attempts (
     response_excerpt TEXT,
     error TEXT
 );
-CREATE INDEX idx_webhook_attempts_delivery ON webhook_attempts(delivery_id)
+CREATE INDEX idx_webhook_attempts_delivery ON webhook_attempts(delivery_id);
+CREATE INDEX idx_webhook_deliveries_created ON webhook_deliveries(created_at)
 "#;
 
 const DOWN: &str = r#"

@@ -114,6 +114,16 @@ impl DomainEvent {
         }
     }
 
+    /// The event's detail as a caller of `role` may read it: a vendor's raw error only for
+    /// the operator and the vendor (`vendor_error_for_role`); a disabled webhook endpoint's
+    /// reason (its own URL) as it is.
+    pub fn detail_for(&self, role: entity::enums::Role) -> Option<String> {
+        if self.kind == EventKind::WebhookEndpointDisabled {
+            return self.detail.clone();
+        }
+        vendor_error_for_role(role, &self.status, self.detail.as_deref())
+    }
+
     pub(super) fn aggregate(&self) -> (&'static str, i64) {
         match (self.job_id, self.subscription_id, self.order_id) {
             (Some(id), _, _) if self.kind == EventKind::ProvisioningStatusChanged => ("provisioning_job", id),
@@ -124,6 +134,29 @@ impl DomainEvent {
             _ => ("none", 0),
         }
     }
+}
+
+/// What a caller of `role` may read of a vendor's error: the operator (and the vendor, whose
+/// own endpoint it is) the message as the connector reported it — it may name the
+/// operator's endpoint and carry a key in its query string; resellers and customers a
+/// reason by `status` (a job's or a subscription's), never the message.
+pub fn vendor_error_for_role(role: entity::enums::Role, status: &str, raw: Option<&str>) -> Option<String> {
+    let raw = raw?;
+    if matches!(role, entity::enums::Role::Operator | entity::enums::Role::Vendor) {
+        return Some(raw.to_owned());
+    }
+    Some(
+        match status {
+            "FAILED" => "the vendor refused the request",
+            "DEAD" => "the vendor did not complete the request after every attempt; the operator can retry it",
+            "OUT_OF_SYNC" => "the vendor has not confirmed a change; the operator is settling it",
+            "QUEUED" | "RUNNING" | "PENDING" | "PROVISIONING" => {
+                "the vendor was busy or unreachable; it is tried again"
+            }
+            _ => "the vendor reported a problem",
+        }
+        .to_owned(),
+    )
 }
 
 /// How events reach subscribers in this deployment.

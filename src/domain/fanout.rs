@@ -48,37 +48,30 @@ fn receives(endpoint: &webhook_endpoint::Model, event: &DomainEvent) -> bool {
     visible && wanted
 }
 
-/// The body sent for `event`: `{"type", "timestamp", "data"}` (Standard Webhooks), the
-/// event's fields named as the API names them (`orderId`).
-fn body(event: &DomainEvent) -> Result<String> {
-    let data = match serde_json::to_value(event).map_err(Error::internal)? {
-        serde_json::Value::Object(fields) => {
-            serde_json::Value::Object(fields.into_iter().map(|(name, value)| (camel_case(&name), value)).collect())
-        }
-        other => other,
-    };
+/// The body sent for `event` to an endpoint of the operator (`operator`) or of a reseller:
+/// `{"type", "timestamp", "data"}` (Standard Webhooks), `data` the event's fields as the API
+/// names them — a reseller reads a vendor's error as its reason, never the raw message.
+fn body(event: &DomainEvent, operator: bool) -> Result<String> {
+    let role = if operator { entity::enums::Role::Operator } else { entity::enums::Role::Reseller };
     let body = serde_json::json!({
         "type": event_type(event.kind),
         "timestamp": event.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "data": data,
+        "data": {
+            "id": event.id,
+            "occurredAt": event.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "status": event.status,
+            "vendorId": event.vendor_id,
+            "resellerId": event.reseller_id,
+            "customerId": event.customer_id,
+            "orderId": event.order_id,
+            "subscriptionId": event.subscription_id,
+            "jobId": event.job_id,
+            "quantity": event.quantity,
+            "detail": event.detail_for(role),
+            "webhookEndpointId": event.webhook_endpoint_id,
+        },
     });
     serde_json::to_string(&body).map_err(Error::internal)
-}
-
-fn camel_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Queues a delivery of each of `events` to each enabled endpoint that receives it, each
@@ -93,17 +86,34 @@ pub(crate) async fn fan_out<C: ConnectionTrait>(
     if events.is_empty() {
         return Ok(false);
     }
-    let endpoints =
-        webhook_endpoint::Entity::find().filter(webhook_endpoint::Column::Enabled.eq(true)).all(txn).await?;
+    // The operator's endpoints, and those of the resellers the events name.
+    let resellers: Vec<i64> = events.iter().filter_map(|e| e.reseller_id).collect();
+    let endpoints = webhook_endpoint::Entity::find()
+        .filter(webhook_endpoint::Column::Enabled.eq(true))
+        .filter(
+            sea_orm::Condition::any()
+                .add(webhook_endpoint::Column::ResellerId.is_null())
+                .add(webhook_endpoint::Column::ResellerId.is_in(resellers)),
+        )
+        .all(txn)
+        .await?;
     let mut queued = false;
     for event in events {
+        // Written once per audience, not once per endpoint.
+        let (mut for_operator, mut for_reseller): (Option<String>, Option<String>) = (None, None);
         for endpoint in endpoints.iter().filter(|e| receives(e, event)) {
+            let operator = endpoint.reseller_id.is_none();
+            let audience = if operator { &mut for_operator } else { &mut for_reseller };
+            let body = match audience {
+                Some(written) => written.clone(),
+                None => audience.insert(body(event, operator)?).clone(),
+            };
             let delivery = webhook_delivery::ActiveModel {
                 id: NotSet,
                 endpoint_id: Set(endpoint.id),
                 event_id: Set(event.id.clone()),
                 event_type: Set(event_type(event.kind).to_owned()),
-                body: Set(body(event)?),
+                body: Set(body),
                 status: Set(PENDING.to_owned()),
                 attempts: Set(0),
                 next_attempt_at: Set(Some(now)),
@@ -129,5 +139,29 @@ pub fn delivery_job(delivery_id: i64, attempts: i32) -> NewJob {
         payload: serde_json::json!({"delivery_id": delivery_id}),
         subject: None,
         max_attempts: Some(attempts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reseller_reads_a_vendor_error_as_its_reason_and_the_operator_as_it_came() {
+        let raw = "POST https://vendor.example/api?key=s3cret: 500";
+        let event = DomainEvent {
+            reseller_id: Some(7),
+            detail: Some(raw.into()),
+            ..DomainEvent::new(EventKind::ProvisioningStatusChanged, "DEAD", Utc::now())
+        };
+        let parse = |text: String| serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default();
+        let operator = parse(body(&event, true).unwrap_or_default());
+        let reseller = parse(body(&event, false).unwrap_or_default());
+        assert_eq!(operator["data"]["detail"], raw);
+        assert!(!reseller.to_string().contains("s3cret"), "{reseller}");
+        assert_eq!(reseller["type"], "provisioning.status_changed");
+        assert_eq!(reseller["data"]["resellerId"], 7);
+        assert_eq!(reseller["data"]["id"], event.id.as_str());
+        assert!(reseller["data"].get("sequence").is_none());
     }
 }

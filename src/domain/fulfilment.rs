@@ -370,25 +370,7 @@ pub async fn list_jobs(
     })
 }
 
-/// What a caller may read of a vendor's error: the operator (and the vendor, whose own
-/// endpoint it is) the message as the connector reported it — it may name the operator's
-/// endpoint and carry a key in its query string; resellers and customers a reason by
-/// `status` (a job's or a subscription's), never the message.
+/// What `actor` may read of a vendor's error (`events::vendor_error_for_role`).
 pub fn vendor_error_for(actor: &Actor, status: &str, raw: Option<&str>) -> Option<String> {
-    let raw = raw?;
-    if matches!(actor.role(), entity::enums::Role::Operator | entity::enums::Role::Vendor) {
-        return Some(raw.to_owned());
-    }
-    Some(
-        match status {
-            "FAILED" => "the vendor refused the request",
-            "DEAD" => "the vendor did not complete the request after every attempt; the operator can retry it",
-            "OUT_OF_SYNC" => "the vendor has not confirmed a change; the operator is settling it",
-            "QUEUED" | "RUNNING" | "PENDING" | "PROVISIONING" => {
-                "the vendor was busy or unreachable; it is tried again"
-            }
-            _ => "the vendor reported a problem",
-        }
-        .to_owned(),
-    )
+    super::events::vendor_error_for_role(actor.role(), status, raw)
 }

@@ -203,7 +203,7 @@ fn pass(
         return None;
     }
     let mut live = LiveEvent::from(event);
-    live.detail = crate::domain::fulfilment::vendor_error_for(actor, &live.status, live.detail.as_deref());
+    live.detail = event.detail_for(actor.role());
     Some(live)
 }
 

@@ -12,6 +12,11 @@
 //! - 1001 the server is shutting down (its streams are completed first): reconnect.
 //!
 //! A connection holds at most `ws_max_subscriptions` streams; more get an `error` message.
+//!
+//! The connection runs inside its handshake's request span: every log line of it names the
+//! handshake's request id (and `traceparent` trace id), an INTERNAL error of its streams
+//! carries that id in its extensions, and a `websocket closed` line (close code, seconds
+//! open) ends it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,6 +26,7 @@ use actix_ws::{CloseCode, CloseReason, Message, Session};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::auth::VerifiedToken;
 use crate::graphql::errors::finalize;
@@ -51,7 +57,9 @@ pub async fn upgrade(
         _ => Protocol::TransportWs,
     };
     let client = super::caller::client_address(&request, &state.config.trusted_proxies);
-    actix_web::rt::spawn(run(state.into_inner(), protocol, client, session, messages));
+    let request_id = super::request_id::of(&request);
+    let connection = Connection { protocol, client, request_id };
+    actix_web::rt::spawn(run(state.into_inner(), connection, session, messages).instrument(tracing::Span::current()));
     Ok(response)
 }
 
@@ -65,13 +73,22 @@ async fn send(session: &mut Session, message: Value) -> bool {
     session.text(message.to_string()).await.is_ok()
 }
 
-async fn run(
-    state: std::sync::Arc<AppState>,
+/// What a connection knows of its handshake.
+struct Connection {
     protocol: Protocol,
     client: Option<std::net::IpAddr>,
+    /// The handshake's request id.
+    request_id: Option<String>,
+}
+
+async fn run(
+    state: std::sync::Arc<AppState>,
+    connection: Connection,
     mut session: Session,
     mut messages: actix_ws::MessageStream,
 ) {
+    let Connection { protocol, client, request_id } = connection;
+    let opened = std::time::Instant::now();
     // Counted while the connection lives (decremented however it ends).
     struct Open;
     impl Drop for Open {
@@ -167,6 +184,8 @@ async fn run(
                         }
                     }
                     None => {
+                        // Refused credentials cost the client's address, as over HTTP.
+                        let _ = state.limiter.take(&crate::rate_limit::Subject::refused(client), 1);
                         if protocol == Protocol::Legacy {
                             send(
                                 &mut session,
@@ -227,14 +246,11 @@ async fn run(
                 if let Some(charge) = charge {
                     request = request.data(charge);
                 }
-                let handle = actix_web::rt::spawn(run_stream(
-                    state.schema.clone(),
-                    request,
-                    protocol,
-                    id.clone(),
-                    session.clone(),
-                    finished_tx.clone(),
-                ));
+                let stream = Stream { protocol, id: id.clone(), request_id: request_id.clone() };
+                let handle = actix_web::rt::spawn(
+                    run_stream(state.schema.clone(), request, stream, session.clone(), finished_tx.clone())
+                        .instrument(tracing::Span::current()),
+                );
                 streams.insert(id, handle);
             }
             (Protocol::TransportWs, "complete") | (Protocol::Legacy, "stop") => {
@@ -254,6 +270,8 @@ async fn run(
     for handle in streams.values() {
         handle.abort();
     }
+    let code = reason.as_ref().map_or(1000, |r| u16::from(r.code));
+    tracing::info!(code, seconds = opened.elapsed().as_secs(), "websocket closed");
     let _ = tokio::time::timeout(Duration::from_secs(1), session.close(reason)).await;
 }
 
@@ -284,18 +302,28 @@ fn complete_message(protocol: Protocol, id: &str) -> Value {
     }
 }
 
+/// One operation of a connection.
+struct Stream {
+    protocol: Protocol,
+    /// The operation's id on the connection.
+    id: String,
+    /// The handshake's request id.
+    request_id: Option<String>,
+}
+
 async fn run_stream(
     schema: crate::graphql::AppSchema,
     request: async_graphql::Request,
-    protocol: Protocol,
-    id: String,
+    stream: Stream,
     mut session: Session,
     finished: mpsc::Sender<String>,
 ) {
+    let Stream { protocol, id, request_id } = stream;
     let mut responses = schema.execute_stream(request);
     let mut first = true;
     while let Some(mut response) = responses.next().await {
         finalize(&mut response);
+        crate::graphql::errors::tag_internal(&mut response, request_id.as_deref());
         // A subscription refused before it started (validation, NOT_FOUND) is an `error`.
         let refused = first && response.data == async_graphql::Value::Null && !response.errors.is_empty();
         first = false;

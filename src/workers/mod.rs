@@ -459,6 +459,11 @@ pub async fn run_scheduler(domain: Arc<Domain>, interval: Duration, retention: D
         if let Err(error) = crate::domain::logins::prune(&domain).await {
             tracing::error!(%error, "login count pruning error");
         }
+        match crate::domain::webhooks::deliveries::prune(&domain, domain.webhooks.log_retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "webhook deliveries past their retention left the log"),
+            Err(error) => tracing::error!(%error, "webhook log pruning error"),
+        }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
             () = shutdown.triggered() => {}

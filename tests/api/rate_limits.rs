@@ -113,6 +113,18 @@ async fn anonymous_calls_are_limited_per_client_address() {
     };
     assert_eq!((from("192.0.2.1").await, from("192.0.2.1").await, from("192.0.2.1").await), (200, 200, 429));
     assert_eq!(from("192.0.2.2").await, 200, "another client has its own bucket");
+    // Valid credentials from the exhausted address (a NAT's other users) still get in.
+    let operator = app.operator();
+    let keyed = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("X-Forwarded-For", "192.0.2.1")
+        .bearer_auth(&operator)
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status(), 200);
     // Credentials are not anonymous: the user's bucket (off here) applies.
     let operator = app.operator();
     assert_eq!(ask(&app, Some(&operator), "{ __typename }").await.status, 200);

@@ -81,3 +81,41 @@ async fn json_logs_name_the_request_id_and_trace_id_of_each_request() {
     assert!(served["level"] == "INFO" && served["timestamp"].is_string(), "{served}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_websocket_connection_logs_under_its_handshakes_request_id() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = spawn_app().await;
+    let dir = std::env::temp_dir().join(format!("switchyard-ws-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("stderr.log");
+    let logs = std::fs::File::create(&path).unwrap();
+    let env = [("SWITCHYARD_LOG_FORMAT", "json"), ("RUST_LOG", "info,sqlx=warn")];
+    let mut process = Process::start_logging("serve", app.database_url(), &env, logs.into()).await;
+    let mut request = (process.address.replace("http://", "ws://") + "/graphql").into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    request.headers_mut().insert("x-request-id", "live-9".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    // No connection_init within the timeout is not waited for: a bad token closes it (4403).
+    futures_util::SinkExt::send(
+        &mut socket,
+        tokio_tungstenite::tungstenite::Message::Text(
+            json!({"type": "connection_init", "payload": {"authorization": "Bearer nope"}}).to_string().into(),
+        ),
+    )
+    .await
+    .unwrap();
+    while socket.next().await.is_some_and(|m| m.is_ok()) {}
+    process.signal("TERM");
+    process.wait_exit(Duration::from_secs(20)).await.expect("the process did not exit");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let closed = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "websocket closed")
+        .unwrap_or_else(|| panic!("no websocket line: {text}"));
+    assert_eq!(closed["span"]["request_id"], "live-9", "{closed}");
+    assert_eq!(closed["code"], 4403, "{closed}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

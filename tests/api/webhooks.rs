@@ -208,7 +208,7 @@ async fn failed_tries_follow_the_schedule_and_retry_after_and_a_4xx_is_not_tried
     let reseller = app.token(Role::Reseller, Some(f.reseller_a));
     let (busy, _) = endpoint(&app, &reseller, &receiver.url("busy"), &["order.placed"]).await;
     let (gone, _) = endpoint(&app, &reseller, &receiver.url("gone"), &["order.placed"]).await;
-    receiver.answer("busy", &[(503, Some(300)), (500, None)]);
+    receiver.answer("busy", &[(503, Some(300)), (429, None)]);
     receiver.answer("gone", &[(410, None)]);
 
     place(&app, &reseller, order_input(f.customer_a, &[(f.offers_a[0], 1)]), "retry").await;
@@ -231,7 +231,7 @@ async fn failed_tries_follow_the_schedule_and_retry_after_and_a_4xx_is_not_tried
     let logged = log(&app, &reseller, &busy).await;
     let codes: Vec<i64> =
         logged[0]["attempts"].as_array().unwrap().iter().map(|a| a["statusCode"].as_i64().unwrap()).collect();
-    assert_eq!(codes, [503, 500, 200]);
+    assert_eq!(codes, [503, 429, 200]);
     assert_eq!(logged[0]["status"], "DELIVERED");
     // 410 Gone: failed at once, never tried again.
     app.advance(chrono::Duration::days(2));
@@ -330,6 +330,15 @@ async fn a_rotated_secret_signs_beside_the_old_one_for_the_overlap_and_a_redeliv
     assert!(verified_by(&new, &all[2]));
     let logged = log(&app, &reseller, &id).await;
     assert_eq!(logged.last().unwrap()["attemptCount"], 2);
+
+    // The log keeps what is no longer pending for its retention.
+    app.advance(chrono::Duration::days(31));
+    let pruned =
+        switchyard::domain::webhooks::deliveries::prune(&app.domain, std::time::Duration::from_secs(30 * 86_400))
+            .await
+            .unwrap();
+    assert_eq!(pruned, 2);
+    assert!(log(&app, &reseller, &id).await.is_empty());
 }
 
 #[tokio::test]
@@ -378,4 +387,119 @@ async fn endpoints_must_be_public_https_and_managed_with_the_webhooks_scope() {
         app.data(&with, "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { id } }", json!({"id": id})).await;
     assert_eq!(deleted["deleteWebhookEndpoint"]["id"], id.as_str());
     assert_eq!(app.data(&with, "{ webhookEndpoints { id } }", json!({})).await["webhookEndpoints"], json!([]));
+}
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Whether `node --version` runs.
+fn node_runs() -> bool {
+    std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// The README's receiver (the JavaScript a reseller would copy), run by Node.js against real
+/// deliveries: it verifies each one, and refuses one signed with a secret it does not hold.
+#[tokio::test]
+async fn the_readmes_node_receiver_verifies_real_deliveries() {
+    if !node_runs() {
+        assert!(
+            std::env::var_os("SWITCHYARD_REQUIRE_NODE").is_none(),
+            "SWITCHYARD_REQUIRE_NODE is set but node does not run"
+        );
+        eprintln!("\n*** SKIPPED the README's webhook receiver: no Node.js (CI requires it) ***\n");
+        return;
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme.find("// receiver.mjs").expect("the README's receiver");
+    let script = &readme[start..start + readme[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("receiver.mjs"), script).unwrap();
+
+    let app = local_app(|_| {}).await;
+    // The receiver checks the timestamp against its own clock: the test clock is set to now.
+    app.advance(chrono::Utc::now() - app.domain.clock.now());
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (id, secret) = endpoint(&app, &reseller, &format!("http://127.0.0.1:{port}/hooks"), &["order.placed"]).await;
+    let node = std::process::Command::new("node")
+        .arg("receiver.mjs")
+        .current_dir(dir.path())
+        .env("WHSEC", &secret)
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut node = KillOnDrop(Some(node));
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    place(&app, &reseller, order_input(f.customer_a, &[(f.offers_a[0], 1)]), "node").await;
+    app.run_jobs().await;
+    // Signed with a secret the receiver does not hold (rotated, no overlap): refused, 400.
+    let rotate = "mutation($id: ID!) { rotateWebhookSecret(id: $id, overlapHours: 0) { secret } }";
+    app.data(&reseller, rotate, json!({"id": id})).await;
+    place(&app, &reseller, order_input(f.customer_a, &[(f.offers_a[0], 1)]), "node-2").await;
+    app.run_jobs().await;
+    let mut child = node.0.take().unwrap();
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 1, "{printed}");
+    assert!(lines[0].contains(" order.placed "), "{printed}");
+    let logged = log(&app, &reseller, &id).await;
+    let statuses: Vec<(&str, i64)> =
+        logged.iter().map(|d| (d["status"].as_str().unwrap(), d["lastStatusCode"].as_i64().unwrap())).collect();
+    assert_eq!(statuses, [("FAILED", 400), ("DELIVERED", 200)]);
+}
+
+#[tokio::test]
+async fn a_send_never_reaches_a_local_address_even_when_the_stored_url_names_one() {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let app = spawn_app_with(|_| {}).await;
+    let receiver = Receiver::start().await;
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let (literal, _) = endpoint(&app, &reseller, "https://hooks.example.com/a", &["order.placed"]).await;
+    let (named, _) = endpoint(&app, &reseller, "https://hooks.example.com/b", &["order.placed"]).await;
+    // As if validation had been passed by (an older rule, a name that now points home).
+    let port = receiver.url.rsplit(':').next().unwrap().to_owned();
+    for (id, url) in
+        [(&literal, format!("http://127.0.0.1:{port}/literal")), (&named, format!("http://localhost:{port}/named"))]
+    {
+        let row = entity::webhook_endpoint::Entity::find_by_id(id.parse::<i64>().unwrap())
+            .one(&app.domain.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut row: entity::webhook_endpoint::ActiveModel = row.into();
+        row.url = Set(url);
+        row.update(&app.domain.db).await.unwrap();
+    }
+    place(&app, &reseller, order_input(f.customer_a, &[(f.offers_a[0], 1)]), "inside").await;
+    app.run_jobs().await;
+    assert!(receiver.got("literal").is_empty() && receiver.got("named").is_empty(), "a local address was called");
+    let literal = log(&app, &reseller, &literal).await;
+    assert_eq!(
+        (literal[0]["status"].as_str(), literal[0]["lastError"].as_str()),
+        (Some("FAILED"), Some("the endpoint's address is not public"))
+    );
+    // The name resolves to this machine only: no address to call, said without naming why.
+    let named = log(&app, &reseller, &named).await;
+    assert_eq!(named[0]["status"], "PENDING", "{named:?}");
+    let error = named[0]["lastError"].as_str().unwrap();
+    assert!(error.contains("could not be reached") && !error.contains("localhost"), "{error}");
 }

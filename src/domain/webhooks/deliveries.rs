@@ -154,9 +154,13 @@ pub async fn give_up(domain: &Domain, claimed: &ClaimedJob, reason: String, aban
         return Ok(false);
     }
     if let Some(delivery_id) = claimed.job.payload["delivery_id"].as_i64() {
+        // The endpoint's owner reads this: a run that could not be handled (a panic's
+        // message, say) is said in general terms; the job row keeps the reason.
+        let told =
+            if abandoned { "the delivery could not be handled; the operator can see why".to_owned() } else { reason };
         webhook_delivery::Entity::update_many()
             .col_expr(webhook_delivery::Column::Status, Expr::value(FAILED))
-            .col_expr(webhook_delivery::Column::LastError, Expr::value(Some(reason)))
+            .col_expr(webhook_delivery::Column::LastError, Expr::value(Some(told)))
             .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
             .filter(webhook_delivery::Column::Id.eq(delivery_id))
             .exec(w.db())
@@ -169,7 +173,10 @@ pub async fn give_up(domain: &Domain, claimed: &ClaimedJob, reason: String, aban
 /// After a try of endpoint `id`: a success clears its failure clock; a failure starts it,
 /// and disables the endpoint once it has run past `disable_after` (its owner is told).
 async fn health(w: &mut Write<'_>, id: i64, succeeded: bool) -> Result<()> {
-    let Some(endpoint) = webhook_endpoint::Entity::find_by_id(id).one(w.db()).await? else { return Ok(()) };
+    // Locked: tries of one endpoint settled at once disable it (and tell its owner) once, and
+    // a re-enable in between is not overwritten.
+    let find = crate::domain::write::locking(webhook_endpoint::Entity::find_by_id(id), w.db());
+    let Some(endpoint) = find.one(w.db()).await? else { return Ok(()) };
     let now = w.now();
     if succeeded {
         if endpoint.failing_since.is_some() {
@@ -204,19 +211,15 @@ async fn health(w: &mut Write<'_>, id: i64, succeeded: bool) -> Result<()> {
 
 /// Deletes endpoint `id`'s deliveries and their attempts (the endpoint is being deleted).
 pub(super) async fn forget_endpoint(w: &Write<'_>, id: i64) -> Result<()> {
-    let deliveries: Vec<i64> = webhook_delivery::Entity::find()
-        .select_only()
+    let of_endpoint = sea_orm::sea_query::Query::select()
         .column(webhook_delivery::Column::Id)
-        .filter(webhook_delivery::Column::EndpointId.eq(id))
-        .into_tuple()
-        .all(w.db())
+        .from(webhook_delivery::Entity)
+        .and_where(webhook_delivery::Column::EndpointId.eq(id))
+        .to_owned();
+    webhook_attempt::Entity::delete_many()
+        .filter(webhook_attempt::Column::DeliveryId.in_subquery(of_endpoint))
+        .exec(w.db())
         .await?;
-    for chunk in deliveries.chunks(500) {
-        webhook_attempt::Entity::delete_many()
-            .filter(webhook_attempt::Column::DeliveryId.is_in(chunk.iter().copied()))
-            .exec(w.db())
-            .await?;
-    }
     webhook_delivery::Entity::delete_many().filter(webhook_delivery::Column::EndpointId.eq(id)).exec(w.db()).await?;
     Ok(())
 }
@@ -230,6 +233,8 @@ pub struct Logged {
 
 /// Deliveries logged per page at most.
 pub const MAX_PAGE: u64 = 100;
+/// Tries shown per delivery at most (the latest).
+pub const MAX_ATTEMPTS_SHOWN: usize = 20;
 
 /// Endpoint `endpoint_id`'s deliveries, newest first: `first` of them (at most
 /// [`MAX_PAGE`]) older than delivery `before`, of `status` if given, with their tries.
@@ -265,8 +270,10 @@ pub async fn log(
     Ok(deliveries
         .into_iter()
         .map(|delivery| {
-            let (mine, rest): (Vec<_>, Vec<_>) = attempts.drain(..).partition(|a| a.delivery_id == delivery.id);
+            let (mut mine, rest): (Vec<_>, Vec<_>) = attempts.drain(..).partition(|a| a.delivery_id == delivery.id);
             attempts = rest;
+            // Redeliveries add tries without end: the log shows the latest.
+            mine.drain(..mine.len().saturating_sub(MAX_ATTEMPTS_SHOWN));
             Logged { delivery, attempts: mine }
         })
         .collect())
@@ -299,3 +306,39 @@ pub async fn redeliver(domain: &Domain, actor: &Actor, id: i64) -> Result<Logged
         .await?;
     Ok(Logged { delivery, attempts })
 }
+
+/// Deletes the log of deliveries made before `retention` that are no longer pending (their
+/// tries too), a batch at a time; how many deliveries went.
+pub async fn prune(domain: &Domain, retention: std::time::Duration) -> Result<u64> {
+    let cutoff = domain.clock.now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+    let mut pruned = 0;
+    loop {
+        let batch: Vec<i64> = webhook_delivery::Entity::find()
+            .select_only()
+            .column(webhook_delivery::Column::Id)
+            .filter(webhook_delivery::Column::CreatedAt.lt(cutoff))
+            .filter(webhook_delivery::Column::Status.ne(PENDING))
+            .order_by_asc(webhook_delivery::Column::Id)
+            .limit(PRUNE_BATCH)
+            .into_tuple()
+            .all(&domain.db)
+            .await?;
+        if batch.is_empty() {
+            return Ok(pruned);
+        }
+        let w = Write::begin(domain).await?;
+        webhook_attempt::Entity::delete_many()
+            .filter(webhook_attempt::Column::DeliveryId.is_in(batch.iter().copied()))
+            .exec(w.db())
+            .await?;
+        let deleted = webhook_delivery::Entity::delete_many()
+            .filter(webhook_delivery::Column::Id.is_in(batch.iter().copied()))
+            .exec(w.db())
+            .await?;
+        w.commit(Audit::Bookkeeping("the webhook log past its retention")).await?;
+        pruned += deleted.rows_affected;
+    }
+}
+
+/// Deliveries pruned at a time.
+const PRUNE_BATCH: u64 = 1_000;

@@ -41,6 +41,8 @@ pub struct WebhookSettings {
     pub schedule: Vec<Duration>,
     /// An endpoint failing this long is disabled.
     pub disable_after: Duration,
+    /// How long the log keeps a delivery that is no longer pending.
+    pub log_retention: Duration,
 }
 
 impl Default for WebhookSettings {
@@ -51,6 +53,7 @@ impl Default for WebhookSettings {
             timeout: Duration::from_secs(10),
             schedule: vec![minutes(1), minutes(15), minutes(120), minutes(20 * 60)],
             disable_after: Duration::from_secs(5 * 86_400),
+            log_retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -157,12 +160,15 @@ pub async fn list(domain: &Domain, actor: &Actor) -> Result<Vec<Endpoint>> {
     Ok(find.all(&domain.db).await?.into_iter().map(Endpoint::from).collect())
 }
 
-/// Whether `address` is one a tenant's endpoint must not reach: this machine, a private,
-/// shared or link-local network, or no single host at all.
+/// Whether `address` is one a tenant's endpoint must not reach: anything but a public
+/// unicast address — this machine, private, shared, benchmarking or link-local networks,
+/// documentation, multicast and reserved ranges; in IPv6, anything outside global unicast
+/// (2000::/3), and the IPv4 address inside a mapped, 6to4 or Teredo one is judged as IPv4
+/// (NAT64 prefixes are outside 2000::/3: refused).
 pub fn is_local(address: IpAddr) -> bool {
     match address {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -172,19 +178,30 @@ pub fn is_local(address: IpAddr) -> bool {
                 || v4.is_documentation()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 192 && b == 88 && c == 99)
+                || (a == 198 && (18..20).contains(&b))
                 || a >= 240
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_local(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8
+            let s = v6.segments();
+            let embedded = |high: u16, low: u16| {
+                let [a, b] = high.to_be_bytes();
+                let [c, d] = low.to_be_bytes();
+                IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d))
+            };
+            match s[0] {
+                // 6to4: the IPv4 address is the next 32 bits.
+                0x2002 => is_local(embedded(s[1], s[2])),
+                // Teredo: the client's address, inverted, is the last 32 bits.
+                0x2001 if s[1] == 0 => is_local(embedded(!s[6], !s[7])),
+                // Documentation, and ORCHIDv2 and the other IETF assignments of 2001::/23.
+                0x2001 if s[1] == 0x0db8 || s[1] < 0x0200 => true,
+                first => (first & 0xe000) != 0x2000,
+            }
         }
     }
 }
@@ -290,7 +307,12 @@ pub async fn update(domain: &Domain, actor: &Actor, id: i64, input: EndpointInpu
     let current = managed(w.db(), actor, id).await?;
     let mut model: webhook_endpoint::ActiveModel = current.clone().into();
     if let Some(url) = &input.url {
-        model.url = Set(validate_url(&domain.webhooks, url)?);
+        let url = validate_url(&domain.webhooks, url)?;
+        if url != current.url {
+            // Another receiver: its health is its own.
+            model.failing_since = Set(None);
+        }
+        model.url = Set(url);
     }
     if let Some(description) = &input.description {
         model.description = Set(validate_description(description)?);
@@ -348,4 +370,47 @@ pub async fn rotate_secret(domain: &Domain, actor: &Actor, id: i64, overlap_hour
     let details = serde_json::json!({"overlapHours": overlap_hours});
     w.commit(Audit::action(actor, "rotateWebhookSecret", "webhookEndpoint", id, details)).await?;
     Ok(WithSecret { endpoint: updated.into(), secret })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local;
+
+    #[test]
+    fn only_public_unicast_addresses_are_not_local() {
+        let local = |text: &str| is_local(text.parse().unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)));
+        for address in [
+            "127.0.0.1",
+            "10.0.0.5",
+            "172.16.1.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.1.2.3",
+            "198.18.0.1",
+            "192.0.0.8",
+            "192.0.2.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fec0::1",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::a00:5",
+            "64:ff9b:1::1",
+            "2002:a00:5::1",
+            "2001:db8::1",
+            "2001::f5ff:fffa",
+            "ff02::1",
+        ] {
+            assert!(local(address), "{address} must be refused");
+        }
+        for address in ["93.184.215.14", "8.8.8.8", "2606:4700:4700::1111", "2a00:1450:4001::200e", "2002:5db8:d70e::1"]
+        {
+            assert!(!local(address), "{address} is public");
+        }
+    }
 }
