@@ -14,5 +14,6 @@ pub mod rate_limit;
 pub mod shutdown;
 pub mod startup;
 pub mod state;
+pub mod telemetry;
 pub mod vendors;
 pub mod workers;

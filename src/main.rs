@@ -121,16 +121,8 @@ fn parse_role(text: &str) -> Result<Role, String> {
 }
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm_migration=warn"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    // `SWITCHYARD_LOG_FORMAT=json`: one JSON object a line, the event's fields at the top and
-    // the request's span (its id, trace id, method and path) under `span`, for a log stack.
-    if std::env::var("SWITCHYARD_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.json().flatten_event(true).with_current_span(true).with_span_list(false).init();
-    } else {
-        logs.init();
-    }
+    // Logs (and, built with `otel`, trace export) for the whole run; flushed when it ends.
+    let _telemetry = switchyard::telemetry::init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -73,6 +73,8 @@ pub async fn middleware(
         method = %request.method(),
         path = %request.path(),
     );
+    #[cfg(feature = "otel")]
+    join_trace(&span, request.headers());
     let started = std::time::Instant::now();
     let mut response = next.call(request).instrument(span.clone()).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -84,6 +86,24 @@ pub async fn middleware(
         tracing::info!(status = response.status().as_u16(), ms = took.as_millis(), "request served");
     });
     Ok(response)
+}
+
+/// Makes `span` (exported by OpenTelemetry) a child of the trace a request's `traceparent`
+/// names, if any (the propagator `telemetry::otel` installs).
+#[cfg(feature = "otel")]
+fn join_trace(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    struct Headers<'a>(&'a actix_web::http::header::HeaderMap);
+    impl opentelemetry::propagation::Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|v| v.to_str().ok())
+        }
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(actix_web::http::header::HeaderName::as_str).collect()
+        }
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
+    span.set_parent(parent);
 }
 
 #[cfg(test)]
