@@ -192,18 +192,6 @@ impl Limiter {
         }
     }
 
-    /// When `subject`'s bucket cannot pay a single token now: the seconds until it can
-    /// (taking nothing); None when it can.
-    pub fn exhausted(&self, subject: &Subject) -> Option<u64> {
-        let policy = self.policy(subject)?;
-        let buckets = self.buckets.lock().ok()?;
-        let bucket = buckets.get(subject)?;
-        let rate = policy.per_second();
-        let tokens = bucket.tokens + Instant::now().duration_since(bucket.at).as_secs_f64() * rate;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "0 < missing ≤ 1 token")]
-        (tokens < 1.0).then(|| (((1.0 - tokens) / rate).ceil() as u64).max(1))
-    }
-
     fn policy(&self, subject: &Subject) -> Option<Policy> {
         match subject {
             Subject::Key(_) => self.key,
@@ -318,8 +306,5 @@ mod tests {
         limiter.take(&at(10), 1);
         assert_eq!(limiter.take(&at(9), 1).map(|s| s.remaining), Some(4));
         assert_eq!(limiter.take(&at(0), 1).map(|s| s.remaining), Some(9), "dropped: a new bucket");
-        assert_eq!(limiter.exhausted(&at(9)), None);
-        limiter.take(&at(9), 4);
-        assert!(matches!(limiter.exhausted(&at(9)), Some(1..=360)), "{:?}", limiter.exhausted(&at(9)));
     }
 }

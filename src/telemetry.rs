@@ -52,12 +52,14 @@ pub fn init() -> Telemetry {
             Some((layer, provider)) => (Some(layer.with_filter(filter())), Some(provider)),
             None => (None, None),
         };
-        tracing_subscriber::registry().with(logs).with(traces).init();
+        // A subscriber already installed (an embedding program's) is kept.
+        let _ = tracing_subscriber::registry().with(logs).with(traces).try_init();
         Telemetry { provider }
     }
     #[cfg(not(feature = "otel"))]
     {
-        tracing_subscriber::registry().with(logs).init();
+        // A subscriber already installed (an embedding program's) is kept.
+        let _ = tracing_subscriber::registry().with(logs).try_init();
         Telemetry {}
     }
 }

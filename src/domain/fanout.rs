@@ -87,7 +87,9 @@ pub(crate) async fn fan_out<C: ConnectionTrait>(
         return Ok(false);
     }
     // The operator's endpoints, and those of the resellers the events name.
-    let resellers: Vec<i64> = events.iter().filter_map(|e| e.reseller_id).collect();
+    let mut resellers: Vec<i64> = events.iter().filter_map(|e| e.reseller_id).collect();
+    resellers.sort_unstable();
+    resellers.dedup();
     let endpoints = webhook_endpoint::Entity::find()
         .filter(webhook_endpoint::Column::Enabled.eq(true))
         .filter(

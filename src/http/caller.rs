@@ -15,8 +15,9 @@
 //!
 //! - an API key (`sy_…`, `domain::api_keys`) is sent the same ways as a JWT and looked up on
 //!   each request: a revoked key is refused at once, in every process;
-//! - refused credentials cost the client's address a token of the anonymous rate limit, and
-//!   an address with none left is 429 before its credentials are looked up.
+//! - refused credentials cost the client's address a token of a bucket kept for refusals;
+//!   a refusal from an address with none left is 429 (valid credentials are always let in:
+//!   others behind the same NAT are not locked out by a guesser).
 
 use futures_util::future::LocalBoxFuture;
 
@@ -124,15 +125,12 @@ impl FromRequest for Caller {
                 tracing::error!("the application state is not registered; refusing the credentials");
                 return Err(refused);
             };
-            if let Err(seconds) = super::limits::charge_refused_credentials(&state, &request, false) {
-                return Err(Unauthenticated { rate_limited: Some(seconds), ..refused });
-            }
             match authenticate(&state, &token).await {
                 Ok(Some(verified)) => Ok(Caller(Some(verified.actor))),
-                Ok(None) => {
-                    let _ = super::limits::charge_refused_credentials(&state, &request, true);
-                    Err(refused)
-                }
+                Ok(None) => match super::limits::charge_refused_credentials(&state, &request) {
+                    Ok(()) => Err(refused),
+                    Err(seconds) => Err(Unauthenticated { rate_limited: Some(seconds), ..refused }),
+                },
                 Err(Unavailable) => Err(Unauthenticated { unavailable: true, ..refused }),
             }
         })

@@ -89,13 +89,10 @@ pub(super) fn finish(response: &mut HttpResponse, charge: Option<&RateCharge>, o
 
 /// A request whose credentials were refused costs its client's address a token of a bucket
 /// kept for refusals (a key or token guessed is not free to try; anonymous traffic from the
-/// same address is not charged for it); Err(seconds to wait) when the address has none
-/// left — checked before the credentials are looked up.
-pub(super) fn charge_refused_credentials(state: &AppState, request: &HttpRequest, take: bool) -> Result<(), u64> {
+/// same address is not charged for it); Err(seconds to wait) when the address had none
+/// left — the refusal is then a 429. Valid credentials are never held back by it.
+pub(super) fn charge_refused_credentials(state: &AppState, request: &HttpRequest) -> Result<(), u64> {
     let subject = Subject::refused(client_address(request, &state.config.trusted_proxies));
-    if !take {
-        return state.limiter.exhausted(&subject).map_or(Ok(()), Err);
-    }
     match state.limiter.take(&subject, 1).and_then(|s| s.retry_after) {
         Some(seconds) => Err(seconds),
         None => Ok(()),

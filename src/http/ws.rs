@@ -8,15 +8,15 @@
 //! - 4403 a missing or invalid token, and when the token expires (streams end then);
 //! - 4408 no `connection_init` within the init timeout;
 //! - 4409 a second `subscribe` with an id still in use;
-//! - 4429 a second `connection_init`;
+//! - 4429 a second `connection_init`, or refused credentials from an address past its limit;
 //! - 1001 the server is shutting down (its streams are completed first): reconnect.
 //!
 //! A connection holds at most `ws_max_subscriptions` streams; more get an `error` message.
 //!
-//! The connection runs inside its handshake's request span: every log line of it names the
-//! handshake's request id (and `traceparent` trace id), an INTERNAL error of its streams
-//! carries that id in its extensions, and a `websocket closed` line (close code, seconds
-//! open) ends it.
+//! The connection runs in a span of its own that names its handshake's request id (and
+//! follows from the handshake's span): every log line of it names that id, an INTERNAL
+//! error of its streams carries it in its extensions, and a `websocket closed` line (close
+//! code, seconds open) ends it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -59,7 +59,11 @@ pub async fn upgrade(
     let client = super::caller::client_address(&request, &state.config.trusted_proxies);
     let request_id = super::request_id::of(&request);
     let connection = Connection { protocol, client, request_id };
-    actix_web::rt::spawn(run(state.into_inner(), connection, session, messages).instrument(tracing::Span::current()));
+    // A span of the connection's own (it lives as long as the connection), naming the
+    // handshake's request id and following from its span.
+    let span = tracing::info_span!("websocket", request_id = connection.request_id.as_deref().unwrap_or(""));
+    span.follows_from(tracing::Span::current());
+    actix_web::rt::spawn(run(state.into_inner(), connection, session, messages).instrument(span));
     Ok(response)
 }
 
@@ -184,8 +188,12 @@ async fn run(
                         }
                     }
                     None => {
-                        // Refused credentials cost the client's address, as over HTTP.
-                        let _ = state.limiter.take(&crate::rate_limit::Subject::refused(client), 1);
+                        // Refused credentials cost the client's address, as over HTTP; past
+                        // its limit the connection is closed as too many (4429).
+                        let refusals = state.limiter.take(&crate::rate_limit::Subject::refused(client), 1);
+                        if refusals.is_some_and(|s| s.retry_after.is_some()) {
+                            break close(4429, "Too many refused credentials");
+                        }
                         if protocol == Protocol::Legacy {
                             send(
                                 &mut session,

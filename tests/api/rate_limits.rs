@@ -245,6 +245,34 @@ async fn refused_credentials_are_charged_to_the_client_address() {
     assert_eq!((attempt("192.0.2.7").await, attempt("192.0.2.7").await), (401, 401));
     assert_eq!(attempt("192.0.2.7").await, 429, "guessing keys is not free");
     assert_eq!(attempt("192.0.2.8").await, 401);
+    // Valid credentials from the same address (a NAT's other users) are not held back.
+    let valid = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .header("X-Forwarded-For", "192.0.2.7")
+        .bearer_auth(app.operator())
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(valid.status(), 200);
+    // Nor is guessing free over a WebSocket: past the limit the connection is closed 4429.
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = (app.address.replace("http://", "ws://") + "/graphql").into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    request.headers_mut().insert("x-forwarded-for", "192.0.2.7".parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({"type": "connection_init", "payload": {"authorization": "Bearer sy_guessing0000000000000000000000000000"}});
+    socket.send(Message::Text(init.to_string().into())).await.unwrap();
+    let mut code = 0;
+    while let Some(Ok(message)) = socket.next().await {
+        if let Message::Close(Some(frame)) = message {
+            code = u16::from(frame.code);
+        }
+    }
+    assert_eq!(code, 4429);
 }
 
 #[tokio::test]

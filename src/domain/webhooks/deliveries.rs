@@ -173,6 +173,15 @@ pub async fn give_up(domain: &Domain, claimed: &ClaimedJob, reason: String, aban
 /// After a try of endpoint `id`: a success clears its failure clock; a failure starts it,
 /// and disables the endpoint once it has run past `disable_after` (its owner is told).
 async fn health(w: &mut Write<'_>, id: i64, succeeded: bool) -> Result<()> {
+    // A success on a healthy endpoint changes nothing: no lock (writes fanning out to the
+    // endpoint do not wait for it).
+    if succeeded {
+        let healthy =
+            webhook_endpoint::Entity::find_by_id(id).one(w.db()).await?.is_none_or(|e| e.failing_since.is_none());
+        if healthy {
+            return Ok(());
+        }
+    }
     // Locked: tries of one endpoint settled at once disable it (and tell its owner) once, and
     // a re-enable in between is not overwritten.
     let find = crate::domain::write::locking(webhook_endpoint::Entity::find_by_id(id), w.db());
@@ -310,7 +319,12 @@ pub async fn redeliver(domain: &Domain, actor: &Actor, id: i64) -> Result<Logged
 /// Deletes the log of deliveries made before `retention` that are no longer pending (their
 /// tries too), a batch at a time; how many deliveries went.
 pub async fn prune(domain: &Domain, retention: std::time::Duration) -> Result<u64> {
-    let cutoff = domain.clock.now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+    // A retention too long to count back from now keeps everything.
+    let Some(cutoff) =
+        chrono::Duration::from_std(retention).ok().and_then(|r| domain.clock.now().checked_sub_signed(r))
+    else {
+        return Ok(0);
+    };
     let mut pruned = 0;
     loop {
         let batch: Vec<i64> = webhook_delivery::Entity::find()
@@ -327,12 +341,20 @@ pub async fn prune(domain: &Domain, retention: std::time::Duration) -> Result<u6
             return Ok(pruned);
         }
         let w = Write::begin(domain).await?;
+        // Only what is still finished: a delivery redelivered since it was read stays.
+        let finished = sea_orm::sea_query::Query::select()
+            .column(webhook_delivery::Column::Id)
+            .from(webhook_delivery::Entity)
+            .and_where(webhook_delivery::Column::Id.is_in(batch.iter().copied()))
+            .and_where(webhook_delivery::Column::Status.ne(PENDING))
+            .to_owned();
         webhook_attempt::Entity::delete_many()
-            .filter(webhook_attempt::Column::DeliveryId.is_in(batch.iter().copied()))
+            .filter(webhook_attempt::Column::DeliveryId.in_subquery(finished))
             .exec(w.db())
             .await?;
         let deleted = webhook_delivery::Entity::delete_many()
             .filter(webhook_delivery::Column::Id.is_in(batch.iter().copied()))
+            .filter(webhook_delivery::Column::Status.ne(PENDING))
             .exec(w.db())
             .await?;
         w.commit(Audit::Bookkeeping("the webhook log past its retention")).await?;
