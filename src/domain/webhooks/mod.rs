@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use entity::webhook_endpoint;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, PaginatorTrait, QueryFilter, QueryOrder, Set};
 
 use super::Domain;
 use super::actor::{Actor, Role, Tenant};
@@ -145,11 +145,6 @@ async fn managed<C: sea_orm::ConnectionTrait>(db: &C, actor: &Actor, id: i64) ->
         .ok_or(Error::NotFound("webhook endpoint"))
 }
 
-/// The endpoint `id` the caller manages, read-only.
-pub async fn endpoint(domain: &Domain, actor: &Actor, id: i64) -> Result<Endpoint> {
-    managed(&domain.db, actor, id).await.map(Endpoint::from)
-}
-
 /// The endpoints the caller manages (the operator: every one), oldest first.
 pub async fn list(domain: &Domain, actor: &Actor) -> Result<Vec<Endpoint>> {
     let owner = manager(actor, "listing webhook endpoints")?;
@@ -258,7 +253,7 @@ fn validate_types(types: &[String]) -> Result<String> {
 }
 
 /// Endpoints one organisation may have.
-const MAX_ENDPOINTS: usize = 20;
+const MAX_ENDPOINTS: u64 = 20;
 
 /// Makes an endpoint for the caller's organisation; its secret is in the answer.
 pub async fn create(domain: &Domain, actor: &Actor, input: EndpointInput) -> Result<WithSecret> {
@@ -272,9 +267,9 @@ pub async fn create(domain: &Domain, actor: &Actor, input: EndpointInput) -> Res
             Some(reseller) => webhook_endpoint::Column::ResellerId.eq(reseller),
             None => webhook_endpoint::Column::ResellerId.is_null(),
         })
-        .all(w.db())
+        .count(w.db())
         .await?;
-    if existing.len() >= MAX_ENDPOINTS {
+    if existing >= MAX_ENDPOINTS {
         return Err(Error::validation("url", format!("an organisation has at most {MAX_ENDPOINTS} endpoints")));
     }
     let secret = signing::new_secret();
