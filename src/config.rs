@@ -131,6 +131,9 @@ pub struct ServerConfig {
     /// Serve GraphiQL at `/`.
     #[arg(long, env = "SWITCHYARD_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
+    /// Serve the operations dashboard at `/dashboard`.
+    #[arg(long, env = "SWITCHYARD_DASHBOARD", default_value_t = true, action = clap::ArgAction::Set)]
+    pub dashboard: bool,
     /// Answer introspection queries (turn off in production if the schema is private).
     #[arg(long, env = "SWITCHYARD_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,

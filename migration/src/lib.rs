@@ -33,6 +33,7 @@ mod m20261126_000021_statement_imports;
 mod m20261126_000022_reconciliation_findings;
 mod m20261127_000023_api_key_scopes;
 mod m20261127_000024_webhooks;
+mod m20261127_000025_jobs_finished_index;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000022_reconciliation_findings::Migration),
             Box::new(m20261127_000023_api_key_scopes::Migration),
             Box::new(m20261127_000024_webhooks::Migration),
+            Box::new(m20261127_000025_jobs_finished_index::Migration),
         ]
     }
 }

@@ -24,6 +24,7 @@ pub mod lifecycle;
 pub mod logins;
 pub mod money;
 pub mod new_jobs;
+pub mod operations;
 pub mod orders;
 pub mod outbox;
 pub mod pagination;

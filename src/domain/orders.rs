@@ -522,16 +522,26 @@ pub async fn list_orders(
     customer_id: Option<CustomerId>,
     page: super::pagination::PageRequest,
 ) -> Result<super::pagination::Page<order::Model>> {
-    let mut select = match actor.tenant {
-        Tenant::Operator => order::Entity::find(),
-        Tenant::Reseller(reseller) => order::Entity::find().filter(order::Column::ResellerId.eq(reseller)),
-        Tenant::Customer(customer) => order::Entity::find().filter(order::Column::CustomerId.eq(customer)),
-        Tenant::Vendor(_) => return Err(Error::Forbidden("vendors do not see orders".into())),
-    };
+    let mut select = visible_orders(actor)?;
     if let Some(customer_id) = customer_id {
         select = select.filter(order::Column::CustomerId.eq(customer_id));
     }
     super::pagination::fetch_page(&domain.db, select, order::Column::Id, page).await
+}
+
+/// The caller's `limit` (1 to 100) most recent orders, newest first.
+pub async fn recent_orders(domain: &Domain, actor: &Actor, limit: u64) -> Result<Vec<order::Model>> {
+    let newest = visible_orders(actor)?.order_by_desc(order::Column::Id).limit(limit.clamp(1, 100));
+    Ok(newest.all(&domain.db).await?)
+}
+
+fn visible_orders(actor: &Actor) -> Result<sea_orm::Select<order::Entity>> {
+    Ok(match actor.tenant {
+        Tenant::Operator => order::Entity::find(),
+        Tenant::Reseller(reseller) => order::Entity::find().filter(order::Column::ResellerId.eq(reseller)),
+        Tenant::Customer(customer) => order::Entity::find().filter(order::Column::CustomerId.eq(customer)),
+        Tenant::Vendor(_) => return Err(Error::Forbidden("vendors do not see orders".into())),
+    })
 }
 
 /// The lines of an order (the caller has already been allowed to see the order).

@@ -156,7 +156,7 @@ pub fn needed_for(field: &str) -> Option<Needs> {
         "customers" | "customer" | "createCustomer" | "updateCustomer" | "setRetailPrice" | "setRetailMarkup" => {
             CustomersWrite
         }
-        "placeOrder" | "orders" | "order" | "orderStatus" => OrdersWrite,
+        "placeOrder" | "orders" | "recentOrders" | "order" | "orderStatus" => OrdersWrite,
         "subscriptions"
         | "subscription"
         | "changeSubscriptionQuantity"
@@ -167,10 +167,13 @@ pub fn needed_for(field: &str) -> Option<Needs> {
         | "recordUsage"
         | "subscriptionChanged"
         | "provisioningStatus"
+        | "liveEvents"
+        | "queueHealth"
+        | "jobThroughput"
         | "provisioningJobs"
         | "retryProvisioning"
         | "abandonProvisioningJob" => SubscriptionsWrite,
-        "invoices" | "invoice" | "charges" | "previewBilling" | "marginReport" => BillingRead,
+        "invoices" | "invoice" | "charges" | "previewBilling" | "marginReport" | "billingRuns" => BillingRead,
         "runBilling" | "setExchangeRate" | "issueInvoice" | "markInvoicePaid" | "voidInvoice" | "creditInvoice" => {
             BillingWrite
         }
@@ -214,10 +217,15 @@ pub fn needed_to_see(type_name: &str) -> Option<Needs> {
         | "ExchangeRate" => CatalogRead,
         "Customer" | "VendorAccount" | "RetailPrice" => CustomersWrite,
         "Order" | "PlaceOrderPayload" => OrdersWrite,
-        "Subscription" | "SubscriptionChange" | "SubscriptionPayload" | "ProvisioningJob" | "UsageRecordResult" => {
-            SubscriptionsWrite
-        }
-        "Invoice" | "Charge" | "BillingPreview" => BillingRead,
+        "Subscription"
+        | "SubscriptionChange"
+        | "SubscriptionPayload"
+        | "ProvisioningJob"
+        | "UsageRecordResult"
+        | "QueueHealth"
+        | "QueueCount"
+        | "JobMinute" => SubscriptionsWrite,
+        "Invoice" | "Charge" | "BillingPreview" | "BillingRun" => BillingRead,
         "BillingRunResult" => BillingWrite,
         "StatementImport"
         | "StatementImportPayload"

@@ -24,6 +24,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::ids::{CustomerId, OrderId, VendorId};
+use crate::domain::scopes::Scope;
 use crate::domain::{Actor, Error, catalog, customers, orders, outbox};
 use crate::graphql::parse_id;
 use crate::graphql::{ResultExt, actor, domain, snapshot};
@@ -283,6 +284,23 @@ impl SubscriptionRoot {
                 && order_id.is_none_or(|id| event.order_id == Some(id.get()))
                 && customer_id.is_none_or(|id| event.customer_id == Some(id.get()))
                 && vendor_id.is_none_or(|id| event.vendor_id == Some(id.get()))
+        })
+        .await
+    }
+
+    /// Every event the caller may see, as it happens (of `kinds`, if given): the operator
+    /// everything; a vendor, reseller or customer what concerns it. A dashboard's feed: it
+    /// resumes with `after` set to the last cursor it saw, and misses nothing.
+    async fn live_events(
+        &self,
+        ctx: &Context<'_>,
+        kinds: Option<Vec<LiveEventKind>>,
+        #[graphql(desc = "Resume after this cursor: what came after it is replayed first.")] after: Option<String>,
+    ) -> async_graphql::Result<impl Stream<Item = Item>> {
+        let actor = actor(ctx)?.clone();
+        actor.require_scope(Scope::SubscriptionsWrite, "following live events").gql()?;
+        events(ctx, actor, after, move |event| {
+            kinds.as_ref().is_none_or(|kinds| kinds.contains(&LiveEventKind::from(event.kind)))
         })
         .await
     }

@@ -1,8 +1,10 @@
-//! The HTTP layer: routes, GraphQL over HTTP, health checks and GraphiQL.
+//! The HTTP layer: routes, GraphQL over HTTP, health checks, and the browser pages (GraphiQL
+//! and the operations dashboard, `assets`).
 //!
 //! This is the only layer that knows actix-web. It authenticates the bearer token, builds
 //! the per-request GraphQL context, and applies the GraphQL-over-HTTP rules.
 
+mod assets;
 pub mod caller;
 mod etag;
 pub mod graphql;
@@ -18,7 +20,7 @@ pub mod ws;
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 
 use crate::state::AppState;
 
@@ -37,15 +39,13 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics::metrics))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .route("/", web::get().to(graphiql));
-}
-
-async fn graphiql(state: web::Data<AppState>) -> HttpResponse {
-    if !state.config.graphiql {
-        return HttpResponse::NotFound().finish();
-    }
-    let page = async_graphql::http::GraphiQLSource::build().endpoint("/graphql").title("Switchyard").finish();
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(page)
+        .route("/dashboard", web::get().to(assets::dashboard))
+        .service(
+            web::resource("/assets/{file}")
+                .wrap(actix_web::middleware::Compress::default())
+                .route(web::get().to(assets::file)),
+        )
+        .route("/", web::get().to(assets::graphiql));
 }
 
 /// Cross-origin requests from browsers (CORS), for `origins` only (checked when configured:

@@ -4,6 +4,11 @@
 //! Chromium is Debian's `chromium` package (`/usr/bin/chromium`, or `SWITCHYARD_CHROMIUM`).
 //! `.ci/run` installs it and sets `SWITCHYARD_REQUIRE_BROWSER=1`, so CI fails without it; a
 //! developer's `cargo test` on a machine without it prints "SKIPPED" loudly and goes on.
+//!
+//! The browser runs with the network cut off: every host name but 127.0.0.1 fails to resolve,
+//! so a page that needs anything from outside (a CDN) fails its test. What the page does is
+//! recorded from the protocol's events: [`Browser::problems`] lists console errors, uncaught
+//! exceptions, failed requests, answers of 400 and up, and requests to another origin.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -23,6 +28,8 @@ pub struct Browser {
     socket: Socket,
     session: String,
     next_id: u64,
+    /// Every protocol event received so far (console messages, network activity…).
+    events: Vec<Value>,
 }
 
 fn executable() -> PathBuf {
@@ -59,6 +66,9 @@ impl Browser {
                 "--disable-component-update",
                 "--disable-sync",
                 "--remote-debugging-port=0",
+                "--window-size=1280,900",
+                // The network cut off: only the test's own servers on 127.0.0.1 resolve.
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
@@ -83,7 +93,7 @@ impl Browser {
         });
         let endpoint = endpoint.recv_timeout(Duration::from_secs(30)).expect("chromium names its DevTools endpoint");
         let (socket, _) = tokio_tungstenite::connect_async(endpoint.as_str()).await.expect("DevTools connects");
-        let mut browser = Browser { child, profile, socket, session: String::new(), next_id: 0 };
+        let mut browser = Browser { child, profile, socket, session: String::new(), next_id: 0, events: Vec::new() };
         let target = browser.call("Target.createTarget", json!({"url": "about:blank"})).await;
         let attached =
             browser.call("Target.attachToTarget", json!({"targetId": target["targetId"], "flatten": true})).await;
@@ -101,12 +111,17 @@ impl Browser {
             command["sessionId"] = json!(self.session);
         }
         self.socket.send(Message::text(command.to_string())).await.expect("DevTools accepts a command");
+        let events = &mut self.events;
+        let socket = &mut self.socket;
         let reply = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Some(message) = self.socket.next().await {
+            while let Some(message) = socket.next().await {
                 let Ok(Message::Text(text)) = message else { continue };
                 let reply: Value = serde_json::from_str(&text).expect("DevTools sends JSON");
                 if reply["id"] == json!(id) {
                     return reply;
+                }
+                if reply["method"].is_string() {
+                    events.push(reply);
                 }
             }
             panic!("DevTools closed while {method} ran");
@@ -132,6 +147,126 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("{url} did not finish loading");
+    }
+
+    /// Starts recording what the page does: console messages, exceptions, log entries and
+    /// network requests (see [`Browser::problems`]).
+    pub async fn watch(&mut self) {
+        for domain in ["Runtime.enable", "Log.enable", "Network.enable", "Page.enable"] {
+            self.call(domain, json!({})).await;
+        }
+    }
+
+    /// Everything that went wrong in the page since [`Browser::watch`]: console errors and
+    /// warnings about the page's own code, uncaught exceptions, log entries of level error
+    /// (a Content-Security-Policy violation, a failed load), requests that failed or were
+    /// answered with a status of 400 or more, and any request to another origin than
+    /// `origin` (the page must need nothing from outside).
+    pub async fn problems(&mut self, origin: &str) -> Vec<String> {
+        self.eval("1").await; // reads the events sent until now
+        let mut problems = Vec::new();
+        let mut urls = std::collections::HashMap::new();
+        for event in &self.events {
+            let params = &event["params"];
+            match event["method"].as_str().unwrap_or_default() {
+                "Runtime.exceptionThrown" => problems.push(format!("exception: {}", params["exceptionDetails"])),
+                "Runtime.consoleAPICalled" if matches!(params["type"].as_str(), Some("error" | "assert")) => {
+                    problems.push(format!("console.{}: {}", params["type"], params["args"]))
+                }
+                "Log.entryAdded" if params["entry"]["level"] == "error" => {
+                    problems.push(format!("log: {}", params["entry"]))
+                }
+                "Network.requestWillBeSent" => {
+                    let url = params["request"]["url"].as_str().unwrap_or_default().to_owned();
+                    urls.insert(params["requestId"].as_str().unwrap_or_default().to_owned(), url.clone());
+                    let local = url.starts_with(origin)
+                        || url.starts_with(&origin.replacen("http", "ws", 1))
+                        || url.starts_with("data:")
+                        || url.starts_with("blob:")
+                        || url == "about:blank";
+                    if !local {
+                        problems.push(format!("request to another origin: {url}"));
+                    }
+                }
+                "Network.webSocketCreated" => {
+                    let url = params["url"].as_str().unwrap_or_default();
+                    if !url.starts_with(&origin.replacen("http", "ws", 1)) {
+                        problems.push(format!("WebSocket to another origin: {url}"));
+                    }
+                }
+                "Network.webSocketFrameError" => problems.push(format!("WebSocket error: {}", params["errorMessage"])),
+                "Network.responseReceived" if params["response"]["status"].as_u64().unwrap_or(0) >= 400 => {
+                    problems.push(format!("{} answered {}", params["response"]["url"], params["response"]["status"]))
+                }
+                "Network.loadingFailed" if params["canceled"] != json!(true) => {
+                    let url = urls.get(params["requestId"].as_str().unwrap_or_default()).cloned().unwrap_or_default();
+                    problems.push(format!("request failed: {url} {}", params["errorText"]))
+                }
+                _ => {}
+            }
+        }
+        problems
+    }
+
+    /// Every request the page made (its URL; WebSockets too), in order, but `data:` URLs.
+    pub fn requests(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e["method"].as_str() {
+                Some("Network.requestWillBeSent") => e["params"]["request"]["url"].as_str(),
+                Some("Network.webSocketCreated") => e["params"]["url"].as_str(),
+                _ => None,
+            })
+            .filter(|url| !url.starts_with("data:"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits (up to 20 s) until the JavaScript expression is true in the page; fails the test
+    /// naming `what` (with the page's text) if it never is.
+    pub async fn wait_until(&mut self, what: &str, expression: &str) {
+        for _ in 0..400 {
+            // Thrown while the page is between documents (a reload) counts as not yet.
+            if self
+                .eval(&format!("(() => {{ try {{ return !!({expression}); }} catch (e) {{ return false; }} }})()"))
+                .await
+                == json!(true)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let text = self.eval("document.body ? document.body.innerText : ''").await;
+        panic!("{what}: `{expression}` never became true; the page reads:\n{}", text.as_str().unwrap_or_default());
+    }
+
+    /// Saves a PNG of the whole page as `name`.png in the screenshots folder
+    /// (`SWITCHYARD_SCREENSHOTS`; `.ci/run` points it into its output folder).
+    pub async fn screenshot(&mut self, name: &str) -> PathBuf {
+        use base64::Engine as _;
+        let shot = self.call("Page.captureScreenshot", json!({"format": "png", "captureBeyondViewport": true})).await;
+        let png =
+            base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().expect("PNG data")).expect("base64");
+        let folder = screenshots();
+        std::fs::create_dir_all(&folder).expect("the screenshots folder can be made");
+        let path = folder.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("the screenshot is saved");
+        path
+    }
+
+    /// Shows the page as a phone of `width` × `height` CSS pixels would (None: back to the
+    /// window's own size).
+    pub async fn phone(&mut self, size: Option<(u32, u32)>) {
+        match size {
+            Some((width, height)) => {
+                self.call(
+                    "Emulation.setDeviceMetricsOverride",
+                    json!({"width": width, "height": height, "deviceScaleFactor": 2, "mobile": true}),
+                )
+                .await
+            }
+            None => self.call("Emulation.clearDeviceMetricsOverride", json!({})).await,
+        };
     }
 
     /// The value of a JavaScript expression in the page.
@@ -163,6 +298,15 @@ impl Drop for Browser {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
+}
+
+/// Where screenshots go: `SWITCHYARD_SCREENSHOTS`, else a folder in cargo's target dir.
+fn screenshots() -> PathBuf {
+    let backend = if crate::helpers::is_postgres() { "postgres" } else { "sqlite" };
+    std::env::var_os("SWITCHYARD_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots"))
+        .join(backend)
 }
 
 fn rand_suffix() -> u64 {

@@ -3,6 +3,7 @@
 mod api_keys;
 mod billing;
 mod catalog;
+mod operations;
 pub mod orders;
 mod parties;
 mod reconciliation;
@@ -20,4 +21,5 @@ pub struct Query(
     reconciliation::ReconciliationQuery,
     api_keys::ApiKeysQuery,
     webhooks::WebhooksQuery,
+    operations::OperationsQuery,
 );

@@ -95,6 +95,18 @@ impl OrdersQuery {
         Ok(connection(page, |o| o.id, Order::read))
     }
 
+    /// The caller's `first` (at most 100) most recent orders, newest first.
+    #[graphql(complexity = "first.max(0) as usize * child_complexity")]
+    async fn recent_orders(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 10)] first: i32,
+    ) -> async_graphql::Result<Vec<Order>> {
+        let first = u64::try_from(first).unwrap_or(1);
+        let orders = orders::recent_orders(domain(ctx), actor(ctx)?, first).await.gql()?;
+        Ok(orders.into_iter().map(Order::read).collect())
+    }
+
     /// One order.
     async fn order(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Order> {
         let id = parse_id(&id, "id")?;

@@ -99,3 +99,11 @@ mirror_enum!(
     /// The kind of a billed charge.
     ChargeKind => ChargeKind { Recurring, Proration, Refund, Usage, Adjustment }
 );
+mirror_enum!(
+    /// What a job in the queue does.
+    JobKind => JobKind { Provisioning, WebhookDelivery }
+);
+mirror_enum!(
+    /// A billing run's state.
+    BillingRunStatus => BillingRunStatus { Running, Completed, Failed }
+);
