@@ -222,9 +222,41 @@ async fn probes_and_graphiql_answer() {
     let page = app.client.get(format!("{}/", app.address)).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("graphiql"));
-    let closed = spawn_app_with(|config| config.graphiql = false).await;
-    let page = closed.client.get(format!("{}/", closed.address)).send().await.unwrap();
-    assert_eq!(page.status(), 404);
+    let closed = spawn_app_with(|config| {
+        config.graphiql = false;
+        config.dashboard = false;
+    })
+    .await;
+    for path in ["/", "/dashboard"] {
+        let page = closed.client.get(format!("{}{path}", closed.address)).send().await.unwrap();
+        assert_eq!(page.status(), 404, "{path}");
+    }
+}
+
+/// The pages' files are served from the binary under content-hashed names, cached a year
+/// and compressed on request; the pages themselves are never cached and allow only this
+/// origin; any other name under /assets is 404.
+#[tokio::test]
+async fn the_pages_files_are_hashed_cached_and_same_origin_only() {
+    let app = spawn_app().await;
+    let page = app.client.get(format!("{}/dashboard", app.address)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-cache");
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.contains("script-src 'self'") && policy.contains("connect-src 'self'"), "{policy}");
+    let html = page.text().await.unwrap();
+    let script = html.split("src=\"").filter_map(|s| s.split('"').next()).find(|s| s.contains("dashboard.")).unwrap();
+    assert!(script.starts_with("/assets/dashboard.") && script.ends_with(".js"), "{script}");
+    let file =
+        app.client.get(format!("{}{script}", app.address)).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(file.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(file.headers()["content-encoding"], "gzip");
+    for wrong in ["/assets/dashboard.js", "/assets/dashboard.000000000000.js", "/assets/..%2Fassets.rs"] {
+        let response = app.client.get(format!("{}{wrong}", app.address)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{wrong}");
+    }
 }
 
 #[tokio::test]
