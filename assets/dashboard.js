@@ -23,6 +23,7 @@
     trails: new Map(), // subscription id -> statuses seen, in order
     queueTimer: null,
     connections: 0,
+    hold: null, // a promise reconnections wait for (the browser tests hold them)
     refreshTimer: null
   };
 
@@ -101,16 +102,22 @@
   }
 
   function signOut() {
-    if (state.unsubscribe) state.unsubscribe();
-    if (state.client) state.client.dispose();
+    var unsubscribe = state.unsubscribe, client = state.client;
+    state.client = state.unsubscribe = null; // first: the stream's end is then not news
+    if (unsubscribe) unsubscribe();
+    if (client) client.dispose();
     clearInterval(state.refreshTimer);
-    state.client = state.unsubscribe = state.me = state.token = state.cursor = null;
+    state.me = state.token = state.cursor = null;
     state.seen.clear(); state.orders.clear(); state.trails.clear();
     sessionStorage.removeItem(TOKEN_KEY);
     $('panels').hidden = true;
     $('session').hidden = true;
     $('sign-in').hidden = false;
-    clear($('feed'));
+    clearTimeout(state.queueTimer);
+    ['feed', 'invoices'].forEach(function (id) { clear($(id)); });
+    ['orders', 'queue-counts', 'dead-jobs', 'runs', 'imports'].forEach(function (id) { clear($(id).tBodies[0]); });
+    ['throughput', 'leakage'].forEach(function (id) { clear($(id)); });
+    document.querySelectorAll('.panel-error').forEach(function (node) { node.remove(); });
     setConnection('offline');
   }
 
@@ -178,10 +185,11 @@
       url: (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/graphql',
       connectionParams: function () { return { authorization: 'Bearer ' + state.token }; },
       retryAttempts: Infinity,
-      shouldRetry: function () { return true; },
+      // 4401/4403: the token expired or the key was revoked; retrying cannot help.
+      shouldRetry: function (closed) { return !(closed && (closed.code === 4401 || closed.code === 4403)); },
       retryWait: function (retries) {
         var delay = Math.min(500 * Math.pow(2, retries), 10000) * (0.5 + Math.random() / 2);
-        return new Promise(function (resolve) { setTimeout(resolve, delay); });
+        return new Promise(function (resolve) { setTimeout(resolve, delay); }).then(function () { return state.hold; });
       },
       keepAlive: 10000,
       on: {
@@ -211,21 +219,28 @@
       error: function (error) {
         var errors = Array.isArray(error) ? error : null;
         if (errors) return lost(new GraphQLError(errors));
-        if (error && error.code === 4401) { setConnection('signed out'); return; }
+        if (error && (error.code === 4401 || error.code === 4403)) return sessionEnded();
         setConnection('offline');
       },
-      complete: function () {}
+      // The server ends the stream only when the session ends (token expiry, revoked key).
+      complete: function () { if (state.client === client) sessionEnded(); }
     });
+  }
+
+  function sessionEnded() {
+    signOut();
+    showError('Your session ended (the token expired or the key was revoked): sign in again.');
   }
 
   // The server no longer keeps what the page missed: start again from the current state.
   function lost(error) {
-    if (state.unsubscribe) state.unsubscribe();
-    if (state.client) state.client.dispose();
+    var unsubscribe = state.unsubscribe, client = state.client;
     state.client = state.unsubscribe = null;
+    if (unsubscribe) unsubscribe();
+    if (client) client.dispose();
     if (error.code !== 'EVENTS_LOST') { setConnection('offline'); return; }
     state.trails.clear();
-    start();
+    start().catch(function (e) { setConnection('offline'); showError(e && e.message); });
   }
 
   // ---- events ---------------------------------------------------------------------------
@@ -293,12 +308,11 @@
     }).catch(function () { /* not visible to this caller: nothing to show */ });
   }
 
-  // A line's statuses: PENDING first for an order placed while the page watched, then every
-  // status its provisioning events reported, in order.
+  // A line's statuses: every status its provisioning events reported while the page watched,
+  // in order (none made up); the status as read when it saw none.
   function trailOf(order, line) {
     var id = line.subscription && line.subscription.id;
-    var seen = (id && state.trails.get(id)) || [];
-    var trail = order.placedLive && seen[0] !== 'PENDING' ? ['PENDING'].concat(seen) : seen.slice();
+    var trail = ((id && state.trails.get(id)) || []).slice();
     if (!trail.length) trail.push(line.subscription ? line.subscription.status : line.status);
     return trail;
   }
@@ -518,7 +532,10 @@
   window.switchyardDashboard = {
     connections: function () { return state.connections; },
     cursor: function () { return state.cursor; },
-    dropConnection: function () { if (state.client) state.client.terminate(); }
+    dropConnection: function () { if (state.client) state.client.terminate(); },
+    // Reconnections wait until released: to watch a resume replay what was missed.
+    holdReconnect: function () { state.hold = new Promise(function (resolve) { state.release = resolve; }); },
+    releaseReconnect: function () { if (state.release) state.release(); state.hold = null; }
   };
   setConnection('offline');
   var saved = sessionStorage.getItem(TOKEN_KEY);

@@ -100,6 +100,16 @@ impl From<&DomainEvent> for LiveEvent {
     }
 }
 
+/// The scope an API key needs to receive events of `kind`.
+fn scope_of(kind: LiveEventKind) -> Scope {
+    match kind {
+        LiveEventKind::OrderPlaced | LiveEventKind::OrderStatusChanged => Scope::OrdersWrite,
+        LiveEventKind::SubscriptionChanged | LiveEventKind::ProvisioningStatusChanged => Scope::SubscriptionsWrite,
+        LiveEventKind::ReconciliationChanged => Scope::ReconciliationWrite,
+        LiveEventKind::WebhookEndpointDisabled => Scope::WebhooksManage,
+    }
+}
+
 /// What a live stream yields: an event, or the one EVENTS_LOST error that ends it.
 type Item = async_graphql::Result<LiveEvent>;
 
@@ -299,8 +309,15 @@ impl SubscriptionRoot {
     ) -> async_graphql::Result<impl Stream<Item = Item>> {
         let actor = actor(ctx)?.clone();
         actor.require_scope(Scope::SubscriptionsWrite, "following live events").gql()?;
+        // An API key gets only the kinds its scopes open (a disabled endpoint's event names
+        // its URL: webhooks:manage), and is refused a kind it asks for by name without them.
+        for kind in kinds.iter().flatten() {
+            actor.require_scope(scope_of(*kind), "following these events").gql()?;
+        }
+        let reader = actor.clone();
         events(ctx, actor, after, move |event| {
-            kinds.as_ref().is_none_or(|kinds| kinds.contains(&LiveEventKind::from(event.kind)))
+            let kind = LiveEventKind::from(event.kind);
+            reader.require_scope(scope_of(kind), "").is_ok() && kinds.as_ref().is_none_or(|kinds| kinds.contains(&kind))
         })
         .await
     }

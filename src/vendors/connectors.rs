@@ -207,10 +207,7 @@ impl HttpConnector {
                 return Outcome::Transient { error: "the vendor did not answer in time".into(), retry_after: None };
             }
             Err(error) => {
-                return Outcome::Transient {
-                    error: format!("cannot reach the vendor: {}", error.without_url()),
-                    retry_after: None,
-                };
+                return Outcome::Transient { error: format!("cannot reach the vendor: {error}"), retry_after: None };
             }
         };
         let status = response.status();

@@ -227,8 +227,17 @@ async fn the_dashboard_shows_an_order_going_live_and_retries_a_dead_job() {
 
     // The connection drops; the page reconnects by itself and resumes after the last event it
     // saw: an order placed meanwhile shows once.
-    browser.eval("window.switchyardDashboard.dropConnection()").await;
+    browser.eval("window.switchyardDashboard.holdReconnect(); window.switchyardDashboard.dropConnection()").await;
+    browser
+        .wait_until("the page is disconnected", "document.querySelector('#connection').textContent !== 'live'")
+        .await;
     let (dropped, dropped_line) = order(&app, &reseller, &offer, &customer, "dashboard-reconnect").await;
+    app.wait_for(&operator, "query($s: ID!) { subscription(id: $s) { status } }", json!({"s": dropped_line}), |d| {
+        d["subscription"]["status"] == "ACTIVE"
+    })
+    .await;
+    assert_eq!(browser.eval("window.switchyardDashboard.connections()").await, json!(1), "still disconnected");
+    browser.eval("window.switchyardDashboard.releaseReconnect()").await;
     browser.wait_until("the page reconnects", "window.switchyardDashboard.connections() >= 2").await;
     browser
         .wait_until(
