@@ -18,9 +18,11 @@
     cursor: null,
     client: null,
     unsubscribe: null,
-    seen: new Set(),
-    orders: new Map(), // order id -> order (as read, plus `placedLive`)
-    trails: new Map(), // subscription id -> statuses seen, in order
+    handled: 0, // the cursor of the last event handled (cursors only increase)
+    orders: new Map(), // order id -> order, the ten most recent
+    statuses: new Map(), // order id -> the last status an event reported
+    trails: new Map(), // subscription id -> statuses seen, in order (the last 500 lines)
+    ordersTimer: null,
     queueTimer: null,
     connections: 0,
     hold: null, // a promise reconnections wait for (the browser tests hold them)
@@ -108,12 +110,13 @@
     if (client) client.dispose();
     clearInterval(state.refreshTimer);
     state.me = state.token = state.cursor = null;
-    state.seen.clear(); state.orders.clear(); state.trails.clear();
+    state.handled = 0; state.orders.clear(); state.statuses.clear(); state.trails.clear();
     sessionStorage.removeItem(TOKEN_KEY);
     $('panels').hidden = true;
     $('session').hidden = true;
     $('sign-in').hidden = false;
     clearTimeout(state.queueTimer);
+    clearTimeout(state.ordersTimer);
     ['feed', 'invoices'].forEach(function (id) { clear($(id)); });
     ['orders', 'queue-counts', 'dead-jobs', 'runs', 'imports'].forEach(function (id) { clear($(id).tBodies[0]); });
     ['throughput', 'leakage'].forEach(function (id) { clear($(id)); });
@@ -212,8 +215,9 @@
         if (!event) return;
         state.cursor = payload.variables.after = event.cursor;
         $('feed-position').textContent = 'Up to event ' + event.cursor + ' · ' + when(event.occurredAt);
-        if (state.seen.has(event.eventId)) return;
-        state.seen.add(event.eventId);
+        var cursor = Number(event.cursor);
+        if (cursor <= state.handled) return; // already handled (a replay overlapping)
+        state.handled = cursor;
         onEvent(event);
       },
       error: function (error) {
@@ -249,15 +253,21 @@
     if (event.subscriptionId && event.kind === 'PROVISIONING_STATUS_CHANGED') {
       var trail = state.trails.get(event.subscriptionId) || [];
       if (trail[trail.length - 1] !== event.status) trail.push(event.status);
-      state.trails.set(event.subscriptionId, trail);
+      state.trails.delete(event.subscriptionId);
+      state.trails.set(event.subscriptionId, trail); // the most recent last
+      if (state.trails.size > 500) state.trails.delete(state.trails.keys().next().value);
     }
-    if (event.kind === 'ORDER_PLACED' && event.orderId) {
-      loadOrder(event.orderId, true);
-    } else if (event.orderId && state.orders.has(event.orderId)) {
-      var order = state.orders.get(event.orderId);
-      if (event.kind === 'ORDER_STATUS_CHANGED') order.status = event.status;
-      renderOrders();
-    } else if (event.subscriptionId) {
+    // Kept even for an order still loading: the status shown is the last one an event told.
+    if (event.kind === 'ORDER_STATUS_CHANGED' && event.orderId) {
+      state.statuses.delete(event.orderId);
+      state.statuses.set(event.orderId, event.status);
+      if (state.statuses.size > 500) state.statuses.delete(state.statuses.keys().next().value);
+    }
+    if (event.kind === 'ORDER_PLACED') {
+      // One read of the recent orders for a burst of new ones, however many.
+      clearTimeout(state.ordersTimer);
+      state.ordersTimer = setTimeout(function () { loadOrders().catch(panelError('orders-panel')); }, 250);
+    } else if (event.orderId || event.subscriptionId) {
       renderOrders();
     }
     if (isOperator()) {
@@ -300,14 +310,6 @@
     });
   }
 
-  function loadOrder(id, placedLive) {
-    return gql('query($id: ID!) { order(id: $id) { ' + ORDER_FIELDS + ' } }', { id: id }).then(function (data) {
-      data.order.placedLive = placedLive;
-      state.orders.set(id, data.order);
-      renderOrders();
-    }).catch(function () { /* not visible to this caller: nothing to show */ });
-  }
-
   // A line's statuses: every status its provisioning events reported while the page watched,
   // in order (none made up); the status as read when it saw none.
   function trailOf(order, line) {
@@ -333,7 +335,7 @@
       body.appendChild(el('tr', { 'data-order': order.id }, [
         el('td', {}, ['#' + order.id, el('span', { className: 'trail', text: when(order.createdAt) })]),
         el('td', { text: order.customer ? order.customer.name : '—' }),
-        el('td', {}, [pill(order.status)]),
+        el('td', {}, [pill(state.statuses.get(order.id) || order.status)]),
         el('td', {}, [lines]),
         el('td', { className: 'num', text: money(order.totalRetail) })
       ]));
@@ -470,6 +472,7 @@
   // fetched with the token and opened from memory, so the token never lands in a URL.
   function openInvoice(id) {
     var opened = window.open('', '_blank');
+    if (opened) opened.opener = null; // the invoice's page gets no handle on this one
     fetch('/invoices/' + id, { headers: { authorization: 'Bearer ' + state.token } })
       .then(function (response) {
         if (!response.ok) throw new Error('the invoice could not be read (' + response.status + ')');
@@ -478,6 +481,7 @@
       .then(function (html) {
         var url = URL.createObjectURL(new Blob([html], { type: 'text/html' }));
         if (opened) opened.location = url; else location.assign(url);
+        setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
       })
       .catch(function (error) { if (opened) opened.close(); alert(error.message); });
   }

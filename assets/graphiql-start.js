@@ -45,6 +45,9 @@
       defaultHeaders: JSON.stringify({ Authorization: 'Bearer ' }, null, 2),
       defaultEditorToolsVisibility: 'headers',
       shouldPersistHeaders: false,
+      // The query editor, its tabs and history (a login mutation holds a password) live as
+      // long as the browser tab, not on the disk.
+      storage: window.sessionStorage,
       isHeadersEditorEnabled: true
     })
   );

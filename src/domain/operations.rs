@@ -121,7 +121,8 @@ pub async fn job_throughput(domain: &Domain, actor: &Actor, minutes: u32) -> Res
         let Ok(at) = chrono::NaiveDateTime::parse_from_str(&format!("{}:00", row.minute), "%Y-%m-%dT%H:%M:%S") else {
             continue;
         };
-        let Some(slot) = series.iter_mut().find(|m| m.minute.naive_utc() == at) else { continue };
+        let offset = usize::try_from((at.and_utc() - first).num_minutes()).ok();
+        let Some(slot) = offset.and_then(|i| series.get_mut(i)) else { continue };
         match row.status.as_str() {
             "SUCCEEDED" => slot.succeeded += row.count,
             "FAILED" => slot.failed += row.count,

@@ -158,7 +158,7 @@ impl Browser {
     }
 
     /// Everything that went wrong in the page since [`Browser::watch`]: console errors and
-    /// warnings about the page's own code, uncaught exceptions, log entries of level error
+    /// failed assertions, uncaught exceptions, log entries of level error
     /// (a Content-Security-Policy violation, a failed load), requests that failed or were
     /// answered with a status of 400 or more, and any request to another origin than
     /// `origin` (the page must need nothing from outside).
@@ -179,8 +179,8 @@ impl Browser {
                 "Network.requestWillBeSent" => {
                     let url = params["request"]["url"].as_str().unwrap_or_default().to_owned();
                     urls.insert(params["requestId"].as_str().unwrap_or_default().to_owned(), url.clone());
-                    let local = url.starts_with(origin)
-                        || url.starts_with(&origin.replacen("http", "ws", 1))
+                    let local = url.starts_with(&format!("{origin}/"))
+                        || url.starts_with(&format!("{}/", origin.replacen("http", "ws", 1)))
                         || url.starts_with("data:")
                         || url.starts_with("blob:")
                         || url == "about:blank";
@@ -190,7 +190,7 @@ impl Browser {
                 }
                 "Network.webSocketCreated" => {
                     let url = params["url"].as_str().unwrap_or_default();
-                    if !url.starts_with(&origin.replacen("http", "ws", 1)) {
+                    if !url.starts_with(&format!("{}/", origin.replacen("http", "ws", 1))) {
                         problems.push(format!("WebSocket to another origin: {url}"));
                     }
                 }
@@ -267,6 +267,28 @@ impl Browser {
             }
             None => self.call("Emulation.clearDeviceMetricsOverride", json!({})).await,
         };
+    }
+
+    /// Clicks the element `selector` names as a person would: with a user gesture, so the
+    /// page may open a window.
+    pub async fn click_as_user(&mut self, selector: &str) {
+        let expression = format!("document.querySelector({}).click()", json!(selector));
+        let result = self
+            .call("Runtime.evaluate", json!({"expression": expression, "userGesture": true, "returnByValue": true}))
+            .await;
+        assert!(result["exceptionDetails"].is_null(), "{selector}: {}", result["exceptionDetails"]);
+    }
+
+    /// The URLs of the browser's pages (tabs and windows).
+    pub async fn pages(&mut self) -> Vec<String> {
+        let targets = self.call("Target.getTargets", json!({})).await;
+        targets["targetInfos"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["type"] == "page")
+            .filter_map(|t| t["url"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// The value of a JavaScript expression in the page.

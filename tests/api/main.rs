@@ -24,6 +24,7 @@ mod layering;
 mod leakage;
 mod leaks;
 mod live;
+mod live_events;
 mod logins;
 mod metrics;
 mod operations;

@@ -72,6 +72,9 @@ async fn job_throughput_counts_finished_jobs_per_minute_by_outcome() {
     let minute = |m: u32, s: i64, f: i64, d: i64| json!({"minute": format!("2026-11-02T08:{m:02}:00+00:00"), "succeeded": s, "failed": f, "dead": d});
     let at = |m: u32, s: i64, f: i64, d: i64| json!({"minute": format!("2026-11-02T09:{m:02}:00+00:00"), "succeeded": s, "failed": f, "dead": d});
     assert_eq!(series, json!([minute(59, 0, 0, 0), at(0, 1, 0, 0), at(1, 0, 0, 0), at(2, 0, 1, 1)]));
+    // The window's edge: over the last two minutes, the 09:00 job is left out.
+    let last_two = app.data(&operator, &throughput(2), json!({})).await["jobThroughput"].clone();
+    assert_eq!(last_two, json!([at(1, 0, 0, 0), at(2, 0, 1, 1)]));
     // Sixty minutes by default, the current one last.
     let hour = app.data(&operator, "{ jobThroughput { minute } }", json!({})).await["jobThroughput"].clone();
     assert_eq!(hour.as_array().map(Vec::len), Some(60));

@@ -259,6 +259,19 @@ async fn the_dashboard_shows_an_order_going_live_and_retries_a_dead_job() {
     browser.wait_until("the page signs in again after a reload", connected()).await;
     browser.wait_until("draft invoices show", "document.querySelector('#invoices a[data-invoice]')").await;
     browser.wait_until("the billing runs show", "document.querySelectorAll('#runs tbody tr').length === 2").await;
+    // An invoice's link opens its printable page in a new window, read with the token and
+    // opened from memory: the window's address is a blob:, never a URL carrying the token.
+    browser.click_as_user("#invoices a[data-invoice]").await;
+    let mut opened = Vec::new();
+    for _ in 0..100 {
+        opened = browser.pages().await;
+        if opened.iter().any(|url| url.starts_with("blob:")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(opened.iter().any(|url| url.starts_with("blob:")), "the printable invoice opened: {opened:?}");
+    assert!(opened.iter().all(|url| !url.contains("token") && !url.contains("eyJ")), "{opened:?}");
     browser.screenshot("dashboard-operator").await;
     no_problems(&mut browser, &app, "the operator's dashboard").await;
 }

@@ -96,7 +96,7 @@ impl OrdersQuery {
     }
 
     /// The caller's `first` (at most 100) most recent orders, newest first.
-    #[graphql(complexity = "first.max(0) as usize * child_complexity")]
+    #[graphql(complexity = "first.clamp(1, 100) as usize * child_complexity")]
     async fn recent_orders(
         &self,
         ctx: &Context<'_>,
