@@ -26,6 +26,9 @@
     queueTimer: null,
     connections: 0,
     hold: null, // a promise reconnections wait for (the browser tests hold them)
+    release: null,
+    session: 0, // bumped at every sign-in and sign-out: answers to an earlier one are dropped
+    resumeTimer: null,
     refreshTimer: null
   };
 
@@ -66,17 +69,22 @@
   function isOperator() { return state.me && state.me.role === 'OPERATOR'; }
 
   // ---- GraphQL over HTTP --------------------------------------------------------------
+  // An answer to a request made before the last sign-in or sign-out: ignored.
+  var STALE = { stale: true, message: 'stale' };
+
   function GraphQLError(errors) {
     this.errors = errors;
     this.code = errors[0] && errors[0].extensions && errors[0].extensions.code;
     this.message = errors.map(function (e) { return e.message; }).join('; ');
   }
   function gql(query, variables) {
+    var session = state.session;
     var headers = { 'content-type': 'application/json', accept: 'application/json' };
     if (state.token) headers.authorization = 'Bearer ' + state.token;
     return fetch('/graphql', { method: 'POST', headers: headers, body: JSON.stringify({ query: query, variables: variables || {} }) })
       .then(function (response) { return response.json(); })
       .then(function (body) {
+        if (session !== state.session) throw STALE;
         if (body.errors && body.errors.length) throw new GraphQLError(body.errors);
         return body.data;
       });
@@ -86,6 +94,7 @@
   function showError(message) { $('sign-in-error').textContent = message || ''; }
 
   function signIn(token) {
+    state.session += 1;
     state.token = token;
     return gql('{ me { role organizationId } }').then(function (data) {
       state.me = data.me;
@@ -104,10 +113,9 @@
   }
 
   function signOut() {
-    var unsubscribe = state.unsubscribe, client = state.client;
-    state.client = state.unsubscribe = null; // first: the stream's end is then not news
-    if (unsubscribe) unsubscribe();
-    if (client) client.dispose();
+    state.session += 1;
+    stopFeed();
+    clearTimeout(state.resumeTimer);
     clearInterval(state.refreshTimer);
     state.me = state.token = state.cursor = null;
     state.handled = 0; state.orders.clear(); state.statuses.clear(); state.trails.clear();
@@ -117,11 +125,22 @@
     $('sign-in').hidden = false;
     clearTimeout(state.queueTimer);
     clearTimeout(state.ordersTimer);
+    state.queueTimer = state.ordersTimer = null;
     ['feed', 'invoices'].forEach(function (id) { clear($(id)); });
     ['orders', 'queue-counts', 'dead-jobs', 'runs', 'imports'].forEach(function (id) { clear($(id).tBodies[0]); });
     ['throughput', 'leakage'].forEach(function (id) { clear($(id)); });
     document.querySelectorAll('.panel-error').forEach(function (node) { node.remove(); });
+    $('feed-position').textContent = 'Waiting for events…';
+    $('queue-summary').textContent = '';
     setConnection('offline');
+  }
+
+  // Ends the live subscription (its end is then not news to the handlers).
+  function stopFeed() {
+    var unsubscribe = state.unsubscribe, client = state.client;
+    state.client = state.unsubscribe = null;
+    if (unsubscribe) unsubscribe();
+    if (client) client.dispose();
   }
 
   $('login-form').addEventListener('submit', function (event) {
@@ -169,6 +188,7 @@
 
   function panelError(panel) {
     return function (error) {
+      if (error === STALE) return;
       var section = $(panel);
       var note = section.querySelector('.panel-error') || section.appendChild(el('p', { className: 'error panel-error', role: 'alert' }));
       note.textContent = 'Cannot show this: ' + (error && error.message || error);
@@ -214,7 +234,7 @@
         var event = message.data && message.data.liveEvents;
         if (!event) return;
         state.cursor = payload.variables.after = event.cursor;
-        $('feed-position').textContent = 'Up to event ' + event.cursor + ' · ' + when(event.occurredAt);
+        $('feed-position').textContent = 'Last event ' + when(event.occurredAt);
         var cursor = Number(event.cursor);
         if (cursor <= state.handled) return; // already handled (a replay overlapping)
         state.handled = cursor;
@@ -223,12 +243,37 @@
       error: function (error) {
         var errors = Array.isArray(error) ? error : null;
         if (errors) return lost(new GraphQLError(errors));
-        if (error && (error.code === 4401 || error.code === 4403)) return sessionEnded();
-        setConnection('offline');
+        if (state.client !== client) return;
+        stopFeed();
+        resume(1000);
       },
-      // The server ends the stream only when the session ends (token expiry, revoked key).
-      complete: function () { if (state.client === client) sessionEnded(); }
+      // The server ends a stream when the session ends (a token's expiry, a revoked key) and
+      // when it shuts down (then it closes with 1001: another process, or this one again,
+      // takes over). Which one, `resume` finds out.
+      complete: function () {
+        if (state.client !== client) return;
+        stopFeed();
+        resume(500);
+      }
     });
+  }
+
+  // Subscribes again after `delay` ms, after the last event seen, if the session still holds;
+  // signs out if it does not; tries again, waiting longer each time, while the server cannot
+  // be reached.
+  function resume(delay) {
+    setConnection('reconnecting');
+    clearTimeout(state.resumeTimer);
+    var session = state.session;
+    state.resumeTimer = setTimeout(function () {
+      gql('{ me { role } }').then(function () {
+        if (session === state.session && !state.client) subscribe();
+      }, function (error) {
+        if (error === STALE || session !== state.session) return;
+        if (error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN') return sessionEnded();
+        resume(Math.min(delay * 2, 15000));
+      });
+    }, delay);
   }
 
   function sessionEnded() {
@@ -236,15 +281,19 @@
     showError('Your session ended (the token expired or the key was revoked): sign in again.');
   }
 
-  // The server no longer keeps what the page missed: start again from the current state.
+  // The stream ended with an error. EVENTS_LOST: the server no longer keeps what the page
+  // missed, so start again from the current state. RATE_LIMITED: subscribe again when told.
+  // Anything else (a database blip): subscribe again a little later.
   function lost(error) {
-    var unsubscribe = state.unsubscribe, client = state.client;
-    state.client = state.unsubscribe = null;
-    if (unsubscribe) unsubscribe();
-    if (client) client.dispose();
-    if (error.code !== 'EVENTS_LOST') { setConnection('offline'); return; }
-    state.trails.clear();
-    start().catch(function (e) { setConnection('offline'); showError(e && e.message); });
+    stopFeed();
+    if (error.code === 'EVENTS_LOST') {
+      state.trails.clear();
+      state.statuses.clear();
+      start().catch(function () { resume(3000); });
+      return;
+    }
+    var retryAfter = error.errors && error.errors[0].extensions && error.errors[0].extensions.retryAfter;
+    resume(error.code === 'RATE_LIMITED' && retryAfter ? retryAfter * 1000 : 3000);
   }
 
   // ---- events ---------------------------------------------------------------------------
@@ -265,8 +314,12 @@
     }
     if (event.kind === 'ORDER_PLACED') {
       // One read of the recent orders for a burst of new ones, however many.
-      clearTimeout(state.ordersTimer);
-      state.ordersTimer = setTimeout(function () { loadOrders().catch(panelError('orders-panel')); }, 250);
+      if (!state.ordersTimer) {
+        state.ordersTimer = setTimeout(function () {
+          state.ordersTimer = null;
+          loadOrders().catch(panelError('orders-panel'));
+        }, 250);
+      }
     } else if (event.orderId || event.subscriptionId) {
       renderOrders();
     }
@@ -277,8 +330,11 @@
   }
 
   function queueSoon() {
-    clearTimeout(state.queueTimer);
-    state.queueTimer = setTimeout(function () { loadQueue().catch(panelError('queue-panel')); }, 300);
+    if (state.queueTimer) return; // one read for a burst of events
+    state.queueTimer = setTimeout(function () {
+      state.queueTimer = null;
+      loadQueue().catch(panelError('queue-panel'));
+    }, 300);
   }
 
   function addToFeed(event) {
@@ -354,7 +410,7 @@
         var dead = data.provisioningJobs.totalCount;
         $('queue-summary').textContent = (waiting == null ? 'No job is waiting for a worker.' :
           'The oldest waiting job has waited ' + duration(waiting) + '.') +
-          ' ' + dead + ' dead job' + (dead === 1 ? '' : 's') + '.';
+          ' ' + dead + ' dead provisioning job' + (dead === 1 ? '' : 's') + '.';
         var counts = $('queue-counts').tBodies[0];
         clear(counts);
         health.counts.forEach(function (c) {
@@ -443,9 +499,9 @@
   }
 
   function loadInvoices() {
-    var fields = '{ nodes { id number kind status period total { amount currency } } }';
-    return gql('{ drafts: invoices(first: 50, filter: {status: DRAFT}) ' + fields +
-      ' issued: invoices(first: 50, filter: {status: ISSUED}) ' + fields + ' }').then(function (data) {
+    var fields = '{ totalCount nodes { id number kind status period total { amount currency } } }';
+    return gql('{ drafts: invoices(first: 50, newestFirst: true, filter: {status: DRAFT}) ' + fields +
+      ' issued: invoices(first: 50, newestFirst: true, filter: {status: ISSUED}) ' + fields + ' }').then(function (data) {
       var byPeriod = new Map();
       data.drafts.nodes.concat(data.issued.nodes).forEach(function (invoice) {
         if (!byPeriod.has(invoice.period)) byPeriod.set(invoice.period, []);
@@ -464,6 +520,8 @@
           return el('li', {}, [link, ' ', pill(invoice.status), ' ' + money(invoice.total)]);
         })));
       });
+      var more = data.drafts.totalCount - data.drafts.nodes.length + data.issued.totalCount - data.issued.nodes.length;
+      if (more > 0) root.appendChild(el('p', { className: 'muted small', text: 'And ' + more + ' older invoices.' }));
       $('invoices-empty').hidden = byPeriod.size > 0;
     });
   }
@@ -488,10 +546,10 @@
 
   // ---- reconciliation -------------------------------------------------------------------------
   function loadImports() {
-    return gql('{ statementImports(first: 20) { nodes { id period sourceName status report { ' +
+    return gql('{ statementImports(first: 20, newestFirst: true) { nodes { id period sourceName status report { ' +
       'leakage { amount currency } recovered { amount currency } ' +
       'vendors { name flagged leakage { amount currency } } } } } }').then(function (data) {
-      var imports = data.statementImports.nodes.slice().reverse();
+      var imports = data.statementImports.nodes; // newest first
       var body = $('imports').tBodies[0];
       clear(body);
       imports.forEach(function (item) {

@@ -27,7 +27,8 @@ FILES=(
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-: > LICENSES.txt
+licenses="$work/LICENSES.txt"
+: > "$licenses"
 for entry in "${FILES[@]}"; do
   read -r package file name <<<"$entry"
   dir="$work/${package//[@\/]/_}"
@@ -38,8 +39,14 @@ for entry in "${FILES[@]}"; do
     actual="sha512-$(openssl dgst -sha512 -binary "$work/$tarball" | base64 -w0)"
     [ "$expected" = "$actual" ] || { echo "$package: integrity $actual, pinned $expected" >&2; exit 1; }
     tar xzf "$work/$tarball" -C "$dir"
-    { echo "== $package =="; cat "$dir/package/LICENSE"* 2>/dev/null; echo; } >> LICENSES.txt
+    { echo "== $package =="; cat "$dir/package/LICENSE"* 2>/dev/null; echo; } >> "$licenses"
   fi
-  sed -e 's|//# sourceMappingURL=[^ ]*$||' -e 's|/\*# sourceMappingURL=[^ ]* \*/||' "$dir/package/$file" > "$name"
+  sed -e 's|//# sourceMappingURL=[^ ]*$||' -e 's|/\*# sourceMappingURL=[^ ]* \*/||' "$dir/package/$file" > "$work/$name"
+done
+# Only once every package passed its check are the files here replaced.
+for entry in "${FILES[@]}"; do
+  read -r package file name <<<"$entry"
+  mv "$work/$name" "$name"
   echo "$package $file -> $name ($(wc -c < "$name") bytes)"
 done
+mv "$licenses" LICENSES.txt

@@ -14,6 +14,9 @@ pub struct PageRequest {
     pub first: usize,
     /// The id of the last row already seen.
     pub after: Option<i64>,
+    /// Newest (highest id) first, `after` then meaning "older than"; only where the API
+    /// offers it (`fetch_page` readers).
+    pub newest_first: bool,
 }
 
 impl PageRequest {
@@ -29,7 +32,12 @@ impl PageRequest {
         let after = after
             .map(|cursor| decode_cursor(cursor).ok_or_else(|| Error::validation("after", "not a valid cursor")))
             .transpose()?;
-        Ok(Self { first, after })
+        Ok(Self { first, after, newest_first: false })
+    }
+
+    /// The same request, newest first when `newest` is true.
+    pub fn newest_first(self, newest: bool) -> Self {
+        Self { newest_first: newest, ..self }
     }
 }
 
@@ -104,9 +112,9 @@ where
 {
     use sea_orm::{ColumnTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
     let total_count = usize::try_from(select.clone().count(db).await?).unwrap_or(usize::MAX);
-    let mut query = select.order_by_asc(id_column);
+    let mut query = if request.newest_first { select.order_by_desc(id_column) } else { select.order_by_asc(id_column) };
     if let Some(after) = request.after {
-        query = query.filter(id_column.gt(after));
+        query = query.filter(if request.newest_first { id_column.lt(after) } else { id_column.gt(after) });
     }
     let mut items = query.limit(request.first as u64 + 1).all(db).await?;
     let has_next_page = items.len() > request.first;

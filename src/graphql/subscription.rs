@@ -314,12 +314,14 @@ impl SubscriptionRoot {
         for kind in kinds.iter().flatten() {
             actor.require_scope(scope_of(*kind), "following these events").gql()?;
         }
-        let reader = actor.clone();
-        events(ctx, actor, after, move |event| {
-            let kind = LiveEventKind::from(event.kind);
-            reader.require_scope(scope_of(kind), "").is_ok() && kinds.as_ref().is_none_or(|kinds| kinds.contains(&kind))
-        })
-        .await
+        use async_graphql::resolver_utils::EnumType as _;
+        let open: Vec<LiveEventKind> = LiveEventKind::items()
+            .iter()
+            .map(|item| item.value)
+            .filter(|kind| actor.require_scope(scope_of(*kind), "").is_ok())
+            .filter(|kind| kinds.as_ref().is_none_or(|kinds| kinds.contains(kind)))
+            .collect();
+        events(ctx, actor, after, move |event| open.contains(&LiveEventKind::from(event.kind))).await
     }
 
     /// Status changes of one order.

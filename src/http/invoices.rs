@@ -277,7 +277,8 @@ async fn html_for(state: web::Data<AppState>, actor: Actor, id: web::Path<i64>) 
         tax = money(invoice.tax.0),
         total = money(invoice.total.0),
     );
-    // The document loads nothing and runs nothing: its own inline styles only.
+    // Opened directly (a link, a bookmark), the document loads nothing and runs nothing: its
+    // own inline styles only. (The dashboard opens it from memory, under its own policy.)
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((

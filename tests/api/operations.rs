@@ -132,3 +132,60 @@ async fn the_machinery_is_the_operators_alone_and_recent_orders_are_the_callers_
     let vendor = app.token(Role::Vendor, Some(f.vendor_a));
     assert_eq!(app.error_code(Some(&vendor), "{ recentOrders { id } }", json!({})).await, "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn invoices_and_statement_imports_page_newest_first_when_asked() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let operator = app.operator();
+    for (key, offer) in [("a", f.offers_a[0]), ("b", f.offers_a[1])] {
+        order(&app, &f, offer, key).await;
+    }
+    app.run_jobs().await;
+    app.data(&operator, "mutation { runBilling(period: \"2026-11\") { period } }", json!({})).await;
+    let page = |newest: bool, after: Option<String>| {
+        let app = &app;
+        let operator = operator.clone();
+        async move {
+            let data = app
+                .data(
+                    &operator,
+                    "query($n: Boolean!, $a: String) { invoices(first: 1, after: $a, newestFirst: $n) { totalCount pageInfo { hasNextPage endCursor } nodes { id } } }",
+                    json!({"n": newest, "a": after}),
+                )
+                .await;
+            data["invoices"].clone()
+        }
+    };
+    let all: Vec<i64> = {
+        let mut ids = Vec::new();
+        let mut after = None;
+        loop {
+            let p = page(false, after).await;
+            ids.push(p["nodes"][0]["id"].as_str().unwrap().parse::<i64>().unwrap());
+            if p["pageInfo"]["hasNextPage"] != json!(true) {
+                break;
+            }
+            after = p["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+        }
+        ids
+    };
+    assert!(all.len() >= 2, "{all:?}");
+    let mut newest = Vec::new();
+    let mut after = None;
+    loop {
+        let p = page(true, after).await;
+        assert_eq!(p["totalCount"], json!(all.len()));
+        newest.push(p["nodes"][0]["id"].as_str().unwrap().parse::<i64>().unwrap());
+        if p["pageInfo"]["hasNextPage"] != json!(true) {
+            break;
+        }
+        after = p["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    let mut reversed = all.clone();
+    reversed.reverse();
+    assert_eq!(newest, reversed, "newest first walks the same invoices backwards");
+    let imports =
+        app.data(&operator, "{ statementImports(first: 5, newestFirst: true) { totalCount } }", json!({})).await;
+    assert_eq!(imports["statementImports"]["totalCount"], 0);
+}

@@ -140,6 +140,52 @@ async fn graphiql_runs_a_query_and_a_subscription_with_a_token_from_the_binary_a
     no_problems(&mut browser, &app, "GraphiQL").await;
 }
 
+/// Imports a Partner Center statement from Microsoft that charges `subscription` (by its
+/// vendor reference) three seats for November, and matches it; the leakage it finds.
+async fn import_and_match(app: &TestApp, subscription: &str) -> String {
+    let operator = app.operator();
+    let seen = app
+        .data(
+            &operator,
+            "query($s: ID!) { subscription(id: $s) { vendorReference unitCost { amount } } }",
+            json!({"s": subscription}),
+        )
+        .await;
+    let reference = seen["subscription"]["vendorReference"].as_str().expect("a vendor reference").to_owned();
+    let cost: rust_decimal::Decimal =
+        seen["subscription"]["unitCost"]["amount"].as_str().expect("a cost").parse().expect("a decimal");
+    let (price, subtotal) = (cost.round_dp(2), (cost.round_dp(2) * rust_decimal::Decimal::from(3)).round_dp(2));
+    let row = format!(
+        "p1,tenant-alpine,\"Alpine Outfitters\",alpine.test,AT,G001,1,5555,o1,2026-11-02,MS-0001,0001,AV01,Basic,Basic,\
+         cycleCharge,{price},3,{subtotal},0,{subtotal},USD,{reference},2026-11-02,2026-12-01,1 Month - 1 Month,{price},Licenses,3,Monthly,USD,1"
+    );
+    let path = std::env::temp_dir().join(format!("switchyard-pages-{}-{subscription}.csv", std::process::id()));
+    std::fs::write(&path, format!("{}\n{row}\n", crate::statement_generator::HEADER))
+        .expect("the statement is written");
+    let imported = switchyard::domain::reconciliation::import::import_statement(
+        &app.domain,
+        &switchyard::domain::Actor::system(),
+        switchyard::domain::ids::VendorId::new(1),
+        "microsoft-2026-11.csv",
+        None,
+        &switchyard::domain::reconciliation::partner_center::PartnerCenter,
+        &path,
+    )
+    .await
+    .expect("the statement imports");
+    let _ = std::fs::remove_file(&path);
+    let matched = app
+        .data(
+            &operator,
+            "mutation($i: ID!) { matchStatement(importId: $i) { status report { leakage { amount currency } categories { category findings amount { amount } } } } }",
+            json!({"i": imported.import.id.to_string()}),
+        )
+        .await;
+    let leakage = &matched["matchStatement"]["report"]["leakage"];
+    assert_eq!(leakage[0]["currency"], "USD", "{matched}");
+    leakage[0]["amount"].as_str().expect("a leakage").to_owned()
+}
+
 /// Signs in on the dashboard with the login form.
 async fn sign_in(browser: &mut Browser, email: &str) {
     browser.wait_until("the sign-in form shows", "document.querySelector('#login-form')").await;
@@ -252,13 +298,28 @@ async fn the_dashboard_shows_an_order_going_live_and_retries_a_dead_job() {
         .await;
     assert_eq!(placed_once, json!(1), "the order placed while disconnected is in the feed once");
 
-    // Billing runs; after a reload (the session survives it) the run and the draft invoices
-    // show, each linking to its printable page.
+    // Microsoft's November statement charges the first order's subscription, not billed yet:
+    // unbilled, a leakage. Then billing runs. After a reload (the session survives it) the
+    // import's leakage, the run and the draft invoices show.
+    let leak = import_and_match(&app, &subscription).await;
     app.data(&operator, "mutation { runBilling(period: \"2026-11\") { period } }", json!({})).await;
     browser.eval("location.reload()").await;
     browser.wait_until("the page signs in again after a reload", connected()).await;
     browser.wait_until("draft invoices show", "document.querySelector('#invoices a[data-invoice]')").await;
     browser.wait_until("the billing runs show", "document.querySelectorAll('#runs tbody tr').length === 2").await;
+    browser
+        .wait_until(
+            "the import shows with its leakage",
+            &format!("document.querySelector('#imports tbody').innerText.includes('{leak} USD')"),
+        )
+        .await;
+    browser
+        .wait_until(
+            "the leakage chart shows Microsoft",
+            "document.querySelector('#leakage').textContent.includes('Microsoft')",
+        )
+        .await;
+    assert_eq!(browser.eval("document.querySelectorAll('#leakage rect').length").await, json!(1));
     // An invoice's link opens its printable page in a new window, read with the token and
     // opened from memory: the window's address is a blob:, never a URL carrying the token.
     browser.click_as_user("#invoices a[data-invoice]").await;
@@ -344,4 +405,52 @@ async fn a_reseller_sees_only_its_own_orders_on_the_dashboard_signed_in_with_an_
     browser.phone(None).await;
     browser.screenshot("dashboard-reseller-laptop").await;
     no_problems(&mut browser, &app, "the reseller's dashboard").await;
+}
+
+/// A deploy: the server the dashboard talks to shuts down (SIGTERM: its streams end, its
+/// WebSockets close with 1001) and a new one starts on the same address. The page keeps its
+/// session, subscribes again after the last event it saw, and shows what committed while it
+/// was away. (Its requests fail while no server listens, so this test does not ask for a
+/// clean console.)
+#[tokio::test]
+async fn the_dashboard_keeps_its_session_and_resumes_across_a_server_restart() {
+    let Some(mut browser) = Browser::launch("the_dashboard_resumes_across_a_server_restart").await else { return };
+    let (app, _vendor) = demo_app().await;
+    // The demo's events carry the tests' clock (early November); a real clock's 7-day
+    // retention would prune them as soon as the process starts.
+    let env = [("SWITCHYARD_EVENT_RETENTION", "3650d")];
+    let logs = || std::process::Stdio::null();
+    let port = crate::processes::free_port();
+    let mut server = crate::processes::Process::start_on(port, "serve", app.database_url(), &env, logs()).await;
+    browser.watch().await;
+    browser.open(&format!("{}/dashboard", server.address), json!({})).await;
+    sign_in(&mut browser, "operator@switchyard.demo").await;
+    browser.wait_until("the dashboard is live", connected()).await;
+    let reseller = login(&app, "reseller@northwind.demo").await;
+    let (offer, customer) = offer_and_customer(&app, &reseller).await;
+    let (before, _) = order(&app, &reseller, &offer, &customer, "before-restart").await;
+    browser
+        .wait_until("the first order shows", &format!("document.querySelector('tr[data-order=\"{before}\"]')"))
+        .await;
+
+    server.signal("TERM");
+    assert!(server.wait_exit(std::time::Duration::from_secs(30)).await.is_some(), "the server stops");
+    browser.wait_until("the page notices", "document.querySelector('#connection').textContent !== 'live'").await;
+    let (during, _) = order(&app, &reseller, &offer, &customer, "during-restart").await;
+    let _server = crate::processes::Process::start_on(port, "serve", app.database_url(), &env, logs()).await;
+    browser.wait_until("the page is live again", connected()).await;
+    browser
+        .wait_until(
+            "the order placed while the server was away shows",
+            &format!("document.querySelector('tr[data-order=\"{during}\"]')"),
+        )
+        .await;
+    assert_eq!(browser.eval("document.querySelector('#sign-in').hidden").await, json!(true), "still signed in");
+    let placed = browser
+        .eval(&format!(
+            "Array.from(document.querySelectorAll('#feed li[data-kind=\"ORDER_PLACED\"]')).filter(li => /order {during}\\b/.test(li.innerText)).length"
+        ))
+        .await;
+    assert_eq!(placed, json!(1), "the order placed meanwhile is in the feed once");
+    browser.screenshot("dashboard-after-restart").await;
 }

@@ -15,7 +15,7 @@ pub struct Process {
 }
 
 /// A port free right now (the process binds it a moment later).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -28,7 +28,11 @@ impl Process {
 
     /// As [`Process::start`], with the process's logs (stderr) going to `logs`.
     pub async fn start_logging(command: &str, database_url: &str, env: &[(&str, &str)], logs: Stdio) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), command, database_url, env, logs).await
+    }
+
+    /// As [`Process::start_logging`], on `port` (another process's, after it exited, say).
+    pub async fn start_on(port: u16, command: &str, database_url: &str, env: &[(&str, &str)], logs: Stdio) -> Self {
         let mut process = Command::new(env!("CARGO_BIN_EXE_switchyard"));
         process
             .arg(command)

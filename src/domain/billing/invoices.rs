@@ -136,7 +136,9 @@ pub async fn invoices_of_period_with_lines(
     let mut out = Vec::new();
     let mut after = None;
     loop {
-        let page = list_invoices(domain, actor, &filter, PageRequest { first: MAX_PAGE_SIZE, after }).await?;
+        let page =
+            list_invoices(domain, actor, &filter, PageRequest { first: MAX_PAGE_SIZE, after, newest_first: false })
+                .await?;
         let ids: Vec<i64> = page.items.iter().map(|i| i.id).collect();
         let mut lines = lines_of(domain, &ids).await?.into_iter().peekable();
         for invoice in page.items {

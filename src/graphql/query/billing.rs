@@ -31,7 +31,8 @@ pub struct BillingQuery;
 #[Object]
 impl BillingQuery {
     /// Invoices the caller may see: a customer its issued invoices; a reseller those it
-    /// issued and those the operator issued to it; the operator all.
+    /// issued and those the operator issued to it; the operator all. Oldest first, or newest
+    /// first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn invoices(
         &self,
@@ -39,8 +40,9 @@ impl BillingQuery {
         first: Option<i32>,
         after: Option<String>,
         filter: Option<InvoiceFilterInput>,
+        #[graphql(default = false)] newest_first: bool,
     ) -> async_graphql::Result<PageConnection<Invoice>> {
-        let page = PageRequest::parse(first, after.as_deref()).gql()?;
+        let page = PageRequest::parse(first, after.as_deref()).gql()?.newest_first(newest_first);
         let filter = filter.unwrap_or_default();
         let filter = InvoiceFilter {
             status: filter.status.map(Into::into),

@@ -63,7 +63,7 @@ pub struct ReconciliationQuery;
 
 #[Object]
 impl ReconciliationQuery {
-    /// Vendors' statements imported, of one vendor if given.
+    /// Vendors' statements imported, of one vendor if given; oldest first, or newest first.
     #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
     async fn statement_imports(
         &self,
@@ -71,8 +71,9 @@ impl ReconciliationQuery {
         first: Option<i32>,
         after: Option<String>,
         vendor_id: Option<ID>,
+        #[graphql(default = false)] newest_first: bool,
     ) -> async_graphql::Result<PageConnection<StatementImport>> {
-        let page = PageRequest::parse(first, after.as_deref()).gql()?;
+        let page = PageRequest::parse(first, after.as_deref()).gql()?.newest_first(newest_first);
         let vendor = vendor_id.map(|id| parse_id::<VendorId>(&id, "vendorId")).transpose()?.map(|v| v.get());
         let page = report::list_imports(domain(ctx), actor(ctx)?, vendor, page).await.gql()?;
         Ok(connection(page, |i| i.id, StatementImport))
