@@ -28,6 +28,7 @@
     hold: null, // a promise reconnections wait for (the browser tests hold them)
     release: null,
     session: 0, // bumped at every sign-in and sign-out: answers to an earlier one are dropped
+    backoff: 0, // the wait before subscribing again after a failed stream (ms)
     resumeTimer: null,
     refreshTimer: null
   };
@@ -106,6 +107,7 @@
       document.querySelectorAll('[data-operator]').forEach(function (node) { node.hidden = !isOperator(); });
       return start();
     }).catch(function (error) {
+      if (error === STALE) return; // a later sign-in or sign-out took over
       signOut();
       showError(error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN'
         ? 'That token or key was refused.' : 'Cannot sign in: ' + error.message);
@@ -114,6 +116,7 @@
 
   function signOut() {
     state.session += 1;
+    state.backoff = 0;
     stopFeed();
     clearTimeout(state.resumeTimer);
     clearInterval(state.refreshTimer);
@@ -168,10 +171,13 @@
 
   // ---- loading state, then going live --------------------------------------------------
   function start() {
+    var session = state.session;
     return gql('{ liveCursor }').then(function (data) {
       state.cursor = data.liveCursor;
       return loadAll();
-    }).then(subscribe).then(function () {
+    }).then(function () {
+      if (session !== state.session) throw STALE; // signed out (or in again) meanwhile
+      subscribe();
       clearInterval(state.refreshTimer);
       // The oldest wait and the per-minute chart move with time, not only with events.
       state.refreshTimer = setInterval(function () { if (isOperator()) loadQueue().catch(panelError('queue-panel')); }, 15000);
@@ -183,7 +189,14 @@
   function loadAll() {
     var loads = [[loadOrders, 'orders-panel'], [loadInvoices, 'billing-panel']];
     if (isOperator()) loads.push([loadQueue, 'queue-panel'], [loadRuns, 'billing-panel'], [loadImports, 'recon-panel']);
-    return Promise.all(loads.map(function (load) { return load[0]().catch(panelError(load[1])); }));
+    return Promise.all(loads.map(function (load) {
+      return load[0]().then(function () { clearPanelError(load[1]); }, panelError(load[1]));
+    }));
+  }
+
+  function clearPanelError(panel) {
+    var note = $(panel).querySelector('.panel-error');
+    if (note) note.remove();
   }
 
   function panelError(panel) {
@@ -204,6 +217,7 @@
   var EVENT_FIELDS = 'eventId cursor kind status orderId subscriptionId jobId customerId quantity detail occurredAt';
 
   function subscribe() {
+    stopFeed(); // never two clients
     var client = graphqlWs.createClient({
       url: (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/graphql',
       connectionParams: function () { return { authorization: 'Bearer ' + state.token }; },
@@ -230,6 +244,7 @@
     };
     state.unsubscribe = client.subscribe(payload, {
       next: function (message) {
+        if (state.client !== client) return;
         if (message.errors && message.errors.length) return lost(new GraphQLError(message.errors));
         var event = message.data && message.data.liveEvents;
         if (!event) return;
@@ -238,12 +253,13 @@
         var cursor = Number(event.cursor);
         if (cursor <= state.handled) return; // already handled (a replay overlapping)
         state.handled = cursor;
+        state.backoff = 0; // the feed works: the next trouble starts from a short wait
         onEvent(event);
       },
       error: function (error) {
+        if (state.client !== client) return;
         var errors = Array.isArray(error) ? error : null;
         if (errors) return lost(new GraphQLError(errors));
-        if (state.client !== client) return;
         stopFeed();
         resume(1000);
       },
@@ -271,7 +287,7 @@
       }, function (error) {
         if (error === STALE || session !== state.session) return;
         if (error.code === 'UNAUTHENTICATED' || error.code === 'FORBIDDEN') return sessionEnded();
-        resume(Math.min(delay * 2, 15000));
+        resume(Math.min(delay * 2, 5000));
       });
     }, delay);
   }
@@ -292,8 +308,15 @@
       start().catch(function () { resume(3000); });
       return;
     }
+    // Refused for good (a key without the scope, a bad request): asking again cannot help.
+    if (error.code === 'FORBIDDEN' || error.code === 'BAD_USER_INPUT') {
+      setConnection('offline');
+      $('feed-position').textContent = 'The live feed is not available: ' + error.message;
+      return;
+    }
     var retryAfter = error.errors && error.errors[0].extensions && error.errors[0].extensions.retryAfter;
-    resume(error.code === 'RATE_LIMITED' && retryAfter ? retryAfter * 1000 : 3000);
+    state.backoff = Math.min((state.backoff || 1500) * 2, 60000); // grows until an event arrives
+    resume(error.code === 'RATE_LIMITED' && retryAfter ? Math.max(retryAfter * 1000, state.backoff) : state.backoff);
   }
 
   // ---- events ---------------------------------------------------------------------------
@@ -452,6 +475,7 @@
     gql('mutation($id: ID!) { retryProvisioning(jobId: $id) { id status } }', { id: id })
       .then(loadQueue)
       .catch(function (error) {
+        if (error === STALE) return;
         button.disabled = false;
         button.textContent = 'Retry';
         button.parentNode.appendChild(el('span', { className: 'error', role: 'alert', text: error.message }));

@@ -92,7 +92,21 @@ pub async fn spawn_on(url: &str, adjust: impl FnOnce(&mut ServerConfig)) -> Test
     spawn_in(TestDatabase { url: url.to_owned(), cleanup: Cleanup::None }, adjust, 0).await
 }
 
+/// Spawns the app with `workers` and its auth settings adjusted (a zero JWT leeway, say).
+pub async fn spawn_with_auth(adjust: impl FnOnce(&mut AuthConfig), workers: usize) -> TestApp {
+    spawn_configured(TestDatabase::create().await, |_| {}, adjust, workers).await
+}
+
 async fn spawn_in(database: TestDatabase, adjust: impl FnOnce(&mut ServerConfig), workers: usize) -> TestApp {
+    spawn_configured(database, adjust, |_| {}, workers).await
+}
+
+async fn spawn_configured(
+    database: TestDatabase,
+    adjust: impl FnOnce(&mut ServerConfig),
+    adjust_auth: impl FnOnce(&mut AuthConfig),
+    workers: usize,
+) -> TestApp {
     let mut server: ServerConfig = config::defaults().expect("server defaults");
     server.http_workers = 2;
     server.bind = "127.0.0.1:0".into();
@@ -111,6 +125,7 @@ async fn spawn_in(database: TestDatabase, adjust: impl FnOnce(&mut ServerConfig)
     let mut settings = Settings::from_environment().expect("default settings");
     settings.database.database_url = Some(database.url.clone());
     settings.auth = auth_config();
+    adjust_auth(&mut settings.auth);
     settings.server = server;
     settings.provisioning = provisioning_config(workers);
     let overrides = Overrides { clock: Some(clock.clone()), database: Some(connection) };

@@ -19,7 +19,10 @@ const PASSWORD: &str = switchyard::demo::DEMO_PASSWORD;
 /// A server with the demo data, one provisioning worker, and Microsoft (vendor 1) provisioning
 /// through a real vendor HTTP server the test steers.
 async fn demo_app() -> (TestApp, FakeVendor) {
-    let app = spawn(|_| {}, 1, None).await;
+    demo_data(spawn(|_| {}, 1, None).await).await
+}
+
+async fn demo_data(app: TestApp) -> (TestApp, FakeVendor) {
     switchyard::demo::seed_if_empty(&app.domain).await.expect("the demo data loads");
     let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
     app.data(
@@ -453,4 +456,33 @@ async fn the_dashboard_keeps_its_session_and_resumes_across_a_server_restart() {
         .await;
     assert_eq!(placed, json!(1), "the order placed meanwhile is in the feed once");
     browser.screenshot("dashboard-after-restart").await;
+}
+
+/// When the session ends (here a token's expiry; a revoked key the same), the server ends the
+/// page's stream and closes with 4403: the page finds the session gone, signs out and says
+/// why, rather than reconnecting forever.
+#[tokio::test]
+async fn the_dashboard_signs_out_when_its_token_expires() {
+    let Some(mut browser) = Browser::launch("the_dashboard_signs_out_when_its_token_expires").await else { return };
+    let (app, _vendor) = demo_data(crate::helpers::spawn_with_auth(|auth| auth.jwt_leeway_seconds = 0, 0).await).await;
+    let actor = switchyard::domain::Actor::from_role(None, Role::Operator, None).expect("an operator");
+    let short = app.state.auth.issue(&actor, std::time::Duration::from_secs(4)).expect("a token");
+    browser.watch().await;
+    browser.open(&format!("{}/dashboard", app.address), json!({})).await;
+    browser
+        .eval(&format!(
+            "document.querySelector('details').open = true; document.querySelector('#api-key').value = {}; \
+             document.querySelector('#key-form button').click()",
+            json!(short)
+        ))
+        .await;
+    browser.wait_until("the dashboard is live", connected()).await;
+    browser
+        .wait_until(
+            "the page signs out when the token expires",
+            "!document.querySelector('#sign-in').hidden && document.querySelector('#sign-in-error').textContent.includes('session ended')",
+        )
+        .await;
+    assert_eq!(browser.eval("sessionStorage.length").await, json!(0), "the token is forgotten");
+    browser.screenshot("dashboard-session-ended").await;
 }
