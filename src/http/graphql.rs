@@ -137,10 +137,7 @@ async fn cached_catalog_query(
     let request_error = is_request_error(&response.errors);
     let catalog = response.errors.is_empty() && key.is_catalog_query();
     let cacheable = !state.domain.catalog.ttl().is_zero() && catalog;
-    let body = match serde_json::to_vec(&serialize(&response, request_error)) {
-        Ok(body) => Bytes::from(body),
-        Err(_) => return (HttpResponse::InternalServerError().finish(), false),
-    };
+    let body = Bytes::from(serialize(&response, request_error));
     if cacheable && let Ok(snapshot) = state.domain.catalog.snapshot(&state.domain.db).await {
         let valid_until = snapshot.next_price_change_after(computed_at);
         let cached = Cached { body: body.clone(), operation: served.operation(0) };
@@ -404,20 +401,17 @@ pub(super) fn respond(mut response: BatchResponse, graphql_json: bool, served: &
             serialize(single, request_error)
         }
         BatchResponse::Batch(many) => {
-            let items: Vec<serde_json::Value> = many
-                .iter_mut()
-                .enumerate()
-                .map(|(index, single)| {
-                    served.finish(index, single);
-                    serialize(single, is_request_error(&single.errors))
-                })
-                .collect();
-            serde_json::Value::Array(items)
+            for (index, single) in many.iter_mut().enumerate() {
+                served.finish(index, single);
+            }
+            let bodies: Vec<Body<'_>> =
+                many.iter().map(|single| Body::of(single, is_request_error(&single.errors))).collect();
+            to_bytes(&bodies)
         }
     };
     let status = if graphql_json && request_error { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let content_type = if graphql_json { GRAPHQL_RESPONSE_JSON } else { "application/json" };
-    let mut response = HttpResponse::build(status).content_type(content_type).json(body);
+    let mut response = HttpResponse::build(status).content_type(content_type).body(body);
     super::limits::finish(&mut response, served.charge.as_deref(), served.operations.len());
     response
 }
@@ -427,15 +421,39 @@ fn is_request_error(errors: &[ServerError]) -> bool {
     !errors.is_empty() && errors.iter().all(|e| e.path.is_empty())
 }
 
-/// The response as JSON; a request error has no `data` entry at all.
-fn serialize(response: &async_graphql::Response, request_error: bool) -> serde_json::Value {
-    let mut value = serde_json::to_value(response).unwrap_or_else(
-        |_| serde_json::json!({"errors": [{"message": "internal error", "extensions": {"code": "INTERNAL"}}]}),
-    );
-    if request_error && let Some(object) = value.as_object_mut() {
-        object.remove("data");
+/// A response as it goes on the wire: serialized once, straight from the executor's values,
+/// so fields keep the order the query asked for them (`ConstValue` objects are ordered maps);
+/// a request error has no `data` entry at all.
+#[derive(serde::Serialize)]
+struct Body<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a async_graphql::Value>,
+    #[serde(skip_serializing_if = "<[ServerError]>::is_empty")]
+    errors: &'a [ServerError],
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    extensions: &'a std::collections::BTreeMap<String, async_graphql::Value>,
+}
+
+impl<'a> Body<'a> {
+    fn of(response: &'a async_graphql::Response, request_error: bool) -> Self {
+        Self {
+            data: (!request_error).then_some(&response.data),
+            errors: &response.errors,
+            extensions: &response.extensions,
+        }
     }
-    value
+}
+
+/// The JSON bytes of `body`; the INTERNAL error's if it cannot be serialized (it always can:
+/// it holds only JSON values).
+fn to_bytes(body: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(body)
+        .unwrap_or_else(|_| br#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.to_vec())
+}
+
+/// The response as JSON bytes.
+fn serialize(response: &async_graphql::Response, request_error: bool) -> Vec<u8> {
+    to_bytes(&Body::of(response, request_error))
 }
 
 pub(super) fn error_response(status: StatusCode, message: &str, code: &str, graphql_json: bool) -> HttpResponse {

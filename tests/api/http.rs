@@ -324,3 +324,38 @@ async fn a_fragment_bomb_is_refused_before_validation_while_health_checks_answer
     assert_eq!(body["data"]["me"]["role"], "OPERATOR", "{body}");
     println!("a document of about 3,000 selections answered in {:?}", started.elapsed());
 }
+
+/// A response keeps its fields in the order the query asked for them (GraphQL's "ordered
+/// map"), at every level, in a single answer and in a batch.
+#[tokio::test]
+async fn response_fields_come_in_the_order_the_query_asked() {
+    let app = spawn_app().await;
+    let query = "{ zebra: __typename apple: __typename tiers_count: __typename }";
+    let single = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&serde_json::json!({ "query": query }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |body: &str, key: &str| body.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key} in {body}"));
+    assert!(
+        at(&single, "zebra") < at(&single, "apple") && at(&single, "apple") < at(&single, "tiers_count"),
+        "{single}"
+    );
+    let batch = app
+        .client
+        .post(format!("{}/graphql", app.address))
+        .json(&serde_json::json!([{ "query": query }, { "query": "{ b: __typename a: __typename }" }]))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(at(&batch, "zebra") < at(&batch, "apple"), "{batch}");
+    assert!(at(&batch, "b") < at(&batch, "a"), "{batch}");
+}
