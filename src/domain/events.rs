@@ -46,6 +46,20 @@ pub enum EventKind {
     WebhookEndpointDisabled,
 }
 
+impl EventKind {
+    /// The scope an API key needs to receive events of this kind live: the scope of what the
+    /// event is about (a disabled endpoint's event names its URL: `webhooks:manage`).
+    pub fn scope_to_receive(self) -> super::scopes::Scope {
+        use super::scopes::Scope;
+        match self {
+            Self::OrderPlaced | Self::OrderStatusChanged => Scope::OrdersWrite,
+            Self::SubscriptionChanged | Self::ProvisioningStatusChanged => Scope::SubscriptionsWrite,
+            Self::ReconciliationChanged => Scope::ReconciliationWrite,
+            Self::WebhookEndpointDisabled => Scope::WebhooksManage,
+        }
+    }
+}
+
 /// One domain event, as stored in the outbox and sent to subscribers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DomainEvent {

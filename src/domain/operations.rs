@@ -28,8 +28,9 @@ pub struct QueueCount {
 pub struct QueueHealth {
     /// Open jobs (QUEUED, RUNNING, INQUIRE, DEAD) by kind and status; a pair with none is absent.
     pub counts: Vec<QueueCount>,
-    /// When the job that has waited longest for a worker became due (None: none is waiting).
-    pub oldest_due: Option<DateTime<Utc>>,
+    /// How long the job that has waited longest for a worker has been due, in seconds
+    /// (None: none is waiting).
+    pub oldest_wait_seconds: Option<i64>,
     /// The clock's now, to tell the wait from.
     pub now: DateTime<Utc>,
 }
@@ -66,7 +67,8 @@ pub async fn queue_health(domain: &Domain, actor: &Actor) -> Result<QueueHealth>
         .into_tuple()
         .one(&domain.db)
         .await?;
-    Ok(QueueHealth { counts, oldest_due, now })
+    let oldest_wait_seconds = oldest_due.map(|due| (now - due).num_seconds().max(0));
+    Ok(QueueHealth { counts, oldest_wait_seconds, now })
 }
 
 /// Jobs that finished in one minute, by outcome.

@@ -100,13 +100,16 @@ impl From<&DomainEvent> for LiveEvent {
     }
 }
 
-/// The scope an API key needs to receive events of `kind`.
-fn scope_of(kind: LiveEventKind) -> Scope {
-    match kind {
-        LiveEventKind::OrderPlaced | LiveEventKind::OrderStatusChanged => Scope::OrdersWrite,
-        LiveEventKind::SubscriptionChanged | LiveEventKind::ProvisioningStatusChanged => Scope::SubscriptionsWrite,
-        LiveEventKind::ReconciliationChanged => Scope::ReconciliationWrite,
-        LiveEventKind::WebhookEndpointDisabled => Scope::WebhooksManage,
+impl From<LiveEventKind> for EventKind {
+    fn from(kind: LiveEventKind) -> Self {
+        match kind {
+            LiveEventKind::OrderPlaced => Self::OrderPlaced,
+            LiveEventKind::OrderStatusChanged => Self::OrderStatusChanged,
+            LiveEventKind::SubscriptionChanged => Self::SubscriptionChanged,
+            LiveEventKind::ProvisioningStatusChanged => Self::ProvisioningStatusChanged,
+            LiveEventKind::ReconciliationChanged => Self::ReconciliationChanged,
+            LiveEventKind::WebhookEndpointDisabled => Self::WebhookEndpointDisabled,
+        }
     }
 }
 
@@ -312,13 +315,13 @@ impl SubscriptionRoot {
         // An API key gets only the kinds its scopes open (a disabled endpoint's event names
         // its URL: webhooks:manage), and is refused a kind it asks for by name without them.
         for kind in kinds.iter().flatten() {
-            actor.require_scope(scope_of(*kind), "following these events").gql()?;
+            actor.require_scope(EventKind::from(*kind).scope_to_receive(), "following these events").gql()?;
         }
         use async_graphql::resolver_utils::EnumType as _;
         let open: Vec<LiveEventKind> = LiveEventKind::items()
             .iter()
             .map(|item| item.value)
-            .filter(|kind| actor.require_scope(scope_of(*kind), "").is_ok())
+            .filter(|kind| actor.require_scope(EventKind::from(*kind).scope_to_receive(), "").is_ok())
             .filter(|kind| kinds.as_ref().is_none_or(|kinds| kinds.contains(kind)))
             .collect();
         events(ctx, actor, after, move |event| open.contains(&LiveEventKind::from(event.kind))).await

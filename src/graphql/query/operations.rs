@@ -67,7 +67,7 @@ impl OperationsQuery {
                 .into_iter()
                 .map(|c| QueueCount { kind: c.kind.into(), status: c.status.into(), count: c.count })
                 .collect(),
-            oldest_waiting_seconds: health.oldest_due.map(|due| (health.now - due).num_seconds().max(0)),
+            oldest_waiting_seconds: health.oldest_wait_seconds,
             read_at: health.now,
         })
     }
