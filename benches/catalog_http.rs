@@ -30,6 +30,11 @@ const REQUESTS: usize = 20_000;
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     runtime.block_on(common::on_each_backend("catalog", |backend, url| async move {
+        if let Some(seconds) = std::env::var("BENCH_SOAK_SECS").ok().and_then(|s| s.parse().ok()) {
+            SOAK.set(Duration::from_secs(seconds)).unwrap();
+            let responses = std::env::var("BENCH_SOAK_CACHE").is_ok_and(|c| c == "responses");
+            return run(backend, &url, if responses { Cache::Responses } else { Cache::Snapshot }, true).await;
+        }
         for cache in [Cache::Responses, Cache::Snapshot] {
             for limited in [true, false] {
                 run(backend, &url, cache, limited).await;
@@ -99,6 +104,9 @@ async fn run(backend: &str, url: &str, cache: Cache, limited: bool) {
         Cache::Off => REQUESTS / 10,
     };
     load(&client, &url, &token, &body, WARMUP, expected_length).await;
+    if let Some(soak) = SOAK.get() {
+        return soak_for(*soak, backend, &client, &url, &token, &body, expected_length).await;
+    }
     let started = Instant::now();
     let mut latencies = load(&client, &url, &token, &body, requests, expected_length).await;
     let elapsed = started.elapsed();
@@ -118,6 +126,48 @@ async fn run(backend: &str, url: &str, cache: Cache, limited: bool) {
         percentile(0.99).as_secs_f64() * 1000.0,
     );
     handle.stop(true).await;
+}
+
+/// `BENCH_SOAK_SECS`: instead of the table, keep the catalog-cache-only load (with
+/// `BENCH_SOAK_CACHE=responses`, the default caches) going that long and print the process's resident memory every tenth of it (a growing figure is a
+/// leak or fragmentation; a flat one after the first tenth is the working set).
+static SOAK: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+async fn soak_for(
+    soak: Duration,
+    backend: &str,
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &[u8],
+    expected_length: usize,
+) {
+    let started = Instant::now();
+    let mut next = Duration::ZERO;
+    let mut sent = 0;
+    while started.elapsed() < soak {
+        if started.elapsed() >= next {
+            println!(
+                "{backend:<10} soak {:>4} s  {sent:>8} requests  RSS {:>6.1} MiB",
+                started.elapsed().as_secs(),
+                resident_mib()
+            );
+            next += soak / 10;
+        }
+        sent += load(client, url, token, body, CLIENTS * 50, expected_length).await.len();
+    }
+    println!("{backend:<10} soak {:>4} s  {sent:>8} requests  RSS {:>6.1} MiB", soak.as_secs(), resident_mib());
+}
+
+/// This process's resident set (`VmRSS`), in MiB.
+fn resident_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
 }
 
 /// Sends `total` requests from [`CLIENTS`] concurrent clients; returns each latency.

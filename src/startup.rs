@@ -167,6 +167,7 @@ fn domain(
 ) -> Arc<Domain> {
     let delivery = EventBus::delivery_for(db.get_database_backend());
     Arc::new(Domain {
+        write_gate: crate::domain::write_gate::WriteGate::for_backend(db.get_database_backend()),
         db,
         clock,
         catalog: CatalogCache::new(server.catalog_cache_ttl),

@@ -104,10 +104,38 @@ pub fn all_kinds() -> Vec<JobKind> {
 /// Jobs of one ordering key (one subscription) run one at a time, in the order they were
 /// made: a job waits while another of its key is RUNNING (whatever its id: an operator's
 /// retry of an old job keeps its id) or an earlier one is QUEUED; a FAILED or DEAD one
-/// waits for the operator and holds nothing back. `idx_jobs_ordering_key` serves it.
+/// waits for the operator and holds nothing back. `idx_jobs_open_by_key` serves it: its
+/// predicate is written as the index's, so the planner picks it with no statistics yet (a
+/// backlog that built up within a minute), and a check reads that key's open jobs only.
 const FIRST_OF_ITS_KEY: &str = "NOT EXISTS (SELECT 1 FROM jobs other \
-     WHERE other.ordering_key = jobs.ordering_key AND other.id <> jobs.id \
-       AND (other.status = 'RUNNING' OR (other.status = 'QUEUED' AND other.id < jobs.id)))";
+     WHERE other.ordering_key = jobs.ordering_key AND other.status IN ('QUEUED', 'RUNNING') \
+       AND other.id <> jobs.id AND (other.status = 'RUNNING' OR other.id < jobs.id))";
+
+/// The `n`th parameter of a statement on `backend`.
+fn param(backend: DbBackend, n: usize) -> String {
+    if backend == DbBackend::Postgres { format!("${n}") } else { format!("?{n}") }
+}
+
+/// The id of the job a claim at `now` (a parameter) takes, of `kinds` (an SQL list): of the
+/// waiting jobs that are due and of the running ones whose lease ran out, the first due that
+/// is first of its ordering key. Each half walks its own index in order (`idx_jobs_due`,
+/// `idx_jobs_leases`) and stops at the first job that qualifies, so a claim costs the same
+/// with ten jobs waiting or a million; on PostgreSQL a job another worker is claiming is
+/// skipped, not waited for.
+pub fn next_job_sql(backend: DbBackend, kinds: &str, now: &str) -> String {
+    let lock = if backend == DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    format!(
+        "SELECT id FROM (\
+           SELECT id, run_after FROM (SELECT id, run_after FROM jobs \
+             WHERE status = 'QUEUED' AND run_after <= {now} AND kind IN ({kinds}) AND {FIRST_OF_ITS_KEY} \
+             ORDER BY run_after, id LIMIT 1{lock}) waiting \
+           UNION ALL \
+           SELECT id, run_after FROM (SELECT id, run_after FROM jobs \
+             WHERE status = 'RUNNING' AND locked_until < {now} AND kind IN ({kinds}) AND {FIRST_OF_ITS_KEY} \
+             ORDER BY run_after, id LIMIT 1{lock}) lapsed\
+         ) due ORDER BY run_after, id LIMIT 1"
+    )
+}
 
 /// Claims the next due job of a kind this build runs for `worker`, or `None` when nothing
 /// is due (or every due job waits for an earlier one of its ordering key).
@@ -121,36 +149,18 @@ pub async fn claim_next_job_of(domain: &Domain, worker: &str, kinds: &[JobKind])
     let lease_until = now + Duration::from_std(domain.jobs.lease).unwrap_or(Duration::seconds(60));
     let token = uuid::Uuid::new_v4().to_string();
     let backend = domain.db.get_database_backend();
-    let kinds = runnable_kinds(kinds);
-    let (sql, values): (String, Vec<sea_orm::Value>) = match backend {
-        DbBackend::Postgres => (
-            format!(
-                "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, \
-             locked_until = $2, lease_token = $3, updated_at = $4 \
-             WHERE id = (SELECT id FROM jobs \
-                         WHERE kind IN ({kinds}) \
-                           AND ((status = 'QUEUED' AND run_after <= $4) OR (status = 'RUNNING' AND locked_until < $4)) \
-                           AND {FIRST_OF_ITS_KEY} \
-                         ORDER BY run_after, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING *"
-            ),
-            vec![worker.into(), lease_until.into(), token.clone().into(), now.into()],
-        ),
-        _ => (
-            format!(
-                "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, locked_by = ?1, \
-             locked_until = ?2, lease_token = ?3, updated_at = ?4 \
-             WHERE id = (SELECT id FROM jobs \
-                         WHERE kind IN ({kinds}) \
-                           AND ((status = 'QUEUED' AND run_after <= ?4) OR (status = 'RUNNING' AND locked_until < ?4)) \
-                           AND {FIRST_OF_ITS_KEY} \
-                         ORDER BY run_after, id LIMIT 1) \
-             RETURNING *"
-            ),
-            vec![worker.into(), lease_until.into(), token.clone().into(), now.into()],
-        ),
-    };
+    let sql = format!(
+        "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, locked_by = {}, locked_until = {}, \
+         lease_token = {}, updated_at = {} WHERE id = ({}) RETURNING *",
+        param(backend, 1),
+        param(backend, 2),
+        param(backend, 3),
+        param(backend, 4),
+        next_job_sql(backend, &runnable_kinds(kinds), &param(backend, 4)),
+    );
+    let values: Vec<sea_orm::Value> = vec![worker.into(), lease_until.into(), token.clone().into(), now.into()];
     let statement = Statement::from_sql_and_values(backend, sql, values);
+    let _turn = domain.write_gate.enter().await?;
     let Some(row) = domain.db.query_one_raw(statement).await? else { return Ok(None) };
     let job = job::Model::from_query_result(&row, "")?;
     Ok(Some(ClaimedJob { job, lease_token: token }))

@@ -39,6 +39,7 @@ pub mod validate;
 pub mod vendor_sync;
 pub mod webhooks;
 pub mod write;
+pub mod write_gate;
 
 use std::sync::Arc;
 
@@ -52,6 +53,8 @@ pub use write::{Audit, Write};
 pub struct Domain {
     /// The connection pool.
     pub db: DatabaseConnection,
+    /// This process's writers queue here on SQLite, one at a time (open on PostgreSQL).
+    pub write_gate: write_gate::WriteGate,
     /// Where "now" comes from.
     pub clock: Arc<dyn clock::Clock>,
     /// The shared catalog read cache.

@@ -71,6 +71,8 @@ impl<'a> Audit<'a> {
 pub struct Write<'d> {
     domain: &'d Domain,
     txn: DatabaseTransaction,
+    /// This process's write turn on SQLite, held until the transaction ends.
+    turn: super::write_gate::Turn,
     now: DateTime<Utc>,
     events: Vec<DomainEvent>,
     invalidates_catalog: bool,
@@ -80,8 +82,10 @@ pub struct Write<'d> {
 impl<'d> Write<'d> {
     /// Begins a write. On SQLite the transaction takes the write lock up front
     /// (`BEGIN IMMEDIATE`), so a write that reads first waits for a concurrent writer
-    /// instead of failing when it upgrades its lock.
+    /// instead of failing when it upgrades its lock; before that it waits its turn at the
+    /// process's [`super::write_gate::WriteGate`].
     pub async fn begin(domain: &'d Domain) -> Result<Self> {
+        let turn = domain.write_gate.enter().await?;
         let options = TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..Default::default()
@@ -90,6 +94,7 @@ impl<'d> Write<'d> {
         Ok(Self {
             domain,
             txn,
+            turn,
             now: domain.clock.now(),
             events: Vec::new(),
             invalidates_catalog: false,
@@ -152,6 +157,8 @@ impl<'d> Write<'d> {
         // Last, so the lock that orders the outbox is held only until the commit.
         record_events(&self.txn, &mut self.events).await?;
         self.txn.commit().await?;
+        // The next writer may go.
+        drop(self.turn);
         if !self.events.is_empty() {
             self.domain.events.after_commit();
         }
@@ -335,6 +342,8 @@ impl CopyLine<'_> {
 /// the one that publishes the loaded rows carry those.
 pub struct Load {
     txn: LoadTxn,
+    /// This process's write turn on SQLite (see [`super::write_gate`]).
+    _turn: super::write_gate::Turn,
 }
 
 enum LoadTxn {
@@ -374,19 +383,20 @@ impl Load {
                     _ => sqlx_error(error),
                 })?;
             let status: Option<String> = row.map(|r| r.try_get(0)).transpose().map_err(sqlx_error)?;
-            return Ok((status.as_deref() == Some(from)).then_some(Self { txn: LoadTxn::Copy(txn) }));
+            return Ok((status.as_deref() == Some(from)).then_some(Self { txn: LoadTxn::Copy(txn), _turn: None }));
         }
         let options = TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..Default::default()
         };
+        let turn = domain.write_gate.enter().await?;
         let txn = domain.db.begin_with_options(options).await?;
         let status = txn
             .query_one_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql.replace("$1", "?"), [id.into()]))
             .await?
             .map(|row| row.try_get_by_index::<String>(0))
             .transpose()?;
-        Ok((status.as_deref() == Some(from)).then_some(Self { txn: LoadTxn::Insert(txn) }))
+        Ok((status.as_deref() == Some(from)).then_some(Self { txn: LoadTxn::Insert(txn), _turn: turn }))
     }
 
     /// Appends every row `batches` brings, until it closes; returns how many.

@@ -365,3 +365,61 @@ async fn a_vendor_is_called_over_https_trusting_the_configured_ca() {
     assert_eq!(state["job"]["status"], "SUCCEEDED", "{state}");
     assert_eq!(vendor.calls().len(), 1);
 }
+
+/// A claim walks the waiting jobs in the order they are due and stops at the first one it
+/// may take: with 5,000 jobs waiting it reads one of them, not all (#13: a claim checked
+/// every due job's ordering key and sorted them all to take one, 0.9 s a claim with 1,500
+/// jobs waiting on PostgreSQL).
+#[tokio::test]
+async fn a_claim_reads_the_first_due_job_not_the_whole_backlog() {
+    use sea_orm::{ConnectionTrait, EntityTrait, Set, Statement};
+    use switchyard::domain::jobs::next_job_sql;
+
+    let app = spawn_app().await;
+    let db = &app.domain.db;
+    let backend = db.get_database_backend();
+    let start = app.domain.clock.now() - chrono::Duration::hours(2);
+    let backlog: Vec<_> = (0..5_000)
+        .map(|n| entity::job::ActiveModel {
+            ordering_key: Set(Some(format!("backlog-{n}"))),
+            ..crate::helpers::subjectless_job(&format!("backlog-{n}"), 5, start + chrono::Duration::milliseconds(n))
+        })
+        .collect();
+    for chunk in backlog.chunks(500) {
+        entity::job::Entity::insert_many(chunk.to_vec()).exec(db).await.unwrap();
+    }
+    db.execute_unprepared("ANALYZE").await.unwrap();
+
+    let plan: Vec<String> = if crate::helpers::is_postgres() {
+        let sql = format!("EXPLAIN (ANALYZE, COSTS OFF) {}", next_job_sql(backend, "'PROVISIONING'", "now()"));
+        let rows = db.query_all_raw(Statement::from_string(backend, sql)).await.unwrap();
+        rows.iter().map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap()).collect()
+    } else {
+        let sql = format!("EXPLAIN QUERY PLAN {}", next_job_sql(backend, "'PROVISIONING'", "'9999'"));
+        let rows = db.query_all_raw(Statement::from_string(backend, sql)).await.unwrap();
+        rows.iter().map(|row| row.try_get::<String>("", "detail").unwrap()).collect()
+    };
+    let plan_text = plan.join("\n");
+    if crate::helpers::is_postgres() {
+        let waiting = plan.iter().find(|line| line.contains("idx_jobs_due"));
+        assert!(
+            waiting.is_some_and(|line| line.contains("rows=1 loops=1")),
+            "the claim does not stop at the first due job:\n{plan_text}"
+        );
+    } else {
+        // The waiting jobs come from an index in the order they are due (`idx_jobs_claim`
+        // is `status, run_after` and then the row id, which is the job's id); only the pick
+        // between the two halves' first jobs, after them, sorts.
+        let pick = plan.iter().position(|line| line == "SCAN due");
+        let first_sort = plan.iter().position(|line| line.contains("TEMP B-TREE FOR ORDER BY"));
+        assert!(
+            pick.is_some_and(|pick| first_sort.is_none_or(|sort| sort > pick)),
+            "the claim sorts the backlog:\n{plan_text}"
+        );
+    }
+
+    let first = claim_next_job(&app.domain, "worker").await.unwrap().unwrap();
+    assert_eq!(first.job.request_id, "backlog-0", "the first due job is taken first");
+    let second = claim_next_job(&app.domain, "worker").await.unwrap().unwrap();
+    assert_eq!(second.job.request_id, "backlog-1");
+}
