@@ -5,6 +5,8 @@
 //! pool) are read when scraped. One recorder per process, installed when the application is
 //! built. Labels are bounded: routes are patterns, and operation names are the client's only
 //! while they look like names and fewer than [`MAX_OPERATIONS`] were seen (`other` after).
+//! Histogram samples are drained every [`UPKEEP_EVERY`] by a thread of their own, so memory
+//! stays flat whether or not anyone scrapes.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
@@ -17,6 +19,12 @@ use metrics_util::MetricKindMask;
 pub const MAX_OPERATIONS: usize = 500;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The name of the thread that drains the recorder's histogram samples.
+pub const UPKEEP_THREAD: &str = "metrics-upkeep";
+
+/// How often it does.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// The process's recorder, installed on the first call; None when another recorder was.
 pub fn handle() -> Option<&'static PrometheusHandle> {
@@ -34,6 +42,18 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             describe();
+            // The recorder keeps histogram samples until drained; rendering drains them, but a
+            // process nobody scrapes would keep every one (about 35 bytes a request).
+            let upkeep = handle.clone();
+            let drain = move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            };
+            if let Err(error) = std::thread::Builder::new().name(UPKEEP_THREAD.into()).spawn(drain) {
+                tracing::warn!(%error, "no thread to drain the metrics' histograms: scrape /metrics to drain them");
+            }
             Some(handle)
         })
         .as_ref()
@@ -110,5 +130,30 @@ mod tests {
         }
         assert_eq!(operation_label(Some("NeverSeenBefore")), "other");
         assert_eq!(operation_label(Some("Checkout_2")), "Checkout_2");
+    }
+
+    /// The recorder keeps every histogram sample until they are drained, and a process nobody
+    /// scrapes never drains them: 35 bytes a request, 48 -> 176 MiB over 3.8 million cached
+    /// catalog requests (#13). A thread of the process drains them every few seconds.
+    #[test]
+    fn histogram_samples_are_drained_whether_or_not_anyone_scrapes() {
+        assert!(super::handle().is_some(), "this test process installs the recorder");
+        let threads = || -> Vec<String> {
+            let tasks = std::fs::read_dir("/proc/self/task").into_iter().flatten().flatten();
+            tasks
+                .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        };
+        // A new thread names itself once it runs.
+        let mut names = threads();
+        for _ in 0..100 {
+            if names.iter().any(|name| name == super::UPKEEP_THREAD) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            names = threads();
+        }
+        assert!(names.iter().any(|name| name == super::UPKEEP_THREAD), "no upkeep thread among {names:?}");
     }
 }

@@ -118,10 +118,12 @@ fn param(backend: DbBackend, n: usize) -> String {
 
 /// The id of the job a claim at `now` (a parameter) takes, of `kinds` (an SQL list): of the
 /// waiting jobs that are due and of the running ones whose lease ran out, the first due that
-/// is first of its ordering key. Each half walks its own index in order (`idx_jobs_due`,
-/// `idx_jobs_leases`) and stops at the first job that qualifies, so a claim costs the same
-/// with ten jobs waiting or a million; on PostgreSQL a job another worker is claiming is
-/// skipped, not waited for.
+/// is first of its ordering key. The waiting half walks `idx_jobs_due` in order and stops at
+/// the first job that qualifies, so a claim costs the same with ten jobs waiting or a
+/// million; the running half reads the few RUNNING jobs (`idx_jobs_claim`). On PostgreSQL a
+/// job another worker is claiming is skipped, not waited for; each half locks its first job,
+/// so a claim holds two rows for the length of its statement and takes one (a concurrent
+/// claim may skip the other and find nothing that time: its worker polls again).
 pub fn next_job_sql(backend: DbBackend, kinds: &str, now: &str) -> String {
     let lock = if backend == DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     format!(
