@@ -431,7 +431,8 @@ pub async fn own_pricing(domain: &Domain, actor: &Actor) -> Result<catalog::OwnP
 }
 
 /// A customer as an answer about something it owns shows it — with its reseller and its
-/// vendor accounts — read in the transaction of the write being answered.
+/// vendor accounts — read before the write being answered commits (in its transaction,
+/// or, for `placeOrder`, just before it begins).
 #[derive(Clone, Debug)]
 pub struct CustomerShown {
     /// The customer.

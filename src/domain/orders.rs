@@ -20,7 +20,7 @@ use entity::enums::{
     CatalogStatus, OrderLineStatus, OrderStatus, ProvisioningAction, Role, SeatBatchSource, SubscriptionChangeKind,
     SubscriptionStatus,
 };
-use entity::{DbDecimal, customer, customer_vendor_account, offer, order, order_line};
+use entity::{DbDecimal, customer, offer, order, order_line};
 use rust_decimal::Decimal;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, NotSet, QueryFilter, QueryOrder,
@@ -109,13 +109,14 @@ pub struct PlacedOrder {
     pub order: order::Model,
     /// Whether this call replayed an earlier one with the same key.
     pub replayed: bool,
-    /// What the answer shows besides the order, read before the commit.
+    /// What the answer shows besides the order, read or written before the commit.
     pub shown: OrderShown,
 }
 
 /// What an answer about an order shows besides its row — its customer, lines, their
-/// subscriptions and those subscriptions' histories — read in the transaction that wrote
-/// them, so that the answer to a committed order needs no further read.
+/// subscriptions and those subscriptions' histories — as the write that made them wrote
+/// them (a replay reads them back), so that the answer to a committed order needs no
+/// further read.
 #[derive(Clone, Debug)]
 pub struct OrderShown {
     /// The customer ordered for, with its reseller and vendor accounts.
@@ -289,6 +290,12 @@ pub async fn place_order(
     if let Some(existing) = find_by_key(&domain.db, quote.customer.id, &key).await? {
         return replay_or_conflict(domain, existing, &hash, &quote.customer).await;
     }
+    // Read before the write, which then holds its transaction (on SQLite, the process's
+    // write turn) for its own statements only: the answer is made of this and what it writes.
+    // A vendor account changed while this order waits for its turn is the next order's: the
+    // job's customerExternalId is the one read here (on PostgreSQL no lock held it before
+    // either), and a vendor that needs the tenant answers with it.
+    let customer = super::customers::CustomerShown::of(&domain.db, quote.customer.clone()).await?;
     let mut w = Write::begin(domain).await?;
     let inserted = order::ActiveModel {
         id: NotSet,
@@ -333,24 +340,26 @@ pub async fn place_order(
         order_id: Some(order.id),
         ..DomainEvent::new(EventKind::OrderPlaced, "PROCESSING", now)
     }];
+    let mut shown = OrderShown { customer, lines: Vec::new(), subscriptions: Vec::new(), histories: Vec::new() };
     for line in &quote.lines {
-        events.extend(write_line(&mut w, actor, &quote, &order, line, now).await?);
+        events.push(write_line(&mut w, actor, &quote, &order, line, &mut shown, now).await?);
     }
     w.emit_all(events).await?;
-    let shown = OrderShown::read(w.db(), &order, &quote.customer).await?;
     w.commit(Audit::action(actor, "placeOrder", "order", Some(order.id), json!({"lines": quote.lines.len()}))).await?;
     Ok(PlacedOrder { order, replayed: false, shown })
 }
 
-/// Writes one line: the line, its subscription, seat batch, change record and job.
+/// Writes one line: the line, its subscription, seat batch, change record and job; adds
+/// the rows written to `shown` and returns the line's event.
 async fn write_line(
     w: &mut Write<'_>,
     actor: &Actor,
     quote: &Quote,
     order: &order::Model,
     line: &PricedLine,
+    shown: &mut OrderShown,
     now: DateTime<Utc>,
-) -> Result<Vec<DomainEvent>> {
+) -> Result<DomainEvent> {
     let offer = &line.offer;
     let subscription = entity::subscription::ActiveModel {
         id: NotSet,
@@ -381,7 +390,7 @@ async fn write_line(
     }
     .insert(w.db())
     .await?;
-    order_line::ActiveModel {
+    let written_line = order_line::ActiveModel {
         id: NotSet,
         order_id: Set(order.id),
         line_number: Set(line.line_number),
@@ -398,7 +407,7 @@ async fn write_line(
     .insert(w.db())
     .await?;
     super::lifecycle::add_seat_batch(w.db(), subscription.id, SeatBatchSource::Purchase, line.quantity, now).await?;
-    super::lifecycle::record_change(
+    let change = super::lifecycle::record_change(
         w.db(),
         &subscription,
         actor,
@@ -409,16 +418,16 @@ async fn write_line(
         now,
     )
     .await?;
-    let external_id = customer_vendor_account::Entity::find()
-        .filter(customer_vendor_account::Column::CustomerId.eq(quote.customer.id))
-        .filter(customer_vendor_account::Column::VendorId.eq(offer.vendor_id))
-        .one(w.db())
-        .await?
-        .map(|a| a.external_id);
+    let external_id = shown
+        .customer
+        .vendor_accounts
+        .iter()
+        .find(|account| account.vendor_id == offer.vendor_id)
+        .map(|account| account.external_id.clone());
     let payload = json!({"sku": offer.sku, "quantity": line.quantity, "customerExternalId": external_id,
                          "term": subscription.term, "billingFrequency": subscription.billing_frequency});
     let job = jobs::enqueue(w, NewJob::provisioning(&subscription, ProvisioningAction::Purchase, payload)).await?;
-    Ok(vec![DomainEvent {
+    let event = DomainEvent {
         vendor_id: Some(offer.vendor_id),
         reseller_id: Some(subscription.reseller_id),
         customer_id: Some(subscription.customer_id),
@@ -427,7 +436,11 @@ async fn write_line(
         job_id: Some(job.id),
         quantity: Some(subscription.quantity),
         ..DomainEvent::new(EventKind::ProvisioningStatusChanged, "PENDING", now)
-    }])
+    };
+    shown.lines.push(written_line);
+    shown.subscriptions.push(subscription);
+    shown.histories.push(change);
+    Ok(event)
 }
 
 /// The status an order derives from its lines' statuses.

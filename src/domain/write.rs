@@ -24,8 +24,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseTransaction, DbBackend, NotSet, Set, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseTransaction, DbBackend, NotSet, Set, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
 
 use super::actor::Actor;
@@ -179,6 +179,9 @@ impl<'d> Write<'d> {
     }
 }
 
+/// Outbox rows written by one statement.
+const EVENTS_PER_INSERT: usize = 1_000;
+
 /// The advisory lock that orders event-recording transactions ("SYEVENTS").
 const EVENTS_LOCK: i64 = 0x5359_4556_454E_5453;
 
@@ -197,10 +200,12 @@ async fn record_events<C: ConnectionTrait>(db: &C, events: &mut [DomainEvent]) -
         );
         db.execute_raw(lock).await?;
     }
-    for event in events.iter_mut() {
-        let payload = serde_json::to_value(&*event).map_err(super::error::Error::internal)?;
+    // One statement for all of them; each gets its sequence back by its event id.
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events.iter() {
+        let payload = serde_json::to_value(event).map_err(super::error::Error::internal)?;
         let (aggregate_type, aggregate_id) = event.aggregate();
-        let row = entity::domain_event::ActiveModel {
+        rows.push(entity::domain_event::ActiveModel {
             id: NotSet,
             event_id: Set(event.id.clone()),
             kind: Set(payload["kind"].as_str().unwrap_or_default().to_owned()),
@@ -212,10 +217,24 @@ async fn record_events<C: ConnectionTrait>(db: &C, events: &mut [DomainEvent]) -
             payload: Set(payload),
             occurred_at: Set(event.occurred_at),
             published_at: Set(None),
-        }
-        .insert(db)
-        .await?;
-        event.sequence = row.id;
+        });
+    }
+    let mut written = Vec::with_capacity(rows.len());
+    // A statement's bind parameters are bounded (32,766 on SQLite): ten a row.
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(EVENTS_PER_INSERT));
+        let chunk = std::mem::replace(&mut rows, rest);
+        written.extend(
+            <entity::domain_event::Entity as sea_orm::EntityTrait>::insert_many(chunk).exec_with_returning(db).await?,
+        );
+    }
+    let sequences: std::collections::HashMap<&str, i64> =
+        written.iter().map(|row| (row.event_id.as_str(), row.id)).collect();
+    for event in events.iter_mut() {
+        event.sequence = sequences
+            .get(event.id.as_str())
+            .copied()
+            .ok_or_else(|| super::error::Error::internal("an event's outbox row was not returned"))?;
     }
     if postgres {
         let last = events.last().map_or(0, |e| e.sequence);

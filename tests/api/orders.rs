@@ -227,3 +227,37 @@ async fn a_quote_prices_like_an_order_and_writes_nothing() {
     assert_eq!(placed["order"]["totalRetail"], quote["totalRetail"]);
     assert_eq!(placed["order"]["totalWholesale"], quote["totalWholesale"]);
 }
+
+/// Placing an order costs a fixed number of statements per line and reads back nothing it
+/// wrote: the answer is made of the rows just written, the customer's vendor accounts are
+/// read once, and a write's events go to the outbox in one statement (#13, item 4). The caller's standing and the catalog are
+/// warmed first, as they are cached for seconds.
+#[tokio::test]
+async fn an_order_takes_a_few_statements_a_line_and_reads_back_nothing_it_wrote() {
+    // Cached long enough that a slow machine does not reload them between the orders.
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.standing_ttl = std::time::Duration::from_secs(600);
+        s.catalog_cache_ttl = std::time::Duration::from_secs(600);
+    })
+    .await;
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    place(&app, &reseller, order_input(f.customer_a, &[(f.offers_a[0], 1)]), "warm").await;
+    let mut counts = Vec::new();
+    for (key, lines) in
+        [("one", vec![(f.offers_a[0], 5)]), ("three", vec![(f.offers_a[0], 5), (f.offers_a[1], 1), (f.offers_a[2], 2)])]
+    {
+        app.reset_statements();
+        let placed = place(&app, &reseller, order_input(f.customer_a, &lines), key).await;
+        assert_eq!(placed["order"]["lines"].as_array().map(Vec::len), Some(lines.len()), "{placed}");
+        assert_eq!(placed["order"]["lines"][0]["subscription"]["status"], "PENDING", "{placed}");
+        counts.push(app.statement_count());
+    }
+    println!("statements to place an order of one line and of three: {counts:?}");
+    // One line: 13 on SQLite, and on PostgreSQL the outbox's advisory lock and the relay's
+    // notification (18 and 20 before); each further line its subscription, line, seat
+    // batch, change record and job (7 before).
+    let one_line = if is_postgres() { 15 } else { 13 };
+    assert!(counts[0] <= one_line, "one line took {} statements", counts[0]);
+    assert_eq!(counts[1] - counts[0], 2 * 5, "two more lines took {} more", counts[1] - counts[0]);
+}
