@@ -73,8 +73,13 @@ fn close(code: u16, description: &str) -> Option<CloseReason> {
 
 /// Sends a JSON message; false when the peer is gone.
 async fn send(session: &mut Session, message: Value) -> bool {
+    send_text(session, message.to_string()).await
+}
+
+/// Sends a message already serialized.
+async fn send_text(session: &mut Session, message: String) -> bool {
     metrics::counter!("websocket_messages_sent_total").increment(1);
-    session.text(message.to_string()).await.is_ok()
+    session.text(message).await.is_ok()
 }
 
 /// What a connection knows of its handshake.
@@ -310,6 +315,15 @@ fn complete_message(protocol: Protocol, id: &str) -> Value {
     }
 }
 
+/// A message about one operation, as it goes on the wire.
+#[derive(serde::Serialize)]
+struct Outgoing<'a, P: serde::Serialize> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    payload: P,
+}
+
 /// One operation of a connection.
 struct Stream {
     protocol: Protocol,
@@ -335,13 +349,19 @@ async fn run_stream(
         // A subscription refused before it started (validation, NOT_FOUND) is an `error`.
         let refused = first && response.data == async_graphql::Value::Null && !response.errors.is_empty();
         first = false;
+        // Serialized once, straight from the executor's values: fields keep the order the
+        // subscription asked for them, as over HTTP.
         let message = if refused && protocol == Protocol::TransportWs {
-            json!({"type": "error", "id": id, "payload": response.errors})
+            serde_json::to_string(&Outgoing { kind: "error", id: &id, payload: &response.errors })
         } else {
             let kind = if protocol == Protocol::Legacy { "data" } else { "next" };
-            json!({"type": kind, "id": id, "payload": response})
+            serde_json::to_string(&Outgoing { kind, id: &id, payload: &response })
         };
-        if !send(&mut session, message).await {
+        let Ok(message) = message else {
+            tracing::error!(operation = %id, "a subscription's message could not be serialized; it ends");
+            break;
+        };
+        if !send_text(&mut session, message).await {
             return;
         }
         if refused && protocol == Protocol::TransportWs {

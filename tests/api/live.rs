@@ -52,6 +52,18 @@ impl WsClient {
         self.send(json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}})).await;
     }
 
+    /// The next message's text as it came, within 5 s.
+    pub async fn next_text(&mut self) -> String {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.stream.next()).await.expect("no message within 5 s")
+            {
+                Some(Ok(Message::Text(text))) => return text.to_string(),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => panic!("the server closed the connection"),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
     /// The next JSON message within 5 s; `None` when the server closed the connection.
     pub async fn next(&mut self) -> Option<Value> {
         self.next_within(Duration::from_secs(5)).await.expect("no message within 5 s")
@@ -256,4 +268,28 @@ async fn an_oversized_frame_closes_with_1009() {
     let mut client = WsClient::init(&app, &app.operator()).await;
     client.send(json!({"type": "ping", "payload": {"padding": "x".repeat(70 * 1024)}})).await;
     assert_eq!(client.close_code().await, 1009);
+}
+
+/// A subscription's messages keep the fields in the order it asked for them (GraphQL's
+/// response is an ordered map), as HTTP answers do: they are serialized once, straight from
+/// the executor's values, not through a JSON tree that sorts its keys.
+#[tokio::test]
+async fn subscription_messages_keep_the_fields_in_the_order_asked() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let token = app.token(Role::Reseller, Some(f.reseller_a));
+    let mut client = WsClient::init(&app, &token).await;
+    client
+        .subscribe(
+            "1",
+            "subscription($c: ID) { provisioningStatus(customerId: $c) { zebra: status apple: status } }",
+            json!({"c": f.customer_a.to_string()}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    place(&app, &token, order_input(f.customer_a, &[(f.offers_a[0], 1)]), "ordered-fields").await;
+    let text = client.next_text().await;
+    let at = |key: &str| text.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key} in {text}"));
+    assert!(at("type") < at("id") && at("id") < at("payload"), "{text}");
+    assert!(at("zebra") < at("apple"), "{text}");
 }
