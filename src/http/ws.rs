@@ -317,7 +317,7 @@ fn complete_message(protocol: Protocol, id: &str) -> Value {
 
 /// A message about one operation, as it goes on the wire.
 #[derive(serde::Serialize)]
-struct Outgoing<'a, P: serde::Serialize> {
+struct Outgoing<'a, P> {
     #[serde(rename = "type")]
     kind: &'a str,
     id: &'a str,
@@ -357,9 +357,12 @@ async fn run_stream(
             let kind = if protocol == Protocol::Legacy { "data" } else { "next" };
             serde_json::to_string(&Outgoing { kind, id: &id, payload: &response })
         };
-        let Ok(message) = message else {
-            tracing::error!(operation = %id, "a subscription's message could not be serialized; it ends");
-            break;
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::error!(operation = %id, %error, "a subscription's message could not be serialized; it ends");
+                break;
+            }
         };
         if !send_text(&mut session, message).await {
             return;

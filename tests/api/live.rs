@@ -52,12 +52,11 @@ impl WsClient {
         self.send(json!({"id": id, "type": "subscribe", "payload": {"query": query, "variables": variables}})).await;
     }
 
-    /// The next message's text as it came, within 5 s.
-    pub async fn next_text(&mut self) -> String {
+    /// The next message's text as it came, or None when nothing came within `wait`.
+    pub async fn next_text_within(&mut self, wait: Duration) -> Option<String> {
         loop {
-            match tokio::time::timeout(Duration::from_secs(5), self.stream.next()).await.expect("no message within 5 s")
-            {
-                Some(Ok(Message::Text(text))) => return text.to_string(),
+            match tokio::time::timeout(wait, self.stream.next()).await.ok()? {
+                Some(Ok(Message::Text(text))) => return Some(text.to_string()),
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => panic!("the server closed the connection"),
                 Some(Ok(_)) => continue,
             }
@@ -286,9 +285,17 @@ async fn subscription_messages_keep_the_fields_in_the_order_asked() {
             json!({"c": f.customer_a.to_string()}),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    place(&app, &token, order_input(f.customer_a, &[(f.offers_a[0], 1)]), "ordered-fields").await;
-    let text = client.next_text().await;
+    // The subscription listens once the server has read its customer: order until it hears.
+    let mut heard = None;
+    for attempt in 0..10 {
+        place(&app, &token, order_input(f.customer_a, &[(f.offers_a[0], 1)]), &format!("ordered-{attempt}")).await;
+        heard = client.next_text_within(Duration::from_secs(1)).await;
+        if heard.is_some() {
+            break;
+        }
+    }
+    let text = heard.expect("no message for ten orders");
+    assert!(text.contains("\"next\""), "{text}");
     let at = |key: &str| text.find(&format!("\"{key}\"")).unwrap_or_else(|| panic!("{key} in {text}"));
     assert!(at("type") < at("id") && at("id") < at("payload"), "{text}");
     assert!(at("zebra") < at("apple"), "{text}");
