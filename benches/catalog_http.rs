@@ -129,8 +129,9 @@ async fn run(backend: &str, url: &str, cache: Cache, limited: bool) {
 }
 
 /// `BENCH_SOAK_SECS`: instead of the table, keep the catalog-cache-only load (with
-/// `BENCH_SOAK_CACHE=responses`, the default caches) going that long and print the process's resident memory every tenth of it (a growing figure is a
-/// leak or fragmentation; a flat one after the first tenth is the working set).
+/// `BENCH_SOAK_CACHE=responses`, the default caches) going that long and print the
+/// process's resident memory every tenth of it (a growing figure is a leak or
+/// fragmentation; a flat one after the first tenth is the working set).
 static SOAK: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
 
 async fn soak_for(

@@ -1,9 +1,10 @@
 //! Ordering and provisioning throughput: orders placed per second through real HTTP from 32
 //! concurrent clients with their p50/p99 latency (on PostgreSQL beside `pgbench`'s TPC-B on
 //! the same server, the reference of #13), and provisioning jobs completed per second by
-//! the workers through the sandbox connector with zero latency. SQLite (a temporary file) and PostgreSQL (a temporary database on
-//! `BENCH_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`; skipped if
-//! unreachable). Run with `cargo bench --bench provisioning`.
+//! the workers through the sandbox connector with zero latency. SQLite (a temporary file)
+//! and PostgreSQL (a temporary database on `BENCH_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; skipped if unreachable). Run with
+//! `cargo bench --bench provisioning`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
 mod common;
@@ -29,8 +30,8 @@ fn main() {
     runtime.block_on(common::on_each_backend("orders", |backend, url| async move { run(backend, &url).await }));
 }
 
-async fn run(backend: &str, url: &str) {
-    let url_of_database = url;
+async fn run(backend: &str, database_url: &str) {
+    let url = database_url;
     let mut settings = Settings::from_environment().unwrap();
     settings.database.database_url = Some(url.to_owned());
     settings.auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret-00".into());
@@ -118,7 +119,7 @@ async fn run(backend: &str, url: &str) {
     handle.stop(true).await;
     // Last, so its load and checkpoints fall in no figure of ours.
     if backend == "PostgreSQL" {
-        pgbench_reference(url_of_database).await;
+        pgbench_reference(database_url).await;
     }
 }
 

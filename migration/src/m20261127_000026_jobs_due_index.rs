@@ -1,11 +1,12 @@
 //! A worker's claim walks the queue in order and stops at the first job it may take (#13):
 //! `idx_jobs_due` holds the waiting jobs in the order they are due. (The running ones, few,
 //! are read through `idx_jobs_claim`; an index on `locked_until` would make every lease
-//! renewal write every index of the row instead of updating it in place.) Before, the claim's `status = 'QUEUED' OR (status = 'RUNNING' AND
-//! lease expired)` could not be read from an index in order, so every claim checked every
-//! due job's ordering key and sorted them all to take one: 0.9 s a claim with 1,500 jobs
-//! waiting on PostgreSQL, quadratic in a backlog. `idx_jobs_open_by_key` keeps the check of
-//! a job's ordering key to that key's open jobs.
+//! renewal write every index of the row instead of updating it in place.) Before, the
+//! claim's `status = 'QUEUED' OR (status = 'RUNNING' AND lease expired)` could not be read
+//! from an index in order, so every claim checked every due job's ordering key and sorted
+//! them all to take one: 0.9 s a claim with 1,500 jobs waiting on PostgreSQL, quadratic in a
+//! backlog. `idx_jobs_open_by_key` keeps the check of a job's ordering key to that key's
+//! open jobs.
 //!
 //! On PostgreSQL the queue table is also vacuumed and analyzed after 2 % of its rows changed
 //! (the default waits for 10 % and 20 %): a queue churns, and a claim planned on statistics
