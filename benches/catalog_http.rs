@@ -12,16 +12,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
 
 mod common;
+mod reference;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchyard::demo;
+use switchyard::domain::catalog_cache::CatalogSnapshot;
 use switchyard::domain::{Actor, Role};
 use switchyard::startup::{Application, Overrides, Settings};
 
 const QUERY: &str = "{ offers(first: 50) { totalCount edges { node { id sku name term billingFrequency \
+    prices { currency listPrice { amount } wholesale { amount } retail { amount } } } } } }";
+/// The same page without `totalCount`, which costs a count of every visible offer when the
+/// page is read from the database.
+const QUERY_WITHOUT_TOTAL: &str = "{ offers(first: 50) { edges { node { id sku name term billingFrequency \
     prices { currency listPrice { amount } wholesale { amount } retail { amount } } } } } }";
 const CLIENTS: usize = 16;
 const WARMUP: usize = 500;
@@ -34,6 +40,11 @@ fn main() {
             SOAK.set(Duration::from_secs(seconds)).unwrap();
             let responses = std::env::var("BENCH_SOAK_CACHE").is_ok_and(|c| c == "responses");
             return run(backend, &url, if responses { Cache::Responses } else { Cache::Snapshot }, true).await;
+        }
+        if let Ok(sizes) = std::env::var("BENCH_OFFERS") {
+            let sizes: Vec<usize> =
+                sizes.split(',').map(|n| n.trim().parse().expect("BENCH_OFFERS: a list of counts")).collect();
+            return scale(backend, &url, &sizes).await;
         }
         for cache in [Cache::Responses, Cache::Snapshot] {
             for limited in [true, false] {
@@ -55,7 +66,45 @@ enum Cache {
     Off,
 }
 
-async fn run(backend: &str, url: &str, cache: Cache, limited: bool) {
+/// `BENCH_OFFERS=1000,20000,200000`: instead of the table, grow the catalog to each size
+/// in turn (generated offers on top of the demo's) and measure the page with no cache and
+/// with the catalog cache, and what the whole-catalog snapshot costs: its load time and
+/// the resident memory it holds.
+async fn scale(backend: &str, url: &str, sizes: &[usize]) {
+    let mut generated = 0;
+    for &size in sizes {
+        let app = application(url, Cache::Off, false).await;
+        demo::seed_if_empty(app.domain()).await.unwrap();
+        common::generate_catalog(&app.domain().db, generated..size).await;
+        generated = size;
+        // Resident memory mixes what a snapshot holds with what the allocator keeps of the
+        // load's transient work; a second snapshot loaded while the first is held reuses
+        // that, so what it adds is about what one snapshot holds.
+        let resident_before = resident_mib();
+        let started = Instant::now();
+        let snapshot = CatalogSnapshot::load(&app.domain().db).await.unwrap();
+        let load = started.elapsed();
+        let first = resident_mib();
+        let second = CatalogSnapshot::load(&app.domain().db).await.unwrap();
+        let held = resident_mib() - first;
+        println!(
+            "{backend:<10} {:>7} offers  snapshot load {:>8.1} ms  holds about {held:.1} MiB ({:.1} MiB per 100,000 offers; the first load +{:.1} MiB resident)",
+            snapshot.offers.len(),
+            load.as_secs_f64() * 1000.0,
+            held * 100_000.0 / snapshot.offers.len() as f64,
+            first - resident_before,
+        );
+        drop(second);
+        drop(snapshot);
+        drop(app);
+        for cache in [Cache::Off, Cache::Snapshot] {
+            run(backend, url, cache, false).await;
+        }
+        run_query(backend, url, Cache::Off, false, QUERY_WITHOUT_TOTAL).await;
+    }
+}
+
+async fn application(url: &str, cache: Cache, limited: bool) -> Application {
     let mut settings = Settings::from_environment().unwrap();
     settings.database.database_url = Some(url.to_owned());
     settings.database.db_max_connections = 8;
@@ -67,7 +116,15 @@ async fn run(backend: &str, url: &str, cache: Cache, limited: bool) {
     if cache == Cache::Off {
         settings.server.catalog_cache_ttl = Duration::ZERO;
     }
-    let app = Application::build(settings, Overrides::default()).await.unwrap();
+    Application::build(settings, Overrides::default()).await.unwrap()
+}
+
+async fn run(backend: &str, url: &str, cache: Cache, limited: bool) {
+    run_query(backend, url, cache, limited, QUERY).await;
+}
+
+async fn run_query(backend: &str, url: &str, cache: Cache, limited: bool, query: &str) {
+    let app = application(url, cache, limited).await;
     demo::seed_if_empty(app.domain()).await.unwrap();
     let token = app
         .state
@@ -81,7 +138,7 @@ async fn run(backend: &str, url: &str, cache: Cache, limited: bool) {
     tokio::spawn(running);
 
     let client = reqwest::Client::new();
-    let body = serde_json::to_vec(&json!({"query": QUERY})).unwrap();
+    let body = serde_json::to_vec(&json!({"query": query})).unwrap();
     let check: serde_json::Value = client
         .post(&url)
         .bearer_auth(&token)
@@ -98,34 +155,67 @@ async fn run(backend: &str, url: &str, cache: Cache, limited: bool) {
     assert!(check["data"]["offers"]["edges"][0]["node"]["prices"][0]["wholesale"]["amount"].is_string());
 
     let expected_length = serde_json::to_vec(&check).unwrap().len();
-    let requests = match cache {
+    let mut requests = match cache {
         Cache::Responses => REQUESTS * 5,
         Cache::Snapshot => REQUESTS,
         Cache::Off => REQUESTS / 10,
     };
-    load(&client, &url, &token, &body, WARMUP, expected_length).await;
+    // A large catalog without its cache is slow: a probe sizes the warm-up (5 s at most)
+    // and the measurement (about 20 s at most).
+    let probe = Instant::now();
+    load(&client, &url, &token, &body, CLIENTS, expected_length).await;
+    let estimate = probe.elapsed().as_secs_f64() / CLIENTS as f64;
+    load(&client, &url, &token, &body, WARMUP.min((5.0 / estimate) as usize), expected_length).await;
+    requests = requests.min(((20.0 / estimate) as usize).max(CLIENTS * 4));
     if let Some(soak) = SOAK.get() {
         return soak_for(*soak, backend, &client, &url, &token, &body, expected_length).await;
     }
+    let ours = measure(&client, &url, &token, &body, requests, expected_length).await;
+    let label = match cache {
+        Cache::Responses => "response+catalog cache",
+        Cache::Snapshot => "catalog cache only",
+        Cache::Off if query == QUERY => "no cache",
+        Cache::Off => "no cache, no totalCount",
+    };
+    report(backend, label, if limited { "limits on" } else { "limits off" }, requests, ours, expected_length);
+    if cache == Cache::Snapshot && query == QUERY && !limited {
+        // The same page from the minimal in-memory reference server, same load.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let reference_url = format!("http://{}/graphql", listener.local_addr().unwrap());
+        let reference = reference::serve(listener, &check["data"]);
+        load(&client, &reference_url, &token, &body, WARMUP, expected_length).await;
+        let limit = measure(&client, &reference_url, &token, &body, requests, expected_length).await;
+        report(backend, "reference, in memory", "", requests, limit, expected_length);
+        println!("{backend:<10} catalog cache only at {:.0} % of the reference", ours.0 / limit.0 * 100.0);
+        reference.stop(true).await;
+    }
+    handle.stop(true).await;
+}
+
+/// Sends `requests` requests; returns requests per second, p50 and p99.
+async fn measure(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &[u8],
+    requests: usize,
+    expected_length: usize,
+) -> (f64, Duration, Duration) {
     let started = Instant::now();
-    let mut latencies = load(&client, &url, &token, &body, requests, expected_length).await;
+    let mut latencies = load(client, url, token, body, requests, expected_length).await;
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     let percentile = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    (requests as f64 / elapsed.as_secs_f64(), percentile(0.50), percentile(0.99))
+}
+
+fn report(backend: &str, label: &str, limits: &str, requests: usize, figures: (f64, Duration, Duration), bytes: usize) {
+    let (rate, p50, p99) = figures;
     println!(
-        "{backend:<10} {:<22} {:<11} {:>6} requests  {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({expected_length} bytes each)",
-        match cache {
-            Cache::Responses => "response+catalog cache",
-            Cache::Snapshot => "catalog cache only",
-            Cache::Off => "no cache",
-        },
-        if limited { "limits on" } else { "limits off" },
-        requests,
-        requests as f64 / elapsed.as_secs_f64(),
-        percentile(0.50).as_secs_f64() * 1000.0,
-        percentile(0.99).as_secs_f64() * 1000.0,
+        "{backend:<10} {label:<23} {limits:<11} {requests:>6} requests  {rate:>8.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({bytes} bytes each)",
+        p50.as_secs_f64() * 1000.0,
+        p99.as_secs_f64() * 1000.0,
     );
-    handle.stop(true).await;
 }
 
 /// `BENCH_SOAK_SECS`: instead of the table, keep the catalog-cache-only load (with

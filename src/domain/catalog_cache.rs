@@ -9,18 +9,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use entity::{offer, price_point, product, reseller, retail_price, tier, vendor, wholesale_price};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
+use super::Domain;
 use super::error::Result;
 use super::pricing::DatedPrice;
 
 /// The catalog as one consistent, read-only value.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CatalogSnapshot {
     /// Vendors by id.
     pub vendors: BTreeMap<i64, vendor::Model>,
@@ -39,6 +40,40 @@ pub struct CatalogSnapshot {
     /// Every distinct time at which some price (cost, list, wholesale or retail, for any
     /// reseller) takes effect: a price view computed now stays right until the next one.
     pub price_change_times: BTreeSet<DateTime<Utc>>,
+    /// How many rows each kind of caller sees under each filter, counted once per snapshot.
+    pub counts: Counts,
+}
+
+/// Counts of visible rows by caller class and filter, kept for the life of one snapshot (a
+/// copy starts empty: it is a different catalog). At most [`Counts::LIMIT`] are kept: when
+/// full, they are dropped and counted again as asked.
+#[derive(Debug, Default)]
+pub struct Counts(Mutex<HashMap<String, usize>>);
+
+impl Clone for Counts {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl Counts {
+    /// Distinct counts kept per snapshot.
+    pub const LIMIT: usize = 4_096;
+
+    /// The count under `key`, counted by `count` the first time.
+    pub fn get_or(&self, key: String, count: impl FnOnce() -> usize) -> usize {
+        if let Some(&known) = self.0.lock().ok().as_ref().and_then(|counts| counts.get(&key)) {
+            return known;
+        }
+        let counted = count();
+        if let Ok(mut counts) = self.0.lock() {
+            if counts.len() >= Self::LIMIT {
+                counts.clear();
+            }
+            counts.insert(key, counted);
+        }
+        counted
+    }
 }
 
 /// One reseller's pricing inputs.
@@ -63,11 +98,16 @@ impl CatalogSnapshot {
         let vendors = vendor::Entity::find().all(db).await?;
         let products = product::Entity::find().all(db).await?;
         let offers = offer::Entity::find().order_by_asc(offer::Column::Id).all(db).await?;
-        let points = price_point::Entity::find().order_by_asc(price_point::Column::EffectiveFrom).all(db).await?;
+        let points = price_point::Entity::find()
+            .order_by_asc(price_point::Column::EffectiveFrom)
+            .order_by_asc(price_point::Column::Id)
+            .all(db)
+            .await?;
         let tiers = tier::Entity::find().all(db).await?;
         let tier_rows = wholesale_price::Entity::find()
             .filter(wholesale_price::Column::TierId.is_not_null())
             .order_by_asc(wholesale_price::Column::EffectiveFrom)
+            .order_by_asc(wholesale_price::Column::Id)
             .all(db)
             .await?;
 
@@ -213,12 +253,41 @@ impl CatalogCache {
         if let Some(snapshot) = self.cached_snapshot() {
             return Ok(snapshot);
         }
+        self.load(db).await
+    }
+
+    async fn load(&self, db: &DatabaseConnection) -> Result<Arc<CatalogSnapshot>> {
         let generation = self.generation.load(Ordering::Acquire);
+        // The data is as old as the start of the load (a large catalog takes a while).
+        let loaded_at = Instant::now();
         let value = Arc::new(CatalogSnapshot::load(db).await?);
         if let Ok(mut current) = self.current.write() {
-            *current = Some(Cached { value: Arc::clone(&value), loaded_at: Instant::now(), generation });
+            *current = Some(Cached { value: Arc::clone(&value), loaded_at, generation });
         }
         Ok(value)
+    }
+
+    /// The snapshot if a fresh one is cached: never waits, never reads the database.
+    pub fn fresh(&self) -> Option<Arc<CatalogSnapshot>> {
+        self.cached_snapshot()
+    }
+
+    /// Starts reloading a stale snapshot in the background, unless the cache is off or a
+    /// reload is under way: catalog pages meanwhile read the database directly
+    /// (`catalog::direct`), so no page waits for a reload and no two reloads run at once.
+    pub fn refresh_in_background(domain: &Arc<Domain>) {
+        if domain.catalog.ttl.is_zero() || domain.catalog.loading.try_lock().is_err() {
+            return;
+        }
+        let domain = Arc::clone(domain);
+        tokio::spawn(async move {
+            let Ok(_loading) = domain.catalog.loading.try_lock() else { return };
+            if domain.catalog.cached_snapshot().is_none()
+                && let Err(error) = domain.catalog.load(&domain.db).await
+            {
+                tracing::warn!(%error, "the catalog snapshot could not be reloaded; reads go to the database");
+            }
+        });
     }
 
     /// One reseller's pricing, loading it when stale; `None` if the reseller does not exist.

@@ -27,7 +27,8 @@ use tokio::sync::OnceCell;
 use crate::auth::AuthKeys;
 use crate::config::ServerConfig;
 use crate::domain::catalog::OwnPricing;
-use crate::domain::catalog_cache::CatalogSnapshot;
+use crate::domain::catalog::direct::{CatalogRows, Needed};
+use crate::domain::catalog_cache::{CatalogCache, CatalogSnapshot};
 use crate::domain::ids::Id;
 use crate::domain::{Actor, Domain, Error, customers};
 
@@ -92,7 +93,8 @@ impl LoginAllowance {
 pub struct RequestContext {
     /// The verified caller, if a token was sent.
     pub actor: Option<Actor>,
-    snapshot: OnceCell<Arc<CatalogSnapshot>>,
+    catalog: OnceCell<CatalogRead>,
+    whole_catalog: OnceCell<Arc<CatalogSnapshot>>,
     own_pricing: OnceCell<Arc<OwnPricing>>,
     /// Loads resellers by id within the caller's scope.
     pub resellers: DataLoader<loaders::ResellerLoader>,
@@ -116,7 +118,8 @@ impl RequestContext {
         let scope = actor.clone();
         Self {
             actor,
-            snapshot: OnceCell::new(),
+            catalog: OnceCell::new(),
+            whole_catalog: OnceCell::new(),
             own_pricing: OnceCell::new(),
             resellers: DataLoader::new(loaders::ResellerLoader::new(Arc::clone(&domain), scope.clone()), tokio::spawn),
             vendor_accounts: DataLoader::new(loaders::VendorAccountLoader::new(Arc::clone(&domain)), tokio::spawn),
@@ -153,10 +156,58 @@ pub fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
     request(ctx)?.actor.as_ref().ok_or_else(|| errors::to_graphql(Error::Unauthenticated))
 }
 
-/// The catalog snapshot for this request: read once, so one request sees one catalog.
-pub async fn snapshot(ctx: &Context<'_>) -> async_graphql::Result<Arc<CatalogSnapshot>> {
+/// How one request reads the catalog, chosen at its first catalog read and kept.
+pub enum CatalogRead {
+    /// From the shared snapshot, which was fresh: one request sees one catalog.
+    Cached(Arc<CatalogSnapshot>),
+    /// From the database, only the rows it needs (cache off, or a reload under way).
+    Direct(CatalogRows),
+}
+
+/// This request's way of reading the catalog: the cached snapshot when a fresh one is
+/// there, else the database directly (and a reload starts in the background).
+pub async fn catalog_read<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a CatalogRead> {
     let domain = domain(ctx);
-    request(ctx)?.snapshot.get_or_try_init(|| async { domain.catalog.snapshot(&domain.db).await }).await.cloned().gql()
+    Ok(request(ctx)?
+        .catalog
+        .get_or_init(|| async {
+            match domain.catalog.fresh() {
+                Some(snapshot) => CatalogRead::Cached(snapshot),
+                None => {
+                    CatalogCache::refresh_in_background(domain);
+                    CatalogRead::Direct(CatalogRows::default())
+                }
+            }
+        })
+        .await)
+}
+
+/// The catalog as this request sees it, holding at least what `needed` names.
+pub async fn snapshot(ctx: &Context<'_>, needed: Needed<'_>) -> async_graphql::Result<Arc<CatalogSnapshot>> {
+    if let Some(whole) = request(ctx)?.whole_catalog.get() {
+        return Ok(Arc::clone(whole));
+    }
+    match catalog_read(ctx).await? {
+        CatalogRead::Cached(snapshot) => Ok(Arc::clone(snapshot)),
+        CatalogRead::Direct(rows) => rows.read(&domain(ctx).db, needed).await.gql(),
+    }
+}
+
+/// The whole catalog snapshot, loaded now if need be, and from now on what this request's
+/// nested catalog fields read: for writes, whose answers must show nothing read after their
+/// commit (they load the snapshot anyway to price and check).
+pub async fn whole_snapshot(ctx: &Context<'_>) -> async_graphql::Result<Arc<CatalogSnapshot>> {
+    let domain = domain(ctx);
+    let request = request(ctx)?;
+    if let Some(whole) = request.whole_catalog.get() {
+        return Ok(Arc::clone(whole));
+    }
+    let whole = match request.catalog.get() {
+        Some(CatalogRead::Cached(snapshot)) => Arc::clone(snapshot),
+        _ => domain.catalog.snapshot(&domain.db).await.gql()?,
+    };
+    request.catalog.get_or_init(|| async { CatalogRead::Cached(Arc::clone(&whole)) }).await;
+    Ok(Arc::clone(request.whole_catalog.get_or_init(|| async { whole }).await))
 }
 
 /// The caller's own price context (its reseller's prices, its default currency), resolved

@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::domain::catalog::direct::Needed;
 use crate::domain::events::{DomainEvent, EventKind};
 use crate::domain::ids::{CustomerId, OrderId, VendorId};
 use crate::domain::scopes::Scope;
@@ -289,7 +290,7 @@ impl SubscriptionRoot {
             if !actor.manages_vendor(id.get()) {
                 return Err(Error::NotFound("vendor")).gql();
             }
-            let snapshot = snapshot(ctx).await?;
+            let snapshot = snapshot(ctx, Needed::Vendors).await?;
             catalog::get_vendor(&actor, &snapshot, id).gql()?;
         }
         events(ctx, actor, after, move |event| {

@@ -138,7 +138,9 @@ async fn cached_catalog_query(
     let catalog = response.errors.is_empty() && key.is_catalog_query();
     let cacheable = !state.domain.catalog.ttl().is_zero() && catalog;
     let body = Bytes::from(serialize(&response, request_error));
-    if cacheable && let Ok(snapshot) = state.domain.catalog.snapshot(&state.domain.db).await {
+    // Only while a fresh snapshot is there to say until when the answer holds (kept or not,
+    // the generation and age checked on the way out were taken before it was computed).
+    if cacheable && let Some(snapshot) = state.domain.catalog.fresh() {
         let valid_until = snapshot.next_price_change_after(computed_at);
         let cached = Cached { body: body.clone(), operation: served.operation(0) };
         state.response_cache.put(key, cached, (generation, data_as_of), valid_until, &state.domain);

@@ -8,7 +8,7 @@ use crate::domain::subscriptions::{self, Change, Changed};
 use crate::graphql::parse_id;
 use crate::graphql::query::orders::PlaceOrderInput;
 use crate::graphql::types::orders::{Order, ProvisioningJob, Subscription, Written};
-use crate::graphql::{ResultExt, actor, domain, own_pricing, snapshot};
+use crate::graphql::{ResultExt, actor, domain, own_pricing, whole_snapshot};
 
 /// The order placed, or the original one when the key was seen before.
 #[derive(SimpleObject)]
@@ -44,7 +44,7 @@ impl From<Changed> for SubscriptionPayload {
 /// Reads the catalog an answer shows (offers, and the caller's own prices) before the write,
 /// so that nothing the answer shows is read after the commit.
 async fn read_catalog_first(ctx: &Context<'_>) -> async_graphql::Result<()> {
-    snapshot(ctx).await?;
+    whole_snapshot(ctx).await?;
     own_pricing(ctx).await?;
     Ok(())
 }

@@ -2,10 +2,12 @@
 
 use async_graphql::{Context, ID, InputObject, Object};
 
+use crate::domain::catalog::direct::Needed;
 use crate::domain::catalog::{self, OfferFilter, ProductFilter, VendorFilter};
+use crate::domain::ids::{OfferId, ProductId};
 use crate::domain::pagination::PageRequest;
 use crate::graphql::parse_id;
-use crate::graphql::types::catalog::{Offer, Product, Vendor};
+use crate::graphql::types::catalog::{Offer, Product, Vendor, offers_page, products_page};
 use crate::graphql::types::enums::{BillingFrequency, CatalogStatus, Term};
 use crate::graphql::types::{PageConnection, connection};
 use crate::graphql::{ResultExt, actor, snapshot};
@@ -58,7 +60,7 @@ impl CatalogQuery {
     ) -> async_graphql::Result<PageConnection<Vendor>> {
         let actor = actor(ctx)?;
         let page = PageRequest::parse(first, after.as_deref()).gql()?;
-        let snapshot = snapshot(ctx).await?;
+        let snapshot = snapshot(ctx, Needed::Vendors).await?;
         let page = catalog::list_vendors(actor, &snapshot, &VendorFilter { search }, page);
         Ok(connection(page, |v| v.id, |v| Vendor(v.clone())))
     }
@@ -66,7 +68,7 @@ impl CatalogQuery {
     /// One vendor.
     async fn vendor(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Vendor> {
         let id = parse_id(&id, "id")?;
-        let snapshot = snapshot(ctx).await?;
+        let snapshot = snapshot(ctx, Needed::Vendors).await?;
         catalog::get_vendor(actor(ctx)?, &snapshot, id).map(|v| Vendor(v.clone())).gql()
     }
 
@@ -79,7 +81,7 @@ impl CatalogQuery {
         after: Option<String>,
         filter: Option<ProductFilterInput>,
     ) -> async_graphql::Result<PageConnection<Product>> {
-        let actor = actor(ctx)?;
+        actor(ctx)?;
         let page = PageRequest::parse(first, after.as_deref()).gql()?;
         let filter = filter.unwrap_or_default();
         let filter = ProductFilter {
@@ -87,15 +89,13 @@ impl CatalogQuery {
             search: filter.search,
             status: filter.status.map(Into::into),
         };
-        let snapshot = snapshot(ctx).await?;
-        let page = catalog::list_products(actor, &snapshot, &filter, page);
-        Ok(connection(page, |p| p.id, |p| Product(p.clone())))
+        products_page(ctx, &filter, page).await
     }
 
     /// One product.
     async fn product(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Product> {
-        let id = parse_id(&id, "id")?;
-        let snapshot = snapshot(ctx).await?;
+        let id: ProductId = parse_id(&id, "id")?;
+        let snapshot = snapshot(ctx, Needed::Products(&[id.get()])).await?;
         catalog::get_product(actor(ctx)?, &snapshot, id).map(|p| Product(p.clone())).gql()
     }
 
@@ -108,7 +108,7 @@ impl CatalogQuery {
         after: Option<String>,
         filter: Option<OfferFilterInput>,
     ) -> async_graphql::Result<PageConnection<Offer>> {
-        let actor = actor(ctx)?;
+        actor(ctx)?;
         let page = PageRequest::parse(first, after.as_deref()).gql()?;
         let filter = filter.unwrap_or_default();
         let filter = OfferFilter {
@@ -119,15 +119,13 @@ impl CatalogQuery {
             billing_frequency: filter.billing_frequency.map(Into::into),
             status: filter.status.map(Into::into),
         };
-        let snapshot = snapshot(ctx).await?;
-        let page = catalog::list_offers(actor, &snapshot, &filter, page);
-        Ok(connection(page, |o| o.id, |o| Offer(o.clone())))
+        offers_page(ctx, &filter, page).await
     }
 
     /// One offer.
     async fn offer(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Offer> {
-        let id = parse_id(&id, "id")?;
-        let snapshot = snapshot(ctx).await?;
+        let id: OfferId = parse_id(&id, "id")?;
+        let snapshot = snapshot(ctx, Needed::Offers(&[id.get()])).await?;
         catalog::get_offer(actor(ctx)?, &snapshot, id).map(|o| Offer(o.clone())).gql()
     }
 }

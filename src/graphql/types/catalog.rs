@@ -8,12 +8,13 @@ use rust_decimal::Decimal;
 use super::connection::{PageConnection, connection};
 use super::enums::{BillingFrequency, CatalogStatus, ConnectorKind, OrganizationStatus, Term};
 use crate::domain::Error;
-use crate::domain::catalog::{self, OfferPriceView, ProductFilter};
+use crate::domain::catalog::direct::{self, Needed};
+use crate::domain::catalog::{self, OfferFilter, OfferPriceView, ProductFilter};
 use crate::domain::ids::{ProductId, ResellerId, VendorId};
 use crate::domain::money::Currency;
 use crate::domain::pagination::PageRequest;
 use crate::graphql::scalars::DecimalScalar;
-use crate::graphql::{ResultExt, actor, domain, own_pricing, parse_id, snapshot};
+use crate::graphql::{CatalogRead, ResultExt, actor, catalog_read, domain, own_pricing, parse_id, snapshot};
 
 /// An exact amount of money.
 #[derive(SimpleObject, Clone, Debug)]
@@ -75,13 +76,51 @@ impl Vendor {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<PageConnection<Product>> {
-        let actor = actor(ctx)?;
-        let snapshot = snapshot(ctx).await?;
         let page = PageRequest::parse(first, after.as_deref()).gql()?;
         let filter = ProductFilter { vendor_id: Some(VendorId::new(self.0.id)), ..ProductFilter::default() };
-        let page = catalog::list_products(actor, &snapshot, &filter, page);
-        Ok(connection(page, |p| p.id, |p| Product(p.clone())))
+        products_page(ctx, &filter, page).await
     }
+}
+
+/// Whether the connection being resolved is asked for its `totalCount`.
+fn wants_total(ctx: &Context<'_>) -> bool {
+    ctx.look_ahead().field("totalCount").exists()
+}
+
+/// A page of the products the caller may see: from the snapshot, or from the database.
+pub async fn products_page(
+    ctx: &Context<'_>,
+    filter: &ProductFilter,
+    page: PageRequest,
+) -> async_graphql::Result<PageConnection<Product>> {
+    let actor = actor(ctx)?;
+    let page = match catalog_read(ctx).await? {
+        CatalogRead::Cached(snapshot) => {
+            catalog::list_products(actor, snapshot, filter, page, wants_total(ctx)).map(Clone::clone)
+        }
+        CatalogRead::Direct(rows) => {
+            direct::page_products(&domain(ctx).db, rows, actor, filter, page, wants_total(ctx)).await.gql()?
+        }
+    };
+    Ok(connection(page, |p| p.id, Product))
+}
+
+/// A page of the offers the caller may see: from the snapshot, or from the database.
+pub async fn offers_page(
+    ctx: &Context<'_>,
+    filter: &OfferFilter,
+    page: PageRequest,
+) -> async_graphql::Result<PageConnection<Offer>> {
+    let actor = actor(ctx)?;
+    let page = match catalog_read(ctx).await? {
+        CatalogRead::Cached(snapshot) => {
+            catalog::list_offers(actor, snapshot, filter, page, wants_total(ctx)).map(Clone::clone)
+        }
+        CatalogRead::Direct(rows) => {
+            direct::page_offers(&domain(ctx).db, rows, actor, filter, page, wants_total(ctx)).await.gql()?
+        }
+    };
+    Ok(connection(page, |o| o.id, Offer))
 }
 
 /// A vendor's product; its offers are the sellable SKUs.
@@ -106,14 +145,14 @@ impl Product {
     }
 
     async fn vendor(&self, ctx: &Context<'_>) -> async_graphql::Result<Vendor> {
-        let snapshot = snapshot(ctx).await?;
+        let snapshot = snapshot(ctx, Needed::Vendors).await?;
         catalog::get_vendor(actor(ctx)?, &snapshot, VendorId::new(self.0.vendor_id)).map(|v| Vendor(v.clone())).gql()
     }
 
     /// The product's offers the caller may see.
     #[graphql(complexity = "20 * child_complexity")]
     async fn offers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Offer>> {
-        let snapshot = snapshot(ctx).await?;
+        let snapshot = snapshot(ctx, Needed::Products(&[self.0.id])).await?;
         Ok(catalog::product_offers(actor(ctx)?, &snapshot, ProductId::new(self.0.id))
             .into_iter()
             .map(|o| Offer(o.clone()))
@@ -170,14 +209,14 @@ impl Offer {
     }
 
     async fn product(&self, ctx: &Context<'_>) -> async_graphql::Result<Product> {
-        let snapshot = snapshot(ctx).await?;
+        let snapshot = snapshot(ctx, Needed::Offers(&[self.0.id])).await?;
         catalog::get_product(actor(ctx)?, &snapshot, ProductId::new(self.0.product_id))
             .map(|p| Product(p.clone()))
             .gql()
     }
 
     async fn vendor(&self, ctx: &Context<'_>) -> async_graphql::Result<Vendor> {
-        let snapshot = snapshot(ctx).await?;
+        let snapshot = snapshot(ctx, Needed::Vendors).await?;
         catalog::get_vendor(actor(ctx)?, &snapshot, VendorId::new(self.0.vendor_id)).map(|v| Vendor(v.clone())).gql()
     }
 
@@ -191,7 +230,7 @@ impl Offer {
         reseller_id: Option<ID>,
     ) -> async_graphql::Result<Vec<OfferPrice>> {
         let (actor, domain) = (actor(ctx)?, domain(ctx));
-        let (snapshot, own) = (snapshot(ctx).await?, own_pricing(ctx).await?);
+        let (snapshot, own) = (snapshot(ctx, Needed::Offers(&[self.0.id])).await?, own_pricing(ctx).await?);
         let reseller_id = reseller_id.as_ref().map(|id| parse_id::<ResellerId>(id, "resellerId")).transpose()?;
         let prices =
             catalog::offer_prices_for_caller(domain, actor, &snapshot, &self.0, &own, currency.as_deref(), reseller_id)
@@ -205,7 +244,7 @@ impl Offer {
         if !actor(ctx)?.manages_vendor(self.0.vendor_id) {
             return Err(Error::Forbidden("only the operator and the vendor see price points".into())).gql();
         }
-        let snapshot = snapshot(ctx).await?;
+        let snapshot = snapshot(ctx, Needed::Offers(&[self.0.id])).await?;
         Ok(snapshot.price_points.get(&self.0.id).into_iter().flatten().cloned().map(PricePoint).collect())
     }
 }

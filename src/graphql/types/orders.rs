@@ -18,6 +18,7 @@ use super::enums::{
 use super::parties::Customer;
 use rust_decimal::Decimal;
 
+use crate::domain::catalog::direct::Needed;
 use crate::domain::customers::CustomerShown;
 use crate::domain::orders::OrderShown;
 use crate::domain::pricing::ChannelPrices;
@@ -29,7 +30,7 @@ use crate::graphql::{actor, request, snapshot};
 /// The offer of an order line or subscription. Ordered offers stay visible to whoever may
 /// see the order or subscription, even after the offer is retired.
 async fn offer(ctx: &Context<'_>, id: i64) -> async_graphql::Result<Option<Offer>> {
-    let snapshot = snapshot(ctx).await?;
+    let snapshot = snapshot(ctx, Needed::Offers(&[id])).await?;
     Ok(snapshot.offers.get(&id).cloned().map(Offer))
 }
 

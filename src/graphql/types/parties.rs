@@ -9,6 +9,7 @@ use entity::{customer, reseller, tier};
 use super::enums::{OrganizationStatus, Role};
 use super::orders::Written;
 use crate::domain::Actor;
+use crate::domain::catalog::direct::Needed;
 use crate::graphql::scalars::DecimalScalar;
 use crate::graphql::{actor, request, snapshot};
 
@@ -87,7 +88,7 @@ impl Reseller {
         if !actor(ctx)?.is_operator() {
             return Ok(None);
         }
-        let snapshot = snapshot(ctx).await?;
+        let snapshot = snapshot(ctx, Needed::Vendors).await?;
         Ok(snapshot.tiers.get(&self.0.tier_id).cloned().map(Tier))
     }
 
