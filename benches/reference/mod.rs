@@ -25,8 +25,11 @@ struct Price {
 
 #[derive(Enum, Copy, Clone, PartialEq, Eq)]
 enum Term {
+    #[graphql(name = "P1M")]
     P1m,
+    #[graphql(name = "P1Y")]
     P1y,
+    #[graphql(name = "P3Y")]
     P3y,
 }
 

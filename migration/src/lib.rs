@@ -35,6 +35,7 @@ mod m20261127_000023_api_key_scopes;
 mod m20261127_000024_webhooks;
 mod m20261127_000025_jobs_finished_index;
 mod m20261127_000026_jobs_due_index;
+mod m20261127_000027_catalog_version;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -69,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000024_webhooks::Migration),
             Box::new(m20261127_000025_jobs_finished_index::Migration),
             Box::new(m20261127_000026_jobs_due_index::Migration),
+            Box::new(m20261127_000027_catalog_version::Migration),
         ]
     }
 }

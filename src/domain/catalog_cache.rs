@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use entity::{offer, price_point, product, reseller, retail_price, tier, vendor, wholesale_price};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
 
 use super::Domain;
 use super::error::Result;
@@ -202,6 +204,9 @@ pub struct CatalogCache {
     current: RwLock<Option<Cached<CatalogSnapshot>>>,
     loading: tokio::sync::Mutex<()>,
     resellers: RwLock<HashMap<i64, Cached<ResellerPricing>>>,
+    /// Where background reloads run: the runtime that built the cache (the process's main
+    /// runtime, not an HTTP worker's, whose requests the reload would otherwise delay).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 #[derive(Debug)]
@@ -209,6 +214,17 @@ struct Cached<T> {
     value: Arc<T>,
     loaded_at: Instant,
     generation: u64,
+    /// The catalog version (`catalog_version`) read just before the load, for snapshots.
+    version: Option<i64>,
+}
+
+/// The catalog version now (`catalog_version`, bumped by every catalog or price write in its
+/// transaction: `Write::commit`).
+async fn read_version(db: &DatabaseConnection) -> Result<i64> {
+    let statement =
+        Statement::from_string(db.get_database_backend(), "SELECT version FROM catalog_version WHERE id = 1");
+    let row = db.query_one_raw(statement).await?;
+    Ok(row.map(|row| row.try_get::<i64>("", "version")).transpose()?.unwrap_or_default())
 }
 
 impl<T> Cached<T> {
@@ -218,7 +234,8 @@ impl<T> Cached<T> {
 }
 
 impl CatalogCache {
-    /// A cache whose entries live `ttl`; a zero `ttl` reloads on every request.
+    /// A cache whose entries live `ttl`; a zero `ttl` reloads on every request. Built inside a
+    /// runtime, it reloads in the background there.
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -226,6 +243,7 @@ impl CatalogCache {
             current: RwLock::new(None),
             loading: tokio::sync::Mutex::new(()),
             resellers: RwLock::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -256,20 +274,58 @@ impl CatalogCache {
         self.load(db).await
     }
 
+    /// Renews the snapshot when the catalog has not changed since it was loaded (one
+    /// statement), else loads it whole; the caller holds `loading`.
     async fn load(&self, db: &DatabaseConnection) -> Result<Arc<CatalogSnapshot>> {
         let generation = self.generation.load(Ordering::Acquire);
         // The data is as old as the start of the load (a large catalog takes a while).
         let loaded_at = Instant::now();
+        let version = read_version(db).await?;
+        if let Some(renewed) = self.renew(generation, version, loaded_at) {
+            return Ok(renewed);
+        }
         let value = Arc::new(CatalogSnapshot::load(db).await?);
         if let Ok(mut current) = self.current.write() {
-            *current = Some(Cached { value: Arc::clone(&value), loaded_at, generation });
+            *current = Some(Cached { value: Arc::clone(&value), loaded_at, generation, version: Some(version) });
         }
         Ok(value)
+    }
+
+    /// Restarts the snapshot's time-to-live from `checked_at` if it was loaded at catalog
+    /// `version` and nothing was invalidated since `generation` was read.
+    fn renew(&self, generation: u64, version: i64, checked_at: Instant) -> Option<Arc<CatalogSnapshot>> {
+        let mut current = self.current.write().ok()?;
+        let cached = current.as_mut()?;
+        let unchanged = cached.generation == generation
+            && self.generation.load(Ordering::Acquire) == generation
+            && cached.version == Some(version);
+        unchanged.then(|| {
+            cached.loaded_at = cached.loaded_at.max(checked_at);
+            Arc::clone(&cached.value)
+        })
     }
 
     /// The snapshot if a fresh one is cached: never waits, never reads the database.
     pub fn fresh(&self) -> Option<Arc<CatalogSnapshot>> {
         self.cached_snapshot()
+    }
+
+    /// The snapshot if a fresh one is cached, or if it only outlived its time-to-live while
+    /// the catalog did not change (then renewed: one statement); `None` when it must be
+    /// reloaded or another caller is renewing or reloading it. Never waits for a reload.
+    pub async fn fresh_or_renewed(&self, db: &DatabaseConnection) -> Option<Arc<CatalogSnapshot>> {
+        if let Some(snapshot) = self.cached_snapshot() {
+            return Some(snapshot);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let expired = self.current.read().ok()?.as_ref().is_some_and(|cached| cached.generation == generation);
+        if self.ttl.is_zero() || !expired {
+            return None;
+        }
+        let _renewing = self.loading.try_lock().ok()?;
+        let checked_at = Instant::now();
+        let version = read_version(db).await.ok()?;
+        self.renew(generation, version, checked_at)
     }
 
     /// Starts reloading a stale snapshot in the background, unless the cache is off or a
@@ -279,15 +335,20 @@ impl CatalogCache {
         if domain.catalog.ttl.is_zero() || domain.catalog.loading.try_lock().is_err() {
             return;
         }
+        let runtime = domain.catalog.runtime.clone();
         let domain = Arc::clone(domain);
-        tokio::spawn(async move {
+        let reload = async move {
             let Ok(_loading) = domain.catalog.loading.try_lock() else { return };
             if domain.catalog.cached_snapshot().is_none()
                 && let Err(error) = domain.catalog.load(&domain.db).await
             {
                 tracing::warn!(%error, "the catalog snapshot could not be reloaded; reads go to the database");
             }
-        });
+        };
+        match runtime {
+            Some(runtime) => drop(runtime.spawn(reload)),
+            None => drop(tokio::spawn(reload)),
+        }
     }
 
     /// One reseller's pricing, loading it when stale; `None` if the reseller does not exist.
@@ -309,7 +370,8 @@ impl CatalogCache {
             return Ok(None);
         };
         if let Ok(mut map) = self.resellers.write() {
-            map.insert(reseller_id, Cached { value: Arc::clone(&value), loaded_at: Instant::now(), generation });
+            let loaded = Cached { value: Arc::clone(&value), loaded_at: Instant::now(), generation, version: None };
+            map.insert(reseller_id, loaded);
         }
         Ok(Some(value))
     }

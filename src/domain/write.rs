@@ -154,6 +154,10 @@ impl<'d> Write<'d> {
         if super::fanout::fan_out(&self.txn, self.now, attempts, &self.events).await? {
             self.wakes_workers = true;
         }
+        // Every process's cached catalog learns of the change by this number.
+        if self.invalidates_catalog {
+            self.txn.execute_unprepared("UPDATE catalog_version SET version = version + 1 WHERE id = 1").await?;
+        }
         // Last, so the lock that orders the outbox is held only until the commit.
         record_events(&self.txn, &mut self.events).await?;
         self.txn.commit().await?;

@@ -165,13 +165,14 @@ pub enum CatalogRead {
 }
 
 /// This request's way of reading the catalog: the cached snapshot when a fresh one is
-/// there, else the database directly (and a reload starts in the background).
+/// there (or renewed, the catalog unchanged), else the database directly (and a reload
+/// starts in the background).
 pub async fn catalog_read<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a CatalogRead> {
     let domain = domain(ctx);
     Ok(request(ctx)?
         .catalog
         .get_or_init(|| async {
-            match domain.catalog.fresh() {
+            match domain.catalog.fresh_or_renewed(&domain.db).await {
                 Some(snapshot) => CatalogRead::Cached(snapshot),
                 None => {
                     CatalogCache::refresh_in_background(domain);

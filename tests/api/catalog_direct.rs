@@ -240,3 +240,36 @@ async fn assert_same((direct, cached): (&TestApp, &TestApp), token: &str, query:
     assert!(status == 200 && body.get("errors").is_none() && body["data"].is_object(), "{body}");
     body
 }
+
+/// A snapshot that outlived its time-to-live is kept when the catalog did not change (one
+/// statement reads the catalog's version) instead of being reloaded whole; a change made
+/// elsewhere (the version moved) is loaded.
+#[tokio::test]
+async fn an_expired_snapshot_of_an_unchanged_catalog_is_renewed_not_reloaded() {
+    let ttl = Duration::from_millis(300);
+    let app = spawn_app_with(|config| config.catalog_cache_ttl = ttl).await;
+    let f = Fixture::build(&app).await;
+    let first = app.domain.catalog.snapshot(&app.domain.db).await.unwrap();
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let page = "{ offers(first: 2) { edges { node { sku } } } }";
+    for _ in 0..3 {
+        tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+        assert!(app.domain.catalog.fresh().is_none(), "the time-to-live ran out");
+        app.reset_statements();
+        app.data(&reseller, page, json!({})).await;
+        let renewed = app.domain.catalog.fresh().expect("renewed by the request");
+        assert!(std::sync::Arc::ptr_eq(&first, &renewed), "the unchanged catalog was reloaded");
+    }
+    // Another process's write moves the version: the next expiry loads the catalog again.
+    app.domain.db.execute_unprepared("UPDATE catalog_version SET version = version + 1 WHERE id = 1").await.unwrap();
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        app.data(&reseller, page, json!({})).await;
+        if app.domain.catalog.fresh().is_some_and(|now| !std::sync::Arc::ptr_eq(&first, &now)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the changed catalog was never reloaded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
