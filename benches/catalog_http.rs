@@ -126,6 +126,10 @@ async fn run(backend: &str, url: &str, cache: Cache, limited: bool) {
 async fn run_query(backend: &str, url: &str, cache: Cache, limited: bool, query: &str) {
     let app = application(url, cache, limited).await;
     demo::seed_if_empty(app.domain()).await.unwrap();
+    if cache != Cache::Off {
+        // The steady state: the snapshot loaded (pages meanwhile read the database).
+        app.domain().catalog.snapshot(&app.domain().db).await.unwrap();
+    }
     let token = app
         .state
         .auth

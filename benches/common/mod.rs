@@ -131,4 +131,8 @@ pub async fn generate_catalog(db: &sea_orm::DatabaseConnection, offers: std::ops
         });
         price_point::Entity::insert_many(points.collect::<Vec<_>>()).exec(db).await.unwrap();
     }
+    // As after any bulk load: the planner needs statistics to walk a page by the primary key
+    // (without them PostgreSQL joined all 200,000 offers for a 50-offer page). The server
+    // here runs with autovacuum off, so nothing would gather them.
+    db.execute_unprepared("ANALYZE").await.unwrap();
 }
