@@ -168,8 +168,9 @@ pub struct ServerConfig {
     /// spooled to a temporary file, never held in memory (larger gets 413).
     #[arg(long, env = "SWITCHYARD_MAX_UPLOAD_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub max_upload_bytes: u64,
-    /// How long the catalog snapshot is reused before it is reloaded (`0s` disables caching).
-    /// Writes through this process invalidate it at once; this bounds staleness across processes.
+    /// How long the catalog snapshot is reused before it checks the catalog's version (`0s`
+    /// disables caching): kept if unchanged, else reloaded. Writes through this process
+    /// invalidate it at once; this bounds staleness across processes.
     #[arg(long, env = "SWITCHYARD_CATALOG_CACHE_TTL", default_value = "5s", value_parser = parse_duration)]
     pub catalog_cache_ttl: Duration,
     /// How long a caller's good standing (organisation active, user enabled) is remembered;

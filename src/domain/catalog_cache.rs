@@ -214,17 +214,26 @@ struct Cached<T> {
     value: Arc<T>,
     loaded_at: Instant,
     generation: u64,
-    /// The catalog version (`catalog_version`) read just before the load, for snapshots.
+    /// For snapshots: the catalog version (`catalog_version`) read just before the load, if
+    /// it was still the same just after (a snapshot without one is never renewed).
     version: Option<i64>,
+    /// When the value was read from the database (renewals move `loaded_at` only).
+    read_at: Instant,
 }
+
+/// How many time-to-lives a snapshot may be renewed for before it is reloaded anyway: a
+/// change that did not go through `Write::commit` (an SQL fix by hand, an older binary during
+/// a rolling upgrade) shows within this many.
+pub const RENEWALS_BEFORE_RELOAD: u32 = 12;
 
 /// The catalog version now (`catalog_version`, bumped by every catalog or price write in its
 /// transaction: `Write::commit`).
-async fn read_version(db: &DatabaseConnection) -> Result<i64> {
+/// `None` if the row is missing: then nothing is renewed.
+async fn read_version(db: &DatabaseConnection) -> Result<Option<i64>> {
     let statement =
         Statement::from_string(db.get_database_backend(), "SELECT version FROM catalog_version WHERE id = 1");
     let row = db.query_one_raw(statement).await?;
-    Ok(row.map(|row| row.try_get::<i64>("", "version")).transpose()?.unwrap_or_default())
+    Ok(row.map(|row| row.try_get::<i64>("", "version")).transpose()?)
 }
 
 impl<T> Cached<T> {
@@ -234,8 +243,9 @@ impl<T> Cached<T> {
 }
 
 impl CatalogCache {
-    /// A cache whose entries live `ttl`; a zero `ttl` reloads on every request. Built inside a
-    /// runtime, it reloads in the background there.
+    /// A cache whose entries live `ttl` (then renewed if the catalog is unchanged); a zero
+    /// `ttl` caches nothing (pages read the database). Built inside a runtime, it reloads in
+    /// the background there.
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
@@ -285,20 +295,27 @@ impl CatalogCache {
             return Ok(renewed);
         }
         let value = Arc::new(CatalogSnapshot::load(db).await?);
+        // A write that committed during the load may be half in it: such a snapshot serves
+        // its time-to-live (like any other) but is not renewed.
+        let after = read_version(db).await.ok().flatten();
+        let version = version.filter(|&before| after == Some(before));
         if let Ok(mut current) = self.current.write() {
-            *current = Some(Cached { value: Arc::clone(&value), loaded_at, generation, version: Some(version) });
+            let cached = Cached { value: Arc::clone(&value), loaded_at, generation, version, read_at: loaded_at };
+            *current = Some(cached);
         }
         Ok(value)
     }
 
     /// Restarts the snapshot's time-to-live from `checked_at` if it was loaded at catalog
     /// `version` and nothing was invalidated since `generation` was read.
-    fn renew(&self, generation: u64, version: i64, checked_at: Instant) -> Option<Arc<CatalogSnapshot>> {
+    fn renew(&self, generation: u64, version: Option<i64>, checked_at: Instant) -> Option<Arc<CatalogSnapshot>> {
         let mut current = self.current.write().ok()?;
         let cached = current.as_mut()?;
         let unchanged = cached.generation == generation
             && self.generation.load(Ordering::Acquire) == generation
-            && cached.version == Some(version);
+            && version.is_some()
+            && cached.version == version
+            && cached.read_at.elapsed() < self.ttl * RENEWALS_BEFORE_RELOAD;
         unchanged.then(|| {
             cached.loaded_at = cached.loaded_at.max(checked_at);
             Arc::clone(&cached.value)
@@ -370,7 +387,8 @@ impl CatalogCache {
             return Ok(None);
         };
         if let Ok(mut map) = self.resellers.write() {
-            let loaded = Cached { value: Arc::clone(&value), loaded_at: Instant::now(), generation, version: None };
+            let now = Instant::now();
+            let loaded = Cached { value: Arc::clone(&value), loaded_at: now, generation, version: None, read_at: now };
             map.insert(reseller_id, loaded);
         }
         Ok(Some(value))

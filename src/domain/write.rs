@@ -6,8 +6,9 @@
 //! without naming one. The commit records the events in the outbox last, in the same
 //! transaction and in commit order (on PostgreSQL under an advisory lock held until the
 //! commit, so outbox ids — the events' sequences — are handed out in the order writes
-//! commit). Only after the commit succeeds does it wake the event relay, invalidate the
-//! catalog cache and wake this process's workers, as the write asked. Dropping a `Write`
+//! commit). A catalog or price write also bumps `catalog_version` in its transaction, which
+//! every process's cached catalog checks. Only after the commit succeeds does it wake the
+//! event relay, invalidate this process's catalog cache and wake its workers, as asked. Dropping a `Write`
 //! without committing rolls it back and does none of that.
 //!
 //! Invariants:
@@ -132,7 +133,8 @@ impl<'d> Write<'d> {
         Ok(())
     }
 
-    /// After commit, drop this process's cached catalog and prices (a catalog or price write).
+    /// A catalog or price write: bump `catalog_version` in the transaction (every process's
+    /// snapshot learns of the change) and, after commit, drop this process's cached catalog.
     pub fn invalidate_catalog(&mut self) {
         self.invalidates_catalog = true;
     }

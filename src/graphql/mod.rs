@@ -165,8 +165,9 @@ pub enum CatalogRead {
 }
 
 /// This request's way of reading the catalog: the cached snapshot when a fresh one is
-/// there (or renewed, the catalog unchanged), else the database directly (and a reload
-/// starts in the background).
+/// there (or renewed, the catalog unchanged), else — invalidated, the version moved, or
+/// another request renewing or reloading it — the database directly (and a reload starts
+/// in the background).
 pub async fn catalog_read<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a CatalogRead> {
     let domain = domain(ctx);
     Ok(request(ctx)?

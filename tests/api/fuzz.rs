@@ -408,6 +408,8 @@ async fn restore_callers(app: &TestApp) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
+    // Written behind the catalog's version: drop the cached catalog (vendors' status).
+    app.domain.catalog.invalidate();
 }
 
 /// The callers documents are sent as.

@@ -31,6 +31,8 @@ async fn an_app_built_from_settings_alone_migrates_its_own_pool_and_provisions_o
         .execute_unprepared("UPDATE vendors SET connector_settings = '{\"latencyMs\": 0, \"failureRate\": \"0\"}'")
         .await
         .expect("instant vendors");
+    // Written behind the catalog's version: drop what the seeding cached.
+    domain.catalog.invalidate();
     app.start_workers();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/graphql", listener.local_addr().unwrap());
