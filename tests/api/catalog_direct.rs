@@ -306,3 +306,31 @@ async fn a_change_made_behind_the_version_still_shows_after_a_bounded_number_of_
     }
     assert!(started.elapsed() >= ttl, "shown before the snapshot even expired: the test proves nothing");
 }
+
+/// A reseller's own wholesale prices (read for every request with the cache off, and at every
+/// renewal of its pricing) are found through an index, not by reading every wholesale price
+/// (tier prices included: one per offer, tier and currency in a large catalog).
+#[tokio::test]
+async fn a_resellers_own_prices_are_read_through_an_index_not_by_scanning_every_price() {
+    use sea_orm::{Statement, TransactionTrait};
+    let app = spawn_app_with(|_| {}).await;
+    let db = &app.domain.db;
+    let backend = db.get_database_backend();
+    let query = "SELECT * FROM wholesale_prices WHERE reseller_id = 1 ORDER BY effective_from";
+    let plan = if crate::helpers::is_postgres() {
+        // The tables are empty: make the planner show whether an index could serve.
+        let txn = db.begin().await.unwrap();
+        txn.execute_unprepared("SET LOCAL enable_seqscan = off").await.unwrap();
+        let rows = txn.query_all_raw(Statement::from_string(backend, format!("EXPLAIN (COSTS OFF) {query}"))).await;
+        let plan: Vec<String> =
+            rows.unwrap().iter().map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap()).collect();
+        txn.rollback().await.unwrap();
+        plan
+    } else {
+        let rows = db.query_all_raw(Statement::from_string(backend, format!("EXPLAIN QUERY PLAN {query}"))).await;
+        rows.unwrap().iter().map(|row| row.try_get::<String>("", "detail").unwrap()).collect()
+    };
+    let plan = plan.join("\n");
+    println!("{plan}");
+    assert!(plan.contains("idx_wholesale_prices_by_reseller"), "the reseller's prices are scanned for:\n{plan}");
+}
