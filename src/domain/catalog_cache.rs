@@ -141,21 +141,25 @@ impl CatalogSnapshot {
         }
         snapshot.price_change_times.extend(reseller_price_times);
         snapshot.price_change_times.extend(retail_times);
+        snapshot.price_change_times.extend(points.iter().map(|p| p.effective_from));
+        snapshot.price_change_times.extend(tier_rows.iter().map(|row| row.effective_from));
+        snapshot.add_prices(points, tier_rows);
+        Ok(snapshot)
+    }
+
+    /// Adds price points and tier wholesale prices, each list oldest first.
+    pub(crate) fn add_prices(&mut self, points: Vec<price_point::Model>, tier_rows: Vec<wholesale_price::Model>) {
         for point in points {
-            snapshot.price_change_times.insert(point.effective_from);
-            snapshot.price_points.entry(point.offer_id).or_default().push(point);
+            self.price_points.entry(point.offer_id).or_default().push(point);
         }
         for row in tier_rows {
-            snapshot.price_change_times.insert(row.effective_from);
             if let Some(tier_id) = row.tier_id {
-                snapshot
-                    .tier_prices
+                self.tier_prices
                     .entry((row.offer_id, tier_id, row.currency.clone()))
                     .or_default()
                     .push(DatedPrice { effective_from: row.effective_from, price: row.price.0 });
             }
         }
-        Ok(snapshot)
     }
 }
 
@@ -267,18 +271,19 @@ impl CatalogCache {
         self.ttl
     }
 
-    fn cached_snapshot(&self) -> Option<Arc<CatalogSnapshot>> {
+    /// The snapshot if a fresh one is cached: never waits, never reads the database.
+    pub fn fresh(&self) -> Option<Arc<CatalogSnapshot>> {
         let generation = self.generation.load(Ordering::Acquire);
         self.current.read().ok()?.as_ref()?.fresh(self.ttl, generation)
     }
 
     /// The current snapshot, loading it (once, for all waiting callers) when stale.
     pub async fn snapshot(&self, db: &DatabaseConnection) -> Result<Arc<CatalogSnapshot>> {
-        if let Some(snapshot) = self.cached_snapshot() {
+        if let Some(snapshot) = self.fresh() {
             return Ok(snapshot);
         }
         let _loading = self.loading.lock().await;
-        if let Some(snapshot) = self.cached_snapshot() {
+        if let Some(snapshot) = self.fresh() {
             return Ok(snapshot);
         }
         self.load(db).await
@@ -322,16 +327,11 @@ impl CatalogCache {
         })
     }
 
-    /// The snapshot if a fresh one is cached: never waits, never reads the database.
-    pub fn fresh(&self) -> Option<Arc<CatalogSnapshot>> {
-        self.cached_snapshot()
-    }
-
     /// The snapshot if a fresh one is cached, or if it only outlived its time-to-live while
     /// the catalog did not change (then renewed: one statement); `None` when it must be
     /// reloaded or another caller is renewing or reloading it. Never waits for a reload.
     pub async fn fresh_or_renewed(&self, db: &DatabaseConnection) -> Option<Arc<CatalogSnapshot>> {
-        if let Some(snapshot) = self.cached_snapshot() {
+        if let Some(snapshot) = self.fresh() {
             return Some(snapshot);
         }
         let generation = self.generation.load(Ordering::Acquire);
@@ -356,7 +356,7 @@ impl CatalogCache {
         let domain = Arc::clone(domain);
         let reload = async move {
             let Ok(_loading) = domain.catalog.loading.try_lock() else { return };
-            if domain.catalog.cached_snapshot().is_none()
+            if domain.catalog.fresh().is_none()
                 && let Err(error) = domain.catalog.load(&domain.db).await
             {
                 tracing::warn!(%error, "the catalog snapshot could not be reloaded; reads go to the database");

@@ -88,6 +88,19 @@ impl<T> Page<T> {
     }
 }
 
+impl<T> Page<Option<T>> {
+    /// Drops the rows that turned out missing (read after the page was cut), keeping the page
+    /// information.
+    pub fn flatten(self) -> Page<T> {
+        Page {
+            items: self.items.into_iter().flatten().collect(),
+            has_next_page: self.has_next_page,
+            has_previous_page: self.has_previous_page,
+            total_count: self.total_count,
+        }
+    }
+}
+
 /// The cursor of a row: its id, prefixed so cursors are not mistaken for ids.
 pub fn encode_cursor(id: i64) -> String {
     format!("c{id}")

@@ -27,8 +27,8 @@ use tokio::sync::OnceCell;
 use crate::auth::AuthKeys;
 use crate::config::ServerConfig;
 use crate::domain::catalog::OwnPricing;
-use crate::domain::catalog::direct::{CatalogRows, Needed};
-use crate::domain::catalog_cache::{CatalogCache, CatalogSnapshot};
+use crate::domain::catalog::direct::{CatalogRead, Needed};
+use crate::domain::catalog_cache::CatalogSnapshot;
 use crate::domain::ids::Id;
 use crate::domain::{Actor, Domain, Error, customers};
 
@@ -156,32 +156,11 @@ pub fn actor<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a Actor> {
     request(ctx)?.actor.as_ref().ok_or_else(|| errors::to_graphql(Error::Unauthenticated))
 }
 
-/// How one request reads the catalog, chosen at its first catalog read and kept.
-pub enum CatalogRead {
-    /// From the shared snapshot, which was fresh: one request sees one catalog.
-    Cached(Arc<CatalogSnapshot>),
-    /// From the database, only the rows it needs (cache off, or a reload under way).
-    Direct(CatalogRows),
-}
-
-/// This request's way of reading the catalog: the cached snapshot when a fresh one is
-/// there (or renewed, the catalog unchanged), else — invalidated, the version moved, or
-/// another request renewing or reloading it — the database directly (and a reload starts
-/// in the background).
+/// This request's way of reading the catalog (`CatalogRead::choose`), chosen at its first
+/// catalog read and kept.
 pub async fn catalog_read<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a CatalogRead> {
     let domain = domain(ctx);
-    Ok(request(ctx)?
-        .catalog
-        .get_or_init(|| async {
-            match domain.catalog.fresh_or_renewed(&domain.db).await {
-                Some(snapshot) => CatalogRead::Cached(snapshot),
-                None => {
-                    CatalogCache::refresh_in_background(domain);
-                    CatalogRead::Direct(CatalogRows::default())
-                }
-            }
-        })
-        .await)
+    Ok(request(ctx)?.catalog.get_or_init(|| CatalogRead::choose(domain)).await)
 }
 
 /// The catalog as this request sees it, holding at least what `needed` names.
@@ -189,10 +168,7 @@ pub async fn snapshot(ctx: &Context<'_>, needed: Needed<'_>) -> async_graphql::R
     if let Some(whole) = request(ctx)?.whole_catalog.get() {
         return Ok(Arc::clone(whole));
     }
-    match catalog_read(ctx).await? {
-        CatalogRead::Cached(snapshot) => Ok(Arc::clone(snapshot)),
-        CatalogRead::Direct(rows) => rows.read(&domain(ctx).db, needed).await.gql(),
-    }
+    catalog_read(ctx).await?.snapshot(&domain(ctx).db, needed).await.gql()
 }
 
 /// The whole catalog snapshot, loaded now if need be, and from now on what this request's

@@ -28,12 +28,12 @@ use sea_orm::{
     QuerySelect, Select,
 };
 
-use super::{OfferFilter, ProductFilter, can_see_offer, can_see_product, matches_search};
+use super::{OfferFilter, ProductFilter, can_see_offer, can_see_product, matches_search, searched};
+use crate::domain::Domain;
 use crate::domain::actor::Actor;
-use crate::domain::catalog_cache::CatalogSnapshot;
+use crate::domain::catalog_cache::{CatalogCache, CatalogSnapshot};
 use crate::domain::error::Result;
 use crate::domain::pagination::{Page, PageRequest};
-use crate::domain::pricing::DatedPrice;
 
 /// Ids per `IN (…)` list: well under every backend's limit on bound values.
 const IDS_PER_STATEMENT: usize = 1_000;
@@ -60,6 +60,67 @@ struct Held {
 struct Wanted {
     products: Vec<i64>,
     offers: Vec<i64>,
+}
+
+/// How one request reads the catalog, chosen at its first catalog read and kept.
+pub enum CatalogRead {
+    /// From the shared snapshot, which was fresh: one request sees one catalog.
+    Cached(Arc<CatalogSnapshot>),
+    /// From the database, only the rows it needs.
+    Direct(CatalogRows),
+}
+
+impl CatalogRead {
+    /// The cached snapshot when a fresh one is there (or renewed, the catalog unchanged);
+    /// else — cache off, invalidated, the version moved, or another request renewing or
+    /// reloading it — the database, while one background task reloads the snapshot.
+    pub async fn choose(domain: &Arc<Domain>) -> Self {
+        match domain.catalog.fresh_or_renewed(&domain.db).await {
+            Some(snapshot) => Self::Cached(snapshot),
+            None => {
+                CatalogCache::refresh_in_background(domain);
+                Self::Direct(CatalogRows::default())
+            }
+        }
+    }
+
+    /// The catalog as this request sees it, holding at least what `needed` names.
+    pub async fn snapshot(&self, db: &DatabaseConnection, needed: Needed<'_>) -> Result<Arc<CatalogSnapshot>> {
+        match self {
+            Self::Cached(snapshot) => Ok(Arc::clone(snapshot)),
+            Self::Direct(rows) => rows.read(db, needed).await,
+        }
+    }
+
+    /// A page of the products the caller may see; `total_count` only if `count` (else 0).
+    pub async fn products(
+        &self,
+        db: &DatabaseConnection,
+        actor: &Actor,
+        filter: &ProductFilter,
+        page: PageRequest,
+        count: bool,
+    ) -> Result<Page<product::Model>> {
+        match self {
+            Self::Cached(snapshot) => Ok(super::list_products(actor, snapshot, filter, page, count).map(Clone::clone)),
+            Self::Direct(rows) => page_products(db, rows, actor, filter, page, count).await,
+        }
+    }
+
+    /// A page of the offers the caller may see; `total_count` only if `count` (else 0).
+    pub async fn offers(
+        &self,
+        db: &DatabaseConnection,
+        actor: &Actor,
+        filter: &OfferFilter,
+        page: PageRequest,
+        count: bool,
+    ) -> Result<Page<offer::Model>> {
+        match self {
+            Self::Cached(snapshot) => Ok(super::list_offers(actor, snapshot, filter, page, count).map(Clone::clone)),
+            Self::Direct(rows) => page_offers(db, rows, actor, filter, page, count).await,
+        }
+    }
 }
 
 /// What a reader needs in a request's [`CatalogRows`] before it reads them.
@@ -210,18 +271,7 @@ impl CatalogRows {
                 snapshot.offers_by_product.insert(product, offers);
                 held.complete.insert(product);
             }
-            for point in points {
-                snapshot.price_points.entry(point.offer_id).or_default().push(point);
-            }
-            for row in tier_rows {
-                if let Some(tier_id) = row.tier_id {
-                    snapshot
-                        .tier_prices
-                        .entry((row.offer_id, tier_id, row.currency.clone()))
-                        .or_default()
-                        .push(DatedPrice { effective_from: row.effective_from, price: row.price.0 });
-                }
-            }
+            snapshot.add_prices(points, tier_rows);
         });
         Ok(())
     }
@@ -295,7 +345,7 @@ fn offers_with_product_and_vendor() -> Select<offer::Entity> {
 
 /// A page of the products the caller may see (as `catalog::list_products`), read from the
 /// database into `rows`; `total_count` is counted only when `count` is true (else 0).
-pub async fn page_products(
+async fn page_products(
     db: &DatabaseConnection,
     rows: &CatalogRows,
     actor: &Actor,
@@ -328,12 +378,12 @@ pub async fn page_products(
     let snapshot = rows.read(db, Needed::Products(&ids.items)).await?;
     // Read after the page's ids: a row changed in between is shown only if still visible.
     let visible = |id: i64| snapshot.products.get(&id).filter(|p| can_see_product(actor, &snapshot, p)).cloned();
-    Ok(ids.map(visible).flatten_items())
+    Ok(ids.map(visible).flatten())
 }
 
 /// A page of the offers the caller may see (as `catalog::list_offers`), read from the
 /// database into `rows`; `total_count` is counted only when `count` is true (else 0).
-pub async fn page_offers(
+async fn page_offers(
     db: &DatabaseConnection,
     rows: &CatalogRows,
     actor: &Actor,
@@ -376,11 +426,7 @@ pub async fn page_offers(
     let snapshot = rows.read(db, Needed::Offers(&ids.items)).await?;
     // Read after the page's ids: a row changed in between is shown only if still visible.
     let visible = |id: i64| snapshot.offers.get(&id).filter(|o| can_see_offer(actor, &snapshot, o)).cloned();
-    Ok(ids.map(visible).flatten_items())
-}
-
-fn searched(search: Option<&str>) -> Option<&str> {
-    search.map(str::trim).filter(|needle| !needle.is_empty())
+    Ok(ids.map(visible).flatten())
 }
 
 /// The ids of one page of `select` in id order: the rows after the cursor (one more than
@@ -418,20 +464,4 @@ where
     let has_next_page = items.len() > page.first;
     items.truncate(page.first);
     Ok(Page { items, has_next_page, has_previous_page, total_count })
-}
-
-trait FlattenItems<T> {
-    fn flatten_items(self) -> Page<T>;
-}
-
-impl<T> FlattenItems<T> for Page<Option<T>> {
-    /// Drops rows that vanished between the page read and the row read (deleted meanwhile).
-    fn flatten_items(self) -> Page<T> {
-        Page {
-            items: self.items.into_iter().flatten().collect(),
-            has_next_page: self.has_next_page,
-            has_previous_page: self.has_previous_page,
-            total_count: self.total_count,
-        }
-    }
 }

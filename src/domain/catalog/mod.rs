@@ -94,8 +94,13 @@ pub struct OfferFilter {
     pub status: Option<CatalogStatus>,
 }
 
+/// The text searched for: `None` when there is none, or only blanks.
+fn searched(search: Option<&str>) -> Option<&str> {
+    search.map(str::trim).filter(|needle| !needle.is_empty())
+}
+
 fn matches_search(needle: Option<&str>, haystacks: &[&str]) -> bool {
-    match needle.map(str::trim).filter(|n| !n.is_empty()) {
+    match searched(needle) {
         None => true,
         Some(needle) => {
             let needle = needle.to_lowercase();
@@ -117,7 +122,7 @@ pub enum Total {
 
 impl Total {
     fn of(count: bool, kind: &str, actor: &Actor, filter: &impl std::fmt::Debug, search: Option<&str>) -> Self {
-        match (count, search.map(str::trim).filter(|s| !s.is_empty())) {
+        match (count, searched(search)) {
             (false, _) => Self::Skip,
             (true, Some(_)) => Self::Count,
             (true, None) => Self::Remember(format!("{kind} {} {filter:?}", caller_class(actor))),

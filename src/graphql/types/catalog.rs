@@ -8,13 +8,13 @@ use rust_decimal::Decimal;
 use super::connection::{PageConnection, connection};
 use super::enums::{BillingFrequency, CatalogStatus, ConnectorKind, OrganizationStatus, Term};
 use crate::domain::Error;
-use crate::domain::catalog::direct::{self, Needed};
+use crate::domain::catalog::direct::Needed;
 use crate::domain::catalog::{self, OfferFilter, OfferPriceView, ProductFilter};
 use crate::domain::ids::{ProductId, ResellerId, VendorId};
 use crate::domain::money::Currency;
 use crate::domain::pagination::PageRequest;
 use crate::graphql::scalars::DecimalScalar;
-use crate::graphql::{CatalogRead, ResultExt, actor, catalog_read, domain, own_pricing, parse_id, snapshot};
+use crate::graphql::{ResultExt, actor, catalog_read, domain, own_pricing, parse_id, snapshot};
 
 /// An exact amount of money.
 #[derive(SimpleObject, Clone, Debug)]
@@ -93,15 +93,8 @@ pub async fn products_page(
     filter: &ProductFilter,
     page: PageRequest,
 ) -> async_graphql::Result<PageConnection<Product>> {
-    let actor = actor(ctx)?;
-    let page = match catalog_read(ctx).await? {
-        CatalogRead::Cached(snapshot) => {
-            catalog::list_products(actor, snapshot, filter, page, wants_total(ctx)).map(Clone::clone)
-        }
-        CatalogRead::Direct(rows) => {
-            direct::page_products(&domain(ctx).db, rows, actor, filter, page, wants_total(ctx)).await.gql()?
-        }
-    };
+    let read = catalog_read(ctx).await?;
+    let page = read.products(&domain(ctx).db, actor(ctx)?, filter, page, wants_total(ctx)).await.gql()?;
     Ok(connection(page, |p| p.id, Product))
 }
 
@@ -111,15 +104,8 @@ pub async fn offers_page(
     filter: &OfferFilter,
     page: PageRequest,
 ) -> async_graphql::Result<PageConnection<Offer>> {
-    let actor = actor(ctx)?;
-    let page = match catalog_read(ctx).await? {
-        CatalogRead::Cached(snapshot) => {
-            catalog::list_offers(actor, snapshot, filter, page, wants_total(ctx)).map(Clone::clone)
-        }
-        CatalogRead::Direct(rows) => {
-            direct::page_offers(&domain(ctx).db, rows, actor, filter, page, wants_total(ctx)).await.gql()?
-        }
-    };
+    let read = catalog_read(ctx).await?;
+    let page = read.offers(&domain(ctx).db, actor(ctx)?, filter, page, wants_total(ctx)).await.gql()?;
     Ok(connection(page, |o| o.id, Offer))
 }
 
