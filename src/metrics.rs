@@ -70,6 +70,10 @@ fn describe() {
     describe_counter!("job_outcomes_total", "Job attempts recorded by kind and outcome");
     describe_gauge!("websocket_connections", "Open GraphQL WebSocket connections of this process");
     describe_counter!("websocket_messages_sent_total", "Messages sent on GraphQL WebSocket connections");
+    describe_counter!(
+        "websocket_payloads_rendered_total",
+        "Live events rendered for WebSocket connections (once for every connection asking the same)"
+    );
     describe_counter!("billing_runs_total", "Billing runs by outcome");
     describe_gauge!("db_pool_connections", "Database pool connections of this process by state");
 }

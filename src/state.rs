@@ -29,6 +29,8 @@ pub struct AppState {
     pub limiter: Arc<crate::rate_limit::Limiter>,
     /// Given when the process shuts down: WebSocket connections close with 1001.
     pub shutdown: Shutdown,
+    /// Live events' payloads, rendered once for every connection asking the same.
+    pub live: Arc<crate::graphql::live::Renderer>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             persisted: Arc::default(),
             limiter,
             shutdown: Shutdown::new(),
+            live: Arc::default(),
         }
     }
 }

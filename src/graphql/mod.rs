@@ -6,6 +6,7 @@
 
 pub mod errors;
 pub mod limits;
+pub mod live;
 pub mod loaders;
 pub mod mutation;
 pub mod operation_name;

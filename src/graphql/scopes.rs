@@ -110,7 +110,7 @@ fn path_of(node: &QueryPathNode<'_>) -> Vec<PathSegment> {
 }
 
 /// The operation a request runs (None: the schema reports why there is none).
-fn selected<'a>(document: &'a ExecutableDocument, name: Option<&str>) -> Option<&'a OperationDefinition> {
+pub(super) fn selected<'a>(document: &'a ExecutableDocument, name: Option<&str>) -> Option<&'a OperationDefinition> {
     match (&document.operations, name) {
         (DocumentOperations::Single(op), _) => Some(&op.node),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),

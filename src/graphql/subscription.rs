@@ -19,7 +19,8 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ErrorExtensions, ID, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::stream::{self, Stream};
+use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::domain::catalog::direct::Needed;
@@ -28,7 +29,7 @@ use crate::domain::ids::{CustomerId, OrderId, VendorId};
 use crate::domain::scopes::Scope;
 use crate::domain::{Actor, Error, catalog, customers, orders, outbox};
 use crate::graphql::parse_id;
-use crate::graphql::{ResultExt, actor, domain, snapshot};
+use crate::graphql::{ResultExt, actor, domain, live, snapshot};
 
 /// What a live event is about.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,14 +116,17 @@ impl From<LiveEventKind> for EventKind {
 }
 
 /// What a live stream yields: an event, or the one EVENTS_LOST error that ends it.
-type Item = async_graphql::Result<LiveEvent>;
+pub type Item = async_graphql::Result<LiveEvent>;
+
+/// A subscription field's stream.
+type Events = BoxStream<'static, Item>;
 
 /// A stream's position: the last sequence it went past, what it has read from the outbox
 /// and not sent yet, and whether it is catching up from the outbox.
-struct Feed {
+struct Position {
     receiver: tokio::sync::broadcast::Receiver<Arc<DomainEvent>>,
     last: i64,
-    backlog: VecDeque<DomainEvent>,
+    backlog: VecDeque<Arc<DomainEvent>>,
     catching_up: bool,
     ended: bool,
 }
@@ -138,12 +142,31 @@ fn events_lost(after: i64, pruned: i64) -> async_graphql::Error {
 /// Committed events for `actor` that pass `keep`, as a stream: after `after` (replayed from
 /// the outbox), else from now on; a subscriber that lags is caught up from the outbox. A
 /// cursor past the outbox's last event is refused (it would skip every event until then).
+/// Handed over to the connection when it asked ([`live::HandOver`]), else streamed to the
+/// executor as the caller reads each event.
 async fn events(
     ctx: &Context<'_>,
     actor: Actor,
     after: Option<String>,
     keep: impl Fn(&DomainEvent) -> bool + Send + Sync + 'static,
-) -> async_graphql::Result<impl Stream<Item = Item> + Send + 'static> {
+) -> async_graphql::Result<Events> {
+    let feed = feed(ctx, actor.clone(), after, keep).await?;
+    if let Some(hand_over) = ctx.data_opt::<live::HandOver>() {
+        if !hand_over.give(feed) {
+            return Err(Error::validation("subscription", "select exactly one root field")).gql();
+        }
+        return Ok(stream::empty().boxed());
+    }
+    Ok(feed.map(move |item| item.map(|event| live::live_event(&event, &actor))).boxed())
+}
+
+/// The feed of [`events`].
+async fn feed(
+    ctx: &Context<'_>,
+    actor: Actor,
+    after: Option<String>,
+    keep: impl Fn(&DomainEvent) -> bool + Send + Sync + 'static,
+) -> async_graphql::Result<live::Feed> {
     let domain = Arc::clone(domain(ctx));
     // Subscribed first, so nothing published from here on is missed.
     let receiver = domain.events.subscribe();
@@ -158,7 +181,7 @@ async fn events(
         }
         None => (domain.events.published_through(), false),
     };
-    let feed = Feed { receiver, last, backlog: VecDeque::new(), catching_up, ended: false };
+    let feed = Position { receiver, last, backlog: VecDeque::new(), catching_up, ended: false };
     let keep = Arc::new(keep);
     Ok(stream::unfold(feed, move |mut feed| {
         let (actor, keep, domain) = (actor.clone(), Arc::clone(&keep), Arc::clone(&domain));
@@ -174,7 +197,8 @@ async fn events(
                     continue;
                 }
                 if feed.catching_up {
-                    match catch_up(&domain, &actor, &mut feed).await {
+                    // Boxed: the feed holds the space of its largest wait between events.
+                    match Box::pin(catch_up(&domain, &actor, &mut feed)).await {
                         Ok(()) => continue,
                         Err(lost) => {
                             feed.ended = true;
@@ -200,16 +224,17 @@ async fn events(
                 }
             }
         }
-    }))
+    })
+    .boxed())
 }
 
 /// Moves the feed past `event`; the event to send, if it is new and the caller's.
 fn pass(
-    feed: &mut Feed,
+    feed: &mut Position,
     actor: &Actor,
     keep: &(dyn Fn(&DomainEvent) -> bool + Send + Sync),
-    event: &DomainEvent,
-) -> Option<LiveEvent> {
+    event: &Arc<DomainEvent>,
+) -> Option<Arc<DomainEvent>> {
     if event.sequence <= feed.last {
         return None;
     }
@@ -217,15 +242,17 @@ fn pass(
     if !(event.is_visible_to(actor) && keep(event)) {
         return None;
     }
-    let mut live = LiveEvent::from(event);
-    live.detail = event.detail_for(actor.role());
-    Some(live)
+    Some(Arc::clone(event))
 }
 
 /// Reads the next page of the caller's events after the feed's position from the outbox;
 /// done catching up when there is none. EVENTS_LOST when the outbox was pruned past the
 /// position: the horizon is read after the page, so a prune that ran in between is seen.
-async fn catch_up(domain: &crate::domain::Domain, actor: &Actor, feed: &mut Feed) -> Result<(), async_graphql::Error> {
+async fn catch_up(
+    domain: &crate::domain::Domain,
+    actor: &Actor,
+    feed: &mut Position,
+) -> Result<(), async_graphql::Error> {
     loop {
         let read = async {
             let page = outbox::since(&domain.db, feed.last, 500, Some(actor)).await?;
@@ -244,7 +271,7 @@ async fn catch_up(domain: &crate::domain::Domain, actor: &Actor, feed: &mut Feed
                     // Only rows that are not events: read past them.
                     feed.last = last;
                 }
-                feed.backlog.extend(page);
+                feed.backlog.extend(page.into_iter().map(Arc::new));
                 return Ok(());
             }
             Err(error) => {
@@ -270,7 +297,10 @@ impl SubscriptionRoot {
         customer_id: Option<ID>,
         vendor_id: Option<ID>,
         #[graphql(desc = "Resume after this cursor: what came after it is replayed first.")] after: Option<String>,
-    ) -> async_graphql::Result<impl Stream<Item = Item>> {
+    ) -> async_graphql::Result<Events> {
+        if let Some(rendering) = live::rendering(ctx) {
+            return Ok(rendering);
+        }
         let actor = actor(ctx)?.clone();
         let domain = domain(ctx);
         let order_id: Option<OrderId> = order_id.map(|id| parse_id(&id, "orderId")).transpose()?;
@@ -310,7 +340,10 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         kinds: Option<Vec<LiveEventKind>>,
         #[graphql(desc = "Resume after this cursor: what came after it is replayed first.")] after: Option<String>,
-    ) -> async_graphql::Result<impl Stream<Item = Item>> {
+    ) -> async_graphql::Result<Events> {
+        if let Some(rendering) = live::rendering(ctx) {
+            return Ok(rendering);
+        }
         let actor = actor(ctx)?.clone();
         actor.require_scope(Scope::SubscriptionsWrite, "following live events").gql()?;
         // An API key gets only the kinds its scopes open (a disabled endpoint's event names
@@ -334,7 +367,10 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         order_id: ID,
         #[graphql(desc = "Resume after this cursor: what came after it is replayed first.")] after: Option<String>,
-    ) -> async_graphql::Result<impl Stream<Item = Item>> {
+    ) -> async_graphql::Result<Events> {
+        if let Some(rendering) = live::rendering(ctx) {
+            return Ok(rendering);
+        }
         let actor = actor(ctx)?.clone();
         let order_id = parse_id(&order_id, "orderId")?;
         orders::get_order(domain(ctx), &actor, order_id).await.gql()?;
@@ -351,7 +387,10 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         customer_id: ID,
         #[graphql(desc = "Resume after this cursor: what came after it is replayed first.")] after: Option<String>,
-    ) -> async_graphql::Result<impl Stream<Item = Item>> {
+    ) -> async_graphql::Result<Events> {
+        if let Some(rendering) = live::rendering(ctx) {
+            return Ok(rendering);
+        }
         let actor = actor(ctx)?.clone();
         let customer_id = parse_id(&customer_id, "customerId")?;
         customers::get_customer(&domain(ctx).db, &actor, customer_id).await.gql()?;

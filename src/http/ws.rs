@@ -29,7 +29,9 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::auth::VerifiedToken;
+use crate::domain::Actor;
 use crate::graphql::errors::finalize;
+use crate::graphql::live::{HandOver, Payload, Template, Unfit};
 use crate::graphql::rate::RateCharge;
 use crate::graphql::{LoginAllowance, RequestContext};
 use crate::state::AppState;
@@ -181,7 +183,9 @@ async fn run(
                 if token.is_some() {
                     break close(4429, "Too many initialisation requests");
                 }
-                match super::caller::connection_init_token(&state, &value["payload"]).await {
+                // Boxed, as every rare and large wait of the connection's task: the task holds the
+                // space of its largest wait for as long as it lives.
+                match Box::pin(super::caller::connection_init_token(&state, &value["payload"])).await {
                     Some((verified, presented)) => {
                         if verified.actor.api_key_id.is_some() {
                             key = Some(presented);
@@ -253,15 +257,26 @@ async fn run(
                 let Ok(request) = serde_json::from_value::<async_graphql::Request>(value["payload"].clone()) else {
                     break close(4400, "Invalid message: bad payload");
                 };
+                // Unparsed: the executor refuses it and says why; no feed is handed over.
+                let template = match Template::of(&request, &state.live) {
+                    Ok(template) => Some(template),
+                    Err(Unfit::Unparsed) => None,
+                    Err(Unfit::NotOneRootField) => {
+                        let error = json!([{"message": "a subscription selects exactly one root field", "extensions": {"code": "BAD_USER_INPUT"}}]);
+                        send(&mut session, json!({"type": "error", "id": id, "payload": error})).await;
+                        continue;
+                    }
+                };
+                let actor = verified.actor.clone();
                 let mut request = request
-                    .data(RequestContext::new(std::sync::Arc::clone(&state.domain), Some(verified.actor.clone())))
+                    .data(RequestContext::new(std::sync::Arc::clone(&state.domain), Some(actor.clone())))
                     .data(LoginAllowance::new(client));
                 if let Some(charge) = charge {
                     request = request.data(charge);
                 }
-                let stream = Stream { protocol, id: id.clone(), request_id: request_id.clone() };
+                let stream = Stream { protocol, id: id.clone(), request_id: request_id.clone(), template, actor };
                 let handle = actix_web::rt::spawn(
-                    run_stream(state.schema.clone(), request, stream, session.clone(), finished_tx.clone())
+                    run_stream(std::sync::Arc::clone(&state), request, stream, session.clone(), finished_tx.clone())
                         .instrument(tracing::Span::current()),
                 );
                 streams.insert(id, handle);
@@ -299,7 +314,7 @@ fn far_future_from_now() -> tokio::time::Instant {
 /// that cannot answer keeps it (the next check asks again).
 async fn key_still_good(state: &AppState, key: Option<&str>) -> bool {
     let Some(key) = key else { return true };
-    !matches!(super::caller::authenticate(state, key).await, Ok(None))
+    !matches!(Box::pin(super::caller::authenticate(state, key)).await, Ok(None))
 }
 
 /// When a token expiring at `expires_at` (seconds since the epoch) runs out, at most a
@@ -331,47 +346,127 @@ struct Stream {
     id: String,
     /// The handshake's request id.
     request_id: Option<String>,
+    /// The operation as sent, rendered again for each event (None when it did not parse).
+    template: Option<Template>,
+    /// Whose operation it is.
+    actor: Actor,
 }
 
+/// Runs one operation: through the executor once (which refuses it, or hands its feed over),
+/// then each event of its feed as [`crate::graphql::live::Renderer::payload`] renders it.
 async fn run_stream(
-    schema: crate::graphql::AppSchema,
+    state: std::sync::Arc<AppState>,
     request: async_graphql::Request,
     stream: Stream,
     mut session: Session,
     finished: mpsc::Sender<String>,
 ) {
-    let Stream { protocol, id, request_id } = stream;
-    let mut responses = schema.execute_stream(request);
+    let Stream { protocol, id, request_id, template, actor } = stream;
+    let hand_over = HandOver::default();
+    // Dropped once the feed is handed over: the connection keeps only the feed and its template.
+    let mut responses = Some(state.schema.execute_stream(request.data(hand_over.clone())));
     let mut first = true;
-    while let Some(mut response) = responses.next().await {
-        finalize(&mut response);
-        crate::graphql::errors::tag_internal(&mut response, request_id.as_deref());
-        // A subscription refused before it started (validation, NOT_FOUND) is an `error`.
-        let refused = first && response.data == async_graphql::Value::Null && !response.errors.is_empty();
-        first = false;
-        // Serialized once, straight from the executor's values: fields keep the order the
-        // subscription asked for them, as over HTTP.
-        let message = if refused && protocol == Protocol::TransportWs {
-            serde_json::to_string(&Outgoing { kind: "error", id: &id, payload: &response.errors })
+    let mut feed = None;
+    let mut envelope = String::new();
+    loop {
+        // A refused operation (validation, NOT_FOUND, a cursor past the last event) is all
+        // the executor yields; an admitted one yields nothing and leaves its feed.
+        let outcome = if feed.is_none() {
+            let Some(executing) = responses.as_mut() else { break };
+            match executing.next().await {
+                Some(response) => {
+                    Box::pin(own_message(protocol, &id, request_id.as_deref(), &mut session, response, first)).await
+                }
+                None => {
+                    responses = None;
+                    let (Some(handed), Some(_)) = (hand_over.take(), template.as_ref()) else { break };
+                    feed = Some(handed);
+                    let kind = if protocol == Protocol::Legacy { "data" } else { "next" };
+                    let quoted = serde_json::to_string(&id).unwrap_or_default();
+                    envelope = format!("{{\"type\":\"{kind}\",\"id\":{quoted},\"payload\":");
+                    continue;
+                }
+            }
         } else {
-            let kind = if protocol == Protocol::Legacy { "data" } else { "next" };
-            serde_json::to_string(&Outgoing { kind, id: &id, payload: &response })
-        };
-        let message = match message {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::error!(operation = %id, %error, "a subscription's message could not be serialized; it ends");
-                break;
+            let (Some(item), Some(template)) = (feed.as_mut().map(StreamExt::next), template.as_ref()) else { break };
+            let payload = match item.await {
+                None => break,
+                Some(Ok(event)) => state.live.payload(&state.schema, &state.domain, template, &actor, &event).await,
+                Some(Err(lost)) => Payload::Own(Box::new(
+                    Box::pin(state.live.render(&state.schema, &state.domain, template, &actor, Err(lost))).await,
+                )),
+            };
+            match payload {
+                // The envelope is this connection's; the payload is every connection's.
+                Payload::Shared(json) => {
+                    if send_text(&mut session, format!("{envelope}{json}}}")).await {
+                        Sent::More
+                    } else {
+                        Sent::Gone
+                    }
+                }
+                Payload::Own(response) => {
+                    Box::pin(own_message(protocol, &id, request_id.as_deref(), &mut session, *response, first)).await
+                }
             }
         };
-        if !send_text(&mut session, message).await {
-            return;
-        }
-        if refused && protocol == Protocol::TransportWs {
-            let _ = finished.send(id).await;
-            return;
+        first = false;
+        match outcome {
+            Sent::More => {}
+            Sent::Gone => return,
+            Sent::Refused => {
+                let _ = finished.send(id).await;
+                return;
+            }
+            Sent::Failed => break,
         }
     }
     send(&mut session, complete_message(protocol, &id)).await;
     let _ = finished.send(id).await;
+}
+
+/// What became of a message.
+enum Sent {
+    /// Sent; the operation goes on.
+    More,
+    /// The peer is gone.
+    Gone,
+    /// The operation was refused before it started: an `error` message ended it.
+    Refused,
+    /// The message could not be serialized: the operation ends.
+    Failed,
+}
+
+/// Sends a response of this connection's own (errors name its request id).
+async fn own_message(
+    protocol: Protocol,
+    id: &str,
+    request_id: Option<&str>,
+    session: &mut Session,
+    mut response: async_graphql::Response,
+    first: bool,
+) -> Sent {
+    finalize(&mut response);
+    crate::graphql::errors::tag_internal(&mut response, request_id);
+    // A subscription refused before it started (validation, NOT_FOUND) is an `error`.
+    let refused = first && response.data == async_graphql::Value::Null && !response.errors.is_empty();
+    // Serialized once, straight from the executor's values: fields keep the order the
+    // subscription asked for them, as over HTTP.
+    let message = if refused && protocol == Protocol::TransportWs {
+        serde_json::to_string(&Outgoing { kind: "error", id, payload: &response.errors })
+    } else {
+        let kind = if protocol == Protocol::Legacy { "data" } else { "next" };
+        serde_json::to_string(&Outgoing { kind, id, payload: &response })
+    };
+    let message = match message {
+        Ok(message) => message,
+        Err(error) => {
+            tracing::error!(operation = %id, %error, "a subscription's message could not be serialized; it ends");
+            return Sent::Failed;
+        }
+    };
+    if !send_text(session, message).await {
+        return Sent::Gone;
+    }
+    if refused && protocol == Protocol::TransportWs { Sent::Refused } else { Sent::More }
 }

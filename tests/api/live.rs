@@ -300,3 +300,127 @@ async fn subscription_messages_keep_the_fields_in_the_order_asked() {
     assert!(at("type") < at("id") && at("id") < at("payload"), "{text}");
     assert!(at("zebra") < at("apple"), "{text}");
 }
+
+/// The cursor a dashboard starts from (`liveCursor`), read as `token`.
+async fn live_cursor(app: &TestApp, token: &str) -> String {
+    app.data(token, "{ liveCursor }", json!({})).await["liveCursor"].as_str().unwrap().to_owned()
+}
+
+/// Dashboards asking the same operation share one rendering of each event (#13): twelve
+/// operator dashboards and a reseller's, three orders, six renderings (one per event for the
+/// operator's dashboards, one per event for the reseller's). The operator's dashboards differ
+/// in what only decides which events come (`after`, `kinds`), as real dashboards do, and
+/// still share. Each dashboard receives each event it may see once, under its own operation
+/// id; another reseller's hears nothing.
+#[tokio::test]
+async fn an_event_is_rendered_once_for_all_the_dashboards_asking_the_same() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let operator = app.token(Role::Operator, None);
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    let other = app.token(Role::Reseller, Some(f.reseller_b));
+    const FEED: &str = "subscription($after: String, $kinds: [LiveEventKind!]) { liveEvents(after: $after, kinds: $kinds) { eventId kind orderId detail } }";
+    // Subscribed after this cursor: nothing placed after it is missed, however late the
+    // server registers a stream.
+    let after = live_cursor(&app, &operator).await;
+    let mut dashboards = Vec::new();
+    for index in 0..12 {
+        let kinds =
+            if index % 2 == 0 { json!(["ORDER_PLACED"]) } else { json!(["ORDER_PLACED", "WEBHOOK_ENDPOINT_DISABLED"]) };
+        let mut client = WsClient::init(&app, &operator).await;
+        client.subscribe(&format!("op-{index}"), FEED, json!({"after": after, "kinds": kinds})).await;
+        dashboards.push((format!("op-{index}"), client));
+    }
+    let mut own = WsClient::init(&app, &reseller).await;
+    own.subscribe("mine", FEED, json!({"after": after, "kinds": ["ORDER_PLACED"]})).await;
+    dashboards.push(("mine".to_owned(), own));
+    let mut elsewhere = WsClient::init(&app, &other).await;
+    elsewhere.subscribe("theirs", FEED, json!({"after": after, "kinds": ["ORDER_PLACED"]})).await;
+
+    let before = app.state.live.rendered();
+    let mut orders = Vec::new();
+    for index in 0..3 {
+        let placed =
+            place(&app, &reseller, order_input(f.customer_a, &[(f.offers_a[0], 1)]), &format!("shared-{index}")).await;
+        orders.push(placed["order"]["id"].clone());
+    }
+    for (id, client) in &mut dashboards {
+        let mut heard = Vec::new();
+        for _ in 0..3 {
+            let text = client.next_text_within(Duration::from_secs(5)).await.expect("an event within 5 s");
+            let message: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(message["type"], "next", "{text}");
+            assert_eq!(message["id"], id.as_str(), "{text}");
+            heard.push(message["payload"]["data"]["liveEvents"]["orderId"].clone());
+        }
+        assert_eq!(heard, orders, "{id} hears each order once, in order");
+        assert_eq!(client.next_within(Duration::from_millis(100)).await, Err(()), "{id} hears nothing more");
+    }
+    assert_eq!(elsewhere.next_within(Duration::from_millis(100)).await, Err(()), "another reseller hears nothing");
+    assert_eq!(
+        app.state.live.rendered() - before,
+        6,
+        "three events, rendered once for the operator's twelve dashboards and once for the reseller's"
+    );
+}
+
+/// A payload is shared only by callers who read it alike: the operator's dashboards get a
+/// vendor's raw error, the reseller's its reason, from the same operation on the same event.
+#[tokio::test]
+async fn dashboards_of_other_roles_never_share_a_payload() {
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    // Nothing listens there: provisioning at vendor B fails with an error naming the URL.
+    app.data(
+        &app.operator(),
+        "mutation($id: ID!, $settings: JSON!) { updateVendor(id: $id, input: {connectorKind: HTTP, connectorSettings: $settings}) { id } }",
+        json!({"id": f.vendor_b.to_string(), "settings": {"url": "http://127.0.0.1:9/provision?key=SECRET", "secret": "s"}}),
+    )
+    .await;
+    let operator = app.operator();
+    let reseller = app.token(Role::Reseller, Some(f.reseller_b));
+    const FEED: &str = "subscription($after: String) { liveEvents(after: $after, kinds: [PROVISIONING_STATUS_CHANGED]) { status detail } }";
+    let after = live_cursor(&app, &operator).await;
+    let mut dashboards = Vec::new();
+    for (index, token) in [&operator, &reseller, &operator, &reseller].into_iter().enumerate() {
+        let mut client = WsClient::init(&app, token).await;
+        client.subscribe("1", FEED, json!({"after": after})).await;
+        dashboards.push((index % 2 == 0, client));
+    }
+    place(&app, &reseller, order_input(f.customer_b, &[(f.offer_b, 2)]), "failing").await;
+    app.run_jobs().await;
+    for (is_operator, client) in &mut dashboards {
+        let detail = loop {
+            let message = client.next().await.unwrap();
+            assert_eq!(message["type"], "next", "{message}");
+            if let Some(detail) = message["payload"]["data"]["liveEvents"]["detail"].as_str() {
+                break detail.to_owned();
+            }
+        };
+        if *is_operator {
+            assert!(detail.contains("127.0.0.1:9"), "the operator reads the vendor's error: {detail}");
+        } else {
+            assert!(!detail.contains("127.0.0.1") && !detail.contains("SECRET"), "the reseller reads {detail}");
+        }
+    }
+}
+
+/// A subscription selects exactly one root field (GraphQL's "single root field" rule): two,
+/// or `__typename`, are refused before anything runs.
+#[tokio::test]
+async fn a_subscription_of_more_than_one_root_field_is_refused() {
+    let app = spawn_app().await;
+    let mut client = WsClient::init(&app, &app.operator()).await;
+    for (id, query) in [
+        ("two", "subscription { a: liveEvents { kind } b: liveEvents { status } }"),
+        ("typename", "subscription { __typename liveEvents { kind } }"),
+        ("fragment", "subscription { ...F liveEvents { kind } } fragment F on Subscription { liveEvents { status } }"),
+        ("none", "subscription { __typename }"),
+    ] {
+        client.subscribe(id, query, json!({})).await;
+        let refused = client.next().await.unwrap();
+        assert_eq!(refused["type"], "error", "{refused}");
+        assert_eq!(refused["id"], id, "{refused}");
+        assert_eq!(refused["payload"][0]["extensions"]["code"], "BAD_USER_INPUT", "{refused}");
+    }
+}
