@@ -72,8 +72,10 @@ pub struct RenderOne(Mutex<Option<Item>>);
 
 /// The one-item stream a rendering's field yields, if this request is a rendering.
 pub(super) fn rendering(ctx: &async_graphql::Context<'_>) -> Option<BoxStream<'static, Item>> {
-    let item = ctx.data_opt::<RenderOne>()?.0.lock().ok()?.take()?;
-    Some(futures_util::stream::once(std::future::ready(item)).boxed())
+    let render = ctx.data_opt::<RenderOne>()?;
+    // A rendering never follows events, even if its item were gone.
+    let item = render.0.lock().ok().and_then(|mut item| item.take());
+    Some(futures_util::stream::iter(item).boxed())
 }
 
 /// The event as `actor` reads it.
@@ -96,10 +98,12 @@ pub struct Template {
     digest: [u8; 32],
 }
 
-/// Why an operation cannot be followed over WebSocket.
+/// Why an operation has no template.
 pub enum Unfit {
-    /// Its text does not parse: the executor says why.
+    /// Its text does not parse, or names no operation: the executor says why.
     Unparsed,
+    /// It is a query or a mutation: the executor answers it once, and there are no events.
+    NotSubscription,
     /// A subscription must select exactly one root field (GraphQL's "single root field").
     NotOneRootField,
 }
@@ -113,15 +117,19 @@ impl Template {
         let Some(operation) = super::scopes::selected(document, request.operation_name.as_deref()) else {
             return Err(Unfit::Unparsed);
         };
-        let mut read = BTreeSet::new();
-        if operation.ty == OperationType::Subscription {
-            let roots = root_fields(document, &operation.selection_set.node);
-            let [root] = roots.as_slice() else { return Err(Unfit::NotOneRootField) };
-            if root.name.node.starts_with("__") {
-                return Err(Unfit::NotOneRootField);
-            }
+        if operation.ty != OperationType::Subscription {
+            return Err(Unfit::NotSubscription);
         }
-        variables_read(document, &operation.selection_set.node, true, &mut read, &mut HashSet::new());
+        // One field, selected directly (async-graphql opens no stream for a field inside a
+        // fragment at the root), and not `__typename`.
+        let roots = root_fields(document, &operation.selection_set.node);
+        let one = operation.selection_set.node.items.len() == 1
+            && matches!(roots.as_slice(), [root] if !root.name.node.starts_with("__"));
+        if !one || !matches!(operation.selection_set.node.items.first().map(|i| &i.node), Some(Selection::Field(_))) {
+            return Err(Unfit::NotOneRootField);
+        }
+        let mut read = BTreeSet::new();
+        variables_read(document, &operation.selection_set.node, &mut read);
         for directive in &operation.directives {
             arguments_read(&directive.node.arguments, &mut read);
         }
@@ -181,44 +189,44 @@ fn root_fields<'a>(document: &'a ExecutableDocument, root: &'a SelectionSet) -> 
     fields
 }
 
-/// Adds to `read` the variables `set` reads, fragments followed (each once): in every
-/// argument and directive, but for the arguments of the root field (`root`).
-fn variables_read<'a>(
-    document: &'a ExecutableDocument,
-    set: &'a SelectionSet,
-    root: bool,
-    read: &mut BTreeSet<String>,
-    spread: &mut HashSet<&'a str>,
-) {
-    for item in &set.items {
-        match &item.node {
-            Selection::Field(field) => {
-                if !root {
-                    arguments_read(&field.node.arguments, read);
+/// Adds to `read` the variables `root` (an operation's selection) reads, fragments followed
+/// (each once): in every argument and directive, but for the arguments of the root field.
+/// A loop, not a recursion: it runs before async-graphql limits the document's depth, and a
+/// 64 KiB message of fragments nested in fragments must not overflow the stack.
+fn variables_read(document: &ExecutableDocument, root: &SelectionSet, read: &mut BTreeSet<String>) {
+    let mut pending = vec![(root, true)];
+    let mut spread = HashSet::new();
+    while let Some((set, at_root)) = pending.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    if !at_root {
+                        arguments_read(&field.node.arguments, read);
+                    }
+                    for directive in &field.node.directives {
+                        arguments_read(&directive.node.arguments, read);
+                    }
+                    pending.push((&field.node.selection_set.node, false));
                 }
-                for directive in &field.node.directives {
-                    arguments_read(&directive.node.arguments, read);
-                }
-                variables_read(document, &field.node.selection_set.node, false, read, spread);
-            }
-            Selection::InlineFragment(fragment) => {
-                for directive in &fragment.node.directives {
-                    arguments_read(&directive.node.arguments, read);
-                }
-                variables_read(document, &fragment.node.selection_set.node, root, read, spread);
-            }
-            Selection::FragmentSpread(spread_of) => {
-                for directive in &spread_of.node.directives {
-                    arguments_read(&directive.node.arguments, read);
-                }
-                let name = &spread_of.node.fragment_name.node;
-                if spread.insert(name.as_str())
-                    && let Some(fragment) = document.fragments.get(name)
-                {
+                Selection::InlineFragment(fragment) => {
                     for directive in &fragment.node.directives {
                         arguments_read(&directive.node.arguments, read);
                     }
-                    variables_read(document, &fragment.node.selection_set.node, root, read, spread);
+                    pending.push((&fragment.node.selection_set.node, at_root));
+                }
+                Selection::FragmentSpread(spread_of) => {
+                    for directive in &spread_of.node.directives {
+                        arguments_read(&directive.node.arguments, read);
+                    }
+                    let name = &spread_of.node.fragment_name.node;
+                    if spread.insert(name.as_str())
+                        && let Some(fragment) = document.fragments.get(name)
+                    {
+                        for directive in &fragment.node.directives {
+                            arguments_read(&directive.node.arguments, read);
+                        }
+                        pending.push((&fragment.node.selection_set.node, at_root));
+                    }
                 }
             }
         }

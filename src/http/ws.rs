@@ -257,10 +257,11 @@ async fn run(
                 let Ok(request) = serde_json::from_value::<async_graphql::Request>(value["payload"].clone()) else {
                     break close(4400, "Invalid message: bad payload");
                 };
-                // Unparsed: the executor refuses it and says why; no feed is handed over.
+                // Unparsed: the executor refuses it and says why. Neither it nor a query or a
+                // mutation hands a feed over.
                 let template = match Template::of(&request, &state.live) {
                     Ok(template) => Some(template),
-                    Err(Unfit::Unparsed) => None,
+                    Err(Unfit::Unparsed | Unfit::NotSubscription) => None,
                     Err(Unfit::NotOneRootField) => {
                         let error = json!([{"message": "a subscription selects exactly one root field", "extensions": {"code": "BAD_USER_INPUT"}}]);
                         send(&mut session, json!({"type": "error", "id": id, "payload": error})).await;

@@ -414,8 +414,13 @@ async fn a_subscription_of_more_than_one_root_field_is_refused() {
     for (id, query) in [
         ("two", "subscription { a: liveEvents { kind } b: liveEvents { status } }"),
         ("typename", "subscription { __typename liveEvents { kind } }"),
-        ("fragment", "subscription { ...F liveEvents { kind } } fragment F on Subscription { liveEvents { status } }"),
+        (
+            "fragment",
+            "subscription { ...F liveEvents { kind } } fragment F on SubscriptionRoot { liveEvents { status } }",
+        ),
         ("none", "subscription { __typename }"),
+        // async-graphql would open no stream for a root field inside a fragment.
+        ("inline", "subscription { ... on SubscriptionRoot { liveEvents { kind } } }"),
     ] {
         client.subscribe(id, query, json!({})).await;
         let refused = client.next().await.unwrap();
@@ -423,4 +428,35 @@ async fn a_subscription_of_more_than_one_root_field_is_refused() {
         assert_eq!(refused["id"], id, "{refused}");
         assert_eq!(refused["payload"][0]["extensions"]["code"], "BAD_USER_INPUT", "{refused}");
     }
+}
+
+/// A document of fragments nested in fragments, thousands of levels deep in one 64 KiB
+/// message, is refused with an error; reading it does not overflow the server's stack
+/// (async-graphql limits a document's depth only after the server has read it).
+#[tokio::test]
+async fn a_document_nested_thousands_deep_is_refused_without_harm() {
+    let app = spawn_app().await;
+    let mut client = WsClient::init(&app, &app.operator()).await;
+    let mut document = String::from("subscription { liveEvents { ...F0 } }");
+    let mut depth = 0;
+    for index in 0.. {
+        let fragment =
+            format!(" fragment F{index} on LiveEvent {{ {}...F{} {} }}", "a{".repeat(50), index + 1, "}".repeat(50));
+        if document.len() + fragment.len() > 60 * 1024 {
+            break;
+        }
+        document.push_str(&fragment);
+        depth += 50;
+    }
+    assert!(depth > 12_000, "{depth} levels");
+    // It parses (each definition is within the parser's own nesting limit): the server reads it.
+    assert!(async_graphql::parser::parse_query(&document).is_ok());
+    client.subscribe("deep", &document, json!({})).await;
+    let refused = client.next().await.unwrap();
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["id"], "deep");
+    // The server is still there.
+    client.subscribe("after", "subscription { liveEvents { kind } }", json!({})).await;
+    client.send(json!({"type": "ping"})).await;
+    assert_eq!(client.next().await.unwrap()["type"], "pong");
 }
