@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use switchyard::demo;
 use switchyard::domain::{Actor, Role};
 use switchyard::startup::{Application, Overrides, Settings};
 use tokio_tungstenite::tungstenite::Message;
@@ -73,13 +72,7 @@ async fn serve(database_url: &str) {
     settings.provisioning.worker_poll = Duration::from_millis(50);
     let app = Application::build(settings, Overrides::default()).await.unwrap();
     let domain = Arc::clone(app.domain());
-    demo::seed_if_empty(&domain).await.unwrap();
-    domain
-        .db
-        .execute_unprepared("UPDATE vendors SET connector_settings = '{\"latencyMs\": 0, \"failureRate\": \"0\"}'")
-        .await
-        .unwrap();
-    domain.catalog.invalidate();
+    common::seed_with_instant_vendors(&domain).await;
     let hour = Duration::from_secs(3600);
     let operator = app.state.auth.issue(&Actor::from_role(None, Role::Operator, None).unwrap(), hour).unwrap();
     let reseller = app.state.auth.issue(&Actor::from_role(None, Role::Reseller, Some(1)).unwrap(), hour).unwrap();
@@ -96,6 +89,12 @@ async fn serve(database_url: &str) {
 }
 
 use sea_orm::ConnectionTrait as _;
+
+/// Posts `body` to the server at `address` as `token`; the JSON answer.
+fn post(http: &reqwest::Client, address: &str, token: &str, body: Value) -> impl Future<Output = Value> + use<> {
+    let request = http.post(format!("http://{address}/graphql")).bearer_auth(token).json(&body);
+    async move { request.send().await.unwrap().json().await.unwrap() }
+}
 
 /// A process's resident memory and CPU time so far (user + system), from /proc.
 fn usage(pid: u32) -> (u64, Duration) {
@@ -254,41 +253,19 @@ async fn run(backend: &str, database_url: &str) {
     let (address, operator, reseller) = (words.next().unwrap(), words.next().unwrap(), words.next().unwrap());
     let http = reqwest::Client::new();
     let place = |key: String| {
-        let (http, address, reseller) = (http.clone(), address.clone(), reseller.clone());
+        let body = json!({
+            "query": "mutation($input: PlaceOrderInput!, $key: String!) { placeOrder(input: $input, idempotencyKey: $key) { order { id } } }",
+            "variables": {"key": key, "input": {"customerId": "1", "lines": [{"offerId": "2", "quantity": 1}]}}
+        });
+        let posted = post(&http, &address, &reseller, body);
         async move {
-            let body = json!({
-                "query": "mutation($input: PlaceOrderInput!, $key: String!) { placeOrder(input: $input, idempotencyKey: $key) { order { id } } }",
-                "variables": {"key": key, "input": {"customerId": "1", "lines": [{"offerId": "2", "quantity": 1}]}}
-            });
-            let response: Value = http
-                .post(format!("http://{address}/graphql"))
-                .bearer_auth(&reseller)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let response = posted.await;
             assert!(response["data"]["placeOrder"]["order"]["id"].is_string(), "{response}");
         }
     };
     let live_cursor = || {
-        let (http, address, operator) = (http.clone(), address.clone(), operator.clone());
-        async move {
-            let body = json!({"query": "{ liveCursor }"});
-            let response: Value = http
-                .post(format!("http://{address}/graphql"))
-                .bearer_auth(&operator)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            response["data"]["liveCursor"].as_str().unwrap().parse::<i64>().unwrap()
-        }
+        let posted = post(&http, &address, &operator, json!({"query": "{ liveCursor }"}));
+        async move { posted.await["data"]["liveCursor"].as_str().unwrap().parse::<i64>().unwrap() }
     };
     // Warm the server (the catalog snapshot, the pools) before it is measured.
     place("warm-up".into()).await;

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
-use switchyard::demo;
 use switchyard::domain::{Actor, Role};
 use switchyard::startup::{Application, Overrides, Settings};
 
@@ -42,14 +41,7 @@ async fn run(backend: &str, database_url: &str) {
     settings.provisioning.worker_poll = Duration::from_millis(50);
     let mut app = Application::build(settings, Overrides::default()).await.unwrap();
     let domain = Arc::clone(app.domain());
-    demo::seed_if_empty(&domain).await.unwrap();
-    // Zero latency and no failures: measure the engine, not the simulated vendor.
-    domain
-        .db
-        .execute_unprepared("UPDATE vendors SET connector_settings = '{\"latencyMs\": 0, \"failureRate\": \"0\"}'")
-        .await
-        .unwrap();
-    domain.catalog.invalidate();
+    common::seed_with_instant_vendors(&domain).await;
     let token = app
         .state
         .auth

@@ -136,3 +136,16 @@ pub async fn generate_catalog(db: &sea_orm::DatabaseConnection, offers: std::ops
     // here runs with autovacuum off, so nothing would gather them.
     db.execute_unprepared("ANALYZE").await.unwrap();
 }
+
+#[allow(dead_code, reason = "the provisioning and live benches seed this way")]
+/// The demo data, with every vendor's sandbox answering at once and never failing: the
+/// engine is measured, not the simulated vendor.
+pub async fn seed_with_instant_vendors(domain: &switchyard::domain::Domain) {
+    switchyard::demo::seed_if_empty(domain).await.expect("seed the demo data");
+    domain
+        .db
+        .execute_unprepared("UPDATE vendors SET connector_settings = '{\"latencyMs\": 0, \"failureRate\": \"0\"}'")
+        .await
+        .expect("make the vendors instant");
+    domain.catalog.invalidate();
+}
