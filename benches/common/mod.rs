@@ -7,6 +7,11 @@ use std::future::Future;
 use sea_orm::ConnectionTrait;
 use switchyard::db;
 
+/// The allocator of the `switchyard` process (see `src/main.rs`), so a bench measures what it
+/// runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs `bench` once on SQLite and once on PostgreSQL, with the backend's name and URL.
 /// `BENCH_BACKEND=sqlite` or `postgres` runs one only (for a clean peak-memory figure).
 pub async fn on_each_backend<F, Fut>(name: &str, bench: F)

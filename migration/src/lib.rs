@@ -37,6 +37,7 @@ mod m20261127_000025_jobs_finished_index;
 mod m20261127_000026_jobs_due_index;
 mod m20261127_000027_catalog_version;
 mod m20261127_000028_wholesale_prices_by_reseller;
+mod m20261127_000029_charges_checked_once;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -73,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000026_jobs_due_index::Migration),
             Box::new(m20261127_000027_catalog_version::Migration),
             Box::new(m20261127_000028_wholesale_prices_by_reseller::Migration),
+            Box::new(m20261127_000029_charges_checked_once::Migration),
         ]
     }
 }

@@ -151,6 +151,22 @@ fn is_unavailable(error: &DbErr) -> bool {
     }
 }
 
+/// Whether `error` is PostgreSQL ending a transaction that lost to a concurrent one (a
+/// deadlock, 40P01, or a serialization failure, 40001): trying the whole transaction again
+/// is the remedy.
+pub fn lost_to_a_concurrent_transaction(error: &Error) -> bool {
+    use sea_orm::RuntimeErr;
+    let Error::Internal(cause) = error else { return false };
+    let Some(DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) =
+        cause.downcast_ref::<DbErr>()
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(database) = sqlx.as_ref() else { return false };
+    database.try_downcast_ref::<sea_orm::sqlx::postgres::PgDatabaseError>().is_some()
+        && database.code().is_some_and(|code| code == "40P01" || code == "40001")
+}
+
 /// Maps a unique-constraint violation to `conflict`, anything else to `Internal`.
 ///
 /// Constraint names are matched as substrings of the database's message, which both

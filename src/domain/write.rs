@@ -108,6 +108,27 @@ impl<'d> Write<'d> {
         &self.txn
     }
 
+    /// Runs a statement sea-query does not build (an `UPDATE … FROM (VALUES …)`) in this
+    /// write's transaction; `sql` numbers its parameters `$1`, `$2`… on both backends.
+    /// Returns the rows it affected.
+    pub async fn execute(&self, sql: &str, values: Vec<sea_orm::Value>) -> Result<u64> {
+        use sea_orm::ConnectionTrait;
+        let backend = self.txn.get_database_backend();
+        let sql = if backend == DbBackend::Sqlite {
+            // `$1` → `?1`: only a `$` before a digit is a parameter.
+            let mut numbered = String::with_capacity(sql.len());
+            let mut chars = sql.chars().peekable();
+            while let Some(c) = chars.next() {
+                let parameter = c == '$' && chars.peek().is_some_and(char::is_ascii_digit);
+                numbered.push(if parameter { '?' } else { c });
+            }
+            numbered
+        } else {
+            sql.to_owned()
+        };
+        Ok(self.txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?.rows_affected())
+    }
+
     /// The domain this write belongs to.
     pub fn domain(&self) -> &'d Domain {
         self.domain
@@ -280,6 +301,19 @@ pub async fn analyze(domain: &Domain, table: Analyzed) -> Result<()> {
     };
     domain.db.execute_unprepared(sql).await?;
     Ok(())
+}
+
+/// How many rows one multi-row statement of `parameters_per_row` carries on `db`'s backend.
+/// PostgreSQL: up to 30,000 parameters (its limit is 65,535), so fewer round trips. SQLite,
+/// where a statement costs no round trip: 100 rows at most, because each distinct statement
+/// stays prepared in its connection's cache (100 of them) and a prepared statement's memory
+/// grows with its parameters: statements of thousands of rows kept hundreds of MiB resident.
+pub fn rows_per_statement(db: &impl sea_orm::ConnectionTrait, parameters_per_row: usize) -> usize {
+    let most = match db.get_database_backend() {
+        DbBackend::Postgres => 30_000 / parameters_per_row.max(1),
+        _ => 100,
+    };
+    most.clamp(1, 1000)
 }
 
 /// `select` taking its rows' locks (`FOR UPDATE`) on PostgreSQL, for a read that a write in

@@ -340,3 +340,50 @@ async fn migration_20_keeps_orders_and_accounts_both_ways() {
     assert_eq!(count_rows(&app, "orders").await, 2);
     foreign_key_check().await;
 }
+
+/// A charge's customer, reseller, vendor and offer are its subscription's. On PostgreSQL one
+/// foreign key on all five columns checks that (migration 29), where a key per column
+/// checked only that each existed. SQLite keeps the first table's keys: skipped there.
+#[tokio::test]
+async fn a_charge_naming_other_parties_than_its_subscription_is_refused() {
+    use sea_orm::{ColumnTrait, QueryFilter};
+    let app = spawn_app().await;
+    if !crate::helpers::is_postgres() {
+        eprintln!("SKIPPED on SQLite: its charges keep the first table's foreign keys (existence only)");
+        return;
+    }
+    let f = Fixture::build(&app).await;
+    let reseller = app.token(Role::Reseller, Some(f.reseller_a));
+    crate::orders::place(&app, &reseller, crate::orders::order_input(f.customer_a, &[(f.offers_a[0], 5)]), "fk").await;
+    app.run_jobs().await;
+    let period = app.clock.now().format("%Y-%m").to_string();
+    app.data(
+        &app.operator(),
+        "mutation($p: String!) { runBilling(period: $p) { chargesCreated } }",
+        json!({"p": period}),
+    )
+    .await;
+    let charge = entity::charge::Entity::find()
+        .filter(entity::charge::Column::CustomerId.eq(f.customer_a))
+        .one(&app.domain.db)
+        .await
+        .unwrap()
+        .expect("the order was billed");
+    let copy = |key: &str, customer: i64, offer: i64| {
+        let mut row: entity::charge::ActiveModel = charge.clone().into();
+        row.id = NotSet;
+        row.charge_key = Set(key.to_owned());
+        row.customer_id = Set(customer);
+        row.offer_id = Set(offer);
+        row.customer_invoice_id = Set(None);
+        row.reseller_invoice_id = Set(None);
+        row
+    };
+    // The same parties as the subscription: written (so what fails below is the key alone).
+    copy("test:same", f.customer_a, charge.offer_id).insert(&app.domain.db).await.unwrap();
+    // Another reseller's customer, or another offer, though both exist: refused.
+    let other_customer = copy("test:customer", f.customer_b, charge.offer_id).insert(&app.domain.db).await;
+    assert!(other_customer.is_err(), "a charge to another customer than its subscription's was written");
+    let other_offer = copy("test:offer", f.customer_a, f.offer_b).insert(&app.domain.db).await;
+    assert!(other_offer.is_err(), "a charge for another offer than its subscription's was written");
+}

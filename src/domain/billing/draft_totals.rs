@@ -104,15 +104,14 @@ impl LinesHeld {
 }
 
 /// A draft's totals after adding lines (amount, tax at the draft's rate) to what its lines
-/// held, which agreed with its row.
-pub(super) async fn add_to_totals<C: ConnectionTrait>(
-    db: &C,
-    invoice: invoice::Model,
+/// held, which agreed with its row; `AMOUNT_TOO_LARGE` when they would pass the largest
+/// amount. Nothing is written.
+pub(super) fn added_totals(
+    invoice: &invoice::Model,
     held: &LinesHeld,
     added: &[(Decimal, Decimal)],
     policy: TaxPolicy,
-    now: DateTime<Utc>,
-) -> Result<invoice::Model> {
+) -> Result<invoices::Totals> {
     let currency = Currency::parse(&invoice.currency, "currency")?;
     let rate = invoice.tax_rate.0;
     let subtotal = checked_total(std::iter::once(held.amount).chain(added.iter().map(|(amount, _)| *amount)))
@@ -123,7 +122,7 @@ pub(super) async fn add_to_totals<C: ConnectionTrait>(
     }
     .ok_or_else(too_large)?;
     let total = checked_total([subtotal, tax]).ok_or_else(too_large)?;
-    write_totals(db, invoice, invoices::Totals { subtotal, tax, total }, rate, now).await
+    Ok(invoices::Totals { subtotal, tax, total })
 }
 
 /// [`refresh_totals`] with the draft's lines known: (id, amount, tax).
@@ -161,7 +160,7 @@ async fn update_totals<C: ConnectionTrait>(
 }
 
 /// Writes a draft's rate and totals; its kind follows the sign of its total.
-async fn write_totals<C: ConnectionTrait>(
+pub(super) async fn write_totals<C: ConnectionTrait>(
     db: &C,
     invoice: invoice::Model,
     totals: invoices::Totals,

@@ -2,7 +2,7 @@
 //!
 //! A run for a period (a calendar month, UTC) plans each subscription's charges from its
 //! history (`plan`), writes them with `ON CONFLICT DO NOTHING` on the unique (subscription,
-//! period, key) — so running a period twice, twice at once, or again after a crash adds
+//! key) — so running a period twice, twice at once, or again after a crash adds
 //! nothing — and then gathers uninvoiced charges onto DRAFT invoices: one per customer from
 //! its reseller at retail prices, and one per reseller from the operator at wholesale
 //! prices, itemised by customer. The operator's cost stays on every charge, per vendor, for
@@ -11,23 +11,25 @@
 mod corrections;
 pub mod draft_totals;
 pub mod drafts;
+mod gather;
 pub mod invoices;
 pub mod issuing;
 pub mod margins;
 pub mod plan;
+mod preview;
 pub mod proration;
 mod rating;
 pub mod terms;
 pub mod usage;
 
-use crate::domain::ids::CustomerId;
+pub use preview::{BillingPreview, preview_billing};
+
 use crate::domain::write::{Audit, Write};
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::enums::{BillingRunStatus, SubscriptionStatus};
 use entity::{DbDecimal, billing_run, charge, subscription, subscription_change, usage_record};
-use rust_decimal::Decimal;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect, Set};
 
@@ -35,7 +37,6 @@ use self::plan::{BillingSettings, Period, PlannedCharge};
 use super::Domain;
 use super::actor::Actor;
 use super::error::{Error, Result};
-use super::money::Currency;
 use super::vendor_sync;
 
 /// Subscriptions handled per transaction.
@@ -126,37 +127,21 @@ async fn run_billing_once(domain: &Domain, actor: &Actor, period: &str) -> Resul
 
 async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTime<Utc>) -> Result<RunSummary> {
     let label = period.label();
-    let settings = domain.billing;
     let frozen = drafts::customers_with_closed_invoices(&domain.db, &label).await?;
     let mut summary = RunSummary { period: label.clone(), ..RunSummary::default() };
-    let mut after = 0_i64;
-    loop {
-        let batch = subscription::Entity::find()
-            .filter(subscription::Column::Id.gt(after))
-            .filter(subscription::Column::BillingSettled.eq(false))
-            .filter(subscription::Column::CreatedAt.lt(plan_cutoff(period)))
-            .order_by_asc(subscription::Column::Id)
-            .limit(BATCH)
-            .all(&domain.db)
-            .await?;
-        let Some(last) = batch.last() else { break };
-        after = last.id;
-        summary.subscriptions += batch.len();
-        let batch: Vec<_> = batch.into_iter().filter(|s| !frozen.contains(&s.customer_id)).collect();
-        let mut attempt = 0;
-        let (written, settleable) = loop {
-            attempt += 1;
-            let (planned, ended, unbillable) = plan_batch(domain, &batch, period, settings).await?;
-            if attempt == 1 {
-                summary.unbillable.extend(unbillable);
-            }
-            match write_charges(domain, &batch, &planned, &label, run_id, now).await {
-                Err(Error::Conflict { reason: "STALE_PLAN", .. }) if attempt < 5 => continue,
-                other => break (other?, ended),
-            }
-        };
+    let mut next = prepare(domain, period, &frozen, 0).await?;
+    while let Some(current) = next {
+        summary.subscriptions += current.read;
+        summary.unbillable.extend(current.unbillable.iter().cloned());
+        // This batch's charges are written while the next batch is read and planned.
+        let (written, following) = tokio::join!(
+            write_prepared(domain, &current, period, run_id, now),
+            prepare(domain, period, &frozen, current.last)
+        );
+        let (written, ended) = written?;
         summary.charges_created += written;
-        settle(domain, &settleable).await?;
+        next = following?;
+        settle(domain, &ended).await?;
     }
     // Best effort: fresh statistics keep gathering fast; without them it is slower, not wrong.
     if summary.charges_created > 0
@@ -169,6 +154,64 @@ async fn bill(domain: &Domain, period: Period, run_id: Option<i64>, now: DateTim
     summary.missing_exchange_rates = gathered.missing_rates.into_iter().collect();
     summary.unbillable.extend(gathered.unbillable);
     Ok(summary)
+}
+
+/// A batch of subscriptions read and planned: those after `last` come next.
+struct Prepared {
+    batch: Vec<subscription::Model>,
+    /// Subscriptions read (the batch less those whose period is closed).
+    read: usize,
+    last: i64,
+    planned: Planned,
+    ended: Vec<i64>,
+    unbillable: Vec<String>,
+}
+
+/// Reads the batch of subscriptions after id `after` that may have charges in `period` and
+/// plans it; None when there are no more.
+async fn prepare(domain: &Domain, period: Period, frozen: &HashSet<i64>, after: i64) -> Result<Option<Prepared>> {
+    let batch = subscription::Entity::find()
+        .filter(subscription::Column::Id.gt(after))
+        .filter(subscription::Column::BillingSettled.eq(false))
+        .filter(subscription::Column::CreatedAt.lt(plan_cutoff(period)))
+        .order_by_asc(subscription::Column::Id)
+        .limit(BATCH)
+        .all(&domain.db)
+        .await?;
+    let Some(last) = batch.last().map(|s| s.id) else { return Ok(None) };
+    let read = batch.len();
+    let batch: Vec<_> = batch.into_iter().filter(|s| !frozen.contains(&s.customer_id)).collect();
+    let (planned, ended, unbillable) = plan_batch(domain, &batch, period, domain.billing).await?;
+    Ok(Some(Prepared { batch, read, last, planned, ended, unbillable }))
+}
+
+/// Writes a prepared batch's charges; if another run charged or claimed some of it since it
+/// was planned, plans it again and retries (five times at most). Returns how many it wrote
+/// and the subscriptions the plan it wrote bills through their end.
+async fn write_prepared(
+    domain: &Domain,
+    prepared: &Prepared,
+    period: Period,
+    run_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(usize, Vec<i64>)> {
+    let label = period.label();
+    let mut replanned: Option<(Planned, Vec<i64>)> = None;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (planned, ended) = match &replanned {
+            Some((planned, ended)) => (planned, ended),
+            None => (&prepared.planned, &prepared.ended),
+        };
+        match write_charges(domain, &prepared.batch, planned, &label, run_id, now).await {
+            Err(Error::Conflict { reason: "STALE_PLAN", .. }) if attempt < 5 => {
+                let (planned, ended, _) = plan_batch(domain, &prepared.batch, period, domain.billing).await?;
+                replanned = Some((planned, ended));
+            }
+            other => return other.map(|written| (written, ended.clone())),
+        }
+    }
 }
 
 /// What the next run of `period` would charge each of `subscription_ids` and has not yet
@@ -427,7 +470,7 @@ async fn write_charges(
     // from another snapshot of the history: mixing its lines with these could lose or double
     // a correction, so nothing is kept and the batch is planned again.
     let mut written = 0;
-    for chunk in models.chunks(200) {
+    for chunk in models.chunks(crate::domain::write::rows_per_statement(w.db(), 29)) {
         written += charge::Entity::insert_many(chunk.to_vec())
             .on_conflict(OnConflict::new().do_nothing().to_owned())
             .exec_without_returning(w.db())
@@ -460,136 +503,4 @@ async fn write_charges(
     w.commit(Audit::Bookkeeping("a billing run's charges; the run's row and its runBilling audit row record it"))
         .await?;
     Ok(usize::try_from(written).unwrap_or(usize::MAX))
-}
-
-/// What a customer's invoice for a period will hold after a billing run.
-#[derive(Clone, Debug)]
-pub struct BillingPreview {
-    /// The period (`YYYY-MM`).
-    pub period: String,
-    /// The customer's currency.
-    pub currency: Currency,
-    /// The charges: those written already, then those a run would add now.
-    pub lines: Vec<charge::Model>,
-    /// Subtotal, tax (the customer's rate, the tax policy) and total of the retail amounts.
-    pub totals: invoices::Totals,
-}
-
-/// What the customer's invoice for `period` will hold after a run: the charges already
-/// written for it plus those a run would add now, with the invoice's totals (scoped: the
-/// customer, its reseller, the operator).
-pub async fn preview_billing(
-    domain: &Domain,
-    actor: &Actor,
-    customer_id: CustomerId,
-    period: &str,
-) -> Result<BillingPreview> {
-    let customer = super::customers::get_customer(&domain.db, actor, customer_id).await?;
-    let currency = Currency::parse(&customer.currency, "currency")?;
-    let period = Period::parse(period)?;
-    let lines = preview_lines(domain, &customer, period).await?;
-    // Lines on an issued invoice keep that invoice's rate; the rest go on the draft, which
-    // follows the customer's current rate.
-    let on_invoices: Vec<i64> = lines.iter().filter_map(|c| c.customer_invoice_id).collect();
-    let issued_rates: HashMap<i64, Decimal> = entity::invoice::Entity::find()
-        .filter(entity::invoice::Column::Id.is_in(on_invoices))
-        .filter(entity::invoice::Column::Status.ne(entity::enums::InvoiceStatus::Draft))
-        .all(&domain.db)
-        .await?
-        .into_iter()
-        .map(|i| (i.id, i.tax_rate.0))
-        .collect();
-    let mut groups: std::collections::BTreeMap<Option<i64>, Vec<Decimal>> = std::collections::BTreeMap::new();
-    for line in &lines {
-        let issued = line.customer_invoice_id.filter(|id| issued_rates.contains_key(id));
-        groups.entry(issued).or_default().push(line.amount_retail.0);
-    }
-    let mut totals = invoices::Totals { subtotal: Decimal::ZERO, tax: Decimal::ZERO, total: Decimal::ZERO };
-    for (invoice, amounts) in groups {
-        let rate = invoice.and_then(|id| issued_rates.get(&id).copied()).unwrap_or(customer.tax_rate.0);
-        let group = invoices::totals(&amounts, rate, currency, domain.billing.tax);
-        totals.subtotal += group.subtotal;
-        totals.tax += group.tax;
-        totals.total += group.total;
-    }
-    Ok(BillingPreview { period: period.label(), currency, lines, totals })
-}
-
-/// The charges of [`preview_billing`].
-async fn preview_lines(
-    domain: &Domain,
-    customer: &entity::customer::Model,
-    period: Period,
-) -> Result<Vec<charge::Model>> {
-    let label = period.label();
-    let now = domain.clock.now();
-    // The charges of this period or earlier that are on one of this period's invoices, or on
-    // no live customer invoice yet (a run gathers those onto this period's draft).
-    let period_invoices: Vec<i64> = entity::invoice::Entity::find()
-        .select_only()
-        .column(entity::invoice::Column::Id)
-        .filter(entity::invoice::Column::RecipientCustomerId.eq(customer.id))
-        .filter(entity::invoice::Column::Period.eq(label.clone()))
-        .into_tuple()
-        .all(&domain.db)
-        .await?;
-    let gathered = sea_orm::Condition::any()
-        .add(charge::Column::CustomerInvoiceId.is_null())
-        .add(charge::Column::CustomerInvoiceId.is_in(period_invoices));
-    let mut lines = charge::Entity::find()
-        .filter(charge::Column::CustomerId.eq(customer.id))
-        .filter(charge::Column::Period.lte(label.clone()))
-        .filter(charge::Column::BillsCustomer.eq(true))
-        .filter(gathered)
-        .order_by_asc(charge::Column::Id)
-        .all(&domain.db)
-        .await?;
-    if drafts::customers_with_closed_invoices(&domain.db, &label).await?.contains(&customer.id) {
-        return Ok(lines);
-    }
-    let subscriptions = subscription::Entity::find()
-        .filter(subscription::Column::CustomerId.eq(customer.id))
-        .filter(subscription::Column::CreatedAt.lt(plan_cutoff(period)))
-        .order_by_asc(subscription::Column::Id)
-        .all(&domain.db)
-        .await?;
-    let (planned, _, _) = plan_batch(domain, &subscriptions, period, domain.billing).await?;
-    for subscription in &subscriptions {
-        let Some((planned, _)) = planned.get(&subscription.id) else { continue };
-        for line in planned {
-            lines.push(charge::Model {
-                id: 0,
-                subscription_id: subscription.id,
-                customer_id: subscription.customer_id,
-                reseller_id: subscription.reseller_id,
-                vendor_id: subscription.vendor_id,
-                offer_id: subscription.offer_id,
-                billing_run_id: None,
-                period: label.clone(),
-                kind: line.kind,
-                charge_key: line.key.clone(),
-                description: line.description.clone(),
-                quantity: DbDecimal(line.quantity),
-                days_used: line.days_used.and_then(|d| i32::try_from(d).ok()),
-                days_in_period: line.days_in_period.and_then(|d| i32::try_from(d).ok()),
-                service_start: line.service_start,
-                service_end: line.service_end,
-                currency: subscription.currency.clone(),
-                unit_cost: DbDecimal(line.unit.0),
-                unit_wholesale: DbDecimal(line.unit.1),
-                unit_retail: DbDecimal(line.unit.2),
-                amount_cost: DbDecimal(line.amount.0),
-                amount_wholesale: DbDecimal(line.amount.1),
-                amount_retail: DbDecimal(line.amount.2),
-                created_at: now,
-                customer_invoice_id: None,
-                reseller_invoice_id: None,
-                cycle_unit_cost: Some(DbDecimal(line.cycle_unit.0)),
-                cycle_unit_wholesale: Some(DbDecimal(line.cycle_unit.1)),
-                cycle_unit_retail: Some(DbDecimal(line.cycle_unit.2)),
-                bills_customer: true,
-            });
-        }
-    }
-    Ok(lines)
 }
