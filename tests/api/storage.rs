@@ -349,7 +349,7 @@ async fn a_charge_naming_other_parties_than_its_subscription_is_refused() {
     use sea_orm::{ColumnTrait, QueryFilter};
     let app = spawn_app().await;
     if !crate::helpers::is_postgres() {
-        eprintln!("SKIPPED on SQLite: its charges keep the first table's foreign keys (existence only)");
+        eprintln!("\n*** SKIPPED on SQLite: its charges keep the first table's foreign keys (existence only) ***\n");
         return;
     }
     let f = Fixture::build(&app).await;

@@ -181,6 +181,17 @@ struct Grouped<'c> {
     missing_rates: BTreeSet<String>,
 }
 
+impl Grouped<'_> {
+    /// The tax rate of `recipient`'s invoice: its customer's; none on the operator's invoice
+    /// to a reseller (B2B within the channel: reverse charge).
+    fn tax_rate(&self, recipient: &Recipient) -> Decimal {
+        match recipient {
+            Recipient::Customer(customer, ..) => self.tax_rates.get(customer).copied().unwrap_or_default(),
+            Recipient::Reseller(..) => Decimal::ZERO,
+        }
+    }
+}
+
 async fn group<'c>(
     w: &Write<'_>,
     step: &Step<'_>,
@@ -267,11 +278,7 @@ async fn attempt(
     let mut refresh: Vec<(Recipient, invoice::Model, Decimal)> = Vec::new();
     for (recipient, charges) in &grouped.groups {
         let invoice = drafts.get(recipient).ok_or(Failure::Raced)?;
-        let tax_rate = match recipient {
-            Recipient::Customer(customer, ..) => grouped.tax_rates.get(customer).copied().unwrap_or_default(),
-            // B2B within the channel: reverse charge, no tax on the operator's invoice.
-            Recipient::Reseller(..) => Decimal::ZERO,
-        };
+        let tax_rate = grouped.tax_rate(recipient);
         let held =
             if fresh.contains(recipient) { LinesHeld::default() } else { LinesHeld::of(w.db(), invoice.id).await? };
         let mut next = held.last_line;
@@ -343,10 +350,7 @@ async fn drafts_for(
         .iter()
         .map(|recipient| {
             let parties = recipient.parties();
-            let tax_rate = match recipient {
-                Recipient::Customer(customer, ..) => grouped.tax_rates.get(customer).copied().unwrap_or_default(),
-                Recipient::Reseller(..) => Decimal::ZERO,
-            };
+            let tax_rate = grouped.tax_rate(recipient);
             invoice::ActiveModel {
                 id: NotSet,
                 kind: Set(InvoiceKind::Invoice),
