@@ -1,18 +1,11 @@
-//! Time and peak memory to import and match a vendor's statement of 1,000,000 rows, on
-//! SQLite (a temporary file) and PostgreSQL (a temporary database on `BENCH_POSTGRES_URL`;
-//! skipped if unreachable). Run with `cargo bench --bench reconciliation`
-//! (`BENCH_ROWS` to change the rows; `BENCH_BACKEND=postgres` or `sqlite` for one backend,
-//! and a clean peak-memory figure).
+//! The reconciliation part (#10): time and peak memory to import and match a vendor's
+//! statement of 1,000,000 rows (`BENCH_ROWS` to change the rows).
 //!
 //! The database holds `rows / 4` monthly subscriptions of the demo's first vendor, each
 //! charged for December as the billing engine would: the cycle, two seat increases and a
 //! decrease, prorated. The statement has the same four rows for each (the vendor's
 //! ROUNDDOWN), one subscription in a hundred at another unit price; so matching finds every
 //! category it must look for a match in, not an empty table.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
-
-mod common;
-
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +23,8 @@ use switchyard::domain::reconciliation::partner_center::PartnerCenter;
 use switchyard::domain::{Actor, reconciliation};
 use switchyard::startup::{Application, Overrides, Settings};
 
+use crate::common::{self, Goal, figure, memory_kib};
+
 const CUSTOMERS: usize = 10_000;
 const HEADER: &str = "PartnerId,CustomerId,CustomerName,CustomerDomainName,CustomerCountry,InvoiceNumber,MpnId,\
     ResellerMpnId,OrderId,OrderDate,ProductId,SkuId,AvailabilityId,SkuName,ProductName,ChargeType,UnitPrice,Quantity,\
@@ -44,7 +39,7 @@ const DECEMBER: [(ChargeKind, &str, i32, u32); 4] = [
     (ChargeKind::Proration, "addQuantity", 1, 25),
 ];
 
-fn main() {
+pub fn main() {
     let rows: usize = std::env::var("BENCH_ROWS").ok().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
     // `RUST_LOG=switchyard=info` shows where matching spends its time.
     let _ = tracing_subscriber::fmt()
@@ -55,19 +50,6 @@ fn main() {
     runtime.block_on(common::on_each_backend("reconciliation", |backend, url| async move {
         run(backend, &url, rows.div_ceil(4)).await
     }));
-}
-
-fn memory_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn cost() -> Decimal {
@@ -138,6 +120,9 @@ async fn run(backend: &str, url: &str, count: usize) {
         hwm_before / 1024,
         seeded.as_secs_f64(),
     );
+    let what = format!("reconciliation: {rows} statement rows imported and matched");
+    figure("#10", backend, &what, elapsed.as_secs_f64(), "s", Goal::Below(60.0));
+    figure("#10", backend, &format!("{what}, peak memory"), (peak_import / 1024) as f64, "MiB", Goal::Shown);
 }
 
 /// The statement: four rows per subscription, the vendor's rule on the same prices; one in a

@@ -1,35 +1,26 @@
-//! Live fan-out (#13 item 7): `BENCH_LIVE_CONNECTIONS` WebSocket dashboards (default 10,000)
+//! The live part (#13 item 7): `BENCH_LIVE_CONNECTIONS` WebSocket dashboards (default 10,000)
 //! follow `liveEvents` as the operator while resellers place orders and the workers
 //! provision them; every event goes to every dashboard. Printed: events and messages, the
 //! messages lost (each dashboard must receive every event any dashboard received), the
 //! latency from an event's write (`occurredAt`) to its arrival (p50/p99/max), the server's
 //! CPU per message delivered, and its resident memory per connection.
 //!
-//! The server runs in a process of its own, this bench's binary started again with
-//! `BENCH_LIVE_SERVE` set, pinned to core 0 (`taskset`, when the machine has it); the
-//! dashboards run in this process, pinned to core 1: the server's memory and CPU are its
-//! own. SQLite and PostgreSQL as the other benches (`BENCH_BACKEND` picks one). Run with
-//! `cargo bench --bench live_fanout`; `BENCH_LIVE_ORDERS` (default 12) orders are placed
-//! `BENCH_LIVE_ORDER_GAP_MS` (default 500) apart.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
+//! The server runs in a process of its own (`common::ServerProcess`), pinned to core 0
+//! (`taskset`, when the machine has it); the dashboards run in this process, pinned to core
+//! 1: the server's memory and CPU are its own. `BENCH_LIVE_ORDERS` (default 12) orders are
+//! placed `BENCH_LIVE_ORDER_GAP_MS` (default 500) apart.
 
-mod common;
-
-use std::io::{BufRead, Write as _};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use switchyard::domain::{Actor, Role};
-use switchyard::startup::{Application, Overrides, Settings};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const SERVE: &str = "BENCH_LIVE_SERVE";
+use crate::common::{self, Goal, ServerProcess, figure, pin, usage};
+
 /// The operations dashboard's own subscription (`assets/dashboard.js`), resumed after a cursor.
 const QUERY: &str = "subscription($after: String) { liveEvents(after: $after) { eventId cursor kind status orderId subscriptionId jobId customerId quantity detail occurredAt } }";
 
@@ -37,55 +28,12 @@ fn setting(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn main() {
+pub fn main() {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new("error")).init();
-    if let Ok(database_url) = std::env::var(SERVE) {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        runtime.block_on(serve(&database_url));
-        return;
-    }
     // The dashboards on core 1 (threads made from here on inherit it); the server on core 0.
     pin(std::process::id(), "1");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     runtime.block_on(common::on_each_backend("live", |backend, url| async move { run(backend, &url).await }));
-}
-
-/// Pins process `pid` (all its threads) to `cpus`, when `taskset` is there.
-fn pin(pid: u32, cpus: &str) {
-    let pinned =
-        Command::new("taskset").args(["-a", "-p", "-c", cpus, &pid.to_string()]).stdout(Stdio::null()).status();
-    if !pinned.is_ok_and(|s| s.success()) {
-        println!("(taskset is missing: the server and the dashboards are not pinned to cores)");
-    }
-}
-
-/// The server process: the demo data, zero-latency provisioning, one HTTP worker; prints
-/// its address and two tokens, and exits when its standard input closes.
-async fn serve(database_url: &str) {
-    let mut settings = Settings::from_environment().unwrap();
-    settings.database.database_url = Some(database_url.to_owned());
-    settings.auth.jwt_secret = Some("bench-secret-bench-secret-bench-secret-00".into());
-    settings.server.http_workers = 1;
-    settings.server.rate_limit_user = switchyard::rate_limit::Limit::parse("off").unwrap();
-    settings.server.rate_limit_anonymous = switchyard::rate_limit::Limit::parse("off").unwrap();
-    settings.provisioning.workers = 2;
-    settings.provisioning.worker_poll = Duration::from_millis(50);
-    let app = Application::build(settings, Overrides::default()).await.unwrap();
-    let domain = Arc::clone(app.domain());
-    common::seed_with_instant_vendors(&domain).await;
-    let hour = Duration::from_secs(3600);
-    let operator = app.state.auth.issue(&Actor::from_role(None, Role::Operator, None).unwrap(), hour).unwrap();
-    let reseller = app.state.auth.issue(&Actor::from_role(None, Role::Reseller, Some(1)).unwrap(), hour).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    println!("{} {operator} {reseller}", listener.local_addr().unwrap());
-    std::io::stdout().flush().unwrap();
-    let running = app.serve(listener).unwrap();
-    std::thread::spawn(|| {
-        let mut line = String::new();
-        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
-        std::process::exit(0);
-    });
-    running.await.unwrap();
 }
 
 use sea_orm::ConnectionTrait as _;
@@ -94,22 +42,6 @@ use sea_orm::ConnectionTrait as _;
 fn post(http: &reqwest::Client, address: &str, token: &str, body: Value) -> impl Future<Output = Value> + use<> {
     let request = http.post(format!("http://{address}/graphql")).bearer_auth(token).json(&body);
     async move { request.send().await.unwrap().json().await.unwrap() }
-}
-
-/// A process's resident memory and CPU time so far (user + system), from /proc.
-fn usage(pid: u32) -> (u64, Duration) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> =
-        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat: 12 and 13 after the command's ')'.
-    (rss_kib, Duration::from_millis((ticks(11) + ticks(12)) * 10))
 }
 
 /// What one dashboard received: (cursor, microseconds from the event's write to arrival,
@@ -224,33 +156,13 @@ async fn run(backend: &str, database_url: &str) {
     let connections = setting("BENCH_LIVE_CONNECTIONS", 10_000);
     let orders = setting("BENCH_LIVE_ORDERS", 12);
     let gap = Duration::from_millis(setting("BENCH_LIVE_ORDER_GAP_MS", 500) as u64);
-    // `BENCH_LIVE_WRAP=heaptrack` (or `perf record -o perf.data --`) runs the server under a profiler.
-    let wrapper = std::env::var("BENCH_LIVE_WRAP").unwrap_or_default();
-    let mut words = wrapper.split_whitespace();
-    let mut command = match words.next() {
-        Some(program) => {
-            let mut command = Command::new(program);
-            command.args(words).arg(std::env::current_exe().unwrap());
-            command
-        }
-        None => Command::new(std::env::current_exe().unwrap()),
-    };
-    let mut server: Child =
-        command.env(SERVE, database_url).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    let pid = server.id();
-    pin(pid, "0");
+    let wrapper = std::env::var(common::SERVER_WRAP).unwrap_or_default();
+    let server = ServerProcess::start(database_url, 2, &wrapper);
     if !wrapper.is_empty() {
         println!("(the server runs under {wrapper}: its CPU and memory below are the wrapper's)");
     }
-    let mut line = String::new();
-    let mut output = std::io::BufReader::new(server.stdout.take().unwrap());
-    // The server's line is its address and two tokens (a profiler may print before it).
-    while line.split_whitespace().next().is_none_or(|first| first.parse::<std::net::SocketAddr>().is_err()) {
-        line.clear();
-        assert!(output.read_line(&mut line).unwrap() > 0, "the server ended before it listened");
-    }
-    let mut words = line.split_whitespace().map(str::to_owned);
-    let (address, operator, reseller) = (words.next().unwrap(), words.next().unwrap(), words.next().unwrap());
+    let (pid, address, operator, reseller) =
+        (server.pid, server.address.clone(), server.operator.clone(), server.reseller.clone());
     let http = reqwest::Client::new();
     let place = |key: String| {
         let body = json!({
@@ -354,8 +266,7 @@ async fn run(backend: &str, database_url: &str) {
         .unwrap();
     let events: Vec<i64> = rows.iter().map(|row| row.try_get::<i64>("", "id").unwrap()).collect();
     drop(database);
-    drop(server.stdin.take());
-    let _ = server.wait();
+    server.stop();
 
     let mut latencies: Vec<i64> = Vec::new();
     let mut lost = 0usize;
@@ -372,12 +283,7 @@ async fn run(backend: &str, database_url: &str) {
         latencies.extend(received.iter().filter(|(c, _)| *c > first_cursor_measured).filter_map(|(_, l)| *l));
     }
     latencies.sort_unstable();
-    let at = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(0)
-    };
+    let at = |q: f64| common::quantile(&latencies, q);
     let cpu = cpu_after.saturating_sub(cpu_before);
     println!(
         "{backend}: {connections} dashboards connected in {:.1} s; {} events in {:.1} s, {messages} messages ({} before the measured events), {lost} lost, {duplicated} repeated; payloads rendered since the server started: {rendered}",
@@ -399,7 +305,8 @@ async fn run(backend: &str, database_url: &str) {
         cpu.as_secs_f64() * 1e6 / messages.max(1) as f64,
         client_cpu.saturating_sub(client_cpu_before).as_secs_f64()
     );
-    let per = |kib: u64| (kib.saturating_sub(idle_kib)) as f64 / connections.max(1) as f64;
+    // Signed: a resident set below the idle one is a figure to see, not a zero.
+    let per = |kib: u64| (kib as f64 - idle_kib as f64) / connections.max(1) as f64;
     println!(
         "{backend}:   server memory: idle {:.1} MiB; connected {:.1} MiB ({:.1} KiB per connection); subscribed {:.1} MiB ({:.1} KiB per connection); after the events {:.1} MiB ({:.1} KiB per connection)",
         idle_kib as f64 / 1024.0,
@@ -409,5 +316,37 @@ async fn run(backend: &str, database_url: &str) {
         per(subscribed_kib),
         after_kib as f64 / 1024.0,
         per(after_kib)
+    );
+    figure(
+        "7",
+        backend,
+        "live: events lost of those committed, over every dashboard",
+        lost as f64,
+        "events",
+        Goal::AtMost(0.0),
+    );
+    figure(
+        "7",
+        backend,
+        "live: p99 from an event's write to a dashboard",
+        at(0.99) as f64 / 1e3,
+        "ms",
+        Goal::Below(100.0),
+    );
+    figure(
+        "7",
+        backend,
+        "live: server memory per connection, connected",
+        per(connected_kib),
+        "KiB",
+        Goal::AtMost(16.0),
+    );
+    figure(
+        "7",
+        backend,
+        "live: server memory per connection, subscribed, after the events",
+        per(after_kib),
+        "KiB",
+        Goal::AtMost(16.0),
     );
 }

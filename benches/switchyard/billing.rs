@@ -1,14 +1,10 @@
-//! Time to bill 100,000 active subscriptions (with change history) for one period, and the
-//! peak memory, on SQLite (a temporary file) and PostgreSQL (a temporary database on
-//! `BENCH_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`; skipped if
-//! unreachable). Run with `cargo bench --bench billing` (`BENCH_SUBSCRIPTIONS` to change N;
-//! `BENCH_WARM=1` bills October first, untimed, so November is a steady month rather than
-//! the first run, which catches up every cycle since purchase; `BENCH_PG_STATS=1` resets
-//! pg_stat_statements, where the server preloads it, just before the timed run). The peak
-//! memory printed is the process's resident peak during the timed run (reset before it).
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark fails loudly")]
-
-mod common;
+//! The billing part (#13 item 6): the time to bill 100,000 active subscriptions (with
+//! change history) for November and the peak memory, in two processes of their own, each on
+//! a database of its own: the first run ever, which catches up every cycle since purchase;
+//! and a steady month, October billed first, untimed. `BENCH_SUBSCRIPTIONS` changes N;
+//! `BENCH_PG_STATS=1` resets pg_stat_statements, where the server preloads it, just before
+//! the timed run. The peak printed is the process's resident peak during the timed run
+//! (reset before it).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,34 +16,37 @@ use rust_decimal::Decimal;
 use sea_orm::{ConnectionTrait, EntityTrait, NotSet, Set};
 use switchyard::demo;
 use switchyard::domain::clock::ManualClock;
-use switchyard::domain::{Actor, billing};
+use switchyard::domain::{Actor, Domain, billing};
 use switchyard::startup::{Application, Overrides, Settings};
+
+use crate::common::{self, Goal, figure, memory_kib};
 
 const CUSTOMERS: usize = 10_000;
 
-fn main() {
+/// Set in the environment of the process that runs one of the two: `first` or `steady`.
+const RUN: &str = "BENCH_BILLING_RUN";
+
+pub fn main() {
+    let steady = match std::env::var(RUN).as_deref() {
+        Ok("first") => false,
+        Ok("steady") => true,
+        _ => {
+            for run in ["first", "steady"] {
+                let status = std::process::Command::new(std::env::current_exe().unwrap()).env(RUN, run).status();
+                assert!(status.unwrap().success(), "the billing part's {run} run failed");
+            }
+            return;
+        }
+    };
     let subscriptions: usize =
         std::env::var("BENCH_SUBSCRIPTIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(100_000);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(common::on_each_backend("billing", |backend, url| async move {
-        run(backend, &url, subscriptions).await
+        run(backend, &url, subscriptions, steady).await
     }));
 }
 
-fn memory_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-async fn run(backend: &str, url: &str, count: usize) {
+async fn run(backend: &str, url: &str, count: usize, steady: bool) {
     let mut settings = Settings::from_environment().unwrap();
     settings.database.database_url = Some(url.to_owned());
     settings.database.db_max_connections = 8;
@@ -58,14 +57,14 @@ async fn run(backend: &str, url: &str, count: usize) {
     demo::seed_if_empty(&domain).await.unwrap();
     let seeding = Instant::now();
     seed(&domain.db, count).await;
-    let seeded = seeding.elapsed();
+    println!("{backend:<10} seeded {count} subscriptions in {:.1} s", seeding.elapsed().as_secs_f64());
     if backend == "PostgreSQL" {
         // After a bulk load the planner needs statistics, which autovacuum gathers within a
         // minute on a default server (this machine's runs with autovacuum off): without
         // them it reads a batch's history by scanning every change.
         domain.db.execute_unprepared("ANALYZE").await.unwrap();
     }
-    if std::env::var("BENCH_WARM").is_ok() {
+    if steady {
         // A steady month: every month before November billed already (untimed).
         billing::run_billing(&domain, &Actor::system(), "2026-10").await.unwrap();
     }
@@ -79,28 +78,35 @@ async fn run(backend: &str, url: &str, count: usize) {
             }
         }
     }
-    // The peak counts from here: the seeding and the untimed October run are not billed.
+    let what = if steady { "steady month" } else { "first run" };
+    bill(backend, &domain, "2026-11", &format!("billing {count} subscriptions, {what}")).await;
+}
+
+/// Bills `period`, timed, with the resident peak of the run alone; then again, which must
+/// add nothing. `what` names the figures.
+async fn bill(backend: &str, domain: &Domain, period: &str, what: &str) {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss_before = memory_kib("VmRSS:");
     let started = Instant::now();
-    let summary = billing::run_billing(&domain, &Actor::system(), "2026-11").await.unwrap();
+    let summary = billing::run_billing(domain, &Actor::system(), period).await.unwrap();
     let elapsed = started.elapsed();
+    let peak = memory_kib("VmHWM:") / 1024;
     let again = Instant::now();
-    let rerun = billing::run_billing(&domain, &Actor::system(), "2026-11").await.unwrap();
+    let rerun = billing::run_billing(domain, &Actor::system(), period).await.unwrap();
+    assert_eq!(rerun.charges_created, 0, "a second run of {period} adds nothing");
     println!(
-        "{backend:<10} billed {} subscriptions for 2026-11 in {:.1} s ({:.0} subscriptions/s): {} charges, {} invoices; \
-         re-run {:.1} s adding {} charges; RSS before {} MiB, peak {} MiB (seeded in {:.1} s)",
+        "{backend:<10} {what}: billed {} subscriptions for {period} in {:.1} s ({:.0} subscriptions/s): {} charges, \
+         {} invoices; re-run {:.1} s adding nothing; RSS before {} MiB, peak {peak} MiB",
         summary.subscriptions,
         elapsed.as_secs_f64(),
         summary.subscriptions as f64 / elapsed.as_secs_f64(),
         summary.charges_created,
         summary.invoices_touched,
         again.elapsed().as_secs_f64(),
-        rerun.charges_created,
         rss_before / 1024,
-        memory_kib("VmHWM:") / 1024,
-        seeded.as_secs_f64(),
     );
+    figure("6", backend, what, elapsed.as_secs_f64(), "s", Goal::Below(10.0));
+    figure("6", backend, &format!("{what}, peak memory"), peak as f64, "MiB", Goal::Below(256.0));
 }
 
 /// `count` subscriptions over 10,000 customers of the demo resellers: 70 % monthly, 20 %
