@@ -306,8 +306,9 @@ pub async fn analyze(domain: &Domain, table: Analyzed) -> Result<()> {
 /// How many rows one multi-row statement of `parameters_per_row` carries on `db`'s backend.
 /// PostgreSQL: up to 30,000 parameters (its limit is 65,535), so fewer round trips. SQLite,
 /// where a statement costs no round trip: 100 rows at most, because each distinct statement
-/// stays prepared in its connection's cache (100 of them) and a prepared statement's memory
-/// grows with its parameters: statements of thousands of rows kept hundreds of MiB resident.
+/// stays prepared in its connection's cache (`db::SQLITE_STATEMENT_CACHE` of them) and a
+/// prepared statement's memory grows with its parameters: statements of thousands of rows
+/// kept hundreds of MiB resident.
 pub fn rows_per_statement(db: &impl sea_orm::ConnectionTrait, parameters_per_row: usize) -> usize {
     let most = match db.get_database_backend() {
         DbBackend::Postgres => 30_000 / parameters_per_row.max(1),
