@@ -224,28 +224,8 @@ async fn seed(db: &sea_orm::DatabaseConnection, count: usize) {
             }
         }
         if subscriptions.len() == 1000 {
-            flush(db, &mut subscriptions, &mut changes).await;
+            common::flush_seeded(db, &mut subscriptions, &mut changes, 1000).await;
         }
     }
-    flush(db, &mut subscriptions, &mut changes).await;
-}
-
-async fn flush(
-    db: &sea_orm::DatabaseConnection,
-    subscriptions: &mut Vec<subscription::ActiveModel>,
-    changes: &mut Vec<subscription_change::ActiveModel>,
-) {
-    if !subscriptions.is_empty() {
-        subscription::Entity::insert_many(std::mem::take(subscriptions)).exec_without_returning(db).await.unwrap();
-    }
-    for chunk in std::mem::take(changes).chunks(1000) {
-        subscription_change::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await.unwrap();
-    }
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        db.execute_unprepared(
-            "SELECT setval(pg_get_serial_sequence('subscriptions', 'id'), (SELECT MAX(id) FROM subscriptions))",
-        )
-        .await
-        .unwrap();
-    }
+    common::flush_seeded(db, &mut subscriptions, &mut changes, 1000).await;
 }

@@ -161,6 +161,36 @@ pub async fn seed_with_instant_vendors(domain: &switchyard::domain::Domain) {
     domain.catalog.invalidate();
 }
 
+/// Writes the seeded `subscriptions` (if any), then `rows` of another table that refer to
+/// them, `chunk` to a statement; on PostgreSQL moves the subscriptions' id sequence past the
+/// ids the seed gave them. Both vectors are left empty.
+pub async fn flush_seeded<A>(
+    db: &sea_orm::DatabaseConnection,
+    subscriptions: &mut Vec<entity::subscription::ActiveModel>,
+    rows: &mut Vec<A>,
+    chunk: usize,
+) where
+    A: sea_orm::ActiveModelTrait + Clone + Send,
+{
+    use sea_orm::EntityTrait;
+    if !subscriptions.is_empty() {
+        entity::subscription::Entity::insert_many(std::mem::take(subscriptions))
+            .exec_without_returning(db)
+            .await
+            .unwrap();
+    }
+    for rows in std::mem::take(rows).chunks(chunk) {
+        A::Entity::insert_many(rows.to_vec()).exec_without_returning(db).await.unwrap();
+    }
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        db.execute_unprepared(
+            "SELECT setval(pg_get_serial_sequence('subscriptions', 'id'), (SELECT MAX(id) FROM subscriptions))",
+        )
+        .await
+        .unwrap();
+    }
+}
+
 /// What a figure is held to in the summary (the targets of #13).
 #[derive(Clone, Copy)]
 pub enum Goal {

@@ -254,28 +254,8 @@ async fn seed(db: &sea_orm::DatabaseConnection, count: usize) {
             });
         }
         if subscriptions.len() == 1000 {
-            flush(db, &mut subscriptions, &mut charges).await;
+            common::flush_seeded(db, &mut subscriptions, &mut charges, 500).await;
         }
     }
-    flush(db, &mut subscriptions, &mut charges).await;
-}
-
-async fn flush(
-    db: &sea_orm::DatabaseConnection,
-    subscriptions: &mut Vec<subscription::ActiveModel>,
-    charges: &mut Vec<charge::ActiveModel>,
-) {
-    if !subscriptions.is_empty() {
-        subscription::Entity::insert_many(std::mem::take(subscriptions)).exec_without_returning(db).await.unwrap();
-    }
-    for chunk in std::mem::take(charges).chunks(500) {
-        charge::Entity::insert_many(chunk.to_vec()).exec_without_returning(db).await.unwrap();
-    }
-    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
-        db.execute_unprepared(
-            "SELECT setval(pg_get_serial_sequence('subscriptions', 'id'), (SELECT MAX(id) FROM subscriptions))",
-        )
-        .await
-        .unwrap();
-    }
+    common::flush_seeded(db, &mut subscriptions, &mut charges, 500).await;
 }
