@@ -23,6 +23,7 @@ use switchyard::demo;
 use crate::common::{self, Goal, figure};
 use crate::reference;
 use switchyard::domain::catalog_cache::CatalogSnapshot;
+use switchyard::domain::catalog_delta::CatalogChange;
 use switchyard::domain::{Actor, Role};
 use switchyard::startup::{Application, Overrides, Settings};
 
@@ -281,7 +282,9 @@ fn snapshot_in_a_process_of_its_own(backend: &str, url: &str) -> usize {
     assert!(output.status.success(), "the snapshot's process failed: {}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8_lossy(&output.stdout);
     let numbers: Vec<f64> = text.split_whitespace().map(|n| n.parse().unwrap()).collect();
-    let [offers, load_ms, held, first_load] = numbers[..] else { panic!("the snapshot's process said {text}") };
+    let [offers, load_ms, held, first_load, refresh_one, refresh_many] = numbers[..] else {
+        panic!("the snapshot's process said {text}")
+    };
     let per_100k = held * 100_000.0 / offers;
     println!(
         "{backend:<10} {offers:>7} offers  snapshot load {load_ms:>8.1} ms  holds about {held:.1} MiB ({per_100k:.1} MiB per 100,000 offers; the first load +{first_load:.1} MiB resident, in a process of its own)",
@@ -293,13 +296,25 @@ fn snapshot_in_a_process_of_its_own(backend: &str, url: &str) -> usize {
         figure("1", backend, &format!("snapshot memory per 100,000 offers, at {offers}"), per_100k, "MiB", Goal::Shown);
     }
     figure("1", backend, &format!("snapshot load, {offers} offers"), load_ms, "ms", Goal::Shown);
+    println!(
+        "{backend:<10} {offers:>7} offers  snapshot refresh from recorded changes: one offer and its prices {refresh_one:.1} ms, {REFRESHED} offers {refresh_many:.1} ms",
+    );
+    let what = format!("snapshot refresh after one offer's prices changed, {offers} offers");
+    figure("1", backend, &what, refresh_one, "ms", Goal::Shown);
+    let what = format!("snapshot refresh after {REFRESHED} offers' prices changed, {offers} offers");
+    figure("1", backend, &what, refresh_many, "ms", Goal::Shown);
     offers as usize
 }
+
+/// Offers changed at once by the second refresh figure (a vendor's price list, say).
+const REFRESHED: usize = 1_000;
 
 /// The body of [`snapshot_in_a_process_of_its_own`]: loads the snapshot twice and prints the
 /// offers, the first load's milliseconds, what the second adds to the resident set in MiB
 /// (about what one snapshot holds: the second reuses what the allocator kept of the first
-/// load's transient work) and what the first added.
+/// load's transient work) and what the first added; then the milliseconds of a refresh from
+/// the recorded changes after one offer and after [`REFRESHED`] offers changed (offer row and
+/// price points: the changes are recorded as a write records them, the rows stay as they are).
 pub fn snapshot_memory(url: &str) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     runtime.block_on(async {
@@ -311,9 +326,39 @@ pub fn snapshot_memory(url: &str) {
         let first = resident_mib();
         let second = CatalogSnapshot::load(&db).await.unwrap();
         let held = resident_mib() - first;
-        println!("{} {} {held} {}", snapshot.offers.len(), load.as_secs_f64() * 1000.0, first - before);
+        let mut refreshes = Vec::new();
+        for changed in [1, REFRESHED] {
+            let offers: Vec<i64> = second.offers.keys().copied().step_by(second.offers.len() / changed).collect();
+            let version = record_changes(&db, &offers[..changed]).await;
+            let started = Instant::now();
+            let refreshed = second.refreshed(&db, version - 1).await.unwrap().expect("every change is known");
+            refreshes.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(refreshed.snapshot.offers.len(), second.offers.len());
+        }
+        let loaded = load.as_secs_f64() * 1000.0;
+        println!("{} {loaded} {held} {} {} {}", snapshot.offers.len(), first - before, refreshes[0], refreshes[1]);
         drop((snapshot, second));
     });
+}
+
+/// Records, as one catalog write would, that `offers` and their price points changed; returns
+/// the new catalog version.
+async fn record_changes(db: &sea_orm::DatabaseConnection, offers: &[i64]) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = db.get_database_backend();
+    let bump = "UPDATE catalog_version SET version = version + 1 WHERE id = 1 RETURNING version";
+    let row = db.query_one_raw(Statement::from_string(backend, bump)).await.unwrap().unwrap();
+    let version: i64 = row.try_get("", "version").unwrap();
+    let mut rows = Vec::new();
+    for &offer in offers {
+        for change in [CatalogChange::Offer(offer), CatalogChange::PricePoints(offer)] {
+            let (kind, id) = change.row();
+            rows.push(format!("({version}, '{kind}', {id})"));
+        }
+    }
+    let insert = format!("INSERT INTO catalog_changes (version, kind, row_id) VALUES {}", rows.join(", "));
+    db.execute_unprepared(&insert).await.unwrap();
+    version
 }
 
 /// This process's resident set (`VmRSS`), in MiB.

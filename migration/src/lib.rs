@@ -38,6 +38,7 @@ mod m20261127_000026_jobs_due_index;
 mod m20261127_000027_catalog_version;
 mod m20261127_000028_wholesale_prices_by_reseller;
 mod m20261127_000029_charges_checked_once;
+mod m20261128_000030_catalog_changes;
 
 /// The ordered list of every migration.
 pub struct Migrator;
@@ -75,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000027_catalog_version::Migration),
             Box::new(m20261127_000028_wholesale_prices_by_reseller::Migration),
             Box::new(m20261127_000029_charges_checked_once::Migration),
+            Box::new(m20261128_000030_catalog_changes::Migration),
         ]
     }
 }

@@ -230,6 +230,10 @@ struct Cached<T> {
 /// a rolling upgrade) shows within this many.
 pub const RENEWALS_BEFORE_RELOAD: u32 = 12;
 
+/// How many catalog versions' changes are kept (`catalog_delta`): a snapshot at most this
+/// many versions behind is refreshed from them, an older one is loaded whole.
+pub const CHANGES_KEPT: i64 = 10_000;
+
 /// The catalog version now (`catalog_version`, bumped by every catalog or price write in its
 /// transaction: `Write::commit`).
 /// `None` if the row is missing: then nothing is renewed.
@@ -290,7 +294,8 @@ impl CatalogCache {
     }
 
     /// Renews the snapshot when the catalog has not changed since it was loaded (one
-    /// statement), else loads it whole; the caller holds `loading`.
+    /// statement), else brings it up to date from the changes recorded since (reading only
+    /// the changed rows: `catalog_delta`), else loads it whole; the caller holds `loading`.
     async fn load(&self, db: &DatabaseConnection) -> Result<Arc<CatalogSnapshot>> {
         let generation = self.generation.load(Ordering::Acquire);
         // The data is as old as the start of the load (a large catalog takes a while).
@@ -299,16 +304,50 @@ impl CatalogCache {
         if let Some(renewed) = self.renew(generation, version, loaded_at) {
             return Ok(renewed);
         }
-        let value = Arc::new(CatalogSnapshot::load(db).await?);
+        let (value, base_version, read_at) = match self.refresh_base(version) {
+            Some((base, base_version, read_at)) => match base.refreshed(db, base_version).await? {
+                Some(refreshed) => {
+                    self.forget_resellers(&refreshed.resellers);
+                    (Arc::new(refreshed.snapshot), Some(base_version), read_at)
+                }
+                None => (Arc::new(CatalogSnapshot::load(db).await?), None, loaded_at),
+            },
+            None => (Arc::new(CatalogSnapshot::load(db).await?), None, loaded_at),
+        };
         // A write that committed during the load may be half in it: such a snapshot serves
-        // its time-to-live (like any other) but is not renewed.
+        // its time-to-live (like any other) but is not renewed. A refreshed one keeps the
+        // version it was refreshed from, so the next refresh applies that write again.
         let after = read_version(db).await.ok().flatten();
-        let version = version.filter(|&before| after == Some(before));
+        let version = if version.is_some() && after == version { version } else { base_version };
         if let Ok(mut current) = self.current.write() {
-            let cached = Cached { value: Arc::clone(&value), loaded_at, generation, version, read_at: loaded_at };
+            let cached = Cached { value: Arc::clone(&value), loaded_at, generation, version, read_at };
             *current = Some(cached);
         }
         Ok(value)
+    }
+
+    /// The cached snapshot, its version and when it was last read whole, if the catalog at
+    /// `version` can be reached from it by the changes kept ([`CHANGES_KEPT`])
+    /// and it is not due to be loaded whole (`RENEWALS_BEFORE_RELOAD`).
+    fn refresh_base(&self, version: Option<i64>) -> Option<(Arc<CatalogSnapshot>, i64, Instant)> {
+        let current = self.current.read().ok()?;
+        let cached = current.as_ref()?;
+        let (base, now) = (cached.version?, version?);
+        let reachable = base <= now && now - base < CHANGES_KEPT;
+        let recent = cached.read_at.elapsed() < self.ttl * RENEWALS_BEFORE_RELOAD;
+        (reachable && recent).then(|| (Arc::clone(&cached.value), base, cached.read_at))
+    }
+
+    /// Drops the cached pricing of `resellers` (it changed).
+    fn forget_resellers(&self, resellers: &[i64]) {
+        if resellers.is_empty() {
+            return;
+        }
+        if let Ok(mut map) = self.resellers.write() {
+            for reseller in resellers {
+                map.remove(reseller);
+            }
+        }
     }
 
     /// Restarts the snapshot's time-to-live from `checked_at` if it was loaded at catalog
@@ -411,12 +450,10 @@ impl CatalogCache {
         oldest
     }
 
-    /// Drops everything cached; called after every committed catalog or price write.
+    /// Makes everything cached stale; called after every committed catalog or price write.
+    /// The snapshot is kept (not served) as the base the next load refreshes from.
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        if let Ok(mut current) = self.current.write() {
-            *current = None;
-        }
         if let Ok(mut map) = self.resellers.write() {
             map.clear();
         }

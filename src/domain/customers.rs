@@ -5,6 +5,7 @@
 //! reported as NotFound, exactly like a missing one.
 
 use crate::domain::Tenant;
+use crate::domain::catalog_delta::CatalogChange;
 use crate::domain::ids::{CustomerId, OfferId, ResellerId, VendorId};
 use crate::domain::write::{Audit, Write};
 use std::collections::HashMap;
@@ -373,7 +374,7 @@ pub async fn set_retail_price(domain: &Domain, actor: &Actor, input: NewRetailPr
             Error::conflict("DUPLICATE_PRICE", "a retail price for this offer, currency and time exists"),
         )
     })?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::Reseller(reseller_id));
     w.commit(Audit::action(
         actor,
         "setRetailPrice",
@@ -397,7 +398,7 @@ pub async fn set_retail_markup(domain: &Domain, actor: &Actor, markup: Option<De
     model.default_retail_markup = Set(markup.map(DbDecimal));
     model.updated_at = Set(now);
     let reseller = model.update(w.db()).await?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::Reseller(reseller_id));
     w.commit(Audit::action(
         actor,
         "setRetailMarkup",

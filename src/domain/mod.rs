@@ -11,6 +11,7 @@ pub mod audit;
 pub mod billing;
 pub mod catalog;
 pub mod catalog_cache;
+pub mod catalog_delta;
 pub mod clock;
 pub mod customers;
 pub mod error;

@@ -4,6 +4,7 @@
 //! tier's markup, which would reveal the operator's cost); vendors and customers see none.
 
 use crate::domain::Tenant;
+use crate::domain::catalog_delta::CatalogChange;
 use crate::domain::ids::{OfferId, ResellerId, TierId};
 use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
@@ -55,7 +56,7 @@ pub async fn create_tier(domain: &Domain, actor: &Actor, name: &str, markup: Dec
             Error::conflict("DUPLICATE_NAME", format!("a tier named {name:?} exists")),
         )
     })?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::Tier(tier.id));
     w.commit(Audit::action(actor, "createTier", "tier", Some(tier.id), json!({"markup": markup.to_string()}))).await?;
     Ok(tier)
 }
@@ -87,7 +88,7 @@ pub async fn update_tier(
             Error::conflict("DUPLICATE_NAME", "a tier with that name exists"),
         )
     })?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::Tier(tier.id));
     w.commit(Audit::action(actor, "updateTier", "tier", id, json!({"markup": tier.markup.0.to_string()}))).await?;
     Ok(tier)
 }
@@ -232,7 +233,7 @@ pub async fn create_reseller(domain: &Domain, actor: &Actor, input: NewReseller)
     .insert(w.db())
     .await
     .map_err(partner_id_conflict)?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::Reseller(reseller.id));
     w.commit(Audit::action(
         actor,
         "createReseller",
@@ -314,7 +315,7 @@ pub async fn update_reseller(
         ..reseller.clone()
     } == before;
     if !legal_only {
-        w.invalidate_catalog();
+        w.catalog_changed(CatalogChange::Reseller(reseller.id));
     }
     w.commit(Audit::action(actor, "updateReseller", "reseller", id, changed_fields(&before, &reseller))).await?;
     Ok(reseller)
@@ -386,7 +387,10 @@ pub async fn set_wholesale_price(
             Error::conflict("DUPLICATE_PRICE", "a wholesale price for this offer, target, currency and time exists"),
         )
     })?;
-    w.invalidate_catalog();
+    w.catalog_changed(match (reseller_id, tier_id) {
+        (Some(reseller), _) => CatalogChange::Reseller(reseller.get()),
+        _ => CatalogChange::TierPrices(input.offer_id.get()),
+    });
     w.commit(Audit::action(
         actor,
         "setWholesalePrice",

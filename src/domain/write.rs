@@ -30,6 +30,8 @@ use sea_orm::{
 };
 
 use super::actor::Actor;
+use super::catalog_cache::CHANGES_KEPT;
+use super::catalog_delta::CatalogChange;
 use super::error::Result;
 use super::events::DomainEvent;
 use super::{Domain, audit};
@@ -76,7 +78,7 @@ pub struct Write<'d> {
     turn: super::write_gate::Turn,
     now: DateTime<Utc>,
     events: Vec<DomainEvent>,
-    invalidates_catalog: bool,
+    catalog_changes: Vec<CatalogChange>,
     wakes_workers: bool,
 }
 
@@ -98,7 +100,7 @@ impl<'d> Write<'d> {
             turn,
             now: domain.clock.now(),
             events: Vec::new(),
-            invalidates_catalog: false,
+            catalog_changes: Vec::new(),
             wakes_workers: false,
         })
     }
@@ -114,18 +116,7 @@ impl<'d> Write<'d> {
     pub async fn execute(&self, sql: &str, values: Vec<sea_orm::Value>) -> Result<u64> {
         use sea_orm::ConnectionTrait;
         let backend = self.txn.get_database_backend();
-        let sql = if backend == DbBackend::Sqlite {
-            // `$1` → `?1`: only a `$` before a digit is a parameter.
-            let mut numbered = String::with_capacity(sql.len());
-            let mut chars = sql.chars().peekable();
-            while let Some(c) = chars.next() {
-                let parameter = c == '$' && chars.peek().is_some_and(char::is_ascii_digit);
-                numbered.push(if parameter { '?' } else { c });
-            }
-            numbered
-        } else {
-            sql.to_owned()
-        };
+        let sql = numbered(backend, sql);
         Ok(self.txn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await?.rows_affected())
     }
 
@@ -154,10 +145,12 @@ impl<'d> Write<'d> {
         Ok(())
     }
 
-    /// A catalog or price write: bump `catalog_version` in the transaction (every process's
-    /// snapshot learns of the change) and, after commit, drop this process's cached catalog.
-    pub fn invalidate_catalog(&mut self) {
-        self.invalidates_catalog = true;
+    /// A catalog or price write changed `change`: the transaction bumps `catalog_version`
+    /// and records the change under the new version (every process's snapshot re-reads the
+    /// changed rows: `catalog_delta`) and, after commit, this process's cached catalog is
+    /// stale.
+    pub fn catalog_changed(&mut self, change: CatalogChange) {
+        self.catalog_changes.push(change);
     }
 
     /// After commit, wake this process's idle workers (the write enqueued jobs).
@@ -178,8 +171,8 @@ impl<'d> Write<'d> {
             self.wakes_workers = true;
         }
         // Every process's cached catalog learns of the change by this number.
-        if self.invalidates_catalog {
-            self.txn.execute_unprepared("UPDATE catalog_version SET version = version + 1 WHERE id = 1").await?;
+        if !self.catalog_changes.is_empty() {
+            record_catalog_changes(&self.txn, &mut self.catalog_changes).await?;
         }
         // Last, so the lock that orders the outbox is held only until the commit.
         record_events(&self.txn, &mut self.events).await?;
@@ -189,7 +182,7 @@ impl<'d> Write<'d> {
         if !self.events.is_empty() {
             self.domain.events.after_commit();
         }
-        if self.invalidates_catalog {
+        if !self.catalog_changes.is_empty() {
             self.domain.catalog.invalidate();
         }
         if self.wakes_workers {
@@ -204,6 +197,54 @@ impl<'d> Write<'d> {
             tracing::warn!(%error, "rolling back a write failed; the connection discards it");
         }
     }
+}
+
+/// `sql` with its parameters `$1`, `$2`… numbered as `backend` wants them (`?1`… on SQLite:
+/// only a `$` before a digit is a parameter).
+fn numbered(backend: DbBackend, sql: &str) -> String {
+    if backend != DbBackend::Sqlite {
+        return sql.to_owned();
+    }
+    let mut numbered = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        let parameter = c == '$' && chars.peek().is_some_and(char::is_ascii_digit);
+        numbered.push(if parameter { '?' } else { c });
+    }
+    numbered
+}
+
+/// Bumps `catalog_version` (the row lock it takes orders catalog writes until commit) and
+/// records `changes` under the new version; prunes the changes no snapshot refreshes from
+/// any more (`CHANGES_KEPT` versions back).
+async fn record_catalog_changes<C: ConnectionTrait>(db: &C, changes: &mut Vec<CatalogChange>) -> Result<()> {
+    let backend = db.get_database_backend();
+    let bump = Statement::from_string(
+        backend,
+        "UPDATE catalog_version SET version = version + 1 WHERE id = 1 RETURNING version",
+    );
+    let version: i64 = match db.query_one_raw(bump).await? {
+        Some(row) => row.try_get("", "version")?,
+        None => return Err(super::error::Error::internal("the catalog_version row is missing")),
+    };
+    changes.sort_unstable();
+    changes.dedup();
+    let mut sql = String::from("INSERT INTO catalog_changes (version, kind, row_id) VALUES ");
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(changes.len() * 3);
+    for (index, change) in changes.iter().enumerate() {
+        let (kind, id) = change.row();
+        let first = index * 3 + 1;
+        if index > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${first}, ${}, ${})", first + 1, first + 2));
+        values.extend([version.into(), kind.into(), id.into()]);
+    }
+    db.execute_raw(Statement::from_sql_and_values(backend, numbered(backend, &sql), values)).await?;
+    let prune = numbered(backend, "DELETE FROM catalog_changes WHERE version <= $1");
+    let prune = Statement::from_sql_and_values(backend, prune, [(version - CHANGES_KEPT).into()]);
+    db.execute_raw(prune).await?;
+    Ok(())
 }
 
 /// Outbox rows written by one statement.

@@ -55,6 +55,11 @@ async fn after_a_write_pages_read_the_database_and_never_wait_for_the_reload() {
     .unwrap();
     assert!(app.domain.catalog.fresh().is_none(), "a write invalidates the snapshot");
     insert_unreadable_offer(&app, elsewhere.id, f.vendor_b).await;
+    // Recorded as a change of the next catalog version, as a write would record it: the
+    // refresh must read it (a row changed by hand is not re-read until a whole load).
+    let recorded = "INSERT INTO catalog_changes (version, kind, row_id) SELECT version + 1, 'offer',
+        (SELECT id FROM offers WHERE sku = 'UNREADABLE') FROM catalog_version WHERE id = 1";
+    app.domain.db.execute_unprepared(recorded).await.unwrap();
     let offer = catalog::create_offer(
         &app.domain,
         &Actor::system(),

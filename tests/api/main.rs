@@ -12,6 +12,7 @@ mod billing;
 mod billing_defects;
 mod browser;
 mod catalog;
+mod catalog_delta;
 mod catalog_direct;
 mod cors;
 mod cut_proxy;

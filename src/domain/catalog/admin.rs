@@ -3,6 +3,7 @@
 //! vendor's is NotFound). Each write is one `Write` with its audit row and invalidates the
 //! catalog cache after commit.
 
+use crate::domain::catalog_delta::CatalogChange;
 use crate::domain::ids::{OfferId, ProductId, VendorId};
 use crate::domain::write::{Audit, Write};
 use chrono::{DateTime, Utc};
@@ -79,7 +80,7 @@ pub async fn create_vendor(domain: &Domain, actor: &Actor, input: NewVendor) -> 
             Error::conflict("DUPLICATE_CODE", format!("a vendor with code {code:?} exists")),
         )
     })?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::Vendor(vendor.id));
     w.commit(Audit::action(actor, "createVendor", "vendor", Some(vendor.id), json!({"code": vendor.code}))).await?;
     Ok(vendor)
 }
@@ -110,7 +111,7 @@ pub async fn update_vendor(
     }
     model.updated_at = Set(now);
     let vendor = model.update(w.db()).await?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::Vendor(vendor.id));
     w.commit(Audit::action(actor, "updateVendor", "vendor", id, json!({}))).await?;
     Ok(vendor)
 }
@@ -162,7 +163,7 @@ pub async fn create_product(domain: &Domain, actor: &Actor, input: NewProduct) -
     }
     .insert(w.db())
     .await?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::Product(product.id));
     w.commit(Audit::action(
         actor,
         "createProduct",
@@ -201,7 +202,7 @@ pub async fn update_product(
     }
     model.updated_at = Set(now);
     let product = model.update(w.db()).await?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::Product(product.id));
     w.commit(Audit::action(actor, "updateProduct", "product", id, json!({}))).await?;
     Ok(product)
 }
@@ -310,7 +311,7 @@ pub async fn create_offer(domain: &Domain, actor: &Actor, input: NewOffer) -> Re
             Error::conflict("DUPLICATE_SKU", format!("the vendor already has an offer with SKU {sku:?}")),
         )
     })?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::Offer(offer.id));
     w.commit(Audit::action(actor, "createOffer", "offer", Some(offer.id), json!({"sku": offer.sku}))).await?;
     Ok(offer)
 }
@@ -347,7 +348,7 @@ pub async fn update_offer(domain: &Domain, actor: &Actor, id: OfferId, changes: 
     }
     model.updated_at = Set(now);
     let offer = model.update(w.db()).await?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::Offer(offer.id));
     w.commit(Audit::action(actor, "updateOffer", "offer", id, json!({}))).await?;
     Ok(offer)
 }
@@ -410,7 +411,7 @@ pub async fn add_price_point(domain: &Domain, actor: &Actor, input: NewPricePoin
             Error::conflict("DUPLICATE_PRICE_POINT", "a price point for this offer, currency and time exists"),
         )
     })?;
-    w.invalidate_catalog();
+    w.catalog_changed(CatalogChange::PricePoints(input.offer_id.get()));
     w.commit(Audit::action(
         actor,
         "addPricePoint",

@@ -1,0 +1,256 @@
+//! Incremental catalog refresh: what a catalog write changed, and a snapshot brought up to
+//! date by re-reading only those rows.
+//!
+//! Every catalog or price write names the rows it changed ([`CatalogChange`]); its
+//! transaction bumps `catalog_version` and records one `catalog_changes` row per changed row
+//! under the new version (`Write::commit`). A snapshot loaded at version `v` is refreshed by
+//! reading the changes after `v` and re-reading those rows by id: a change is "read the row
+//! as it is now", so applying one twice, or out of order, or together with later ones gives
+//! the same result, and a refresh that raced with a write can simply be applied again from
+//! `v`. Writes prune the changes of versions older than the last
+//! [`CHANGES_KEPT`](super::catalog_cache::CHANGES_KEPT); a snapshot
+//! further behind is loaded whole.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use chrono::{DateTime, Utc};
+use entity::{offer, price_point, product, retail_price, tier, vendor, wholesale_price};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+
+use super::catalog_cache::CatalogSnapshot;
+use super::error::Result;
+
+/// Ids read per `IN (…)` statement.
+const IDS_PER_STATEMENT: usize = 500;
+
+/// One catalog row (or set of rows) a write changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CatalogChange {
+    /// A vendor row.
+    Vendor(i64),
+    /// A product row.
+    Product(i64),
+    /// An offer row.
+    Offer(i64),
+    /// The price points of an offer.
+    PricePoints(i64),
+    /// A tier row.
+    Tier(i64),
+    /// The tier wholesale prices of an offer.
+    TierPrices(i64),
+    /// A reseller's pricing: its tier, its default markup, its explicit wholesale and
+    /// retail prices.
+    Reseller(i64),
+}
+
+impl CatalogChange {
+    /// The kind and row id stored in `catalog_changes`.
+    pub fn row(self) -> (&'static str, i64) {
+        match self {
+            Self::Vendor(id) => ("vendor", id),
+            Self::Product(id) => ("product", id),
+            Self::Offer(id) => ("offer", id),
+            Self::PricePoints(id) => ("price_points", id),
+            Self::Tier(id) => ("tier", id),
+            Self::TierPrices(id) => ("tier_prices", id),
+            Self::Reseller(id) => ("reseller", id),
+        }
+    }
+
+    /// The change a stored kind and row id name; `None` for a kind this build does not know
+    /// (written by a newer one: the caller loads the catalog whole).
+    fn from_row(kind: &str, id: i64) -> Option<Self> {
+        Some(match kind {
+            "vendor" => Self::Vendor(id),
+            "product" => Self::Product(id),
+            "offer" => Self::Offer(id),
+            "price_points" => Self::PricePoints(id),
+            "tier" => Self::Tier(id),
+            "tier_prices" => Self::TierPrices(id),
+            "reseller" => Self::Reseller(id),
+            _ => return None,
+        })
+    }
+}
+
+/// The changed row ids after some version, by kind.
+#[derive(Debug, Default)]
+struct Changed {
+    vendors: Vec<i64>,
+    products: Vec<i64>,
+    offers: Vec<i64>,
+    price_points: Vec<i64>,
+    tiers: Vec<i64>,
+    tier_prices: Vec<i64>,
+    resellers: Vec<i64>,
+}
+
+/// A snapshot brought up to date, and the resellers whose pricing changed (their cached
+/// pricing is stale).
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The snapshot with every change applied.
+    pub snapshot: CatalogSnapshot,
+    /// Resellers whose pricing changed.
+    pub resellers: Vec<i64>,
+}
+
+/// The changes recorded after `version`, or `None` if one is of a kind this build does not
+/// know.
+async fn changes_after(db: &DatabaseConnection, version: i64) -> Result<Option<Changed>> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => "SELECT DISTINCT kind, row_id FROM catalog_changes WHERE version > $1",
+        _ => "SELECT DISTINCT kind, row_id FROM catalog_changes WHERE version > ?",
+    };
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [version.into()])).await?;
+    let mut changed = Changed::default();
+    for row in rows {
+        let kind: String = row.try_get("", "kind")?;
+        let id: i64 = row.try_get("", "row_id")?;
+        let Some(change) = CatalogChange::from_row(&kind, id) else {
+            return Ok(None);
+        };
+        let list = match change {
+            CatalogChange::Vendor(_) => &mut changed.vendors,
+            CatalogChange::Product(_) => &mut changed.products,
+            CatalogChange::Offer(_) => &mut changed.offers,
+            CatalogChange::PricePoints(_) => &mut changed.price_points,
+            CatalogChange::Tier(_) => &mut changed.tiers,
+            CatalogChange::TierPrices(_) => &mut changed.tier_prices,
+            CatalogChange::Reseller(_) => &mut changed.resellers,
+        };
+        list.push(id);
+    }
+    Ok(Some(changed))
+}
+
+/// Reads the rows of `E` whose `column` is one of `ids`, `IDS_PER_STATEMENT` ids a statement.
+async fn rows_where<E, C>(db: &DatabaseConnection, column: C, ids: &[i64], order: &[C]) -> Result<Vec<E::Model>>
+where
+    E: EntityTrait,
+    C: ColumnTrait,
+{
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut query = E::find().filter(column.is_in(chunk.iter().copied()));
+        for column in order {
+            query = query.order_by_asc(*column);
+        }
+        rows.extend(query.all(db).await?);
+    }
+    Ok(rows)
+}
+
+impl CatalogSnapshot {
+    /// This snapshot, loaded at catalog `version`, with every change recorded after it
+    /// applied: the changed rows are read again, nothing else is. `None` when a change is of
+    /// a kind this build does not know (the caller loads the catalog whole).
+    pub async fn refreshed(&self, db: &DatabaseConnection, version: i64) -> Result<Option<Refreshed>> {
+        let Some(changed) = changes_after(db, version).await? else {
+            return Ok(None);
+        };
+        // A copy: readers keep the snapshot they hold (its counts start again empty).
+        let mut snapshot = self.clone();
+
+        let vendors = rows_where::<vendor::Entity, _>(db, vendor::Column::Id, &changed.vendors, &[]).await?;
+        replace_rows(&mut snapshot.vendors, &changed.vendors, vendors, |v| v.id);
+        let products = rows_where::<product::Entity, _>(db, product::Column::Id, &changed.products, &[]).await?;
+        replace_rows(&mut snapshot.products, &changed.products, products, |p| p.id);
+        let tiers = rows_where::<tier::Entity, _>(db, tier::Column::Id, &changed.tiers, &[]).await?;
+        replace_rows(&mut snapshot.tiers, &changed.tiers, tiers, |t| t.id);
+
+        let offers = rows_where::<offer::Entity, _>(db, offer::Column::Id, &changed.offers, &[]).await?;
+        snapshot.replace_offers(&changed.offers, offers);
+
+        let points = rows_where::<price_point::Entity, _>(
+            db,
+            price_point::Column::OfferId,
+            &changed.price_points,
+            &[price_point::Column::EffectiveFrom, price_point::Column::Id],
+        )
+        .await?;
+        for offer in &changed.price_points {
+            snapshot.price_points.remove(offer);
+        }
+        let tier_rows = rows_where::<wholesale_price::Entity, _>(
+            db,
+            wholesale_price::Column::OfferId,
+            &changed.tier_prices,
+            &[wholesale_price::Column::EffectiveFrom, wholesale_price::Column::Id],
+        )
+        .await?;
+        let tier_rows: Vec<_> = tier_rows.into_iter().filter(|row| row.tier_id.is_some()).collect();
+        if !changed.tier_prices.is_empty() {
+            let offers: HashSet<i64> = changed.tier_prices.iter().copied().collect();
+            snapshot.tier_prices.retain(|(offer, _, _), _| !offers.contains(offer));
+        }
+        snapshot.price_change_times.extend(points.iter().map(|p| p.effective_from));
+        snapshot.price_change_times.extend(tier_rows.iter().map(|row| row.effective_from));
+        snapshot.add_prices(points, tier_rows);
+        snapshot.price_change_times.extend(reseller_price_times(db, &changed.resellers).await?);
+        Ok(Some(Refreshed { snapshot, resellers: changed.resellers }))
+    }
+
+    /// Replaces the offers `ids` by `rows` (an id without a row was deleted), keeping each
+    /// product's offer list in id order.
+    fn replace_offers(&mut self, ids: &[i64], rows: Vec<offer::Model>) {
+        let mut touched_products = BTreeSet::new();
+        for id in ids {
+            if let Some(old) = self.offers.remove(id) {
+                touched_products.insert(old.product_id);
+            }
+        }
+        for row in rows {
+            touched_products.insert(row.product_id);
+            self.offers.insert(row.id, row);
+        }
+        let changed: HashSet<i64> = ids.iter().copied().collect();
+        for product in touched_products {
+            let list = self.offers_by_product.entry(product).or_default();
+            list.retain(|id| !changed.contains(id));
+            list.extend(ids.iter().copied().filter(|id| self.offers.get(id).is_some_and(|o| o.product_id == product)));
+            list.sort_unstable();
+            list.dedup();
+            if list.is_empty() {
+                self.offers_by_product.remove(&product);
+            }
+        }
+    }
+}
+
+/// Replaces the rows `ids` of `map` by `rows` (an id without a row was deleted).
+fn replace_rows<T>(map: &mut BTreeMap<i64, T>, ids: &[i64], rows: Vec<T>, id: impl Fn(&T) -> i64) {
+    for key in ids {
+        map.remove(key);
+    }
+    map.extend(rows.into_iter().map(|row| (id(&row), row)));
+}
+
+/// Every time at which an explicit price of one of `resellers` takes effect.
+async fn reseller_price_times(db: &DatabaseConnection, resellers: &[i64]) -> Result<Vec<DateTime<Utc>>> {
+    let mut times = Vec::new();
+    for chunk in resellers.chunks(IDS_PER_STATEMENT) {
+        let wholesale: Vec<DateTime<Utc>> = wholesale_price::Entity::find()
+            .select_only()
+            .column(wholesale_price::Column::EffectiveFrom)
+            .filter(wholesale_price::Column::ResellerId.is_in(chunk.iter().copied()))
+            .distinct()
+            .into_tuple()
+            .all(db)
+            .await?;
+        let retail: Vec<DateTime<Utc>> = retail_price::Entity::find()
+            .select_only()
+            .column(retail_price::Column::EffectiveFrom)
+            .filter(retail_price::Column::ResellerId.is_in(chunk.iter().copied()))
+            .distinct()
+            .into_tuple()
+            .all(db)
+            .await?;
+        times.extend(wholesale);
+        times.extend(retail);
+    }
+    Ok(times)
+}
