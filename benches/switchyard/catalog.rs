@@ -23,7 +23,7 @@ use switchyard::demo;
 use crate::common::{self, Goal, figure};
 use crate::reference;
 use switchyard::domain::catalog_cache::CatalogSnapshot;
-use switchyard::domain::catalog_delta::CatalogChange;
+use switchyard::domain::catalog_delta::{CatalogChange, Refreshed, refreshed};
 use switchyard::domain::{Actor, Role};
 use switchyard::startup::{Application, Overrides, Settings};
 
@@ -328,12 +328,14 @@ pub fn snapshot_memory(url: &str) {
         let held = resident_mib() - first;
         let mut refreshes = Vec::new();
         for changed in [1, REFRESHED] {
-            let offers: Vec<i64> = second.offers.keys().copied().step_by(second.offers.len() / changed).collect();
-            let version = record_changes(&db, &offers[..changed]).await;
+            let step = (second.offers.len() / changed).max(1);
+            let offers: Vec<i64> = second.offers.keys().copied().step_by(step).take(changed).collect();
+            let version = record_changes(&db, &offers).await;
             let started = Instant::now();
-            let refreshed = second.refreshed(&db, version - 1).await.unwrap().expect("every change is known");
+            let refreshed = refreshed(&second, &db, version - 1, version).await.unwrap();
             refreshes.push(started.elapsed().as_secs_f64() * 1000.0);
-            assert_eq!(refreshed.snapshot.offers.len(), second.offers.len());
+            let Some(Refreshed::Changed(refreshed)) = refreshed else { panic!("the changes were not applied") };
+            assert_eq!(refreshed.offers.len(), second.offers.len());
         }
         let loaded = load.as_secs_f64() * 1000.0;
         println!("{} {loaded} {held} {} {} {}", snapshot.offers.len(), first - before, refreshes[0], refreshes[1]);

@@ -1,201 +1,24 @@
 //! The in-memory catalog: a read snapshot of vendors, products, offers and their prices.
 //!
 //! Storefronts browse far more than they buy, so catalog reads are served from a snapshot
-//! loaded in a fixed number of statements (one per table) and shared by every request.
-//! Per-reseller price data (explicit wholesale and retail prices, the default markup) is
-//! loaded per reseller on first use. Every catalog or price write in this process calls
-//! [`CatalogCache::invalidate`]; writes made by another process are seen when the snapshot's
-//! time-to-live runs out (`catalog_cache_ttl`; 0 disables the cache).
+//! (`catalog_snapshot`) loaded in a fixed number of statements (one per table) and shared by
+//! every request. Per-reseller price data (explicit wholesale and retail prices, the default
+//! markup) is loaded per reseller on first use. Every catalog or price write in this process
+//! calls [`CatalogCache::invalidate`]; writes made by another process are seen when the
+//! snapshot's time-to-live runs out (`catalog_cache_ttl`; 0 disables the cache), then read
+//! from the changes they recorded (`catalog_delta`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use entity::{offer, price_point, product, reseller, retail_price, tier, vendor, wholesale_price};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use super::Domain;
+use super::catalog_delta::{CHANGES_KEPT, Refreshed, refreshed};
+pub use super::catalog_snapshot::{CatalogSnapshot, Counts, ResellerPricing};
 use super::error::Result;
-use super::pricing::DatedPrice;
-
-/// The catalog as one consistent, read-only value.
-#[derive(Clone, Debug, Default)]
-pub struct CatalogSnapshot {
-    /// Vendors by id.
-    pub vendors: BTreeMap<i64, vendor::Model>,
-    /// Products by id.
-    pub products: BTreeMap<i64, product::Model>,
-    /// Offers by id.
-    pub offers: BTreeMap<i64, offer::Model>,
-    /// Offer ids of each product, in id order.
-    pub offers_by_product: HashMap<i64, Vec<i64>>,
-    /// Price points of each offer, oldest first.
-    pub price_points: HashMap<i64, Vec<price_point::Model>>,
-    /// Tiers by id.
-    pub tiers: BTreeMap<i64, tier::Model>,
-    /// Explicit tier wholesale prices by (offer, tier, currency), oldest first.
-    pub tier_prices: HashMap<(i64, i64, String), Vec<DatedPrice>>,
-    /// Every distinct time at which some price (cost, list, wholesale or retail, for any
-    /// reseller) takes effect: a price view computed now stays right until the next one.
-    pub price_change_times: BTreeSet<DateTime<Utc>>,
-    /// How many rows each kind of caller sees under each filter, counted once per snapshot.
-    pub counts: Counts,
-}
-
-/// Counts of visible rows by caller class and filter, kept for the life of one snapshot (a
-/// copy starts empty: it is a different catalog). At most [`Counts::LIMIT`] are kept: when
-/// full, they are dropped and counted again as asked.
-#[derive(Debug, Default)]
-pub struct Counts(Mutex<HashMap<String, usize>>);
-
-impl Clone for Counts {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl Counts {
-    /// Distinct counts kept per snapshot.
-    pub const LIMIT: usize = 4_096;
-
-    /// The count under `key`, counted by `count` the first time.
-    pub fn get_or(&self, key: String, count: impl FnOnce() -> usize) -> usize {
-        if let Some(&known) = self.0.lock().ok().as_ref().and_then(|counts| counts.get(&key)) {
-            return known;
-        }
-        let counted = count();
-        if let Ok(mut counts) = self.0.lock() {
-            if counts.len() >= Self::LIMIT {
-                counts.clear();
-            }
-            counts.insert(key, counted);
-        }
-        counted
-    }
-}
-
-/// One reseller's pricing inputs.
-#[derive(Debug)]
-pub struct ResellerPricing {
-    /// The reseller.
-    pub reseller: reseller::Model,
-    /// Explicit wholesale prices for this reseller by (offer, currency), oldest first.
-    pub wholesale: HashMap<(i64, String), Vec<DatedPrice>>,
-    /// Explicit retail prices by (offer, currency), oldest first.
-    pub retail: HashMap<(i64, String), Vec<DatedPrice>>,
-}
-
-impl CatalogSnapshot {
-    /// The first time after `at` at which a price takes effect, if any.
-    pub fn next_price_change_after(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.price_change_times.range((std::ops::Bound::Excluded(at), std::ops::Bound::Unbounded)).next().copied()
-    }
-
-    /// Loads the whole catalog: eight statements whatever its size.
-    pub async fn load(db: &DatabaseConnection) -> Result<Self> {
-        let vendors = vendor::Entity::find().all(db).await?;
-        let products = product::Entity::find().all(db).await?;
-        let offers = offer::Entity::find().order_by_asc(offer::Column::Id).all(db).await?;
-        let points = price_point::Entity::find()
-            .order_by_asc(price_point::Column::EffectiveFrom)
-            .order_by_asc(price_point::Column::Id)
-            .all(db)
-            .await?;
-        let tiers = tier::Entity::find().all(db).await?;
-        let tier_rows = wholesale_price::Entity::find()
-            .filter(wholesale_price::Column::TierId.is_not_null())
-            .order_by_asc(wholesale_price::Column::EffectiveFrom)
-            .order_by_asc(wholesale_price::Column::Id)
-            .all(db)
-            .await?;
-
-        let reseller_price_times: Vec<DateTime<Utc>> = wholesale_price::Entity::find()
-            .select_only()
-            .column(wholesale_price::Column::EffectiveFrom)
-            .filter(wholesale_price::Column::ResellerId.is_not_null())
-            .distinct()
-            .into_tuple()
-            .all(db)
-            .await?;
-        let retail_times: Vec<DateTime<Utc>> = retail_price::Entity::find()
-            .select_only()
-            .column(retail_price::Column::EffectiveFrom)
-            .distinct()
-            .into_tuple()
-            .all(db)
-            .await?;
-
-        let mut snapshot = Self {
-            vendors: vendors.into_iter().map(|v| (v.id, v)).collect(),
-            products: products.into_iter().map(|p| (p.id, p)).collect(),
-            tiers: tiers.into_iter().map(|t| (t.id, t)).collect(),
-            ..Self::default()
-        };
-        for offer in offers {
-            snapshot.offers_by_product.entry(offer.product_id).or_default().push(offer.id);
-            snapshot.offers.insert(offer.id, offer);
-        }
-        snapshot.price_change_times.extend(reseller_price_times);
-        snapshot.price_change_times.extend(retail_times);
-        snapshot.price_change_times.extend(points.iter().map(|p| p.effective_from));
-        snapshot.price_change_times.extend(tier_rows.iter().map(|row| row.effective_from));
-        snapshot.add_prices(points, tier_rows);
-        Ok(snapshot)
-    }
-
-    /// Adds price points and tier wholesale prices, each list oldest first.
-    pub(crate) fn add_prices(&mut self, points: Vec<price_point::Model>, tier_rows: Vec<wholesale_price::Model>) {
-        for point in points {
-            self.price_points.entry(point.offer_id).or_default().push(point);
-        }
-        for row in tier_rows {
-            if let Some(tier_id) = row.tier_id {
-                self.tier_prices
-                    .entry((row.offer_id, tier_id, row.currency.clone()))
-                    .or_default()
-                    .push(DatedPrice { effective_from: row.effective_from, price: row.price.0 });
-            }
-        }
-    }
-}
-
-impl ResellerPricing {
-    /// Loads one reseller's pricing: three statements. `None` if the reseller does not exist.
-    pub async fn load(db: &DatabaseConnection, reseller_id: i64) -> Result<Option<Self>> {
-        let Some(reseller) = reseller::Entity::find_by_id(reseller_id).one(db).await? else {
-            return Ok(None);
-        };
-        let wholesale_rows = wholesale_price::Entity::find()
-            .filter(wholesale_price::Column::ResellerId.eq(reseller_id))
-            .order_by_asc(wholesale_price::Column::EffectiveFrom)
-            .all(db)
-            .await?;
-        let retail_rows = retail_price::Entity::find()
-            .filter(retail_price::Column::ResellerId.eq(reseller_id))
-            .order_by_asc(retail_price::Column::EffectiveFrom)
-            .all(db)
-            .await?;
-        let mut wholesale: HashMap<(i64, String), Vec<DatedPrice>> = HashMap::new();
-        for row in wholesale_rows {
-            wholesale
-                .entry((row.offer_id, row.currency))
-                .or_default()
-                .push(DatedPrice { effective_from: row.effective_from, price: row.price.0 });
-        }
-        let mut retail: HashMap<(i64, String), Vec<DatedPrice>> = HashMap::new();
-        for row in retail_rows {
-            retail
-                .entry((row.offer_id, row.currency))
-                .or_default()
-                .push(DatedPrice { effective_from: row.effective_from, price: row.price.0 });
-        }
-        Ok(Some(Self { reseller, wholesale, retail }))
-    }
-}
 
 /// The shared cache of the catalog snapshot and of per-reseller pricing.
 ///
@@ -218,8 +41,9 @@ struct Cached<T> {
     value: Arc<T>,
     loaded_at: Instant,
     generation: u64,
-    /// For snapshots: the catalog version (`catalog_version`) read just before the load, if
-    /// it was still the same just after (a snapshot without one is never renewed).
+    /// For snapshots: the catalog version (`catalog_version`) read just before the snapshot
+    /// was read or refreshed: it holds every change up to that version, perhaps some after
+    /// (`None`: the row is missing; such a snapshot is never renewed nor refreshed).
     version: Option<i64>,
     /// When the value was read from the database (renewals move `loaded_at` only).
     read_at: Instant,
@@ -229,10 +53,6 @@ struct Cached<T> {
 /// change that did not go through `Write::commit` (an SQL fix by hand, an older binary during
 /// a rolling upgrade) shows within this many.
 pub const RENEWALS_BEFORE_RELOAD: u32 = 12;
-
-/// How many catalog versions' changes are kept (`catalog_delta`): a snapshot at most this
-/// many versions behind is refreshed from them, an older one is loaded whole.
-pub const CHANGES_KEPT: i64 = 10_000;
 
 /// The catalog version now (`catalog_version`, bumped by every catalog or price write in its
 /// transaction: `Write::commit`).
@@ -296,6 +116,12 @@ impl CatalogCache {
     /// Renews the snapshot when the catalog has not changed since it was loaded (one
     /// statement), else brings it up to date from the changes recorded since (reading only
     /// the changed rows: `catalog_delta`), else loads it whole; the caller holds `loading`.
+    ///
+    /// Either way the result is kept under the version read before it was read: every row
+    /// that differs from the catalog at that version was changed by a later write, which
+    /// recorded the change, so the next refresh from that version makes it whole even if a
+    /// write committed while this one read (such a snapshot is never renewed: the version
+    /// has moved past it).
     async fn load(&self, db: &DatabaseConnection) -> Result<Arc<CatalogSnapshot>> {
         let generation = self.generation.load(Ordering::Acquire);
         // The data is as old as the start of the load (a large catalog takes a while).
@@ -304,21 +130,19 @@ impl CatalogCache {
         if let Some(renewed) = self.renew(generation, version, loaded_at) {
             return Ok(renewed);
         }
-        let (value, base_version, read_at) = match self.refresh_base(version) {
-            Some((base, base_version, read_at)) => match base.refreshed(db, base_version).await? {
-                Some(refreshed) => {
-                    self.forget_resellers(&refreshed.resellers);
-                    (Arc::new(refreshed.snapshot), Some(base_version), read_at)
-                }
-                None => (Arc::new(CatalogSnapshot::load(db).await?), None, loaded_at),
-            },
-            None => (Arc::new(CatalogSnapshot::load(db).await?), None, loaded_at),
+        let refreshed = match (self.refresh_base(version), version) {
+            (Some((base, base_version, read_at)), Some(now)) => {
+                refreshed(&base, db, base_version, now).await?.map(|refreshed| match refreshed {
+                    Refreshed::Changed(snapshot) => (Arc::new(*snapshot), read_at),
+                    Refreshed::Unchanged => (base, read_at),
+                })
+            }
+            _ => None,
         };
-        // A write that committed during the load may be half in it: such a snapshot serves
-        // its time-to-live (like any other) but is not renewed. A refreshed one keeps the
-        // version it was refreshed from, so the next refresh applies that write again.
-        let after = read_version(db).await.ok().flatten();
-        let version = if version.is_some() && after == version { version } else { base_version };
+        let (value, read_at) = match refreshed {
+            Some(refreshed) => refreshed,
+            None => (Arc::new(CatalogSnapshot::load(db).await?), loaded_at),
+        };
         if let Ok(mut current) = self.current.write() {
             let cached = Cached { value: Arc::clone(&value), loaded_at, generation, version, read_at };
             *current = Some(cached);
@@ -327,8 +151,8 @@ impl CatalogCache {
     }
 
     /// The cached snapshot, its version and when it was last read whole, if the catalog at
-    /// `version` can be reached from it by the changes kept ([`CHANGES_KEPT`])
-    /// and it is not due to be loaded whole (`RENEWALS_BEFORE_RELOAD`).
+    /// `version` may be reached from it by the changes kept ([`CHANGES_KEPT`]) and it is not
+    /// due to be loaded whole (`RENEWALS_BEFORE_RELOAD`).
     fn refresh_base(&self, version: Option<i64>) -> Option<(Arc<CatalogSnapshot>, i64, Instant)> {
         let current = self.current.read().ok()?;
         let cached = current.as_ref()?;
@@ -336,18 +160,6 @@ impl CatalogCache {
         let reachable = base <= now && now - base < CHANGES_KEPT;
         let recent = cached.read_at.elapsed() < self.ttl * RENEWALS_BEFORE_RELOAD;
         (reachable && recent).then(|| (Arc::clone(&cached.value), base, cached.read_at))
-    }
-
-    /// Drops the cached pricing of `resellers` (it changed).
-    fn forget_resellers(&self, resellers: &[i64]) {
-        if resellers.is_empty() {
-            return;
-        }
-        if let Ok(mut map) = self.resellers.write() {
-            for reseller in resellers {
-                map.remove(reseller);
-            }
-        }
     }
 
     /// Restarts the snapshot's time-to-live from `checked_at` if it was loaded at catalog
@@ -434,11 +246,13 @@ impl CatalogCache {
     }
 
     /// When the oldest data now cached was loaded (now, when nothing is): a response
-    /// computed from this cache is at most that old, whenever it is computed.
+    /// computed from this cache is at most that old, whenever it is computed. A snapshot
+    /// kept after an invalidation only as the base of its refresh is served to no one.
     pub fn data_as_of(&self) -> Instant {
+        let generation = self.generation.load(Ordering::Acquire);
         let mut oldest = Instant::now();
         if let Ok(current) = self.current.read()
-            && let Some(cached) = current.as_ref()
+            && let Some(cached) = current.as_ref().filter(|cached| cached.generation == generation)
         {
             oldest = oldest.min(cached.loaded_at);
         }

@@ -7,11 +7,12 @@
 //! reading the changes after `v` and re-reading those rows by id: a change is "read the row
 //! as it is now", so applying one twice, or out of order, or together with later ones gives
 //! the same result, and a refresh that raced with a write can simply be applied again from
-//! `v`. Writes prune the changes of versions older than the last
-//! [`CHANGES_KEPT`](super::catalog_cache::CHANGES_KEPT); a snapshot
-//! further behind is loaded whole.
+//! `v`. Every version in between must have left its changes (a version is bumped only with
+//! changes recorded, and a rolled-back bump takes no number): when one is missing — pruned
+//! (writes prune the changes of versions older than the last [`CHANGES_KEPT`]), or bumped
+//! by an older binary or by hand — the snapshot is loaded whole.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use entity::{offer, price_point, product, retail_price, tier, vendor, wholesale_price};
@@ -19,8 +20,12 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 
-use super::catalog_cache::CatalogSnapshot;
+use super::catalog_snapshot::CatalogSnapshot;
 use super::error::Result;
+
+/// How many catalog versions' changes are kept: a snapshot at most this many versions behind
+/// is refreshed from them, an older one is loaded whole.
+pub const CHANGES_KEPT: i64 = 10_000;
 
 /// Ids read per `IN (…)` statement.
 const IDS_PER_STATEMENT: usize = 500;
@@ -87,32 +92,34 @@ struct Changed {
     resellers: Vec<i64>,
 }
 
-/// A snapshot brought up to date, and the resellers whose pricing changed (their cached
-/// pricing is stale).
+/// A snapshot brought up to date.
 #[derive(Debug)]
-pub struct Refreshed {
-    /// The snapshot with every change applied.
-    pub snapshot: CatalogSnapshot,
-    /// Resellers whose pricing changed.
-    pub resellers: Vec<i64>,
+pub enum Refreshed {
+    /// No change was recorded since: the snapshot is the catalog still.
+    Unchanged,
+    /// A copy of the snapshot with every change applied.
+    Changed(Box<CatalogSnapshot>),
 }
 
-/// The changes recorded after `version`, or `None` if one is of a kind this build does not
-/// know.
-async fn changes_after(db: &DatabaseConnection, version: i64) -> Result<Option<Changed>> {
+/// The changes recorded after version `base`, or `None` if one is of a kind this build does
+/// not know or a version up to `through` left none.
+async fn changes_after(db: &DatabaseConnection, base: i64, through: i64) -> Result<Option<Changed>> {
     let backend = db.get_database_backend();
     let sql = match backend {
-        sea_orm::DbBackend::Postgres => "SELECT DISTINCT kind, row_id FROM catalog_changes WHERE version > $1",
-        _ => "SELECT DISTINCT kind, row_id FROM catalog_changes WHERE version > ?",
+        sea_orm::DbBackend::Postgres => "SELECT version, kind, row_id FROM catalog_changes WHERE version > $1",
+        _ => "SELECT version, kind, row_id FROM catalog_changes WHERE version > ?",
     };
-    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [version.into()])).await?;
+    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, sql, [base.into()])).await?;
     let mut changed = Changed::default();
+    let mut versions = BTreeSet::new();
     for row in rows {
+        let version: i64 = row.try_get("", "version")?;
         let kind: String = row.try_get("", "kind")?;
         let id: i64 = row.try_get("", "row_id")?;
         let Some(change) = CatalogChange::from_row(&kind, id) else {
             return Ok(None);
         };
+        versions.insert(version);
         let list = match change {
             CatalogChange::Vendor(_) => &mut changed.vendors,
             CatalogChange::Product(_) => &mut changed.products,
@@ -124,7 +131,38 @@ async fn changes_after(db: &DatabaseConnection, version: i64) -> Result<Option<C
         };
         list.push(id);
     }
+    if !(base + 1..=through).all(|version| versions.contains(&version)) {
+        return Ok(None);
+    }
+    for list in [
+        &mut changed.vendors,
+        &mut changed.products,
+        &mut changed.offers,
+        &mut changed.price_points,
+        &mut changed.tiers,
+        &mut changed.tier_prices,
+        &mut changed.resellers,
+    ] {
+        list.sort_unstable();
+        list.dedup();
+    }
     Ok(Some(changed))
+}
+
+impl Changed {
+    fn is_empty(&self) -> bool {
+        [
+            &self.vendors,
+            &self.products,
+            &self.offers,
+            &self.price_points,
+            &self.tiers,
+            &self.tier_prices,
+            &self.resellers,
+        ]
+        .iter()
+        .all(|list| list.is_empty())
+    }
 }
 
 /// Reads the rows of `E` whose `column` is one of `ids`, `IDS_PER_STATEMENT` ids a statement.
@@ -144,79 +182,89 @@ where
     Ok(rows)
 }
 
-impl CatalogSnapshot {
-    /// This snapshot, loaded at catalog `version`, with every change recorded after it
-    /// applied: the changed rows are read again, nothing else is. `None` when a change is of
-    /// a kind this build does not know (the caller loads the catalog whole).
-    pub async fn refreshed(&self, db: &DatabaseConnection, version: i64) -> Result<Option<Refreshed>> {
-        let Some(changed) = changes_after(db, version).await? else {
-            return Ok(None);
-        };
-        // A copy: readers keep the snapshot they hold (its counts start again empty).
-        let mut snapshot = self.clone();
-
-        let vendors = rows_where::<vendor::Entity, _>(db, vendor::Column::Id, &changed.vendors, &[]).await?;
-        replace_rows(&mut snapshot.vendors, &changed.vendors, vendors, |v| v.id);
-        let products = rows_where::<product::Entity, _>(db, product::Column::Id, &changed.products, &[]).await?;
-        replace_rows(&mut snapshot.products, &changed.products, products, |p| p.id);
-        let tiers = rows_where::<tier::Entity, _>(db, tier::Column::Id, &changed.tiers, &[]).await?;
-        replace_rows(&mut snapshot.tiers, &changed.tiers, tiers, |t| t.id);
-
-        let offers = rows_where::<offer::Entity, _>(db, offer::Column::Id, &changed.offers, &[]).await?;
-        snapshot.replace_offers(&changed.offers, offers);
-
-        let points = rows_where::<price_point::Entity, _>(
-            db,
-            price_point::Column::OfferId,
-            &changed.price_points,
-            &[price_point::Column::EffectiveFrom, price_point::Column::Id],
-        )
-        .await?;
-        for offer in &changed.price_points {
-            snapshot.price_points.remove(offer);
-        }
-        let tier_rows = rows_where::<wholesale_price::Entity, _>(
-            db,
-            wholesale_price::Column::OfferId,
-            &changed.tier_prices,
-            &[wholesale_price::Column::EffectiveFrom, wholesale_price::Column::Id],
-        )
-        .await?;
-        let tier_rows: Vec<_> = tier_rows.into_iter().filter(|row| row.tier_id.is_some()).collect();
-        if !changed.tier_prices.is_empty() {
-            let offers: HashSet<i64> = changed.tier_prices.iter().copied().collect();
-            snapshot.tier_prices.retain(|(offer, _, _), _| !offers.contains(offer));
-        }
-        snapshot.price_change_times.extend(points.iter().map(|p| p.effective_from));
-        snapshot.price_change_times.extend(tier_rows.iter().map(|row| row.effective_from));
-        snapshot.add_prices(points, tier_rows);
-        snapshot.price_change_times.extend(reseller_price_times(db, &changed.resellers).await?);
-        Ok(Some(Refreshed { snapshot, resellers: changed.resellers }))
+/// `snapshot`, holding the catalog at version `base`, brought up to version `through` (read
+/// before this is called) and perhaps beyond: the rows the changes recorded after `base`
+/// name are read again, nothing else is. `None` when the changes do not reach back to `base`
+/// or one is of a kind this build does not know (the caller loads the catalog whole).
+pub async fn refreshed(
+    snapshot: &CatalogSnapshot,
+    db: &DatabaseConnection,
+    base: i64,
+    through: i64,
+) -> Result<Option<Refreshed>> {
+    let Some(changed) = changes_after(db, base, through).await? else {
+        return Ok(None);
+    };
+    if changed.is_empty() {
+        return Ok(Some(Refreshed::Unchanged));
     }
+    // A copy: readers keep the snapshot they hold (its counts start again empty).
+    let mut snapshot = snapshot.clone();
 
-    /// Replaces the offers `ids` by `rows` (an id without a row was deleted), keeping each
-    /// product's offer list in id order.
-    fn replace_offers(&mut self, ids: &[i64], rows: Vec<offer::Model>) {
-        let mut touched_products = BTreeSet::new();
-        for id in ids {
-            if let Some(old) = self.offers.remove(id) {
-                touched_products.insert(old.product_id);
-            }
+    let vendors = rows_where::<vendor::Entity, _>(db, vendor::Column::Id, &changed.vendors, &[]).await?;
+    replace_rows(&mut snapshot.vendors, &changed.vendors, vendors, |v| v.id);
+    let products = rows_where::<product::Entity, _>(db, product::Column::Id, &changed.products, &[]).await?;
+    replace_rows(&mut snapshot.products, &changed.products, products, |p| p.id);
+    let tiers = rows_where::<tier::Entity, _>(db, tier::Column::Id, &changed.tiers, &[]).await?;
+    replace_rows(&mut snapshot.tiers, &changed.tiers, tiers, |t| t.id);
+
+    let offers = rows_where::<offer::Entity, _>(db, offer::Column::Id, &changed.offers, &[]).await?;
+    replace_offers(&mut snapshot, &changed.offers, offers);
+
+    let points = rows_where::<price_point::Entity, _>(
+        db,
+        price_point::Column::OfferId,
+        &changed.price_points,
+        &[price_point::Column::EffectiveFrom, price_point::Column::Id],
+    )
+    .await?;
+    for offer in &changed.price_points {
+        snapshot.price_points.remove(offer);
+    }
+    let tier_rows = rows_where::<wholesale_price::Entity, _>(
+        db,
+        wholesale_price::Column::OfferId,
+        &changed.tier_prices,
+        &[wholesale_price::Column::EffectiveFrom, wholesale_price::Column::Id],
+    )
+    .await?;
+    let tier_rows: Vec<_> = tier_rows.into_iter().filter(|row| row.tier_id.is_some()).collect();
+    if !changed.tier_prices.is_empty() {
+        let offers: HashSet<i64> = changed.tier_prices.iter().copied().collect();
+        snapshot.tier_prices.retain(|(offer, _, _), _| !offers.contains(offer));
+    }
+    snapshot.price_change_times.extend(points.iter().map(|p| p.effective_from));
+    snapshot.price_change_times.extend(tier_rows.iter().map(|row| row.effective_from));
+    snapshot.add_prices(points, tier_rows);
+    // A reseller's own prices are cached per reseller (for a time-to-live); the snapshot
+    // keeps only when they take effect.
+    snapshot.price_change_times.extend(reseller_price_times(db, &changed.resellers).await?);
+    Ok(Some(Refreshed::Changed(Box::new(snapshot))))
+}
+
+/// Replaces the offers `ids` of `snapshot` by `rows` (an id without a row was deleted),
+/// keeping each product's offer list in id order.
+fn replace_offers(snapshot: &mut CatalogSnapshot, ids: &[i64], rows: Vec<offer::Model>) {
+    let changed: HashSet<i64> = ids.iter().copied().collect();
+    let mut touched = BTreeSet::new();
+    for id in ids {
+        if let Some(old) = snapshot.offers.remove(id) {
+            touched.insert(old.product_id);
         }
-        for row in rows {
-            touched_products.insert(row.product_id);
-            self.offers.insert(row.id, row);
-        }
-        let changed: HashSet<i64> = ids.iter().copied().collect();
-        for product in touched_products {
-            let list = self.offers_by_product.entry(product).or_default();
-            list.retain(|id| !changed.contains(id));
-            list.extend(ids.iter().copied().filter(|id| self.offers.get(id).is_some_and(|o| o.product_id == product)));
-            list.sort_unstable();
-            list.dedup();
-            if list.is_empty() {
-                self.offers_by_product.remove(&product);
-            }
+    }
+    let mut added: HashMap<i64, Vec<i64>> = HashMap::new();
+    for row in rows {
+        touched.insert(row.product_id);
+        added.entry(row.product_id).or_default().push(row.id);
+        snapshot.offers.insert(row.id, row);
+    }
+    for product in touched {
+        let list = snapshot.offers_by_product.entry(product).or_default();
+        list.retain(|id| !changed.contains(id));
+        list.extend(added.remove(&product).unwrap_or_default());
+        list.sort_unstable();
+        if list.is_empty() {
+            snapshot.offers_by_product.remove(&product);
         }
     }
 }

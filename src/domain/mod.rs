@@ -12,6 +12,7 @@ pub mod billing;
 pub mod catalog;
 pub mod catalog_cache;
 pub mod catalog_delta;
+pub mod catalog_snapshot;
 pub mod clock;
 pub mod customers;
 pub mod error;

@@ -30,8 +30,7 @@ use sea_orm::{
 };
 
 use super::actor::Actor;
-use super::catalog_cache::CHANGES_KEPT;
-use super::catalog_delta::CatalogChange;
+use super::catalog_delta::{CHANGES_KEPT, CatalogChange};
 use super::error::Result;
 use super::events::DomainEvent;
 use super::{Domain, audit};
@@ -214,6 +213,10 @@ fn numbered(backend: DbBackend, sql: &str) -> String {
     numbered
 }
 
+/// Catalog changes written by one statement (three parameters each: within every
+/// backend's limit).
+const CHANGES_PER_INSERT: usize = 1_000;
+
 /// Bumps `catalog_version` (the row lock it takes orders catalog writes until commit) and
 /// records `changes` under the new version; prunes the changes no snapshot refreshes from
 /// any more (`CHANGES_KEPT` versions back).
@@ -229,18 +232,20 @@ async fn record_catalog_changes<C: ConnectionTrait>(db: &C, changes: &mut Vec<Ca
     };
     changes.sort_unstable();
     changes.dedup();
-    let mut sql = String::from("INSERT INTO catalog_changes (version, kind, row_id) VALUES ");
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(changes.len() * 3);
-    for (index, change) in changes.iter().enumerate() {
-        let (kind, id) = change.row();
-        let first = index * 3 + 1;
-        if index > 0 {
-            sql.push_str(", ");
+    for chunk in changes.chunks(CHANGES_PER_INSERT) {
+        let mut sql = String::from("INSERT INTO catalog_changes (version, kind, row_id) VALUES ");
+        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 3);
+        for (index, change) in chunk.iter().enumerate() {
+            let (kind, id) = change.row();
+            let first = index * 3 + 1;
+            if index > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${first}, ${}, ${})", first + 1, first + 2));
+            values.extend([version.into(), kind.into(), id.into()]);
         }
-        sql.push_str(&format!("(${first}, ${}, ${})", first + 1, first + 2));
-        values.extend([version.into(), kind.into(), id.into()]);
+        db.execute_raw(Statement::from_sql_and_values(backend, numbered(backend, &sql), values)).await?;
     }
-    db.execute_raw(Statement::from_sql_and_values(backend, numbered(backend, &sql), values)).await?;
     let prune = numbered(backend, "DELETE FROM catalog_changes WHERE version <= $1");
     let prune = Statement::from_sql_and_values(backend, prune, [(version - CHANGES_KEPT).into()]);
     db.execute_raw(prune).await?;

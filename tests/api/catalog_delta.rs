@@ -46,6 +46,26 @@ async fn a_stale_snapshot_rereads_only_the_rows_changed_since_it_was_loaded() {
     assert_eq!(refreshed.offers.len(), first.offers.len());
 }
 
+/// A catalog version bumped without its changes recorded (an older binary's write during a
+/// rolling upgrade, an SQL fix by hand that bumps the version) cannot be refreshed from: the
+/// snapshot is loaded whole at the next expiry, and the change shows within one TTL.
+#[tokio::test]
+async fn a_version_bumped_without_recorded_changes_loads_the_catalog_whole() {
+    let ttl = Duration::from_millis(300);
+    let app = spawn_app_with(|config| config.catalog_cache_ttl = ttl).await;
+    let f = Fixture::build(&app).await;
+    app.domain.catalog.snapshot(&app.domain.db).await.unwrap();
+    let older_binary = format!(
+        "UPDATE offers SET name = 'Renamed by an older binary' WHERE id = {};
+         UPDATE catalog_version SET version = version + 1 WHERE id = 1",
+        f.offers_a[0]
+    );
+    app.domain.db.execute_unprepared(&older_binary).await.unwrap();
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    let snapshot = app.domain.catalog.snapshot(&app.domain.db).await.unwrap();
+    assert_eq!(snapshot.offers[&f.offers_a[0]].name, "Renamed by an older binary");
+}
+
 /// A small deterministic generator (xorshift64*): the histories repeat run to run.
 struct Dice(u64);
 
