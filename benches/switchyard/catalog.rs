@@ -42,8 +42,12 @@ pub fn main() {
     runtime.block_on(common::on_each_backend("catalog", |backend, url| async move {
         if let Some(seconds) = std::env::var("BENCH_SOAK_SECS").ok().and_then(|s| s.parse().ok()) {
             SOAK.set(Duration::from_secs(seconds)).unwrap();
-            let responses = std::env::var("BENCH_SOAK_CACHE").is_ok_and(|c| c == "responses");
-            run(backend, &url, if responses { Cache::Responses } else { Cache::Snapshot }, true).await;
+            let cache = match std::env::var("BENCH_SOAK_CACHE").as_deref() {
+                Ok("responses") => Cache::Responses,
+                Ok("off") => Cache::Off,
+                _ => Cache::Snapshot,
+            };
+            run(backend, &url, cache, true).await;
             return;
         }
         for cache in [Cache::Responses, Cache::Snapshot] {
@@ -237,7 +241,8 @@ fn report(backend: &str, label: &str, limits: &str, requests: usize, figures: (f
 }
 
 /// `BENCH_SOAK_SECS`: instead of the table, keep the catalog-cache-only load (with
-/// `BENCH_SOAK_CACHE=responses`, the default caches) going that long and print the
+/// `BENCH_SOAK_CACHE=responses`, the default caches; with `off`, none: pages read from the
+/// database, to profile that path) going that long and print the
 /// process's resident memory every tenth of it (a growing figure is a leak or
 /// fragmentation; a flat one after the first tenth is the working set).
 static SOAK: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
