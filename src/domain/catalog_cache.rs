@@ -22,12 +22,15 @@ use super::error::Result;
 
 /// The shared cache of the catalog snapshot and of per-reseller pricing.
 ///
-/// Reads take a read lock only. A load that raced with an invalidation is used for the
-/// request that made it but not kept: a generation counter tells the two apart.
+/// Reads take a read lock only. A load that raced with a write in this process is used for
+/// the request that made it, then kept only as the base of the next refresh: a generation
+/// counter tells the two apart. One that raced with [`CatalogCache::invalidate`] is not kept.
 #[derive(Debug)]
 pub struct CatalogCache {
     ttl: Duration,
     generation: AtomicU64,
+    /// Bumped by every [`CatalogCache::invalidate`]: a load that began before is not kept.
+    drops: AtomicU64,
     current: RwLock<Option<Cached<CatalogSnapshot>>>,
     loading: tokio::sync::Mutex<()>,
     resellers: RwLock<HashMap<i64, Cached<ResellerPricing>>>,
@@ -78,6 +81,7 @@ impl CatalogCache {
         Self {
             ttl,
             generation: AtomicU64::new(0),
+            drops: AtomicU64::new(0),
             current: RwLock::new(None),
             loading: tokio::sync::Mutex::new(()),
             resellers: RwLock::new(HashMap::new()),
@@ -124,6 +128,7 @@ impl CatalogCache {
     /// has moved past it).
     async fn load(&self, db: &DatabaseConnection) -> Result<Arc<CatalogSnapshot>> {
         let generation = self.generation.load(Ordering::Acquire);
+        let drops = self.drops.load(Ordering::Acquire);
         // The data is as old as the start of the load (a large catalog takes a while).
         let loaded_at = Instant::now();
         let version = read_version(db).await?;
@@ -143,7 +148,9 @@ impl CatalogCache {
             Some(refreshed) => refreshed,
             None => (Arc::new(CatalogSnapshot::load(db).await?), loaded_at),
         };
-        if let Ok(mut current) = self.current.write() {
+        if let Ok(mut current) = self.current.write()
+            && self.drops.load(Ordering::Acquire) == drops
+        {
             let cached = Cached { value: Arc::clone(&value), loaded_at, generation, version, read_at };
             *current = Some(cached);
         }
@@ -264,12 +271,23 @@ impl CatalogCache {
         oldest
     }
 
-    /// Makes everything cached stale; called after every committed catalog or price write.
-    /// The snapshot is kept (not served) as the base the next load refreshes from.
-    pub fn invalidate(&self) {
+    /// Makes everything cached stale; called after every committed catalog or price write
+    /// in this process (`Write::commit`). The snapshot is kept, not served, as the base the
+    /// next load refreshes from the changes the write recorded.
+    pub fn mark_stale(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut map) = self.resellers.write() {
             map.clear();
         }
+    }
+
+    /// Drops everything cached: the next load reads the catalog whole. For rows changed
+    /// behind the catalog's version (SQL by hand, which records no change to refresh from).
+    pub fn invalidate(&self) {
+        if let Ok(mut current) = self.current.write() {
+            self.drops.fetch_add(1, Ordering::AcqRel);
+            *current = None;
+        }
+        self.mark_stale();
     }
 }

@@ -23,8 +23,8 @@ use sea_orm::{
 use super::catalog_snapshot::CatalogSnapshot;
 use super::error::Result;
 
-/// How many catalog versions' changes are kept: a snapshot at most this many versions behind
-/// is refreshed from them, an older one is loaded whole.
+/// How many catalog versions' changes are kept: a snapshot fewer than this many versions
+/// behind is refreshed from them, an older one is loaded whole.
 pub const CHANGES_KEPT: i64 = 10_000;
 
 /// Ids read per `IN (…)` statement.

@@ -8,7 +8,7 @@
 //! commit, so outbox ids — the events' sequences — are handed out in the order writes
 //! commit). A catalog or price write also bumps `catalog_version` in its transaction, which
 //! every process's cached catalog checks. Only after the commit succeeds does it wake the
-//! event relay, invalidate this process's catalog cache and wake its workers, as asked. Dropping a `Write`
+//! event relay, mark this process's catalog snapshot stale and wake its workers, as asked. Dropping a `Write`
 //! without committing rolls it back and does none of that.
 //!
 //! Invariants:
@@ -182,7 +182,7 @@ impl<'d> Write<'d> {
             self.domain.events.after_commit();
         }
         if !self.catalog_changes.is_empty() {
-            self.domain.catalog.invalidate();
+            self.domain.catalog.mark_stale();
         }
         if self.wakes_workers {
             self.domain.job_wakeup.notify_waiters();
@@ -213,10 +213,6 @@ fn numbered(backend: DbBackend, sql: &str) -> String {
     numbered
 }
 
-/// Catalog changes written by one statement (three parameters each: within every
-/// backend's limit).
-const CHANGES_PER_INSERT: usize = 1_000;
-
 /// Bumps `catalog_version` (the row lock it takes orders catalog writes until commit) and
 /// records `changes` under the new version; prunes the changes no snapshot refreshes from
 /// any more (`CHANGES_KEPT` versions back).
@@ -232,7 +228,7 @@ async fn record_catalog_changes<C: ConnectionTrait>(db: &C, changes: &mut Vec<Ca
     };
     changes.sort_unstable();
     changes.dedup();
-    for chunk in changes.chunks(CHANGES_PER_INSERT) {
+    for chunk in changes.chunks(rows_per_statement(db, 3)) {
         let mut sql = String::from("INSERT INTO catalog_changes (version, kind, row_id) VALUES ");
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 3);
         for (index, change) in chunk.iter().enumerate() {
