@@ -41,8 +41,9 @@ async fn a_stale_snapshot_rereads_only_the_rows_changed_since_it_was_loaded() {
     let statements = app.statement_count();
     assert_eq!(name(&refreshed, f.offers_a[1]), "Renamed elsewhere", "the recorded change was applied");
     assert_eq!(name(&refreshed, f.offers_a[0]), untouched, "an unrecorded row was read again: a whole load");
-    // The version, the changes, the one offer.
-    assert!(statements <= 3, "the refresh took {statements} statements");
+    // The version, the changes, the one offer (and perhaps the event relay's poll, once a
+    // second on the same pool); a whole load takes nine.
+    assert!(statements <= 4, "the refresh took {statements} statements");
     assert_eq!(refreshed.offers.len(), first.offers.len());
 }
 
@@ -309,9 +310,9 @@ async fn a_snapshot_refreshed_from_changes_equals_a_whole_load_after_any_history
         let whole = CatalogSnapshot::load(&app.domain.db).await.unwrap();
         assert_eq!(contents(&refreshed), contents(&whole), "step {step}: the refreshed snapshot differs");
         // A whole load takes nine; the refresh of one write, the version, the changes and its
-        // rows (one statement, two for a reseller's prices).
+        // rows (one statement, two for a reseller's prices), and perhaps the relay's poll.
         if std::mem::take(&mut pending) == 1 {
-            assert!(statements <= 4, "step {step}: the refresh of one write took {statements} statements");
+            assert!(statements <= 5, "step {step}: the refresh of one write took {statements} statements");
         }
     }
 }
