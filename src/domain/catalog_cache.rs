@@ -4,9 +4,9 @@
 //! (`catalog_snapshot`) loaded in a fixed number of statements (one per table) and shared by
 //! every request. Per-reseller price data (explicit wholesale and retail prices, the default
 //! markup) is loaded per reseller on first use. Every catalog or price write in this process
-//! calls [`CatalogCache::invalidate`]; writes made by another process are seen when the
-//! snapshot's time-to-live runs out (`catalog_cache_ttl`; 0 disables the cache), then read
-//! from the changes they recorded (`catalog_delta`).
+//! calls [`CatalogCache::mark_stale`]; writes made by another process are seen when the
+//! snapshot's time-to-live runs out (`catalog_cache_ttl`; 0 disables the cache). Either way
+//! the snapshot is then refreshed from the changes the writes recorded (`catalog_delta`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
