@@ -14,21 +14,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
-use entity::{offer, price_point, product, retail_price, tier, vendor, wholesale_price};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-};
+use entity::{offer, price_point, product, tier, vendor, wholesale_price};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Statement};
 
-use super::catalog_snapshot::CatalogSnapshot;
+use super::catalog_snapshot::{CatalogSnapshot, IDS_PER_STATEMENT, reseller_price_times};
 use super::error::Result;
 
 /// How many catalog versions' changes are kept: a snapshot fewer than this many versions
 /// behind is refreshed from them, an older one is loaded whole.
 pub const CHANGES_KEPT: i64 = 10_000;
-
-/// Ids read per `IN (…)` statement.
-const IDS_PER_STATEMENT: usize = 500;
 
 /// One catalog row (or set of rows) a write changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,16 +74,16 @@ impl CatalogChange {
     }
 }
 
-/// The changed row ids after some version, by kind.
+/// The changes recorded after some version, each once, in order.
 #[derive(Debug, Default)]
-struct Changed {
-    vendors: Vec<i64>,
-    products: Vec<i64>,
-    offers: Vec<i64>,
-    price_points: Vec<i64>,
-    tiers: Vec<i64>,
-    tier_prices: Vec<i64>,
-    resellers: Vec<i64>,
+struct Changed(BTreeSet<CatalogChange>);
+
+impl Changed {
+    /// The ids of the rows of the kind `kind` names (`CatalogChange::Offer`, say), in order.
+    fn ids(&self, kind: fn(i64) -> CatalogChange) -> Vec<i64> {
+        let wanted = kind(0).row().0;
+        self.0.iter().map(|change| change.row()).filter(|(kind, _)| *kind == wanted).map(|(_, id)| id).collect()
+    }
 }
 
 /// A snapshot brought up to date.
@@ -120,49 +114,12 @@ async fn changes_after(db: &DatabaseConnection, base: i64, through: i64) -> Resu
             return Ok(None);
         };
         versions.insert(version);
-        let list = match change {
-            CatalogChange::Vendor(_) => &mut changed.vendors,
-            CatalogChange::Product(_) => &mut changed.products,
-            CatalogChange::Offer(_) => &mut changed.offers,
-            CatalogChange::PricePoints(_) => &mut changed.price_points,
-            CatalogChange::Tier(_) => &mut changed.tiers,
-            CatalogChange::TierPrices(_) => &mut changed.tier_prices,
-            CatalogChange::Reseller(_) => &mut changed.resellers,
-        };
-        list.push(id);
+        changed.0.insert(change);
     }
     if !(base + 1..=through).all(|version| versions.contains(&version)) {
         return Ok(None);
     }
-    for list in [
-        &mut changed.vendors,
-        &mut changed.products,
-        &mut changed.offers,
-        &mut changed.price_points,
-        &mut changed.tiers,
-        &mut changed.tier_prices,
-        &mut changed.resellers,
-    ] {
-        list.sort_unstable();
-        list.dedup();
-    }
     Ok(Some(changed))
-}
-
-impl Changed {
-    fn is_empty(&self) -> bool {
-        [
-            &self.vendors,
-            &self.products,
-            &self.offers,
-            &self.price_points,
-            &self.tiers,
-            &self.tier_prices,
-            &self.resellers,
-        ]
-        .iter()
-        .all(|list| list.is_empty())
-    }
 }
 
 /// Reads the rows of `E` whose `column` is one of `ids`, `IDS_PER_STATEMENT` ids a statement.
@@ -195,42 +152,49 @@ pub async fn refreshed(
     let Some(changed) = changes_after(db, base, through).await? else {
         return Ok(None);
     };
-    if changed.is_empty() {
+    if changed.0.is_empty() {
         return Ok(Some(Refreshed::Unchanged));
     }
+    let vendors = changed.ids(CatalogChange::Vendor);
+    let products = changed.ids(CatalogChange::Product);
+    let tiers = changed.ids(CatalogChange::Tier);
+    let offers = changed.ids(CatalogChange::Offer);
+    let price_points = changed.ids(CatalogChange::PricePoints);
+    let tier_prices = changed.ids(CatalogChange::TierPrices);
+    let resellers = changed.ids(CatalogChange::Reseller);
     // A copy: readers keep the snapshot they hold (its counts start again empty).
     let mut snapshot = snapshot.clone();
 
-    let vendors = rows_where::<vendor::Entity, _>(db, vendor::Column::Id, &changed.vendors, &[]).await?;
-    replace_rows(&mut snapshot.vendors, &changed.vendors, vendors, |v| v.id);
-    let products = rows_where::<product::Entity, _>(db, product::Column::Id, &changed.products, &[]).await?;
-    replace_rows(&mut snapshot.products, &changed.products, products, |p| p.id);
-    let tiers = rows_where::<tier::Entity, _>(db, tier::Column::Id, &changed.tiers, &[]).await?;
-    replace_rows(&mut snapshot.tiers, &changed.tiers, tiers, |t| t.id);
+    let rows = rows_where::<vendor::Entity, _>(db, vendor::Column::Id, &vendors, &[]).await?;
+    replace_rows(&mut snapshot.vendors, &vendors, rows, |v| v.id);
+    let rows = rows_where::<product::Entity, _>(db, product::Column::Id, &products, &[]).await?;
+    replace_rows(&mut snapshot.products, &products, rows, |p| p.id);
+    let rows = rows_where::<tier::Entity, _>(db, tier::Column::Id, &tiers, &[]).await?;
+    replace_rows(&mut snapshot.tiers, &tiers, rows, |t| t.id);
 
-    let offers = rows_where::<offer::Entity, _>(db, offer::Column::Id, &changed.offers, &[]).await?;
-    replace_offers(&mut snapshot, &changed.offers, offers);
+    let rows = rows_where::<offer::Entity, _>(db, offer::Column::Id, &offers, &[]).await?;
+    replace_offers(&mut snapshot, &offers, rows);
 
     let points = rows_where::<price_point::Entity, _>(
         db,
         price_point::Column::OfferId,
-        &changed.price_points,
+        &price_points,
         &[price_point::Column::EffectiveFrom, price_point::Column::Id],
     )
     .await?;
-    for offer in &changed.price_points {
+    for offer in &price_points {
         snapshot.price_points.remove(offer);
     }
     let tier_rows = rows_where::<wholesale_price::Entity, _>(
         db,
         wholesale_price::Column::OfferId,
-        &changed.tier_prices,
+        &tier_prices,
         &[wholesale_price::Column::EffectiveFrom, wholesale_price::Column::Id],
     )
     .await?;
     let tier_rows: Vec<_> = tier_rows.into_iter().filter(|row| row.tier_id.is_some()).collect();
-    if !changed.tier_prices.is_empty() {
-        let offers: HashSet<i64> = changed.tier_prices.iter().copied().collect();
+    if !tier_prices.is_empty() {
+        let offers: HashSet<i64> = tier_prices.iter().copied().collect();
         snapshot.tier_prices.retain(|(offer, _, _), _| !offers.contains(offer));
     }
     snapshot.price_change_times.extend(points.iter().map(|p| p.effective_from));
@@ -238,7 +202,7 @@ pub async fn refreshed(
     snapshot.add_prices(points, tier_rows);
     // A reseller's own prices are cached per reseller (for a time-to-live); the snapshot
     // keeps only when they take effect.
-    snapshot.price_change_times.extend(reseller_price_times(db, &changed.resellers).await?);
+    snapshot.price_change_times.extend(reseller_price_times(db, Some(&resellers)).await?);
     Ok(Some(Refreshed::Changed(Box::new(snapshot))))
 }
 
@@ -275,30 +239,4 @@ fn replace_rows<T>(map: &mut BTreeMap<i64, T>, ids: &[i64], rows: Vec<T>, id: im
         map.remove(key);
     }
     map.extend(rows.into_iter().map(|row| (id(&row), row)));
-}
-
-/// Every time at which an explicit price of one of `resellers` takes effect.
-async fn reseller_price_times(db: &DatabaseConnection, resellers: &[i64]) -> Result<Vec<DateTime<Utc>>> {
-    let mut times = Vec::new();
-    for chunk in resellers.chunks(IDS_PER_STATEMENT) {
-        let wholesale: Vec<DateTime<Utc>> = wholesale_price::Entity::find()
-            .select_only()
-            .column(wholesale_price::Column::EffectiveFrom)
-            .filter(wholesale_price::Column::ResellerId.is_in(chunk.iter().copied()))
-            .distinct()
-            .into_tuple()
-            .all(db)
-            .await?;
-        let retail: Vec<DateTime<Utc>> = retail_price::Entity::find()
-            .select_only()
-            .column(retail_price::Column::EffectiveFrom)
-            .filter(retail_price::Column::ResellerId.is_in(chunk.iter().copied()))
-            .distinct()
-            .into_tuple()
-            .all(db)
-            .await?;
-        times.extend(wholesale);
-        times.extend(retail);
-    }
-    Ok(times)
 }

@@ -104,21 +104,7 @@ impl CatalogSnapshot {
             .all(db)
             .await?;
 
-        let reseller_price_times: Vec<DateTime<Utc>> = wholesale_price::Entity::find()
-            .select_only()
-            .column(wholesale_price::Column::EffectiveFrom)
-            .filter(wholesale_price::Column::ResellerId.is_not_null())
-            .distinct()
-            .into_tuple()
-            .all(db)
-            .await?;
-        let retail_times: Vec<DateTime<Utc>> = retail_price::Entity::find()
-            .select_only()
-            .column(retail_price::Column::EffectiveFrom)
-            .distinct()
-            .into_tuple()
-            .all(db)
-            .await?;
+        let reseller_times = reseller_price_times(db, None).await?;
 
         let mut snapshot = Self {
             vendors: vendors.into_iter().map(|v| (v.id, v)).collect(),
@@ -130,8 +116,7 @@ impl CatalogSnapshot {
             snapshot.offers_by_product.entry(offer.product_id).or_default().push(offer.id);
             snapshot.offers.insert(offer.id, offer);
         }
-        snapshot.price_change_times.extend(reseller_price_times);
-        snapshot.price_change_times.extend(retail_times);
+        snapshot.price_change_times.extend(reseller_times);
         snapshot.price_change_times.extend(points.iter().map(|p| p.effective_from));
         snapshot.price_change_times.extend(tier_rows.iter().map(|row| row.effective_from));
         snapshot.add_prices(points, tier_rows);
@@ -152,6 +137,44 @@ impl CatalogSnapshot {
             }
         }
     }
+}
+
+/// Ids read per `IN (…)` statement.
+pub(crate) const IDS_PER_STATEMENT: usize = 500;
+
+/// Every time at which an explicit price of a reseller (wholesale or retail) takes effect:
+/// of every reseller, or of `resellers` only. Two statements (per 500 resellers).
+pub(crate) async fn reseller_price_times(
+    db: &DatabaseConnection,
+    resellers: Option<&[i64]>,
+) -> Result<Vec<DateTime<Utc>>> {
+    let chunks: Vec<Option<&[i64]>> = match resellers {
+        None => vec![None],
+        Some(ids) => ids.chunks(IDS_PER_STATEMENT).map(Some).collect(),
+    };
+    let mut times = Vec::new();
+    for chunk in chunks {
+        let ids = || chunk.into_iter().flatten().copied();
+        let wholesale: Vec<DateTime<Utc>> = wholesale_price::Entity::find()
+            .select_only()
+            .column(wholesale_price::Column::EffectiveFrom)
+            .filter(match chunk {
+                None => wholesale_price::Column::ResellerId.is_not_null(),
+                Some(_) => wholesale_price::Column::ResellerId.is_in(ids()),
+            })
+            .distinct()
+            .into_tuple()
+            .all(db)
+            .await?;
+        let mut retail = retail_price::Entity::find().select_only().column(retail_price::Column::EffectiveFrom);
+        if chunk.is_some() {
+            retail = retail.filter(retail_price::Column::ResellerId.is_in(ids()));
+        }
+        let retail: Vec<DateTime<Utc>> = retail.distinct().into_tuple().all(db).await?;
+        times.extend(wholesale);
+        times.extend(retail);
+    }
+    Ok(times)
 }
 
 impl ResellerPricing {

@@ -198,6 +198,17 @@ impl<'d> Write<'d> {
     }
 }
 
+/// `rows` lists of `width` parameters numbered in order, `($1, $2), ($3, $4)`…: the `VALUES`
+/// of a multi-row statement written by hand (run by [`Write::execute`], which numbers them
+/// as the backend wants).
+pub fn value_rows(rows: usize, width: usize) -> String {
+    let row = |row: usize| {
+        let parameters: Vec<String> = (1..=width).map(|column| format!("${}", row * width + column)).collect();
+        format!("({})", parameters.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
 /// `sql` with its parameters `$1`, `$2`… numbered as `backend` wants them (`?1`… on SQLite:
 /// only a `$` before a digit is a parameter).
 fn numbered(backend: DbBackend, sql: &str) -> String {
@@ -229,17 +240,11 @@ async fn record_catalog_changes<C: ConnectionTrait>(db: &C, changes: &mut Vec<Ca
     changes.sort_unstable();
     changes.dedup();
     for chunk in changes.chunks(rows_per_statement(db, 3)) {
-        let mut sql = String::from("INSERT INTO catalog_changes (version, kind, row_id) VALUES ");
-        let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 3);
-        for (index, change) in chunk.iter().enumerate() {
+        let sql = format!("INSERT INTO catalog_changes (version, kind, row_id) VALUES {}", value_rows(chunk.len(), 3));
+        let values = chunk.iter().flat_map(|change| {
             let (kind, id) = change.row();
-            let first = index * 3 + 1;
-            if index > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("(${first}, ${}, ${})", first + 1, first + 2));
-            values.extend([version.into(), kind.into(), id.into()]);
-        }
+            [version.into(), kind.into(), id.into()]
+        });
         db.execute_raw(Statement::from_sql_and_values(backend, numbered(backend, &sql), values)).await?;
     }
     let prune = numbered(backend, "DELETE FROM catalog_changes WHERE version <= $1");

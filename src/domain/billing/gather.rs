@@ -29,7 +29,7 @@ use crate::domain::Domain;
 use crate::domain::error::{Error, Result};
 use crate::domain::exchange_rates::Rates;
 use crate::domain::money::{Currency, max_storable, round_to_minor_units};
-use crate::domain::write::{Audit, Write, rows_per_statement};
+use crate::domain::write::{Audit, Write, rows_per_statement, value_rows};
 
 /// How often a step runs again after losing a race to another writer before it gives up
 /// (a run that shares a chunk with another loses its first attempt to it).
@@ -436,11 +436,8 @@ async fn claim(
     let claims: Vec<_> = claims.iter().collect();
     for chunk in claims.chunks(rows_per_statement(w.db(), 5)) {
         let mut values: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() * 5);
-        let mut rows = Vec::with_capacity(chunk.len());
         for (id, (customer_invoice, reseller_invoice)) in chunk {
             let was = read.get(id).ok_or_else(|| Error::internal("a claimed charge was not read"))?;
-            let n = values.len();
-            rows.push(format!("(${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5));
             values.extend([
                 (**id).into(),
                 (*customer_invoice).into(),
@@ -455,7 +452,7 @@ async fn claim(
              WHERE charges.id = v.column1 \
              AND charges.customer_invoice_id IS NOT DISTINCT FROM v.column4 \
              AND charges.reseller_invoice_id IS NOT DISTINCT FROM v.column5",
-            rows.join(", ")
+            value_rows(chunk.len(), 5)
         );
         let changed = w.execute(&sql, values).await?;
         if changed != chunk.len() as u64 {
