@@ -5,9 +5,10 @@ use std::sync::Arc;
 use crate::auth::AuthKeys;
 use crate::config::ServerConfig;
 use crate::domain::Domain;
+use crate::graphql::admission::Admission;
 use crate::graphql::persisted::PersistedQueries;
 use crate::graphql::response_cache::ResponseCache;
-use crate::graphql::{AppSchema, build_schema};
+use crate::graphql::{AppSchema, build_admission};
 use crate::shutdown::Shutdown;
 
 /// Everything a request needs, built once outside `HttpServer::new`.
@@ -19,8 +20,10 @@ pub struct AppState {
     pub auth: Arc<AuthKeys>,
     /// Server settings and limits.
     pub config: Arc<ServerConfig>,
-    /// The GraphQL schema.
+    /// The GraphQL schema, with every extension (`graphql::admission`).
     pub schema: AppSchema,
+    /// Admits an operation and runs it on the schema without extensions.
+    pub admission: Admission,
     /// Whole responses of catalog queries.
     pub response_cache: Arc<ResponseCache>,
     /// Documents of Apollo's automatic persisted queries, by hash (this process's).
@@ -37,7 +40,8 @@ impl AppState {
     /// Builds the state and its schema.
     pub fn new(domain: Arc<Domain>, auth: Arc<AuthKeys>, config: ServerConfig) -> Self {
         let config = Arc::new(config);
-        let schema = build_schema(&config, Arc::clone(&domain), Arc::clone(&auth));
+        let admission = build_admission(&config, Arc::clone(&domain), Arc::clone(&auth));
+        let schema = admission.full().clone();
         let response_cache = Arc::new(ResponseCache::with_budget(config.response_cache_bytes));
         let limiter = Arc::new(crate::rate_limit::Limiter::new(
             config.rate_limit_key,
@@ -49,6 +53,7 @@ impl AppState {
             auth,
             config,
             schema,
+            admission,
             response_cache,
             persisted: Arc::default(),
             limiter,

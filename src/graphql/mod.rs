@@ -4,6 +4,7 @@
 //! [`Actor`], and map the result to an output type. Output types are separate from the
 //! entities (`types/`), so a new column never leaks into the schema.
 
+pub mod admission;
 pub mod errors;
 pub mod limits;
 pub mod live;
@@ -38,29 +39,55 @@ pub use errors::ResultExt;
 /// The schema type served at `/graphql`.
 pub type AppSchema = Schema<query::Query, mutation::Mutation, subscription::SubscriptionRoot>;
 
-/// Builds the schema with its limits; `domain` and `auth` become schema data.
+/// Builds the schema with its limits and every extension; `domain` and `auth` become
+/// schema data.
 pub fn build_schema(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKeys>) -> AppSchema {
+    with_checks(builder(config, domain, auth), config).finish()
+}
+
+/// The schemas an operation is admitted by and run on (`admission`): the one with every
+/// extension, the same with the gate that stops before execution, one with none, and one
+/// with the key scopes' check of each field alone.
+pub fn build_admission(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKeys>) -> admission::Admission {
+    let full = build_schema(config, Arc::clone(&domain), Arc::clone(&auth));
+    let gate = with_checks(builder(config, Arc::clone(&domain), Arc::clone(&auth)), config)
+        .extension(admission::Gate)
+        .finish();
+    let run = builder(config, Arc::clone(&domain), Arc::clone(&auth)).finish();
+    let keyed = builder(config, domain, auth).extension(scopes::ScopeCheck).finish();
+    admission::Admission::new(full, gate, run, keyed)
+}
+
+type Builder = async_graphql::SchemaBuilder<query::Query, mutation::Mutation, subscription::SubscriptionRoot>;
+
+/// The schema's types, data and async-graphql's own limits.
+fn builder(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKeys>) -> Builder {
     let mut builder =
         Schema::build(query::Query::default(), mutation::Mutation::default(), subscription::SubscriptionRoot)
             .data(domain)
             .data(auth)
             .limit_complexity(config.max_complexity)
             .limit_directives(config.max_directives)
-            .disable_suggestions()
-            // First: it parses the document the limits then walk (async-graphql keeps it).
-            .extension(operation_name::OperationNames)
-            .extension(scopes::ScopeCheck)
-            .extension(rate::RateCharges)
-            .extension(limits::DocumentLimits {
-                max_aliases: config.max_aliases,
-                max_selections: config.max_selections,
-                max_depth: config.max_depth,
-                max_introspection_depth: config.max_introspection_depth,
-            });
+            .disable_suggestions();
     if !config.introspection {
         builder = builder.disable_introspection();
     }
-    builder.finish()
+    builder
+}
+
+/// The checks before execution, as extensions (see `admission`).
+fn with_checks(builder: Builder, config: &ServerConfig) -> Builder {
+    // First: it parses the document the limits then walk (async-graphql keeps it).
+    builder
+        .extension(operation_name::OperationNames)
+        .extension(scopes::ScopeCheck)
+        .extension(rate::RateCharges)
+        .extension(limits::DocumentLimits {
+            max_aliases: config.max_aliases,
+            max_selections: config.max_selections,
+            max_depth: config.max_depth,
+            max_introspection_depth: config.max_introspection_depth,
+        })
 }
 
 /// The SDL of the schema, as committed in `schema.graphql`.

@@ -99,13 +99,15 @@ pub async fn post(
     }
     // One allowance for the whole batch: its operations share the request's one login.
     let allowance = LoginAllowance::new(client_address(&request, &state.config.trusted_proxies));
-    let batch = match batch {
-        BatchRequest::Single(single) => BatchRequest::Single(with_context(&state, single, actor, &allowance)),
+    let response = match batch {
+        BatchRequest::Single(single) => {
+            BatchResponse::Single(state.admission.execute(single, &state.domain, actor, &allowance).await)
+        }
         BatchRequest::Batch(many) => {
-            BatchRequest::Batch(many.into_iter().map(|r| with_context(&state, r, actor.clone(), &allowance)).collect())
+            let many = many.into_iter().map(|r| with_context(&state, r, actor.clone(), &allowance)).collect();
+            state.schema.execute_batch(BatchRequest::Batch(many)).await
         }
     };
-    let response = state.schema.execute_batch(batch).await;
     respond(response, accepts_graphql_json, &served)
 }
 
@@ -132,7 +134,7 @@ async fn cached_catalog_query(
     let data_as_of = state.domain.catalog.data_as_of();
     let computed_at = state.domain.clock.now();
     let allowance = LoginAllowance::new(client_address(http, &state.config.trusted_proxies));
-    let mut response = state.schema.execute(with_context(state, request, actor, &allowance)).await;
+    let mut response = state.admission.execute(request, &state.domain, actor, &allowance).await;
     served.finish(0, &mut response);
     let request_error = is_request_error(&response.errors);
     let catalog = response.errors.is_empty() && key.is_catalog_query();
@@ -268,14 +270,14 @@ async fn get_answer(state: &AppState, request: &HttpRequest, caller: Result<Call
     let served = Served::new(request, &mut batch, charge.clone());
     let BatchRequest::Single(graphql_request) = batch else { return HttpResponse::InternalServerError().finish() };
     let Some(key) = key else {
-        let response = state.schema.execute(with_context(state, graphql_request, actor, &allowance)).await;
+        let response = state.admission.execute(graphql_request, &state.domain, actor, &allowance).await;
         return respond(BatchResponse::Single(response), accepts_graphql_json, &served);
     };
     let (response, catalog) = if state.config.response_cache {
         let batch = BatchRequest::Single(graphql_request);
         cached_catalog_query(state, request, key, batch, actor, accepts_graphql_json, &served).await
     } else {
-        let response = state.schema.execute(with_context(state, graphql_request, actor, &allowance)).await;
+        let response = state.admission.execute(graphql_request, &state.domain, actor, &allowance).await;
         let catalog = response.errors.is_empty();
         (respond(BatchResponse::Single(response), accepts_graphql_json, &served), catalog)
     };

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod admission;
 mod after_commit;
 mod api_keys;
 mod auth;
