@@ -18,7 +18,8 @@
 //!
 //! The gate checks the same document, variables and operation name the operation then runs
 //! with (the parsed document is handed over, not parsed twice); the running schema repeats
-//! only async-graphql's own validation, which the gate has passed.
+//! only async-graphql's own validation, in its fast mode (complexity and depth, no rules:
+//! the gate has checked them all).
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
@@ -70,9 +71,11 @@ impl Admission {
         let mut checked = Request::new(request.query.clone()).variables(request.variables.clone());
         checked.operation_name.clone_from(&request.operation_name);
         checked.introspection_mode = request.introspection_mode;
-        // A document that does not parse is the gate's to report.
-        if let Ok(document) = request.parsed_query() {
-            checked.set_parsed_query(document.clone());
+        // A document that does not parse is refused with the error the gate would give (its
+        // first check parses it), without parsing it again.
+        match request.parsed_query() {
+            Ok(document) => checked.set_parsed_query(document.clone()),
+            Err(error) => return Response::from_errors(vec![error]),
         }
         let checked = copied::<OperationName>(&request, copied::<Arc<RateCharge>>(&request, checked))
             .data(RequestContext::new(Arc::clone(domain), actor.clone()));

@@ -53,8 +53,10 @@ pub fn build_admission(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<Aut
     let gate = with_checks(builder(config, Arc::clone(&domain), Arc::clone(&auth)), config)
         .extension(admission::Gate)
         .finish();
-    let run = builder(config, Arc::clone(&domain), Arc::clone(&auth)).finish();
-    let keyed = builder(config, domain, auth).extension(scopes::ScopeCheck).finish();
+    // The gate validated in full: what runs after it needs no rule checked again.
+    let fast = async_graphql::ValidationMode::Fast;
+    let run = builder(config, Arc::clone(&domain), Arc::clone(&auth)).validation_mode(fast).finish();
+    let keyed = builder(config, domain, auth).validation_mode(fast).extension(scopes::ScopeCheck).finish();
     admission::Admission::new(full, gate, run, keyed)
 }
 

@@ -57,12 +57,19 @@ impl Extension for Naming {
             .is_some_and(|c| c.actor.is_some());
         if let Some(slot) = slot.filter(|_| signed_in) {
             let given = request.operation_name.clone();
-            let name = given.or_else(|| match &request.parsed_query().ok()?.operations {
+            // The operation that will run, by name: a given name only if the document has
+            // such an operation (else the request is refused, and the name is the client's
+            // say-so, not a label).
+            let name = match (&request.parsed_query().ok().map(|d| &d.operations), given) {
                 // A single anonymous operation has no name; a named one is in `Multiple`.
-                DocumentOperations::Single(_) => None,
-                DocumentOperations::Multiple(ops) if ops.len() == 1 => ops.keys().next().map(ToString::to_string),
-                DocumentOperations::Multiple(_) => None,
-            });
+                (Some(DocumentOperations::Multiple(ops)), Some(given)) => {
+                    ops.contains_key(given.as_str()).then_some(given)
+                }
+                (Some(DocumentOperations::Multiple(ops)), None) if ops.len() == 1 => {
+                    ops.keys().next().map(ToString::to_string)
+                }
+                _ => None,
+            };
             if let Some(name) = name
                 && let Ok(mut pending) = self.pending.lock()
             {
@@ -72,7 +79,8 @@ impl Extension for Naming {
         next.run(ctx, request).await
     }
 
-    /// Names the operation once its document is valid (so it exists in the document).
+    /// Names the operation once its document is valid (its name checked against the
+    /// document when the request was prepared).
     async fn validation(
         &self,
         ctx: &ExtensionContext<'_>,

@@ -56,6 +56,14 @@ async fn metrics_are_served_in_prometheus_text_format() {
         value(&scrape(&app).await, "graphql_operations_total", &[("operation", "anonymous"), ("outcome", "rejected")])
             .unwrap_or(0.0);
     query("query MetricsRefused { noSuchField }").await;
+    // A name the document has no operation of is not the client's to label with either.
+    app.client
+        .post(format!("{}/graphql", app.address))
+        .bearer_auth(&operator)
+        .json(&json!({"query": "query MetricsKnown { __typename }", "operationName": "MetricsJunk"}))
+        .send()
+        .await
+        .unwrap();
     // A job that runs, and a live WebSocket.
     let reseller = app.token(switchyard::domain::Role::Reseller, Some(f.reseller_a));
     place(&app, &reseller, order_input(f.customer_a, &[(f.offers_a[0], 1)]), "metrics").await;
@@ -70,6 +78,7 @@ async fn metrics_are_served_in_prometheus_text_format() {
     assert_eq!(ops("MetricsMissing", "error"), 1.0);
     // A document that does not validate is not named by the client's say-so.
     assert_eq!(ops("MetricsRefused", "rejected"), 0.0);
+    assert_eq!(ops("MetricsJunk", "rejected"), 0.0);
     // Counted, unnamed (other tests in this process may add theirs meanwhile).
     assert!(ops("anonymous", "rejected") >= rejected_before + 1.0);
     let latency = scrape
