@@ -19,7 +19,9 @@
 //! The gate checks the same document, variables and operation name the operation then runs
 //! with (the parsed document is handed over, not parsed twice); the running schema repeats
 //! only async-graphql's own validation, in its fast mode (complexity and depth, no rules:
-//! the gate has checked them all).
+//! the gate has checked them all). The gate's request is built here: a check that reads
+//! request data of a new kind must be given it in `execute`, and a check with a `resolve`
+//! or `execute` hook does not run on the schemas without extensions.
 
 use std::any::{Any, TypeId};
 use std::sync::Arc;
@@ -58,9 +60,9 @@ impl Admission {
     }
 
     /// Runs one operation for `actor`: refused by the gate with the gate's errors, else run
-    /// on the schema without extensions (an API key's: with the scopes' check alone). `request` carries what the HTTP layer put in its
-    /// data (the operation-name slot, the rate charge); its [`RequestContext`] and `allowance`
-    /// are added here.
+    /// on the schema without extensions (an API key's: with the scopes' check alone).
+    /// `request` carries what the HTTP layer put in its data (the operation-name slot, the
+    /// rate charge); its [`RequestContext`] and `allowance` are added here.
     pub async fn execute(
         &self,
         mut request: Request,
