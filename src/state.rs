@@ -8,7 +8,7 @@ use crate::domain::Domain;
 use crate::graphql::admission::Admission;
 use crate::graphql::persisted::PersistedQueries;
 use crate::graphql::response_cache::ResponseCache;
-use crate::graphql::{AppSchema, build_admission};
+use crate::graphql::{AppSchema, build_admission, build_schema};
 use crate::shutdown::Shutdown;
 
 /// Everything a request needs, built once outside `HttpServer::new`.
@@ -40,8 +40,8 @@ impl AppState {
     /// Builds the state and its schema.
     pub fn new(domain: Arc<Domain>, auth: Arc<AuthKeys>, config: ServerConfig) -> Self {
         let config = Arc::new(config);
+        let schema = build_schema(&config, Arc::clone(&domain), Arc::clone(&auth));
         let admission = build_admission(&config, Arc::clone(&domain), Arc::clone(&auth));
-        let schema = admission.full().clone();
         let response_cache = Arc::new(ResponseCache::with_budget(config.response_cache_bytes));
         let limiter = Arc::new(crate::rate_limit::Limiter::new(
             config.rate_limit_key,

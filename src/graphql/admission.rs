@@ -37,8 +37,6 @@ use crate::domain::{Actor, Domain};
 /// The schemas an operation is admitted by and run on.
 #[derive(Clone)]
 pub struct Admission {
-    /// Every extension: for batches, uploads and WebSocket operations.
-    full: AppSchema,
     /// The checks, stopping before execution.
     gate: AppSchema,
     /// No extension: runs what the gate admitted.
@@ -48,15 +46,10 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// From the schema with every extension, the same with the gate added, with none, and
-    /// with the scopes' check alone (built by `super::build_admission`).
-    pub(super) fn new(full: AppSchema, gate: AppSchema, run: AppSchema, keyed: AppSchema) -> Self {
-        Self { full, gate, run, keyed }
-    }
-
-    /// The schema with every extension.
-    pub fn full(&self) -> &AppSchema {
-        &self.full
+    /// From the schema with every check and the gate, the same with no extension, and with
+    /// the scopes' check alone (built by `super::build_admission`).
+    pub(super) fn new(gate: AppSchema, run: AppSchema, keyed: AppSchema) -> Self {
+        Self { gate, run, keyed }
     }
 
     /// Runs one operation for `actor`: refused by the gate with the gate's errors, else run
@@ -86,9 +79,14 @@ impl Admission {
             return verdict;
         }
         let schema = if actor.as_ref().is_some_and(|actor| actor.scopes.is_some()) { &self.keyed } else { &self.run };
-        let request = request.data(RequestContext::new(Arc::clone(domain), actor)).data(allowance.clone());
-        schema.execute(request).await
+        schema.execute(for_caller(request, domain, actor, allowance)).await
     }
+}
+
+/// `request` with the data its resolvers read: the caller's [`RequestContext`] and the
+/// request's login `allowance`.
+pub fn for_caller(request: Request, domain: &Arc<Domain>, actor: Option<Actor>, allowance: &LoginAllowance) -> Request {
+    request.data(RequestContext::new(Arc::clone(domain), actor)).data(allowance.clone())
 }
 
 /// `to` with `from`'s data of type `T`, if it has some.

@@ -45,11 +45,10 @@ pub fn build_schema(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKe
     with_checks(builder(config, domain, auth), config).finish()
 }
 
-/// The schemas an operation is admitted by and run on (`admission`): the one with every
-/// extension, the same with the gate that stops before execution, one with none, and one
-/// with the key scopes' check of each field alone.
+/// The schemas an operation is admitted by and run on (`admission`): the checks with the
+/// gate that stops before execution, one with no extension, and one with the key scopes'
+/// check of each field alone (the schema with every extension is `build_schema`'s).
 pub fn build_admission(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<AuthKeys>) -> admission::Admission {
-    let full = build_schema(config, Arc::clone(&domain), Arc::clone(&auth));
     let gate = with_checks(builder(config, Arc::clone(&domain), Arc::clone(&auth)), config)
         .extension(admission::Gate)
         .finish();
@@ -57,7 +56,7 @@ pub fn build_admission(config: &ServerConfig, domain: Arc<Domain>, auth: Arc<Aut
     let fast = async_graphql::ValidationMode::Fast;
     let run = builder(config, Arc::clone(&domain), Arc::clone(&auth)).validation_mode(fast).finish();
     let keyed = builder(config, domain, auth).validation_mode(fast).extension(scopes::ScopeCheck).finish();
-    admission::Admission::new(full, gate, run, keyed)
+    admission::Admission::new(gate, run, keyed)
 }
 
 type Builder = async_graphql::SchemaBuilder<query::Query, mutation::Mutation, subscription::SubscriptionRoot>;

@@ -20,11 +20,11 @@ use async_graphql::{BatchRequest, BatchResponse, Request, ServerError};
 
 use super::caller::{Caller, GRAPHQL_RESPONSE_JSON, Unauthenticated, accepts_graphql_response, client_address};
 use crate::domain::Actor;
+use crate::graphql::LoginAllowance;
 use crate::graphql::errors::{finalize, request_error, tag_internal};
 use crate::graphql::operation_name::OperationName;
 use crate::graphql::rate::RateCharge;
 use crate::graphql::response_cache::{CacheKey, Cached};
-use crate::graphql::{LoginAllowance, RequestContext};
 use crate::state::AppState;
 
 /// POST /graphql
@@ -306,7 +306,7 @@ pub(super) fn with_context(
     actor: Option<Actor>,
     allowance: &LoginAllowance,
 ) -> Request {
-    request.data(RequestContext::new(std::sync::Arc::clone(&state.domain), actor)).data(allowance.clone())
+    crate::graphql::admission::for_caller(request, &state.domain, actor, allowance)
 }
 
 /// Whether the selected operation of a GET request is a query. Unparsable documents count

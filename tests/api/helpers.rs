@@ -166,10 +166,13 @@ impl TestApp {
 
     /// POSTs a GraphQL document; returns the status and the JSON body.
     pub async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> (u16, Value) {
-        let mut request = self
-            .client
-            .post(format!("{}/graphql", self.address))
-            .json(&json!({"query": query, "variables": variables}));
+        self.post_body(token, &json!({"query": query, "variables": variables})).await
+    }
+
+    /// POSTs a JSON body to `/graphql` (a batch is an array of requests); returns the status
+    /// and the JSON body.
+    pub async fn post_body(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self.client.post(format!("{}/graphql", self.address)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
