@@ -15,6 +15,20 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Request, ServerError, ServerResult};
 
+/// Most complexity one field counts: far above any configured limit, and low enough that
+/// sums of such fields over any document within the selection limit cannot overflow.
+const MOST_COMPLEXITY: usize = 1 << 40;
+
+/// The complexity of a page of `first` items (20 when not given) of `child_complexity` each:
+/// `first` counted as at most a page can hold (more is refused when the field runs), the
+/// product saturating at [`MOST_COMPLEXITY`] — nested pages of `first: 2147483647` once
+/// overflowed the multiplication (a panic in a debug build, a wrapped, small complexity
+/// that passed the limit in a release build).
+pub fn page_complexity(first: Option<i32>, child_complexity: usize) -> usize {
+    let items = usize::try_from(first.unwrap_or(20)).unwrap_or(0).min(crate::domain::pagination::MAX_PAGE_SIZE);
+    items.saturating_mul(child_complexity).min(MOST_COMPLEXITY)
+}
+
 /// Refuses documents with more than `max_aliases` aliased fields (alias-based amplification),
 /// more than `max_selections` selections with every fragment spread expanded, or fields
 /// nested deeper than `max_depth` (`max_introspection_depth` under `__schema` and `__type`).

@@ -41,3 +41,13 @@ async fn a_mutation_the_gate_refuses_never_runs() {
     assert!(body["errors"][0]["message"].as_str().unwrap().contains("too many aliases"), "{body}");
     assert_eq!(count_rows(&app, "vendors").await, before, "a refused mutation ran");
 }
+
+#[tokio::test]
+async fn nested_pages_of_the_largest_first_are_refused_not_a_dropped_connection() {
+    let app = spawn_app().await;
+    // 2147483647 × 2147483647 × … once overflowed the complexity's multiplication.
+    let nested = "{ vendors(first: 2147483647) { nodes { products(first: 2147483647) { nodes { name offers { name sku } } } } } }";
+    let (status, body) = app.post(Some(&app.operator()), nested, json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{body}");
+}

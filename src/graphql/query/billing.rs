@@ -33,7 +33,7 @@ impl BillingQuery {
     /// Invoices the caller may see: a customer its issued invoices; a reseller those it
     /// issued and those the operator issued to it; the operator all. Oldest first, or newest
     /// first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn invoices(
         &self,
         ctx: &Context<'_>,
@@ -61,7 +61,7 @@ impl BillingQuery {
     }
 
     /// The charges billed in a period's runs, each at cost, wholesale and retail (operator).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn charges(
         &self,
         ctx: &Context<'_>,

@@ -50,7 +50,7 @@ pub struct CatalogQuery;
 #[Object]
 impl CatalogQuery {
     /// Vendors the caller may see.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn vendors(
         &self,
         ctx: &Context<'_>,
@@ -73,7 +73,7 @@ impl CatalogQuery {
     }
 
     /// Products the caller may see.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn products(
         &self,
         ctx: &Context<'_>,
@@ -100,7 +100,7 @@ impl CatalogQuery {
     }
 
     /// Offers the caller may see.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn offers(
         &self,
         ctx: &Context<'_>,

@@ -81,7 +81,7 @@ impl OrdersQuery {
     }
 
     /// Orders the caller may see.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn orders(
         &self,
         ctx: &Context<'_>,
@@ -96,7 +96,7 @@ impl OrdersQuery {
     }
 
     /// The caller's `first` (at most 100) most recent orders, newest first.
-    #[graphql(complexity = "first.clamp(1, 100) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(Some(first.max(1)), child_complexity)")]
     async fn recent_orders(
         &self,
         ctx: &Context<'_>,
@@ -114,7 +114,7 @@ impl OrdersQuery {
     }
 
     /// Subscriptions the caller may see (a vendor: those to its offers).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn subscriptions(
         &self,
         ctx: &Context<'_>,
@@ -141,7 +141,7 @@ impl OrdersQuery {
     }
 
     /// Provisioning jobs the caller may see; operators watch DEAD ones here.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn provisioning_jobs(
         &self,
         ctx: &Context<'_>,

@@ -27,7 +27,7 @@ impl PartiesQuery {
     }
 
     /// Resellers the caller may see: all for the operator, itself for a reseller.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn resellers(
         &self,
         ctx: &Context<'_>,
@@ -46,7 +46,7 @@ impl PartiesQuery {
     }
 
     /// Customers the caller may see: a reseller's own, a customer itself, all for the operator.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn customers(
         &self,
         ctx: &Context<'_>,

@@ -64,7 +64,7 @@ pub struct ReconciliationQuery;
 #[Object]
 impl ReconciliationQuery {
     /// Vendors' statements imported, of one vendor if given; oldest first, or newest first.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn statement_imports(
         &self,
         ctx: &Context<'_>,
@@ -86,7 +86,7 @@ impl ReconciliationQuery {
     }
 
     /// What matching found, filtered (CSV: `GET /reports/reconciliation.csv`).
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn reconciliation_findings(
         &self,
         ctx: &Context<'_>,

@@ -69,7 +69,7 @@ impl Vendor {
     }
 
     /// The vendor's products the caller may see.
-    #[graphql(complexity = "first.unwrap_or(20).max(0) as usize * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(first, child_complexity)")]
     async fn products(
         &self,
         ctx: &Context<'_>,
@@ -136,7 +136,7 @@ impl Product {
     }
 
     /// The product's offers the caller may see.
-    #[graphql(complexity = "20 * child_complexity")]
+    #[graphql(complexity = "crate::graphql::limits::page_complexity(Some(20), child_complexity)")]
     async fn offers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Offer>> {
         let snapshot = snapshot(ctx, Needed::Products(&[self.0.id])).await?;
         Ok(catalog::product_offers(actor(ctx)?, &snapshot, ProductId::new(self.0.id))
