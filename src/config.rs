@@ -315,6 +315,11 @@ pub struct ProvisioningConfig {
     /// Provisioning workers run inside this process (0: none; run `switchyard worker` instead).
     #[arg(long, env = "SWITCHYARD_WORKERS", default_value_t = 2)]
     pub workers: usize,
+    /// How many due jobs a provisioning worker claims at once and runs side by side, their
+    /// starts recorded in one write and the outcomes of calls that end together in one
+    /// (1: one job at a time). Each job keeps its own lease, retries and ordering.
+    #[arg(long, env = "SWITCHYARD_JOB_BATCH", default_value_t = 16, value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=256), usize::from))]
+    pub job_batch: usize,
     /// Webhook workers beside them (a pool of their own: slow receivers never hold up
     /// provisioning); none where `workers` is 0.
     #[arg(long, env = "SWITCHYARD_WEBHOOK_WORKERS", default_value_t = 2)]

@@ -71,6 +71,55 @@ pub async fn mark_started(domain: &Domain, claimed: &ClaimedJob) -> Result<()> {
     Ok(())
 }
 
+/// [`mark_started`] for each of `claimed` in one write (one commit for a worker's batch):
+/// all or none. Jobs are taken in the order of their orders and subscriptions, so that
+/// writes of batches lock those rows in one order.
+pub async fn mark_all_started(domain: &Domain, claimed: &[&ClaimedJob]) -> Result<()> {
+    let mut w = Write::begin(domain).await?;
+    let now = w.now();
+    for job in in_lock_order(claimed) {
+        let events = apply_to_subscription(w.db(), &job.job, JobStatus::Running, None, None, now).await?;
+        w.emit_all(events).await?;
+    }
+    w.commit(Audit::Bookkeeping("workers start a batch of jobs; the job rows record it")).await?;
+    Ok(())
+}
+
+/// [`complete_job`] for each of `outcomes` in one write: all or none. Whether each was
+/// recorded, in the order given: `false` where the job's lease was lost (nothing of it is
+/// changed; the others are).
+pub async fn complete_jobs(domain: &Domain, outcomes: &[(&ClaimedJob, Outcome)]) -> Result<Vec<bool>> {
+    let mut w = Write::begin(domain).await?;
+    let now = w.now();
+    let mut kept = vec![false; outcomes.len()];
+    let mut order: Vec<usize> = (0..outcomes.len()).collect();
+    order.sort_by_key(|&index| lock_order(outcomes[index].0));
+    for index in order {
+        let (claimed, outcome) = &outcomes[index];
+        let Some(settled) = jobs::settle(&w, claimed, outcome.clone()).await? else { continue };
+        let events =
+            apply_to_subscription(w.db(), &claimed.job, settled.status, settled.reference, settled.error, now).await?;
+        w.emit_all(events).await?;
+        kept[index] = true;
+    }
+    w.commit(Audit::Bookkeeping(
+        "workers record a batch of jobs' outcomes; the job rows and the subscriptions' history do",
+    ))
+    .await?;
+    Ok(kept)
+}
+
+/// The order in which a batch's writes lock a job's rows: its order, then its subscription.
+fn lock_order(claimed: &ClaimedJob) -> (Option<i64>, Option<i64>, i64) {
+    (claimed.job.order_id, claimed.job.subscription_id, claimed.job.id)
+}
+
+fn in_lock_order<'a>(claimed: &[&'a ClaimedJob]) -> Vec<&'a ClaimedJob> {
+    let mut sorted = claimed.to_vec();
+    sorted.sort_by_key(|job| lock_order(job));
+    sorted
+}
+
 /// Moves the subscription and order line after a job changed state; returns the events.
 async fn apply_to_subscription(
     txn: &DatabaseTransaction,

@@ -116,26 +116,28 @@ fn param(backend: DbBackend, n: usize) -> String {
     if backend == DbBackend::Postgres { format!("${n}") } else { format!("?{n}") }
 }
 
-/// The id of the job a claim at `now` (a parameter) takes, of `kinds` (an SQL list): of the
-/// waiting jobs that are due and of the running ones whose lease ran out, the first due that
-/// is first of its ordering key. The waiting half walks `idx_jobs_due` in order and stops at
-/// the first job that qualifies, so a claim costs the same with ten jobs waiting or a
-/// million; the running half reads the few RUNNING jobs (`idx_jobs_claim`). On PostgreSQL a
-/// job another worker is claiming is skipped, not waited for; each half locks its first job,
-/// so a claim holds two rows for the length of its statement and takes one (a concurrent
-/// claim may skip the other and find nothing that time: its worker polls again).
-pub fn next_job_sql(backend: DbBackend, kinds: &str, now: &str) -> String {
+/// The ids of the jobs a claim at `now` (a parameter) takes, of `kinds` (an SQL list), at
+/// most `limit`: of the waiting jobs that are due and of the running ones whose lease ran
+/// out, the first due that are first of their ordering key (one job of a key at most: a
+/// later one of the same key sees the earlier still QUEUED). The waiting half walks
+/// `idx_jobs_due` in order and stops after the first `limit` jobs that qualify, so a claim
+/// costs the same with ten jobs waiting or a million; the running half reads the few
+/// RUNNING jobs (`idx_jobs_claim`). On PostgreSQL a job another worker is claiming is
+/// skipped, not waited for; each half locks the jobs it picks, so a claim holds up to twice
+/// `limit` rows for the length of its statement and takes `limit` (a concurrent claim may
+/// skip the others and find fewer that time: its worker polls again).
+pub fn next_jobs_sql(backend: DbBackend, kinds: &str, now: &str, limit: usize) -> String {
     let lock = if backend == DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     format!(
         "SELECT id FROM (\
            SELECT id, run_after FROM (SELECT id, run_after FROM jobs \
              WHERE status = 'QUEUED' AND run_after <= {now} AND kind IN ({kinds}) AND {FIRST_OF_ITS_KEY} \
-             ORDER BY run_after, id LIMIT 1{lock}) waiting \
+             ORDER BY run_after, id LIMIT {limit}{lock}) waiting \
            UNION ALL \
            SELECT id, run_after FROM (SELECT id, run_after FROM jobs \
              WHERE status = 'RUNNING' AND locked_until < {now} AND kind IN ({kinds}) AND {FIRST_OF_ITS_KEY} \
-             ORDER BY run_after, id LIMIT 1{lock}) lapsed\
-         ) due ORDER BY run_after, id LIMIT 1"
+             ORDER BY run_after, id LIMIT {limit}{lock}) lapsed\
+         ) due ORDER BY run_after, id LIMIT {limit}"
     )
 }
 
@@ -147,25 +149,42 @@ pub async fn claim_next_job(domain: &Domain, worker: &str) -> Result<Option<Clai
 
 /// As [`claim_next_job`], of `kinds` only (a pool of workers of its own).
 pub async fn claim_next_job_of(domain: &Domain, worker: &str, kinds: &[JobKind]) -> Result<Option<ClaimedJob>> {
+    Ok(claim_jobs_of(domain, worker, kinds, 1).await?.pop())
+}
+
+/// Claims up to `limit` due jobs of `kinds` for `worker` in one statement (see
+/// [`next_jobs_sql`]), in the order they are due: each with a lease of its own token (the
+/// claim's random token and the job's id), so settling one job proves nothing of another.
+pub async fn claim_jobs_of(domain: &Domain, worker: &str, kinds: &[JobKind], limit: usize) -> Result<Vec<ClaimedJob>> {
     let now = domain.clock.now();
     let lease_until = now + Duration::from_std(domain.jobs.lease).unwrap_or(Duration::seconds(60));
-    let token = uuid::Uuid::new_v4().to_string();
+    let token = uuid::Uuid::new_v4().simple().to_string();
     let backend = domain.db.get_database_backend();
+    // The ids are picked once (a CTE, materialized), then updated: an `IN` over a locking
+    // subquery with a LIMIT may be planned to run it more than once.
     let sql = format!(
-        "UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, locked_by = {}, locked_until = {}, \
-         lease_token = {}, updated_at = {} WHERE id = ({}) RETURNING *",
+        "WITH picked AS MATERIALIZED ({}) \
+         UPDATE jobs SET status = 'RUNNING', attempts = attempts + 1, locked_by = {}, locked_until = {}, \
+         lease_token = {} || ':' || CAST(id AS TEXT), updated_at = {} WHERE id IN (SELECT id FROM picked) RETURNING *",
+        next_jobs_sql(backend, &runnable_kinds(kinds), &param(backend, 4), limit.max(1)),
         param(backend, 1),
         param(backend, 2),
         param(backend, 3),
         param(backend, 4),
-        next_job_sql(backend, &runnable_kinds(kinds), &param(backend, 4)),
     );
-    let values: Vec<sea_orm::Value> = vec![worker.into(), lease_until.into(), token.clone().into(), now.into()];
+    let values: Vec<sea_orm::Value> = vec![worker.into(), lease_until.into(), token.into(), now.into()];
     let statement = Statement::from_sql_and_values(backend, sql, values);
     let _turn = domain.write_gate.enter().await?;
-    let Some(row) = domain.db.query_one_raw(statement).await? else { return Ok(None) };
-    let job = job::Model::from_query_result(&row, "")?;
-    Ok(Some(ClaimedJob { job, lease_token: token }))
+    let rows = domain.db.query_all_raw(statement).await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let job = job::Model::from_query_result(row, "")?;
+        let lease_token =
+            job.lease_token.clone().ok_or_else(|| Error::internal("a claimed job without a lease token"))?;
+        claimed.push(ClaimedJob { job, lease_token });
+    }
+    claimed.sort_by_key(|claimed| (claimed.job.run_after, claimed.job.id));
+    Ok(claimed)
 }
 
 /// What the vendor said.

@@ -13,7 +13,7 @@
 //! by side.
 //!
 //! Every write of the process passes through it: [`super::write::Write::begin`], a bulk
-//! [`super::write::Load`], and the job claim (`jobs::claim_next_job`). A writer waits at
+//! [`super::write::Load`], and the job claim (`jobs::claim_jobs_of`). A writer waits at
 //! most [`WAIT`] (the busy timeout's length), then gets UNAVAILABLE ("try again"), as a
 //! writer timing out on SQLite's lock did.
 

@@ -8,6 +8,7 @@
 //! On shutdown the loops stop claiming; [`Workers::stop`] waits for the jobs in flight for
 //! the grace period, then stops the rest and releases their jobs to the queue.
 
+mod batch;
 mod webhooks;
 
 use std::panic::AssertUnwindSafe;
@@ -20,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::ProvisioningConfig;
 use crate::domain::fulfilment::{complete_job, mark_started};
-use crate::domain::jobs::{self, ClaimedJob, Outcome, ProvisioningSubject, claim_next_job_of};
+use crate::domain::jobs::{self, ClaimedJob, Outcome, ProvisioningSubject};
 use crate::domain::{Domain, subscriptions};
 use crate::shutdown::Shutdown;
 use crate::vendors::connectors::{VendorRequest, connector_for, execute};
@@ -135,8 +136,10 @@ pub async fn run_worker(
     kinds: Vec<JobKind>,
 ) {
     while !shutdown.is_triggered() {
-        let step =
-            AssertUnwindSafe(run_one_of(&domain, &name, &client, config.vendor_timeout, &kinds)).catch_unwind().await;
+        let batch = if kinds.contains(&JobKind::Provisioning) { config.job_batch } else { 1 };
+        let step = AssertUnwindSafe(run_batch_of(&domain, &name, &client, config.vendor_timeout, &kinds, batch))
+            .catch_unwind()
+            .await;
         let step = step.unwrap_or_else(|panic| {
             Err(crate::domain::Error::internal(format!("the worker's step panicked: {}", panic_message(&*panic))))
         });
@@ -181,21 +184,55 @@ pub async fn run_one_of(
     timeout: Duration,
     kinds: &[JobKind],
 ) -> crate::domain::Result<bool> {
-    // Before the claim: the lease runs from a moment no later than this.
+    run_batch_of(domain, worker, client, timeout, kinds, 1).await
+}
+
+/// Claims up to `limit` due jobs of `kinds` at once and runs them side by side; `false` when
+/// none was due. A batch of provisioning jobs starts in one write and records its outcomes
+/// in as few as their calls allow (`batch`); a job alone, or a batch whose start could not
+/// be recorded together, runs on its own ([`run_claimed`]): every job is handled exactly as
+/// if it had been claimed alone.
+pub async fn run_batch_of(
+    domain: &Domain,
+    worker: &str,
+    client: &reqwest::Client,
+    timeout: Duration,
+    kinds: &[JobKind],
+    limit: usize,
+) -> crate::domain::Result<bool> {
+    // Before the claim: the leases run from a moment no later than this.
     let claimed_at = Instant::now();
-    let Some(claimed) = claim_next_job_of(domain, worker, kinds).await? else { return Ok(false) };
-    if claimed.job.attempts > claimed.job.max_attempts {
-        let reason = format!(
-            "the lease of its last attempt ({} of {}) ran out without an outcome: its worker died or hung",
-            claimed.job.max_attempts, claimed.job.max_attempts
-        );
-        abandon(domain, worker, &claimed, reason).await?;
-        return Ok(true);
+    let claimed = jobs::claim_jobs_of(domain, worker, kinds, limit).await?;
+    match claimed.len() {
+        0 => Ok(false),
+        1 => {
+            run_claimed(domain, worker, client, timeout, &claimed[0], claimed_at).await?;
+            Ok(true)
+        }
+        _ => {
+            batch::run(domain, worker, client, timeout, &claimed, claimed_at).await;
+            Ok(true)
+        }
+    }
+}
+
+/// Runs one claimed job: a job claimed again after its last attempt's lease ran out is DEAD
+/// without another call; a job whose run panics is DEAD with the panic's message.
+async fn run_claimed(
+    domain: &Domain,
+    worker: &str,
+    client: &reqwest::Client,
+    timeout: Duration,
+    claimed: &ClaimedJob,
+    claimed_at: Instant,
+) -> crate::domain::Result<()> {
+    if past_its_last_attempt(domain, worker, claimed).await? {
+        return Ok(());
     }
     let run = async {
         match claimed.job.kind {
-            JobKind::Provisioning => provision(domain, worker, client, timeout, &claimed, claimed_at).await,
-            JobKind::WebhookDelivery => webhooks::deliver(domain, worker, &claimed).await,
+            JobKind::Provisioning => provision(domain, worker, client, timeout, claimed, claimed_at).await,
+            JobKind::WebhookDelivery => webhooks::deliver(domain, worker, claimed).await,
         }
     };
     match AssertUnwindSafe(run).catch_unwind().await {
@@ -203,9 +240,23 @@ pub async fn run_one_of(
         Err(panic) => {
             let message = panic_message(&*panic);
             tracing::error!(job = claimed.job.id, worker, %message, "a job's run panicked; it is DEAD");
-            abandon(domain, worker, &claimed, format!("the job could not be handled: {message}")).await?;
+            abandon(domain, worker, claimed, format!("the job could not be handled: {message}")).await?;
         }
     }
+    Ok(())
+}
+
+/// Whether `claimed` was claimed again after its last attempt's lease ran out, in which case
+/// it is DEAD now, without another call.
+async fn past_its_last_attempt(domain: &Domain, worker: &str, claimed: &ClaimedJob) -> crate::domain::Result<bool> {
+    if claimed.job.attempts <= claimed.job.max_attempts {
+        return Ok(false);
+    }
+    let reason = format!(
+        "the lease of its last attempt ({} of {}) ran out without an outcome: its worker died or hung",
+        claimed.job.max_attempts, claimed.job.max_attempts
+    );
+    abandon(domain, worker, claimed, reason).await?;
     Ok(true)
 }
 
@@ -326,17 +377,46 @@ async fn provision(
     claimed: &ClaimedJob,
     claimed_at: Instant,
 ) -> crate::domain::Result<()> {
-    let subject = match ProvisioningSubject::of(&claimed.job) {
-        Ok(subject) => subject,
+    let Some(subject) = runnable(domain, claimed).await? else { return Ok(()) };
+    mark_started(domain, claimed).await?;
+    let snapshot = domain.catalog.snapshot(&domain.db).await?;
+    let Some(outcome) = call_vendor(domain, worker, client, timeout, claimed, &subject, &snapshot, claimed_at).await
+    else {
+        return Ok(());
+    };
+    if !record_outcome(domain, worker, claimed, outcome).await? {
+        tracing::warn!(job = claimed.job.id, worker, "lease lost: another worker took the job over");
+    }
+    Ok(())
+}
+
+/// The job's subject; a job without one is FAILED (it cannot run) and `None` returned.
+async fn runnable(domain: &Domain, claimed: &ClaimedJob) -> crate::domain::Result<Option<ProvisioningSubject>> {
+    match ProvisioningSubject::of(&claimed.job) {
+        Ok(subject) => Ok(Some(subject)),
         Err(error) => {
             tracing::error!(job = claimed.job.id, %error, "a provisioning job without a subject cannot run");
             let reason = "the job names no subscription, vendor or action to provision".to_owned();
             jobs::fail_unrunnable(domain, claimed, reason).await?;
-            return Ok(());
+            Ok(None)
         }
-    };
-    mark_started(domain, claimed).await?;
-    let snapshot = domain.catalog.snapshot(&domain.db).await?;
+    }
+}
+
+/// Calls the vendor for a started job while keeping its lease: the vendor's answer, or
+/// `None` when the lease was lost or could not be made to last the call (the job is then
+/// left to its lease; nothing is recorded).
+#[allow(clippy::too_many_arguments)]
+async fn call_vendor(
+    domain: &Domain,
+    worker: &str,
+    client: &reqwest::Client,
+    timeout: Duration,
+    claimed: &ClaimedJob,
+    subject: &ProvisioningSubject,
+    snapshot: &crate::domain::catalog_cache::CatalogSnapshot,
+    claimed_at: Instant,
+) -> Option<Outcome> {
     // The lease must hold until the call may end; when getting here took too much of it, it
     // is renewed first, and the call not made unless it was.
     let call_ends_by = Instant::now() + timeout;
@@ -349,7 +429,7 @@ async fn provision(
                 worker,
                 "too little lease left for the vendor call: the job is left to it"
             );
-            return Ok(());
+            return None;
         }
         held_until = asked + domain.jobs.lease;
     }
@@ -357,7 +437,7 @@ async fn provision(
         match snapshot.vendors.get(&subject.vendor_id) {
             Some(vendor) => {
                 let connector = connector_for(vendor, client, timeout);
-                let request = VendorRequest::for_job(&claimed.job, &subject);
+                let request = VendorRequest::for_job(&claimed.job, subject);
                 // Every connector's call ends by the timeout (an HTTP client's own timeout
                 // usually answers first), so the lease, longer, outlasts it.
                 tokio::time::timeout(timeout, execute(connector.as_ref(), &request)).await.unwrap_or_else(|_| {
@@ -375,16 +455,13 @@ async fn provision(
         outcome = call => outcome,
         () = keep_lease(domain, worker, claimed, held_until, call_ends_by) => {
             tracing::warn!(job = claimed.job.id, worker, "lease lost during the vendor call: the call is abandoned, the job left to the lease");
-            return Ok(());
+            return None;
         }
     };
     if let Outcome::Transient { error, .. } | Outcome::Permanent { error } | Outcome::Abandoned { error } = &outcome {
         tracing::warn!(job = claimed.job.id, attempt = claimed.job.attempts, %error, "provisioning attempt failed");
     }
-    if !record_outcome(domain, worker, claimed, outcome).await? {
-        tracing::warn!(job = claimed.job.id, worker, "lease lost: another worker took the job over");
-    }
-    Ok(())
+    Some(outcome)
 }
 
 /// Records the vendor's answer, trying again while the database is unavailable
@@ -400,17 +477,22 @@ async fn record_outcome(
     outcome: Outcome,
 ) -> crate::domain::Result<bool> {
     let what = format!("recording the outcome of job {} by {worker}", claimed.job.id);
-    let name = match &outcome {
+    let recorded = while_unavailable(&what, || complete_job(domain, claimed, outcome.clone())).await;
+    if matches!(recorded, Ok(true)) {
+        count_outcome(&outcome);
+    }
+    recorded
+}
+
+/// Counts a recorded provisioning outcome in the metrics.
+fn count_outcome(outcome: &Outcome) {
+    let name = match outcome {
         Outcome::Succeeded { .. } => "succeeded",
         Outcome::Transient { .. } => "transient",
         Outcome::Permanent { .. } => "permanent",
         Outcome::Abandoned { .. } => "abandoned",
     };
-    let recorded = while_unavailable(&what, || complete_job(domain, claimed, outcome.clone())).await;
-    if matches!(recorded, Ok(true)) {
-        metrics::counter!("job_outcomes_total", "kind" => "provisioning", "outcome" => name).increment(1);
-    }
-    recorded
+    metrics::counter!("job_outcomes_total", "kind" => "provisioning", "outcome" => name).increment(1);
 }
 
 /// Runs `write` again while the database is unavailable: after an outage, 5 more tries

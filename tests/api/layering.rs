@@ -132,9 +132,9 @@ fn violations(files: &[Source]) -> Vec<String> {
             let own =
                 ["src/domain/events.rs", "src/domain/outbox.rs", "src/domain/audit.rs"].contains(&source.path.as_str());
             // The one exception: claiming a job is a single atomic `UPDATE … RETURNING` on
-            // the pool, bookkeeping with no audit row and no event (`jobs::claim_next_job`).
+            // the pool, bookkeeping with no audit row and no event (`jobs::claim_jobs_of`).
             let claim =
-                |v: &String| source.path == "src/domain/jobs.rs" && v.contains("domain.db.query_one_raw(statement)");
+                |v: &String| source.path == "src/domain/jobs.rs" && v.contains("domain.db.query_all_raw(statement)");
             if !own {
                 found.extend(
                     mentions(source, &unit_of_work)

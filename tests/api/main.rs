@@ -9,6 +9,7 @@ mod after_commit;
 mod api_keys;
 mod auth;
 mod bad_input;
+mod batches;
 mod billing;
 mod billing_defects;
 mod browser;

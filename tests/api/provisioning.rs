@@ -37,6 +37,8 @@ struct VendorState {
     calls: HashMap<String, usize>,
     /// Per subscription: answer every call with this status instead of the script's.
     answers: HashMap<i64, u16>,
+    /// Per subscription: answer every call this much later.
+    delays: HashMap<i64, Duration>,
     provisioned: HashMap<String, String>,
     bad_signatures: usize,
     /// Every call's action and body, in the order they arrived.
@@ -102,6 +104,11 @@ impl FakeVendor {
         };
     }
 
+    /// Answers every call about `subscription` `delay` later.
+    pub fn delay(&self, subscription: i64, delay: Duration) {
+        self.state.lock().unwrap().delays.insert(subscription, delay);
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }
@@ -129,8 +136,12 @@ async fn vendor_endpoint(data: web::Data<Shared>, request: HttpRequest, body: we
             return HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
                 .json(json!({"error": "refused for this subscription"}));
         }
-        call
+        (call, subscription.and_then(|id| state.delays.get(&id).copied()))
     };
+    let (call, delay) = call;
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let script = script.lock().unwrap().clone();
     let succeed = |state: &Arc<Mutex<VendorState>>| {
         // Deduplicate like a vendor: a repeated request id gets the first answer again.

@@ -366,15 +366,18 @@ async fn a_vendor_is_called_over_https_trusting_the_configured_ca() {
     assert_eq!(vendor.calls().len(), 1);
 }
 
-/// A claim walks the waiting jobs in the order they are due and stops at the first one it
-/// may take: with 5,000 jobs waiting it reads the few it must pass over (jobs held back by a
-/// running job of their ordering key) and the one it takes, not the whole backlog (#13: a
-/// claim checked every due job's ordering key and sorted them all to take one, 0.9 s a
-/// claim with 1,500 jobs waiting on PostgreSQL). A lapsed lease due earlier goes first.
+/// A claim walks the waiting jobs in the order they are due and stops once it has the jobs
+/// it may take (a worker's batch): with 5,000 jobs waiting it reads the few it must pass
+/// over (jobs held back by a running job of their ordering key) and the ones it takes, not
+/// the whole backlog (#13: a claim checked every due job's ordering key and sorted them all
+/// to take one, 0.9 s a claim with 1,500 jobs waiting on PostgreSQL). A lapsed lease due
+/// earlier goes first.
 #[tokio::test]
 async fn a_claim_reads_the_first_due_job_not_the_whole_backlog() {
+    /// The default `SWITCHYARD_JOB_BATCH`.
+    const BATCH: usize = 16;
     use sea_orm::{ConnectionTrait, EntityTrait, Set, Statement};
-    use switchyard::domain::jobs::next_job_sql;
+    use switchyard::domain::jobs::next_jobs_sql;
 
     let app = spawn_app().await;
     let db = &app.domain.db;
@@ -418,11 +421,11 @@ async fn a_claim_reads_the_first_due_job_not_the_whole_backlog() {
     db.execute_unprepared("ANALYZE").await.unwrap();
 
     let plan: Vec<String> = if crate::helpers::is_postgres() {
-        let sql = format!("EXPLAIN (ANALYZE, COSTS OFF) {}", next_job_sql(backend, "'PROVISIONING'", "now()"));
+        let sql = format!("EXPLAIN (ANALYZE, COSTS OFF) {}", next_jobs_sql(backend, "'PROVISIONING'", "now()", BATCH));
         let rows = db.query_all_raw(Statement::from_string(backend, sql)).await.unwrap();
         rows.iter().map(|row| row.try_get::<String>("", "QUERY PLAN").unwrap()).collect()
     } else {
-        let sql = format!("EXPLAIN QUERY PLAN {}", next_job_sql(backend, "'PROVISIONING'", "'9999'"));
+        let sql = format!("EXPLAIN QUERY PLAN {}", next_jobs_sql(backend, "'PROVISIONING'", "'9999'", BATCH));
         let rows = db.query_all_raw(Statement::from_string(backend, sql)).await.unwrap();
         rows.iter().map(|row| row.try_get::<String>("", "detail").unwrap()).collect()
     };
@@ -436,7 +439,7 @@ async fn a_claim_reads_the_first_due_job_not_the_whole_backlog() {
             .and_then(|rows| rows.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|rows| rows.parse::<usize>().ok());
         assert!(
-            walked.is_some_and(|rows| rows <= 20),
+            walked.is_some_and(|rows| rows <= BATCH + 20),
             "the claim does not stop at the first job it may take ({walked:?} rows):\n{plan_text}"
         );
         assert!(
@@ -460,4 +463,13 @@ async fn a_claim_reads_the_first_due_job_not_the_whole_backlog() {
         claimed.push(claim_next_job(&app.domain, "worker").await.unwrap().unwrap().job.request_id);
     }
     assert_eq!(claimed, ["lapsed", "backlog-0", "backlog-1"], "the lapsed lease, then the first due not held back");
+    let batch =
+        switchyard::domain::jobs::claim_jobs_of(&app.domain, "worker", &[entity::enums::JobKind::Provisioning], BATCH)
+            .await
+            .unwrap();
+    let taken: Vec<&str> = batch.iter().map(|claimed| claimed.job.request_id.as_str()).collect();
+    let expected: Vec<String> = (2..2 + BATCH).map(|n| format!("backlog-{n}")).collect();
+    assert_eq!(taken, expected, "a batch: the next due in order, none held back by its key");
+    let tokens: std::collections::HashSet<&str> = batch.iter().map(|claimed| claimed.lease_token.as_str()).collect();
+    assert_eq!(tokens.len(), BATCH, "each job of a batch has a lease token of its own");
 }
