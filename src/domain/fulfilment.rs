@@ -7,9 +7,7 @@
 use crate::domain::Tenant;
 use crate::domain::ids::{JobId, SubscriptionId};
 use chrono::{DateTime, Utc};
-use entity::enums::{
-    JobKind, JobStatus, OrderLineStatus, ProvisioningAction, SubscriptionChangeKind, SubscriptionStatus, VendorOutcome,
-};
+use entity::enums::{JobKind, JobStatus, OrderLineStatus, ProvisioningAction, SubscriptionStatus, VendorOutcome};
 use entity::{job, subscription};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, QueryTrait, Set,
@@ -19,6 +17,7 @@ use serde_json::json;
 use super::actor::Actor;
 use super::error::{Error, Result};
 use super::events::{DomainEvent, EventKind};
+pub use super::fulfilment_batch::{change_kind, line_status_for, purchase_status};
 use super::jobs::{self, ClaimedJob, Outcome, ProvisioningSubject, job_status_name};
 use super::lifecycle::{self, Transition, next_status, status_name};
 use super::write::{Audit, Write};
@@ -77,10 +76,10 @@ pub async fn mark_started(domain: &Domain, claimed: &ClaimedJob) -> Result<()> {
 pub async fn mark_all_started(domain: &Domain, claimed: &[&ClaimedJob]) -> Result<()> {
     let mut w = Write::begin(domain).await?;
     let now = w.now();
-    for job in in_lock_order(claimed) {
-        let events = apply_to_subscription(w.db(), &job.job, JobStatus::Running, None, None, now).await?;
-        w.emit_all(events).await?;
-    }
+    let started: Vec<_> =
+        in_lock_order(claimed).into_iter().map(|job| (&job.job, JobStatus::Running, None, None)).collect();
+    let events = apply_to_batch(w.db(), started, now).await?;
+    w.emit_all(events).await?;
     w.commit(Audit::Bookkeeping("workers start a batch of jobs; the job rows record it")).await?;
     Ok(())
 }
@@ -94,19 +93,59 @@ pub async fn complete_jobs(domain: &Domain, outcomes: &[(&ClaimedJob, Outcome)])
     let mut kept = vec![false; outcomes.len()];
     let mut order: Vec<usize> = (0..outcomes.len()).collect();
     order.sort_by_key(|&index| lock_order(outcomes[index].0));
+    let mut settled_jobs = Vec::with_capacity(outcomes.len());
     for index in order {
         let (claimed, outcome) = &outcomes[index];
         let Some(settled) = jobs::settle(&w, claimed, outcome.clone()).await? else { continue };
-        let events =
-            apply_to_subscription(w.db(), &claimed.job, settled.status, settled.reference, settled.error, now).await?;
-        w.emit_all(events).await?;
+        settled_jobs.push((&claimed.job, settled.status, settled.reference, settled.error));
         kept[index] = true;
     }
+    let events = apply_to_batch(w.db(), settled_jobs, now).await?;
+    w.emit_all(events).await?;
     w.commit(Audit::Bookkeeping(
         "workers record a batch of jobs' outcomes; the job rows and the subscriptions' history do",
     ))
     .await?;
     Ok(kept)
+}
+
+/// A job's new state: the job, its status, the vendor's reference and the attempt's error.
+type NewState<'a> = (&'a job::Model, JobStatus, Option<String>, Option<String>);
+
+/// [`apply_to_subscription`] for each of `jobs` (in lock order, one job of a subscription at
+/// most): purchases together in a few statements (`fulfilment_batch`), other changes one
+/// by one; the events.
+async fn apply_to_batch(
+    txn: &DatabaseTransaction,
+    jobs: Vec<NewState<'_>>,
+    now: DateTime<Utc>,
+) -> Result<Vec<DomainEvent>> {
+    let mut events = Vec::new();
+    let mut purchases = Vec::with_capacity(jobs.len());
+    let mut subscriptions = std::collections::HashSet::with_capacity(jobs.len());
+    for (job, status, reference, error) in jobs {
+        let subject = ProvisioningSubject::of(job)?;
+        if !subscriptions.insert(subject.subscription_id) {
+            // A claim takes one job of a subscription: this write is not the batch it expects.
+            return Err(Error::internal("two jobs of one subscription in a batch"));
+        }
+        if subject.action == ProvisioningAction::Purchase {
+            purchases.push(super::fulfilment_batch::Purchase {
+                job,
+                subscription_id: subject.subscription_id,
+                order_id: subject.order_id,
+                status,
+                reference,
+                error,
+            });
+        } else {
+            events.extend(apply_to_subscription(txn, job, status, reference, error, now).await?);
+        }
+    }
+    if !purchases.is_empty() {
+        events.extend(super::fulfilment_batch::apply(txn, &purchases, now).await?);
+    }
+    Ok(events)
 }
 
 /// The order in which a batch's writes lock a job's rows: its order, then its subscription.
@@ -150,19 +189,8 @@ async fn apply_to_subscription(
         events.push(lifecycle::changed_event(&updated, now));
         current = updated;
     }
-    let transition = match (is_purchase, status) {
-        (true, JobStatus::Running) if current.status != SubscriptionStatus::Provisioning => {
-            Some(Transition::StartProvisioning)
-        }
-        (true, JobStatus::Succeeded) => Some(Transition::ProvisioningSucceeded),
-        (true, JobStatus::Failed | JobStatus::Dead) => Some(Transition::ProvisioningFailed),
-        _ => None,
-    };
     let before = current.status;
-    let after = match transition {
-        Some(transition) => next_status(before, transition).unwrap_or(before),
-        None => before,
-    };
+    let after = if is_purchase { purchase_status(before, status) } else { before };
     if after != before || reference.is_some() {
         let mut model: subscription::ActiveModel = current.clone().into();
         model.status = Set(after);
@@ -172,12 +200,7 @@ async fn apply_to_subscription(
         model.updated_at = Set(now);
         let updated = model.update(txn).await?;
         if after != before {
-            let kind = match after {
-                SubscriptionStatus::Active => SubscriptionChangeKind::Provisioned,
-                SubscriptionStatus::Failed => SubscriptionChangeKind::ProvisioningFailed,
-                _ => SubscriptionChangeKind::Provisioned,
-            };
-            if after != SubscriptionStatus::Provisioning {
+            if let Some(kind) = change_kind(after) {
                 let system = Actor::system();
                 lifecycle::record_change(
                     txn,
@@ -212,16 +235,6 @@ async fn apply_to_subscription(
         events.push(event);
     }
     Ok(events)
-}
-
-/// Whether a job status means the line is done.
-pub fn line_status_for(job: JobStatus) -> Option<OrderLineStatus> {
-    match job {
-        JobStatus::Running => Some(OrderLineStatus::Provisioning),
-        JobStatus::Succeeded => Some(OrderLineStatus::Succeeded),
-        JobStatus::Failed | JobStatus::Dead => Some(OrderLineStatus::Failed),
-        JobStatus::Queued | JobStatus::Inquire => None,
-    }
 }
 
 /// Puts a FAILED or DEAD job back in the queue (operator only), with fresh attempts and the

@@ -165,7 +165,26 @@ pub async fn record_change<C: ConnectionTrait>(
     idempotency_key: Option<String>,
     at: DateTime<Utc>,
 ) -> Result<subscription_change::Model> {
-    let change = subscription_change::ActiveModel {
+    change_row(subscription, actor, kind, quantity, status, idempotency_key, at).insert(db).await.map_err(|e| {
+        map_unique_violation(
+            e,
+            &["uq_subscription_changes_idempotency_key", "subscription_changes.subscription_id"],
+            Error::conflict("IDEMPOTENCY_KEY_RACE", "raced"),
+        )
+    })
+}
+
+/// The row [`record_change`] inserts (a batch inserts many at once).
+pub fn change_row(
+    subscription: &subscription::Model,
+    actor: &Actor,
+    kind: SubscriptionChangeKind,
+    quantity: (i32, i32),
+    status: (SubscriptionStatus, SubscriptionStatus),
+    idempotency_key: Option<String>,
+    at: DateTime<Utc>,
+) -> subscription_change::ActiveModel {
+    subscription_change::ActiveModel {
         id: NotSet,
         subscription_id: Set(subscription.id),
         kind: Set(kind),
@@ -184,16 +203,6 @@ pub async fn record_change<C: ConnectionTrait>(
         vendor_outcome: Set(None),
         seats_taken: Set(None),
     }
-    .insert(db)
-    .await
-    .map_err(|e| {
-        map_unique_violation(
-            e,
-            &["uq_subscription_changes_idempotency_key", "subscription_changes.subscription_id"],
-            Error::conflict("IDEMPOTENCY_KEY_RACE", "raced"),
-        )
-    })?;
-    Ok(change)
 }
 
 /// The event announcing a subscription's new state.

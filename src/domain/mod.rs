@@ -20,6 +20,7 @@ pub mod events;
 pub mod exchange_rates;
 pub mod fanout;
 pub mod fulfilment;
+pub mod fulfilment_batch;
 pub mod ids;
 pub mod jobs;
 pub mod lifecycle;

@@ -92,7 +92,13 @@ pub(super) async fn run(
     let mut waiting = Vec::new();
     loop {
         tokio::select! {
-            Some(ended) = calls.next(), if !calls.is_empty() => waiting.push(ended),
+            Some(ended) = calls.next(), if !calls.is_empty() => {
+                waiting.push(ended);
+                // With the calls that ended at the same time.
+                while let Some(Some(more)) = calls.next().now_or_never() {
+                    waiting.push(more);
+                }
+            }
             Some(()) = recording.next(), if !recording.is_empty() => {}
             else => break,
         }

@@ -80,9 +80,20 @@ async fn outcome(app: &TestApp, subscriptions: &[String]) -> Value {
         state["job"]["id"] = Value::Null;
         state["subscription"]["vendorReference"] = json!(state["subscription"]["vendorReference"].is_string());
         state["events"] = json!(events.get(&subscription.parse::<i64>().unwrap()));
+        let history = app
+            .data(
+                &app.operator(),
+                "query($s: ID!) { subscription(id: $s) { quantity unitCost { amount } history { kind actorRole \
+                   quantityBefore quantityAfter statusBefore statusAfter vendorOutcome } } }",
+                json!({"s": subscription}),
+            )
+            .await;
+        state["history"] = history["subscription"].clone();
         states.push(state);
     }
-    let orders = app.data(&app.operator(), "{ orders(first: 10) { edges { node { status } } } }", json!({})).await;
+    let orders = app
+        .data(&app.operator(), "{ orders(first: 10) { edges { node { status lines { status } } } } }", json!({}))
+        .await;
     json!({"subscriptions": states, "orders": orders})
 }
 
@@ -119,6 +130,59 @@ async fn a_batch_ends_every_job_as_jobs_run_one_at_a_time_do() {
         outcomes.push(seen);
     }
     assert_eq!(outcomes[0], outcomes[1], "one at a time, then in a batch");
+}
+
+/// The domain's batch writes end each job exactly as its writes for one job do: six jobs
+/// started together and settled together (a success with and without a reference, a
+/// refusal, a retry, a job given up, another success) leave the same subscriptions,
+/// histories, jobs, events, lines and orders as the same jobs started and settled one by one.
+#[tokio::test]
+async fn jobs_started_and_settled_together_end_as_jobs_started_and_settled_alone() {
+    use switchyard::domain::fulfilment::{complete_job, complete_jobs, mark_all_started, mark_started};
+    use switchyard::domain::jobs::Outcome;
+
+    let outcomes = [
+        Outcome::Succeeded { reference: Some("V-1".into()) },
+        Outcome::Permanent { error: "refused".into() },
+        Outcome::Succeeded { reference: None },
+        Outcome::Transient { error: "busy".into(), retry_after: Some(Duration::from_secs(30)) },
+        Outcome::Abandoned { error: "given up".into() },
+        Outcome::Succeeded { reference: Some("V-6".into()) },
+    ];
+    let mut seen = Vec::new();
+    for together in [false, true] {
+        let app = spawn_app().await;
+        let f = Fixture::build(&app).await;
+        let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
+        let subscriptions = six_subscriptions(&app, &f, &vendor).await;
+        let claimed =
+            switchyard::domain::jobs::claim_jobs_of(&app.domain, "w", &[JobKind::Provisioning], BATCH).await.unwrap();
+        assert_eq!(claimed.len(), 6);
+        let by_subscription = |n: usize| {
+            let id: i64 = subscriptions[n].parse().unwrap();
+            claimed.iter().find(|c| c.job.subscription_id == Some(id)).unwrap()
+        };
+        let settled: Vec<_> =
+            outcomes.iter().enumerate().map(|(n, outcome)| (by_subscription(n), outcome.clone())).collect();
+        if together {
+            mark_all_started(&app.domain, &claimed.iter().collect::<Vec<_>>()).await.unwrap();
+            let kept = complete_jobs(&app.domain, &settled).await.unwrap();
+            assert_eq!(kept, [true; 6]);
+        } else {
+            for job in &claimed {
+                mark_started(&app.domain, job).await.unwrap();
+            }
+            for (job, outcome) in settled {
+                assert!(complete_job(&app.domain, job, outcome).await.unwrap());
+            }
+        }
+        let ended = outcome(&app, &subscriptions).await;
+        assert_eq!(ended["subscriptions"][0]["history"]["history"][1]["kind"], "PROVISIONED", "{ended}");
+        assert_eq!(ended["subscriptions"][3]["job"]["status"], "QUEUED", "{ended}");
+        assert_eq!(ended["orders"]["orders"]["edges"][0]["node"]["status"], "PARTIALLY_FAILED", "{ended}");
+        seen.push(ended);
+    }
+    assert_eq!(seen[0], seen[1], "alone, then together");
 }
 
 /// Makes every update of subscription `id` fail (where `when` holds of the new row), as a
