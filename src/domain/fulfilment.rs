@@ -93,11 +93,12 @@ pub async fn complete_jobs(domain: &Domain, outcomes: &[(&ClaimedJob, Outcome)])
     let mut kept = vec![false; outcomes.len()];
     let mut order: Vec<usize> = (0..outcomes.len()).collect();
     order.sort_by_key(|&index| lock_order(outcomes[index].0));
+    let in_order: Vec<(&ClaimedJob, Outcome)> =
+        order.iter().map(|&index| (outcomes[index].0, outcomes[index].1.clone())).collect();
     let mut settled_jobs = Vec::with_capacity(outcomes.len());
-    for index in order {
-        let (claimed, outcome) = &outcomes[index];
-        let Some(settled) = jobs::settle(&w, claimed, outcome.clone()).await? else { continue };
-        settled_jobs.push((&claimed.job, settled.status, settled.reference, settled.error));
+    for (index, settled) in order.into_iter().zip(jobs::settle_all(&w, &in_order).await?) {
+        let Some(settled) = settled else { continue };
+        settled_jobs.push((&outcomes[index].0.job, settled.status, settled.reference, settled.error));
         kept[index] = true;
     }
     let events = apply_to_batch(w.db(), settled_jobs, now).await?;

@@ -26,9 +26,10 @@ use chrono::{DateTime, Duration, Utc};
 use entity::enums::{JobKind, JobStatus};
 use entity::job;
 use rand::Rng;
+use sea_orm::sea_query::{CaseStatement, Expr};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, Set,
-    Statement,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    Set, Statement,
 };
 
 use super::Domain;
@@ -246,12 +247,93 @@ pub struct Settled {
     pub run_after: DateTime<Utc>,
 }
 
+impl Settled {
+    /// Whether the job is over (SUCCEEDED, FAILED or DEAD).
+    pub fn finished(&self) -> bool {
+        matches!(self.status, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Dead)
+    }
+}
+
 /// Records an attempt's outcome on the job row inside `w`, if the worker still holds the
 /// lease; `None` when the lease was lost (another worker took the job over) and nothing was
 /// changed.
 pub async fn settle(w: &Write<'_>, claimed: &ClaimedJob, outcome: Outcome) -> Result<Option<Settled>> {
+    let settled = settled(w, claimed, &outcome);
+    let finished = settled.finished().then_some(w.now());
+    let updated = job::Entity::update_many()
+        .col_expr(job::Column::Status, settled.status.into_value_expr())
+        .col_expr(job::Column::RunAfter, Expr::value(settled.run_after))
+        .col_expr(job::Column::LastError, Expr::value(settled.error.clone()))
+        .col_expr(job::Column::Reference, Expr::value(settled.reference.clone()))
+        .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(job::Column::LeaseToken, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::UpdatedAt, Expr::value(w.now()))
+        .col_expr(job::Column::FinishedAt, Expr::value(finished))
+        .filter(job::Column::Id.eq(claimed.job.id))
+        .filter(job::Column::Status.eq(JobStatus::Running))
+        .filter(job::Column::LeaseToken.eq(claimed.lease_token.clone()))
+        .exec(w.db())
+        .await?;
+    if updated.rows_affected != 1 {
+        return Ok(None);
+    }
+    Ok(Some(settled))
+}
+
+/// [`settle`] for each of `outcomes` in one statement: what each became, `None` where the
+/// lease was lost (that row is not changed; the others are).
+pub async fn settle_all(w: &Write<'_>, outcomes: &[(&ClaimedJob, Outcome)]) -> Result<Vec<Option<Settled>>> {
+    if outcomes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let now = w.now();
+    let all: Vec<Settled> = outcomes.iter().map(|(claimed, outcome)| settled(w, claimed, outcome)).collect();
+    // Each column by the job's id; the row only where its lease token still matches.
+    let by_id = |value: &dyn Fn(&Settled) -> sea_orm::Value| {
+        let mut case = CaseStatement::new();
+        for ((claimed, _), settled) in outcomes.iter().zip(&all) {
+            case = case.case(job::Column::Id.eq(claimed.job.id), Expr::val(value(settled)));
+        }
+        let expr: Expr = case.into();
+        expr
+    };
+    let mut leases = Condition::any();
+    for (claimed, _) in outcomes {
+        leases = leases.add(
+            Condition::all()
+                .add(job::Column::Id.eq(claimed.job.id))
+                .add(job::Column::LeaseToken.eq(claimed.lease_token.clone())),
+        );
+    }
+    let kept: std::collections::HashSet<i64> = job::Entity::update_many()
+        .col_expr(job::Column::Status, by_id(&|s| sea_orm::ActiveEnum::to_value(&s.status).into()))
+        .col_expr(job::Column::RunAfter, by_id(&|s| s.run_after.into()))
+        .col_expr(job::Column::LastError, by_id(&|s| s.error.clone().into()))
+        .col_expr(job::Column::Reference, by_id(&|s| s.reference.clone().into()))
+        .col_expr(job::Column::LockedBy, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(job::Column::LeaseToken, Expr::value(Option::<String>::None))
+        .col_expr(job::Column::UpdatedAt, Expr::value(now))
+        .col_expr(job::Column::FinishedAt, by_id(&|s| s.finished().then_some(now).into()))
+        .filter(job::Column::Status.eq(JobStatus::Running))
+        .filter(leases)
+        .exec_with_returning(w.db())
+        .await?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    Ok(outcomes
+        .iter()
+        .zip(all)
+        .map(|((claimed, _), settled)| kept.contains(&claimed.job.id).then_some(settled))
+        .collect())
+}
+
+/// What an attempt's `outcome` makes of the job (at the write's time).
+fn settled(w: &Write<'_>, claimed: &ClaimedJob, outcome: &Outcome) -> Settled {
     let (domain, now, job) = (w.domain(), w.now(), &claimed.job);
-    let (status, run_after, error, reference) = match &outcome {
+    let (status, run_after, error, reference) = match outcome {
         Outcome::Succeeded { reference } => (JobStatus::Succeeded, job.run_after, None, reference.clone()),
         Outcome::Transient { error, retry_after } if job.attempts < job.max_attempts => {
             let delay = match job.kind {
@@ -267,26 +349,7 @@ pub async fn settle(w: &Write<'_>, claimed: &ClaimedJob, outcome: Outcome) -> Re
         }
         Outcome::Permanent { error } => (JobStatus::Failed, job.run_after, Some(error.clone()), None),
     };
-    let finished = matches!(status, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Dead);
-    let updated = job::Entity::update_many()
-        .col_expr(job::Column::Status, status.into_value_expr())
-        .col_expr(job::Column::RunAfter, sea_orm::sea_query::Expr::value(run_after))
-        .col_expr(job::Column::LastError, sea_orm::sea_query::Expr::value(error.clone()))
-        .col_expr(job::Column::Reference, sea_orm::sea_query::Expr::value(reference.clone()))
-        .col_expr(job::Column::LockedBy, sea_orm::sea_query::Expr::value(Option::<String>::None))
-        .col_expr(job::Column::LockedUntil, sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None))
-        .col_expr(job::Column::LeaseToken, sea_orm::sea_query::Expr::value(Option::<String>::None))
-        .col_expr(job::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
-        .col_expr(job::Column::FinishedAt, sea_orm::sea_query::Expr::value(finished.then_some(now)))
-        .filter(job::Column::Id.eq(job.id))
-        .filter(job::Column::Status.eq(JobStatus::Running))
-        .filter(job::Column::LeaseToken.eq(claimed.lease_token.clone()))
-        .exec(w.db())
-        .await?;
-    if updated.rows_affected != 1 {
-        return Ok(None);
-    }
-    Ok(Some(Settled { status, error, reference, run_after }))
+    Settled { status, error, reference, run_after }
 }
 
 /// Extends the lease of a job a worker is still running to `lease` from now; `false` when the

@@ -185,6 +185,43 @@ async fn jobs_started_and_settled_together_end_as_jobs_started_and_settled_alone
     assert_eq!(seen[0], seen[1], "alone, then together");
 }
 
+/// Answers recorded together keep to each job's lease: the job another worker took over
+/// after its lease ran out is left as that worker holds it (nothing of the answer is
+/// written), the others are recorded.
+#[tokio::test]
+async fn an_answer_whose_lease_was_lost_is_not_recorded_with_the_others() {
+    use switchyard::domain::fulfilment::{complete_jobs, mark_all_started};
+    use switchyard::domain::jobs::{Outcome, claim_jobs_of, claim_next_job};
+
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
+    let subscriptions = six_subscriptions(&app, &f, &vendor).await;
+    let claimed = claim_jobs_of(&app.domain, "w", &[JobKind::Provisioning], BATCH).await.unwrap();
+    mark_all_started(&app.domain, &claimed.iter().collect::<Vec<_>>()).await.unwrap();
+    app.advance(chrono::Duration::seconds(61));
+    let taken = claim_next_job(&app.domain, "other").await.unwrap().unwrap();
+    let answers: Vec<_> =
+        claimed.iter().map(|job| (job, Outcome::Succeeded { reference: Some(format!("V-{}", job.job.id)) })).collect();
+    let kept = complete_jobs(&app.domain, &answers).await.unwrap();
+    let expected: Vec<bool> = claimed.iter().map(|job| job.job.id != taken.job.id).collect();
+    assert_eq!(kept, expected);
+    for subscription in &subscriptions {
+        let state = job(&app, subscription).await;
+        if subscription.parse::<i64>().ok() == taken.job.subscription_id {
+            assert_eq!(state["job"]["status"], "RUNNING", "{state}");
+            assert_eq!(state["job"]["attempts"], 2, "{state}");
+            assert_eq!(state["subscription"]["status"], "PROVISIONING", "{state}");
+            assert_eq!(state["subscription"]["vendorReference"], Value::Null, "{state}");
+        } else {
+            assert_eq!(state["job"]["status"], "SUCCEEDED", "{state}");
+            assert_eq!(state["subscription"]["status"], "ACTIVE", "{state}");
+        }
+    }
+    let row = entity::job::Entity::find_by_id(taken.job.id).one(&app.domain.db).await.unwrap().unwrap();
+    assert_eq!(row.locked_by.as_deref(), Some("other"), "the other worker still holds it");
+}
+
 /// Makes every update of subscription `id` fail (where `when` holds of the new row), as a
 /// write that cannot be made: a trigger.
 async fn refuse_updates(app: &TestApp, id: &str, when: &str) {
