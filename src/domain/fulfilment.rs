@@ -71,8 +71,8 @@ pub async fn mark_started(domain: &Domain, claimed: &ClaimedJob) -> Result<()> {
 }
 
 /// [`mark_started`] for each of `claimed` in one write (one commit for a worker's batch):
-/// all or none. Jobs are taken in the order of their orders and subscriptions, so that
-/// writes of batches lock those rows in one order.
+/// all or none. Purchases lock their subscriptions, then their orders, in id order
+/// (`fulfilment_batch`); other changes one job after another, in order and subscription order.
 pub async fn mark_all_started(domain: &Domain, claimed: &[&ClaimedJob]) -> Result<()> {
     let mut w = Write::begin(domain).await?;
     let now = w.now();

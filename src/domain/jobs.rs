@@ -154,8 +154,9 @@ pub async fn claim_next_job_of(domain: &Domain, worker: &str, kinds: &[JobKind])
 }
 
 /// Claims up to `limit` due jobs of `kinds` for `worker` in one statement (see
-/// [`next_jobs_sql`]), in the order they are due: each with a lease of its own token (the
-/// claim's random token and the job's id), so settling one job proves nothing of another.
+/// [`next_jobs_sql`]), in the order they are due: each with a lease token of its own (the
+/// claim's random token and the job's id: a job's settle matches its own row only; the
+/// tokens of one claim share their random part, which never leaves the worker).
 pub async fn claim_jobs_of(domain: &Domain, worker: &str, kinds: &[JobKind], limit: usize) -> Result<Vec<ClaimedJob>> {
     let now = domain.clock.now();
     let lease_until = now + Duration::from_std(domain.jobs.lease).unwrap_or(Duration::seconds(60));
@@ -179,10 +180,15 @@ pub async fn claim_jobs_of(domain: &Domain, worker: &str, kinds: &[JobKind], lim
     let rows = domain.db.query_all_raw(statement).await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for row in &rows {
-        let job = job::Model::from_query_result(row, "")?;
-        let lease_token =
-            job.lease_token.clone().ok_or_else(|| Error::internal("a claimed job without a lease token"))?;
-        claimed.push(ClaimedJob { job, lease_token });
+        // A row this build cannot read is left to its lease (as a claim of it alone would
+        // be); it does not take the batch's other jobs down with it.
+        match job::Model::from_query_result(row, "") {
+            Ok(job) => match job.lease_token.clone() {
+                Some(lease_token) => claimed.push(ClaimedJob { job, lease_token }),
+                None => tracing::error!(job = job.id, "a claimed job without a lease token is left to its lease"),
+            },
+            Err(error) => tracing::error!(%error, "a claimed job this build cannot read is left to its lease"),
+        }
     }
     claimed.sort_by_key(|claimed| (claimed.job.run_after, claimed.job.id));
     Ok(claimed)

@@ -4,11 +4,17 @@
 //! times instead of `3n` (each commit waits for the disk, and on PostgreSQL for the
 //! outbox's ordering lock).
 //!
-//! Nothing of a job's handling changes: each job's vendor call keeps its own lease, a job
-//! past its last attempt is DEAD without a call, a job without a subject FAILED, a call that
+//! A job's handling is as alone: each job's vendor call keeps its own lease, a job past its
+//! last attempt is DEAD without a call, a job without a subject FAILED, a check or call that
 //! panics makes its job DEAD, a lost lease leaves the job to it. Where a shared write fails
 //! (one job's subscription is gone, a deadlock, the database unreachable past its retries)
 //! nothing of it is kept, and each job is handled alone as if claimed alone.
+//!
+//! What differs from jobs run one at a time: a write's events come jobs first, then the
+//! orders' changes (each subscription's events in the same order); and an answer that
+//! waits for the write under way is not renewed meanwhile — a write held up past the lease
+//! (a row lock held that long) lets another worker take such a job over and call the
+//! vendor again with the same request id, as a job alone whose own write is held up.
 
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -37,18 +43,20 @@ pub(super) async fn run(
             logged(worker, job, run_claimed(domain, worker, client, timeout, job, claimed_at).await);
             continue;
         }
-        match past_its_last_attempt(domain, worker, job).await {
-            Ok(true) => continue,
-            Ok(false) => {}
-            Err(error) => {
-                logged(worker, job, Err(error));
-                continue;
+        // As a job alone: its checks' panics make it DEAD, not the batch.
+        let checked = AssertUnwindSafe(async {
+            if past_its_last_attempt(domain, worker, job).await? {
+                return Ok(None);
             }
-        }
-        match runnable(domain, job).await {
-            Ok(Some(subject)) => started.push((job, subject)),
-            Ok(None) => {}
-            Err(error) => logged(worker, job, Err(error)),
+            runnable(domain, job).await
+        })
+        .catch_unwind()
+        .await;
+        match checked {
+            Ok(Ok(Some(subject))) => started.push((job, subject)),
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) => logged(worker, job, Err(error)),
+            Err(panic) => dead_of_panic(domain, worker, job, panic_message(&*panic)).await,
         }
     }
     if started.is_empty() {

@@ -136,7 +136,8 @@ pub async fn run_worker(
     kinds: Vec<JobKind>,
 ) {
     while !shutdown.is_triggered() {
-        let batch = if kinds.contains(&JobKind::Provisioning) { config.job_batch } else { 1 };
+        // Batches of provisioning jobs only (a webhook delivery runs alone).
+        let batch = if kinds == [JobKind::Provisioning] { config.job_batch } else { 1 };
         let step = AssertUnwindSafe(run_batch_of(&domain, &name, &client, config.vendor_timeout, &kinds, batch))
             .catch_unwind()
             .await;
@@ -190,8 +191,9 @@ pub async fn run_one_of(
 /// Claims up to `limit` due jobs of `kinds` at once and runs them side by side; `false` when
 /// none was due. A batch of provisioning jobs starts in one write and records its outcomes
 /// in as few as their calls allow (`batch`); a job alone, or a batch whose start could not
-/// be recorded together, runs on its own ([`run_claimed`]): every job is handled exactly as
-/// if it had been claimed alone.
+/// be recorded together, runs on its own ([`run_claimed`]). Each job ends as it would alone
+/// (same rows and events per subscription; see `batch` for what differs: the order of a
+/// write's events, and an answer's lease, not renewed while it waits for its write).
 pub async fn run_batch_of(
     domain: &Domain,
     worker: &str,

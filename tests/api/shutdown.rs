@@ -34,6 +34,8 @@ async fn slow_vendor(delay: Duration) -> (TestApp, Fixture, FakeVendor) {
 /// the first one's call (the second waits for the one worker).
 async fn two_orders_one_in_flight(process: &Process, f: &Fixture, token: &str, vendor: &FakeVendor) {
     let client = reqwest::Client::new();
+    // The second order once the first's call is in flight: a worker claims a batch of the
+    // jobs due, and the second must wait in the queue.
     for key in ["first", "second"] {
         let body = json!({
             "query": "mutation($input: PlaceOrderInput!, $key: String!) { placeOrder(input: $input, idempotencyKey: $key) { order { id } } }",
@@ -42,11 +44,11 @@ async fn two_orders_one_in_flight(process: &Process, f: &Fixture, token: &str, v
         let response = client.post(format!("{}/graphql", process.address)).bearer_auth(token).json(&body).send().await;
         let answer: serde_json::Value = response.unwrap().json().await.unwrap();
         assert!(answer.get("errors").is_none(), "{answer}");
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while vendor.received().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "the vendor was never called");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while vendor.received().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the vendor was never called");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
