@@ -59,29 +59,40 @@ pub async fn complete_job(domain: &Domain, claimed: &ClaimedJob, outcome: Outcom
 }
 
 /// Marks a job RUNNING in the subscription's eyes (PENDING → PROVISIONING for a purchase)
-/// and announces it. Called by a worker right after it claimed the job.
-pub async fn mark_started(domain: &Domain, claimed: &ClaimedJob) -> Result<()> {
+/// and announces it, if the worker still holds its lease (`false`, and nothing changed,
+/// when another worker took the job over). Called by a worker right after it claimed the job.
+pub async fn mark_started(domain: &Domain, claimed: &ClaimedJob) -> Result<bool> {
     let job = &claimed.job;
     let mut w = Write::begin(domain).await?;
+    if jobs::leases_held(&w, &[claimed]).await?.is_empty() {
+        w.rollback().await;
+        return Ok(false);
+    }
     let now = w.now();
     let events = apply_to_subscription(w.db(), job, JobStatus::Running, None, None, now).await?;
     w.emit_all(events).await?;
     w.commit(Audit::Bookkeeping("a worker starts a job; the job row records it")).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// [`mark_started`] for each of `claimed` in one write (one commit for a worker's batch):
-/// all or none. Purchases lock their subscriptions, then their orders, in id order
-/// (`fulfilment_batch`); other changes one job after another, in order and subscription order.
-pub async fn mark_all_started(domain: &Domain, claimed: &[&ClaimedJob]) -> Result<()> {
+/// all or none; whether each was started, in the order given (`false` where its lease was
+/// lost: nothing of it is changed). The job rows are locked first; then purchases lock their
+/// subscriptions and orders in id order (`fulfilment_batch`); other changes one job after
+/// another, in order and subscription order.
+pub async fn mark_all_started(domain: &Domain, claimed: &[&ClaimedJob]) -> Result<Vec<bool>> {
     let mut w = Write::begin(domain).await?;
     let now = w.now();
-    let started: Vec<_> =
-        in_lock_order(claimed).into_iter().map(|job| (&job.job, JobStatus::Running, None, None)).collect();
+    let held = jobs::leases_held(&w, claimed).await?;
+    let started: Vec<_> = in_lock_order(claimed)
+        .into_iter()
+        .filter(|job| held.contains(&job.job.id))
+        .map(|job| (&job.job, JobStatus::Running, None, None))
+        .collect();
     let events = apply_to_batch(w.db(), started, now).await?;
     w.emit_all(events).await?;
     w.commit(Audit::Bookkeeping("workers start a batch of jobs; the job rows record it")).await?;
-    Ok(())
+    Ok(claimed.iter().map(|job| held.contains(&job.job.id)).collect())
 }
 
 /// [`complete_job`] for each of `outcomes` in one write: all or none. Whether each was

@@ -304,14 +304,7 @@ pub async fn settle_all(w: &Write<'_>, outcomes: &[(&ClaimedJob, Outcome)]) -> R
         let expr: Expr = case.into();
         expr
     };
-    let mut leases = Condition::any();
-    for (claimed, _) in outcomes {
-        leases = leases.add(
-            Condition::all()
-                .add(job::Column::Id.eq(claimed.job.id))
-                .add(job::Column::LeaseToken.eq(claimed.lease_token.clone())),
-        );
-    }
+    let leases = leases_of(outcomes.iter().map(|(claimed, _)| *claimed));
     let kept: std::collections::HashSet<i64> = job::Entity::update_many()
         .col_expr(job::Column::Status, by_id(&|s| sea_orm::ActiveEnum::to_value(&s.status).into()))
         .col_expr(job::Column::RunAfter, by_id(&|s| s.run_after.into()))
@@ -334,6 +327,30 @@ pub async fn settle_all(w: &Write<'_>, outcomes: &[(&ClaimedJob, Outcome)]) -> R
         .zip(all)
         .map(|((claimed, _), settled)| kept.contains(&claimed.job.id).then_some(settled))
         .collect())
+}
+
+/// Which of `claimed` are still the worker's (RUNNING under its lease token), their rows
+/// locked in `w` until it ends: the ids. A job whose lease ran out and another worker took
+/// over (and maybe finished) is not among them.
+pub async fn leases_held(w: &Write<'_>, claimed: &[&ClaimedJob]) -> Result<std::collections::HashSet<i64>> {
+    if claimed.is_empty() {
+        return Ok(std::collections::HashSet::new());
+    }
+    let select = job::Entity::find()
+        .filter(job::Column::Status.eq(JobStatus::Running))
+        .filter(leases_of(claimed.iter().copied()));
+    Ok(super::write::locking(select, w.db()).all(w.db()).await?.into_iter().map(|row| row.id).collect())
+}
+
+/// The rows of `claimed` under their own lease tokens.
+fn leases_of<'a>(claimed: impl Iterator<Item = &'a ClaimedJob>) -> Condition {
+    claimed.fold(Condition::any(), |any, claimed| {
+        any.add(
+            Condition::all()
+                .add(job::Column::Id.eq(claimed.job.id))
+                .add(job::Column::LeaseToken.eq(claimed.lease_token.clone())),
+        )
+    })
 }
 
 /// What an attempt's `outcome` makes of the job (at the write's time).

@@ -64,12 +64,26 @@ pub(super) async fn run(
     }
     let jobs: Vec<&ClaimedJob> = started.iter().map(|(job, _)| *job).collect();
     let together = AssertUnwindSafe(mark_all_started(domain, &jobs)).catch_unwind().await;
-    if !matches!(together, Ok(Ok(()))) {
-        let why = match together {
-            Ok(Err(error)) => error.to_string(),
-            Err(panic) => panic_message(&*panic),
-            Ok(Ok(())) => String::new(),
-        };
+    let why = match together {
+        Ok(Ok(held)) => {
+            let mut held = held.into_iter();
+            started.retain(|(job, _)| {
+                let kept = held.next().unwrap_or(false);
+                if !kept {
+                    tracing::warn!(
+                        job = job.job.id,
+                        worker,
+                        "lease lost before the job started: another worker took it over"
+                    );
+                }
+                kept
+            });
+            None
+        }
+        Ok(Err(error)) => Some(error.to_string()),
+        Err(panic) => Some(panic_message(&*panic)),
+    };
+    if let Some(why) = why {
         tracing::warn!(worker, jobs = jobs.len(), %why, "a batch's start could not be recorded together: each job runs alone");
         let alone = jobs.iter().map(|job| async move {
             logged(worker, job, run_claimed(domain, worker, client, timeout, job, claimed_at).await);

@@ -380,7 +380,10 @@ async fn provision(
     claimed_at: Instant,
 ) -> crate::domain::Result<()> {
     let Some(subject) = runnable(domain, claimed).await? else { return Ok(()) };
-    mark_started(domain, claimed).await?;
+    if !mark_started(domain, claimed).await? {
+        tracing::warn!(job = claimed.job.id, worker, "lease lost before the job started: another worker took it over");
+        return Ok(());
+    }
     let snapshot = domain.catalog.snapshot(&domain.db).await?;
     let Some(outcome) = call_vendor(domain, worker, client, timeout, claimed, &subject, &snapshot, claimed_at).await
     else {

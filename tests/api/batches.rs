@@ -221,6 +221,44 @@ async fn an_answer_whose_lease_was_lost_is_not_recorded_with_the_others() {
     assert_eq!(row.locked_by.as_deref(), Some("other"), "the other worker still holds it");
 }
 
+/// A start comes too late for a job whose lease ran out and which another worker took over
+/// and finished meanwhile: it is not started again (its line and order stay done, no
+/// event), and the batch's other jobs are started.
+#[tokio::test]
+async fn a_job_finished_by_another_worker_is_not_started_again_by_a_late_batch() {
+    use switchyard::domain::fulfilment::{complete_job, mark_all_started, mark_started};
+    use switchyard::domain::jobs::{Outcome, claim_jobs_of, claim_next_job};
+
+    let app = spawn_app().await;
+    let f = Fixture::build(&app).await;
+    let vendor = FakeVendor::start(Script::FailFirst(0, 200, None)).await;
+    let subscriptions = six_subscriptions(&app, &f, &vendor).await;
+    let claimed = claim_jobs_of(&app.domain, "late", &[JobKind::Provisioning], BATCH).await.unwrap();
+    app.advance(chrono::Duration::seconds(61));
+    let taken = claim_next_job(&app.domain, "other").await.unwrap().unwrap();
+    assert!(mark_started(&app.domain, &taken).await.unwrap());
+    assert!(complete_job(&app.domain, &taken, Outcome::Succeeded { reference: Some("V-other".into()) }).await.unwrap());
+    let events_before = crate::helpers::count_rows(&app, "domain_events").await;
+    let started = mark_all_started(&app.domain, &claimed.iter().collect::<Vec<_>>()).await.unwrap();
+    for subscription in &subscriptions {
+        let state = job(&app, subscription).await;
+        if subscription.parse::<i64>().ok() == taken.job.subscription_id {
+            assert_eq!(state["job"]["status"], "SUCCEEDED", "{state}");
+            assert_eq!(state["subscription"]["status"], "ACTIVE", "not started again: {state}");
+        } else {
+            assert_eq!(state["subscription"]["status"], "PROVISIONING", "{state}");
+        }
+    }
+    let lines =
+        app.data(&app.operator(), "{ orders(first: 10) { edges { node { lines { status } } } } }", json!({})).await;
+    let succeeded = lines.to_string().matches("SUCCEEDED").count();
+    assert_eq!(succeeded, 1, "the finished job's line stays SUCCEEDED: {lines}");
+    // Five jobs' starts: a subscription change and a provisioning event each, and no other.
+    assert_eq!(crate::helpers::count_rows(&app, "domain_events").await - events_before, 10);
+    let expected: Vec<bool> = claimed.iter().map(|job| job.job.id != taken.job.id).collect();
+    assert_eq!(started, expected, "started: the jobs whose lease holds");
+}
+
 /// Makes every update of subscription `id` fail (where `when` holds of the new row), as a
 /// write that cannot be made: a trigger.
 async fn refuse_updates(app: &TestApp, id: &str, when: &str) {
